@@ -1,0 +1,50 @@
+# llm-log-audit — `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+LOGS   ?= sample_logs
+OUT    ?= out
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help audit ingest test lint format weekly bench check clean sample
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+audit: $(STAMP) ## Run the whole pipeline on LOGS (default sample_logs) into OUT (default out)
+	$(BIN)/logaudit run $(LOGS) --out $(OUT)
+
+ingest: $(STAMP) ## Ingest LOGS into OUT only
+	$(BIN)/logaudit ingest $(LOGS) --out $(OUT)
+
+weekly: $(STAMP) ## Weekly data-quality report over OUT (exit code 3 on regressions)
+	$(BIN)/logaudit weekly $(OUT)
+
+test: $(STAMP) ## Lint and run the test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff check + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Apply ruff format
+	$(BIN)/ruff format .
+
+check: lint test ## lint + tests
+
+bench: $(STAMP) ## Benchmarks (BENCH_REQUESTS, default 200000); never part of `make test`
+	$(BIN)/python -m bench.run --requests $${BENCH_REQUESTS:-200000}
+
+sample: $(STAMP) ## Regenerate the committed sample logs (deterministic)
+	$(BIN)/python sample_logs/generate.py --out sample_logs --requests 4000 --days 45 --seed 7
+
+clean: ## Remove OUT and caches (keeps the venv)
+	rm -rf $(OUT) .pytest_cache .ruff_cache

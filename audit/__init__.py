@@ -1,0 +1,1 @@
+"""Stage 2: metrics over the normalized Parquet store (cache, tokens, cost, tasks, signals)."""

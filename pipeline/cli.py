@@ -1,0 +1,96 @@
+"""`logaudit`: a thin click layer over the Python API. No data logic lives here."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.errors import PipelineError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn PipelineError into `Error: …` and exit code 1; `--debug` re-raises with the traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PipelineError as e:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            raise click.ClickException(str(e)) from e
+
+    return wrapper
+
+
+def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--out", "workdir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
+        help="Working directory holding the store and every stage's output.",
+    )(fn)
+
+
+def workdir_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("workdir", type=click.Path(path_type=Path), default=Path("out"))(fn)
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
+    """Audit LLM API logs: is prompt caching still enough, or is it time to fine-tune?
+
+    \b
+    Quick start:
+      logaudit run sample_logs --out out      # ingest -> audit -> dataset -> report
+      logaudit ingest logs/ --out out         # stage 1 only
+      logaudit formats                        # the log formats recognized
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@out_option
+@click.option("--strict", is_flag=True, help="Exit non-zero when any record is rejected.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@handle_errors
+def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool | None) -> None:
+    """Ingest log files, folders or globs into the normalized Parquet store.
+
+    \b
+    Example:
+      logaudit ingest exports/2026-10/ 'gateway/*.jsonl.gz' --out out
+    Re-running is idempotent; new files are added incrementally.
+    """
+    from pipeline.ingest import ingest as run_ingest
+
+    result = run_ingest(paths, workdir, strict=strict, progress=progress)
+    click.echo(result.summary())
+
+
+@cli.command()
+def formats() -> None:
+    """List the log formats recognized, in detection order, with how each is detected.
+
+    \b
+    Example:
+      logaudit formats
+    """
+    from pipeline.ingest.bodies import BODY_FORMATS
+    from pipeline.ingest.formats import FORMATS
+
+    click.echo("Record formats (auto-detected per record, first match wins):")
+    for f in FORMATS:
+        click.echo(f"  {f.name:<24} {f.description}")
+    click.echo("\nProvider body formats (inside any wrapper above):")
+    for b in BODY_FORMATS:
+        click.echo(f"  {b.name:<24} {b.description}")
+
+
+if __name__ == "__main__":
+    cli()

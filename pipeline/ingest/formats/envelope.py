@@ -1,0 +1,102 @@
+"""The tool's own envelope (schemas/envelope.md) and the generic `{request, response}` wrapper."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pipeline.ingest.bodies import parse_bodies
+from pipeline.ingest.formats import Context, record_format
+from pipeline.ingest.rows import (
+    RecordError,
+    Row,
+    as_float,
+    as_int,
+    as_str,
+    bounded,
+    dumps,
+    make_row,
+    parse_ts,
+)
+
+_BODY_HINTS = {
+    "/v1/chat/completions": "openai_chat",
+    "/chat/completions": "openai_chat",
+    "/v1/messages": "anthropic_messages",
+    "/v1/responses": "openai_responses",
+}
+
+
+def _is_envelope(rec: Mapping[str, Any]) -> bool:
+    return "request" in rec and ("response" in rec or "error" in rec) and isinstance(rec.get("request"), Mapping | None)
+
+
+def feedback_score(feedback: Any) -> float | None:
+    """Thumbs (+1/-1, true/false, "up"/"down") and star or numeric scores, mapped to [-1, 1]."""
+    if not isinstance(feedback, Mapping):
+        return None
+    rating = feedback.get("rating", feedback.get("score", feedback.get("value")))
+    if isinstance(rating, bool):
+        return 1.0 if rating else -1.0
+    if isinstance(rating, str):
+        word = rating.strip().lower()
+        if word in ("up", "thumbs_up", "good", "positive", "like", "true"):
+            return 1.0
+        if word in ("down", "thumbs_down", "bad", "negative", "dislike", "false"):
+            return -1.0
+    value = as_float(rating)
+    if value is None:
+        return None
+    scale = as_float(feedback.get("scale"))
+    if scale and scale > 1:  # stars 1..scale -> [-1, 1]
+        return max(-1.0, min(1.0, 2 * (value - 1) / (scale - 1) - 1))
+    return max(-1.0, min(1.0, value))
+
+
+@record_format(
+    "envelope",
+    "llm-log-audit envelope or a generic wrapper: an object with `request` and `response` (or `error`); bodies auto-detected",
+    _is_envelope,
+    order=60,
+)
+def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
+    endpoint = as_str(rec.get("endpoint"))
+    fields = parse_bodies(rec.get("request"), rec.get("response"), hint=_BODY_HINTS.get(endpoint or ""))
+    ts_raw = rec.get("timestamp", rec.get("logged_at", rec.get("created_at")))
+    ts = parse_ts(ts_raw)
+    if ts_raw is not None and ts is None:
+        raise RecordError("bad_timestamp", f"`timestamp` {ts_raw!r} is not ISO-8601 or epoch")
+    err = rec.get("error")
+    overrides: dict[str, Any] = {}
+    if isinstance(err, Mapping):
+        overrides = {
+            "finish_reason": "error",
+            "status_code": as_int(err.get("status") or err.get("status_code") or err.get("code")),
+            "error_type": as_str(err.get("type") or err.get("code")) or "error",
+            "error_message": bounded(as_str(err.get("message"))),
+        }
+    elif err is not None:
+        overrides = {"finish_reason": "error", "error_type": "error", "error_message": bounded(as_str(err))}
+    elif rec.get("response") is None and fields.get("status_code") is None:
+        overrides["finish_reason"] = None  # request logged without a response (in flight / dropped)
+    feedback = rec.get("feedback")
+    metadata = rec.get("metadata")
+    provider = as_str(rec.get("provider"))
+    return [
+        make_row(
+            fields,
+            record=rec,
+            request_id=as_str(rec.get("id") or rec.get("request_id")),
+            ts=ts,
+            provider=provider.lower() if provider else None,
+            user_id=as_str(rec.get("user_id")),
+            session_id=as_str(rec.get("session_id")),
+            latency_ms=as_float(rec.get("latency_ms")),
+            ttft_ms=as_float(rec.get("ttft_ms")),
+            feedback_score=feedback_score(feedback),
+            feedback_json=dumps(feedback) if isinstance(feedback, Mapping) else None,
+            metadata_json=dumps(metadata) if isinstance(metadata, Mapping) else None,
+            status_code=as_int(rec.get("status_code")),
+            **overrides,
+        )
+    ]

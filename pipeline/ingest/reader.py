@@ -1,0 +1,272 @@
+"""Finding input files and turning them into numbered raw records, without ever raising on bad bytes.
+
+A file may be JSONL/NDJSON, a JSON document (object or array), or CSV, each optionally gzip or
+zstd compressed. Every physical line (JSONL, CSV) or array element (JSON) becomes one RawRecord,
+so the ingest can account for each: decoded, blank, or undecodable with a reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import glob
+import gzip
+import io
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import zstandard
+
+IGNORE_FILE = ".logauditignore"
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".har", ".txt", ".log")
+COMPRESSED_SUFFIXES = (".gz", ".zst")
+SNIPPET_CHARS = 300
+
+csv.field_size_limit(1 << 30)
+
+
+@dataclass
+class RawRecord:
+    line: int
+    value: Any = None
+    blank: bool = False
+    error: tuple[str, str] | None = None  # (reason, detail) when the bytes did not decode
+    snippet: str = ""
+
+
+class FileReadError(Exception):
+    """The file as a whole could not be read (unreadable, corrupt compression, invalid JSON document)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class SkippedPath:
+    path: str
+    reason: str
+
+
+def _ignored_patterns(folder: Path) -> list[str]:
+    f = folder / IGNORE_FILE
+    if not f.is_file():
+        return []
+    lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")] + [IGNORE_FILE]
+
+
+def is_data_file(path: Path) -> bool:
+    name = path.name.lower()
+    for c in COMPRESSED_SUFFIXES:
+        if name.endswith(c):
+            name = name[: -len(c)]
+    return name.endswith(DATA_SUFFIXES)
+
+
+def discover(paths: list[str]) -> tuple[list[Path], list[SkippedPath]]:
+    """Expand files, directories (recursively, honouring `.logauditignore`) and globs, sorted and unique."""
+    found: dict[str, Path] = {}
+    skipped: list[SkippedPath] = []
+    for spec in paths:
+        candidates = [Path(p) for p in sorted(glob.glob(spec, recursive=True))] if glob.has_magic(spec) else [Path(spec)]
+        if not candidates:
+            skipped.append(SkippedPath(spec, "no_match"))
+        for p in candidates:
+            if p.is_dir():
+                _walk(p, found, skipped)
+            elif p.exists():
+                found[str(p)] = p  # an explicitly named file is always read
+            else:
+                skipped.append(SkippedPath(str(p), "not_found"))
+    return [found[k] for k in sorted(found)], skipped
+
+
+def _walk(root: Path, found: dict[str, Path], skipped: list[SkippedPath]) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        folder = Path(dirpath)
+        patterns = _ignored_patterns(folder)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _match(d, patterns))
+        for name in sorted(filenames):
+            p = folder / name
+            if name.startswith(".") or _match(name, patterns):
+                continue
+            if is_data_file(p):
+                found[str(p)] = p
+            else:
+                skipped.append(SkippedPath(str(p), "not_a_log_file_extension"))
+
+
+def _match(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(name, pat) for pat in patterns)
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts compressed bytes consumed, for a progress bar over the bytes on disk."""
+
+    def __init__(self, raw: IO[bytes], on_bytes: Callable[[int], None]) -> None:
+        self._raw = raw
+        self._on_bytes = on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b)
+        if n:
+            self._on_bytes(n)
+        return n or 0
+
+
+def open_binary(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -> IO[bytes]:
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller via the returned stream
+    counted = io.BufferedReader(_CountingReader(raw, on_bytes), buffer_size=1 << 20)
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=counted)  # type: ignore[return-value]
+    if name.endswith(".zst"):
+        return zstandard.ZstdDecompressor().stream_reader(counted, read_across_frames=True)  # type: ignore[return-value]
+    return counted
+
+
+def _logical_name(path: Path) -> str:
+    name = path.name.lower()
+    for c in COMPRESSED_SUFFIXES:
+        if name.endswith(c):
+            name = name[: -len(c)]
+    return name
+
+
+_DECOMPRESS_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError)
+
+
+def read_records(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -> Iterator[RawRecord]:
+    """Yield every record of a file. Raises FileReadError (after yielding what was readable)."""
+    try:
+        stream = open_binary(path, on_bytes)
+    except OSError as e:
+        raise FileReadError("unreadable_file", f"cannot open: {e.strerror or e}") from e
+    try:
+        name = _logical_name(path)
+        if name.endswith(".csv"):
+            yield from _read_csv(stream)
+        elif name.endswith((".json", ".har")):
+            yield from _read_json_document(stream)
+        else:
+            yield from _read_jsonl(stream)
+    except _DECOMPRESS_ERRORS as e:
+        raise FileReadError("corrupt_compressed_file", f"decompression failed: {e}") from e
+    except OSError as e:
+        raise FileReadError("unreadable_file", f"read failed: {e}") from e
+    finally:
+        stream.close()
+
+
+def decode_line(raw: bytes, line_no: int) -> RawRecord:
+    if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    stripped = raw.strip()
+    if not stripped:
+        return RawRecord(line_no, blank=True)
+    snippet = stripped[:SNIPPET_CHARS].decode("utf-8", errors="replace")
+    try:
+        value = orjson.loads(stripped)
+    except orjson.JSONDecodeError as e:
+        msg = str(e)
+        reason = "invalid_utf8" if "UTF-8" in msg or "surrogate" in msg else "invalid_json"
+        return RawRecord(line_no, error=(reason, msg), snippet=snippet)
+    return RawRecord(line_no, value=value, snippet=snippet)
+
+
+def _read_jsonl(stream: IO[bytes]) -> Iterator[RawRecord]:
+    for i, raw in enumerate(stream, start=1):
+        yield decode_line(raw, i)
+
+
+def _read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:
+    data = stream.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.strip():
+        return
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        # Some ".json" exports are really JSON Lines: fall back when the first line is a full value.
+        first = data.lstrip().split(b"\n", 1)[0]
+        try:
+            orjson.loads(first)
+        except orjson.JSONDecodeError:
+            reason = "invalid_utf8" if "UTF-8" in str(e) else "invalid_json"
+            raise FileReadError(reason, f"not a valid JSON document: {e}") from e
+        for i, raw in enumerate(data.split(b"\n"), start=1):
+            yield decode_line(raw, i)
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value, start=1):
+            yield RawRecord(i, value=item, snippet=_snippet(item))
+    else:
+        yield RawRecord(1, value=value, snippet=_snippet(value))
+
+
+def _snippet(value: Any) -> str:
+    try:
+        return orjson.dumps(value)[:SNIPPET_CHARS].decode("utf-8", errors="replace")
+    except TypeError:
+        return repr(value)[:SNIPPET_CHARS]
+
+
+def _read_csv(stream: IO[bytes]) -> Iterator[RawRecord]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except UnicodeDecodeError as e:
+        raise FileReadError("invalid_utf8", f"CSV header is not UTF-8: {e}") from e
+    line = reader.line_num
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as e:
+            raise FileReadError("invalid_utf8", f"CSV after line {line} is not UTF-8: {e}") from e
+        except csv.Error as e:
+            yield RawRecord(reader.line_num, error=("invalid_csv", str(e)))
+            line = reader.line_num
+            continue
+        start = line + 1
+        line = reader.line_num
+        if not any(c.strip() for c in cells):
+            yield RawRecord(start, blank=True)
+            continue
+        if len(cells) != len(header):
+            yield RawRecord(
+                start,
+                error=("invalid_csv", f"{len(cells)} cells but the header has {len(header)}"),
+                snippet=",".join(cells)[:SNIPPET_CHARS],
+            )
+            continue
+        record = {h: _csv_cell(c) for h, c in zip(header, cells, strict=True)}
+        yield RawRecord(start, value=record, snippet=",".join(cells)[:SNIPPET_CHARS])
+
+
+def _csv_cell(cell: str) -> Any:
+    """CSV exports JSON-encode nested columns; decode those, keep the rest as text, '' as null."""
+    s = cell.strip()
+    if not s:
+        return None
+    if s[0] in "{[":
+        try:
+            return orjson.loads(s)
+        except orjson.JSONDecodeError:
+            return cell
+    return cell

@@ -1,0 +1,295 @@
+"""The normalized store on disk, versioned so that every ingest commits atomically.
+
+    WORKDIR/.store/v000003/{requests/date=YYYY-MM-DD/*.parquet, rejects/*.jsonl, ingest_manifest.json, state.json}
+    WORKDIR/.store/current -> v000003          (the one atomic switch: a symlink replaced with rename)
+    WORKDIR/requests       -> .store/current/requests
+    WORKDIR/rejects        -> .store/current/rejects
+    WORKDIR/ingest_manifest.json -> .store/current/ingest_manifest.json
+
+A run builds the next version in a temporary folder (earlier files hard-linked, so this costs no
+copying), then renames it into place and swaps `current`. A crash at any moment leaves `current`
+pointing at a complete version: the store is as before or as after, never half-written. Readers
+can glob `WORKDIR/requests/*/*.parquet` like any hive-partitioned dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import StoreError
+from schemas import PARTITION_COLUMN, REQUEST_SCHEMA, UNDATED
+
+STORE_DIR = ".store"
+LINKS = ("requests", "rejects", "ingest_manifest.json")
+
+
+def sql_literal(value: str | Path | list) -> str:
+    """A SQL string (or list of strings) literal; DDL such as CREATE VIEW cannot take parameters."""
+    if isinstance(value, list):
+        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def requests_glob(workdir: Path) -> str:
+    return str(Path(workdir) / "requests" / "*" / "*.parquet")
+
+
+def has_requests(workdir: Path) -> bool:
+    return any((Path(workdir) / "requests").glob("*/*.parquet"))
+
+
+def connect_store(workdir: Path, *, memory_limit: str = "3GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the `requests` view over the store (UTC session time zone)."""
+    workdir = Path(workdir)
+    if not has_requests(workdir):
+        raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    tmp = workdir / ".duckdb_tmp"
+    con.execute(f"SET temp_directory = {sql_literal(tmp)}")
+    con.execute(
+        "CREATE VIEW requests AS SELECT * FROM read_parquet("
+        f"{sql_literal(requests_glob(workdir))}, hive_partitioning = true, union_by_name = true)"
+    )
+    return con
+
+
+def current_version(workdir: Path) -> Path | None:
+    cur = Path(workdir) / STORE_DIR / "current"
+    return cur.resolve() if cur.is_symlink() and cur.resolve().is_dir() else None
+
+
+def read_state(workdir: Path) -> dict[str, Any]:
+    cur = current_version(workdir)
+    if cur and (cur / "state.json").is_file():
+        return json.loads((cur / "state.json").read_text(encoding="utf-8"))
+    return {"files": {}, "runs": []}
+
+
+@dataclass
+class StagedRun:
+    """Rows and rejects of one ingest run, spooled to disk while the inputs stream through."""
+
+    workdir: Path
+    run_id: str
+    tmp: Path = field(init=False)
+    _part: int = 0
+    _rejects: Any = None
+
+    def __post_init__(self) -> None:
+        self.tmp = Path(self.workdir) / STORE_DIR / f"tmp-{self.run_id}"
+        (self.tmp / "staging").mkdir(parents=True, exist_ok=True)
+        self._rejects = open(self.tmp / "rejects.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+
+    def write_rows(self, table: pa.Table) -> None:
+        if table.num_rows:
+            pq.write_table(table, self.tmp / "staging" / f"part-{self._part:06d}.parquet", compression="zstd")
+            self._part += 1
+
+    def write_reject(self, reject: dict[str, Any]) -> None:
+        self._rejects.write(json.dumps(reject, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self._rejects and not self._rejects.closed:
+            self._rejects.close()
+
+    def abort(self) -> None:
+        self.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# Two rows are the same record when their base id (before a "~" disambiguation suffix) and their
+# content fingerprint agree; same id with different content means two sources reused an id
+# (e.g. batch custom_ids "request-0"), and the later one is kept under `id~<fp8>`.
+_FINGERPRINT = """md5(concat_ws('|', coalesce(source_format, ''), coalesce(response_id, ''),
+    coalesce(CAST(ts AS VARCHAR), ''), coalesce(model, ''), coalesce(response_text, ''),
+    coalesce(CAST(len(messages) AS VARCHAR), ''), coalesce(md5(CAST(messages AS VARCHAR)), '')))"""
+
+
+def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """Deduplicate the staged rows against the store, build the next version and switch to it.
+
+    Returns {"rows_written", "rows_duplicate", "duplicates_by_file"}.
+    """
+    staged.close()
+    workdir = Path(staged.workdir)
+    build = staged.tmp / "version"
+    prev = current_version(workdir)
+    (build / "requests").mkdir(parents=True)
+    (build / "rejects").mkdir()
+    if prev is not None:
+        _link_tree(prev / "requests", build / "requests")
+        _link_tree(prev / "rejects", build / "rejects")
+
+    stats = _dedupe_and_write(staged, prev, build / "requests")
+    rejects = staged.tmp / "rejects.jsonl"
+    if rejects.stat().st_size:
+        os.replace(rejects, build / "rejects" / f"{staged.run_id}.jsonl")
+
+    manifest["totals"]["rows_written"] = stats["rows_written"]
+    manifest["totals"]["rows_duplicate"] = stats["rows_duplicate"]
+    for f in manifest["files"]:
+        f["rows_duplicate"] = stats["duplicates_by_file"].get(f["path"], 0)
+        f["rows_written"] = f["rows_emitted"] - f["rows_duplicate"]
+    _write_json(build / "ingest_manifest.json", manifest)
+    _write_json(build / "state.json", state)
+    _fsync_tree(build)
+
+    store = workdir / STORE_DIR
+    n = 1 + max((int(p.name[1:]) for p in store.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
+    final = store / f"v{n:06d}"
+    os.replace(build, final)
+    link_tmp = store / f"current.{staged.run_id}"
+    os.symlink(final.name, link_tmp)
+    os.replace(link_tmp, store / "current")  # the commit point
+    _ensure_links(workdir)
+    shutil.rmtree(staged.tmp, ignore_errors=True)
+    collect_garbage(workdir)
+    return stats
+
+
+def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[str, Any]:
+    staging_glob = str(staged.tmp / "staging" / "*.parquet")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET memory_limit = '2GB'")
+    con.execute(f"SET temp_directory = {sql_literal(staged.tmp / 'duckdb_tmp')}")
+    if not any((staged.tmp / "staging").glob("*.parquet")):
+        return {"rows_written": 0, "rows_duplicate": 0, "duplicates_by_file": {}}
+    con.execute(f"CREATE VIEW staged AS SELECT *, {_FINGERPRINT} AS _fp FROM read_parquet({sql_literal(staging_glob)})")
+    prev_files = sorted((prev / "requests").glob("*/*.parquet")) if prev else []
+    if prev_files:
+        con.execute(
+            f"""CREATE TEMP TABLE existing AS
+                SELECT split_part(request_id, '~', 1) AS base_id, request_id, {_FINGERPRINT} AS _fp
+                FROM read_parquet({sql_literal([str(p) for p in prev_files])}, hive_partitioning = false,
+                                  union_by_name = true)
+                WHERE split_part(request_id, '~', 1) IN (SELECT DISTINCT request_id FROM staged)"""
+        )
+    else:
+        con.execute("CREATE TEMP TABLE existing (base_id VARCHAR, request_id VARCHAR, _fp VARCHAR)")
+    con.execute(
+        """CREATE TEMP TABLE ranked AS
+           SELECT s.*,
+                  row_number() OVER (PARTITION BY request_id, _fp ORDER BY source_file, source_line) AS _copy,
+                  EXISTS (SELECT 1 FROM existing e WHERE e.base_id = s.request_id AND e._fp = s._fp) AS _in_store
+           FROM staged s"""
+    )
+    dup_rows = con.execute(
+        "SELECT source_file, count(*) FROM ranked WHERE _copy > 1 OR _in_store GROUP BY ALL"
+    ).fetchall()
+    duplicates_by_file = {f: int(c) for f, c in dup_rows}
+    # Among new distinct records sharing an id, the first keeps it unless the store already has it.
+    con.execute(
+        """CREATE TEMP TABLE fresh AS
+           SELECT * EXCLUDE (_copy, _in_store, _fp, request_id),
+                  CASE WHEN row_number() OVER (PARTITION BY request_id ORDER BY source_file, source_line) = 1
+                            AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.base_id = r.request_id)
+                       THEN request_id ELSE request_id || '~' || substr(_fp, 1, 8) END AS request_id
+           FROM ranked r WHERE _copy = 1 AND NOT _in_store"""
+    )
+    rows_written = con.execute("SELECT count(*) FROM fresh").fetchone()[0]
+    if rows_written:
+        cols = ", ".join(f'"{f.name}"' for f in REQUEST_SCHEMA)
+        tmp_out = staged.tmp / "partitioned"
+        con.execute(
+            f"""COPY (SELECT {cols},
+                         coalesce(strftime(ts, '%Y-%m-%d'), '{UNDATED}') AS {PARTITION_COLUMN}
+                      FROM fresh ORDER BY {PARTITION_COLUMN}, ts, request_id)
+                TO {sql_literal(tmp_out)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({PARTITION_COLUMN}),
+                                FILENAME_PATTERN 'part-{staged.run_id}-{{i}}', ROW_GROUP_SIZE 100000)"""
+        )
+        for f in sorted(tmp_out.glob("*/*.parquet")):
+            dest = out / f.parent.name
+            dest.mkdir(exist_ok=True)
+            os.replace(f, dest / f.name)
+    con.close()
+    return {
+        "rows_written": int(rows_written),
+        "rows_duplicate": sum(duplicates_by_file.values()),
+        "duplicates_by_file": duplicates_by_file,
+    }
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    if not src.is_dir():
+        return
+    for f in src.rglob("*"):
+        target = dst / f.relative_to(src)
+        if f.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(f, target)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in [*root.rglob("*"), root]:
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _ensure_links(workdir: Path) -> None:
+    for name in LINKS:
+        link = workdir / name
+        target = Path(STORE_DIR) / "current" / name
+        if link.is_symlink() and os.readlink(link) == str(target):
+            continue
+        if link.exists() and not link.is_symlink():
+            raise StoreError(f"`{link}` exists and is not managed by llm-log-audit; move it away and retry.")
+        tmp = workdir / f".{name}.{uuid.uuid4().hex}"
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+
+
+def collect_garbage(workdir: Path) -> None:
+    """Remove versions other than `current` and temporary folders of runs that died."""
+    store = Path(workdir) / STORE_DIR
+    cur = current_version(workdir)
+    for p in store.iterdir() if store.is_dir() else []:
+        if p.name == "current" or (cur is not None and p.resolve() == cur):
+            continue
+        if p.is_symlink() or p.is_file():
+            p.unlink(missing_ok=True)
+        elif p.is_dir() and (p.name.startswith("v") or p.name.startswith("tmp-")):
+            if p.name.startswith("tmp-") and _run_alive(p.name[4:]):
+                continue
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _run_alive(run_id: str) -> bool:
+    """A run id ends with the pid that owns it; don't delete the staging of a live concurrent run."""
+    try:
+        pid = int(run_id.rsplit("-", 1)[-1])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(list(rows), schema=REQUEST_SCHEMA)

@@ -1,0 +1,124 @@
+"""Offline tiktoken encodings and a content-hash-keyed token counter.
+
+tiktoken downloads its BPE files on first use; this tool must run air-gapped. The files ship
+inside the `bpe-openai` wheel (a declared dependency), gzip-compressed and byte-identical to
+OpenAI's (tiktoken checks their sha256). We decompress them once into tiktoken's own cache
+layout (`<cache>/<sha1 of the download URL>`) and point `TIKTOKEN_CACHE_DIR` there, so
+`tiktoken.get_encoding` works unchanged and never touches the network.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+import tiktoken
+import xxhash
+
+_URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+OFFLINE_ENCODINGS = ("o200k_base", "cl100k_base")
+
+# Which encoding counts which model family. Claude has no public tokenizer: o200k_base is used as
+# an approximation and calibrated against the usage the logs report (see audit/tokens).
+_MODEL_ENCODING = (
+    ("gpt-3.5", "cl100k_base"),
+    ("gpt-4-", "cl100k_base"),
+    ("gpt-4", "o200k_base"),  # gpt-4o, gpt-4.1
+    ("gpt-5", "o200k_base"),
+    ("o1", "o200k_base"),
+    ("o3", "o200k_base"),
+    ("o4", "o200k_base"),
+)
+DEFAULT_ENCODING = "o200k_base"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("LOGAUDIT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "llm-log-audit"
+    )
+    return Path(base) / "tiktoken"
+
+
+def _seed_cache() -> Path:
+    target = cache_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    data = resources.files("bpe_openai") / "data"
+    for name in OFFLINE_ENCODINGS:
+        dest = target / hashlib.sha1(_URL.format(name=name).encode()).hexdigest()
+        if dest.is_file() and dest.stat().st_size > 0:
+            continue
+        raw = gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes())
+        tmp = dest.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(raw)
+        os.replace(tmp, dest)  # atomic: concurrent processes never see half a file
+    return target
+
+
+@functools.cache
+def get_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
+    """A tiktoken encoding loaded from the bundled files; never downloads."""
+    if name not in OFFLINE_ENCODINGS:
+        raise ValueError(f"encoding {name!r} is not available offline; use one of {OFFLINE_ENCODINGS}")
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(_seed_cache())
+    return tiktoken.get_encoding(name)
+
+
+def encoding_name_for(model: str | None) -> str:
+    m = (model or "").lower()
+    for prefix, enc in _MODEL_ENCODING:
+        if m.startswith(prefix):
+            return enc
+    return DEFAULT_ENCODING
+
+
+def is_approximate(model: str | None) -> bool:
+    """True when the model's own tokenizer is not public (Claude, Gemini, …) and counts are estimates."""
+    m = (model or "").lower()
+    return not any(m.startswith(p) for p, _ in _MODEL_ENCODING)
+
+
+def text_key(text: str) -> int:
+    """64-bit content hash used to memoize tokenization of repeated texts."""
+    return xxhash.xxh3_64_intdigest(text.encode("utf-8", "surrogatepass"))
+
+
+class TokenCounter:
+    """Counts (and optionally returns) tokens, tokenizing each distinct text once.
+
+    System prompts and conversation histories repeat across thousands of requests; keying by a
+    content hash makes the cost proportional to the distinct text, not to the traffic.
+    """
+
+    def __init__(self, encoding: str = DEFAULT_ENCODING, max_entries: int = 2_000_000) -> None:
+        self.encoding = get_encoding(encoding)
+        self.encoding_name = encoding
+        self._counts: dict[int, int] = {}
+        self._max = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    def count(self, text: str | None) -> int:
+        if not text:
+            return 0
+        key = text_key(text)
+        n = self._counts.get(key)
+        if n is not None:
+            self.hits += 1
+            return n
+        self.misses += 1
+        n = len(self.encoding.encode_ordinary(text))
+        if len(self._counts) >= self._max:
+            self._counts.clear()  # bounded memory; a cold cache only costs time
+        self._counts[key] = n
+        return n
+
+    def count_many(self, texts: Iterable[str | None]) -> list[int]:
+        return [self.count(t) for t in texts]
+
+    def encode(self, text: str | None) -> list[int]:
+        return self.encoding.encode_ordinary(text) if text else []
