@@ -74,6 +74,22 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool |
 
 
 @cli.command()
+@workdir_argument
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@handle_errors
+def audit(workdir: Path, config_path: Path | None) -> None:
+    """Measure cacheable share, tokens, spend, task types and signals over the store.
+
+    \b
+    Example:
+      logaudit audit out
+    """
+    from audit import run_audits
+
+    click.echo(run_audits(workdir, config_path).summary_text())
+
+
+@cli.command()
 def formats() -> None:
     """List the log formats recognized, in detection order, with how each is detected.
 
