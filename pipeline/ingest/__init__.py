@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -107,7 +108,8 @@ def ingest(
     missing = [s for s in skipped_paths if s.reason in ("not_found", "no_match")]
     if not files and missing:
         raise IngestError(f"No input found: `{missing[0].path}` does not exist.")
-    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
+    # Unique per run (part files are named after it); ends with the pid so GC can spot live runs.
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}-{os.getpid()}"
     store.collect_garbage(workdir)
     state = store.read_state(workdir)
     known = state.setdefault("files", {})

@@ -253,7 +253,7 @@ def openai_chat_response(resp: Mapping[str, Any]) -> Row:
             finish = "refusal"
         parsed.append(
             {
-                "index": as_int(c.get("index")) or len(parsed),
+                "index": idx if (idx := as_int(c.get("index"))) is not None else len(parsed),
                 "text": text,
                 "tool_calls": calls or None,
                 "finish_reason": finish,

@@ -357,4 +357,10 @@ def make_row(fields: Row, *, record: Any = None, **overrides: Any) -> Row:
         values["ts"] = fields["_created"]
     if not values.get("request_id"):
         values["request_id"] = values.get("response_id") or content_hash(record)
+    if values.get("usage_missing") is None:
+        values["usage_missing"] = all(
+            values.get(k) is None
+            for k in ("in_uncached", "in_cache_read", "in_cache_write_5m", "in_cache_write_1h",
+                      "in_cache_write_unspecified", "out_total")
+        )
     return new_row(**values)

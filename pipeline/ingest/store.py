@@ -214,9 +214,11 @@ def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[s
                                 FILENAME_PATTERN 'part-{staged.run_id}-{{i}}', ROW_GROUP_SIZE 100000)"""
         )
         for f in sorted(tmp_out.glob("*/*.parquet")):
-            dest = out / f.parent.name
-            dest.mkdir(exist_ok=True)
-            os.replace(f, dest / f.name)
+            dest = out / f.parent.name / f.name
+            dest.parent.mkdir(exist_ok=True)
+            if dest.exists():  # never overwrite a file of an earlier version
+                raise StoreError(f"refusing to overwrite `{dest}`")
+            os.replace(f, dest)
     con.close()
     return {
         "rows_written": int(rows_written),

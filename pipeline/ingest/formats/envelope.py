@@ -67,18 +67,16 @@ def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     if ts_raw is not None and ts is None:
         raise RecordError("bad_timestamp", f"`timestamp` {ts_raw!r} is not ISO-8601 or epoch")
     err = rec.get("error")
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {"status_code": as_int(rec.get("status_code"))}
     if isinstance(err, Mapping):
-        overrides = {
+        overrides |= {
             "finish_reason": "error",
             "status_code": as_int(err.get("status") or err.get("status_code") or err.get("code")),
             "error_type": as_str(err.get("type") or err.get("code")) or "error",
             "error_message": bounded(as_str(err.get("message"))),
         }
     elif err is not None:
-        overrides = {"finish_reason": "error", "error_type": "error", "error_message": bounded(as_str(err))}
-    elif rec.get("response") is None and fields.get("status_code") is None:
-        overrides["finish_reason"] = None  # request logged without a response (in flight / dropped)
+        overrides |= {"finish_reason": "error", "error_type": "error", "error_message": bounded(as_str(err))}
     feedback = rec.get("feedback")
     metadata = rec.get("metadata")
     provider = as_str(rec.get("provider"))
@@ -96,7 +94,6 @@ def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             feedback_score=feedback_score(feedback),
             feedback_json=dumps(feedback) if isinstance(feedback, Mapping) else None,
             metadata_json=dumps(metadata) if isinstance(metadata, Mapping) else None,
-            status_code=as_int(rec.get("status_code")),
             **overrides,
         )
     ]
