@@ -14,6 +14,7 @@ the latter are written to `WORKDIR/rejects/` with file, line, reason and a snipp
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import time
@@ -31,12 +32,23 @@ from tqdm import tqdm
 from pipeline.errors import IngestError
 from pipeline.ingest import store
 from pipeline.ingest.formats import FORMATS, Context, RecordFormat, detect_format
-from pipeline.ingest.reader import FileReadError, RawRecord, SkippedPath, discover, read_records
+from pipeline.ingest.reader import (
+    FileReadError,
+    RawRecord,
+    SkippedPath,
+    discover,
+    read_range,
+    read_records,
+    split_ranges,
+    splittable,
+)
 from pipeline.ingest.rows import RecordError, Row, Skip
 from schemas import REQUEST_SCHEMA, SCHEMA_VERSION
 
 BATCH_ROWS = 5000
 SNIPPET_CHARS = 300
+CHUNK_BYTES = 64 << 20  # byte ranges of large JSONL files processed in parallel
+SMALL_INPUT_BYTES = 8 << 20  # below this, one process is faster than a pool
 
 
 @dataclass
@@ -52,6 +64,15 @@ class FileStats:
     rows_emitted: int = 0
     by_format: Counter = field(default_factory=Counter)
     reject_reasons: Counter = field(default_factory=Counter)
+
+    def merge(self, other: FileStats) -> None:
+        """Add the counts of another unit of the same file."""
+        if other.status == "error":
+            self.status, self.error = "error", other.error
+        for k in ("lines_read", "blank", "ingested", "skipped", "rejected", "rows_emitted"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.by_format.update(other.by_format)
+        self.reject_reasons.update(other.reject_reasons)
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if not isinstance(v, Counter)}
@@ -87,6 +108,85 @@ class IngestResult:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class WorkUnit:
+    """One partition of the input: a whole file, or a byte range of a large JSONL file.
+
+    `process_unit` is a pure function of a unit and a staging folder, so units can run in a
+    process pool here, or as tasks on a distributed engine (Ray, Spark) later.
+    """
+
+    index: int
+    path: str
+    start: int = 0
+    end: int | None = None  # None: the whole file
+    first_line: int = 1
+
+
+@dataclass
+class UnitResult:
+    unit: WorkUnit
+    stats: FileStats
+    state: dict[str, Any]
+    bytes_done: int
+
+
+def plan_units(files: list[Path], chunk_bytes: int) -> list[WorkUnit]:
+    units: list[WorkUnit] = []
+    for f in files:
+        try:
+            size = f.stat().st_size
+        except OSError:
+            size = 0
+        if size > chunk_bytes and splittable(f):
+            for start, end, line in split_ranges(f, chunk_bytes):
+                units.append(WorkUnit(len(units), str(f), start, end, line))
+        else:
+            units.append(WorkUnit(len(units), str(f)))
+    return units
+
+
+def process_unit(unit: WorkUnit, staged: store.StagedRun, batch_rows: int = BATCH_ROWS) -> UnitResult:
+    """Read, detect and normalize every record of one unit into the staging folder."""
+    spool = staged.spool(f"u{unit.index:06d}")
+    ctx = Context(reject=lambda file, line, reason, detail: None)
+    fs = FileStats(unit.path)
+    done = 0
+
+    def count(n: int) -> None:
+        nonlocal done
+        done += n
+
+    path = Path(unit.path)
+    records = read_range(path, unit.start, unit.end, unit.first_line, count) if unit.end is not None else read_records(path, count)
+    buffer: list[Row] = []
+    for row in _ingest_records(records, path, fs, ctx, spool):
+        buffer.append(row)
+        if len(buffer) >= batch_rows:
+            _flush(buffer, spool, [fs])
+    _flush(buffer, spool, [fs])
+    spool.close()
+    return UnitResult(unit, fs, ctx.state, done)
+
+
+def _run_units(units: list[WorkUnit], staged: store.StagedRun, workers: int, batch_rows: int, bar: Any) -> Iterator[UnitResult]:
+    if workers <= 1 or len(units) <= 1:
+        for u in units:
+            r = process_unit(u, staged, batch_rows)
+            bar.update(r.bytes_done)
+            yield r
+        return
+    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with ctx.Pool(workers) as pool:
+        for r in pool.imap(_process_unit_star, [(u, staged, batch_rows) for u in units]):
+            bar.update(r.bytes_done)
+            yield r
+
+
+def _process_unit_star(args: tuple[WorkUnit, store.StagedRun, int]) -> UnitResult:
+    return process_unit(*args)
+
+
 def ingest(
     paths: Iterable[str | Path],
     workdir: Path,
@@ -94,11 +194,15 @@ def ingest(
     strict: bool = False,
     progress: bool | None = None,
     batch_rows: int = BATCH_ROWS,
+    workers: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> IngestResult:
     """Ingest log files, directories or globs into `workdir`; idempotent and incremental.
 
     Files unchanged since they were last ingested (same path, size and mtime) are not re-read;
-    records already in the store (same id and content) are not written twice.
+    records already in the store (same id and content) are not written twice. Work is split into
+    units (files, and byte ranges of large JSONL files) processed by `workers` processes
+    (default: the CPU count; small inputs run in-process).
     Raises IngestError when no input exists, or in `strict` mode when anything was rejected
     (the store is still updated, so the rejects can be inspected).
     """
@@ -116,54 +220,62 @@ def ingest(
     staged = store.StagedRun(workdir, run_id)
     started = time.time()
     try:
-        stats: list[FileStats] = []
-
-        def late_reject(file: str, line: int, reason: str, detail: str) -> None:
-            fs = next((s for s in reversed(stats) if s.path == file), None)
-            if fs is not None:
-                fs.ingested -= 1
-                fs.rejected += 1
-                fs.reject_reasons[reason] += 1
-            staged.write_reject(_reject("rejected", file, line, None, reason, detail, ""))
-
-        ctx = Context(reject=late_reject)
-        buffer: list[Row] = []
-        todo: list[tuple[Path, os.stat_result]] = []
+        stats: dict[str, FileStats] = {}
+        todo: list[Path] = []
+        stat_of: dict[str, os.stat_result] = {}
+        final = staged.spool("zfinish")
         for f in files:
             try:
                 st = f.stat()
             except OSError as e:
-                fs = FileStats(str(f), status="error", error=f"unreadable_file: {e.strerror or e}")
-                stats.append(fs)
-                staged.write_reject(_reject("rejected", str(f), 0, None, "unreadable_file", fs.error, ""))
+                fs = stats[str(f)] = FileStats(str(f), status="error", error=f"unreadable_file: {e.strerror or e}")
+                final.write_reject(_reject("rejected", str(f), 0, None, "unreadable_file", fs.error or "", ""))
                 continue
             prev = known.get(str(f.resolve()))
             if prev and prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns:
-                stats.append(FileStats(str(f), status="unchanged"))
+                stats[str(f)] = FileStats(str(f), status="unchanged")
                 continue
-            todo.append((f, st))
-        total_bytes = sum(st.st_size for _, st in todo)
+            todo.append(f)
+            stat_of[str(f)] = st
+        total_bytes = sum(st.st_size for st in stat_of.values())
+        units = plan_units(todo, chunk_bytes)
+        n_workers = workers if workers is not None else (os.cpu_count() or 1)
+        if total_bytes < SMALL_INPUT_BYTES:
+            n_workers = 1  # process start-up costs more than it saves
+        merged: dict[str, Any] = {}
         show = progress if progress is not None else sys.stderr.isatty()
         with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not show) as bar:
-            for f, st in todo:
-                bar.set_postfix_str(f.name[-40:])
-                fs = FileStats(str(f))
-                stats.append(fs)
-                for row in _ingest_file(f, fs, ctx, staged, bar.update):
+            for result in _run_units(units, staged, n_workers, batch_rows, bar):
+                fs = stats.setdefault(result.unit.path, FileStats(result.unit.path))
+                fs.merge(result.stats)
+                _merge_state(merged, result.state)
+        for path, fs in stats.items():
+            if fs.status == "ingested" and path in stat_of:
+                st = stat_of[path]
+                known[str(Path(path).resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "run_id": run_id}
+
+        def late_reject(file: str, line: int, reason: str, detail: str) -> None:
+            fs = stats.get(file)
+            if fs is not None:
+                fs.ingested -= 1
+                fs.rejected += 1
+                fs.reject_reasons[reason] += 1
+            final.write_reject(_reject("rejected", file, line, None, reason, detail, ""))
+
+        # Formats that join records across lines or files (batch input + output) emit here.
+        ctx = Context(state=merged, reject=late_reject)
+        buffer: list[Row] = []
+        ordered = list(stats.values())
+        for fmt in FORMATS:
+            if fmt.finish is not None:
+                for row in fmt.finish(ctx):
+                    _count_row(row, stats)
                     buffer.append(row)
                     if len(buffer) >= batch_rows:
-                        _flush(buffer, staged, stats)
-                if fs.status != "error":
-                    known[str(f.resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "run_id": run_id}
-            for fmt in FORMATS:
-                if fmt.finish is not None:
-                    for row in fmt.finish(ctx):
-                        _count_row(row, stats)
-                        buffer.append(row)
-                        if len(buffer) >= batch_rows:
-                            _flush(buffer, staged, stats)
-            _flush(buffer, staged, stats)
-        manifest = _manifest(run_id, paths, stats, skipped_paths, started, state)
+                        _flush(buffer, final, ordered)
+        _flush(buffer, final, ordered)
+        final.close()
+        manifest = _manifest(run_id, paths, ordered, skipped_paths, started, state)
         state.setdefault("runs", []).append({"run_id": run_id, "totals": manifest["totals"]})
         store.commit_run(staged, manifest, state)
     except BaseException:
@@ -177,18 +289,29 @@ def ingest(
     return result
 
 
-def _count_row(row: Row, stats: list[FileStats]) -> None:
-    for fs in reversed(stats):
-        if fs.path == row.get("source_file"):
-            fs.rows_emitted += 1
-            return
+def _merge_state(into: dict[str, Any], part: dict[str, Any]) -> None:
+    """Combine per-unit format state: dicts of pending items keyed by id are merged key by key."""
+    for name, value in part.items():
+        target = into.setdefault(name, {})
+        for key, sub in value.items():
+            if isinstance(sub, dict) and isinstance(target.get(key), dict):
+                target[key].update(sub)
+            elif isinstance(sub, list) and isinstance(target.get(key), list):
+                target[key].extend(sub)
+            else:
+                target[key] = sub
 
 
-def _ingest_file(
-    path: Path, fs: FileStats, ctx: Context, staged: store.StagedRun, on_bytes: Any
+def _count_row(row: Row, stats: dict[str, FileStats]) -> None:
+    fs = stats.get(str(row.get("source_file")))
+    if fs is not None:
+        fs.rows_emitted += 1
+
+
+def _ingest_records(
+    records: Iterator[RawRecord], path: Path, fs: FileStats, ctx: Context, spool: store.Spool
 ) -> Iterator[Row]:
     ctx.source_file = str(path)
-    records = read_records(path, on_bytes)
     while True:
         try:
             rec = next(records)
@@ -197,16 +320,16 @@ def _ingest_file(
         except FileReadError as e:
             fs.status, fs.error = "error", f"{e.reason}: {e.detail}"
             fs.reject_reasons[e.reason] += 1
-            staged.write_reject(_reject("rejected", str(path), fs.lines_read + 1, None, e.reason, e.detail, ""))
+            spool.write_reject(_reject("rejected", str(path), fs.lines_read + 1, None, e.reason, e.detail, ""))
             return
         fs.lines_read += 1
         if rec.blank:
             fs.blank += 1
             continue
-        yield from _ingest_record(rec, fs, ctx, staged)
+        yield from _ingest_record(rec, fs, ctx, spool)
 
 
-def _ingest_record(rec: RawRecord, fs: FileStats, ctx: Context, staged: store.StagedRun) -> Iterator[Row]:
+def _ingest_record(rec: RawRecord, fs: FileStats, ctx: Context, spool: store.Spool) -> Iterator[Row]:
     ctx.source_line = rec.line
 
     def reject(kind: str, reason: str, detail: str, fmt: str | None = None) -> None:
@@ -215,7 +338,7 @@ def _ingest_record(rec: RawRecord, fs: FileStats, ctx: Context, staged: store.St
         else:
             fs.rejected += 1
         fs.reject_reasons[reason] += 1
-        staged.write_reject(_reject(kind, fs.path, rec.line, fmt, reason, detail, rec.snippet))
+        spool.write_reject(_reject(kind, fs.path, rec.line, fmt, reason, detail, rec.snippet))
 
     if rec.error is not None:
         reject("rejected", rec.error[0], rec.error[1])
@@ -259,7 +382,7 @@ def _complete_row(row: Row, fmt: RecordFormat, path: str, line: int) -> None:
         row["source_line"] = line
 
 
-def _flush(buffer: list[Row], staged: store.StagedRun, stats: list[FileStats]) -> None:
+def _flush(buffer: list[Row], staged: store.Spool, stats: list[FileStats]) -> None:
     """Convert buffered rows to Arrow; a row the schema refuses is rejected on its own."""
     if not buffer:
         return

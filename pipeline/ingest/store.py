@@ -81,34 +81,51 @@ def read_state(workdir: Path) -> dict[str, Any]:
 
 
 @dataclass
+class Spool:
+    """Where one unit of work (a file or a byte range of one) writes its rows and rejects.
+
+    Units run in worker processes; each writes uniquely named files into the run's staging folder,
+    so no coordination is needed until the commit.
+    """
+
+    folder: Path
+    unit: str
+    _part: int = 0
+    _rejects: Any = None
+
+    def write_rows(self, table: pa.Table) -> None:
+        if table.num_rows:
+            name = f"{self.unit}-{self._part:06d}.parquet"
+            pq.write_table(table, self.folder / "staging" / name, compression="zstd")
+            self._part += 1
+
+    def write_reject(self, reject: dict[str, Any]) -> None:
+        if self._rejects is None:
+            self._rejects = open(self.folder / "rejects" / f"{self.unit}.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self._rejects.write(json.dumps(reject, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self._rejects is not None and not self._rejects.closed:
+            self._rejects.close()
+
+
+@dataclass
 class StagedRun:
-    """Rows and rejects of one ingest run, spooled to disk while the inputs stream through."""
+    """The staging folder of one ingest run: rows and rejects spooled while the inputs stream through."""
 
     workdir: Path
     run_id: str
     tmp: Path = field(init=False)
-    _part: int = 0
-    _rejects: Any = None
 
     def __post_init__(self) -> None:
         self.tmp = Path(self.workdir) / STORE_DIR / f"tmp-{self.run_id}"
         (self.tmp / "staging").mkdir(parents=True, exist_ok=True)
-        self._rejects = open(self.tmp / "rejects.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        (self.tmp / "rejects").mkdir(parents=True, exist_ok=True)
 
-    def write_rows(self, table: pa.Table) -> None:
-        if table.num_rows:
-            pq.write_table(table, self.tmp / "staging" / f"part-{self._part:06d}.parquet", compression="zstd")
-            self._part += 1
-
-    def write_reject(self, reject: dict[str, Any]) -> None:
-        self._rejects.write(json.dumps(reject, ensure_ascii=False) + "\n")
-
-    def close(self) -> None:
-        if self._rejects and not self._rejects.closed:
-            self._rejects.close()
+    def spool(self, unit: str) -> Spool:
+        return Spool(self.tmp, unit)
 
     def abort(self) -> None:
-        self.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -125,7 +142,6 @@ def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any
 
     Returns {"rows_written", "rows_duplicate", "duplicates_by_file"}.
     """
-    staged.close()
     workdir = Path(staged.workdir)
     build = staged.tmp / "version"
     prev = current_version(workdir)
@@ -136,9 +152,7 @@ def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any
         _link_tree(prev / "rejects", build / "rejects")
 
     stats = _dedupe_and_write(staged, prev, build / "requests")
-    rejects = staged.tmp / "rejects.jsonl"
-    if rejects.stat().st_size:
-        os.replace(rejects, build / "rejects" / f"{staged.run_id}.jsonl")
+    _concat(sorted((staged.tmp / "rejects").glob("*.jsonl")), build / "rejects" / f"{staged.run_id}.jsonl")
 
     manifest["totals"]["rows_written"] = stats["rows_written"]
     manifest["totals"]["rows_duplicate"] = stats["rows_duplicate"]
@@ -225,6 +239,16 @@ def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[s
         "rows_duplicate": sum(duplicates_by_file.values()),
         "duplicates_by_file": duplicates_by_file,
     }
+
+
+def _concat(parts: list[Path], dest: Path) -> None:
+    parts = [p for p in parts if p.stat().st_size]
+    if not parts:
+        return
+    with open(dest, "wb") as out:
+        for p in parts:
+            with open(p, "rb") as f:
+                shutil.copyfileobj(f, out)
 
 
 def _link_tree(src: Path, dst: Path) -> None:
