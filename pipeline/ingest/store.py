@@ -129,14 +129,6 @@ class StagedRun:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-# Two rows are the same record when their base id (before a "~" disambiguation suffix) and their
-# content fingerprint agree; same id with different content means two sources reused an id
-# (e.g. batch custom_ids "request-0"), and the later one is kept under `id~<fp8>`.
-_FINGERPRINT = """md5(concat_ws('|', coalesce(source_format, ''), coalesce(response_id, ''),
-    coalesce(CAST(ts AS VARCHAR), ''), coalesce(model, ''), coalesce(response_text, ''),
-    coalesce(CAST(len(messages) AS VARCHAR), ''), coalesce(md5(CAST(messages AS VARCHAR)), '')))"""
-
-
 def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     """Deduplicate the staged rows against the store, build the next version and switch to it.
 
@@ -176,54 +168,50 @@ def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any
     return stats
 
 
+SQL_DIR = Path(__file__).with_name("sql")
+
+
+def _run_sql(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> None:
+    """Run one statement file from `sql/`; DDL cannot be prepared, so path parameters are
+    substituted as escaped SQL literals (never raw values)."""
+    sql = (SQL_DIR / name).read_text(encoding="utf-8")
+    for key, value in params.items():
+        sql = sql.replace(f"${key}", sql_literal(value))
+    con.execute(sql)
+
+
 def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[str, Any]:
-    staging_glob = str(staged.tmp / "staging" / "*.parquet")
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET memory_limit = '2GB'")
-    con.execute(f"SET temp_directory = {sql_literal(staged.tmp / 'duckdb_tmp')}")
     if not any((staged.tmp / "staging").glob("*.parquet")):
         return {"rows_written": 0, "rows_duplicate": 0, "duplicates_by_file": {}}
-    con.execute(f"CREATE VIEW staged AS SELECT *, {_FINGERPRINT} AS _fp FROM read_parquet({sql_literal(staging_glob)})")
-    prev_files = sorted((prev / "requests").glob("*/*.parquet")) if prev else []
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET memory_limit = '1GB'")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET temp_directory = {sql_literal(staged.tmp / 'duckdb_tmp')}")
+    staging = str(staged.tmp / "staging" / "*.parquet")
+    prev_files = [str(p) for p in sorted((prev / "requests").glob("*/*.parquet"))] if prev else []
+    _run_sql(con, "01_record_fingerprint.sql")
+    _run_sql(con, "02_staged_keys.sql", staging=staging)
     if prev_files:
-        con.execute(
-            f"""CREATE TEMP TABLE existing AS
-                SELECT split_part(request_id, '~', 1) AS base_id, request_id, {_FINGERPRINT} AS _fp
-                FROM read_parquet({sql_literal([str(p) for p in prev_files])}, hive_partitioning = false,
-                                  union_by_name = true)
-                WHERE split_part(request_id, '~', 1) IN (SELECT DISTINCT request_id FROM staged)"""
-        )
+        _run_sql(con, "03_existing_keys.sql", previous=prev_files)
     else:
-        con.execute("CREATE TEMP TABLE existing (base_id VARCHAR, request_id VARCHAR, _fp VARCHAR)")
-    con.execute(
-        """CREATE TEMP TABLE ranked AS
-           SELECT s.*,
-                  row_number() OVER (PARTITION BY request_id, _fp ORDER BY source_file, source_line) AS _copy,
-                  EXISTS (SELECT 1 FROM existing e WHERE e.base_id = s.request_id AND e._fp = s._fp) AS _in_store
-           FROM staged s"""
-    )
-    dup_rows = con.execute(
-        "SELECT source_file, count(*) FROM ranked WHERE _copy > 1 OR _in_store GROUP BY ALL"
-    ).fetchall()
+        con.execute("CREATE TEMP TABLE existing_keys (base_id VARCHAR, request_id VARCHAR, _fp VARCHAR)")
+    _run_sql(con, "04_decide_rows.sql")
+    dup_rows = con.execute("SELECT source_file, count(*) FROM decided WHERE is_duplicate GROUP BY ALL").fetchall()
     duplicates_by_file = {f: int(c) for f, c in dup_rows}
-    # Among new distinct records sharing an id, the first keeps it unless the store already has it.
-    con.execute(
-        """CREATE TEMP TABLE fresh AS
-           SELECT * EXCLUDE (_copy, _in_store, _fp, request_id),
-                  CASE WHEN row_number() OVER (PARTITION BY request_id ORDER BY source_file, source_line) = 1
-                            AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.base_id = r.request_id)
-                       THEN request_id ELSE request_id || '~' || substr(_fp, 1, 8) END AS request_id
-           FROM ranked r WHERE _copy = 1 AND NOT _in_store"""
-    )
-    rows_written = con.execute("SELECT count(*) FROM fresh").fetchone()[0]
+    rows_written = con.execute("SELECT count(*) FROM decided WHERE NOT is_duplicate").fetchone()[0]
     if rows_written:
-        cols = ", ".join(f'"{f.name}"' for f in REQUEST_SCHEMA)
+        cols = ", ".join(f's."{f.name}"' for f in REQUEST_SCHEMA if f.name != "request_id")
         tmp_out = staged.tmp / "partitioned"
+        # Rows are joined back to their decision by (staging file, row number): content streams
+        # from the staging files instead of being held in memory.
         con.execute(
-            f"""COPY (SELECT {cols},
-                         coalesce(strftime(ts, '%Y-%m-%d'), '{UNDATED}') AS {PARTITION_COLUMN}
-                      FROM fresh ORDER BY {PARTITION_COLUMN}, ts, request_id)
+            f"""COPY (SELECT d.final_id AS request_id, {cols},
+                         coalesce(strftime(s.ts, '%Y-%m-%d'), '{UNDATED}') AS {PARTITION_COLUMN}
+                      FROM read_parquet({sql_literal(staging)}, filename = true, file_row_number = true) s
+                      JOIN decided d ON d._file = s.filename AND d._row = s.file_row_number
+                      WHERE NOT d.is_duplicate
+                      ORDER BY {PARTITION_COLUMN}, s.ts, request_id)
                 TO {sql_literal(tmp_out)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({PARTITION_COLUMN}),
                                 FILENAME_PATTERN 'part-{staged.run_id}-{{i}}', ROW_GROUP_SIZE 100000)"""
         )

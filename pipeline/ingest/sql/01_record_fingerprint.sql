@@ -1,0 +1,8 @@
+-- name: record_fingerprint
+-- description: Content fingerprint of a normalized row. Two rows are the same record when their
+--   base id (before any "~" disambiguation suffix) and this fingerprint agree; the same id with a
+--   different fingerprint means two sources reused an id (batch custom_ids such as "request-0").
+CREATE OR REPLACE TEMP MACRO record_fp(source_format, response_id, ts, model, response_text, messages) AS
+    md5(concat_ws('|', coalesce(source_format, ''), coalesce(response_id, ''),
+        coalesce(CAST(ts AS VARCHAR), ''), coalesce(model, ''), coalesce(response_text, ''),
+        coalesce(CAST(len(messages) AS VARCHAR), ''), coalesce(md5(CAST(messages AS VARCHAR)), '')));
