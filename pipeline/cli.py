@@ -90,6 +90,36 @@ def audit(workdir: Path, config_path: Path | None) -> None:
 
 
 @cli.command()
+@workdir_argument
+@click.option("--format", "target_format", type=click.Choice(["openai", "anthropic", "trl", "sharegpt"]),
+              default=None, help="Output record format (default openai).")
+@click.option("--pii", type=click.Choice(["redact", "drop", "keep"]), default=None,
+              help="Secrets/PII: redact with typed placeholders (default), drop the request, or keep.")
+@click.option("--per-task", is_flag=True, default=None, help="One train/eval pair per task type.")
+@click.option("--seed", type=int, default=None, help="Seed of the eval split (default 13).")
+@click.option("--eval-fraction", type=float, default=None, help="Share held out per task type (default 0.1).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@handle_errors
+def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task: bool | None, seed: int | None,
+            eval_fraction: float | None, config_path: Path | None) -> None:
+    """Build fine-tuning JSONL from the store: filter, redact, deduplicate, split.
+
+    \b
+    Example:
+      logaudit dataset out --format openai --pii redact
+    Writes out/dataset/{train,eval}.jsonl, lineage.parquet, manifest.json, dataset_card.md.
+    """
+    from pipeline.config import load_toml
+    from pipeline.dataset import DatasetConfig, build_dataset
+
+    config = DatasetConfig.from_toml(
+        load_toml(config_path), format=target_format, pii=pii, per_task=per_task, seed=seed,
+        eval_fraction=eval_fraction,
+    )
+    click.echo(build_dataset(workdir, config).summary())
+
+
+@cli.command()
 def formats() -> None:
     """List the log formats recognized, in detection order, with how each is detected.
 

@@ -1,0 +1,235 @@
+"""Exact and near-duplicate detection: normalized-text hashes, then MinHash LSH with exact verification.
+
+Parameters (measured in shared/reference/dedup.md §3.3–3.4 on 100k docs with planted near-dups):
+word 5-gram shingles of the normalized user + assistant text (the shared system prompt would
+dominate the shingles and make every request of a task look alike), 128 permutations, and
+`MinHashLSH(params=(16, 8))`. Sixteen bands of eight rows put the S-curve midpoint at
+(1/16)^(1/8) ≈ 0.71, so a pair at Jaccard 0.8 becomes a candidate with probability
+1 - (1 - 0.8^8)^16 ≈ 0.96 and at 0.85 with ≈ 0.997; every candidate is then verified with the
+EXACT Jaccard of the two shingle sets, so the lower banding threshold costs no precision. The
+reference measured removal precision 1.00 / recall 0.994 this way, against 0.92 / 0.87 for
+datasketch's own `threshold=0.8` banding (b=9, r=13, midpoint 0.84).
+
+Signatures are computed in bulk with numpy: each shingle is hashed once with xxh32, pre-mixed
+with the MurmurHash3 finalizer and permuted with datasketch's own `affine32` parameters, then the
+per-document minimum is a single `np.minimum.reduceat`. The result is bit-identical to
+`datasketch.MinHash(num_perm, seed, hashfunc=xxhash.xxh32_intdigest)` fed the same shingles with
+`update()` (tests check it), so the rows wrap into `LeanMinHash` and go into a `MinHashLSH` index.
+`signatures_update_loop` and `signatures_bulk` are the datasketch reference paths kept for
+`make bench` (throughput and recall comparisons).
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import xxhash
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    ngram: int = 5  # words per shingle
+    num_perm: int = 128  # MinHash permutations
+    bands: int = 16  # LSH bands (b); S-curve midpoint (1/b)^(1/r)
+    rows: int = 8  # rows per band (r); bands * rows must not exceed num_perm
+    threshold: float = 0.8  # exact Jaccard at or above which two examples are near-duplicates
+    seed: int = 1  # datasketch permutation seed
+    exact: bool = True  # drop exact duplicates (normalized-text hash); false keeps them
+    near: bool = True  # drop near-duplicates (MinHash LSH); false keeps them
+    # Leakage check and split grouping use a more sensitive banding (32 x 4: P(candidate | J=0.8)
+    # = 1 - (1 - 0.8^4)^32 > 0.9999999), because a missed pair there is a silent leak.
+    check_bands: int = 32
+    check_rows: int = 4
+    chunk_shingles: int = 262_144  # shingles per numpy block (memory: chunk * num_perm * 4 bytes)
+
+
+# Volatile spans that make otherwise identical requests differ (ids, timestamps), masked before
+# hashing so exact dedup is not defeated by them.
+_VOLATILE = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"\w+")
+_SPACE = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """NFKC, lower case, volatile ids/timestamps masked, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _VOLATILE.sub(" \x00 ", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def exact_key(text: str) -> bytes:
+    """128-bit hash of the normalized text: equal keys are exact duplicates."""
+    return xxhash.xxh3_128_digest(normalize(text).encode("utf-8", "surrogatepass"))
+
+
+def shingles(text: str, ngram: int = 5) -> list[bytes]:
+    """Word n-grams of the normalized text; a text shorter than n words is one shingle."""
+    words = _WORD.findall(normalize(text))
+    if len(words) < ngram:
+        return [" ".join(words).encode("utf-8", "surrogatepass")]
+    return [" ".join(words[i : i + ngram]).encode("utf-8", "surrogatepass") for i in range(len(words) - ngram + 1)]
+
+
+def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
+    """Sorted unique xxh32 hashes of the shingles (what the signature and the exact Jaccard use)."""
+    h = xxhash.xxh32_intdigest
+    return np.unique(np.fromiter((h(s) for s in shingles(text, ngram)), dtype=np.uint32))
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Jaccard of two sorted unique hash arrays."""
+    inter = np.intersect1d(a, b, assume_unique=True).size
+    union = a.size + b.size - inter
+    return inter / union if union else 1.0
+
+
+def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's own affine32 (a, b) parameters for (num_perm, seed), as uint32."""
+    a, b = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme="affine32").permutations
+    return a.astype(np.uint32), b.astype(np.uint32)
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    # MurmurHash3 finalizer, as datasketch applies it before the affine32 permutation.
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def signatures_from_hashes(hash_sets: Sequence[np.ndarray], cfg: DedupConfig) -> np.ndarray:
+    """MinHash signatures (n_docs x num_perm, uint32) from per-document shingle hashes, in bulk."""
+    a, b = permutations(cfg)
+    out = np.empty((len(hash_sets), cfg.num_perm), dtype=np.uint32)
+    start = 0
+    while start < len(hash_sets):
+        # A block of documents whose shingles fit in `chunk_shingles` (at least one document).
+        end, total = start, 0
+        while end < len(hash_sets) and (end == start or total + hash_sets[end].size <= cfg.chunk_shingles):
+            total += max(hash_sets[end].size, 1)
+            end += 1
+        block = [h if h.size else np.zeros(1, dtype=np.uint32) for h in hash_sets[start:end]]
+        flat = _fmix32(np.concatenate(block))
+        offsets = np.cumsum([0] + [h.size for h in block[:-1]])
+        with np.errstate(over="ignore"):
+            permuted = flat[:, None] * a[None, :] + b[None, :]  # uint32 wraparound is the mod 2^32
+        out[start:end] = np.minimum.reduceat(permuted, offsets, axis=0)
+        start = end
+    return out
+
+
+def signatures(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray:
+    """MinHash signatures of `texts` (bulk numpy path; bit-identical to datasketch with xxh32)."""
+    return signatures_from_hashes([shingle_hashes(t, cfg.ngram) for t in texts], cfg)
+
+
+def signatures_update_loop(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray:
+    """Reference floor for benchmarks: one datasketch `MinHash` per document, `update()` per shingle."""
+    rows = []
+    for t in texts:
+        m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=xxhash.xxh32_intdigest, scheme="affine32")
+        for s in set(shingles(t, cfg.ngram)):
+            m.update(s)
+        rows.append(m.hashvalues)
+    return np.array(rows, dtype=np.uint32).reshape(-1, cfg.num_perm)
+
+
+def signatures_bulk(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray:
+    """Reference for benchmarks: datasketch's own `MinHash.bulk` with xxh32 (no per-shingle Python call)."""
+    sketches = MinHash.bulk(
+        [shingles(t, cfg.ngram) for t in texts],
+        num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=xxhash.xxh32_intdigest, scheme="affine32",
+    )
+    return np.array([m.hashvalues for m in sketches], dtype=np.uint32).reshape(-1, cfg.num_perm)
+
+
+def _lsh(sigs: np.ndarray, keys: Iterable[int], cfg: DedupConfig, params: tuple[int, int]) -> MinHashLSH:
+    lsh = MinHashLSH(num_perm=cfg.num_perm, params=params)
+    gc.freeze()  # the index is millions of small containers the cyclic GC would keep re-traversing
+    try:
+        with lsh.insertion_session() as session:
+            for k in keys:
+                session.insert(k, LeanMinHash(seed=cfg.seed, hashvalues=sigs[k], scheme="affine32"), check_duplication=False)
+    finally:
+        gc.unfreeze()
+    return lsh
+
+
+def near_duplicate_pairs(
+    hash_sets: Sequence[np.ndarray],
+    sigs: np.ndarray,
+    cfg: DedupConfig,
+    *,
+    threshold: float | None = None,
+    params: tuple[int, int] | None = None,
+) -> list[tuple[int, int, float]]:
+    """Pairs (i < j, exact Jaccard) with Jaccard >= threshold: LSH candidates, verified exactly."""
+    threshold = cfg.threshold if threshold is None else threshold
+    params = params or (cfg.bands, cfg.rows)
+    lsh = _lsh(sigs, range(len(hash_sets)), cfg, params)
+    pairs: list[tuple[int, int, float]] = []
+    for i in range(len(hash_sets)):
+        for j in lsh.query(LeanMinHash(seed=cfg.seed, hashvalues=sigs[i], scheme="affine32")):
+            if j > i:
+                jac = jaccard(hash_sets[i], hash_sets[j])
+                if jac >= threshold:
+                    pairs.append((i, j, jac))
+    return sorted(pairs)
+
+
+def cross_pairs(
+    query_hashes: Sequence[np.ndarray],
+    query_sigs: np.ndarray,
+    index_hashes: Sequence[np.ndarray],
+    index_sigs: np.ndarray,
+    cfg: DedupConfig,
+    threshold: float | None = None,
+) -> list[tuple[int, int, float]]:
+    """(query i, index j, Jaccard) for every query doc with an index doc at Jaccard >= threshold.
+
+    The leakage check: index = train, query = eval. Uses the sensitive check banding.
+    """
+    threshold = cfg.threshold if threshold is None else threshold
+    lsh = _lsh(index_sigs, range(len(index_hashes)), cfg, (cfg.check_bands, cfg.check_rows))
+    pairs = []
+    for i in range(len(query_hashes)):
+        for j in lsh.query(LeanMinHash(seed=cfg.seed, hashvalues=query_sigs[i], scheme="affine32")):
+            jac = jaccard(query_hashes[i], index_hashes[j])
+            if jac >= threshold:
+                pairs.append((i, int(j), jac))
+    return sorted(pairs)
+
+
+class UnionFind:
+    """Disjoint sets over 0..n-1 (path halving, union by size)."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+        self.size = [1] * n
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(self, x: int, y: int) -> None:
+        rx, ry = self.find(x), self.find(y)
+        if rx == ry:
+            return
+        if self.size[rx] < self.size[ry]:
+            rx, ry = ry, rx
+        self.parent[ry] = rx
+        self.size[rx] += self.size[ry]

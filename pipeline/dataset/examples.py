@@ -1,0 +1,177 @@
+"""From store rows to training examples: conversations, prefix chains and token counts.
+
+A request's *conversation* is its request messages followed by its response as an assistant
+turn. In a multi-turn session each call resends the history, so the conversation of turn k is a
+prefix of the request of turn k+1. We keep one example per *final* conversation state: a
+surviving request whose conversation is a prefix of another surviving request's prompt is merged
+into that later example (its assistant turn is kept there as an earlier assistant message), and
+lineage lists every request an example came from. Prefixes are compared by a hash chain over
+(role, stripped content, tool calls), so the cost is linear in the number of messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import xxhash
+
+from pipeline.tokens import TokenCounter
+
+# Non-text parts that a text-only training example would silently lose (the answer would refer to
+# an image the model never sees). Thinking/reasoning parts are dropped on purpose: targets train
+# on the visible answer.
+UNSUPPORTED_PART_TYPES = frozenset(
+    {"image", "image_url", "input_image", "document", "file", "input_file", "input_audio", "audio", "video"}
+)
+# Tool-call types that are client-side function calls in every provider's wording.
+FUNCTION_CALL_TYPES = frozenset({"function", "tool_use", None})
+
+
+@dataclass
+class Message:
+    role: str  # user | assistant | tool
+    content: str | None
+    tool_calls: list[dict[str, Any]] | None = None  # [{id, type, name, arguments}]
+    tool_call_id: str | None = None
+    name: str | None = None
+    parts_json: str | None = None
+    weight: int | None = None  # 0 on an earlier assistant turn whose own request was rejected
+
+
+@dataclass
+class Example:
+    """One training example: a final conversation state and the requests it came from."""
+
+    final_request_id: str
+    request_ids: list[str]
+    task_type: str
+    session_id: str | None
+    ts: datetime | None
+    feedback: float | None
+    system: str | None
+    messages: list[Message]
+    tools: list[dict[str, Any]] | None
+    tokens: int = 0
+    assistant_tokens: int = 0
+    example_id: str = ""
+    split: str | None = None
+    findings: dict[str, int] = field(default_factory=dict)  # secret/PII kind -> count
+    file: str | None = None  # where it was written, relative to the dataset folder
+    line: int | None = None
+
+
+def messages_of(row: dict[str, Any]) -> list[Message]:
+    """The request messages of a store row plus its response as the last assistant turn."""
+    out = [
+        Message(
+            role=m.get("role") or "user",
+            content=m.get("content"),
+            tool_calls=list(m["tool_calls"]) if m.get("tool_calls") else None,
+            tool_call_id=m.get("tool_call_id"),
+            name=m.get("name"),
+            parts_json=m.get("parts_json"),
+        )
+        for m in row.get("messages") or []
+    ]
+    calls = row.get("response_tool_calls")
+    out.append(Message("assistant", row.get("response_text"), list(calls) if calls else None))
+    return out
+
+
+def tools_of(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    raw = row.get("tools_json")
+    if not raw:
+        return None
+    try:
+        tools = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return [t for t in tools if isinstance(t, dict) and t.get("name")] or None
+
+
+def _message_digest(m: Message) -> bytes:
+    calls = [(c.get("name"), c.get("arguments")) for c in m.tool_calls or []]
+    return json.dumps([m.role, (m.content or "").strip(), calls], ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def prefix_keys(system: str | None, messages: Sequence[Message]) -> list[bytes]:
+    """Hash-chain key of every prefix: keys[i] identifies (system, messages[: i + 1])."""
+    h = xxhash.xxh3_128_digest((system or "").strip().encode("utf-8", "surrogatepass"))
+    keys = []
+    for m in messages:
+        h = xxhash.xxh3_128_digest(h + _message_digest(m))
+        keys.append(h)
+    return keys
+
+
+def has_unsupported_parts(messages: Iterable[Message]) -> bool:
+    for m in messages:
+        if not m.parts_json:
+            continue
+        try:
+            parts = json.loads(m.parts_json)
+        except json.JSONDecodeError:
+            return True
+        for p in parts if isinstance(parts, list) else [parts]:
+            if isinstance(p, dict) and p.get("type") in UNSUPPORTED_PART_TYPES:
+                return True
+    return False
+
+
+def tool_problem(messages: Sequence[Message], supports_tools: bool) -> str | None:
+    """Why a conversation's tool turns cannot be written in the target format, or None."""
+    uses_tools = any(m.tool_calls or m.role == "tool" for m in messages)
+    if not uses_tools:
+        return None
+    if not supports_tools:
+        return "target format has no tool calls"
+    open_calls: set[str] = set()
+    for m in messages:
+        for c in m.tool_calls or []:
+            if c.get("type") not in FUNCTION_CALL_TYPES:
+                return f"server-side tool call `{c.get('type')}`"
+            if not c.get("name"):
+                return "tool call without a name"
+            if c.get("id"):
+                open_calls.add(c["id"])
+        if m.role == "tool" and (not m.tool_call_id or m.tool_call_id not in open_calls):
+            return "tool result without a matching tool call"
+    return None
+
+
+def count_tokens(
+    system: str | None, messages: Sequence[Message], tools: list[dict[str, Any]] | None, counter: TokenCounter
+) -> tuple[int, int]:
+    """(total, assistant) tokens as OpenAI's data-prep cookbook counts them.
+
+    3 tokens of framing per message, +1 per `name`, +3 for reply priming; tool calls and tool
+    definitions are counted as their JSON text (the cookbook has no rule for them).
+    """
+    total, assistant = 3, 0
+    if system:
+        total += 3 + counter.count(system)
+    for m in messages:
+        n = counter.count(m.content)
+        if m.tool_calls:
+            n += counter.count(json.dumps([[c.get("name"), c.get("arguments")] for c in m.tool_calls]))
+        total += 3 + n + (1 + counter.count(m.name) if m.name else 0)
+        if m.role == "assistant":
+            assistant += n
+    if tools:
+        total += counter.count(json.dumps(tools, ensure_ascii=False))
+    return total, assistant
+
+
+def dialog_text(messages: Iterable[Message]) -> str:
+    """The user + assistant (+ tool) text that dedup and the leakage check compare; no system prompt."""
+    parts = []
+    for m in messages:
+        if m.content:
+            parts.append(m.content)
+        for c in m.tool_calls or []:
+            parts.append(f"{c.get('name') or ''} {c.get('arguments') or ''}")
+    return "\n".join(parts)

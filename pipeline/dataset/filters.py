@@ -1,0 +1,210 @@
+"""Per-request quality filters: an ordered list; the first filter that rejects a request names its reason.
+
+Each filter is a small function `(candidate, context) -> bool` (True = drop) registered under its
+reason string, in the datatrove keep-or-reason style. `requests in = kept + Σ dropped` holds by
+construction: every request gets exactly one outcome. The order runs from cheap and certain
+(failed calls) to judgement calls (format, size, PII), so a failed call is counted as `error`
+rather than as `empty_response`, and each count reads as "dropped here, having passed the ones above".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.dataset.examples import Message, has_unsupported_parts, tool_problem
+from pipeline.dataset.redact import find_sensitive
+
+
+@dataclass
+class Candidate:
+    """A request on its way to becoming (part of) an example."""
+
+    row: dict[str, Any]
+    label: dict[str, Any]
+    messages: list[Message]
+    tools: list[dict[str, Any]] | None
+    task_type: str
+    tokens: int = 0
+    assistant_tokens: int = 0
+
+    @property
+    def request_id(self) -> str:
+        return self.row["request_id"]
+
+    @property
+    def feedback(self) -> float | None:
+        rating = self.label.get("feedback_rating")
+        return float(rating) if rating is not None else self.row.get("feedback_score")
+
+    @property
+    def response_text(self) -> str:
+        return self.row.get("response_text") or ""
+
+
+@dataclass
+class FilterContext:
+    max_example_tokens: int
+    supports_tools: bool
+    pii_drop: bool
+    refusal_prefix_chars: int
+    json_task_types: frozenset[str] = frozenset()
+    details: dict[str, str] = field(default_factory=dict)  # request_id -> why, for lineage
+
+
+# Anchored at the start of the answer: topic word lists ("illegal", "ethics") over-filter
+# ordinary answers (dedup.md §2.1 #4); a refusal states itself in its first sentence.
+_APOS = "['\u2019]"
+REFUSAL = re.compile(
+    r"^\W*(?:"
+    rf"(?:i{_APOS}m|i am)\s+(?:so\s+|very\s+|really\s+)?sorry\b[^.!?\n]{{0,60}}?\b(?:can{_APOS}?t|cannot|can not|unable|won{_APOS}t|will not|not able|must decline)"
+    r"|(?:i\s+)?apologi[sz]e\b[^.!?\n]{0,60}?\b(?:can't|can’t|cannot|unable|won't|won’t|not able)"
+    r"|sorry\b[^.!?\n]{0,40}?\b(?:can't|can’t|cannot|unable|won't|won’t|not able)"
+    rf"|i\s+(?:can{_APOS}?t|cannot|can not|won{_APOS}t|will not)\s+(?:help|assist|comply|provide|fulfil|do that|share|answer|support|create|generate|write|engage)"
+    rf"|i{_APOS}m\s+(?:not able|unable)\s+to\s+(?:help|assist|comply|provide|fulfil|do|share|answer|support|create|generate|write)"
+    r"|i am\s+(?:not able|unable)\s+to\s+(?:help|assist|comply|provide|fulfil|do|share|answer|support|create|generate|write)"
+    r"|as an ai(?: language model| assistant)?,?\s+i\s+(?:can't|can’t|cannot|don't|don’t|am not|am unable|do not)"
+    r"|i\s+(?:must|have to)\s+(?:respectfully\s+)?(?:decline|refuse)"
+    r"|(?:unfortunately|i'm afraid|i’m afraid),?\s+i\s+(?:can't|can’t|cannot|am unable|am not able|won't|won’t)"
+    r")",
+    re.IGNORECASE,
+)
+
+
+def error(c: Candidate, ctx: FilterContext) -> bool:
+    row = c.row
+    status = row.get("status_code")
+    return bool(row.get("error_type")) or row.get("finish_reason") == "error" or (status is not None and status >= 400)
+
+
+def empty_response(c: Candidate, ctx: FilterContext) -> bool:
+    return not c.response_text.strip() and not c.row.get("response_tool_calls")
+
+
+def empty_prompt(c: Candidate, ctx: FilterContext) -> bool:
+    return not any(m.role == "user" and (m.content or "").strip() for m in c.messages[:-1])
+
+
+def truncated(c: Candidate, ctx: FilterContext) -> bool:
+    return c.row.get("finish_reason") == "length"
+
+
+def refusal(c: Candidate, ctx: FilterContext) -> bool:
+    if c.row.get("finish_reason") in ("refusal", "content_filter"):
+        return True
+    return bool(REFUSAL.match(c.response_text.lstrip()[: ctx.refusal_prefix_chars]))
+
+
+def regenerated(c: Candidate, ctx: FilterContext) -> bool:
+    return bool(c.label.get("regenerated"))
+
+
+def edited(c: Candidate, ctx: FilterContext) -> bool:
+    return bool(c.label.get("edited"))
+
+
+def negative_feedback(c: Candidate, ctx: FilterContext) -> bool:
+    fb = c.feedback
+    return fb is not None and fb < 0
+
+
+def invalid_format(c: Candidate, ctx: FilterContext) -> bool:
+    """Output that breaks its task's format: not JSON where the task (or the request) asks for JSON."""
+    if c.row.get("response_tool_calls") and not c.response_text.strip():
+        return False  # a tool-call turn has no text output to check
+    if c.task_type not in ctx.json_task_types and not requests_json(c.row):
+        return False
+    return not is_json(c.response_text)
+
+
+def unsupported_content(c: Candidate, ctx: FilterContext) -> bool:
+    return has_unsupported_parts(c.messages)
+
+
+def unsupported_tool_calls(c: Candidate, ctx: FilterContext) -> bool:
+    why = tool_problem(c.messages, ctx.supports_tools)
+    if why:
+        ctx.details[c.request_id] = why
+    return why is not None
+
+
+def over_token_limit(c: Candidate, ctx: FilterContext) -> bool:
+    if c.tokens > ctx.max_example_tokens:
+        ctx.details[c.request_id] = f"{c.tokens} tokens > {ctx.max_example_tokens}"
+        return True
+    return False
+
+
+def pii(c: Candidate, ctx: FilterContext) -> bool:
+    """Only with `--pii drop`: any secret or PII anywhere in the conversation."""
+    if not ctx.pii_drop:
+        return False
+    texts = [c.row.get("system_text")] + [m.content for m in c.messages]
+    texts += [str(tc.get("arguments")) for m in c.messages for tc in m.tool_calls or []]
+    kinds = sorted({f.kind for t in texts for f in find_sensitive(t)})
+    if kinds:
+        ctx.details[c.request_id] = ", ".join(kinds)
+    return bool(kinds)
+
+
+FilterFn = Callable[[Candidate, FilterContext], bool]
+FILTERS: dict[str, FilterFn] = {
+    "error": error,
+    "empty_response": empty_response,
+    "empty_prompt": empty_prompt,
+    "truncated": truncated,
+    "refusal": refusal,
+    "regenerated": regenerated,
+    "edited": edited,
+    "negative_feedback": negative_feedback,
+    "invalid_format": invalid_format,
+    "unsupported_content": unsupported_content,
+    "unsupported_tool_calls": unsupported_tool_calls,
+    "over_token_limit": over_token_limit,
+    "pii": pii,
+}
+# Filters that need audit/request_labels.parquet; without it they are skipped and the manifest says so.
+LABEL_FILTERS = ("regenerated", "edited")
+# Reasons that mean "this answer is bad": such a turn kept as history in a later example gets weight 0.
+BAD_ANSWER_REASONS = frozenset(
+    {"empty_response", "truncated", "refusal", "regenerated", "edited", "negative_feedback", "invalid_format"}
+)
+# Reasons given after filtering, to whole examples.
+DEDUP_REASONS = ("duplicate", "near_duplicate")
+
+
+def first_reason(c: Candidate, names: tuple[str, ...], ctx: FilterContext) -> str | None:
+    for name in names:
+        if FILTERS[name](c, ctx):
+            return name
+    return None
+
+
+def requests_json(row: dict[str, Any]) -> bool:
+    """The request asked for JSON output (OpenAI response_format, Gemini responseMimeType)."""
+    raw = row.get("request_params")
+    if not raw or "json" not in raw:
+        return False
+    try:
+        params = json.loads(raw)
+    except json.JSONDecodeError:
+        return False
+    fmt = params.get("response_format") or (params.get("text") or {}).get("format") if isinstance(params, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+        return True
+    gen = params.get("generationConfig") or params.get("generation_config") or {}
+    return isinstance(gen, dict) and gen.get("responseMimeType") == "application/json"
+
+
+def is_json(text: str) -> bool:
+    s = text.strip()
+    if not s or s[0] not in "{[":
+        return False
+    try:
+        json.loads(s)
+    except ValueError:
+        return False
+    return True
