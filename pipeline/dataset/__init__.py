@@ -407,9 +407,10 @@ def _write_jsonl(out: Path, kept: list[Example], render: Any, per_task: bool) ->
     for ex in kept:
         rel = f"tasks/{_slug(ex.task_type)}/{ex.split}.jsonl" if per_task else f"{ex.split}.jsonl"
         groups[rel].append(ex)
-    if not per_task:
+    prefixes = {f"tasks/{_slug(ex.task_type)}/" for ex in kept} if per_task else {""}
+    for prefix in prefixes:  # both files always exist, possibly empty, so readers need no special case
         for split in ("train", "eval"):
-            groups.setdefault(f"{split}.jsonl", [])
+            groups.setdefault(f"{prefix}{split}.jsonl", [])
     files: dict[str, dict[str, Any]] = {}
     for rel in sorted(groups):
         exs = sorted(groups[rel], key=lambda e: (e.task_type, e.ts.timestamp() if e.ts else 0.0, e.final_request_id))
@@ -421,7 +422,8 @@ def _write_jsonl(out: Path, kept: list[Example], render: Any, per_task: bool) ->
                 ex.file, ex.line = rel, line_no
         files[rel] = {
             "split": "eval" if rel.endswith("eval.jsonl") else "train",
-            "task_type": exs[0].task_type if per_task and exs else None,
+            "task_type": next((ex.task_type for ex in kept if per_task and rel.startswith(f"tasks/{_slug(ex.task_type)}/")),
+                              None),
             "examples": len(exs),
             "sha256": _sha256(path),
         }

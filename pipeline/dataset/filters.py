@@ -4,7 +4,7 @@ Each filter is a small function `(candidate, context) -> bool` (True = drop) reg
 reason string, in the datatrove keep-or-reason style. `requests in = kept + Σ dropped` holds by
 construction: every request gets exactly one outcome. The order runs from cheap and certain
 (failed calls) to judgement calls (format, size, PII), so a failed call is counted as `error`
-rather than as `empty_response`, and each count reads as "dropped here, having passed the ones above".
+and a content-filtered one as `refusal` rather than as `empty_response`, and each count reads as "dropped here, having passed the ones above".
 """
 
 from __future__ import annotations
@@ -153,10 +153,10 @@ def pii(c: Candidate, ctx: FilterContext) -> bool:
 FilterFn = Callable[[Candidate, FilterContext], bool]
 FILTERS: dict[str, FilterFn] = {
     "error": error,
+    "truncated": truncated,
+    "refusal": refusal,  # before empty_response: a content filter or refusal often returns no text
     "empty_response": empty_response,
     "empty_prompt": empty_prompt,
-    "truncated": truncated,
-    "refusal": refusal,
     "regenerated": regenerated,
     "edited": edited,
     "negative_feedback": negative_feedback,

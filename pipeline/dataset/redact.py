@@ -138,6 +138,9 @@ DETECTORS: tuple[Detector, ...] = (
     _d("AWS_ACCESS_KEY", "secret", r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA|AGPA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}(?![A-Z0-9])"),
     _d("AWS_SECRET_KEY", "secret",
        r"(?i)aws.{0,30}?(?:secret|sk)[\w\s\"']{0,25}?[:=>]{1,2}\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])", 1),
+    # A 40-char base64 run within a sentence of an access key id is its secret, whatever its letters.
+    _d("AWS_SECRET_KEY", "secret",
+       r"(?:AKIA|ASIA)[A-Z0-9]{16}[^\n]{0,100}?(?<![A-Za-z0-9/+=])([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])", 1),
     _d("AWS_SECRET_KEY", "secret", r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", 0, _high_entropy_40_ok),
     _d("GITHUB_TOKEN", "secret", _B + r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})" + _E),
     _d("GITLAB_TOKEN", "secret", _B + r"glpat-[A-Za-z0-9_\-]{20,}" + _E),
