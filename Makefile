@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 
 audit: $(STAMP) ## Run the whole pipeline on LOGS (default sample_logs) into OUT (default out)
 	$(BIN)/logaudit run $(LOGS) --out $(OUT)
+	@echo "Open $(OUT)/report/report.html (also report.md, report.json)"
 
 ingest: $(STAMP) ## Ingest LOGS into OUT only
 	$(BIN)/logaudit ingest $(LOGS) --out $(OUT)

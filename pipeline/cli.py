@@ -120,6 +120,68 @@ def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task:
 
 
 @cli.command()
+@workdir_argument
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
+              help="TOML overrides ([report] thresholds, prices, currency, your latency/privacy needs).")
+@handle_errors
+def report(workdir: Path, config_path: Path | None) -> None:
+    """Write the verdict, five signs, decision framework, costs and data quality.
+
+    \b
+    Example:
+      logaudit report out --config audit.toml
+    Writes out/report/report.md, report.html (self-contained) and report.json.
+    """
+    from pipeline.config import load_toml
+    from pipeline.report import render_report
+
+    click.echo(render_report(workdir, load_toml(config_path)).summary())
+
+
+@cli.command()
+@workdir_argument
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
+              help="TOML overrides ([weekly] regression limits).")
+@handle_errors
+def weekly(workdir: Path, config_path: Path | None) -> None:
+    """Compare the last 7 days with the 7 before and flag regressions.
+
+    \b
+    Example:
+      logaudit weekly out || alert "LLM traffic regressed"
+    Writes out/report/weekly.md and weekly.json. Exit code 0 = no regression, 3 = regressions
+    (1 = an error), so a cron job can act on it.
+    """
+    from pipeline.config import load_toml
+    from pipeline.report import weekly_report
+
+    result = weekly_report(workdir, load_toml(config_path))
+    click.echo(result.summary())
+    raise SystemExit(result.exit_code)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@out_option
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
+              help="One TOML for every stage ([audit.*], [dataset], [report]).")
+@click.option("--progress/--no-progress", default=None, help="Ingest progress bar (default: when stderr is a terminal).")
+@handle_errors
+def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progress: bool | None) -> None:
+    """Run the whole pipeline: ingest -> audit -> dataset -> report.
+
+    \b
+    Example:
+      logaudit run sample_logs --out out
+    Prints each stage's summary as it finishes, then where the report is.
+    """
+    from pipeline.run import run_all
+
+    result = run_all(paths, workdir, config_path, echo=click.echo, progress=progress)
+    click.echo(result.summary())
+
+
+@cli.command()
 def formats() -> None:
     """List the log formats recognized, in detection order, with how each is detected.
 

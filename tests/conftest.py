@@ -30,3 +30,34 @@ def real_logs() -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("LOGAUDIT_CACHE_DIR", str(ROOT / ".tiktoken-cache"))
+
+
+@pytest.fixture(scope="session")
+def sample_logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed sample (with truth.json); generated into a tmp dir when only generate.py is present."""
+    if (SAMPLE_LOGS / "truth.json").is_file():
+        return SAMPLE_LOGS
+    if not (SAMPLE_LOGS / "generate.py").is_file():
+        pytest.skip("sample_logs/ is not present")
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("sample_logs")
+    subprocess.run([sys.executable, str(SAMPLE_LOGS / "generate.py"), "--out", str(out)], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample_truth(sample_logs_dir: Path) -> dict:
+    import json
+
+    return json.loads((sample_logs_dir / "truth.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def sample_run(sample_logs_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The whole pipeline (ingest -> audit -> dataset -> report) over the sample, once per session.
+    Read-only for tests: copy it before changing anything."""
+    from pipeline.run import run_all
+
+    return run_all([sample_logs_dir], tmp_path_factory.mktemp("sample_run"), progress=False)

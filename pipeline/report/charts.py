@@ -1,0 +1,271 @@
+"""Inline SVG charts, generated in Python so the HTML report needs no script, CDN or network.
+
+Every text node and attribute value goes through `_esc`: labels such as task-type names come from
+the logs and must render as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+PALETTE = ("#2f6fb0", "#e07b39", "#3a9d5d", "#c4473d", "#8a63b8", "#8c6d3f", "#d46aa8", "#6f7d8c", "#b5a22c",
+           "#2aa3b5")
+INK = "#1f2933"
+MUTED = "#6b7785"
+GRID = "#e3e8ee"
+
+
+def _esc(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def _num(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def compact(value: float) -> str:
+    """1234 -> 1.2k; used for axis labels."""
+    a = abs(value)
+    if a >= 1e9:
+        return f"{value / 1e9:.1f}B"
+    if a >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if a >= 1e4:
+        return f"{value / 1e3:.0f}k"
+    if a >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    if a >= 10 or value == 0:
+        return f"{value:.0f}"
+    return f"{value:.2g}"
+
+
+def _nice_max(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    exp = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * exp:
+            return step * exp
+    return 10 * exp
+
+
+def _svg(width: int, height: int, title: str, body: list[str]) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
+        f'role="img" aria-label="{_esc(title)}" font-family="system-ui, sans-serif" font-size="11">'
+        f"<title>{_esc(title)}</title>" + "".join(body) + "</svg>"
+    )
+
+
+def _empty(title: str, reason: str, width: int = 560, height: int = 80) -> str:
+    return _svg(width, height, title, [
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#f6f8fa" rx="6"/>',
+        f'<text x="{width / 2}" y="{height / 2 + 4}" text-anchor="middle" fill="{MUTED}">'
+        f"{_esc('not measured: ' + reason)}</text>",
+    ])
+
+
+def bars_and_line(
+    title: str,
+    labels: Sequence[str],
+    bars: Sequence[float | None],
+    line: Sequence[float | None] | None,
+    bar_name: str,
+    line_name: str = "",
+    line_format: str = "{:.2f}",
+    width: int = 560,
+    height: int = 220,
+) -> str:
+    """Daily bars (left axis) with an optional line on its own right axis."""
+    if not labels:
+        return _empty(title, "no days in the window")
+    left, right, top, bottom = 44, 52 if line else 12, 22, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    bar_max = _nice_max(max((b or 0) for b in bars))
+    n = len(labels)
+    slot = plot_w / n
+    body = _grid(left, top, plot_w, plot_h, bar_max, compact)
+    for i, b in enumerate(bars):
+        if b is None:
+            continue
+        h = plot_h * b / bar_max
+        body.append(
+            f'<rect x="{_num(left + i * slot + slot * 0.12)}" y="{_num(top + plot_h - h)}" width="{_num(slot * 0.76)}" '
+            f'height="{_num(h)}" fill="{PALETTE[0]}" opacity="0.85"><title>{_esc(labels[i])}: '
+            f"{_esc(compact(b))} {_esc(bar_name)}</title></rect>"
+        )
+    if line:
+        values = [v for v in line if v is not None]
+        if values:
+            line_max = _nice_max(max(values))
+            points = [
+                f"{_num(left + (i + 0.5) * slot)},{_num(top + plot_h - plot_h * v / line_max)}"
+                for i, v in enumerate(line)
+                if v is not None
+            ]
+            body.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{PALETTE[1]}" stroke-width="2"/>')
+            for frac in (0, 0.5, 1):
+                y = top + plot_h - plot_h * frac
+                body.append(
+                    f'<text x="{width - right + 4}" y="{_num(y + 4)}" fill="{PALETTE[1]}">'
+                    f"{_esc(line_format.format(line_max * frac))}</text>"
+                )
+    body += _x_labels(labels, left, slot, top + plot_h)
+    body.append(_legend([(bar_name, PALETTE[0])] + ([(line_name, PALETTE[1])] if line else []), left, 12))
+    return _svg(width, height, title, body)
+
+
+def line_chart(
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    y_max: float | None = None,
+    y_format: str = "{:.0%}",
+    width: int = 560,
+    height: int = 220,
+) -> str:
+    """One or more lines over days, sharing one axis (e.g. cacheable share by rule set)."""
+    values = [v for _, s in series for v in s if v is not None]
+    if not labels or not values:
+        return _empty(title, "no daily values")
+    left, right, top, bottom = 44, 12, 22, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    top_value = y_max if y_max is not None else _nice_max(max(values))
+    slot = plot_w / len(labels)
+    body = _grid(left, top, plot_w, plot_h, top_value, lambda v: y_format.format(v))
+    for k, (_name, points_in) in enumerate(series):
+        color = PALETTE[k % len(PALETTE)]
+        points = [
+            f"{_num(left + (i + 0.5) * slot)},{_num(top + plot_h - plot_h * min(v, top_value) / top_value)}"
+            for i, v in enumerate(points_in)
+            if v is not None
+        ]
+        body.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{color}" stroke-width="2"/>')
+    body += _x_labels(labels, left, slot, top + plot_h)
+    body.append(_legend([(name, PALETTE[k % len(PALETTE)]) for k, (name, _) in enumerate(series)], left, 12))
+    return _svg(width, height, title, body)
+
+
+def stacked_bar(title: str, parts: Sequence[tuple[str, float]], unit: str = "tokens", width: int = 560) -> str:
+    """One horizontal 100% bar (e.g. token composition) with a legend giving shares and totals."""
+    total = sum(v for _, v in parts if v)
+    if total <= 0:
+        return _empty(title, "no token counts")
+    height, x, bar_h = 30 + 18 * math.ceil(len(parts) / 2) + 20, 0.0, 26
+    body = []
+    for k, (name, value) in enumerate(parts):
+        w = (width - 2) * (value or 0) / total
+        color = PALETTE[k % len(PALETTE)]
+        body.append(
+            f'<rect x="{_num(1 + x)}" y="2" width="{_num(w)}" height="{bar_h}" fill="{color}">'
+            f"<title>{_esc(name)}: {_esc(compact(value or 0))} {_esc(unit)} ({(value or 0) / total:.1%})</title></rect>"
+        )
+        if w > 40:
+            body.append(
+                f'<text x="{_num(1 + x + w / 2)}" y="19" text-anchor="middle" fill="#fff">{(value or 0) / total:.0%}</text>'
+            )
+        x += w
+    for k, (name, value) in enumerate(parts):
+        col, row = k % 2, k // 2
+        lx, ly = col * width / 2, bar_h + 20 + row * 18
+        body.append(f'<rect x="{_num(lx)}" y="{ly - 9}" width="10" height="10" fill="{PALETTE[k % len(PALETTE)]}"/>')
+        body.append(
+            f'<text x="{_num(lx + 14)}" y="{ly}" fill="{INK}">{_esc(name)}: {_esc(compact(value or 0))} '
+            f"({(value or 0) / total:.1%})</text>"
+        )
+    return _svg(width, height, title, body)
+
+
+def hbars(
+    title: str, rows: Sequence[tuple[str, float]], value_format: str = "{:.1%}", width: int = 560, label_w: int = 210
+) -> str:
+    """Horizontal bars, one per row, labelled (e.g. task-type shares)."""
+    if not rows:
+        return _empty(title, "no rows")
+    row_h, top = 20, 4
+    height = top + row_h * len(rows) + 6
+    vmax = max(v for _, v in rows) or 1.0
+    plot_w = width - label_w - 60
+    body = []
+    for i, (label, value) in enumerate(rows):
+        y = top + i * row_h
+        short = label if len(label) <= 34 else label[:33] + "…"
+        w = plot_w * value / vmax
+        body.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" fill="{INK}">{_esc(short)}<title>'
+                    f"{_esc(label)}</title></text>")
+        body.append(f'<rect x="{label_w}" y="{y + 3}" width="{_num(max(w, 1))}" height="{row_h - 6}" '
+                    f'fill="{PALETTE[i % len(PALETTE)]}" rx="2"/>')
+        body.append(f'<text x="{_num(label_w + w + 4)}" y="{y + 14}" fill="{MUTED}">{_esc(value_format.format(value))}</text>')
+    return _svg(width, height, title, body)
+
+
+def histogram(
+    title: str, edges: Sequence[float], counts: Sequence[int], marks: Sequence[tuple[str, float]] = (),
+    unit: str = "ms", width: int = 560, height: int = 200,
+) -> str:
+    """Bins on a log-ish axis given by their edges, with vertical marks (p50/p90/p99, thresholds)."""
+    if not counts or sum(counts) == 0:
+        return _empty(title, "no latencies in the logs")
+    left, right, top, bottom = 44, 12, 22, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    cmax = _nice_max(max(counts))
+    slot = plot_w / len(counts)
+    body = _grid(left, top, plot_w, plot_h, cmax, compact)
+    for i, c in enumerate(counts):
+        h = plot_h * c / cmax
+        body.append(
+            f'<rect x="{_num(left + i * slot + 1)}" y="{_num(top + plot_h - h)}" width="{_num(slot - 2)}" height="{_num(h)}" '
+            f'fill="{PALETTE[0]}" opacity="0.85"><title>{_esc(compact(edges[i]))}–{_esc(compact(edges[i + 1]))} {unit}: '
+            f"{c}</title></rect>"
+        )
+
+    def x_of(value: float) -> float:
+        # Position within the bin that holds the value, linear inside the bin.
+        for i in range(len(counts)):
+            if edges[i] <= value < edges[i + 1]:
+                return left + slot * (i + (value - edges[i]) / (edges[i + 1] - edges[i]))
+        return left + plot_w if value >= edges[-1] else left
+
+    for k, (name, value) in enumerate(marks):
+        x = x_of(value)
+        color = PALETTE[(k + 1) % len(PALETTE)]
+        body.append(f'<line x1="{_num(x)}" x2="{_num(x)}" y1="{top}" y2="{top + plot_h}" stroke="{color}" '
+                    f'stroke-dasharray="4 3" stroke-width="1.5"/>')
+        body.append(f'<text x="{_num(x + 3)}" y="{top + 10 + 12 * k}" fill="{color}">{_esc(name)}</text>')
+    step = max(1, len(counts) // 8)
+    for i in range(0, len(edges), step):
+        body.append(f'<text x="{_num(left + i * slot)}" y="{top + plot_h + 14}" text-anchor="middle" fill="{MUTED}">'
+                    f"{_esc(compact(edges[i]))}</text>")
+    body.append(f'<text x="{left + plot_w}" y="{top + plot_h + 28}" text-anchor="end" fill="{MUTED}">{_esc(unit)}</text>')
+    return _svg(width, height, title, body)
+
+
+def _grid(left: float, top: float, plot_w: float, plot_h: float, vmax: float, fmt) -> list[str]:  # noqa: ANN001
+    out = []
+    for frac in (0, 0.25, 0.5, 0.75, 1):
+        y = top + plot_h - plot_h * frac
+        out.append(f'<line x1="{left}" x2="{_num(left + plot_w)}" y1="{_num(y)}" y2="{_num(y)}" stroke="{GRID}"/>')
+        out.append(f'<text x="{left - 4}" y="{_num(y + 4)}" text-anchor="end" fill="{MUTED}">{_esc(fmt(vmax * frac))}</text>')
+    return out
+
+
+def _x_labels(labels: Sequence[str], left: float, slot: float, y: float) -> list[str]:
+    step = max(1, math.ceil(len(labels) / 8))
+    return [
+        f'<text x="{_num(left + (i + 0.5) * slot)}" y="{_num(y + 14)}" text-anchor="middle" fill="{MUTED}">'
+        f"{_esc(labels[i])}</text>"
+        for i in range(0, len(labels), step)
+    ]
+
+
+def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> str:
+    out, cx = [], x
+    for name, color in items:
+        if not name:
+            continue
+        out.append(f'<rect x="{_num(cx)}" y="{y - 8}" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{_num(cx + 14)}" y="{y + 1}" fill="{INK}">{_esc(name)}</text>')
+        cx += 24 + 6.2 * len(name)
+    return "".join(out)

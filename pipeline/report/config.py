@@ -1,0 +1,195 @@
+"""Report thresholds, prices and projection assumptions: every number the verdict rests on.
+
+The defaults are the practitioner guides' figures (`../shared/reference/checklist.md`). Money
+thresholds are in `currency` (the guides quote AU$); the audit's spend is in USD and is multiplied
+by `usd_to_currency` before it is compared. Each threshold is printed in the report next to the
+value it was compared with, so a reader can see which default decided a verdict and override it in
+the `[report]` section of a `--config` TOML file:
+
+    [report]
+    currency = "USD"
+    usd_to_currency = 1.0
+    latency_requirement_ms = 150        # your product's need; unknown unless you say
+    on_premise_required = true
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.config import from_section
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    # --- money ---------------------------------------------------------------------------------
+    currency: str = "AUD"
+    """Currency of every money figure and money threshold in the report (the guides quote AU$)."""
+    usd_to_currency: float = 1.5
+    """Exchange factor applied to the audit's USD spend. An assumption: set today's rate."""
+    days_per_month: float = 30.44
+    """Average month length used to turn the window's spend into a monthly run-rate."""
+
+    # --- sign 1 / factor 1: the bill after caching -----------------------------------------------
+    sign1_min_monthly_cost_after_caching: float = 5000.0
+    """Sign 1 fires above this monthly cost with ideal caching, if usage is also growing."""
+    sign1_min_weekly_growth: float = 0.0
+    """'Growing with usage' means a fitted weekly growth rate above this."""
+    factor_cost_stay_below: float = 3000.0
+    """Framework: monthly cost after caching below this favours staying with caching."""
+    factor_cost_switch_above: float = 5000.0
+    """Framework: above this (and growing) favours fine-tuning; in between is 'unknown'."""
+
+    # --- sign 2 / factor 2: cacheable share ------------------------------------------------------
+    sign2_max_cacheable_share: float = 0.30
+    """Sign 2 fires when less than this share of input tokens is cacheable even with ideal
+    ordering (the guide: 12.5% cacheable saves 5-15%; the framework's switch column says < 30%)."""
+    factor_cacheable_stay_above: float = 0.60
+    factor_cacheable_switch_below: float = 0.30
+
+    # --- sign 3 / factor 3: repetitive, well-defined tasks ---------------------------------------
+    sign3_min_pattern_share: float = 0.80
+    """Sign 3 fires when at least this share of requests belongs to repetitive, consistent task
+    types ('~80% of requests follow the same pattern')."""
+    repetitive_min_score: float = 0.70
+    """A task type counts as a repetitive pattern when its repetitiveness score is at least this."""
+    factor_variety_stay_below: float = 0.50
+    """Framework: pattern share below this means high task variety (favours caching)."""
+
+    # --- factor 4: training data available ------------------------------------------------------
+    factor_examples_stay_below: int = 500
+    factor_examples_switch_above: int = 1000
+    min_examples_per_task: int = 1000
+    """A task type is a migration candidate only with at least this many clean examples."""
+
+    # --- sign 4 / factor 7: owning the model and data -------------------------------------------
+    on_premise_required: bool | None = None
+    """Your requirement (data must stay on premise / air-gapped). None = not stated: inferred."""
+    sign4_min_sensitive_share: float = 0.05
+    """Share of requests carrying PII or secrets above which data sensitivity is inferred."""
+    sign4_min_rate_limited_share: float = 0.01
+    """Share of calls rejected with HTTP 429 above which provider rate limits are a risk."""
+    sign4_min_single_provider_share: float = 0.95
+    """One provider carrying at least this share of traffic counts as a dependence (evidence)."""
+
+    # --- sign 5 / factor 6: latency -------------------------------------------------------------
+    latency_requirement_ms: float | None = None
+    """Your product's latency need (p90). None = not stated: the sign cannot fire from logs alone."""
+    sign5_local_latency_ms: float = 200.0
+    """Sub-200 ms needs local inference (cached cloud calls typically take 500-2,000 ms)."""
+    factor_latency_stay_above_ms: float = 500.0
+    """Framework: a requirement above this is met by cached cloud calls."""
+
+    # --- factor 5: frontier reasoning -----------------------------------------------------------
+    needs_frontier_reasoning: bool | None = None
+    """Your judgement. None = inferred from reasoning-token use and long outputs."""
+    reasoning_share_stay_above: float = 0.20
+    """Inferred: at least this share of requests using reasoning tokens or long outputs means
+    frontier reasoning is genuinely needed."""
+    long_output_tokens: int = 2000
+    """An output this long counts as complex generation for the reasoning inference."""
+
+    # --- factor 8: usage trajectory -------------------------------------------------------------
+    factor_growth_switch_factor: float = 2.0
+    """Framework: projected volume at least this many times today's in 6 months favours fine-tuning."""
+    factor_growth_stay_below_factor: float = 1.25
+    """Framework: below this the trajectory is stable or slow growth."""
+
+    # --- decision rule --------------------------------------------------------------------------
+    framework_switch_min: int = 3
+    """'Count the switch column; 3 or more -> plan the migration.'"""
+
+    # --- volume and spend rules -----------------------------------------------------------------
+    volume_bands: tuple[tuple[float, str], ...] = (
+        (100, "prompting"),
+        (1000, "usually prompting"),
+        (10000, "evaluate both"),
+        (100000, "fine-tune usually"),
+        (float("inf"), "fine-tune + prompt optimization"),
+    )
+    """Requests/day upper bounds and the published rule for each band."""
+    task_spend_stay_below: float = 1000.0
+    """Spend per task type per month below which the task stays prompted."""
+    task_spend_finetune_above: float = 10000.0
+    """Above this per month on one repetitive task, fine-tuning is on the table."""
+
+    # --- projections and break-even -------------------------------------------------------------
+    projection_months: int = 12
+    fine_tune_one_time_cost: float = 80000.0
+    """One-time cost to fine-tune and evaluate (the guide's example: 80,000 upfront)."""
+    local_infra_monthly_cost: float = 2000.0
+    """Fixed monthly cost of serving the fine-tuned model (the guide's example: 2,000/month)."""
+    hybrid_max_local_share: float = 0.90
+    """At most this share of migratable traffic moves local (the hybrid end state keeps 10-30%
+    on cached cloud calls as fallback)."""
+    max_monthly_growth_factor: float = 2.0
+    """Cap on the month-over-month growth used in projections (a short window can fit wild trends)."""
+
+    # --- data-quality checklist -----------------------------------------------------------------
+    dq_min_label_accuracy: float = 0.95
+    dq_max_distribution_distance: float = 0.10
+    """Total-variation distance between the train task-type mix and recent traffic."""
+    dq_edge_case_min: float = 0.10
+    dq_edge_case_max: float = 0.20
+    dq_rare_task_share: float = 0.02
+    """A task type below this share of traffic is a rare cluster (edge case)."""
+    dq_min_format_consistency: float = 0.95
+    dq_max_duplicate_share: float = 0.05
+    dq_max_leakage_pairs: int = 0
+    recent_days: int = 7
+    """'Recent traffic' for the distribution-match check: the last N days of the window."""
+
+    # --- presentation ---------------------------------------------------------------------------
+    max_prefix_breakers: int = 10
+    max_task_types: int = 30
+
+    def money(self, usd: float | None) -> float | None:
+        return None if usd is None else usd * self.usd_to_currency
+
+
+@dataclass(frozen=True)
+class WeeklyConfig:
+    """Limits for `logaudit weekly`: a change beyond a limit is a regression (exit code 3)."""
+
+    days: int = 7
+    """Compare the last `days` with the `days` before (anchored at the newest request)."""
+    max_volume_drop: float = 0.30
+    """Relative drop in requests that counts as a regression (traffic lost somewhere)."""
+    max_volume_rise: float = 1.00
+    """Relative rise in requests flagged (doubling in a week)."""
+    max_spend_rise: float = 0.25
+    """Relative rise in spend per request flagged."""
+    max_cacheable_share_drop: float = 0.05
+    """Absolute drop in the cacheable share (e.g. a new prefix breaker)."""
+    max_task_mix_distance: float = 0.15
+    """Total-variation distance between the two weeks' task-type mix."""
+    new_task_type_min_share: float = 0.02
+    """A task type absent last week flags when it carries at least this share of this week."""
+    max_regeneration_rate_rise: float = 0.02
+    max_edit_rate_rise: float = 0.02
+    max_negative_feedback_rate_rise: float = 0.02
+    max_filter_pass_rate_drop: float = 0.05
+    max_duplicate_rate_rise: float = 0.02
+    max_duplicate_rate: float = 0.05
+    """The checklist's diversity target also applies to the week on its own."""
+    min_newly_eligible: int = 0
+    """Flag when fewer new clean examples than this arrived (0 disables)."""
+
+
+def report_config(config: dict[str, Any] | ReportConfig | None) -> ReportConfig:
+    if isinstance(config, ReportConfig):
+        return config
+    return _with_tuples(from_section(ReportConfig, config or {}, "report"))
+
+
+def weekly_config(config: dict[str, Any] | WeeklyConfig | None) -> WeeklyConfig:
+    if isinstance(config, WeeklyConfig):
+        return config
+    return from_section(WeeklyConfig, config or {}, "weekly")
+
+
+def _with_tuples(cfg: ReportConfig) -> ReportConfig:
+    # TOML gives lists; the frozen config keeps tuples so it stays hashable.
+    bands = tuple((float(b[0]), str(b[1])) for b in cfg.volume_bands)
+    return cfg if bands == cfg.volume_bands else ReportConfig(**{**cfg.__dict__, "volume_bands": bands})

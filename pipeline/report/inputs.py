@@ -1,0 +1,386 @@
+"""Read what the earlier stages wrote into one `Facts` record. Never recomputes a stage's figures.
+
+Sources, each optional (a missing one leaves its figures `None` with the reason in `facts.missing`):
+
+  WORKDIR/ingest_manifest.json, WORKDIR/rejects/   ingest (counts, rejects)
+  WORKDIR/requests/                                 the store: plain counts no audit table carries
+  WORKDIR/audit/summary.json                        sections cost, tasks, cache, traffic
+  WORKDIR/audit/*.parquet                           task_types, signal_rates, cost_by_period, cache_*
+  WORKDIR/dataset/manifest.json                     the dataset builder's counts and checks
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from pipeline.report.config import ReportConfig
+from pipeline.report.facts import Facts, TaskFacts
+from pipeline.report.sqlfiles import fetch
+
+BINS_PER_DECADE = 8
+
+
+def read_facts(workdir: Path, cfg: ReportConfig) -> Facts:
+    workdir = Path(workdir)
+    facts = Facts()
+    _ingest(workdir, facts)
+    summary = _json(workdir / "audit" / "summary.json")
+    facts.sources["audit_summary"] = summary is not None
+    sections = (summary or {}).get("sections", {})
+    skipped = (summary or {}).get("skipped", [])
+
+    def section(name: str) -> dict[str, Any] | None:
+        value = sections.get(name)
+        if isinstance(value, dict):
+            return value
+        if summary is None:
+            reason = f"`{workdir}/audit/summary.json` not found (run `logaudit audit {workdir}`)"
+        elif f"audit.{name}" in skipped:
+            reason = f"the `audit.{name}` module is not installed (skipped by the audit)"
+        else:
+            reason = f"audit/summary.json has no `{name}` section"
+        facts.sources[f"audit_{name}"] = False
+        _miss_section(facts, name, reason)
+        return None
+
+    _store(workdir, facts, cfg)
+    cost = section("cost")
+    if cost is not None:
+        facts.sources["audit_cost"] = True
+        _cost(cost, facts)
+    _daily_spend(workdir, facts)
+    tasks = section("tasks")
+    facts.sources["audit_tasks"] = tasks is not None
+    _tasks(workdir, tasks, facts, cfg)
+    cache = section("cache")
+    if cache is not None:
+        facts.sources["audit_cache"] = True
+        _cache(cache, facts)
+    traffic = section("traffic")
+    if traffic is not None:
+        facts.sources["audit_traffic"] = True
+        _traffic(traffic, facts)
+    _dataset(workdir, facts, cfg)
+    return facts
+
+
+# Which figures each audit section provides, so a missing section explains every one of them.
+_SECTION_FIGURES = {
+    "cost": ("spend_window_usd", "monthly_run_rate_usd", "monthly_api_only_usd"),
+    "tasks": ("task_types", "regeneration_rate", "edit_rate", "negative_feedback_rate"),
+    "cache": ("simulated_share", "reported_hit_share", "prefix_breakers", "monthly_ideal_caching_usd",
+              "token_composition", "tokens_cached_reported"),
+    "traffic": ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "weekly_growth_rate",
+                "projected_6_month_factor"),
+}
+
+
+def _miss_section(facts: Facts, name: str, reason: str) -> None:
+    for figure in _SECTION_FIGURES.get(name, ()):
+        facts.miss(figure, reason)
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def _get(d: dict[str, Any] | None, *paths: str) -> Any:
+    """First non-null value among dotted `paths` in `d` (sections name things differently)."""
+    for path in paths:
+        node: Any = d
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            return node
+    return None
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+# --- ingest and store -------------------------------------------------------------------------
+
+
+def _ingest(workdir: Path, facts: Facts) -> None:
+    manifest = _json(workdir / "ingest_manifest.json")
+    facts.sources["ingest_manifest"] = manifest is not None
+    rejects_dir = workdir / "rejects"
+    if rejects_dir.is_dir():
+        # The rejects folder holds every run's rejects; the manifest only the last run's.
+        count = 0
+        for path in sorted(rejects_dir.glob("*.jsonl")):
+            with path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        count += json.loads(line).get("kind") == "rejected"
+                    except json.JSONDecodeError:
+                        continue
+        facts.rejected_at_ingest = count
+    elif manifest is not None:
+        facts.rejected_at_ingest = int(manifest.get("totals", {}).get("rejected", 0))
+    else:
+        facts.miss("rejected_at_ingest", f"no `{workdir}/ingest_manifest.json` (run `logaudit ingest`)")
+
+
+def _store(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
+    from pipeline.errors import StoreError
+    from pipeline.ingest.store import connect_store
+
+    try:
+        con = connect_store(workdir)
+    except StoreError as e:
+        facts.sources["store"] = False
+        for figure in ("requests_total", "window_days", "rate_limited_share", "reasoning_share"):
+            facts.miss(figure, str(e))
+        return
+    facts.sources["store"] = True
+    try:
+        row = fetch(con, "store_overview", long_output_tokens=cfg.long_output_tokens)[0]
+        total = int(row["requests"])
+        facts.requests_total = total
+        facts.requests_succeeded = int(row["succeeded"])
+        if total:
+            facts.rate_limited_share = row["rate_limited"] / total
+            facts.error_share = row["errors"] / total
+            facts.reasoning_share = row["reasoning_or_long"] / total
+        if row["first_ts"] is not None:
+            facts.window_start = row["first_ts"].date().isoformat()
+            facts.window_end = row["last_ts"].date().isoformat()
+            facts.window_days = float((row["last_ts"].date() - row["first_ts"].date()).days + 1)
+        providers = fetch(con, "provider_shares")
+        if total:
+            facts.provider_shares = {r["provider"]: r["requests"] / total for r in providers}
+        facts.daily = [{"date": r["day"].isoformat(), "requests": int(r["requests"])} for r in fetch(con, "daily_requests")]
+        bins = fetch(con, "latency_histogram", bins_per_decade=BINS_PER_DECADE)
+        if bins:
+            lo, hi = min(b["bin"] for b in bins), max(b["bin"] for b in bins)
+            counts = {b["bin"]: int(b["requests"]) for b in bins}
+            facts.latency_histogram = {
+                "edges": [round(10 ** (k / BINS_PER_DECADE), 1) for k in range(lo, hi + 2)],
+                "counts": [counts.get(k, 0) for k in range(lo, hi + 1)],
+            }
+    finally:
+        con.close()
+
+
+# --- audit sections ---------------------------------------------------------------------------
+
+
+def _cost(cost: dict[str, Any], facts: Facts) -> None:
+    facts.spend_window_usd = _num(_get(cost, "total_usd"))
+    facts.monthly_run_rate_usd = _num(_get(cost, "monthly_run_rate_usd"))
+    facts.monthly_api_only_usd = _num(_get(cost, "monthly_run_rate_without_caching_usd", "monthly_api_only_usd"))
+
+
+def _daily_spend(workdir: Path, facts: Facts) -> None:
+    path = workdir / "audit" / "cost_by_period.parquet"
+    if not path.is_file() or not facts.daily:
+        return
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        rows = {r["day"].isoformat(): r for r in fetch(con, "daily_spend", path=str(path))}
+    finally:
+        con.close()
+    for d in facts.daily:
+        r = rows.get(d["date"])
+        d["spend_usd"] = _num(r["spend_usd"]) if r else 0.0
+        d["reported_cached_share"] = _num(r["reported_cached_share"]) if r else None
+
+
+def _tasks(workdir: Path, tasks: dict[str, Any] | None, facts: Facts, cfg: ReportConfig) -> None:
+    path = workdir / "audit" / "task_types.parquet"
+    if not path.is_file():
+        facts.miss("task_types", f"`{path}` not found (the task-type audit did not run)")
+        return
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(path).to_pylist()
+    for r in rows:
+        facts.task_types.append(TaskFacts(
+            id=str(r["task_type"]),
+            label=str(r.get("label") or r["task_type"]),
+            requests=int(r["requests"]),
+            share=_num(r.get("share_requests")),
+            input_tokens=r.get("input_tokens"),
+            output_tokens=r.get("output_tokens"),
+            spend_usd=_num(r.get("spend_usd")),
+            consistency=format_consistency(r),
+            repetitiveness=_num(r.get("repetitiveness")),
+            clean_examples=r.get("clean_examples"),
+            regeneration_rate=_num(r.get("regeneration_rate")),
+            edit_rate=_num(r.get("edit_rate")),
+            negative_feedback_rate=_num(r.get("negative_feedback_rate")),
+            output_format="json" if (_num(r.get("json_output_rate")) or 0) >= 0.5 else "text",
+        ))
+    facts.task_type_count = len([t for t in facts.task_types if t.id != "other"])
+    rates = workdir / "audit" / "signal_rates.parquet"
+    if rates.is_file():
+        overall = [r for r in pq.read_table(rates).to_pylist() if r["dimension"] == "all"]
+        if overall:
+            facts.regeneration_rate = _num(overall[0]["regeneration_rate"])
+            facts.edit_rate = _num(overall[0]["edit_rate"])
+            facts.negative_feedback_rate = _num(overall[0]["negative_feedback_rate"])
+    else:
+        for figure in ("regeneration_rate", "edit_rate", "negative_feedback_rate"):
+            facts.miss(figure, f"`{rates}` not found")
+    _task_cache_shares(workdir, facts)
+
+
+def format_consistency(row: dict[str, Any]) -> float | None:
+    """Share of answers in the task's majority output format: JSON with its most common key set,
+    or free text. This is the checklist's 'all examples of a task follow one schema'."""
+    json_rate = _num(row.get("json_output_rate"))
+    if json_rate is None:
+        return None
+    if json_rate >= 0.5:
+        return json_rate * (_num(row.get("json_keyset_stability")) or 1.0)
+    return 1.0 - json_rate
+
+
+def _task_cache_shares(workdir: Path, facts: Facts) -> None:
+    """Per-task cacheable share from the cache audit's per-task table, when it wrote one."""
+    path = workdir / "audit" / "cache_by_task_type.parquet"
+    if not path.is_file() or not facts.task_types:
+        return
+    import pyarrow.parquet as pq
+
+    by_id = {t.id: t for t in facts.task_types}
+    for r in pq.read_table(path).to_pylist():
+        t = by_id.get(str(r.get("task_type")))
+        if t is None:
+            continue
+        t.cacheable_share = _num(_get(r, "cacheable_share_ideal", "ideal_share", "cacheable_share"))
+        if t.spend_usd is None:
+            t.spend_usd = _num(r.get("spend_usd"))
+
+
+def _cache(cache: dict[str, Any], facts: Facts) -> None:
+    facts.reported_hit_share = _num(_get(cache, "reported_cached_share", "reported_hit_share", "reported.share"))
+    shares = _get(cache, "simulated_share", "simulated_shares", "cacheable_share")
+    if isinstance(shares, dict):
+        facts.simulated_share = {str(k): float(v) for k, v in shares.items() if _num(v) is not None}
+        facts.ideal_rule_set = next((k for k in facts.simulated_share if "ideal" in k), None)
+    facts.monthly_ideal_caching_usd = _num(_get(cache, "monthly_with_ideal_caching_usd", "projection.monthly_ideal_usd"))
+    comp = _get(cache, "token_composition", "tokens_by_segment")
+    if isinstance(comp, dict):
+        facts.token_composition = {str(k): int(v) for k, v in comp.items() if _num(v) is not None}
+    facts.tokens_input = _get(cache, "input_tokens", "tokens.input")
+    facts.tokens_output = _get(cache, "output_tokens", "tokens.output")
+    facts.tokens_cached_reported = _get(cache, "reported_cached_tokens", "tokens.cache_read")
+    breakers = _get(cache, "prefix_breakers")
+    if isinstance(breakers, list):
+        facts.prefix_breakers = [b for b in breakers if isinstance(b, dict)]
+
+
+def _traffic(traffic: dict[str, Any], facts: Facts) -> None:
+    facts.latency_p50_ms = _num(_get(traffic, "latency.p50_ms", "latency_ms.p50"))
+    facts.latency_p90_ms = _num(_get(traffic, "latency.p90_ms", "latency_ms.p90"))
+    facts.latency_p99_ms = _num(_get(traffic, "latency.p99_ms", "latency_ms.p99"))
+    facts.weekly_growth_rate = _num(_get(traffic, "growth.weekly_growth_rate", "weekly_growth_rate"))
+    facts.projected_6_month_factor = _num(_get(traffic, "growth.projected_6_month_factor", "projected_6_month_factor"))
+    rate_limited = _num(_get(traffic, "errors.rate_limited_share", "rate_limited_share"))
+    if rate_limited is not None:
+        facts.rate_limited_share = rate_limited
+
+
+# --- dataset ----------------------------------------------------------------------------------
+
+
+def _dataset(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
+    manifest = _json(workdir / "dataset" / "manifest.json")
+    facts.sources["dataset_manifest"] = manifest is not None
+    if manifest is None:
+        reason = f"`{workdir}/dataset/manifest.json` not found (run `logaudit dataset {workdir}`)"
+        for figure in ("dataset_train", "duplicate_share", "leakage_pairs", "distribution_distance",
+                       "edge_case_share", "format_consistency", "sensitive_share"):
+            facts.miss(figure, reason)
+    else:
+        counts = manifest.get("counts", {})
+        facts.dataset_train = counts.get("train")
+        facts.dataset_eval = counts.get("eval")
+        if isinstance(counts.get("dropped"), dict):
+            facts.dataset_filtered_by = {str(k): int(v) for k, v in counts["dropped"].items()}
+        built = counts.get("examples_built")
+        dedup = manifest.get("dedup", {})
+        if "duplicate_rate" in dedup:
+            facts.duplicate_share = float(dedup["duplicate_rate"]) + float(dedup.get("near_duplicate_rate", 0.0))
+        facts.leakage_pairs = _get(manifest, "leakage.pairs")
+        with_findings = _get(manifest, "pii.examples_with_findings")
+        if with_findings is not None and built:
+            facts.sensitive_share = with_findings / built
+        else:
+            facts.miss("sensitive_share", "the dataset manifest has no `pii.examples_with_findings`")
+    _data_quality(workdir, facts, cfg)
+
+
+def _data_quality(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
+    """The checklist inputs that need a join of the dataset lineage with the audit's labels."""
+    import duckdb
+
+    from pipeline.ingest.store import sql_literal
+
+    tables = {
+        "lineage": workdir / "dataset" / "lineage.parquet",
+        "request_labels": workdir / "audit" / "request_labels.parquet",
+        "task_types": workdir / "audit" / "task_types.parquet",
+    }
+    con = duckdb.connect()
+    try:
+        for view, path in tables.items():
+            if path.is_file():
+                con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({sql_literal(path)})")
+        have = {view for view, path in tables.items() if path.is_file()}
+
+        if "request_labels" in have:
+            row = fetch(con, "dq_label_accuracy")[0]
+            facts.label_accuracy_proxy = row["accepted"] / row["answered"] if row["answered"] else None
+        else:
+            facts.miss("label_accuracy_proxy", f"`{tables['request_labels']}` not found (the task audit did not run)")
+
+        if {"lineage", "request_labels"} <= have and facts.window_end is not None:
+            from datetime import UTC, datetime, timedelta
+
+            end = datetime.fromisoformat(facts.window_end).replace(tzinfo=UTC) + timedelta(days=1)
+            rows = fetch(con, "dq_task_mix", recent_start=end - timedelta(days=cfg.recent_days))
+            train_n, recent_n = sum(r["train"] for r in rows), sum(r["recent"] for r in rows)
+            if train_n and recent_n:
+                facts.train_mix = {r["task_type"]: r["train"] / train_n for r in rows}
+                facts.recent_mix = {r["task_type"]: r["recent"] / recent_n for r in rows}
+                facts.distribution_distance = 0.5 * sum(
+                    abs(facts.train_mix[k] - facts.recent_mix[k]) for k in facts.train_mix
+                )
+        else:
+            facts.miss("distribution_distance", "needs dataset/lineage.parquet and audit/request_labels.parquet")
+
+        if {"lineage", "task_types"} <= have:
+            row = fetch(con, "dq_edge_cases", rare_share=cfg.dq_rare_task_share)[0]
+            facts.edge_case_share = row["edge_cases"] / row["examples"] if row["examples"] else None
+            weights = {r["task_type"]: r["train"] for r in fetch(con, "dq_train_by_task")}
+            scored = [(weights.get(t.id, 0), t.consistency) for t in facts.task_types if t.consistency is not None]
+            total = sum(w for w, _ in scored)
+            if total:
+                facts.format_consistency = sum(w * c for w, c in scored) / total
+        else:
+            reason = "needs dataset/lineage.parquet and audit/task_types.parquet"
+            facts.miss("edge_case_share", reason)
+            facts.miss("format_consistency", reason)
+        for t in facts.task_types:
+            if "lineage" in have:
+                t.train_examples = weights.get(t.id, 0) if "task_types" in have else None
+    finally:
+        con.close()

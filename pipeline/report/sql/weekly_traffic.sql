@@ -1,0 +1,16 @@
+-- name: weekly_traffic
+-- params: this_start, prev_start, end_ts
+-- description: Requests, spend and reported cache reads in this week and the week before
+--   (half-open windows ending at the newest request), from the store and the cost audit's table.
+SELECT
+    CASE WHEN r.ts > $this_start THEN 'this' ELSE 'prev' END AS week,
+    count(*) AS requests,
+    count(*) FILTER (WHERE r.error_type IS NULL AND coalesce(r.status_code, 200) < 400) AS succeeded,
+    sum(c.cost_usd) AS spend_usd,
+    count(c.cost_usd) AS priced_requests,
+    sum(c.in_cache_read) AS cache_read_tokens,
+    sum(c.input_tokens) AS input_tokens
+FROM requests r
+LEFT JOIN request_costs c USING (request_id)
+WHERE r.ts > $prev_start AND r.ts <= $end_ts
+GROUP BY ALL

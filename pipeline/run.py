@@ -1,0 +1,73 @@
+"""`run_all`: ingest -> audit -> dataset -> report, each stage on its own and in order.
+
+Only chains the stages' public functions (each also callable alone) and hands each one's summary
+to `echo` as soon as the stage finishes, so a long run shows progress. A stage failure stops the
+chain with the stage's own `PipelineError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import load_toml
+
+
+@dataclass(frozen=True)
+class RunResult:
+    workdir: Path
+    stages: dict[str, Any] = field(default_factory=dict)
+    """Stage name -> that stage's result object (IngestResult, AuditResult, DatasetResult, ReportResult)."""
+
+    @property
+    def report_paths(self) -> dict[str, Path]:
+        report = self.stages.get("report")
+        return report.paths if report is not None else {}
+
+    def summary(self) -> str:
+        paths = self.report_paths
+        if not paths:
+            return f"Pipeline finished in {self.workdir}/ (no report written)"
+        return "Report: " + ", ".join(str(p) for p in paths.values())
+
+
+def run_all(
+    paths: Sequence[str | Path],
+    workdir: Path,
+    config: Path | None = None,
+    echo: Callable[[str], None] | None = None,
+    progress: bool | None = None,
+) -> RunResult:
+    """Run every stage over `paths` into `workdir`.
+
+    Args:
+        paths: log files, folders or globs for the ingest stage.
+        workdir: the working directory every stage writes into.
+        config: a TOML file; each stage reads its own section (`[audit.*]`, `[dataset]`, `[report]`).
+        echo: called with each stage's summary as soon as the stage finishes.
+    """
+    from audit import run_audits
+    from pipeline.dataset import DatasetConfig, build_dataset
+    from pipeline.ingest import ingest
+    from pipeline.report import render_report
+
+    say = echo or (lambda _text: None)
+    workdir = Path(workdir)
+    settings = load_toml(config)  # parsed once up front, so a bad config fails before any work
+    stages: dict[str, Any] = {}
+
+    stages["ingest"] = ingest([str(p) for p in paths], workdir, progress=progress)
+    say(_titled("ingest", stages["ingest"].summary()))
+    stages["audit"] = run_audits(workdir, config)
+    say(_titled("audit", stages["audit"].summary_text()))
+    stages["dataset"] = build_dataset(workdir, DatasetConfig.from_toml(settings))
+    say(_titled("dataset", stages["dataset"].summary()))
+    stages["report"] = render_report(workdir, settings)
+    say(_titled("report", stages["report"].summary()))
+    return RunResult(workdir, stages)
+
+
+def _titled(stage: str, text: str) -> str:
+    return f"== {stage} ==\n{text}"

@@ -1,0 +1,220 @@
+"""The report's rules on hand-built facts: signs, the eight factors, the 3-or-more rule, break-even,
+projections, escaping, and graceful degradation when upstream stages are missing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from pipeline.report import render_report
+from pipeline.report.config import ReportConfig, report_config
+from pipeline.report.decide import build_report
+from pipeline.report.facts import Facts, TaskFacts
+from pipeline.report.render import md_escape, render_html, render_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+XSS = '<script>alert(1)</script><img src=x onerror="alert(2)"><b>bold</b>'
+USD = ReportConfig(currency="USD", usd_to_currency=1.0)
+
+
+def busy_facts(**overrides: object) -> Facts:
+    """A large, repetitive, growing workload: the checklist's migrate case."""
+    f = Facts(
+        window_start="2026-09-01", window_end="2026-09-30", window_days=30.44,
+        requests_total=600_000, requests_succeeded=599_000, rejected_at_ingest=3,
+        rate_limited_share=0.002, provider_shares={"openai": 1.0},
+        tokens_input=10**9, tokens_output=10**8, tokens_cached_reported=10**8,
+        token_composition={"system": 100, "history": 300, "user": 500, "output": 100},
+        reported_hit_share=0.1, simulated_share={"as_logged": 0.1, "ideal": 0.2}, ideal_rule_set="ideal",
+        spend_window_usd=12_000.0, monthly_run_rate_usd=12_000.0, monthly_api_only_usd=15_000.0,
+        monthly_ideal_caching_usd=10_000.0,
+        task_types=[
+            TaskFacts("task_01", "Ticket triage", 480_000, share=0.8, spend_usd=9_000.0, repetitiveness=0.9,
+                      consistency=0.99, clean_examples=5_000),
+            TaskFacts("task_02", "Open questions", 120_000, share=0.2, spend_usd=3_000.0, repetitiveness=0.3,
+                      consistency=0.9, clean_examples=200),
+        ],
+        task_type_count=2, latency_p50_ms=900, latency_p90_ms=1800, latency_p99_ms=4000,
+        weekly_growth_rate=0.05, projected_6_month_factor=3.5, sensitive_share=0.01, reasoning_share=0.02,
+        dataset_train=4_000, dataset_eval=400, duplicate_share=0.03, leakage_pairs=0,
+        label_accuracy_proxy=0.97, distribution_distance=0.05, edge_case_share=0.12, format_consistency=0.98,
+    )
+    return dataclasses.replace(f, **overrides)
+
+
+def sign(report: dict, sign_id: int) -> dict:
+    return next(s for s in report["signs"] if s["id"] == sign_id)
+
+
+def factor(report: dict, factor_id: int) -> dict:
+    return next(x for x in report["framework"]["factors"] if x["id"] == factor_id)
+
+
+def test_migrate_case_counts_the_switch_column_and_names_the_first_task() -> None:
+    r = build_report(busy_facts(), USD)
+    sides = {x["name"]: x["side"] for x in r["framework"]["factors"]}
+    assert sides == {
+        "Monthly API cost after caching": "fine-tuning",  # 10,000 > 5,000 and growing
+        "Share of tokens that are cacheable": "fine-tuning",  # 20% < 30%
+        "Task variety": "fine-tuning",  # 80% of requests in repetitive types
+        "Training data available": "fine-tuning",  # 4,400 > 1,000
+        "Need for frontier reasoning": "fine-tuning",  # inferred: 2% < 20%
+        "Latency requirement": "unknown",  # not stated
+        "Data sensitivity": "caching",  # inferred: 1% < 5%
+        "Usage trajectory": "fine-tuning",  # x3.5 >= x2
+    }
+    assert r["framework"]["switch_count"] == 6
+    assert r["framework"]["recommendation"] == "plan the migration"
+    assert r["verdict"]["decision"] == "plan_migration"
+    assert r["verdict"]["migrate_first"] == ["task_01"]
+    assert [s["triggered"] for s in r["signs"]] == [True, True, True, False, False]
+    assert sign(r, 1)["value"] == 10_000 and sign(r, 1)["threshold"] == 5_000
+    task = {t["id"]: t for t in r["task_types"]}
+    assert task["task_01"]["rank"] == 1 and task["task_02"]["rank"] is None
+    assert "200 clean examples < 1000" in task["task_02"]["not_migratable_because"]
+
+
+def test_three_or_more_rule_is_a_threshold_on_the_count() -> None:
+    # Only cost, cacheable share and trajectory on the switch side: exactly 3 -> migrate.
+    facts = busy_facts(task_types=[], task_type_count=0, dataset_train=None, dataset_eval=None, reasoning_share=0.5)
+    r = build_report(facts, USD)
+    assert r["framework"]["switch_count"] == 3
+    assert r["framework"]["recommendation"] == "plan the migration"
+    r = build_report(facts, dataclasses.replace(USD, framework_switch_min=4))
+    assert r["framework"]["recommendation"] == "stay with caching"
+    assert r["verdict"]["decision"] == "stay_with_caching"
+
+
+def test_sign_one_needs_growth_as_well_as_a_high_bill() -> None:
+    flat = build_report(busy_facts(weekly_growth_rate=-0.01), USD)
+    assert not sign(flat, 1)["triggered"] and sign(flat, 1)["measured"]
+    assert factor(flat, 1)["side"] == "unknown"  # above 5,000 but not growing: neither column
+    cheap = build_report(busy_facts(monthly_ideal_caching_usd=2_000.0), USD)
+    assert not sign(cheap, 1)["triggered"] and factor(cheap, 1)["side"] == "caching"
+
+
+def test_thresholds_come_from_config_and_currency_converts_usd() -> None:
+    cfg = report_config({"report": {"currency": "AUD", "usd_to_currency": 1.5, "sign1_min_monthly_cost_after_caching": 20_000}})
+    r = build_report(busy_facts(), cfg)
+    assert sign(r, 1)["value"] == 15_000  # 10,000 USD x 1.5
+    assert sign(r, 1)["threshold"] == 20_000 and not sign(r, 1)["triggered"]
+    assert r["cost"]["currency"] == "AUD" and r["cost"]["window_total"] == 18_000
+    assert r["thresholds"]["sign1_min_monthly_cost_after_caching"] == 20_000
+
+
+def test_unknown_config_key_is_an_error() -> None:
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sign1_typo"):
+        report_config({"report": {"sign1_typo": 1}})
+
+
+def test_signs_four_and_five_from_config() -> None:
+    cfg = dataclasses.replace(USD, on_premise_required=True, latency_requirement_ms=150)
+    r = build_report(busy_facts(), cfg)
+    assert sign(r, 4)["triggered"] and sign(r, 4)["measured_from"] == "config"
+    assert sign(r, 5)["triggered"] and sign(r, 5)["measured_from"] == "config"  # p90 1,800 ms > 150 ms needed
+    assert factor(r, 6)["side"] == "fine-tuning" and factor(r, 7)["side"] == "fine-tuning"
+    relaxed = build_report(busy_facts(), dataclasses.replace(USD, latency_requirement_ms=2_000))
+    assert not sign(relaxed, 5)["triggered"] and factor(relaxed, 6)["side"] == "caching"
+
+
+def test_sign_four_inferred_from_rate_limits() -> None:
+    r = build_report(busy_facts(rate_limited_share=0.03), USD)
+    assert sign(r, 4)["triggered"] and sign(r, 4)["measured_from"] == "inferred"
+
+
+def test_break_even_matches_the_guides_example() -> None:
+    # 10,000/month API vs 80,000 upfront + 2,000/month once everything moves local -> month 10.
+    one_task = [TaskFacts("t", "all", 1000, share=1.0, spend_usd=1.0, repetitiveness=1.0, clean_examples=5000)]
+    cfg = dataclasses.replace(USD, hybrid_max_local_share=1.0)
+    r = build_report(busy_facts(task_types=one_task, weekly_growth_rate=0.0), cfg)
+    assert r["cost"]["monthly_fine_tuned_hybrid"] == 2_000
+    assert r["cost"]["break_even_months"] == 10.0
+    assert r["cost"]["break_even_month_with_growth"] == 10
+    assert r["cost"]["projection_totals"]["with_ideal_caching"] == 120_000  # year one, flat
+
+
+def test_projection_follows_the_growth_trend() -> None:
+    r = build_report(busy_facts(weekly_growth_rate=0.02), USD)
+    proj = r["cost"]["projection"]
+    monthly = 1.02 ** (30.44 / 7)
+    assert proj[0]["api_only"] == 15_000
+    assert proj[11]["api_only"] == pytest.approx(15_000 * monthly**11, rel=1e-4)
+    assert len(proj) == 12
+
+
+def test_no_saving_means_no_break_even_and_a_caveat() -> None:
+    facts = busy_facts(monthly_ideal_caching_usd=1_000.0, monthly_run_rate_usd=1_200.0)
+    r = build_report(facts, USD)
+    assert r["cost"]["break_even_months"] is None
+    if r["verdict"]["decision"] == "plan_migration":
+        assert any("does not pay back" in c for c in r["verdict"]["caveats"])
+
+
+def test_data_quality_checklist_targets() -> None:
+    r = build_report(busy_facts(duplicate_share=0.08, leakage_pairs=2, edge_case_share=0.05), USD)
+    dq = {c["id"]: c for c in r["data_quality"]["criteria"]}
+    assert dq["diversity"]["passed"] is False and dq["no_leakage"]["passed"] is False
+    assert dq["edge_case_coverage"]["passed"] is False
+    assert dq["label_accuracy"]["passed"] is True and dq["distribution_match"]["passed"] is True
+    assert r["data_quality"]["failed"] == 3 and r["data_quality"]["passed"] == 3
+
+
+def test_missing_everything_renders_not_measured_without_crashing() -> None:
+    r = build_report(Facts(missing={"simulated_share": "audit/summary.json not found"}), USD)
+    assert r["verdict"]["decision"] == "insufficient_data"
+    assert not any(s["triggered"] for s in r["signs"])
+    assert sign(r, 2)["measured"] is False and "audit/summary.json not found" in sign(r, 2)["evidence"]
+    assert render_markdown(r) and render_html(r)
+    _validate(r)
+
+
+def test_log_text_renders_inert_in_html_and_markdown() -> None:
+    facts = busy_facts(
+        task_types=[TaskFacts("task_01", XSS, 10, share=1.0, repetitiveness=0.9, clean_examples=5000)],
+        prefix_breakers=[{"kind": "timestamp", "task_label": XSS, "example": XSS, "requests": 3}],
+        missing={"edit_rate": XSS},
+    )
+    r = build_report(facts, USD)
+    html = render_html(r)
+    assert "<script" not in html.lower() and "<img" not in html.lower() and "<b>bold" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    md = render_markdown(r)
+    assert "<script" not in md.lower() and "<img" not in md.lower()
+    assert "&lt;script>alert(1)&lt;/script>" in md
+
+
+def test_md_escape_keeps_comparisons_readable() -> None:
+    assert md_escape("< 3,000 AUD") == "< 3,000 AUD"
+    assert md_escape("a|b\nc <x>") == "a\\|b c &lt;x>"
+
+
+def test_render_report_on_an_ingest_only_workdir(tmp_path: Path, real_logs: Path) -> None:
+    from pipeline.ingest import ingest
+
+    ingest([str(real_logs / "anthropic_messages")], tmp_path, progress=False)
+    result = render_report(tmp_path)
+    for path in result.paths.values():
+        assert path.is_file() and path.stat().st_size > 0
+    report = json.loads(result.paths["json"].read_text(encoding="utf-8"))
+    _validate(report)
+    assert report["requests"]["total"] > 0
+    assert "audit_summary" in report["sources"] and report["sources"]["audit_summary"] is False
+    assert "not measured" in result.paths["md"].read_text(encoding="utf-8")
+
+
+def test_schema_file_is_generated_from_the_schema_module() -> None:
+    from schemas import report as report_schema
+
+    on_disk = json.loads((ROOT / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
+    assert on_disk == report_schema.json_schema()
+
+
+def _validate(report: dict) -> None:
+    schema = json.loads((ROOT / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(json.loads(json.dumps(report, default=str)), schema)
