@@ -47,11 +47,16 @@ def cache_dir() -> Path:
 def _seed_cache() -> Path:
     target = cache_dir()
     target.mkdir(parents=True, exist_ok=True)
+    missing = [
+        (name, dest)
+        for name in OFFLINE_ENCODINGS
+        if not ((dest := target / hashlib.sha1(_URL.format(name=name).encode()).hexdigest()).is_file()
+                and dest.stat().st_size > 0)
+    ]
+    if not missing:
+        return target  # importing bpe_openai loads its own tokenizers (~2.5 s): only do it to seed
     data = resources.files("bpe_openai") / "data"
-    for name in OFFLINE_ENCODINGS:
-        dest = target / hashlib.sha1(_URL.format(name=name).encode()).hexdigest()
-        if dest.is_file() and dest.stat().st_size > 0:
-            continue
+    for name, dest in missing:
         raw = gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes())
         tmp = dest.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(raw)
