@@ -20,9 +20,9 @@ import duckdb
 import pyarrow as pa
 
 from audit.prices import PriceTable, load_prices
-from audit.sqlfiles import fetch_dicts, query, write_query, write_table
+from audit.sqlfiles import fetch_dicts, open_store, query, write_query, write_table
 from pipeline.config import from_section
-from pipeline.ingest.store import connect_store, sql_literal
+from pipeline.ingest.store import sql_literal
 
 DAYS_PER_MONTH = 365.25 / 12
 
@@ -105,7 +105,7 @@ def attach_request_costs(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
 
 def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     prices = price_table(config)
-    con = connect_store(workdir)
+    con = open_store(workdir)
     try:
         register_prices(con, prices)
         write_query(con, "cost_request_costs", out_dir / "request_costs.parquet")

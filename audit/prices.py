@@ -151,6 +151,15 @@ def normalize_model_name(model: str | None) -> str:
     return m
 
 
+_SNAPSHOT_DATE = re.compile(r"-(?:20\d{2}-\d{2}-\d{2}|20\d{6}|\d{4})$")
+
+
+def base_model_name(model: str | None) -> str:
+    """`normalize_model_name` without a dated snapshot suffix ("-2024-08-06", "-20250929", "-0613"):
+    an alias and its snapshot are the same model to a prompt cache."""
+    return _SNAPSHOT_DATE.sub("", normalize_model_name(model))
+
+
 _RULE_FIELDS = {f.name for f in dataclasses.fields(CacheRules)} - {"name"}
 _MODEL_FIELDS = {
     "key", "provider", "match", "input", "cached_input", "output", "cache_write_5m", "cache_write_1h",

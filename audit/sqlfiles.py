@@ -28,6 +28,15 @@ from pipeline.ingest.store import sql_literal
 SQL_DIR = Path(__file__).with_name("sql")
 
 
+def open_store(workdir: Path) -> duckdb.DuckDBPyConnection:
+    """`connect_store` without DuckDB's progress bar (it would interleave with the CLI output)."""
+    from pipeline.ingest.store import connect_store
+
+    con = connect_store(workdir)
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 @dataclass(frozen=True)
 class SqlFile:
     name: str

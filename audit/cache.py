@@ -1,0 +1,659 @@
+"""Cacheable-prefix share under each provider's real caching rules, token segments, prefix breakers.
+
+Pipeline (memory stays bounded: the store is streamed in batches, the heavy work is per partition,
+DuckDB does the sorting and the joins):
+
+  1. variants  one pass over tools/system/early-history blocks that contain candidate dynamic spans
+               (audit/dynamic_spans.py): a block is DYNAMIC when its masked text occurs with more
+               than one raw value across requests.
+  2. prepare   per request (a map, parallelizable by batch): render and tokenize the prompt
+               (audit/tokens.py, memoized by content hash), segment counts, rolling prefix hashes
+               of B-token blocks and of content blocks, logged/ideal breakpoint positions, and the
+               same hashes for the "ideal ordering" variant in which dynamic spans move to the end.
+               Spooled to Parquet.
+  3. simulate  per partition (audit/cache_sim.py) for three scenarios:
+                 as_logged       provider rules, breakpoints as logged
+                 ideal_bp        + an ideal breakpoint after the stable part (tools + system);
+                                 identical to as_logged for automatic caching (OpenAI)
+                 ideal           ideal_bp with dynamic spans moved after the stable part
+  4. report    DuckDB SQL (audit/sql/cache_*.sql) joins the simulation with usage, prices and task
+               labels: shares overall / per model / task type / day, simulated vs provider-reported
+               cached share and the gap, prefix breakers with the tokens and USD moving them saves.
+
+Token positions are simulated in estimated tokens and converted to provider tokens with the
+request's calibration factor (reported input / estimate; the model's median when the request has
+no usage), so minimums and rounding steps apply in the provider's own units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import shutil
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import xxhash
+
+from audit import dynamic_spans
+from audit.cache_sim import SimRow, simulate_partition
+from audit.prices import CacheRules, PriceTable, base_model_name
+from audit.sqlfiles import attach_labels, fetch_dicts, open_store, query, write_batches, write_query
+from audit.tokens import (
+    REPLY_OVERHEAD,
+    Block,
+    TokenMemo,
+    block_array,
+    encoding_note,
+    request_blocks,
+)
+from pipeline.config import from_section
+from pipeline.errors import AuditError
+from pipeline.ingest.store import sql_literal
+from pipeline.tokens import encoding_name_for, is_approximate, text_key
+
+SCENARIOS = ("as_logged", "ideal_bp", "ideal")
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    block_tokens: int = 64
+    """B: tokens per hashed prefix block. 64 divides OpenAI's 128-token step and equals DeepSeek's
+    unit, so both are exact; for step-1 rules (Gemini) hits are resolved to within B tokens."""
+    buckets: int = 256
+    """Partitions of the simulation: hash buckets of each prompt's first block."""
+    ideal_breakpoints: tuple[str, ...] = ("stable",)
+    """Where the what-if places breakpoints (besides the logged ones): `stable` = after tools +
+    system, `history` = after the last assistant turn, `last` = end of the prompt."""
+    mask_history_messages: int = 4
+    """Dynamic spans are looked for in tools, system and the first N messages of the history."""
+    breaker_min_request_share: float = 0.5
+    """A task type has a prefix breaker when at least this share of its requests carries one ..."""
+    breaker_min_saving_share: float = 0.02
+    """... and moving it would make at least this share of the task's input tokens cacheable."""
+    batch_rows: int = 2000
+    """Rows per streamed batch (memory vs. per-batch overhead)."""
+    memo_max_tokens: int = 40_000_000
+    """Token arrays kept by the tokenization memo (~4 bytes each)."""
+
+
+def cache_config(config: dict[str, Any]) -> CacheConfig:
+    cfg = from_section(CacheConfig, config, "audit.cache")
+    cfg = dataclasses.replace(cfg, ideal_breakpoints=tuple(cfg.ideal_breakpoints))
+    bad = set(cfg.ideal_breakpoints) - {"stable", "history", "last"}
+    if bad:
+        raise AuditError(f"[audit.cache] ideal_breakpoints: unknown position(s) {sorted(bad)}; use stable, history, last.")
+    if cfg.block_tokens < 1 or cfg.buckets < 1:
+        raise AuditError("[audit.cache] block_tokens and buckets must be positive.")
+    return cfg
+
+
+# --- 1. dynamic blocks ---------------------------------------------------------------------------
+
+_VARIES = -1
+
+
+class SpanMemo:
+    """Candidate spans per block text (content hash), bounded."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._spans: OrderedDict[int, list[dynamic_spans.Span]] = OrderedDict()
+        self._max = max_entries
+
+    def spans(self, key: int, text: str) -> list[dynamic_spans.Span]:
+        s = self._spans.get(key)
+        if s is None:
+            s = dynamic_spans.find_spans(text)
+            self._spans[key] = s
+            if len(self._spans) > self._max:
+                self._spans.popitem(last=False)
+        return s
+
+
+def _candidates(blocks: list[Block], max_history: int) -> Iterator[tuple[int, Block]]:
+    seen_msgs = 0
+    for i, b in enumerate(blocks):
+        if b.segment in ("tools", "system"):
+            yield i, b
+        elif b.segment == "history" and seen_msgs < max_history:
+            seen_msgs += 1
+            yield i, b
+
+
+def _masked_key(b: Block, masked: str) -> int:
+    return text_key(f"{b.segment}\x1f{b.role or ''}\x1f{masked}")
+
+
+_STORE_COLUMNS = """request_id, ts, provider, model, model_resolved, system_text, messages, tools_json,
+    cache_breakpoints, in_uncached, in_cache_read, in_cache_write_5m, in_cache_write_1h,
+    in_cache_write_unspecified, usage_missing, status_code, finish_reason, error_type"""
+
+
+def _stream_store(con: Any, batch_rows: int, columns: str = _STORE_COLUMNS) -> Iterator[dict[str, Any]]:
+    reader = con.sql(f"SELECT {columns} FROM requests ORDER BY ts NULLS LAST, request_id").to_arrow_reader(batch_rows)
+    for batch in reader:
+        yield from batch.to_pylist()
+
+
+def find_dynamic_blocks(con: Any, cfg: CacheConfig, spans: SpanMemo) -> dict[int, int]:
+    """masked-text key -> raw key of its only value, or _VARIES when several raw values exist."""
+    variants: dict[int, int] = {}
+    k = int(cfg.mask_history_messages)
+    reader = query(con, "cache_mask_candidates", k=k).to_arrow_reader(cfg.batch_rows)
+    for batch in reader:
+        for r in batch.to_pylist():
+            msgs = (r["messages"] or [])[: min(k, r["last_assistant"] or 0)]
+            # A trailing assistant stub keeps the kept messages in the history segment.
+            blocks = request_blocks(r["system_text"], [*msgs, {"role": "assistant"}] if msgs else [],
+                                    r["tools_json"], r["provider"])
+            for _, b in _candidates(blocks, k):
+                sp = spans.spans(b.key, b.text)
+                if not sp:
+                    continue
+                mk = _masked_key(b, dynamic_spans.mask(b.text, sp))
+                prev = variants.get(mk)
+                if prev is None:
+                    variants[mk] = b.key
+                elif prev != b.key:
+                    variants[mk] = _VARIES
+    return variants
+
+
+# --- 2. prepare ----------------------------------------------------------------------------------
+
+_U64 = pa.list_(pa.uint64())
+_I32L = pa.list_(pa.int32())
+PREPARED_SCHEMA = pa.schema([
+    ("request_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("ts_ms", pa.int64()),
+    ("provider", pa.string()), ("model", pa.string()), ("scope", pa.string()),
+    ("price_model_key", pa.string()), ("rules", pa.string()), ("min_tokens", pa.int32()),
+    ("encoding", pa.string()), ("approximate", pa.bool_()),
+    ("simulated", pa.bool_()), ("skip_reason", pa.string()),
+    ("est_tools", pa.int32()), ("est_system", pa.int32()), ("est_history", pa.int32()),
+    ("est_new_turn", pa.int32()), ("est_total", pa.int32()), ("n_blocks", pa.int32()),
+    ("reported_input", pa.int64()), ("has_cache_fields", pa.bool_()), ("factor", pa.float64()),
+    ("bucket", pa.int32()), ("ideal_bucket", pa.int32()),
+    ("token_hashes", _U64), ("block_ends", _I32L), ("block_hashes", _U64),
+    ("ideal_token_hashes", _U64), ("ideal_block_ends", _I32L), ("ideal_block_hashes", _U64),
+    ("bp_blocks", _I32L), ("bp_1h", pa.list_(pa.bool_())), ("stable_end", pa.int32()),
+    ("history_end", pa.int32()),
+    ("dynamic_spans", pa.int32()), ("breaker_segment", pa.string()), ("breaker_kind", pa.string()),
+    ("breaker_offset", pa.int32()), ("breaker_stable_after", pa.int32()), ("breaker_example", pa.string()),
+])
+
+
+def rolling_token_hashes(arrays: list[np.ndarray], seed: int, block_tokens: int) -> list[int]:
+    """h_j = xxh3(tokens of block j, seed=h_{j-1}): one hash per complete B-token block, each
+    identifying the whole prefix up to its end."""
+    if not arrays:
+        return []
+    tokens = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+    n = len(tokens) // block_tokens
+    if not n:
+        return []
+    buf = memoryview(np.ascontiguousarray(tokens[: n * block_tokens])).cast("B")
+    step = block_tokens * 4
+    out = []
+    h = seed
+    for j in range(n):
+        h = xxhash.xxh3_64_intdigest(buf[j * step : (j + 1) * step], seed=h)
+        out.append(h)
+    return out
+
+
+def rolling_block_hashes(blocks: list[Block], seed: int) -> list[int]:
+    out = []
+    h = seed
+    for b in blocks:
+        h = xxhash.xxh3_64_intdigest(b.key.to_bytes(8, "little"), seed=h)
+        out.append(h)
+    return out
+
+
+def _bucket(hashes: list[int], buckets: int) -> int:
+    return hashes[0] % buckets if hashes else -1
+
+
+def map_breakpoints(logged: list[dict[str, Any]] | None, blocks: list[Block]) -> list[tuple[int, bool]]:
+    """Logged cache_control markers -> (block index, 1-hour TTL).
+
+    The system text is stored joined, so a marker on any system block is placed at the end of the
+    system (exact when, as usual, the marker is on the last system block). A marker inside a
+    message is placed at the end of that provider message.
+    """
+    if not logged:
+        return []
+    tools = [i for i, b in enumerate(blocks) if b.segment == "tools"]
+    system = [i for i, b in enumerate(blocks) if b.segment == "system"]
+    msg_end: dict[int, int] = {}
+    for i, b in enumerate(blocks):
+        if b.provider_message >= 0:
+            msg_end[b.provider_message] = i
+    out: dict[int, bool] = {}
+    for bp in logged:
+        seg, idx = bp.get("segment"), bp.get("index") or 0
+        target = None
+        if seg == "tools" and tools:
+            target = tools[min(max(idx, 0), len(tools) - 1)]
+        elif seg == "system" and system:
+            target = system[-1]
+        elif seg == "messages" and msg_end:
+            target = msg_end.get(idx, msg_end[max(msg_end)])
+        if target is not None:
+            out[target] = out.get(target, False) or bp.get("ttl") == "1h"
+    return sorted(out.items())
+
+
+class Preparer:
+    """Per-request preparation; holds the memos, so one instance serves a whole run."""
+
+    def __init__(self, cfg: CacheConfig, prices: PriceTable, variants: dict[int, int], spans: SpanMemo) -> None:
+        self.cfg = cfg
+        self.prices = prices
+        self.variants = variants
+        self.spans = spans
+        self.memo = TokenMemo(cfg.memo_max_tokens)
+        self._prices: dict[tuple[Any, Any, Any], Any] = {}
+        self.models: set[str] = set()
+
+    def prepare(self, r: dict[str, Any]) -> dict[str, Any]:
+        cfg = self.cfg
+        model = r["model_resolved"] or r["model"]
+        self.models.add(r["model"] or model or "")
+        pk = (model, r["model"], r["ts"].date() if r["ts"] is not None else None)
+        if pk not in self._prices:
+            self._prices[pk] = self.prices.lookup(model, pk[2]) or self.prices.lookup(r["model"], pk[2])
+        price = self._prices[pk]
+        rules = self.prices.rules_for(price)
+        # The cache is per model: an alias and its dated snapshot (logged either way round by
+        # different sources) share it.
+        scope = f"{(r['provider'] or '').lower()}|{base_model_name(model)}"
+        encoding = encoding_name_for(r["model"] or model)
+        out: dict[str, Any] = {
+            "request_id": r["request_id"], "ts": r["ts"],
+            "ts_ms": int(r["ts"].timestamp() * 1000) if r["ts"] is not None else None,
+            "provider": r["provider"], "model": r["model"], "scope": scope,
+            "price_model_key": price.key if price else None, "rules": rules.name, "min_tokens": rules.min_tokens,
+            "encoding": encoding, "approximate": is_approximate(r["model"] or model),
+        }
+        buckets = [r[k] for k in ("in_uncached", "in_cache_read", "in_cache_write_5m", "in_cache_write_1h",
+                                  "in_cache_write_unspecified")]
+        reported = sum(b or 0 for b in buckets)
+        out["reported_input"] = reported if not r["usage_missing"] and reported > 0 else None
+        out["has_cache_fields"] = any(b is not None for b in buckets[1:])
+        blocks = request_blocks(r["system_text"], r["messages"], r["tools_json"], r["provider"])
+        failed = (r["finish_reason"] == "error" or r["error_type"] is not None
+                  or (r["status_code"] is not None and r["status_code"] >= 400))
+        if not blocks:
+            out.update(simulated=False, skip_reason="no_prompt_logged")
+            return out
+        arrays = [block_array(self.memo, encoding, b) for b in blocks]
+        seg = {"tools": 0, "system": 0, "history": 0, "new_turn": REPLY_OVERHEAD}
+        for b, a in zip(blocks, arrays, strict=True):
+            seg[b.segment] += len(a)
+        total = sum(seg.values())
+        out.update({f"est_{k}": v for k, v in seg.items()})
+        out["est_total"] = total
+        out["n_blocks"] = len(blocks)
+        out["factor"] = out["reported_input"] / total if out["reported_input"] and total else None
+        if failed:
+            # A failed call (rate limited, server error) processed no prompt: it neither reads nor
+            # writes a cache entry.
+            out.update(simulated=False, skip_reason="failed_call")
+            return out
+        if r["ts"] is None:
+            out.update(simulated=False, skip_reason="no_timestamp")
+            return out
+        seed = text_key(scope)
+        ends = np.cumsum([len(a) for a in arrays]).tolist()
+        out.update(
+            simulated=True, skip_reason=None,
+            token_hashes=rolling_token_hashes(arrays, seed, cfg.block_tokens),
+            block_ends=ends, block_hashes=rolling_block_hashes(blocks, seed),
+        )
+        out["bucket"] = _bucket(out["token_hashes"], cfg.buckets)
+        bps = map_breakpoints(r["cache_breakpoints"], blocks)
+        out["bp_blocks"] = [b for b, _ in bps]
+        out["bp_1h"] = [h for _, h in bps]
+        stable = [i for i, b in enumerate(blocks) if b.segment in ("tools", "system")]
+        history = [i for i, b in enumerate(blocks) if b.segment == "history"]
+        out["stable_end"] = stable[-1] if stable else -1
+        out["history_end"] = history[-1] if history else -1
+        self._ideal_variant(out, blocks, arrays, encoding, seed)
+        return out
+
+    def _ideal_variant(self, out: dict[str, Any], blocks: list[Block], arrays: list[np.ndarray], encoding: str,
+                       seed: int) -> None:
+        """Blocks whose dynamic spans vary across requests lose them; the spans move to a tail block
+        after the prompt, where they no longer break anyone's prefix."""
+        cfg = self.cfg
+        new_blocks = list(blocks)
+        new_arrays = list(arrays)
+        moved: list[str] = []
+        n_spans = 0
+        first: tuple[int, Block, dynamic_spans.Span, str, list[dynamic_spans.Span]] | None = None
+        for i, b in _candidates(blocks, cfg.mask_history_messages):
+            sp = self.spans.spans(b.key, b.text)
+            if not sp:
+                continue
+            masked = dynamic_spans.mask(b.text, sp)
+            if self.variants.get(_masked_key(b, masked)) != _VARIES:
+                continue
+            n_spans += len(sp)
+            moved.append(dynamic_spans.removed(b.text, sp))
+            mb = Block(b.segment, masked, _masked_key(b, masked), b.role, b.provider_message)
+            new_blocks[i] = mb
+            new_arrays[i] = block_array(self.memo, encoding, mb)
+            if first is None:
+                first = (i, b, sp[0], masked, sp)
+        out["dynamic_spans"] = n_spans
+        if first is None:
+            out["ideal_bucket"] = out["bucket"]
+            return
+        tail_text = " ".join(moved)
+        tail = Block("new_turn", tail_text, text_key("\x1etail\x1f" + out["request_id"] + tail_text), None, -1)
+        new_blocks.append(tail)
+        new_arrays.append(block_array(self.memo, encoding, tail))
+        out["ideal_token_hashes"] = rolling_token_hashes(new_arrays, seed, cfg.block_tokens)
+        out["ideal_block_ends"] = np.cumsum([len(a) for a in new_arrays]).tolist()
+        out["ideal_block_hashes"] = rolling_block_hashes(new_blocks, seed)
+        out["ideal_bucket"] = _bucket(out["ideal_token_hashes"], cfg.buckets)
+        i, b, span, _, sp = first
+        start = out["block_ends"][i] - len(arrays[i])
+        pseudo = len(arrays[i]) - len(self.memo.tokens(encoding, b.text))
+        before = self.memo.tokens(encoding, b.text[: span.start]) if span.start else np.zeros(0)
+        after = b.text[sp[-1].end :]
+        out.update(
+            breaker_segment=b.segment, breaker_kind=span.kind,
+            breaker_offset=int(start + pseudo + len(before)),
+            breaker_stable_after=len(self.memo.tokens(encoding, after)) if after else 0,
+            breaker_example=b.text[span.start : span.end][:80],
+        )
+
+
+# --- 3. simulate ---------------------------------------------------------------------------------
+
+
+@dataclass
+class CacheSimRun:
+    """Result of `simulate_cache`: where the work files are and what it cost."""
+
+    work_dir: Path
+    prepared: Path
+    results: dict[str, Path]
+    requests: int
+    simulated: int
+    timings_s: dict[str, float]
+    memo: dict[str, int]
+    models: list[str]
+
+
+def simulate_cache(
+    workdir: Path, *, config: dict[str, Any] | None = None, prices: PriceTable | None = None,
+    work_dir: Path | None = None,
+) -> CacheSimRun:
+    """Tokenize, hash and simulate every request of the store under each scenario.
+
+    The entry point `make bench` times at 1x and 4x the requests: the work is linear in the input
+    tokens (see audit/cache_sim.py). Work files (Parquet) go to `work_dir` (default
+    WORKDIR/audit/.cache_work); `run` turns them into the audit tables.
+    """
+    from audit.cost import price_table
+
+    config = config or {}
+    cfg = cache_config(config)
+    prices = prices or price_table(config)
+    work = Path(work_dir) if work_dir else Path(workdir) / "audit" / ".cache_work"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    timings: dict[str, float] = {}
+    con = open_store(workdir)
+    try:
+        t0 = time.perf_counter()
+        spans = SpanMemo()
+        variants = find_dynamic_blocks(con, cfg, spans)
+        timings["dynamic_spans"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        prep = Preparer(cfg, prices, variants, spans)
+        prepared_path = work / "prepared.parquet"
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            rows: list[dict[str, Any]] = []
+            for r in _stream_store(con, cfg.batch_rows):
+                rows.append(prep.prepare(r))
+                if len(rows) >= cfg.batch_rows:
+                    yield pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA)
+                    rows = []
+            if rows:
+                yield pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA)
+
+        requests = write_batches(PREPARED_SCHEMA, batches(), prepared_path)
+        timings["tokenize_and_hash"] = time.perf_counter() - t0
+    finally:
+        con.close()
+
+    t0 = time.perf_counter()
+    results = {}
+    import duckdb
+
+    scon = duckdb.connect()
+    try:
+        scon.execute("SET TimeZone = 'UTC'")
+        scon.execute("SET enable_progress_bar = false")
+        scon.execute(f"SET temp_directory = {sql_literal(work / 'duckdb_tmp')}")
+        scon.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal(prepared_path)})")
+        factors = {s: f for s, f in query(scon, "cache_scope_factors").fetchall()}
+        simulated = scon.sql("SELECT count(*) FROM prepared WHERE simulated").fetchall()[0][0]
+        for scenario in SCENARIOS:
+            results[scenario] = work / f"sim_{scenario}.parquet"
+            _simulate_scenario(scon, scenario, cfg, prices, factors, results[scenario])
+    finally:
+        scon.close()
+    timings["simulate"] = time.perf_counter() - t0
+    return CacheSimRun(work, prepared_path, results, requests, int(simulated),
+                       {k: round(v, 3) for k, v in timings.items()}, prep.memo.stats(), sorted(prep.models - {""}))
+
+
+SIM_SCHEMA = pa.schema([("request_id", pa.string()), ("read", pa.int64()), ("write_5m", pa.int64()),
+                        ("write_1h", pa.int64())])
+
+
+def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, prices: PriceTable, factors: dict[str, float],
+                       path: Path) -> None:
+    ideal = scenario == "ideal"
+    reader = query(con, "cache_sim_input", ideal=ideal).to_arrow_reader(cfg.batch_rows)
+    rules_cache: dict[tuple[str, int], CacheRules] = {}
+
+    def rules_of(name: str, min_tokens: int) -> CacheRules:
+        k = (name, min_tokens)
+        if k not in rules_cache:
+            rules_cache[k] = dataclasses.replace(prices.rules[name], min_tokens=min_tokens)
+        return rules_cache[k]
+
+    def rows() -> Iterator[tuple[int, SimRow]]:
+        for batch in reader:
+            for r in batch.to_pylist():
+                factor = r["factor"] or factors.get(r["scope"]) or 1.0
+                inp = r["reported_input"] or int(round(r["est_total"] * factor))
+                # With the model's own tokenizer, prefix positions are exact and the whole-request
+                # ratio (which absorbs framing and hidden tokens elsewhere in the prompt) would only
+                # blur them across a 128-token step; approximated tokenizers need the scaling.
+                position_factor = factor if r["approximate"] else 1.0
+                bps = list(zip(r["bp_blocks"] or [], r["bp_1h"] or [], strict=True))
+                if scenario != "as_logged":
+                    bps = _with_ideal(bps, r, cfg.ideal_breakpoints)
+                yield r["part"], SimRow(
+                    r["request_id"], r["ts_ms"], rules_of(r["rules"], r["min_tokens"]), position_factor, inp,
+                    r["token_hashes"] or [], r["block_ends"] or [], r["block_hashes"] or [], bps,
+                )
+
+    def results() -> Iterator[pa.RecordBatch]:
+        out: list[tuple[str, int, int, int]] = []
+        for _, part in itertools.groupby(rows(), key=lambda x: x[0]):
+            for res in simulate_partition((row for _, row in part), cfg.block_tokens):
+                out.append((res.request_id, res.read, res.write_5m, res.write_1h))
+                if len(out) >= 50_000:
+                    yield _sim_batch(out)
+                    out = []
+        if out:
+            yield _sim_batch(out)
+
+    write_batches(SIM_SCHEMA, results(), path)
+
+
+def _sim_batch(rows: list[tuple[str, int, int, int]]) -> pa.RecordBatch:
+    cols = list(zip(*rows, strict=True))
+    return pa.RecordBatch.from_arrays([pa.array(c, type=t.type) for c, t in zip(cols, SIM_SCHEMA, strict=True)],
+                                      schema=SIM_SCHEMA)
+
+
+def _with_ideal(bps: list[tuple[int, bool]], r: dict[str, Any], where: tuple[str, ...]) -> list[tuple[int, bool]]:
+    out = dict(bps)
+    n = r["n_blocks"] or 0  # the ideal variant's extra tail block is not a breakpoint position
+    positions = {"stable": r["stable_end"], "history": r["history_end"], "last": n - 1}
+    for w in where:
+        p = positions[w]
+        if p is not None and p >= 0:
+            out.setdefault(p, False)
+    return sorted(out.items())
+
+
+# --- 4. report -----------------------------------------------------------------------------------
+
+
+def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    from audit.cost import attach_request_costs, price_table, register_prices
+
+    cfg = cache_config(config)
+    prices = price_table(config)
+    if not (out_dir / "request_costs.parquet").is_file():
+        from audit import cost
+
+        cost.run(workdir, out_dir, config)
+    sim = simulate_cache(workdir, config=config, prices=prices, work_dir=out_dir / ".cache_work")
+    con = open_store(workdir)
+    try:
+        register_prices(con, prices)
+        attach_request_costs(con, out_dir)
+        labeled = attach_labels(con, out_dir)
+        con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal(sim.prepared)})")
+        for scenario, path in sim.results.items():
+            con.execute(f"CREATE VIEW sim_{scenario} AS SELECT * FROM read_parquet({sql_literal(path)})")
+        write_query(con, "cache_requests", out_dir / "cache_requests.parquet")
+        con.execute(
+            "CREATE VIEW cache_requests AS SELECT * FROM read_parquet("
+            f"{sql_literal(out_dir / 'cache_requests.parquet')})"
+        )
+        tables = {
+            "cache_by_model": ("model",),
+            "cache_by_task_type": ("task_type",),
+            "cache_by_day": ("day",),
+        }
+        for name in tables:
+            write_query(con, name, out_dir / f"{name}.parquet")
+        write_query(con, "cache_tokens_by_model", out_dir / "cache_tokens_by_model.parquet")
+        write_query(con, "cache_prefix_breakers", out_dir / "cache_prefix_breakers.parquet",
+                    min_request_share=cfg.breaker_min_request_share,
+                    min_saving_share=cfg.breaker_min_saving_share)
+        overall = fetch_dicts(con, "cache_overall")[0]
+        by_model = fetch_dicts(con, "cache_by_model")
+        by_task = fetch_dicts(con, "cache_by_task_type")
+        tokens_by_model = fetch_dicts(con, "cache_tokens_by_model")
+        breakers = fetch_dicts(con, "cache_prefix_breakers", min_request_share=cfg.breaker_min_request_share,
+                               min_saving_share=cfg.breaker_min_saving_share)
+        window = fetch_dicts(con, "cost_totals")[0]
+    finally:
+        con.close()
+    shutil.rmtree(sim.work_dir, ignore_errors=True)
+    return summarize(cfg, prices, sim, overall, by_model, by_task, tokens_by_model, breakers, window, labeled)
+
+
+def _r(x: Any, nd: int = 4) -> Any:
+    return round(float(x), nd) if x is not None else None
+
+
+def summarize(
+    cfg: CacheConfig, prices: PriceTable, sim: CacheSimRun, overall: dict[str, Any], by_model: list[dict[str, Any]],
+    by_task: list[dict[str, Any]], tokens_by_model: list[dict[str, Any]], breakers: list[dict[str, Any]],
+    window: dict[str, Any], labeled: bool,
+) -> dict[str, Any]:
+    from audit.cost import monthly, window_days
+
+    days = window_days(window["first_ts"], window["last_ts"])
+    share_keys = ("as_logged_share", "ideal_bp_share", "ideal_share", "reported_cached_share",
+                  "gap_simulated_minus_reported")
+
+    def shares(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: _r(row.get(k)) for k in share_keys}
+
+    flagged = [b for b in breakers if b["flagged"]]
+    rules_used = sorted({r["rules"] for r in by_model if r.get("rules")})
+    section: dict[str, Any] = {
+        "scenarios": {
+            "as_logged": "provider rules with the cache_control breakpoints as logged",
+            "ideal_bp": "as_logged plus a breakpoint after the stable part ("
+                        + ", ".join(cfg.ideal_breakpoints) + "); same as as_logged for automatic caching",
+            "ideal": "ideal_bp with dynamic spans (timestamps, ids, ...) moved after the stable part",
+        },
+        "requests": overall["requests"],
+        "simulated_requests": overall["simulated_requests"],
+        "not_simulated": {k: v for k, v in (overall.get("skip_reasons") or {}).items()},
+        "input_tokens": overall["input_tokens"],
+        "simulated_input_tokens": overall["simulated_input_tokens"],
+        "overall": shares(overall),
+        "cacheable_tokens": {
+            "as_logged": overall["as_logged_read"], "ideal_bp": overall["ideal_bp_read"],
+            "ideal": overall["ideal_read"],
+            "reported_cache_read": overall["reported_read"], "reported_cache_write": overall["reported_write"],
+            "simulated_cache_write_as_logged": overall["as_logged_write"],
+        },
+        "by_model": [{"model": r["model"], "rules": r["rules"], "requests": r["requests"], **shares(r)}
+                     for r in by_model],
+        "by_task_type": [{"task_type": r["task_type"], "requests": r["requests"], "input_tokens": r["input_tokens"],
+                          **shares(r), "spend_usd": _r(r["cost_usd"], 6)} for r in by_task],
+        "task_labels": "audit.tasks request_labels.parquet" if labeled else "none (task_type = unlabeled)",
+        "prefix_breakers": [
+            {k: (_r(v, 6) if isinstance(v, float) else v) for k, v in b.items()} for b in flagged
+        ],
+        "prefix_breaker_candidates": len(breakers),
+        "projections_usd_per_month": {
+            "api_without_caching": round(monthly(float(overall["cost_uncached_usd"] or 0), days), 2),
+            "api_as_logged": round(monthly(float(overall["cost_usd"] or 0), days), 2),
+            "api_simulated_as_logged": round(monthly(float(overall["cost_sim_as_logged_usd"] or 0), days), 2),
+            "api_ideal_caching": round(monthly(float(overall["cost_sim_ideal_usd"] or 0), days), 2),
+            "window_days": days,
+            "note": "run-rate over the log window; simulated figures reprice each request's input with the "
+                    "simulated cache reads/writes (requests that could not be simulated keep their actual cost)",
+        },
+        "tokens": {
+            "segments": {k: overall[f"tok_{k}"] for k in ("tools", "system", "history", "new_turn")},
+            "segment_shares": {k: _r(overall[f"tok_{k}"] / overall["tok_total"]) if overall["tok_total"] else None
+                               for k in ("tools", "system", "history", "new_turn")},
+            "estimate_vs_reported": [
+                {k: (_r(v) if isinstance(v, float) else v) for k, v in t.items()} for t in tokens_by_model
+            ],
+            "encodings": encoding_note(sim.models),
+            "memo": sim.memo,
+        },
+        "rules": {name: dataclasses.asdict(prices.rules[name]) for name in rules_used if name in prices.rules},
+        "complexity": "O(input tokens / block_tokens + content blocks) per scenario; partitions = hash buckets "
+                      f"of the first {cfg.block_tokens}-token block ({cfg.buckets} buckets)",
+        "timings_s": sim.timings_s,
+    }
+    o = section["overall"]
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    brk = ", ".join(f"{b['task_type']} ({b['breaker_kind']})" for b in flagged) or "none"
+    section["headline"] = (
+        f"cacheable {pct(o['as_logged_share'])} as logged, {pct(o['ideal_bp_share'])} with ideal breakpoints, "
+        f"{pct(o['ideal_share'])} with ideal ordering; provider-reported {pct(o['reported_cached_share'])}; "
+        f"prefix breakers: {brk}"
+    )
+    return section

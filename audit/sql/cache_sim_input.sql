@@ -1,0 +1,14 @@
+-- name: cache_sim_input
+-- params: ideal
+-- description: The simulation's input in partition order: hash bucket of the first prompt block,
+--   then time. With $ideal the "ideal ordering" hashes replace the logged ones where they differ.
+SELECT
+    request_id, ts_ms, scope, rules, min_tokens, factor, approximate, reported_input, est_total, n_blocks,
+    CASE WHEN $ideal THEN coalesce(ideal_bucket, bucket) ELSE bucket END AS part,
+    CASE WHEN $ideal AND ideal_token_hashes IS NOT NULL THEN ideal_token_hashes ELSE token_hashes END AS token_hashes,
+    CASE WHEN $ideal AND ideal_block_ends IS NOT NULL THEN ideal_block_ends ELSE block_ends END AS block_ends,
+    CASE WHEN $ideal AND ideal_block_hashes IS NOT NULL THEN ideal_block_hashes ELSE block_hashes END AS block_hashes,
+    bp_blocks, bp_1h, stable_end, history_end
+FROM prepared
+WHERE simulated
+ORDER BY part, ts_ms, request_id

@@ -1,0 +1,310 @@
+"""Token accounting: render a request's prompt as content blocks, tokenize each distinct text
+once, attribute input tokens to segments and calibrate the estimate to the reported usage.
+
+A prompt is rendered in provider cache order (formats.md §k: tools -> system -> messages) as a
+list of `Block`s: one per tool definition, one for the system text, one per message. Each block is
+tokenized separately, so a block's tokens depend only on its own text and a text that repeats
+across thousands of requests (system prompt, tool schema, a conversation's earlier turns) is
+tokenized once: `TokenMemo` keys token arrays by a 64-bit content hash.
+
+Segments (what the input is made of):
+  tools     tool definitions
+  system    system / developer instructions
+  history   earlier conversation: every message up to and including the last assistant turn
+  new_turn  what was added since the model last spoke (the user message, tool results) plus the
+            reply priming
+Chat formats wrap each message in a few role/separator tokens that no public text shows; like
+OpenAI's cookbook counter (and the sample generator), we add MESSAGE_OVERHEAD per message and
+REPLY_OVERHEAD per request, then calibrate the total against the provider's reported input.
+
+Encodings: o200k_base (or cl100k_base for gpt-4/3.5-era models) via `pipeline.tokens`, loaded
+offline. Claude, Gemini and other models without a public tokenizer are approximated with
+o200k_base and calibrated per model; `encoding_note` says which encoding approximated which model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from pipeline.tokens import encoding_name_for, get_encoding, is_approximate, text_key
+
+MESSAGE_OVERHEAD = 3
+REPLY_OVERHEAD = 3
+SEGMENTS = ("tools", "system", "history", "new_turn")
+
+# Role/separator pseudo-tokens: ids far above any real vocabulary (< 2^18), so they never equal a
+# real token, yet they make the role part of the token sequence the cache simulation hashes.
+_PSEUDO_BASE = 1 << 30
+_ROLE_IDS = {"system": 1, "developer": 1, "user": 2, "assistant": 3, "tool": 4, "function": 4}
+
+
+@dataclass(frozen=True)
+class Block:
+    """One content block of a rendered prompt."""
+
+    segment: str  # tools | system | history | new_turn
+    text: str  # the text that is tokenized
+    key: int  # content hash of everything that makes the block what it is (role, ids, text)
+    role: str | None  # message role; None for tool definitions
+    provider_message: int  # index of the provider message this block came from (-1: not a message)
+
+
+def _pseudo(role: str | None) -> np.ndarray:
+    if role is None:
+        return np.zeros(0, dtype=np.uint32)
+    r = _ROLE_IDS.get(role, 5)
+    return np.array([_PSEUDO_BASE + r, _PSEUDO_BASE + 16, _PSEUDO_BASE + 17], dtype=np.uint32)[:MESSAGE_OVERHEAD]
+
+
+def _message_text(m: dict[str, Any]) -> str:
+    parts = [m.get("content") or ""]
+    if m.get("parts_json"):
+        parts.append(m["parts_json"])
+    for tc in m.get("tool_calls") or []:
+        parts.append(f"{tc.get('name') or ''} {tc.get('arguments') or ''}")
+    return "\n".join(p for p in parts if p) if len(parts) > 1 else parts[0]
+
+
+def _key(*parts: str | None) -> int:
+    return text_key("\x1f".join(p or "" for p in parts))
+
+
+_TOOLS_CACHE: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
+
+
+def _wire_tool(tool: Any, provider: str) -> Any:
+    """A normalized tool definition back in its provider's wire shape, which is closer to what the
+    provider tokenizes than our normalized form."""
+    if not isinstance(tool, dict):
+        return tool
+    if provider in ("anthropic", "bedrock"):
+        out = {"name": tool.get("name"), "description": tool.get("description"),
+               "input_schema": tool.get("parameters")}
+        if tool.get("type"):
+            out["type"] = tool["type"]
+        return {k: v for k, v in out.items() if v is not None}
+    fn = {k: tool.get(k) for k in ("name", "description", "parameters") if tool.get(k) is not None}
+    return {"type": "function", "function": fn}
+
+
+def _tool_texts(tools_json: str, provider: str) -> list[str]:
+    """One text per tool definition; concatenated they are the compact JSON list the request sent
+    (memoized: the same schemas repeat across requests)."""
+    key = (provider, tools_json)
+    cached = _TOOLS_CACHE.get(key)
+    if cached is None:
+        try:
+            tools = orjson.loads(tools_json)
+        except orjson.JSONDecodeError:
+            tools = [tools_json]
+        if not isinstance(tools, list):
+            tools = [tools]
+        texts = [t if isinstance(t, str) else json.dumps(_wire_tool(t, provider), ensure_ascii=False,
+                                                         separators=(",", ":")) for t in tools]
+        cached = [("[" if i == 0 else ",") + t + ("]" if i == len(texts) - 1 else "") for i, t in enumerate(texts)]
+        _TOOLS_CACHE[key] = cached
+        if len(_TOOLS_CACHE) > 10_000:
+            _TOOLS_CACHE.popitem(last=False)
+    return cached
+
+
+def request_blocks(
+    system_text: str | None, messages: list[dict[str, Any]] | None, tools_json: str | None, provider: str | None = None,
+) -> list[Block]:
+    """The prompt as content blocks in provider cache order (tools, system, messages)."""
+    blocks: list[Block] = []
+    if tools_json:
+        for t in _tool_texts(tools_json, (provider or "").lower()):
+            blocks.append(Block("tools", t, _key("tool", t), None, -1))
+    if system_text:
+        blocks.append(Block("system", system_text, _key("system", system_text), "system", -1))
+    msgs = messages or []
+    last_assistant = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=-1)
+    provider_message = -1
+    prev_side = None
+    leading_system = True
+    for i, m in enumerate(msgs):
+        role = m.get("role") or "user"
+        if leading_system and role in ("system", "developer"):
+            # Some sources keep the system prompt as the first message: it is still the system
+            # segment, and the same text as a `system_text` elsewhere (same key, same cache entry).
+            text = _message_text(m)
+            blocks.append(Block("system", text, _key("system", text), "system", -1))
+            continue
+        leading_system = False
+        # Anthropic sends tool results inside a user message; ingest splits them out as role=tool.
+        # Consecutive user/tool messages therefore map back to one provider message (used to place
+        # logged breakpoints, whose index counts provider messages).
+        side = "assistant" if role == "assistant" else "user"
+        if side != prev_side:
+            provider_message += 1
+            prev_side = side
+        text = _message_text(m)
+        key = _key(role, m.get("name"), m.get("tool_call_id"), text)
+        blocks.append(Block("history" if i <= last_assistant else "new_turn", text, key, role, provider_message))
+    return blocks
+
+
+class TokenMemo:
+    """Token arrays keyed by (encoding, content hash), bounded by the number of tokens held.
+
+    When the budget is exceeded the least recently used texts are dropped; a cold entry only costs
+    a re-tokenization, never a wrong count.
+    """
+
+    def __init__(self, max_tokens: int = 40_000_000) -> None:
+        self._arrays: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._held = 0
+        self._max = max_tokens
+        self.hits = 0
+        self.misses = 0
+        self.tokens_encoded = 0
+
+    def tokens(self, encoding: str, text: str, key: int | None = None) -> np.ndarray:
+        k = (encoding, text_key(text) if key is None else key)
+        arr = self._arrays.get(k)
+        if arr is not None:
+            self.hits += 1
+            self._arrays.move_to_end(k)
+            return arr
+        self.misses += 1
+        arr = np.asarray(get_encoding(encoding).encode_ordinary(text), dtype=np.uint32) if text else _EMPTY
+        self.tokens_encoded += len(arr)
+        self._arrays[k] = arr
+        self._held += len(arr)
+        while self._held > self._max and len(self._arrays) > 1:
+            _, old = self._arrays.popitem(last=False)
+            self._held -= len(old)
+        return arr
+
+    def stats(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses, "distinct_held": len(self._arrays),
+                "tokens_encoded": self.tokens_encoded}
+
+
+_EMPTY = np.zeros(0, dtype=np.uint32)
+
+
+@dataclass
+class Tokenized:
+    """A request's prompt as tokens: per-block arrays (role pseudo-tokens included)."""
+
+    blocks: list[Block]
+    arrays: list[np.ndarray]
+    encoding: str
+
+    @property
+    def block_tokens(self) -> list[int]:
+        return [len(a) for a in self.arrays]
+
+    def segment_tokens(self) -> dict[str, int]:
+        out = dict.fromkeys(SEGMENTS, 0)
+        for b, a in zip(self.blocks, self.arrays, strict=True):
+            out[b.segment] += len(a)
+        if self.blocks:
+            out["new_turn"] += REPLY_OVERHEAD
+        return out
+
+    @property
+    def total(self) -> int:
+        return sum(len(a) for a in self.arrays) + (REPLY_OVERHEAD if self.blocks else 0)
+
+
+def block_array(memo: TokenMemo, encoding: str, block: Block) -> np.ndarray:
+    # Content tokens are memoized by the text hash alone: identical text in different roles costs
+    # one tokenization.
+    content = memo.tokens(encoding, block.text)
+    if block.role is None:
+        return content
+    return np.concatenate([_pseudo(block.role), content])
+
+
+def tokenize_request(
+    memo: TokenMemo, model: str | None, system_text: str | None, messages: list[dict[str, Any]] | None,
+    tools_json: str | None, provider: str | None = None,
+) -> Tokenized:
+    encoding = encoding_name_for(model)
+    blocks = request_blocks(system_text, messages, tools_json, provider)
+    return Tokenized(blocks, [block_array(memo, encoding, b) for b in blocks], encoding)
+
+
+def count_request_naive(model: str | None, system_text: str | None, messages: list[dict[str, Any]] | None,
+                        tools_json: str | None, provider: str | None = None) -> int:
+    """The same count as `tokenize_request(...).total`, tokenizing every block afresh (the
+    baseline `make bench` compares the memoized path against)."""
+    enc = get_encoding(encoding_name_for(model))
+    blocks = request_blocks(system_text, messages, tools_json, provider)
+    n = sum(len(enc.encode_ordinary(b.text)) + (MESSAGE_OVERHEAD if b.role else 0) for b in blocks)
+    return n + (REPLY_OVERHEAD if blocks else 0)
+
+
+def encoding_note(models: Iterable[str | None]) -> list[dict[str, Any]]:
+    """Which encoding counted which model, and whether it is exact or an approximation."""
+    out = []
+    for m in sorted({m for m in models if m}):
+        approx = is_approximate(m)
+        out.append({
+            "model": m,
+            "encoding": encoding_name_for(m),
+            "exact": not approx,
+            "note": (
+                f"no public tokenizer for {m}: approximated with {encoding_name_for(m)} and calibrated "
+                "to the reported input tokens"
+            ) if approx else "the model's own encoding",
+        })
+    return out
+
+
+# --- benchmark entry point ---------------------------------------------------------------------
+
+def iter_prompts(workdir: Path, *, limit: int | None = None, batch_rows: int = 2000) -> Iterator[dict[str, Any]]:
+    """Stream the prompt columns of the store (time order) as dicts."""
+    from pipeline.ingest.store import connect_store
+
+    con = connect_store(workdir)
+    try:
+        sql = "SELECT provider, model, system_text, messages, tools_json FROM requests ORDER BY ts NULLS LAST, request_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        reader = con.sql(sql).to_arrow_reader(batch_rows)
+        for batch in reader:
+            yield from batch.to_pylist()
+    finally:
+        con.close()
+
+
+@dataclass
+class TokenizeStats:
+    requests: int
+    tokens: int
+    seconds: float
+    memoized: bool
+    memo: dict[str, int] = field(default_factory=dict)
+
+
+def tokenize_store(workdir: Path, *, memoize: bool = True, limit: int | None = None) -> TokenizeStats:
+    """Count every request's input tokens, memoized by content hash or naively per request.
+
+    For `make bench`: both modes must return the same `tokens`; the ratio of `seconds` is the
+    speed-up of keying tokenization by content hash. Reading the store is included in both.
+    """
+    rows = list(iter_prompts(workdir, limit=limit))  # read first, so only tokenization is timed
+    t0 = time.perf_counter()
+    total = 0
+    memo = TokenMemo()
+    for r in rows:
+        if memoize:
+            total += tokenize_request(memo, r["model"], r["system_text"], r["messages"], r["tools_json"],
+                                      r["provider"]).total
+        else:
+            total += count_request_naive(r["model"], r["system_text"], r["messages"], r["tools_json"], r["provider"])
+    return TokenizeStats(len(rows), total, time.perf_counter() - t0, memoize, memo.stats() if memoize else {})
