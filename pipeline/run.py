@@ -52,19 +52,23 @@ def run_all(
     from pipeline.dataset import DatasetConfig, build_dataset
     from pipeline.ingest import ingest
     from pipeline.report import render_report
+    from pipeline.report.config import report_config
 
     say = echo or (lambda _text: None)
     workdir = Path(workdir)
-    settings = load_toml(config)  # parsed once up front, so a bad config fails before any work
+    # Parse and check every stage's section up front, so a typo fails before any work is done.
+    settings = load_toml(config)
+    dataset_config = DatasetConfig.from_toml(settings)
+    report_settings = report_config(settings)
     stages: dict[str, Any] = {}
 
     stages["ingest"] = ingest([str(p) for p in paths], workdir, progress=progress)
     say(_titled("ingest", stages["ingest"].summary()))
     stages["audit"] = run_audits(workdir, config)
     say(_titled("audit", stages["audit"].summary_text()))
-    stages["dataset"] = build_dataset(workdir, DatasetConfig.from_toml(settings))
+    stages["dataset"] = build_dataset(workdir, dataset_config)
     say(_titled("dataset", stages["dataset"].summary()))
-    stages["report"] = render_report(workdir, settings)
+    stages["report"] = render_report(workdir, report_settings)
     say(_titled("report", stages["report"].summary()))
     return RunResult(workdir, stages)
 

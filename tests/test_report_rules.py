@@ -75,7 +75,9 @@ def test_migrate_case_counts_the_switch_column_and_names_the_first_task() -> Non
     assert sign(r, 1)["value"] == 10_000 and sign(r, 1)["threshold"] == 5_000
     task = {t["id"]: t for t in r["task_types"]}
     assert task["task_01"]["rank"] == 1 and task["task_02"]["rank"] is None
-    assert "200 clean examples < 1000" in task["task_02"]["not_migratable_because"]
+    assert task["task_01"]["ready"] and task["task_01"]["examples_needed"] == 0
+    assert task["task_02"]["not_migratable_because"] == ["repetitiveness 0.30 < 0.70"]
+    assert task["task_02"]["examples_needed"] == 800
 
 
 def test_three_or_more_rule_is_a_threshold_on_the_count() -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import ReportError
 from pipeline.report.config import ReportConfig, WeeklyConfig, report_config
 from pipeline.report.decide import build_report
 from pipeline.report.inputs import read_facts
@@ -61,6 +62,11 @@ def render_report(workdir: Path, config: dict[str, Any] | ReportConfig | None = 
     workdir = Path(workdir)
     cfg = report_config(config)
     facts = read_facts(workdir, cfg)
+    if not facts.sources.get("store") and not facts.sources.get("audit_summary"):
+        raise ReportError(
+            f"Nothing to report in `{workdir}`: no ingested requests and no audit. "
+            f"Run `logaudit run LOGS --out {workdir}` first."
+        )
     report = build_report(facts, cfg)
     out_dir = workdir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -193,10 +193,12 @@ def task_table(facts: Facts, cfg: ReportConfig) -> list[dict[str, Any]]:
             "repetitiveness": _round(t.repetitiveness, 4),
             "clean_examples": t.clean_examples,
             "enough_examples": None if t.clean_examples is None else t.clean_examples >= cfg.min_examples_per_task,
+            "examples_needed": None if t.clean_examples is None else max(0, cfg.min_examples_per_task - t.clean_examples),
             "regeneration_rate": _round(t.regeneration_rate, 4),
             "edit_rate": _round(t.edit_rate, 4),
             "negative_feedback_rate": _round(t.negative_feedback_rate, 4),
             "migratable": not reasons,
+            "ready": not reasons and t.clean_examples is not None and t.clean_examples >= cfg.min_examples_per_task,
             "not_migratable_because": reasons,
             "migrated_spend_share": _round(migrated_spend_share, 4),
             "projected_monthly_savings": _round(savings if not reasons else None, 2),
@@ -211,11 +213,11 @@ def task_table(facts: Facts, cfg: ReportConfig) -> list[dict[str, Any]]:
 
 
 def _not_migratable(t: TaskFacts, facts: Facts, cfg: ReportConfig) -> list[str]:
+    """What rules a task type out as a fine-tuning candidate. Too few clean examples does not: data
+    accrues, so that is reported as `examples_needed` and the type stays in the plan, not `ready`."""
     reasons = []
-    if t.clean_examples is None:
-        reasons.append("clean examples not measured")
-    elif t.clean_examples < cfg.min_examples_per_task:
-        reasons.append(f"{t.clean_examples} clean examples < {cfg.min_examples_per_task}")
+    if t.id == "other":
+        reasons.append("no recurring template")
     if t.repetitiveness is not None and t.repetitiveness < cfg.repetitive_min_score:
         reasons.append(f"repetitiveness {t.repetitiveness:.2f} < {cfg.repetitive_min_score:.2f}")
     if t.reasoning_share is not None and t.reasoning_share >= cfg.reasoning_share_stay_above:
@@ -614,7 +616,7 @@ def verdict(report: dict[str, Any], cfg: ReportConfig) -> dict[str, Any]:
     measured_factors = len(fw["factors"]) - fw["unknown_count"]
     if fw["switch_count"] >= cfg.framework_switch_min:
         decision = "plan_migration"
-        first = ", ".join(f"{t['label']} ({t['id']})" for t in candidates) or "no task type qualifies yet"
+        first = "; ".join(_candidate_text(t, cfg) for t in candidates) or "no task type qualifies"
         headline = (
             f"Plan a migration: {fw['switch_count']} of 8 factors favour fine-tuning ({cfg.framework_switch_min} or more → "
             f"migrate) and {len(present)} of 5 signs are present. Migrate first: {first}."
@@ -634,8 +636,9 @@ def verdict(report: dict[str, Any], cfg: ReportConfig) -> dict[str, Any]:
     if decision == "plan_migration" and cost["break_even_months"] is None:
         caveats.append(
             f"At today's spend ({_money(cost['monthly_run_rate'], cfg.currency)}/month) a fine-tuned hybrid does not "
-            f"pay back its {_money(cfg.fine_tune_one_time_cost, cfg.currency)} one-time cost: the monthly saving is "
-            f"{_money(cost['monthly_savings_if_migrated'], cfg.currency)}. Plan it, and start when volume makes it pay."
+            f"pay back: its {_money(cfg.local_infra_monthly_cost, cfg.currency)}/month infrastructure exceeds the API "
+            f"spend it replaces, so the {_money(cfg.fine_tune_one_time_cost, cfg.currency)} one-time cost is never "
+            "recovered. Prepare the dataset now; migrate when volume makes it pay (see the break-even row)."
         )
     elif decision == "plan_migration" and cost["break_even_months"] > 24:
         caveats.append(f"Break-even takes {cost['break_even_months']:.0f} months at today's spend.")
@@ -652,6 +655,16 @@ def verdict(report: dict[str, Any], cfg: ReportConfig) -> dict[str, Any]:
         "fix_prefix_breakers": [b.get("kind") or b.get("id") for b in breakers],
         "evidence": evidence,
     }
+
+
+def _candidate_text(t: dict[str, Any], cfg: ReportConfig) -> str:
+    if t["ready"]:
+        status = f"{t['clean_examples']:,} clean examples, ready"
+    elif t["clean_examples"] is not None:
+        status = f"{t['clean_examples']:,} of {cfg.min_examples_per_task:,} clean examples so far"
+    else:
+        status = "clean examples not measured"
+    return f"{t['label']} ({t['id']}, {status})"
 
 
 def _breaker_text(b: dict[str, Any]) -> str:
@@ -694,4 +707,6 @@ def _ms(value: float | None) -> str:
 
 
 def _money(value: float | None, currency: str) -> str:
-    return "—" if value is None else f"{value:,.0f} {currency}"
+    if value is None:
+        return "—"
+    return f"{value:,.2f} {currency}" if abs(value) < 100 else f"{value:,.0f} {currency}"

@@ -51,7 +51,6 @@ def read_facts(workdir: Path, cfg: ReportConfig) -> Facts:
     if cost is not None:
         facts.sources["audit_cost"] = True
         _cost(cost, facts)
-    _daily_spend(workdir, facts)
     tasks = section("tasks")
     facts.sources["audit_tasks"] = tasks is not None
     _tasks(workdir, tasks, facts, cfg)
@@ -63,6 +62,7 @@ def read_facts(workdir: Path, cfg: ReportConfig) -> Facts:
     if traffic is not None:
         facts.sources["audit_traffic"] = True
         _traffic(traffic, facts)
+    _daily_spend(workdir, facts)
     _dataset(workdir, facts, cfg)
     return facts
 
@@ -186,20 +186,42 @@ def _cost(cost: dict[str, Any], facts: Facts) -> None:
 
 
 def _daily_spend(workdir: Path, facts: Facts) -> None:
-    path = workdir / "audit" / "cost_by_period.parquet"
-    if not path.is_file() or not facts.daily:
-        return
+    """Per-day spend and cacheable shares, and token totals, from the audit's Parquet tables."""
     import duckdb
 
+    costs = workdir / "audit" / "cost_by_period.parquet"
+    per_request = workdir / "audit" / "request_costs.parquet"
+    cache_days = workdir / "audit" / "cache_by_day.parquet"
     con = duckdb.connect()
     try:
-        rows = {r["day"].isoformat(): r for r in fetch(con, "daily_spend", path=str(path))}
+        spend = {r["day"].isoformat(): r for r in fetch(con, "daily_spend", path=str(costs))} if costs.is_file() else {}
+        cache = {r["day"].isoformat(): r for r in fetch(con, "daily_cache", path=str(cache_days))} \
+            if cache_days.is_file() else {}
+        if per_request.is_file():
+            totals = fetch(con, "token_totals", path=str(per_request))[0]
+            facts.tokens_input = _int(totals["input_tokens"])
+            facts.tokens_output = _int(totals["output_tokens"])
+            if facts.tokens_cached_reported is None:
+                facts.tokens_cached_reported = _int(totals["cache_read_tokens"])
+        else:
+            for figure in ("tokens_input", "tokens_output"):
+                facts.miss(figure, f"`{per_request}` not found (the cost audit did not run)")
     finally:
         con.close()
     for d in facts.daily:
-        r = rows.get(d["date"])
-        d["spend_usd"] = _num(r["spend_usd"]) if r else 0.0
-        d["reported_cached_share"] = _num(r["reported_cached_share"]) if r else None
+        if spend:
+            r = spend.get(d["date"])
+            d["spend_usd"] = _num(r["spend_usd"]) if r else 0.0
+        c = cache.get(d["date"])
+        d["cacheable_share_as_logged"] = _num(c["as_logged_share"]) if c else None
+        d["cacheable_share_ideal"] = _num(c["ideal_share"]) if c else None
+        d["reported_cached_share"] = _num(c["reported_cached_share"]) if c else (
+            _num(spend[d["date"]]["reported_cached_share"]) if d["date"] in spend else None
+        )
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _tasks(workdir: Path, tasks: dict[str, Any] | None, facts: Facts, cfg: ReportConfig) -> None:
@@ -270,21 +292,46 @@ def _task_cache_shares(workdir: Path, facts: Facts) -> None:
 
 
 def _cache(cache: dict[str, Any], facts: Facts) -> None:
-    facts.reported_hit_share = _num(_get(cache, "reported_cached_share", "reported_hit_share", "reported.share"))
-    shares = _get(cache, "simulated_share", "simulated_shares", "cacheable_share")
-    if isinstance(shares, dict):
-        facts.simulated_share = {str(k): float(v) for k, v in shares.items() if _num(v) is not None}
-        facts.ideal_rule_set = next((k for k in facts.simulated_share if "ideal" in k), None)
-    facts.monthly_ideal_caching_usd = _num(_get(cache, "monthly_with_ideal_caching_usd", "projection.monthly_ideal_usd"))
-    comp = _get(cache, "token_composition", "tokens_by_segment")
-    if isinstance(comp, dict):
-        facts.token_composition = {str(k): int(v) for k, v in comp.items() if _num(v) is not None}
-    facts.tokens_input = _get(cache, "input_tokens", "tokens.input")
-    facts.tokens_output = _get(cache, "output_tokens", "tokens.output")
-    facts.tokens_cached_reported = _get(cache, "reported_cached_tokens", "tokens.cache_read")
-    breakers = _get(cache, "prefix_breakers")
-    if isinstance(breakers, list):
-        facts.prefix_breakers = [b for b in breakers if isinstance(b, dict)]
+    overall = cache.get("overall") or {}
+    facts.reported_hit_share = _num(overall.get("reported_cached_share"))
+    shares = {k.removesuffix("_share"): _num(overall.get(k)) for k in ("as_logged_share", "ideal_bp_share", "ideal_share")}
+    facts.simulated_share = {k: v for k, v in shares.items() if v is not None} or None
+    if facts.simulated_share:
+        facts.ideal_rule_set = "ideal" if "ideal" in facts.simulated_share else max(
+            facts.simulated_share, key=lambda k: facts.simulated_share[k]  # type: ignore[index]
+        )
+    else:
+        facts.miss("simulated_share", "the cache audit simulated no request")
+    projections = cache.get("projections_usd_per_month") or {}
+    facts.monthly_ideal_caching_usd = _num(projections.get("api_ideal_caching"))
+    if facts.monthly_api_only_usd is None:
+        facts.monthly_api_only_usd = _num(projections.get("api_without_caching"))
+    segments = _get(cache, "tokens.segments")
+    if isinstance(segments, dict):
+        # The new turn is what the user sent in this request: "user" in the checklist's words.
+        names = {"tools": "tools", "system": "system", "history": "history", "new_turn": "user"}
+        facts.token_composition = {names.get(k, k): int(v) for k, v in segments.items() if _num(v) is not None}
+    facts.tokens_cached_reported = _get(cache, "cacheable_tokens.reported_cache_read")
+    facts.prefix_breakers = []
+    labels = {t.id: t.label for t in facts.task_types}
+    for b in cache.get("prefix_breakers") or []:
+        if not isinstance(b, dict):
+            continue
+        facts.prefix_breakers.append({
+            "kind": b.get("breaker_kind"),
+            "task_type": b.get("task_type"),
+            "task_label": labels.get(str(b.get("task_type"))),
+            "segment": b.get("breaker_segment"),
+            "requests": b.get("requests"),
+            "position_tokens": b.get("median_divergence_offset_tokens"),
+            "stable_tokens_after": b.get("median_stable_tokens_after"),
+            "example": b.get("example_span"),
+            "tokens_saved": b.get("tokens_saved"),
+            "saving_usd": b.get("usd_saved"),
+            "monthly_saving_usd": b.get("usd_saved_per_month"),
+            "fix": f"move the {b.get('breaker_kind') or 'dynamic'} span out of the {b.get('breaker_segment') or 'prompt'} "
+                   "to after the stable part (e.g. into the user turn)",
+        })
 
 
 def _traffic(traffic: dict[str, Any], facts: Facts) -> None:

@@ -6,5 +6,5 @@ SELECT
     cost_usd AS spend_usd,
     CASE WHEN input_tokens > 0 THEN cache_read_tokens / input_tokens END AS reported_cached_share
 FROM read_parquet($path)
-WHERE grain = 'day'
+WHERE grain = 'day' AND period_start IS NOT NULL
 ORDER BY day

@@ -1,0 +1,203 @@
+"""The report over the generated sample, asserted against the generator's truth (sample_logs/truth.json
+and truth_requests.jsonl.gz), which shares no code with the tool.
+
+Expected signs and framework sides are derived here from truth figures with the checklist's
+published thresholds written out as literals, not read from ReportConfig, so a wrong default or a
+wrong comparison in the tool fails these tests."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+AUD_PER_USD = 1.5  # the report's default exchange factor (the guides' thresholds are AU$)
+DAYS_PER_MONTH = 30.44
+
+
+@pytest.fixture(scope="module")
+def report(sample_run) -> dict:
+    return json.loads(sample_run.report_paths["json"].read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def truth_rows(sample_logs_dir: Path) -> list[dict]:
+    with gzip.open(sample_logs_dir / "truth_requests.jsonl.gz", "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def need(report: dict, source: str) -> None:
+    """Skip while an upstream audit module is not installed; once it is, the assertion runs."""
+    if not report["sources"].get(source):
+        pytest.skip(f"upstream `{source}` not available yet: {report['not_measured']}")
+
+
+def sign(report: dict, sign_id: int) -> dict:
+    return next(s for s in report["signs"] if s["id"] == sign_id)
+
+
+def factor(report: dict, name: str) -> dict:
+    return next(f for f in report["framework"]["factors"] if f["name"] == name)
+
+
+def test_all_three_files_and_schema(sample_run, report: dict) -> None:
+    for path in sample_run.report_paths.values():
+        assert path.is_file() and path.stat().st_size > 1000
+    schema = json.loads((ROOT / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(report, schema)
+    assert len(report["signs"]) == 5 and len(report["framework"]["factors"]) == 8
+
+
+def test_window_and_request_counts(report: dict, sample_truth: dict) -> None:
+    assert report["window"]["start"] == sample_truth["window"]["start"]
+    assert report["window"]["end"] == sample_truth["window"]["end"]
+    assert report["window"]["days"] == sample_truth["window"]["days"]
+    bad = sample_truth["bad_records"]["total"]
+    rejected = report["requests"]["rejected_at_ingest"]
+    assert 0 < rejected <= bad
+    # Every API call is a request; bad records the ingest did not reject were kept as rows.
+    assert report["requests"]["total"] == sample_truth["requests"]["total_api_calls"] + (bad - rejected)
+    assert abs(report["requests"]["succeeded"] - sample_truth["requests"]["succeeded"]) <= bad - rejected
+
+
+def test_cost_figures(report: dict, sample_truth: dict) -> None:
+    spend = sample_truth["spend"]["total_usd"]
+    days = sample_truth["window"]["days"]
+    cost = report["cost"]
+    assert cost["currency"] == "AUD" and cost["usd_to_currency"] == AUD_PER_USD
+    assert cost["window_total"] == pytest.approx(spend * AUD_PER_USD, rel=0.01)
+    assert cost["monthly_run_rate"] == pytest.approx(spend / days * DAYS_PER_MONTH * AUD_PER_USD, rel=0.01)
+    # API-only prices every input token at the full rate: more than the bill, which used caching.
+    assert cost["monthly_api_only"] > cost["monthly_run_rate"]
+    # At ~14 AUD/month, 80,000 one-time never pays back against a 2,000/month local model.
+    assert cost["break_even_months"] is None
+    assert len(cost["projection"]) == 12
+
+
+def test_daily_spend_matches_truth(report: dict, sample_truth: dict) -> None:
+    by_day = {d["date"]: d for d in report["series"]["daily"]}
+    for day, usd in sample_truth["spend"]["by_day"].items():
+        assert by_day[day]["spend"] == pytest.approx(usd * AUD_PER_USD, rel=0.02, abs=0.01), day
+
+
+def test_sign_one_and_the_cost_factor(report: dict, sample_truth: dict) -> None:
+    monthly_aud = sample_truth["spend"]["total_usd"] / sample_truth["window"]["days"] * DAYS_PER_MONTH * AUD_PER_USD
+    assert monthly_aud < 3000  # the checklist's stay column
+    s1 = sign(report, 1)
+    assert s1["threshold"] == 5000 and s1["measured"] and s1["triggered"] is False
+    assert factor(report, "Monthly API cost after caching")["side"] == "caching"
+
+
+def test_sign_two_is_the_simulated_ideal_cacheable_share(report: dict, sample_truth: dict) -> None:
+    need(report, "audit_cache")
+    ideal = sample_truth["cache"]["overall_ideal_share"]
+    s2 = sign(report, 2)
+    assert s2["value"] == pytest.approx(ideal, abs=0.03)
+    assert s2["triggered"] is (ideal < 0.30)
+    side = "caching" if ideal > 0.60 else "fine-tuning" if ideal < 0.30 else "unknown"
+    assert factor(report, "Share of tokens that are cacheable")["side"] == side
+    assert report["cache"]["reported_hit_share"] == pytest.approx(
+        sample_truth["tokens"]["cache_read"] / sample_truth["tokens"]["input_total"], abs=0.02)
+
+
+def test_prefix_breaker_is_the_planted_one(sample_run, report: dict, sample_truth: dict, truth_rows: list[dict]) -> None:
+    need(report, "audit_cache")
+    need(report, "audit_tasks")
+    import pyarrow.parquet as pq
+
+    planted = {tid for tid, t in sample_truth["task_types"].items() if t["prefix_breaker"]}
+    labels = pq.read_table(sample_run.workdir / "audit" / "request_labels.parquet", columns=["request_id", "task_type"])
+    tool_type = dict(zip(labels["request_id"].to_pylist(), labels["task_type"].to_pylist(), strict=True))
+    expected = set()
+    for tid in planted:
+        ids = [tool_type.get(r["request_id"]) for r in truth_rows if r["task_type"] == tid]
+        expected.add(max(set(ids), key=ids.count))  # the tool's id for the planted task type
+    found = {b["task_type"] for b in report["cache"]["prefix_breakers"]}
+    assert expected <= found, (expected, report["cache"]["prefix_breakers"])
+    kinds = {b["kind"] for b in report["cache"]["prefix_breakers"] if b["task_type"] in expected}
+    assert any(sample_truth["task_types"][tid]["prefix_breaker"]["kind"] in (k or "") for tid in planted for k in kinds)
+    assert report["verdict"]["fix_prefix_breakers"]
+
+
+def test_sign_three_and_task_variety(report: dict, sample_truth: dict) -> None:
+    need(report, "audit_tasks")
+    planted = len(sample_truth["task_types"])
+    assert report["framework"]["factors"][2]["name"] == "Task variety"
+    named = [t for t in report["task_types"] if t["id"] != "other"]
+    assert abs(len(named) - planted) <= 1
+    # The sample is templated traffic: every planted type follows one pattern.
+    s3 = sign(report, 3)
+    assert s3["measured"] and s3["threshold"] == 0.80
+
+
+def test_signals_against_truth(report: dict, sample_truth: dict) -> None:
+    need(report, "audit_tasks")
+    ok = sample_truth["requests"]["succeeded"]
+    sig = sample_truth["signals"]
+    assert report["signals"]["regeneration_rate"] == pytest.approx(sig["regenerated"] / ok, abs=0.01)
+    assert report["signals"]["edit_rate"] == pytest.approx(sig["edited"] / ok, abs=0.005)
+
+
+def test_latency_and_growth_against_truth(report: dict, sample_truth: dict) -> None:
+    need(report, "audit_traffic")
+    for q in ("p50_ms", "p90_ms", "p99_ms"):
+        assert report["latency"][q] == pytest.approx(sample_truth["latency"][q], rel=0.05)
+    assert report["growth"]["weekly_growth_rate"] == pytest.approx(sample_truth["growth"]["weekly_growth_rate"], abs=0.03)
+
+
+def test_framework_count_from_truth(report: dict, sample_truth: dict) -> None:
+    """Apply the checklist's switch column to truth figures and compare the count."""
+    need(report, "audit_cache")
+    need(report, "audit_tasks")
+    need(report, "audit_traffic")
+    switch = 0
+    switch += 0  # cost: ~14 AUD/month < 3,000 (stay)
+    switch += sample_truth["cache"]["overall_ideal_share"] < 0.30
+    switch += factor(report, "Task variety")["side"] == "fine-tuning"  # clustering quality is issue 5's test
+    switch += (report["dataset"]["train"] + report["dataset"]["eval"]) > 1000
+    switch += factor(report, "Need for frontier reasoning")["side"] == "fine-tuning"
+    switch += 0  # latency: not stated in config
+    secrets = sample_truth["secrets"]["requests_with_secrets"] / sample_truth["requests"]["total_api_calls"]
+    switch += secrets >= 0.05
+    switch += (1 + sample_truth["growth"]["weekly_growth_rate"]) ** 26 >= 2.0
+    assert report["framework"]["switch_count"] == switch
+    expected = "plan_migration" if switch >= 3 else "stay_with_caching"
+    assert report["verdict"]["decision"] == expected
+
+
+def test_data_quality_against_truth(report: dict, sample_truth: dict, truth_rows: list[dict]) -> None:
+    dq = {c["id"]: c for c in report["data_quality"]["criteria"]}
+    assert dq["no_leakage"]["value"] == 0 and dq["no_leakage"]["passed"] is True
+    # Duplicates: exact + near duplicates planted among the requests the dataset built examples from.
+    planted = sample_truth["dedup"]["exact_duplicate_requests"] + sample_truth["dedup"]["near_duplicate_requests"]
+    share = report["dataset"]["duplicate_share"]
+    assert share is not None and 0 < share < 2 * planted / sample_truth["requests"]["total_api_calls"] + 0.02
+    assert dq["diversity"]["passed"] is (share <= 0.05)
+    if report["sources"].get("audit_tasks"):
+        answered = [r for r in truth_rows if r["status"] == "ok"]
+        accepted = [r for r in answered if not r["regenerated"] and not r["edited"] and r["feedback"] != -1]
+        assert dq["label_accuracy"]["value"] == pytest.approx(len(accepted) / len(answered), abs=0.01)
+        assert dq["distribution_match"]["value"] is not None
+
+
+def test_markdown_and_html_say_the_verdict(sample_run, report: dict) -> None:
+    md = sample_run.report_paths["md"].read_text(encoding="utf-8")
+    html = sample_run.report_paths["html"].read_text(encoding="utf-8")
+    headline_start = report["verdict"]["headline"].split(":")[0]
+    assert headline_start in md and headline_start in html
+    assert "<script" not in html.lower()
+    assert "<script" not in md.lower()
+    assert md.count("| ") > 50  # the tables are there
+    for needle in ("The five signs", "Decision framework", "Cost", "Task types", "Prefix breakers", "data-quality"):
+        assert needle.lower() in md.lower()
+
+
+def test_planted_html_in_prompts_stays_inert(sample_run, sample_truth: dict) -> None:
+    """The sample plants <script>/HTML in prompts; nothing from them may become markup anywhere."""
+    assert sample_truth["quality"]["html_injection"] > 0
+    html = sample_run.report_paths["html"].read_text(encoding="utf-8").lower()
+    assert "<script" not in html and "<img" not in html

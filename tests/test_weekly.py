@@ -1,0 +1,105 @@
+"""`logaudit weekly`: the week-over-week comparison, its limits and the exit code a cron job reads."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.report.config import WeeklyConfig
+from pipeline.report.weekly import EXIT_OK, EXIT_REGRESSIONS, compare, weekly_report
+
+ALL = {"request_costs": True, "request_labels": True, "lineage": True}
+
+
+def traffic(this: int, prev: int, spend_this: float = 1.0, spend_prev: float = 1.0) -> dict:
+    return {
+        "this": {"requests": this, "priced_requests": this, "spend_usd": spend_this, "cache_read_tokens": 500,
+                 "input_tokens": 1000},
+        "prev": {"requests": prev, "priced_requests": prev, "spend_usd": spend_prev, "cache_read_tokens": 500,
+                 "input_tokens": 1000},
+    }
+
+
+def labels(regen_this: int = 2, regen_prev: int = 2) -> dict:
+    row = {"requests": 100, "answered": 100, "edited": 1, "feedback": 10, "negative_feedback": 1, "clean_examples": 90}
+    return {"this": {**row, "regenerated": regen_this}, "prev": {**row, "regenerated": regen_prev}}
+
+
+MIX = [
+    {"task_type": "task_01", "task_label": "a", "this_requests": 60, "prev_requests": 60, "new_this_week": False},
+    {"task_type": "task_02", "task_label": "b", "this_requests": 40, "prev_requests": 40, "new_this_week": False},
+]
+DATASET = {"this": {"examples": 80, "duplicates": 2, "requests": 100}, "prev": {"examples": 80, "duplicates": 2, "requests": 100}}
+
+
+def flagged(metrics: list[dict]) -> set[str]:
+    return {m["id"] for m in metrics if m["regression"]}
+
+
+def test_a_steady_week_has_no_regression() -> None:
+    assert flagged(compare(traffic(100, 100), labels(), MIX, DATASET, ALL, WeeklyConfig())) == set()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"traffic": traffic(50, 100, spend_this=0.5)}, {"volume"}),  # -50% < -30%, same spend per request
+        ({"traffic": traffic(100, 100, spend_this=1.5)}, {"spend_per_request"}),  # +50% > +25%
+        ({"labels": labels(regen_this=6)}, {"regeneration_rate"}),  # +4 points > +2
+        ({"mix": [{**MIX[0], "this_requests": 90}, {**MIX[1], "this_requests": 10}]}, {"task_mix"}),
+        ({"mix": [*MIX, {"task_type": "task_03", "task_label": "c", "this_requests": 10, "prev_requests": 0,
+                         "new_this_week": True}]}, {"new_task_types"}),
+        ({"dataset": {**DATASET, "this": {"examples": 80, "duplicates": 10, "requests": 100}}}, {"duplicate_rate"}),
+    ],
+)
+def test_each_limit_flags_its_regression(kwargs: dict, expected: set[str]) -> None:
+    args = {"traffic": traffic(100, 100), "labels": labels(), "mix": MIX, "dataset": DATASET, **kwargs}
+    metrics = compare(args["traffic"], args["labels"], args["mix"], args["dataset"], ALL, WeeklyConfig())
+    assert flagged(metrics) == expected
+
+
+def test_missing_tables_are_not_measured_not_regressions() -> None:
+    metrics = compare(traffic(100, 100), {}, [], {}, {"request_costs": False, "request_labels": False,
+                                                     "lineage": False}, WeeklyConfig())
+    by_id = {m["id"]: m for m in metrics}
+    assert not flagged(metrics)
+    assert by_id["volume"]["measured"] and not by_id["regeneration_rate"]["measured"]
+    assert "not found" in by_id["spend"]["display"]
+
+
+@pytest.fixture(scope="module")
+def weekly(sample_run):
+    return weekly_report(sample_run.workdir)
+
+
+def test_weekly_over_the_sample_matches_truth(weekly, sample_logs_dir: Path) -> None:
+    with gzip.open(sample_logs_dir / "truth_requests.jsonl.gz", "rt", encoding="utf-8") as fh:
+        stamps = [datetime.fromisoformat(json.loads(line)["ts"].replace("Z", "+00:00")) for line in fh]
+    end = datetime.fromisoformat(weekly.weekly["this_week"]["end"])
+    assert end == max(stamps) or abs((end - max(stamps)).total_seconds()) < 1
+    this = sum(end - timedelta(days=7) < t <= end for t in stamps)
+    prev = sum(end - timedelta(days=14) < t <= end - timedelta(days=7) for t in stamps)
+    volume = next(m for m in weekly.weekly["metrics"] if m["id"] == "volume")
+    # Bad records kept by the ingest carry their own timestamps: allow those few.
+    assert abs(volume["this_week"] - this) <= 2 and abs(volume["previous_week"] - prev) <= 2
+    assert (weekly.out_dir / "weekly.md").is_file() and (weekly.out_dir / "weekly.json").is_file()
+    assert weekly.exit_code == (EXIT_REGRESSIONS if weekly.regressions else EXIT_OK)
+
+
+def test_cli_exit_code_for_cron(sample_run, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["weekly", str(sample_run.workdir)])
+    on_disk = json.loads((sample_run.workdir / "report" / "weekly.json").read_text(encoding="utf-8"))
+    assert result.exit_code == on_disk["exit_code"] in (EXIT_OK, EXIT_REGRESSIONS)
+    # Any volume change at all is a regression under this limit: the job must exit 3.
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[weekly]\nmax_volume_drop = -1.0\nmax_volume_rise = -1.0\n", encoding="utf-8")
+    result = runner.invoke(cli, ["weekly", str(sample_run.workdir), "--config", str(strict)])
+    assert result.exit_code == EXIT_REGRESSIONS, result.output
+    assert "REGRESSION" in result.output and "Requests" in result.output
