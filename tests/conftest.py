@@ -61,3 +61,24 @@ def sample_run(sample_logs_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     from pipeline.run import run_all
 
     return run_all([sample_logs_dir], tmp_path_factory.mktemp("sample_run"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def sample_workdir(sample_logs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample ingested once per session (store only, no audit). Read-only for tests: the store
+    is shared; write stage outputs under your own tmp dir (e.g. `audit.tasks.run(wd, tmp, {})`)."""
+    from pipeline.ingest import ingest
+
+    workdir = tmp_path_factory.mktemp("sample_workdir")
+    ingest([str(sample_logs_dir)], workdir, progress=False)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def sample_truth_requests(sample_logs_dir: Path) -> dict[str, dict]:
+    """Per-request truth of the sample (truth_requests.jsonl.gz), keyed by request_id."""
+    import gzip
+    import json
+
+    with gzip.open(sample_logs_dir / "truth_requests.jsonl.gz", "rt", encoding="utf-8") as fh:
+        return {r["request_id"]: r for r in map(json.loads, fh)}

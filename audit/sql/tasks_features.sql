@@ -1,0 +1,47 @@
+-- name: tasks_features
+-- params: mask_pattern
+-- description: One row per request: the fingerprint inputs of task typing (masked system prompt
+--   fingerprint, tool set, masked first user message), the conversation state used by the
+--   regeneration signal, and the figures task_types aggregates. Needs TEMP TABLE system_prompts.
+WITH base AS (
+    SELECT
+        r.request_id,
+        r.ts,
+        CAST(date_trunc('week', r.ts) AS DATE) AS week,
+        r.model,
+        r.user_id,
+        r.session_id,
+        r.parent_id,
+        sp.system_fp,
+        coalesce(length(sp.system_masked), 0) AS system_chars,
+        list_sort(json_extract_string(r.tools_json, '$[*].name')) AS tool_names,
+        list_filter(r.messages, lambda m: m.role = 'user')[1].content AS first_user_text,
+        coalesce(len(r.messages), 0) AS n_messages,
+        hash(coalesce(r.parent_id, ''), coalesce(sp.system_fp, ''), coalesce(r.tools_json, ''), r.messages)
+            AS state_hash,
+        coalesce(r.finish_reason = 'error', false) OR coalesce(r.status_code >= 400, false)
+            OR r.error_type IS NOT NULL AS failed,
+        coalesce(r.n_choices, 1) > 1
+            OR coalesce(TRY_CAST(json_extract_string(r.request_params, '$.n') AS INTEGER), 1) > 1 AS multi_choice,
+        r.finish_reason,
+        nullif(trim(r.response_text), '') IS NOT NULL AS has_text,
+        coalesce(len(r.response_tool_calls), 0) > 0 AS is_tool_call,
+        trim(regexp_replace(trim(coalesce(r.response_text, '')), '^```[a-zA-Z]*\s*|\s*```$', '', 'g')) AS answer_body,
+        coalesce(r.in_uncached, 0) + coalesce(r.in_cache_read, 0) + coalesce(r.in_cache_write_5m, 0)
+            + coalesce(r.in_cache_write_1h, 0) + coalesce(r.in_cache_write_unspecified, 0) AS input_tokens,
+        coalesce(r.out_total, 0) AS output_tokens,
+        r.feedback_score AS feedback_rating
+    FROM requests r
+    LEFT JOIN system_prompts sp ON sp.raw_hash = hash(r.system_text)
+)
+SELECT
+    * EXCLUDE (answer_body, tool_names, first_user_text),
+    CASE WHEN len(tool_names) > 0 THEN md5(array_to_string(tool_names, chr(31)))[1:16] END AS tools_fp,
+    first_user_text,
+    regexp_replace(regexp_replace(lower(coalesce(first_user_text, '')), $mask_pattern, '#', 'g'), '[ \t\r\f\v]+', ' ', 'g')
+        AS first_user_masked,
+    NOT failed AND (has_text OR is_tool_call) AS answered,
+    has_text AND (answer_body LIKE '{%' OR answer_body LIKE '[%') AND json_valid(answer_body) AS answer_is_json,
+    CASE WHEN has_text AND answer_body LIKE '{%' AND json_valid(answer_body)
+         THEN array_to_string(list_sort(json_keys(answer_body)), chr(31)) END AS answer_keyset
+FROM base

@@ -1,0 +1,29 @@
+-- name: tasks_user_skeletons
+-- params: min_line_messages, min_line_chars
+-- description: The user-message skeleton: the lines of each masked first user message that recur
+--   in at least $min_line_messages DIFFERENT messages (template text; the slots vary), in order.
+--   Counting distinct messages, not requests, keeps one conversation's repeated turns and
+--   verbatim duplicate questions from passing as a template.
+WITH lines AS (
+    SELECT f.request_id, hash(f.first_user_text) AS message_hash, t.pos, trim(t.line) AS line
+    FROM features f, unnest(string_split(f.first_user_masked, chr(10))) WITH ORDINALITY AS t(line, pos)
+    WHERE length(trim(t.line)) >= $min_line_chars
+),
+line_df AS (
+    SELECT hash(line) AS line_hash, count(DISTINCT message_hash) AS messages
+    FROM lines
+    GROUP BY 1
+),
+template_lines AS (
+    SELECT l.request_id, l.pos, hash(l.line) AS line_hash, length(l.line) AS chars
+    FROM lines l
+    JOIN line_df d ON d.line_hash = hash(l.line)
+    WHERE d.messages >= $min_line_messages
+)
+SELECT
+    request_id,
+    md5(array_to_string(list(CAST(line_hash AS VARCHAR) ORDER BY pos), ','))[1:16] AS user_skeleton_fp,
+    list(DISTINCT line_hash) AS template_line_hashes,
+    sum(chars) AS template_chars
+FROM template_lines
+GROUP BY request_id

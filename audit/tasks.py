@@ -1,0 +1,536 @@
+"""Task types without labels, and the user signals that say which answers were rejected.
+
+Answers two questions from the logs alone: "how many distinct task types do we really have, and
+which are repetitive enough to fine-tune?" and "which responses did users reject?".
+
+Task typing uses the structure of templated production traffic:
+
+1. System-prompt families. Each distinct system prompt is masked (dates, times, UUIDs, ids,
+   numbers -> `#`; fingerprints.py) and fingerprinted: one fingerprint per prompt *version*.
+   Near-identical masked prompts (word 3-shingle Jaccard >= `system_merge_jaccard`, found with
+   MinHash LSH and verified exactly) merge into one family, so a reworded or extended prompt
+   does not split its task; the versions are reported per type (task_type_versions).
+2. A family with enough requests is a task type. It is split by user-message skeleton (the
+   recurring lines of the first user message) only when it carries two or more large templates
+   that share no line, i.e. one generic system prompt serving several tasks.
+3. Requests without a stable system prompt are grouped by content: MinHash LSH over the
+   *recurring* word 3-shingles of the masked system + first user message (shingles found in at
+   least `template_min_messages` different messages: the template, not the slots), linked with
+   the same user skeleton and, optionally, the same session. Groups smaller than
+   `min_type_requests` become `other`.
+
+Everything per request runs in DuckDB (masking, hashing, window joins) or in numpy; Python loops
+run over distinct prompts / distinct documents only, and LSH replaces all-pairs comparison.
+
+Entry points (also for `make bench`): `build_features(con, cfg)`, `assign_task_types(con, cfg)`,
+`audit.signals.detect_signals(con, signals_cfg)`, `label_requests(con, ...)`, and `run(...)`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from audit.fingerprints import (
+    DYNAMIC_SPAN_PATTERN,
+    MinHasher,
+    ShingleHasher,
+    UnionFind,
+    jaccard,
+    lsh_link,
+    mask_dynamic,
+    words,
+)
+from audit.signals import SignalsConfig, detect_signals
+from audit.sqlfiles import attach_parquet_view, load_sql, query, write_batches
+from pipeline.config import from_section
+from pipeline.ingest.store import connect_store
+from schemas.labels import (
+    REQUEST_LABELS_SCHEMA,
+    SIGNAL_RATES_SCHEMA,
+    TASK_TYPE_VERSIONS_SCHEMA,
+    TASK_TYPES_SCHEMA,
+)
+
+OTHER = "other"
+OTHER_LABEL = "Other: no recurring template"
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?:])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    min_type_requests: int = 10
+    """A group needs at least this many requests to be a task type (smaller ones join `other`);
+    also the minimum for a system-prompt variant to be reported as a version."""
+    system_merge_jaccard: float = 0.5
+    """Masked system prompts whose word 3-shingle Jaccard is at least this are one family (versions
+    of one prompt). Distinct tasks sharing a preamble measure ~0.1-0.3; an edited version 0.6-0.95."""
+    system_num_perm: int = 128
+    """MinHash permutations for system prompts (few distinct texts: precision is cheap)."""
+    template_min_messages: int = 5
+    """A line (or shingle) that recurs in at least this many DIFFERENT first user messages is
+    template text rather than slot content."""
+    template_min_line_chars: int = 12
+    """Shorter lines ("Thanks!", "#") never count as template lines."""
+    family_split_min_share: float = 0.2
+    """A system-prompt family is split by user template only when at least two templates each
+    hold this share of its requests and share no line. Set above 0.5 to never split."""
+    content_threshold: float = 0.5
+    """Estimated Jaccard of recurring shingles that links two prompts without a stable system prompt."""
+    content_num_perm: int = 64
+    """MinHash permutations for content documents (many texts: 64 keeps signatures cheap)."""
+    content_min_shingles: int = 3
+    """Prompts with fewer recurring shingles than this are not linked by content."""
+    link_sessions: bool = True
+    """Requests of one session share a task type when typed by content (follow-up turns of a
+    client that sends no history carry no template of their own)."""
+    lsh_max_indexed: int = 250_000
+    """Cap on LSH index size (bounded memory); see fingerprints.lsh_link."""
+    top_k: int = 3
+    """The summary reports the share of requests covered by the top-k types."""
+    coverage_target: float = 0.8
+    """The "~80% of requests follow the same pattern" sign: the summary reports how many types it takes."""
+    seed: int = 1
+    """MinHash seed (datasketch permutations); results are deterministic for a given seed."""
+
+
+@dataclass
+class TaskAssignment:
+    """Per-request task types (TEMP TABLE `task_assignment` in the connection) and versions."""
+
+    types: int
+    requests_other: int
+    basis_counts: dict[str, int] = field(default_factory=dict)
+    versions: pa.Table | None = None
+
+
+# --- features ----------------------------------------------------------------------------------
+
+
+def temp_table(con: duckdb.DuckDBPyConnection, table: str, sql_name: str, **params: Any) -> None:
+    """`CREATE OR REPLACE TEMP TABLE <table> AS <audit/sql/<sql_name>.sql>` (table names are ours)."""
+    q = load_sql(sql_name)
+    if set(params) != set(q.params):
+        raise ValueError(f"{sql_name}.sql declares params {q.params}; got {sorted(params)}")
+    body = "\n".join(line for line in q.sql.splitlines() if not line.startswith("--"))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {body}", params or None)
+
+
+def temp_table_from_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+    view = f"{table}_arrow"
+    con.register(view, data)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {view}")
+    con.unregister(view)
+
+
+def build_features(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> None:
+    """TEMP TABLEs `system_prompts`, `features` and `user_skeletons` (one SQL pass each)."""
+    temp_table(con, "system_prompts", "tasks_system_prompts", mask_pattern=DYNAMIC_SPAN_PATTERN)
+    temp_table(con, "features", "tasks_features", mask_pattern=DYNAMIC_SPAN_PATTERN)
+    temp_table(
+        con,
+        "user_skeletons",
+        "tasks_user_skeletons",
+        min_line_messages=cfg.template_min_messages,
+        min_line_chars=cfg.template_min_line_chars,
+    )
+
+
+# --- 1. system-prompt families -----------------------------------------------------------------
+
+
+@dataclass
+class SystemFamilies:
+    fps: list[str]
+    masked: list[str]
+    examples: list[str]
+    requests: np.ndarray
+    family: np.ndarray  # family label per fingerprint (smallest member index)
+    shingles: list[np.ndarray]
+
+    def family_requests(self) -> dict[int, int]:
+        out: dict[int, int] = defaultdict(int)
+        for fam, n in zip(self.family.tolist(), self.requests.tolist(), strict=True):
+            out[fam] += n
+        return out
+
+
+def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> SystemFamilies:
+    """Group masked system prompts into families of near-identical versions (LSH + exact Jaccard)."""
+    rows = query(con, "tasks_system_fingerprints").fetchall()
+    fps = [r[0] for r in rows]
+    masked = [r[1] for r in rows]
+    hasher = ShingleHasher(3)
+    shingles = [hasher.shingles(words(m)) for m in masked]
+    minhasher = MinHasher(cfg.system_num_perm, cfg.seed)
+    sigs = minhasher.signatures(shingles)
+    # The estimate only pre-filters (a margin below the threshold); exact Jaccard decides. Few
+    # distinct prompts exist, so exact verification is affordable and removes estimator noise.
+    uf = lsh_link(
+        sigs,
+        max(0.05, cfg.system_merge_jaccard - 0.15),
+        seed=cfg.seed,
+        max_indexed=cfg.lsh_max_indexed,
+        verify=lambda i, j: jaccard(shingles[i], shingles[j]) >= cfg.system_merge_jaccard,
+    )
+    return SystemFamilies(
+        fps=fps,
+        masked=masked,
+        examples=[r[2] for r in rows],
+        requests=np.array([r[3] for r in rows], dtype=np.int64),
+        family=uf.labels() if fps else np.empty(0, dtype=np.int64),
+        shingles=shingles,
+    )
+
+
+# --- 2 + 3. assignment -------------------------------------------------------------------------
+
+
+def assign_task_types(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> TaskAssignment:
+    """Assign every request in `features` a task type; creates TEMP TABLE `task_assignment`
+    (request_id, task_type, task_label, basis) and returns the versions table."""
+    fams = system_families(con, cfg)
+    fam_requests = fams.family_requests()
+    stable = {fam for fam, n in fam_requests.items() if n >= cfg.min_type_requests}
+    fp_family = pa.table(
+        {
+            "system_fp": fams.fps,
+            "family": [f"S{f}" if f in stable else None for f in fams.family.tolist()],
+        },
+        schema=pa.schema([("system_fp", pa.string()), ("family", pa.string())]),
+    )
+    temp_table_from_arrow(con, "fp_family", fp_family)
+
+    # Family -> split by user template where one system prompt serves several templates.
+    keys: dict[str, str] = _family_splits(con, cfg)  # (family|skeleton) -> group key
+    system_rows = query(con, "tasks_family_requests").to_arrow_table()
+    group_of: dict[str, str] = {}
+    basis_of_group: dict[str, str] = {}
+    for rid, fam, skel in zip(
+        system_rows["request_id"].to_pylist(),
+        system_rows["family"].to_pylist(),
+        system_rows["user_skeleton_fp"].to_pylist(),
+        strict=True,
+    ):
+        split_key = keys.get(f"{fam}|{skel}") or keys.get(f"{fam}|*")
+        group = split_key or fam
+        group_of[rid] = group
+        basis_of_group[group] = "system_prompt+user_template" if split_key else "system_prompt"
+    del system_rows
+
+    content_groups = _content_groups(con, cfg)
+    for rid, group in content_groups.items():
+        group_of[rid] = group
+        basis_of_group[group] = "content"
+
+    sizes = Counter(group_of.values())
+    ordered = sorted((g for g, n in sizes.items() if n >= cfg.min_type_requests), key=lambda g: (-sizes[g], g))
+    width = max(2, len(str(len(ordered))))
+    type_of_group = {g: f"task_{i + 1:0{width}d}" for i, g in enumerate(ordered)}
+    labels = _labels(con, cfg, fams, ordered, group_of, basis_of_group)
+
+    ids = list(group_of)
+    types = [type_of_group.get(group_of[r], OTHER) for r in ids]
+    table = pa.table(
+        {
+            "request_id": ids,
+            "task_type": types,
+            "task_label": [labels.get(group_of[r], OTHER_LABEL) if t != OTHER else OTHER_LABEL
+                           for r, t in zip(ids, types, strict=True)],
+            "basis": [basis_of_group[group_of[r]] if t != OTHER else OTHER for r, t in zip(ids, types, strict=True)],
+        }
+    )
+    con.register("task_assignment_view", table)
+    temp_table(con, "task_assignment", "tasks_assignment", other_label=OTHER_LABEL)
+    con.unregister("task_assignment_view")
+    basis_counts = Counter(table["basis"].to_pylist())
+    n_other = con.sql("SELECT count(*) FROM task_assignment WHERE task_type = 'other'").fetchall()[0][0]
+    versions = _versions(con, cfg, fams)
+    return TaskAssignment(types=len(ordered), requests_other=int(n_other), basis_counts=dict(basis_counts),
+                          versions=versions)
+
+
+def _family_splits(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[str, str]:
+    """`family|skeleton` -> sub-group key, for families carrying several disjoint large templates."""
+    rows = query(con, "tasks_family_templates").fetchall()
+    by_family: dict[str, list[tuple[str | None, int, set[int]]]] = defaultdict(list)
+    for fam, skel, n, lines in rows:
+        by_family[fam].append((skel, int(n), set(lines or [])))
+    keys: dict[str, str] = {}
+    for fam, skels in by_family.items():
+        total = sum(n for _, n, _ in skels)
+        big = sorted(
+            (s for s in skels if s[0] is not None and s[1] >= cfg.min_type_requests
+             and s[1] >= cfg.family_split_min_share * total),
+            key=lambda s: (-s[1], s[0]),
+        )
+        if len(big) < 2:
+            continue
+        if any(a[2] & b[2] for i, a in enumerate(big) for b in big[i + 1 :]):
+            continue  # templates sharing a line are variants of one template (e.g. a repeated slot value)
+        for skel, _, _ in big:
+            keys[f"{fam}|{skel}"] = f"{fam}/{skel}"
+        # every other request of the family (minor templates, free text) joins the largest template
+        keys[f"{fam}|*"] = f"{fam}/{big[0][0]}"
+    return keys
+
+
+def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[str, str]:
+    """Group requests without a stable system prompt by recurring prompt content."""
+    temp_table(con, "content_requests", "tasks_content_requests")
+    docs = query(con, "tasks_content_documents").to_arrow_table()
+    doc_hashes = docs["doc_hash"].to_numpy()
+    hasher = ShingleHasher(3)
+    shingles = [hasher.shingles(words(d)) for d in docs["doc"].to_pylist()]
+    del docs
+    hasher.cache_clear()
+    # Recurring shingles = template text: present in >= template_min_messages distinct documents.
+    if shingles:
+        flat = np.concatenate(shingles) if any(len(s) for s in shingles) else np.empty(0, dtype=np.uint32)
+        values, counts = np.unique(flat, return_counts=True)
+        recurring = values[counts >= cfg.template_min_messages]
+        del flat, values, counts
+        shingles = [s[np.isin(s, recurring, assume_unique=True)] for s in shingles]
+    linkable = np.array([len(s) >= cfg.content_min_shingles for s in shingles], dtype=bool)
+    doc_component: dict[int, int] = {}
+    if linkable.any():
+        idx = np.flatnonzero(linkable)
+        sigs = MinHasher(cfg.content_num_perm, cfg.seed).signatures([shingles[i] for i in idx])
+        uf = lsh_link(sigs, cfg.content_threshold, seed=cfg.seed, max_indexed=cfg.lsh_max_indexed)
+        comp = uf.labels()
+        doc_component = {int(doc_hashes[i]): int(c) for i, c in zip(idx.tolist(), comp.tolist(), strict=True)}
+    del shingles
+
+    rows = query(con, "tasks_content_links").to_arrow_table()
+    ids = rows.column(0).to_pylist()
+    n = len(ids)
+    uf_req = UnionFind(n)
+    first_with_key: dict[tuple[str, Any], int] = {}
+
+    def link(i: int, key: tuple[str, Any]) -> None:
+        j = first_with_key.setdefault(key, i)
+        if j != i:
+            uf_req.union(i, j)
+
+    for i, (session, skel, doc_hash) in enumerate(
+        zip(rows.column(1).to_pylist(), rows.column(2).to_pylist(), rows.column(3).to_pylist(), strict=True)
+    ):
+        link(i, ("doc", doc_hash))  # identical masked prompts are one group even when unlinkable
+        comp = doc_component.get(doc_hash)
+        if comp is not None:
+            link(i, ("lsh", comp))
+        if skel is not None:
+            link(i, ("skeleton", skel))
+        if cfg.link_sessions and session:
+            link(i, ("session", session))
+    labels = uf_req.labels().tolist() if n else []
+    return {rid: f"C{lab}" for rid, lab in zip(ids, labels, strict=True)}
+
+
+# --- labels and versions -------------------------------------------------------------------------
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_SPLIT.split(text or "") if s and s.strip()]
+
+
+def _first_distinctive(text: str, others: set[str], limit: int = 90) -> str:
+    """The first sentence of `text` whose masked form appears in no other type's prompt
+    (shared preambles say nothing about the task), preferring sentences without dynamic spans."""
+    sentences = _sentences(text)
+    masked = [mask_dynamic(s) for s in sentences]
+    for allow_dynamic in (False, True):
+        for raw, m in zip(sentences, masked, strict=True):
+            if len(m.split()) >= 3 and m not in others and (allow_dynamic or "#" not in m):
+                return _clip(raw, limit)
+    return _clip(sentences[0], limit) if sentences else ""
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _labels(
+    con: duckdb.DuckDBPyConnection,
+    cfg: TasksConfig,
+    fams: SystemFamilies,
+    groups: list[str],
+    group_of: dict[str, str],
+    basis_of_group: dict[str, str],
+) -> dict[str, str]:
+    """A human-readable label per group: the first distinctive instruction line of its prompt."""
+    family_text: dict[str, str] = {}
+    for i, fam in enumerate(fams.family.tolist()):  # fingerprints are sorted by requests: first = top version
+        family_text.setdefault(f"S{fam}", fams.examples[i])
+    # User-template / content groups: the most common first line of the first user message.
+    wanted = {g for g in groups if basis_of_group[g] != "system_prompt"}
+    first_lines: dict[str, str] = {}
+    if wanted:
+        pairs = pa.table({"request_id": list(group_of), "grp": list(group_of.values())})
+        con.register("group_view", pairs)
+        rows = query(con, "tasks_group_first_lines", groups=sorted(wanted)).fetchall()
+        con.unregister("group_view")
+        first_lines = {g: line for g, line in rows}
+    sentence_owner: dict[str, set[str]] = defaultdict(set)
+    texts: dict[str, str] = {}
+    for g in groups:
+        fam = g.split("/")[0]
+        texts[g] = family_text.get(fam, "") if fam.startswith("S") else first_lines.get(g, "")
+        for s in _sentences(texts[g]):
+            sentence_owner[mask_dynamic(s)].add(fam if fam.startswith("S") else g)
+    labels: dict[str, str] = {}
+    for g in groups:
+        fam = g.split("/")[0]
+        owner = fam if fam.startswith("S") else g
+        others = {s for s, owners in sentence_owner.items() if owners - {owner}}
+        label = _first_distinctive(texts[g], others)
+        if basis_of_group[g] == "system_prompt+user_template" and first_lines.get(g):
+            label = f"{label} / {_clip(first_lines[g], 60)}"
+        labels[g] = label or _clip(first_lines.get(g, "") or g, 90)
+    return labels
+
+
+def _versions(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, fams: SystemFamilies) -> pa.Table:
+    rows = query(con, "tasks_versions", min_requests=cfg.min_type_requests).fetchall()
+    pos = {fp: i for i, fp in enumerate(fams.fps)}
+    out: dict[str, list[Any]] = {f.name: [] for f in TASK_TYPE_VERSIONS_SCHEMA}
+    previous: dict[str, str] = {}
+    version: Counter[str] = Counter()
+    for task, fp, n, first, last in rows:
+        version[task] += 1
+        prev = previous.get(task)
+        sim = added = removed = None
+        if prev is not None:
+            a, b = pos[prev], pos[fp]
+            sim = round(jaccard(fams.shingles[a], fams.shingles[b]), 4)
+            old, new = _sentences(fams.masked[a]), _sentences(fams.masked[b])
+            added = _clip(" | ".join(s for s in new if s not in set(old)), 300) or None
+            removed = _clip(" | ".join(s for s in old if s not in set(new)), 300) or None
+        previous[task] = fp
+        for k, v in zip(
+            out,
+            (task, version[task], fp, n, first, last, sim, added, removed),
+            strict=True,
+        ):
+            out[k].append(v)
+    return pa.table(out, schema=TASK_TYPE_VERSIONS_SCHEMA)
+
+
+# --- per-request labels, tables, summary ---------------------------------------------------------
+
+
+def label_requests(con: duckdb.DuckDBPyConnection, signals: pa.Table) -> None:
+    """TEMP TABLE `labels` (REQUEST_LABELS_SCHEMA) from features + task_assignment + signals."""
+    temp_table_from_arrow(con, "signals", signals)
+    temp_table(con, "labels", "tasks_request_labels")
+
+
+def _write(table: pa.Table, schema: pa.Schema, path: Path) -> None:
+    """Write atomically (tmp name, then rename), in the documented schema (schemas/labels.py)."""
+    table = table.select(schema.names).cast(schema)
+    write_batches(schema, table.to_batches(), path)
+
+
+def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """Write request_labels, task_types, task_type_versions and signal_rates; return the summary section."""
+    cfg = from_section(TasksConfig, config, "audit.tasks")
+    signals_cfg = from_section(SignalsConfig, config, "audit.signals")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = connect_store(workdir)
+    try:
+        build_features(con, cfg)
+        assignment = assign_task_types(con, cfg)
+        label_requests(con, detect_signals(con, signals_cfg))
+        has_costs = attach_parquet_view(
+            con, "costs", out_dir / "request_costs.parquet",
+            "SELECT NULL::VARCHAR AS request_id, NULL::DOUBLE AS cost_usd WHERE false",
+        )
+        versions = assignment.versions if assignment.versions is not None else TASK_TYPE_VERSIONS_SCHEMA.empty_table()
+        temp_table_from_arrow(con, "task_versions", versions)
+        types = query(con, "tasks_summary").to_arrow_table()
+        rates = query(con, "signals_rates").to_arrow_table()
+        # request_labels streams from DuckDB in batches: one row per request, the largest table.
+        reader = con.sql("SELECT * FROM labels ORDER BY ts, request_id").to_arrow_reader(50_000)
+        write_batches(
+            REQUEST_LABELS_SCHEMA,
+            (b.select(REQUEST_LABELS_SCHEMA.names).cast(REQUEST_LABELS_SCHEMA) for b in reader),
+            out_dir / "request_labels.parquet",
+        )
+    finally:
+        con.close()
+    _write(types, TASK_TYPES_SCHEMA, out_dir / "task_types.parquet")
+    _write(versions, TASK_TYPE_VERSIONS_SCHEMA, out_dir / "task_type_versions.parquet")
+    _write(rates, SIGNAL_RATES_SCHEMA, out_dir / "signal_rates.parquet")
+    types = types.select(TASK_TYPES_SCHEMA.names).cast(TASK_TYPES_SCHEMA)
+    rates = rates.select(SIGNAL_RATES_SCHEMA.names).cast(SIGNAL_RATES_SCHEMA)
+    return summarize(types, rates, assignment, cfg, has_costs)
+
+
+def summarize(types: pa.Table, rates: pa.Table, assignment: TaskAssignment, cfg: TasksConfig,
+              has_costs: bool) -> dict[str, Any]:
+    rows = types.to_pylist()
+    named = [r for r in rows if r["task_type"] != OTHER]
+    total = sum(r["requests"] for r in rows)
+    top_k_share = sum(r["share_requests"] for r in named[: cfg.top_k]) if named else 0.0
+    needed = next((i + 1 for i, r in enumerate(named) if r["cumulative_share_requests"] >= cfg.coverage_target), None)
+    overall = next((r for r in rates.to_pylist() if r["dimension"] == "all"), {})
+    clean = sum(r["clean_examples"] for r in rows)
+    headline = (
+        f"{len(named)} task types; top {min(cfg.top_k, len(named))} cover {top_k_share:.0%} of {total} requests"
+        + (f", {needed} reach {cfg.coverage_target:.0%}" if needed else "")
+        + f"; regenerated {overall.get('regeneration_rate') or 0:.1%}, edited {overall.get('edit_rate') or 0:.1%}"
+        + f", {clean} clean examples"
+    )
+    return {
+        "headline": headline,
+        "task_types": len(named),
+        "requests": total,
+        "requests_other": assignment.requests_other,
+        "top_k": cfg.top_k,
+        "top_k_share": round(top_k_share, 4),
+        "types_to_coverage_target": needed,
+        "coverage_target": cfg.coverage_target,
+        "clean_examples": clean,
+        "spend_joined": has_costs,
+        "signals": {k: overall.get(k) for k in ("regeneration_rate", "retry_rate", "edit_rate",
+                                                 "negative_feedback_rate", "clean_rate")},
+        "types": [
+            {k: r[k] for k in ("task_type", "label", "requests", "share_requests", "clean_examples",
+                               "repetitiveness", "system_versions")}
+            for r in rows
+        ],
+        "tables": ["request_labels.parquet", "task_types.parquet", "task_type_versions.parquet",
+                   "signal_rates.parquet"],
+    }
+
+
+def adjusted_rand_index(truth: list[Any], predicted: list[Any]) -> float:
+    """Adjusted Rand index of two labelings (Hubert & Arabie), from the contingency table."""
+    if len(truth) != len(predicted):
+        raise ValueError("labelings differ in length")
+    n = len(truth)
+    if n < 2:
+        return 1.0
+    _, t = np.unique(np.asarray(truth, dtype=object).astype(str), return_inverse=True)
+    _, p = np.unique(np.asarray(predicted, dtype=object).astype(str), return_inverse=True)
+    pairs = np.unique(t.astype(np.int64) * (p.max() + 1) + p, return_counts=True)[1]
+
+    def comb2(x: np.ndarray) -> float:
+        return float((x * (x - 1) // 2).sum())
+
+    sum_cells = comb2(pairs)
+    sum_t = comb2(np.bincount(t))
+    sum_p = comb2(np.bincount(p))
+    expected = sum_t * sum_p / (n * (n - 1) / 2)
+    max_index = (sum_t + sum_p) / 2
+    if max_index == expected:
+        return 1.0
+    return (sum_cells - expected) / (max_index - expected)
