@@ -36,6 +36,8 @@ class Detector:
     pattern: re.Pattern[str]
     group: int = 0
     validate: Callable[[str], bool] | None = None
+    not_after: frozenset[str] = frozenset()  # characters that may not precede the value (a token boundary)
+    gate: str | tuple[str, ...] | None = None  # substring the text must contain; a tuple = lower-case keywords
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,16 @@ def _ipv6_ok(value: str) -> bool:
     return not (ip.is_loopback or ip.is_unspecified)
 
 
+def _ssn_ok(value: str) -> bool:
+    # Never issued by the SSA: area 000, 666 or 900-999, group 00, serial 0000.
+    area, group, serial = value.split("-")
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _nino_ok(value: str) -> bool:
+    return value[:2].upper() not in ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ")
+
+
 def _phone_ok(value: str) -> bool:
     digits = re.sub(r"\D", "", value)
     return 8 <= len(digits) <= 15 and len(set(digits)) > 2
@@ -120,60 +132,82 @@ def _high_entropy_40_ok(value: str) -> bool:
     )
 
 
-def _d(kind: str, family: str, pattern: str, group: int = 0, validate: Callable[[str], bool] | None = None,
-       flags: int = 0) -> Detector:
-    return Detector(kind, family, re.compile(pattern, flags), group, validate)
+def _d(kind: str, family: str, pattern: str, group: int = 0, validate: Callable[[str], bool] | None = None, *,
+       not_after: str = "", gate: str | tuple[str, ...] | None = None) -> Detector:
+    return Detector(kind, family, re.compile(pattern), group, validate, frozenset(not_after), gate)
 
 
-_B = r"(?<![A-Za-z0-9_\-])"  # token start: not inside a longer identifier
+# Patterns start with their literal prefix or first character class, never with a lookbehind: the
+# regex engine then skips ahead to candidate positions instead of trying every offset (a leading
+# lookbehind made the scan ~20x slower). The left boundary is checked in code (`not_after`), and
+# detectors whose shape needs a rare character or keyword are skipped when the text lacks it (`gate`).
+_TOKEN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+="
 _E = r"(?![A-Za-z0-9_\-])"  # token end
+_SECRET_WORDS = ("password", "passwd", "passphrase", "pwd", "secret", "api_key", "api-key", "apikey", "token")
+_PHONE_WORDS = ("phone", "tel", "mobile", "cell", "call", "fax", "whatsapp")
 
 # Order is priority when two detectors match at the same offset: specific shapes first.
 DETECTORS: tuple[Detector, ...] = (
     _d("PRIVATE_KEY", "secret",
        r"-----BEGIN[A-Z0-9 ]{0,30}PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]{0,12000}?-----END[A-Z0-9 ]{0,30}PRIVATE KEY"
-       r"(?: BLOCK)?-----|[A-Za-z0-9+/=\s\\]*)"),
-    _d("ANTHROPIC_KEY", "secret", _B + r"sk-ant-(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_\-]{20,}" + _E),
-    _d("OPENAI_KEY", "secret", _B + r"sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}" + _E),
-    _d("AWS_ACCESS_KEY", "secret", r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA|AGPA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}(?![A-Z0-9])"),
+       r"(?: BLOCK)?-----|[A-Za-z0-9+/=\s\\]*)", gate="PRIVATE KEY"),
+    _d("ANTHROPIC_KEY", "secret", r"sk-ant-(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_\-]{20,}" + _E, not_after=_TOKEN,
+       gate="sk-ant-"),
+    _d("OPENAI_KEY", "secret", r"sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}" + _E, not_after=_TOKEN,
+       gate="sk-"),
+    _d("AWS_ACCESS_KEY", "secret", r"(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA|AGPA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}(?![A-Z0-9])",
+       not_after="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
     _d("AWS_SECRET_KEY", "secret",
-       r"(?i)aws.{0,30}?(?:secret|sk)[\w\s\"']{0,25}?[:=>]{1,2}\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])", 1),
+       r"[Aa](?i:ws).{0,30}?(?i:secret|sk)[\w\s\"']{0,25}?[:=>]{1,2}\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])", 1,
+       gate=("aws",)),
     # A 40-char base64 run within a sentence of an access key id is its secret, whatever its letters.
     _d("AWS_SECRET_KEY", "secret",
        r"(?:AKIA|ASIA)[A-Z0-9]{16}[^\n]{0,100}?(?<![A-Za-z0-9/+=])([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])", 1),
-    _d("AWS_SECRET_KEY", "secret", r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", 0, _high_entropy_40_ok),
-    _d("GITHUB_TOKEN", "secret", _B + r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})" + _E),
-    _d("GITLAB_TOKEN", "secret", _B + r"glpat-[A-Za-z0-9_\-]{20,}" + _E),
-    _d("GOOGLE_API_KEY", "secret", _B + r"AIza[0-9A-Za-z_\-]{35}" + _E),
-    _d("GOOGLE_OAUTH_TOKEN", "secret", _B + r"(?:ya29\.[0-9A-Za-z_\-]{20,}|GOCSPX-[A-Za-z0-9_\-]{20,})" + _E),
-    _d("SLACK_TOKEN", "secret", _B + r"xox[abposre]-[A-Za-z0-9\-]{10,}" + _E),
-    _d("SLACK_TOKEN", "secret", _B + r"xapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+" + _E),
-    _d("SLACK_WEBHOOK", "secret", r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,}"),
-    _d("STRIPE_KEY", "secret", _B + r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}" + _E),
-    _d("HUGGINGFACE_TOKEN", "secret", _B + r"hf_[A-Za-z0-9]{30,}" + _E),
-    _d("NPM_TOKEN", "secret", _B + r"npm_[A-Za-z0-9]{36}" + _E),
-    _d("JWT", "secret", _B + r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}" + _E),
-    _d("SECRET", "secret", r"(?i)\bbearer\s+([A-Za-z0-9._~+/\-]{20,}=*)", 1),
-    _d("SECRET", "secret", r"\b[a-z][a-z0-9+.\-]{1,20}://[^/\s:@\"']{1,64}:([^/\s:@\"']{3,128})@", 1),
+    _d("AWS_SECRET_KEY", "secret", r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", 0, _high_entropy_40_ok, not_after=_B64),
+    _d("GITHUB_TOKEN", "secret", r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})" + _E,
+       not_after=_TOKEN),
+    _d("GITLAB_TOKEN", "secret", r"glpat-[A-Za-z0-9_\-]{20,}" + _E, not_after=_TOKEN, gate="glpat-"),
+    _d("GOOGLE_API_KEY", "secret", r"AIza[0-9A-Za-z_\-]{35}" + _E, not_after=_TOKEN, gate="AIza"),
+    _d("GOOGLE_OAUTH_TOKEN", "secret", r"ya29\.[0-9A-Za-z_\-]{20,}" + _E, not_after=_TOKEN, gate="ya29."),
+    _d("GOOGLE_OAUTH_TOKEN", "secret", r"GOCSPX-[A-Za-z0-9_\-]{20,}" + _E, not_after=_TOKEN, gate="GOCSPX-"),
+    _d("SLACK_TOKEN", "secret", r"xox[abposre]-[A-Za-z0-9\-]{10,}" + _E, not_after=_TOKEN, gate="xox"),
+    _d("SLACK_TOKEN", "secret", r"xapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+" + _E, not_after=_TOKEN, gate="xapp-"),
+    _d("SLACK_WEBHOOK", "secret", r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,}",
+       gate="hooks.slack.com"),
+    _d("STRIPE_KEY", "secret", r"[spr]k_(?:live|test)_[A-Za-z0-9]{16,}" + _E, not_after=_TOKEN, gate="k_"),
+    _d("HUGGINGFACE_TOKEN", "secret", r"hf_[A-Za-z0-9]{30,}" + _E, not_after=_TOKEN, gate="hf_"),
+    _d("NPM_TOKEN", "secret", r"npm_[A-Za-z0-9]{36}" + _E, not_after=_TOKEN, gate="npm_"),
+    _d("JWT", "secret", r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}" + _E, not_after=_TOKEN,
+       gate="eyJ"),
+    _d("SECRET", "secret", r"[Bb](?i:earer)\s+([A-Za-z0-9._~+/\-]{20,}=*)", 1, not_after=_TOKEN, gate=("bearer",)),
+    _d("SECRET", "secret", r"[a-z][a-z0-9+.\-]{1,20}://[^/\s:@\"']{1,64}:([^/\s:@\"']{3,128})@", 1, gate="://"),
     _d("SECRET", "secret",
-       r"(?i)\b(?:password|passwd|passphrase|pwd|client_secret|secret_key|api[_\-]?key|access[_\-]?token|"
-       r"auth[_\-]?token|private[_\-]?token|secret)[\"']?\s*(?:[:=]|=>)\s*[\"']?([^\s\"',;`)\]}]{6,200})",
-       1, _assigned_secret_ok),
-    _d("EMAIL", "pii", r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*"
-       r"\.[A-Za-z]{2,24}(?![A-Za-z0-9\-])"),
-    _d("CREDIT_CARD", "pii", r"(?<![\d\-])(?:\d[ \-]?){12,18}\d(?![\d\-])", 0, _card_ok),
-    _d("SSN", "pii", r"(?<![\d\-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d\-])"),
-    _d("SSN", "pii", r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b\D{0,20}?(\d{3} \d{2} \d{4}|\d{9})(?!\d)", 1),
-    _d("UK_NINO", "pii", r"(?<![A-Za-z0-9])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"
-       r"(?![A-Za-z0-9])"),
-    _d("PHONE", "pii", r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .\-]?\(\d{1,4}\))?(?:[ .\-]?\d{1,5}){2,5}(?![\w\-])", 0, _phone_ok),
-    _d("PHONE", "pii", r"(?<![\w.+\-/])(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[.\-])[2-9]\d{2}[.\-]\d{4}(?![\w\-]|\.\d)"),
+       r"[PpCcSsAa](?i:assword|asswd|assphrase|wd|lient_secret|ecret_key|pi[_\-]?key|ccess[_\-]?token|"
+       r"uth[_\-]?token|rivate[_\-]?token|ecret)[\"']?\s*(?:[:=]|=>)\s*[\"']?([^\s\"',;`)\]}]{6,200})",
+       1, _assigned_secret_ok, not_after="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+       gate=_SECRET_WORDS),
+    _d("EMAIL", "pii", r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}"
+       r"(?![A-Za-z0-9\-])", not_after="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-", gate="@"),
+    _d("CREDIT_CARD", "pii", r"\d(?:[ \-]?\d){12,18}(?![\d\-])", 0, _card_ok, not_after="0123456789-"),
+    _d("SSN", "pii", r"\d{3}-\d{2}-\d{4}(?![\d\-])", 0, _ssn_ok, not_after="0123456789-"),
+    _d("SSN", "pii", r"[Ss](?i:sn|ocial security(?: number| no\.?)?)\b\D{0,20}?(\d{3} \d{2} \d{4}|\d{9})(?!\d)", 1,
+       gate=("ssn", "social security")),
+    _d("UK_NINO", "pii", r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"
+       r"(?![A-Za-z0-9])", 0, _nino_ok, not_after=_TOKEN),
+    _d("PHONE", "pii", r"\+[1-9]\d{0,2}(?:[ .\-]?\(\d{1,4}\))?(?:[ .\-]?\d{1,5}){2,5}(?![\w\-])", 0, _phone_ok,
+       not_after=_TOKEN + "+", gate="+"),
+    _d("PHONE", "pii", r"(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[.\-])[2-9]\d{2}[.\-]\d{4}(?![\w\-]|\.\d)",
+       not_after=_TOKEN + ".+/"),
     _d("PHONE", "pii",
-       r"(?i)\b(?:phone|tel|telephone|mobile|cell|call me at|call|fax|whatsapp)\b\D{0,15}?((?:\(?\d{2,5}\)?[ .\-]?){2,4}\d{2,5})(?![\w\-])",
-       1, _phone_ok),
-    _d("IP_ADDRESS", "pii", r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)",
-       0, _ipv4_ok),
-    _d("IP_ADDRESS", "pii", r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])", 0, _ipv6_ok),
+       r"[PpTtMmCcFfWw](?i:hone|elephone|el|obile|ell|all me at|all|ax|hatsapp)\b\D{0,15}?((?:\(?\d{2,5}\)?[ .\-]?){2,4}\d{2,5})"
+       r"(?![\w\-])", 1, _phone_ok, not_after="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", gate=_PHONE_WORDS),
+    _d("IP_ADDRESS", "pii", r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)",
+       0, _ipv4_ok, not_after=_TOKEN + "."),
+    _d("IP_ADDRESS", "pii", r"(?:[0-9A-Fa-f]{1,4}:|:)(?:[0-9A-Fa-f]{0,4}:){1,6}[0-9A-Fa-f]{0,4}(?![\w:])", 0, _ipv6_ok,
+       not_after=_TOKEN + ":.", gate="::"),
+    _d("IP_ADDRESS", "pii", r"[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![\w:])", 0, _ipv6_ok, not_after=_TOKEN + ":.",
+       gate=":"),
 )
 
 SECRET_KINDS = tuple(dict.fromkeys(d.kind for d in DETECTORS if d.family == "secret"))
@@ -184,9 +218,19 @@ def find_sensitive(text: str | None, detectors: Iterable[Detector] = DETECTORS) 
     """Non-overlapping findings in `text`, in text order."""
     if not text:
         return []
+    lower: str | None = None
     found: list[tuple[int, int, int, Finding]] = []
     for priority, det in enumerate(detectors):
+        if isinstance(det.gate, str):
+            if det.gate not in text:
+                continue
+        elif det.gate is not None:
+            lower = text.lower() if lower is None else lower
+            if not any(word in lower for word in det.gate):
+                continue
         for m in det.pattern.finditer(text):
+            if det.not_after and m.start() > 0 and text[m.start() - 1] in det.not_after:
+                continue
             start, end = m.span(det.group)
             if start < 0 or end <= start:
                 continue
