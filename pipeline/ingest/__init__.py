@@ -31,11 +31,21 @@ from tqdm import tqdm
 
 from pipeline.errors import IngestError
 from pipeline.ingest import store
-from pipeline.ingest.formats import FORMATS, Context, RecordFormat, detect_format
+from pipeline.ingest.formats import (
+    FORMATS,
+    Context,
+    RecordFormat,
+    detect_format,
+    finish_file_rows,
+    finish_row_stages,
+    needs_whole_file,
+    run_row_stages,
+)
 from pipeline.ingest.reader import (
     FileReadError,
     RawRecord,
     SkippedPath,
+    decode_line,
     discover,
     read_range,
     read_records,
@@ -62,6 +72,9 @@ class FileStats:
     skipped: int = 0
     rejected: int = 0
     rows_emitted: int = 0
+    # Items inside container records (trace spans, HAR entries) that are not LLM calls; outside
+    # the lines identity above, since their record was ingested.
+    items_skipped: int = 0
     by_format: Counter = field(default_factory=Counter)
     reject_reasons: Counter = field(default_factory=Counter)
 
@@ -69,7 +82,7 @@ class FileStats:
         """Add the counts of another unit of the same file."""
         if other.status == "error":
             self.status, self.error = "error", other.error
-        for k in ("lines_read", "blank", "ingested", "skipped", "rejected", "rows_emitted"):
+        for k in ("lines_read", "blank", "ingested", "skipped", "rejected", "rows_emitted", "items_skipped"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.by_format.update(other.by_format)
         self.reject_reasons.update(other.reject_reasons)
@@ -102,7 +115,9 @@ class IngestResult:
         if self.manifest["by_format"]:
             fmts = ", ".join(f"{k} {v}" for k, v in sorted(self.manifest["by_format"].items()))
             lines.append(f"  formats: {fmts}")
-        if t["rejected"] or t["skipped"]:
+        if t.get("items_skipped"):
+            lines.append(f"  items:   {t['items_skipped']} non-LLM item(s) inside container records skipped")
+        if t["rejected"] or t["skipped"] or t.get("items_skipped"):
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.manifest["reject_reasons"].items()))
             lines.append(f"  rejects and skips ({reasons}): see {self.workdir}/rejects/")
         return "\n".join(lines)
@@ -138,7 +153,7 @@ def plan_units(files: list[Path], chunk_bytes: int) -> list[WorkUnit]:
             size = f.stat().st_size
         except OSError:
             size = 0
-        if size > chunk_bytes and splittable(f):
+        if size > chunk_bytes and splittable(f) and not _whole_file(f):
             for start, end, line in split_ranges(f, chunk_bytes):
                 units.append(WorkUnit(len(units), str(f), start, end, line))
         else:
@@ -146,11 +161,31 @@ def plan_units(files: list[Path], chunk_bytes: int) -> list[WorkUnit]:
     return units
 
 
+def _whole_file(path: Path) -> bool:
+    """A file of a format that aggregates its records in order (stream chunks, transcripts) is
+    read by one worker: judged by its first record."""
+    try:
+        with open(path, "rb") as f:
+            for i, raw in enumerate(f, start=1):
+                rec = decode_line(raw, i)
+                if not rec.blank:
+                    return isinstance(rec.value, dict) and needs_whole_file(rec.value)
+    except OSError:
+        return False
+    return False
+
+
 def process_unit(unit: WorkUnit, staged: store.StagedRun, batch_rows: int = BATCH_ROWS) -> UnitResult:
     """Read, detect and normalize every record of one unit into the staging folder."""
     spool = staged.spool(f"u{unit.index:06d}")
-    ctx = Context(reject=lambda file, line, reason, detail: None)
     fs = FileStats(unit.path)
+
+    def skip_item(reason: str, detail: str) -> None:
+        fs.items_skipped += 1
+        fs.reject_reasons[reason] += 1
+        spool.write_reject(_reject("skipped", unit.path, ctx.source_line, None, reason, detail, ""))
+
+    ctx = Context(reject=lambda file, line, reason, detail: None, skip_item=skip_item)
     done = 0
 
     def count(n: int) -> None:
@@ -164,9 +199,21 @@ def process_unit(unit: WorkUnit, staged: store.StagedRun, batch_rows: int = BATC
         buffer.append(row)
         if len(buffer) >= batch_rows:
             _flush(buffer, spool, [fs])
+    # Formats that aggregate a file's records (stream chunks, transcript lines) emit them now.
+    ctx.source_file = str(path)
+    for row in run_row_stages(_counted(finish_file_rows(ctx), fs), ctx):
+        buffer.append(row)
+        if len(buffer) >= batch_rows:
+            _flush(buffer, spool, [fs])
     _flush(buffer, spool, [fs])
     spool.close()
     return UnitResult(unit, fs, ctx.state, done)
+
+
+def _counted(rows: Iterable[Row], fs: FileStats) -> Iterator[Row]:
+    for row in rows:
+        fs.rows_emitted += 1
+        yield row
 
 
 def _run_units(units: list[WorkUnit], staged: store.StagedRun, workers: int, batch_rows: int, bar: Any) -> Iterator[UnitResult]:
@@ -270,9 +317,15 @@ def ingest(
             if fmt.finish is not None:
                 for row in fmt.finish(ctx):
                     _count_row(row, stats)
-                    buffer.append(row)
+                    for kept in run_row_stages([row], ctx):
+                        buffer.append(kept)
                     if len(buffer) >= batch_rows:
                         _flush(buffer, final, ordered)
+        # Rows held back by a row stage (counted when first emitted), e.g. Responses API chains.
+        for row in finish_row_stages(ctx):
+            buffer.append(row)
+            if len(buffer) >= batch_rows:
+                _flush(buffer, final, ordered)
         _flush(buffer, final, ordered)
         final.close()
         manifest = _manifest(run_id, paths, ordered, skipped_paths, started, state)
@@ -369,7 +422,7 @@ def _ingest_record(rec: RawRecord, fs: FileStats, ctx: Context, spool: store.Spo
     fs.ingested += 1
     fs.by_format[fmt.name] += 1
     fs.rows_emitted += len(rows)
-    yield from rows
+    yield from run_row_stages(rows, ctx)
 
 
 def _complete_row(row: Row, fmt: RecordFormat, path: str, line: int) -> None:
@@ -440,7 +493,7 @@ def _manifest(
     by_format: Counter = Counter()
     reasons: Counter = Counter()
     for fs in stats:
-        for k in ("lines_read", "blank", "ingested", "skipped", "rejected", "rows_emitted"):
+        for k in ("lines_read", "blank", "ingested", "skipped", "rejected", "rows_emitted", "items_skipped"):
             totals[k] += getattr(fs, k)
         by_format.update(fs.by_format)
         reasons.update(fs.reject_reasons)

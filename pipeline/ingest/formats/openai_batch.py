@@ -30,7 +30,8 @@ def _is_output(rec: Mapping[str, Any]) -> bool:
     return "custom_id" in rec and ("response" in rec or "error" in rec) and "result" not in rec
 
 
-def _group(ctx: Context) -> tuple[str, str]:
+def batch_group(ctx: Context) -> tuple[str, str]:
+    """Batch lines pair within one folder and file stem (`x_batch_input` ~ `x_batch_output`)."""
     p = Path(ctx.source_file)
     stem = p.name.split(".")[0]
     stem = re.sub(r"(input|output|results?|requests?|errors?)", "", stem, flags=re.IGNORECASE)
@@ -58,7 +59,7 @@ def parse_input(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     if not isinstance(rec.get("body"), Mapping):
         raise RecordError("wrong_type", "batch input `body` is not an object")
     st = _state(ctx)
-    key = (*_group(ctx), cid)
+    key = (*batch_group(ctx), cid)
     src = (ctx.source_file, ctx.source_line)
     if key in st["outputs"]:
         out, out_src = st["outputs"].pop(key)
@@ -81,7 +82,7 @@ def parse_output(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     if resp is not None and not isinstance(resp, Mapping):
         raise RecordError("wrong_type", "batch output `response` is not an object")
     st = _state(ctx)
-    key = (*_group(ctx), cid)
+    key = (*batch_group(ctx), cid)
     src = (ctx.source_file, ctx.source_line)
     if key in st["inputs"]:
         inp, _ = st["inputs"].pop(key)

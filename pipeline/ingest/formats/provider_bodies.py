@@ -14,7 +14,9 @@ from pipeline.ingest.rows import Row, make_row
 
 
 def _looks_like_response(rec: Mapping[str, Any]) -> bool:
-    return detect_body(None, rec) is not None and ("choices" in rec or "content" in rec or "output" in rec or "candidates" in rec or "object" in rec or "type" in rec)
+    # Body detectors only look at response-side keys when given a response, so a request body
+    # (`model` + `messages`) is not mistaken for one.
+    return detect_body(None, rec) is not None
 
 
 def _is_bare_body(rec: Mapping[str, Any]) -> bool:
