@@ -83,3 +83,14 @@ def test_union_find_groups_transitively() -> None:
     uf.union(0, 1)
     uf.union(3, 1)
     assert uf.find(0) == uf.find(3) != uf.find(2)
+
+
+def test_lsh_recall_against_brute_force_exact_jaccard() -> None:
+    rng = random.Random(11)
+    originals = [" ".join(rng.choice(WORDS) for _ in range(100)) for _ in range(120)]
+    copies = [_mutate(t, k, rng) for t, k in zip(originals[:60], [1, 2, 3] * 20, strict=True)]
+    texts = originals + copies
+    hashes = [dd.shingle_hashes(t) for t in texts]
+    truth = dd.exact_pairs(hashes, 0.8)
+    assert len(truth) >= 30
+    assert dd.find_near_duplicates(texts) == truth

@@ -46,44 +46,53 @@ class DedupConfig:
     # = 1 - (1 - 0.8^4)^32 > 0.9999999), because a missed pair there is a silent leak.
     check_bands: int = 32
     check_rows: int = 4
-    chunk_shingles: int = 262_144  # shingles per numpy block (memory: chunk * num_perm * 4 bytes)
+    chunk_shingles: int = 8_192  # shingles per numpy block (chunk * num_perm * 4 bytes: 4 MB, cache-sized)
 
 
 # Volatile spans that make otherwise identical requests differ (ids, timestamps), masked before
 # hashing so exact dedup is not defeated by them.
 _VOLATILE = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-    r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?",
-    re.IGNORECASE,
+    r"|\d{4}-\d{2}-\d{2}[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?"
 )
 _WORD = re.compile(r"\w+")
-_SPACE = re.compile(r"\s+")
+# For ASCII text, `\w+` tokens are exactly the runs left after mapping every other ASCII character to
+# a space, and str.translate + split is about twice as fast as the regex.
+_ASCII_NON_WORD = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
 
 
 def normalize(text: str) -> str:
-    """NFKC, lower case, volatile ids/timestamps masked, whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = _VOLATILE.sub(" \x00 ", text)
-    return _SPACE.sub(" ", text).strip()
+    """NFKC (non-ASCII text only), lower case, volatile ids/timestamps masked."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    text = text.lower()
+    return _VOLATILE.sub(" ", text) if "-" in text else text
+
+
+def words(text: str) -> list[str]:
+    """The word tokens (`\\w+`) of the normalized text."""
+    norm = normalize(text)
+    return norm.translate(_ASCII_NON_WORD).split() if norm.isascii() else _WORD.findall(norm)
 
 
 def exact_key(text: str) -> bytes:
-    """128-bit hash of the normalized text: equal keys are exact duplicates."""
-    return xxhash.xxh3_128_digest(normalize(text).encode("utf-8", "surrogatepass"))
+    """128-bit hash of the normalized word sequence: equal keys are exact duplicates (case, spacing,
+    punctuation and volatile ids aside)."""
+    return xxhash.xxh3_128_digest(" ".join(words(text)).encode("utf-8", "surrogatepass"))
 
 
 def shingles(text: str, ngram: int = 5) -> list[bytes]:
     """Word n-grams of the normalized text; a text shorter than n words is one shingle."""
-    words = _WORD.findall(normalize(text))
-    if len(words) < ngram:
-        return [" ".join(words).encode("utf-8", "surrogatepass")]
-    return [" ".join(words[i : i + ngram]).encode("utf-8", "surrogatepass") for i in range(len(words) - ngram + 1)]
+    tokens = words(text)
+    if len(tokens) < ngram:
+        return [" ".join(tokens).encode("utf-8", "surrogatepass")]
+    grams = map(" ".join, zip(*(tokens[i:] for i in range(ngram)), strict=False))
+    return [g.encode("utf-8", "surrogatepass") for g in grams]
 
 
 def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
     """Sorted unique xxh32 hashes of the shingles (what the signature and the exact Jaccard use)."""
-    h = xxhash.xxh32_intdigest
-    return np.unique(np.fromiter((h(s) for s in shingles(text, ngram)), dtype=np.uint32))
+    return np.unique(np.fromiter(map(xxhash.xxh32_intdigest, shingles(text, ngram)), dtype=np.uint32))
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -109,12 +118,18 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
 
 
 def signatures_from_hashes(hash_sets: Sequence[np.ndarray], cfg: DedupConfig) -> np.ndarray:
-    """MinHash signatures (n_docs x num_perm, uint32) from per-document shingle hashes, in bulk."""
+    """MinHash signatures (n_docs x num_perm, uint32) from per-document shingle hashes, in bulk.
+
+    Documents are processed in blocks of about `chunk_shingles` shingles: the permuted block is
+    (num_perm x shingles), laid out so that the per-document minimum (`np.minimum.reduceat` along
+    the contiguous axis) streams through memory, and small enough (4 MB at 8k shingles) to stay in
+    cache; one block of everything was 10x slower.
+    """
     a, b = permutations(cfg)
+    a, b = a[:, None], b[:, None]
     out = np.empty((len(hash_sets), cfg.num_perm), dtype=np.uint32)
     start = 0
     while start < len(hash_sets):
-        # A block of documents whose shingles fit in `chunk_shingles` (at least one document).
         end, total = start, 0
         while end < len(hash_sets) and (end == start or total + hash_sets[end].size <= cfg.chunk_shingles):
             total += max(hash_sets[end].size, 1)
@@ -123,8 +138,8 @@ def signatures_from_hashes(hash_sets: Sequence[np.ndarray], cfg: DedupConfig) ->
         flat = _fmix32(np.concatenate(block))
         offsets = np.cumsum([0] + [h.size for h in block[:-1]])
         with np.errstate(over="ignore"):
-            permuted = flat[:, None] * a[None, :] + b[None, :]  # uint32 wraparound is the mod 2^32
-        out[start:end] = np.minimum.reduceat(permuted, offsets, axis=0)
+            permuted = a * flat[None, :] + b  # uint32 wraparound is the mod 2^32 of affine32
+        out[start:end] = np.minimum.reduceat(permuted, offsets, axis=1).T
         start = end
     return out
 
@@ -233,3 +248,21 @@ class UnionFind:
             rx, ry = ry, rx
         self.parent[ry] = rx
         self.size[rx] += self.size[ry]
+
+
+def find_near_duplicates(texts: Sequence[str], cfg: DedupConfig | None = None) -> list[tuple[int, int, float]]:
+    """Near-duplicate pairs of `texts` end to end (shingle, sign in bulk, LSH, verify): the bench entry point."""
+    cfg = cfg or DedupConfig()
+    hash_sets = [shingle_hashes(t, cfg.ngram) for t in texts]
+    return near_duplicate_pairs(hash_sets, signatures_from_hashes(hash_sets, cfg), cfg)
+
+
+def exact_pairs(hash_sets: Sequence[np.ndarray], threshold: float) -> list[tuple[int, int, float]]:
+    """All pairs with exact Jaccard >= threshold by brute force, O(n^2): ground truth for recall on a sample."""
+    pairs = []
+    for i in range(len(hash_sets)):
+        for j in range(i + 1, len(hash_sets)):
+            jac = jaccard(hash_sets[i], hash_sets[j])
+            if jac >= threshold:
+                pairs.append((i, j, jac))
+    return pairs
