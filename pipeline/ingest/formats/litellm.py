@@ -85,6 +85,8 @@ def _row(rec: Mapping[str, Any], request_id: Any, start: Any, end: Any, first_to
     status = as_str(rec.get("status"))
     failed = status is not None and status.lower() in ("failure", "error", "failed")
     meta = rec.get("metadata") if isinstance(rec.get("metadata"), Mapping) else {}
+    # LiteLLM records a failure's provider status and class in metadata.error_information.
+    err = meta.get("error_information") if isinstance(meta.get("error_information"), Mapping) else {}
     provider = as_str(rec.get("custom_llm_provider"))
     return make_row(
         fields,
@@ -101,9 +103,10 @@ def _row(rec: Mapping[str, Any], request_id: Any, start: Any, end: Any, first_to
         cost_reported_usd=as_float(spend),
         metadata_json=dumps({k: rec.get(k) for k in ("request_tags", "team_id", "api_key", "cache_hit", "metadata") if rec.get(k) not in (None, "", {}, [])}),
         finish_reason="error" if failed else None,
-        error_type="error" if failed else None,
-        error_message=bounded(as_str(rec.get("error_str"))) if failed else None,
-        status_code=None if failed else (200 if fields.get("response_id") or fields.get("response_text") else None),
+        error_type=(as_str(err.get("error_class")) or "error") if failed else None,
+        error_message=bounded(as_str(rec.get("error_str") or err.get("error_message"))) if failed else None,
+        status_code=as_int(err.get("error_code")) if failed else (
+            200 if fields.get("response_id") or fields.get("response_text") else None),
         **_usage(rec),
     )
 
