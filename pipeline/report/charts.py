@@ -191,7 +191,7 @@ def hbars(
     body = []
     for i, (label, value) in enumerate(rows):
         y = top + i * row_h
-        short = label if len(label) <= 34 else label[:33] + "…"
+        short = label if len(label) <= 30 else label[:29] + "…"
         w = plot_w * value / vmax
         body.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" fill="{INK}">{_esc(short)}<title>'
                     f"{_esc(label)}</title></text>")

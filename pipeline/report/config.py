@@ -68,8 +68,9 @@ class ReportConfig:
     """Your requirement (data must stay on premise / air-gapped). None = not stated: inferred."""
     sign4_min_sensitive_share: float = 0.05
     """Share of requests carrying PII or secrets above which data sensitivity is inferred."""
-    sign4_min_rate_limited_share: float = 0.01
-    """Share of calls rejected with HTTP 429 above which provider rate limits are a risk."""
+    sign4_min_rate_limited_share: float = 0.02
+    """Share of calls rejected with HTTP 429 at or above which provider rate limits are a risk
+    (1 call in 50: occasional 429s are normal back-pressure, a steady share is a capacity limit)."""
     sign4_min_single_provider_share: float = 0.95
     """One provider carrying at least this share of traffic counts as a dependence (evidence)."""
 

@@ -664,7 +664,8 @@ def _candidate_text(t: dict[str, Any], cfg: ReportConfig) -> str:
         status = f"{t['clean_examples']:,} of {cfg.min_examples_per_task:,} clean examples so far"
     else:
         status = "clean examples not measured"
-    return f"{t['label']} ({t['id']}, {status})"
+    label = t["label"] if len(t["label"]) <= 48 else t["label"][:47].rstrip() + "…"
+    return f"{label} ({t['id']}, {status})"
 
 
 def _breaker_text(b: dict[str, Any]) -> str:

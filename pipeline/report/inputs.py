@@ -201,6 +201,8 @@ def _daily_spend(workdir: Path, facts: Facts) -> None:
             totals = fetch(con, "token_totals", path=str(per_request))[0]
             facts.tokens_input = _int(totals["input_tokens"])
             facts.tokens_output = _int(totals["output_tokens"])
+            if facts.token_composition is not None and facts.tokens_output is not None:
+                facts.token_composition["output"] = facts.tokens_output
             if facts.tokens_cached_reported is None:
                 facts.tokens_cached_reported = _int(totals["cache_read_tokens"])
         else:

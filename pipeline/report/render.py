@@ -18,6 +18,13 @@ from markupsafe import Markup
 
 from pipeline.report import charts
 
+# Display names of the cache audit's scenarios (audit/cache.py `scenarios`).
+RULE_NAMES = {
+    "as_logged": "as logged (provider rules, breakpoints as sent)",
+    "ideal_bp": "ideal breakpoints (one after the stable prefix)",
+    "ideal": "ideal ordering (breakpoints + dynamic spans moved last)",
+}
+
 
 class Formats:
     """Number formatting shared by both templates (None renders as an em dash)."""
@@ -117,7 +124,7 @@ def _deep(value: Any, fn: Any) -> Any:
 def render_markdown(report: dict[str, Any], max_tasks: int = 30) -> str:
     safe = _deep(report, md_escape)
     text = _env(False).from_string(_template("template.md")).render(
-        r=safe, f=Formats(report["cost"]["currency"]), max_tasks=max_tasks
+        r=safe, f=Formats(report["cost"]["currency"]), max_tasks=max_tasks, rule_names=RULE_NAMES
     )
     # Collapse the blank-line runs that template control blocks leave behind.
     lines: list[str] = []
@@ -136,6 +143,7 @@ def render_html(report: dict[str, Any], max_tasks: int = 30) -> str:
         charts=build_charts(report),
         ideal_share=_ideal(report),
         max_tasks=max_tasks,
+        rule_names=RULE_NAMES,
         sources_text=", ".join(sources) or "no upstream outputs",
     )
 
