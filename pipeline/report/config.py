@@ -124,6 +124,9 @@ class ReportConfig:
     hybrid_max_local_share: float = 0.90
     """At most this share of migratable traffic moves local (the hybrid end state keeps 10-30%
     on cached cloud calls as fallback)."""
+    break_even_horizon_months: int = 24
+    """How far along the growth trend break-even is searched: compounding a short window's trend
+    for years says more about the fit than about the business."""
     max_monthly_growth_factor: float = 2.0
     """Cap on the month-over-month growth used in projections (a short window can fit wild trends)."""
 

@@ -146,13 +146,13 @@ def cost_section(facts: Facts, cfg: ReportConfig, tasks: list[dict[str, Any]]) -
 
 
 def _break_even_with_growth(
-    baseline: float | None, migrated_share: float, growth: float, cfg: ReportConfig, horizon: int = 120
+    baseline: float | None, migrated_share: float, growth: float, cfg: ReportConfig
 ) -> int | None:
     """First month whose cumulative savings along the growth trend repay the one-time cost."""
     if baseline is None:
         return None
     cumulative = 0.0
-    for month in range(1, horizon + 1):
+    for month in range(1, cfg.break_even_horizon_months + 1):
         f = growth ** (month - 1)
         cumulative += baseline * migrated_share * f - cfg.local_infra_monthly_cost
         if cumulative >= cfg.fine_tune_one_time_cost:

@@ -61,8 +61,8 @@ class Formats:
     def months(self, value: Any) -> str:
         return "never (no monthly saving)" if self._none(value) else f"{value:,.1f} months"
 
-    def month_no(self, value: Any) -> str:
-        return "not within 10 years" if self._none(value) else f"month {value}"
+    def month_no(self, value: Any, horizon: int) -> str:
+        return f"not within {horizon} months" if self._none(value) else f"month {value}"
 
     def _by_unit(self, value: Any, unit: str) -> str:
         if self._none(value):
