@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def weekly(sample_run):
 
 def test_weekly_over_the_sample_matches_truth(weekly, sample_logs_dir: Path) -> None:
     with gzip.open(sample_logs_dir / "truth_requests.jsonl.gz", "rt", encoding="utf-8") as fh:
-        stamps = [datetime.fromisoformat(json.loads(line)["ts"].replace("Z", "+00:00")) for line in fh]
+        rows = [json.loads(line) for line in fh]
+    stamps = [datetime.fromisoformat(r["ts"].replace("Z", "+00:00")) for r in rows]
     end = datetime.fromisoformat(weekly.weekly["this_week"]["end"])
     assert end == max(stamps) or abs((end - max(stamps)).total_seconds()) < 1
     this = sum(end - timedelta(days=7) < t <= end for t in stamps)
@@ -88,6 +90,15 @@ def test_weekly_over_the_sample_matches_truth(weekly, sample_logs_dir: Path) -> 
     volume = next(m for m in weekly.weekly["metrics"] if m["id"] == "volume")
     # Bad records kept by the ingest carry their own timestamps: allow those few.
     assert abs(volume["this_week"] - this) <= 2 and abs(volume["previous_week"] - prev) <= 2
+    # Task-mix shift against the generator's task types over the same two windows.
+    this_mix = Counter(r["task_type"] for r, t in zip(rows, stamps, strict=True) if end - timedelta(days=7) < t <= end)
+    prev_mix = Counter(r["task_type"] for r, t in zip(rows, stamps, strict=True)
+                       if end - timedelta(days=14) < t <= end - timedelta(days=7))
+    tv = 0.5 * sum(abs(this_mix[k] / sum(this_mix.values()) - prev_mix[k] / sum(prev_mix.values()))
+                   for k in set(this_mix) | set(prev_mix))
+    mix = next(m for m in weekly.weekly["metrics"] if m["id"] == "task_mix")
+    assert mix["this_week"] == pytest.approx(tv, abs=0.02)
+    assert mix["regression"] is (mix["this_week"] > WeeklyConfig().max_task_mix_distance)
     assert (weekly.out_dir / "weekly.md").is_file() and (weekly.out_dir / "weekly.json").is_file()
     assert weekly.exit_code == (EXIT_REGRESSIONS if weekly.regressions else EXIT_OK)
 

@@ -35,6 +35,9 @@ _OPTIONAL = {
                        "NULL::VARCHAR AS task_label, NULL::BOOLEAN AS failed, NULL::BOOLEAN AS regenerated, "
                        "NULL::BOOLEAN AS edited, NULL::DOUBLE AS feedback_rating, NULL::BOOLEAN AS negative_feedback, "
                        "NULL::BOOLEAN AS clean_example WHERE false"),
+    "cache_requests": ("audit/cache_requests.parquet",
+                       "SELECT NULL::VARCHAR AS request_id, NULL::BOOLEAN AS simulated, NULL::BIGINT AS input_tokens, "
+                       "NULL::BIGINT AS ideal_read WHERE false"),
     "lineage": ("dataset/lineage.parquet",
                 "SELECT NULL::VARCHAR AS kind, NULL::VARCHAR AS reason, NULL::VARCHAR AS request_id WHERE false"),
 }
@@ -123,11 +126,14 @@ def _ratio(num: Any, den: Any) -> float | None:
 
 def _metric(
     mid: str, name: str, this: float | None, prev: float | None, regression: bool | None, limit: str, fmt: str,
-    reason: str | None = None,
+    reason: str | None = None, single: bool = False,
 ) -> dict[str, Any]:
+    """One compared figure; `single` marks figures that already describe both weeks (a distance, a count)."""
     measured = this is not None and (prev is not None or regression is not None)
     if this is None:
         display = f"not measured ({reason or 'no data'})"
+    elif single:
+        display = fmt.format(this)
     elif prev is None:
         display = fmt.format(this) + " (no previous week)"
     else:
@@ -161,11 +167,17 @@ def compare(
     out.append(_metric("spend_per_request", "Spend per request (USD)", spr_t, spr_p,
                        rise is not None and rise > cfg.max_spend_rise, f"rise <= {cfg.max_spend_rise:.0%}", "{:.5f}",
                        no_costs))
-    ct = _ratio(t.get("cache_read_tokens"), t.get("input_tokens")) if not no_costs else None
-    cp = _ratio(p.get("cache_read_tokens"), p.get("input_tokens")) if not no_costs else None
-    out.append(_metric("cached_share", "Cached share of input tokens (reported)", ct, cp,
+    if present.get("cache_requests"):
+        ct, cp = _ratio(t.get("cacheable_tokens"), t.get("simulated_input_tokens")), _ratio(
+            p.get("cacheable_tokens"), p.get("simulated_input_tokens"))
+        name, reason = "Cacheable share of input tokens (simulated, ideal ordering)", None
+    else:
+        ct = _ratio(t.get("cache_read_tokens"), t.get("input_tokens")) if not no_costs else None
+        cp = _ratio(p.get("cache_read_tokens"), p.get("input_tokens")) if not no_costs else None
+        name, reason = "Cached share of input tokens (reported)", no_costs
+    out.append(_metric("cacheable_share", name, ct, cp,
                        ct is not None and cp is not None and cp - ct > cfg.max_cacheable_share_drop,
-                       f"drop <= {cfg.max_cacheable_share_drop:.0%} points", "{:.1%}", no_costs))
+                       f"drop <= {cfg.max_cacheable_share_drop:.0%} points", "{:.1%}", reason))
 
     no_labels = None if present.get("request_labels") else "audit/request_labels.parquet not found"
     total_t = sum(m["this_requests"] for m in mix) or 0
@@ -173,13 +185,13 @@ def compare(
     tv = None
     if total_t and total_p:
         tv = 0.5 * sum(abs(m["this_requests"] / total_t - m["prev_requests"] / total_p) for m in mix)
-    out.append(_metric("task_mix", "Task-type mix shift (total variation)", tv, None if tv is None else 0.0,
+    out.append(_metric("task_mix", "Task-type mix shift (total variation)", tv, None,
                        tv is not None and tv > cfg.max_task_mix_distance, f"<= {cfg.max_task_mix_distance:.2f}",
-                       "{:.3f}", no_labels))
+                       "{:.3f}", no_labels, single=True))
     new = [m for m in mix if m["new_this_week"] and total_t and m["this_requests"] / total_t >= cfg.new_task_type_min_share]
     out.append(_metric("new_task_types", "New task types (>= "
                        f"{cfg.new_task_type_min_share:.0%} of the week)", float(len(new)) if not no_labels else None,
-                       None, bool(new), "none", "{:.0f}", no_labels))
+                       None, bool(new), "none", "{:.0f}", no_labels, single=True))
 
     lt, lp = labels.get("this", {}), labels.get("prev", {})
     for mid, name, key, den, limit in (
@@ -217,7 +229,7 @@ def compare(
     out.append(_metric("newly_eligible", "Newly eligible examples", eligible, None,
                        eligible is not None and cfg.min_newly_eligible > 0 and eligible < cfg.min_newly_eligible,
                        f">= {cfg.min_newly_eligible}" if cfg.min_newly_eligible else "reported", "{:,.0f}",
-                       no_labels or dup_reason))
+                       no_labels or dup_reason, single=True))
     return out
 
 
@@ -251,6 +263,8 @@ def render_weekly_markdown(weekly: dict[str, Any]) -> str:
 def _fmt(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
     if isinstance(value, float) and abs(value) < 1:
         return f"{value:.4f}"
     return f"{value:,.2f}" if isinstance(value, float) else str(value)
