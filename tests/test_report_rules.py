@@ -220,3 +220,15 @@ def test_schema_file_is_generated_from_the_schema_module() -> None:
 def _validate(report: dict) -> None:
     schema = json.loads((ROOT / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
     jsonschema.validate(json.loads(json.dumps(report, default=str)), schema)
+
+
+def test_readme_config_example_is_valid() -> None:
+    import tomllib
+
+    from pipeline.report.config import weekly_config
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = tomllib.loads(block)
+    assert report_config(config).latency_requirement_ms == 150
+    assert weekly_config(config).max_volume_drop == 0.3
