@@ -285,6 +285,7 @@ def _openai_chat(evs: list[Mapping[str, Any]]) -> dict:
 def _anthropic(evs: list[Mapping[str, Any]]) -> dict:
     msg: dict[str, Any] = {"type": "message", "role": "assistant", "content": []}
     usage: dict[str, Any] = {}
+    final_usage = False
     blocks: dict[int, dict] = {}
     json_parts: dict[int, list[str]] = {}
     for e in evs:
@@ -313,6 +314,7 @@ def _anthropic(evs: list[Mapping[str, Any]]) -> dict:
             if isinstance(e.get("usage"), Mapping):
                 # Cumulative: output_tokens is the final total; restated cache fields are final too.
                 usage.update({k: v for k, v in e["usage"].items() if v is not None})
+                final_usage = True
         elif etype == "error" and isinstance(e.get("error"), Mapping):
             return {"type": "error", "error": dict(e["error"])}
     for idx, parts in json_parts.items():
@@ -322,6 +324,10 @@ def _anthropic(evs: list[Mapping[str, Any]]) -> dict:
         except orjson.JSONDecodeError:
             blocks[idx]["input"] = text
     msg["content"] = [blocks[i] for i in sorted(blocks)]
+    if usage and not final_usage:
+        # `message_start` carries a placeholder output count (usually 1); without a
+        # `message_delta` the stream was cut and the real output count is unknown, not 1.
+        usage.pop("output_tokens", None)
     if usage:
         msg["usage"] = usage
     return msg

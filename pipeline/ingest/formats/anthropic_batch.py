@@ -1,9 +1,6 @@
 """Anthropic Message Batches (formats.md §d): request lines `{custom_id, params}` and result lines
 `{custom_id, result: {type: succeeded|errored|canceled|expired, message|error}}`, joined by
-`custom_id` within one folder and batch file stem (results are not in request order).
-
-Unpaired lines wait in run state and are emitted at the end of the run: a request without a
-result (still processing, or results not exported), or a result whose request file was not given.
+`custom_id` (results are not in request order; the join is in `batch_join`).
 """
 
 from __future__ import annotations
@@ -13,7 +10,7 @@ from typing import Any
 
 from pipeline.ingest.bodies import parse_bodies
 from pipeline.ingest.formats import Context, record_format
-from pipeline.ingest.formats.openai_batch import batch_group
+from pipeline.ingest.formats.batch_join import pairs, pend
 from pipeline.ingest.rows import RecordError, Row, as_str, bounded, get_path, make_row
 
 NAME = "anthropic_batch"
@@ -26,13 +23,6 @@ def _is_request(rec: Mapping[str, Any]) -> bool:
 
 def _is_result(rec: Mapping[str, Any]) -> bool:
     return "custom_id" in rec and isinstance(rec.get("result"), Mapping) and rec["result"].get("type") in _RESULT_TYPES
-
-
-def _state(ctx: Context) -> dict[str, dict]:
-    st = ctx.format_state(NAME)
-    st.setdefault("requests", {})
-    st.setdefault("results", {})
-    return st
 
 
 def _joined(req: Mapping[str, Any] | None, res: Mapping[str, Any] | None, src: tuple[str, int]) -> Row:
@@ -65,21 +55,6 @@ def _joined(req: Mapping[str, Any] | None, res: Mapping[str, Any] | None, src: t
     )
 
 
-def _pair(rec: Mapping[str, Any], ctx: Context, mine: str, other: str) -> list[Row]:
-    cid = as_str(rec.get("custom_id"))
-    if not cid:
-        raise RecordError("missing_field", "batch line has an empty `custom_id`")
-    st = _state(ctx)
-    key = (*batch_group(ctx), cid)
-    src = (ctx.source_file, ctx.source_line)
-    if key in st[other]:
-        partner, partner_src = st[other].pop(key)
-        req, res = (rec, partner) if mine == "requests" else (partner, rec)
-        return [_joined(req, res, src if mine == "results" else partner_src)]
-    st[mine][key] = (dict(rec), src)
-    return []
-
-
 @record_format(
     "anthropic_batch_request",
     "Anthropic Message Batch request line: `custom_id` + `params` (a Messages body); joined with its result by custom_id",
@@ -88,7 +63,8 @@ def _pair(rec: Mapping[str, Any], ctx: Context, mine: str, other: str) -> list[R
     order=20,
 )
 def parse_request(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
-    return _pair(rec, ctx, "requests", "results")
+    pend(ctx, NAME, "requests", rec)
+    return []
 
 
 @record_format(
@@ -98,28 +74,13 @@ def parse_request(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     order=20,
 )
 def parse_result(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
-    return _pair(rec, ctx, "results", "requests")
+    pend(ctx, NAME, "results", rec)
+    return []
 
 
 def _finish(ctx: Context) -> Iterator[Row]:
-    st = _state(ctx)
-    requests, results = st["requests"], st["results"]
-    # Second chance: pair leftovers by (folder, custom_id) when the file stems did not line up.
-    by_folder: dict[tuple[str, str], list[tuple]] = {}
-    for key in requests:
-        by_folder.setdefault((key[0], key[2]), []).append(key)
-    for rkey in sorted(results):
-        cands = by_folder.get((rkey[0], rkey[2]), [])
-        if len(cands) == 1 and cands[0] in requests:
-            req, _ = requests.pop(cands[0])
-            res, src = results.pop(rkey)
-            yield from _safe(ctx, req, res, src)
-    for key in sorted(results):
-        res, src = results.pop(key)
-        yield from _safe(ctx, None, res, src)
-    for key in sorted(requests):
-        req, src = requests.pop(key)
-        yield from _safe(ctx, req, None, src)
+    for req, res, src in pairs(ctx, NAME):
+        yield from _safe(ctx, req, res, src)
 
 
 def _safe(ctx: Context, req: Mapping[str, Any] | None, res: Mapping[str, Any] | None, src: tuple[str, int]) -> Iterator[Row]:

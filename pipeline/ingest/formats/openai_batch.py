@@ -1,21 +1,17 @@
 """OpenAI Batch API files (formats.md §c): input lines and output/error lines, joined by `custom_id`.
 
-Output order is not input order and the two live in different files, so both sides wait in run
-state until their partner arrives; leftovers are emitted at the end of the run (a request without
-a result, or a result whose request file was not given). Lines are paired within the same folder
-and batch file stem (`x_batch_input.jsonl` ~ `x_batch_output.jsonl`), because `custom_id`s like
-`request-0` repeat across batches.
+Output order is not input order and the two live in different files; the join (and its rules for
+repeated custom_ids and unpaired lines) is in `batch_join`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from pipeline.ingest.bodies import parse_bodies
 from pipeline.ingest.formats import Context, record_format
+from pipeline.ingest.formats.batch_join import pairs, pend
 from pipeline.ingest.rows import RecordError, Row, as_int, as_str, bounded, make_row
 
 NAME = "openai_batch"
@@ -30,21 +26,6 @@ def _is_output(rec: Mapping[str, Any]) -> bool:
     return "custom_id" in rec and ("response" in rec or "error" in rec) and "result" not in rec
 
 
-def batch_group(ctx: Context) -> tuple[str, str]:
-    """Batch lines pair within one folder and file stem (`x_batch_input` ~ `x_batch_output`)."""
-    p = Path(ctx.source_file)
-    stem = p.name.split(".")[0]
-    stem = re.sub(r"(input|output|results?|requests?|errors?)", "", stem, flags=re.IGNORECASE)
-    return str(p.parent), stem
-
-
-def _state(ctx: Context) -> dict[str, dict]:
-    st = ctx.format_state(NAME)
-    st.setdefault("inputs", {})
-    st.setdefault("outputs", {})
-    return st
-
-
 @record_format(
     "openai_batch_input",
     "OpenAI Batch input line: `custom_id` + `method`/`url` + `body` (joined with its output line by custom_id)",
@@ -53,18 +34,9 @@ def _state(ctx: Context) -> dict[str, dict]:
     order=20,
 )
 def parse_input(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
-    cid = as_str(rec.get("custom_id"))
-    if not cid:
-        raise RecordError("missing_field", "batch input line has an empty `custom_id`")
     if not isinstance(rec.get("body"), Mapping):
         raise RecordError("wrong_type", "batch input `body` is not an object")
-    st = _state(ctx)
-    key = (*batch_group(ctx), cid)
-    src = (ctx.source_file, ctx.source_line)
-    if key in st["outputs"]:
-        out, out_src = st["outputs"].pop(key)
-        return [_joined(rec, out, out_src)]
-    st["inputs"][key] = (rec, src)
+    pend(ctx, NAME, "requests", rec)
     return []
 
 
@@ -75,19 +47,10 @@ def parse_input(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     order=20,
 )
 def parse_output(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
-    cid = as_str(rec.get("custom_id"))
-    if not cid:
-        raise RecordError("missing_field", "batch output line has an empty `custom_id`")
     resp = rec.get("response")
     if resp is not None and not isinstance(resp, Mapping):
         raise RecordError("wrong_type", "batch output `response` is not an object")
-    st = _state(ctx)
-    key = (*batch_group(ctx), cid)
-    src = (ctx.source_file, ctx.source_line)
-    if key in st["inputs"]:
-        inp, _ = st["inputs"].pop(key)
-        return [_joined(inp, rec, src)]
-    st["outputs"][key] = (rec, src)
+    pend(ctx, NAME, "results", rec)
     return []
 
 
@@ -127,24 +90,8 @@ def _joined(inp: Mapping[str, Any] | None, out: Mapping[str, Any] | None, src: t
 
 
 def _finish(ctx: Context) -> Iterator[Row]:
-    st = _state(ctx)
-    inputs, outputs = st["inputs"], st["outputs"]
-    # Second chance: pair leftovers by (folder, custom_id) when the file stems did not line up.
-    by_folder: dict[tuple[str, str], list[tuple]] = {}
-    for key in list(inputs):
-        by_folder.setdefault((key[0], key[2]), []).append(key)
-    for okey in sorted(outputs):
-        cands = by_folder.get((okey[0], okey[2]), [])
-        if len(cands) == 1 and cands[0] in inputs:
-            inp, _ = inputs.pop(cands[0])
-            out, src = outputs.pop(okey)
-            yield from _safe(ctx, inp, out, src)
-    for key in sorted(outputs):
-        out, src = outputs.pop(key)
-        yield from _safe(ctx, None, out, src)
-    for key in sorted(inputs):
-        inp, src = inputs.pop(key)
-        yield from _safe(ctx, inp, None, src)
+    for inp, out, src in pairs(ctx, NAME):
+        yield from _safe(ctx, inp, out, src)
 
 
 def _safe(ctx: Context, inp: Mapping[str, Any] | None, out: Mapping[str, Any] | None, src: tuple[str, int]) -> Iterator[Row]:

@@ -46,4 +46,18 @@ def parse_bare_body(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     order=90,
 )
 def parse_error_body(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
-    return [make_row(error_body(rec), record=rec)]
+    return [make_row(error_body(rec), record=rec, provider=_error_provider(rec))]
+
+
+def _error_provider(rec: Mapping[str, Any]) -> str | None:
+    """Error bodies differ by provider: google.rpc `{code: 429, status: "RESOURCE_EXHAUSTED"}`,
+    OpenAI `{type, param, code}`, Anthropic `{type: "error", error: {type, message}}`."""
+    err = rec.get("error") if isinstance(rec.get("error"), Mapping) else {}
+    status = err.get("status")
+    if isinstance(status, str) and status.isupper() and isinstance(err.get("code"), int):
+        return "google"
+    if rec.get("type") == "error":
+        return "anthropic"
+    if "param" in err:
+        return "openai"
+    return None
