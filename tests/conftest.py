@@ -82,3 +82,26 @@ def sample_truth_requests(sample_logs_dir: Path) -> dict[str, dict]:
 
     with gzip.open(sample_logs_dir / "truth_requests.jsonl.gz", "rt", encoding="utf-8") as fh:
         return {r["request_id"]: r for r in map(json.loads, fh)}
+
+
+@pytest.fixture(scope="session")
+def sample_cost_cache_traffic(
+    sample_workdir: Path, sample_truth_requests: dict[str, dict], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
+    """audit.cost -> audit.cache -> audit.traffic over the sample store, once per session, into a
+    tmp dir. The task labels they LEFT JOIN are the TRUTH task types (request_labels.parquet written
+    from truth_requests), so these figures do not depend on how well audit.tasks clusters. Returns
+    (out_dir, {section name: summary section}). Read-only for tests."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from audit import cache, cost, traffic
+
+    out = tmp_path_factory.mktemp("sample_cost_cache_traffic")
+    ids = sorted(sample_truth_requests)
+    pq.write_table(pa.table({"request_id": ids, "task_type": [sample_truth_requests[i]["task_type"] for i in ids]}),
+                   out / "request_labels.parquet")
+    sections = {}
+    for name, module in (("cost", cost), ("cache", cache), ("traffic", traffic)):
+        sections[name] = module.run(sample_workdir, out, {})
+    return out, sections

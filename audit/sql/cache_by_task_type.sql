@@ -28,7 +28,8 @@ SELECT
     coalesce(sum(cost_uncached_usd), 0) AS cost_uncached_usd,
     coalesce(sum(cost_sim_as_logged_usd), 0) AS cost_sim_as_logged_usd,
     coalesce(sum(cost_sim_ideal_bp_usd), 0) AS cost_sim_ideal_bp_usd,
-    coalesce(sum(cost_sim_ideal_usd), 0) AS cost_sim_ideal_usd
+    coalesce(sum(cost_sim_ideal_usd), 0) AS cost_sim_ideal_usd,
+    coalesce(sum(cost_usd), 0) AS spend_usd
 FROM cache_requests
 GROUP BY task_type
 ORDER BY input_tokens DESC NULLS LAST

@@ -34,7 +34,9 @@ SELECT
     b.requests / t.task_requests AS request_share,
     b.tokens_saved / nullif(t.task_input_tokens, 0) AS saving_share,
     b.usd_saved / win.days * 365.25 / 12 AS usd_saved_per_month,
-    coalesce(b.requests / t.task_requests >= $min_request_share
+    -- Without task labels every request is `unlabeled`, so "most of the task's requests" means
+    -- nothing there; the saving threshold alone decides.
+    coalesce((b.requests / t.task_requests >= $min_request_share OR b.task_type = 'unlabeled')
              AND b.tokens_saved / nullif(t.task_input_tokens, 0) >= $min_saving_share, false) AS flagged
 FROM b JOIN tasks t USING (task_type), win
 ORDER BY flagged DESC, usd_saved DESC
