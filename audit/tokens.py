@@ -179,12 +179,27 @@ class TokenMemo:
         self.misses += 1
         arr = np.asarray(get_encoding(encoding).encode_ordinary(text), dtype=np.uint32) if text else _EMPTY
         self.tokens_encoded += len(arr)
+        self._put(k, arr)
+        return arr
+
+    def block(self, encoding: str, block: Block) -> np.ndarray:
+        k = (encoding, block.key)
+        arr = self._arrays.get(k)
+        if arr is not None:
+            self.hits += 1
+            self._arrays.move_to_end(k)
+            return arr
+        content = self.tokens(encoding, block.text)
+        arr = content if block.role is None else np.concatenate([_pseudo(block.role), content])
+        self._put(k, arr)
+        return arr
+
+    def _put(self, k: tuple[str, int], arr: np.ndarray) -> None:
         self._arrays[k] = arr
         self._held += len(arr)
         while self._held > self._max and len(self._arrays) > 1:
             _, old = self._arrays.popitem(last=False)
             self._held -= len(old)
-        return arr
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "distinct_held": len(self._arrays),
@@ -220,12 +235,9 @@ class Tokenized:
 
 
 def block_array(memo: TokenMemo, encoding: str, block: Block) -> np.ndarray:
-    # Content tokens are memoized by the text hash alone: identical text in different roles costs
-    # one tokenization.
-    content = memo.tokens(encoding, block.text)
-    if block.role is None:
-        return content
-    return np.concatenate([_pseudo(block.role), content])
+    """The block's tokens, role pseudo-tokens included, memoized under the block's content key
+    (one dictionary lookup for a block seen before: no re-hashing, no re-concatenation)."""
+    return memo.block(encoding, block)
 
 
 def tokenize_request(
@@ -266,18 +278,16 @@ def encoding_note(models: Iterable[str | None]) -> list[dict[str, Any]]:
 
 # --- benchmark entry point ---------------------------------------------------------------------
 
-def iter_prompts(workdir: Path, *, limit: int | None = None, batch_rows: int = 2000) -> Iterator[dict[str, Any]]:
-    """Stream the prompt columns of the store (time order) as dicts."""
-    from pipeline.ingest.store import connect_store
+def iter_prompt_batches(workdir: Path, *, limit: int | None = None, batch_rows: int = 2000,
+                        ) -> Iterator[list[dict[str, Any]]]:
+    """Stream the prompt columns of the store (time order) in batches of dicts."""
+    from audit.sqlfiles import open_store, query
 
-    con = connect_store(workdir)
+    con = open_store(workdir)
     try:
-        sql = "SELECT provider, model, system_text, messages, tools_json FROM requests ORDER BY ts NULLS LAST, request_id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        reader = con.sql(sql).to_arrow_reader(batch_rows)
+        reader = query(con, "tokens_prompts", limit=limit if limit is not None else -1).to_arrow_reader(batch_rows)
         for batch in reader:
-            yield from batch.to_pylist()
+            yield batch.to_pylist()
     finally:
         con.close()
 
@@ -295,16 +305,23 @@ def tokenize_store(workdir: Path, *, memoize: bool = True, limit: int | None = N
     """Count every request's input tokens, memoized by content hash or naively per request.
 
     For `make bench`: both modes must return the same `tokens`; the ratio of `seconds` is the
-    speed-up of keying tokenization by content hash. Reading the store is included in both.
+    speed-up of keying tokenization by content hash. The store is streamed in batches and only
+    the tokenization is timed (reading the store is the same in both modes), so memory stays
+    bounded at any scale.
     """
-    rows = list(iter_prompts(workdir, limit=limit))  # read first, so only tokenization is timed
-    t0 = time.perf_counter()
+    seconds = 0.0
     total = 0
+    n = 0
     memo = TokenMemo()
-    for r in rows:
-        if memoize:
-            total += tokenize_request(memo, r["model"], r["system_text"], r["messages"], r["tools_json"],
-                                      r["provider"]).total
-        else:
-            total += count_request_naive(r["model"], r["system_text"], r["messages"], r["tools_json"], r["provider"])
-    return TokenizeStats(len(rows), total, time.perf_counter() - t0, memoize, memo.stats() if memoize else {})
+    for batch in iter_prompt_batches(workdir, limit=limit):
+        t0 = time.perf_counter()
+        for r in batch:
+            if memoize:
+                total += tokenize_request(memo, r["model"], r["system_text"], r["messages"], r["tools_json"],
+                                          r["provider"]).total
+            else:
+                total += count_request_naive(r["model"], r["system_text"], r["messages"], r["tools_json"],
+                                             r["provider"])
+        seconds += time.perf_counter() - t0
+        n += len(batch)
+    return TokenizeStats(n, total, seconds, memoize, memo.stats() if memoize else {})
