@@ -59,6 +59,8 @@ from pipeline.ingest.store import sql_literal
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
 
 SCENARIOS = ("as_logged", "ideal_bp", "ideal")
+# Reported input / estimate within this range: the logged prompt accounts for what was billed.
+COMPLETE_PROMPT = (0.9, 1.1)
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ PREPARED_SCHEMA = pa.schema([
     ("bucket", pa.int32()), ("ideal_bucket", pa.int32()),
     ("token_hashes", _U64), ("block_ends", _I32L), ("block_hashes", _U64),
     ("ideal_token_hashes", _U64), ("ideal_block_ends", _I32L), ("ideal_block_hashes", _U64),
-    ("bp_blocks", _I32L), ("bp_1h", pa.list_(pa.bool_())), ("stable_end", pa.int32()),
+    ("bp_blocks", _I32L), ("bp_1h", pa.list_(pa.bool_())), ("bp_source", pa.string()), ("stable_end", pa.int32()),
     ("history_end", pa.int32()),
     ("dynamic_spans", pa.int32()), ("breaker_segment", pa.string()), ("breaker_kind", pa.string()),
     ("breaker_offset", pa.int32()), ("breaker_stable_after", pa.int32()), ("breaker_example", pa.string()),
@@ -319,6 +321,13 @@ class Preparer:
         )
         out["bucket"] = _bucket(out["token_hashes"], cfg.buckets)
         bps = map_breakpoints(r["cache_breakpoints"], blocks)
+        out["bp_source"] = "logged" if bps else "none"
+        if not bps and rules.kind == "breakpoints" and not rules.implicit_last and any(buckets[1:]):
+            # The usage proves the request carried cache_control, but the log format does not
+            # keep request bodies (Claude Code transcripts, gateway rows): assume the common agent
+            # pattern, a breakpoint on the last message, and say so.
+            bps = [(len(blocks) - 1, bool(r["in_cache_write_1h"]))]
+            out["bp_source"] = "inferred"
         out["bp_blocks"] = [b for b, _ in bps]
         out["bp_1h"] = [h for _, h in bps]
         stable = [i for i, b in enumerate(blocks) if b.segment in ("tools", "system")]
@@ -483,10 +492,13 @@ def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, prices: PriceT
             for r in batch.to_pylist():
                 factor = r["factor"] or factors.get(r["scope"]) or 1.0
                 inp = r["reported_input"] or int(round(r["est_total"] * factor))
-                # With the model's own tokenizer, prefix positions are exact and the whole-request
-                # ratio (which absorbs framing and hidden tokens elsewhere in the prompt) would only
-                # blur them across a 128-token step; approximated tokenizers need the scaling.
-                position_factor = factor if r["approximate"] else 1.0
+                # With the model's own tokenizer and a prompt that accounts for the reported input,
+                # prefix positions are exact and the whole-request ratio (which absorbs framing
+                # tokens) would only blur them across a 128-token step. Approximated tokenizers, and
+                # logs whose prompt text is redacted or partly missing (reported input far from
+                # the estimate), need the scaling.
+                exact = not r["approximate"] and COMPLETE_PROMPT[0] <= factor <= COMPLETE_PROMPT[1]
+                position_factor = 1.0 if exact else factor
                 bps = list(zip(r["bp_blocks"] or [], r["bp_1h"] or [], strict=True))
                 if scenario != "as_logged":
                     bps = _with_ideal(bps, r, cfg.ideal_breakpoints)
@@ -608,6 +620,15 @@ def summarize(
         "not_simulated": {k: v for k, v in (overall.get("skip_reasons") or {}).items()},
         "input_tokens": overall["input_tokens"],
         "simulated_input_tokens": overall["simulated_input_tokens"],
+        "caveats": {
+            "prompt_incomplete_requests": overall["prompt_incomplete_requests"],
+            "prompt_incomplete_note": "logged prompt text accounts for under 2/3 (or over 1.5x) of the reported "
+                                      "input (redacted text, system prompt or tools not logged): prefix "
+                                      "positions are scaled by the request's calibration factor",
+            "breakpoints_inferred_requests": overall["breakpoints_inferred_requests"],
+            "breakpoints_inferred_note": "usage shows cache reads/writes but the log keeps no cache_control "
+                                         "markers: a breakpoint on the last message is assumed",
+        },
         "overall": shares(overall),
         "cacheable_tokens": {
             "as_logged": overall["as_logged_read"], "ideal_bp": overall["ideal_bp_read"],

@@ -32,6 +32,8 @@ SELECT
     sum(tok_tools) AS tok_tools, sum(tok_system) AS tok_system, sum(tok_history) AS tok_history,
     sum(tok_new_turn) AS tok_new_turn,
     sum(tok_tools + tok_system + tok_history + tok_new_turn) AS tok_total,
+    count(*) FILTER (WHERE simulated AND prompt_incomplete) AS prompt_incomplete_requests,
+    count(*) FILTER (WHERE simulated AND bp_source = 'inferred') AS breakpoints_inferred_requests,
     (SELECT map(list(skip_reason), list(n))
      FROM (SELECT skip_reason, count(*) AS n FROM cache_requests WHERE NOT simulated GROUP BY skip_reason)) AS skip_reasons
 FROM cache_requests

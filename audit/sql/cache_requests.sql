@@ -21,6 +21,10 @@ joined AS (
         coalesce(l.task_type, 'unlabeled') AS task_type,
         p.rules, p.min_tokens, p.encoding, p.approximate, p.simulated, p.skip_reason, p.has_cache_fields,
         p.reported_input, p.est_total, p.k AS calibration_factor, p.input_tokens,
+        -- The logged prompt misses (or redacts) a third or more of what was billed: its positions are
+        -- scaled by the calibration factor, an approximation.
+        p.reported_input IS NOT NULL AND p.est_total > 0 AND NOT p.k BETWEEN 0.67 AND 1.5 AS prompt_incomplete,
+        p.bp_source,
         round(p.est_tools * p.k) AS tok_tools, round(p.est_system * p.k) AS tok_system,
         round(p.est_history * p.k) AS tok_history, round(p.est_new_turn * p.k) AS tok_new_turn,
         CASE WHEN p.reported_input > 0 AND p.est_total > 0
@@ -29,7 +33,11 @@ joined AS (
         coalesce(rc.in_cache_write_5m + rc.in_cache_write_1h + rc.in_cache_write_unspecified, 0) AS reported_write,
         a.read AS as_logged_read, a.write_5m AS as_logged_write_5m, a.write_1h AS as_logged_write_1h,
         b.read AS ideal_bp_read, b.write_5m AS ideal_bp_write_5m, b.write_1h AS ideal_bp_write_1h,
-        c.read AS ideal_read, c.write_5m AS ideal_write_5m, c.write_1h AS ideal_write_1h,
+        -- Ideal ordering moves a span only where that helps: a span that is stable within a
+        -- session (and varies only across sessions) would lose its cache hits at the end.
+        CASE WHEN c.read >= b.read THEN c.read ELSE b.read END AS ideal_read,
+        CASE WHEN c.read >= b.read THEN c.write_5m ELSE b.write_5m END AS ideal_write_5m,
+        CASE WHEN c.read >= b.read THEN c.write_1h ELSE b.write_1h END AS ideal_write_1h,
         p.dynamic_spans, p.breaker_segment, p.breaker_kind,
         CAST(round(p.breaker_offset * p.k) AS BIGINT) AS breaker_offset,
         CAST(round(p.breaker_stable_after * p.k) AS BIGINT) AS breaker_stable_after,
