@@ -86,7 +86,7 @@ def anthropic_request(req: Mapping[str, Any]) -> Row:
         role = m.get("role")
         if not isinstance(role, str):
             raise RecordError("missing_field", f"messages[{i}] has no `role`")
-        out.extend(_anthropic_message(role, m.get("content"), i, breakpoints))
+        out.extend(anthropic_message(role, m.get("content"), i, breakpoints))
     if isinstance(req.get("cache_control"), Mapping) and out:
         # Top-level automatic caching places the breakpoint on the last cacheable block.
         breakpoints.append(
@@ -105,7 +105,7 @@ def anthropic_request(req: Mapping[str, Any]) -> Row:
     }
 
 
-def _anthropic_message(role: str, content: Any, index: int, breakpoints: list[dict]) -> list[dict]:
+def anthropic_message(role: str, content: Any, index: int, breakpoints: list[dict]) -> list[dict]:
     """One Anthropic message -> one normalized message, plus a role=tool message per tool_result."""
     if isinstance(content, str) or content is None:
         return [message(role, content)]

@@ -68,33 +68,40 @@ def input_messages(items: Any) -> tuple[list[str], list[dict]]:
     system: list[str] = []
     out: list[dict] = []
     for item in items:
-        if isinstance(item, str):
-            out.append(message("user", item))
-            continue
-        if not isinstance(item, Mapping):
-            continue
-        itype = item.get("type")
-        role = item.get("role")
-        if itype in (None, "message") and isinstance(role, str):
-            content = item.get("content")
-            if role in ("system", "developer") and not out:
-                t = text_of(content)
-                if t is not None:
-                    system.append(t)
-                continue
-            out.append(message(role, text_of(content), parts_json=other_parts(content)))
-        elif isinstance(itype, str) and itype.endswith(_RESULT_ITEM_SUFFIX) or itype == "mcp_approval_response":
-            result = item.get("output")
-            text = result if isinstance(result, str) else text_of(result) if isinstance(result, list) else dumps(result)
-            out.append(message("tool", text, tool_call_id=as_str(item.get("call_id") or item.get("approval_request_id"))))
-        elif isinstance(itype, str) and (itype.endswith(_CALL_ITEM_SUFFIX) or itype == "mcp_approval_request"):
-            call = _item_call(item)
-            if out and out[-1]["role"] == "assistant" and out[-1]["content"] is None:
-                out[-1]["tool_calls"] = [*(out[-1]["tool_calls"] or []), call]
-            else:
-                out.append(message("assistant", None, tool_calls=[call]))
-        # reasoning / item_reference / compaction items carry no prompt text we can use.
+        add_input_item(system, out, item)
     return system, out
+
+
+def add_input_item(system: list[str], out: list[dict], item: Any) -> None:
+    """Append one input item to (system texts, messages). Messages already in `out` are never
+    changed (a tool call joining the previous assistant message replaces it with a copy), so
+    callers may share them between the prompts of successive calls."""
+    if isinstance(item, str):
+        out.append(message("user", item))
+        return
+    if not isinstance(item, Mapping):
+        return
+    itype = item.get("type")
+    role = item.get("role")
+    if itype in (None, "message") and isinstance(role, str):
+        content = item.get("content")
+        if role in ("system", "developer") and not out:
+            t = text_of(content)
+            if t is not None:
+                system.append(t)
+            return
+        out.append(message(role, text_of(content), parts_json=other_parts(content)))
+    elif isinstance(itype, str) and itype.endswith(_RESULT_ITEM_SUFFIX) or itype == "mcp_approval_response":
+        result = item.get("output")
+        text = result if isinstance(result, str) else text_of(result) if isinstance(result, list) else dumps(result)
+        out.append(message("tool", text, tool_call_id=as_str(item.get("call_id") or item.get("approval_request_id"))))
+    elif isinstance(itype, str) and (itype.endswith(_CALL_ITEM_SUFFIX) or itype == "mcp_approval_request"):
+        call = _item_call(item)
+        if out and out[-1]["role"] == "assistant" and out[-1]["content"] is None:
+            out[-1] = {**out[-1], "tool_calls": [*(out[-1]["tool_calls"] or []), call]}
+        else:
+            out.append(message("assistant", None, tool_calls=[call]))
+    # reasoning / item_reference / compaction items carry no prompt text we can use.
 
 
 def _tools(tools: Any) -> str | None:

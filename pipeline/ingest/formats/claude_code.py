@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pipeline.ingest.bodies.anthropic import anthropic_request, anthropic_response
+from pipeline.ingest.bodies.anthropic import anthropic_message, anthropic_response
 from pipeline.ingest.formats import Context, record_format
 from pipeline.ingest.rows import RecordError, Row, Skip, as_int, as_str, dumps, make_row, parse_ts
 
@@ -87,34 +87,47 @@ def parse_line(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     return []
 
 
-def _context(uuid: str | None, lines: dict[str, dict], stop_group: tuple | None) -> tuple[list[dict], tuple | None]:
-    """Messages from the root down to `uuid` (API order), and the previous call's group key."""
-    chain: list[dict] = []
+def _context(start: str | None, lines: dict[str, dict], groups: dict[tuple, dict], cache: dict) -> tuple[list[dict], tuple | None]:
+    """Messages from the root down to line `start` (API order), and the previous call's group key.
+
+    Each line (or assistant group) is normalized once and its message objects are shared by every
+    later call's prompt, and the prompt of each call is remembered, so the next call walks back only
+    to the previous call's start: a session costs linear work, not quadratic.
+    """
+    prefixes, normalized = cache.setdefault("prefixes", {}), cache.setdefault("normalized", {})
+    units: list[Any] = []
     seen: set[str] = set()
     parent_call = None
+    uuid = start
+    base: tuple[list[dict], tuple | None, Any] = ([], None, None)
     while uuid and uuid in lines and uuid not in seen:
+        if uuid in prefixes:
+            base = prefixes[uuid]
+            break
         seen.add(uuid)
         entry = lines[uuid]
-        if entry.get("group") == stop_group and stop_group is not None:
-            uuid = entry["parent"]
-            continue
-        chain.append(entry)
+        unit = entry.get("group") or uuid
+        if not units or units[-1] != unit:
+            units.append(unit)
         if parent_call is None and entry.get("group"):
             parent_call = entry["group"]
         uuid = entry["parent"]
-    chain.reverse()
-    messages: list[dict] = []
-    for entry in chain:
-        content = entry["content"]
-        if entry.get("group") and messages and messages[-1].get("_group") == entry["group"]:
-            prev = messages[-1]["content"]
-            blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
-            messages[-1]["content"] = [*prev, *(b for b in blocks if b not in prev)]
-            continue
-        if entry.get("group"):
-            content = content if isinstance(content, list) else [{"type": "text", "text": content or ""}]
-        messages.append({"role": entry["role"], "content": content, "_group": entry.get("group")})
-    return [{"role": m["role"], "content": m["content"]} for m in messages], parent_call
+    messages = list(base[0])
+    for unit in reversed(units):
+        if unit == base[2]:
+            continue  # more lines of the assistant message the remembered prompt already ends with
+        if unit not in normalized:
+            if isinstance(unit, tuple):  # an assistant API message: all its lines' blocks
+                normalized[unit] = anthropic_message("assistant", groups[unit]["blocks"], 0, [])
+            else:
+                entry = lines[unit]
+                normalized[unit] = anthropic_message(entry["role"], entry["content"], 0, [])
+        messages += normalized[unit]
+    if parent_call is None:
+        parent_call = base[1]
+    if start and start in lines:
+        prefixes[start] = (messages, parent_call, lines[start].get("group") or start)
+    return messages, parent_call
 
 
 def _finish_file(ctx: Context) -> Iterator[Row]:
@@ -123,20 +136,21 @@ def _finish_file(ctx: Context) -> Iterator[Row]:
         return
     lines, groups = st.get("lines", {}), st.get("groups", {})
     request_ids = {key: key[1] or key[0] for key in groups}
+    cache: dict = {}
     for key, group in groups.items():
         try:
-            yield _row(ctx, key, group, lines, request_ids)
+            yield _row(ctx, key, group, lines, groups, request_ids, cache)
         except (RecordError, TypeError, ValueError, KeyError, AttributeError) as e:
             # The lines were valid on their own; the assembled call is what failed.
             detail = e.detail if isinstance(e, RecordError) else f"{type(e).__name__}: {e}"
             ctx.skip_item("malformed_record", f"Claude Code message {key[0]} (line {group['line']}): {detail}")
 
 
-def _row(ctx: Context, key: tuple, group: dict, lines: dict[str, dict], request_ids: dict) -> Row:
+def _row(ctx: Context, key: tuple, group: dict, lines: dict[str, dict], groups: dict, request_ids: dict, cache: dict) -> Row:
     rec = group["rec"]
     first = lines.get(group["first"], {})
-    messages, parent_call = _context(first.get("parent"), lines, key)
-    fields = anthropic_request({"messages": messages}) if messages else {}
+    messages, parent_call = _context(first.get("parent"), lines, groups, cache)
+    fields: Row = {"messages": messages}
     response = {
         "id": key[0],
         "type": "message",

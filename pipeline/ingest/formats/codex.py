@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pipeline.ingest.bodies.responses import input_messages, responses_response
+from pipeline.ingest.bodies.responses import add_input_item, input_messages, responses_response
 from pipeline.ingest.formats import Context, record_format
 from pipeline.ingest.rows import Row, as_int, as_str, dumps, get_path, make_row, parse_ts, usage_inclusive
 
@@ -59,8 +59,12 @@ def parse_line(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             "id": as_str(payload.get("id") or payload.get("session_id")) if t == "session_meta" else None,
             "instructions": as_str(get_path(payload, "base_instructions", "text") or payload.get("instructions")),
             "meta": {k: payload.get(k) for k in ("cli_version", "originator", "cwd", "source", "model_provider") if payload.get(k)},
-            "items": [],
-            "seg_start": 0,
+            # The conversation so far, normalized once: each call's prompt is a prefix of it, and
+            # the message objects are shared between calls (linear memory per session).
+            "system": [],
+            "msgs": [],
+            "prompt_len": None,  # (messages, system texts) before the current call's first output
+            "outputs": [],  # items the model produced since the previous call
             "totals": None,
             "calls": 0,
             "last_id": None,
@@ -72,14 +76,22 @@ def parse_line(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
         if get_path(payload, "collaboration_mode", "settings", "model") and "model" not in s["turn"]:
             s["turn"]["model"] = payload["collaboration_mode"]["settings"]["model"]
     elif t == "response_item" and payload.get("type") != "ghost_snapshot":
-        s["items"].append(dict(payload))
+        item = dict(payload)
+        if _is_output(item):
+            if s["prompt_len"] is None:
+                s["prompt_len"] = (len(s["msgs"]), len(s["system"]))
+            if item.get("type") == "agent_message":
+                item = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": item.get("message", "")}]}
+            s["outputs"].append(item)
+        add_input_item(s["system"], s["msgs"], item)
     elif t == "compacted":
         history = payload.get("replacement_history")
         summary = as_str(payload.get("message"))
-        s["items"] = list(history) if isinstance(history, list) else (
+        items = list(history) if isinstance(history, list) else (
             [{"type": "message", "role": "user", "content": summary}] if summary else []
         )
-        s["seg_start"] = len(s["items"])
+        s["system"], s["msgs"] = input_messages(items)
+        s["prompt_len"], s["outputs"] = None, []
     elif t == "event_msg" and payload.get("type") == "token_count":
         out += _on_token_count(ctx, s, payload, rec)
     return out
@@ -118,14 +130,10 @@ def _on_token_count(ctx: Context, s: dict, payload: Mapping[str, Any], rec: Mapp
 
 
 def _row(ctx: Context, s: dict, rec: Mapping[str, Any] | None, usage: Row) -> Row:
-    items = s["items"]
-    seg = items[s["seg_start"]:]
-    first_out = next((i for i, it in enumerate(seg) if _is_output(it)), len(seg))
-    system, messages = input_messages(items[: s["seg_start"] + first_out])
-    outputs = [dict(it, type="message", role="assistant", content=[{"type": "output_text", "text": it.get("message", "")}])
-               if it.get("type") == "agent_message" else it for it in seg if _is_output(it)]
-    fields = responses_response({"output": outputs, "status": "completed"})
-    s["seg_start"] = len(items)
+    n_msgs, n_system = s["prompt_len"] or (len(s["msgs"]), len(s["system"]))
+    messages, system = s["msgs"][:n_msgs], s["system"][:n_system]
+    fields = responses_response({"output": s["outputs"], "status": "completed"})
+    s["prompt_len"], s["outputs"] = None, []
     s["calls"] += 1
     sid = s["id"]
     request_id = f"{sid}#{s['calls']}" if sid else None
@@ -158,7 +166,7 @@ def _row(ctx: Context, s: dict, rec: Mapping[str, Any] | None, usage: Row) -> Ro
 def _flush_unmetered(ctx: Context, st: dict) -> list[Row]:
     """Outputs logged after the last token_count of a session: a call whose usage never came."""
     s = st.get("session")
-    if not s or not any(_is_output(it) for it in s["items"][s["seg_start"]:]):
+    if not s or not s["outputs"]:
         return []
     return [_row(ctx, s, None, {"usage_missing": True})]
 
