@@ -611,8 +611,10 @@ def summarize(
     section: dict[str, Any] = {
         "scenarios": {
             "as_logged": "provider rules with the cache_control breakpoints as logged",
-            "ideal_bp": "as_logged plus a breakpoint after the stable part ("
-                        + ", ".join(cfg.ideal_breakpoints) + "); same as as_logged for automatic caching",
+            "ideal_bp": "as_logged plus breakpoints at: " + ", ".join(
+                {"stable": "the end of the stable part (tools + system)", "history": "the last assistant turn",
+                 "last": "the end of the prompt"}[w] for w in cfg.ideal_breakpoints
+            ) + "; same as as_logged for automatic caching",
             "ideal": "ideal_bp with dynamic spans (timestamps, ids, ...) moved after the stable part",
         },
         "requests": overall["requests"],

@@ -150,7 +150,8 @@ def summarize(
         "monthly_run_rate_usd": round(monthly(spend, days), 2),
         "monthly_run_rate_without_caching_usd": round(monthly(uncached, days), 2),
         "by_model": [
-            {k: r[k] for k in ("model", "price_model_key", "requests", "input_tokens", "output_tokens", "cost_usd")}
+            {**{k: r[k] for k in ("model", "price_model_key", "requests", "input_tokens", "output_tokens")},
+             "cost_usd": round(float(r["cost_usd"]), 6)}
             for r in by_model[:20]
         ],
         "unpriced_models": unpriced,
