@@ -61,6 +61,13 @@ def feedback_score(feedback: Any) -> float | None:
 )
 def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     endpoint = as_str(rec.get("endpoint"))
+    if "provider" in rec or "endpoint" in rec:
+        # Our own envelope (schemas/envelope.md) requires both: an id makes re-ingest idempotent
+        # across edits of the file, and a call without a time cannot be audited. Generic
+        # `{request, response}` wrappers from other tools stay lenient.
+        for key in ("id", "timestamp"):
+            if rec.get(key) in (None, ""):
+                raise RecordError("missing_field", f"envelope record has no `{key}`")
     fields = parse_bodies(rec.get("request"), rec.get("response"), hint=_BODY_HINTS.get(endpoint or ""))
     ts_raw = rec.get("timestamp", rec.get("logged_at", rec.get("created_at")))
     ts = parse_ts(ts_raw)

@@ -70,7 +70,11 @@ def _bodies(rec: Mapping[str, Any]) -> Row:
         return parse_bodies(req, resp)
     except RecordError:
         if resp is not None:  # e.g. an Anthropic passthrough request with an OpenAI-shaped response
-            return {**parse_bodies(req, None), **parse_bodies(None, resp)} if req else parse_bodies(None, resp)
+            if not req:
+                return parse_bodies(None, resp)
+            asked, answered = parse_bodies(req, None), parse_bodies(None, resp)
+            # The model the client asked for comes from the request; the response names the snapshot.
+            return {**asked, **answered, "model": asked.get("model") or answered.get("model")}
         raise
 
 
@@ -95,7 +99,7 @@ def _row(rec: Mapping[str, Any], request_id: Any, start: Any, end: Any, first_to
         ts=t0,
         provider=provider.lower() if provider else None,
         model=as_str(rec.get("model_group") or rec.get("model")) if not fields.get("model") else None,
-        model_resolved=as_str(rec.get("model")),
+        model_resolved=fields.get("model_resolved") or as_str(rec.get("model")),
         user_id=as_str(rec.get("end_user") or rec.get("user")),
         session_id=as_str(rec.get("session_id") or meta.get("session_id")),
         latency_ms=latency,
