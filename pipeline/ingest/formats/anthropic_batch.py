@@ -88,3 +88,5 @@ def _safe(ctx: Context, req: Mapping[str, Any] | None, res: Mapping[str, Any] | 
         yield _joined(req, res, src)
     except RecordError as e:
         ctx.reject(src[0], src[1], e.reason, e.detail)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+        ctx.reject(src[0], src[1], "malformed_record", f"{type(e).__name__}: {e}")

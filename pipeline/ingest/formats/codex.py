@@ -174,4 +174,7 @@ def _flush_unmetered(ctx: Context, st: dict) -> list[Row]:
 def _finish_file(ctx: Context) -> Iterator[Row]:
     st = ctx.local.get(NAME, {}).get(ctx.source_file)
     if st:
-        yield from _flush_unmetered(ctx, st)
+        try:
+            yield from _flush_unmetered(ctx, st)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+            ctx.skip_item("malformed_record", f"Codex outputs after the last token_count: {type(e).__name__}: {e}")

@@ -99,3 +99,5 @@ def _safe(ctx: Context, inp: Mapping[str, Any] | None, out: Mapping[str, Any] | 
         yield _joined(inp, out, src)
     except RecordError as e:
         ctx.reject(src[0], src[1], e.reason, e.detail)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+        ctx.reject(src[0], src[1], "malformed_record", f"{type(e).__name__}: {e}")

@@ -98,8 +98,10 @@ def _emit(ctx: Context, st: dict, key: tuple) -> Iterator[Row]:
     stream = st["open"].pop(key)
     try:
         yield _row(ctx, key, stream)
-    except RecordError as e:
-        ctx.skip_item(e.reason, f"stream starting at line {stream['line']}: {e.detail}")
+    except (RecordError, TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+        # The chunks were valid one by one; the assembled stream is what failed.
+        detail = e.detail if isinstance(e, RecordError) else f"{type(e).__name__}: {e}"
+        ctx.skip_item(getattr(e, "reason", "malformed_record"), f"stream starting at line {stream['line']}: {detail}")
 
 
 @record_format(
