@@ -199,7 +199,7 @@ def rolling_token_hashes(arrays: list[np.ndarray], seed: int, block_tokens: int)
     n = len(tokens) // block_tokens
     if not n:
         return []
-    buf = memoryview(np.ascontiguousarray(tokens[: n * block_tokens])).cast("B")
+    buf = memoryview(np.ascontiguousarray(tokens[: n * block_tokens]).tobytes())
     step = block_tokens * 4
     out = []
     h = seed

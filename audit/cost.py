@@ -47,7 +47,7 @@ def register_prices(con: duckdb.DuckDBPyConnection, prices: PriceTable) -> None:
     the longest-prefix rule reads better here than in SQL; the per-request join stays in DuckDB.
     """
     pairs = con.execute("SELECT DISTINCT model, model_resolved FROM requests").fetchall()
-    rows = {"model": [], "model_resolved": [], "price_model_key": []}
+    rows: dict[str, list[str | None]] = {"model": [], "model_resolved": [], "price_model_key": []}
     for model, resolved in pairs:
         # The resolved snapshot is what was billed; fall back to the requested name.
         price = prices.lookup(resolved) or prices.lookup(model)

@@ -143,7 +143,7 @@ def _r(x: Any, nd: int = 1) -> Any:
 
 def summarize(
     cfg: TrafficConfig, latency: list[dict[str, Any]], latency_all: dict[str, Any], errors: list[dict[str, Any]],
-    weekly: list[dict[str, Any]], daily: list[tuple[date, int, float]], labeled: bool,
+    weekly: list[dict[str, Any]], daily: list[tuple[date, int, int, float, float]], labeled: bool,
 ) -> dict[str, Any]:
     def lat(row: dict[str, Any] | None) -> dict[str, Any]:
         row = row or {}
@@ -168,7 +168,7 @@ def summarize(
         trim = span >= cfg.trim_edge_days_from
         fit = fit_growth(days, [float(row[1]) for row in daily], trim_edges=trim)
         spend_fit = fit_growth(days, [float(row[3]) for row in daily], trim_edges=trim)
-    batch_per_month = sum(row[2] for row in daily) / span * DAYS_PER_MONTH if span else 0.0
+    batch_per_month = sum(float(row[2]) for row in daily) / span * DAYS_PER_MONTH if span else 0.0
     batch_spend_per_month = sum(float(row[4]) for row in daily) / span * DAYS_PER_MONTH if span else 0.0
     if fit is None:
         growth["weekly_growth_rate"] = None
