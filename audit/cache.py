@@ -132,14 +132,8 @@ def _masked_key(b: Block, masked: str) -> int:
     return text_key(f"{b.segment}\x1f{b.role or ''}\x1f{masked}")
 
 
-_STORE_COLUMNS = """request_id, ts, provider, model, model_resolved, system_text, messages, tools_json,
-    cache_breakpoints, in_uncached, in_cache_read, in_cache_write_5m, in_cache_write_1h,
-    in_cache_write_unspecified, usage_missing, status_code, finish_reason, error_type"""
-
-
-def _stream_store(con: Any, batch_rows: int, columns: str = _STORE_COLUMNS) -> Iterator[dict[str, Any]]:
-    reader = con.sql(f"SELECT {columns} FROM requests ORDER BY ts NULLS LAST, request_id").to_arrow_reader(batch_rows)
-    for batch in reader:
+def _stream_store(con: Any, batch_rows: int) -> Iterator[dict[str, Any]]:
+    for batch in query(con, "cache_prepare_input").to_arrow_reader(batch_rows):
         yield from batch.to_pylist()
 
 
