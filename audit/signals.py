@@ -85,6 +85,12 @@ def normalize_space(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def _overlap_gate(min_similarity: float) -> float:
+    """Word-set Dice a pair must reach before the word-level diff runs. Below the similarity
+    threshold on purpose: word repeats make the sequence ratio and the set overlap differ."""
+    return min_similarity * 0.8
+
+
 def edit_similarity(reply: str | None, edited: str | None, *, min_similarity: float = 0.5,
                     min_words: int = 5, max_words: int = 3000) -> float | None:
     """Similarity of `reply` and a user's `edited` text when the latter is a MODIFIED copy of it.
@@ -95,6 +101,11 @@ def edit_similarity(reply: str | None, edited: str | None, *, min_similarity: fl
     """
     if not reply or not edited:
         return None
+    # Cheapest rejections first, on raw lengths: a ratio >= m needs the shorter text to hold at
+    # least m / (2 - m) of the longer one's words (roughly; whitespace split).
+    la, lb = reply.count(" ") + 1, edited.count(" ") + 1
+    if min(la, lb) < min_similarity / (2 - min_similarity) * max(la, lb) * 0.8:
+        return None
     a = normalize_space(reply)
     b = normalize_space(edited)
     if a == b or a in b:
@@ -103,10 +114,10 @@ def edit_similarity(reply: str | None, edited: str | None, *, min_similarity: fl
     wb = _WORD.findall(b.lower())[:max_words]
     if len(wa) < min_words or not wb:
         return None
-    # Gate: the edited copy must share most of the reply's vocabulary; Dice on word sets is an
-    # upper bound-ish proxy for the ratio and costs a set intersection.
+    # Gate: the edited copy must share most of the reply's vocabulary (Dice on word sets, a cheap
+    # proxy for the sequence ratio), so difflib only runs on plausible pairs.
     sa, sb = set(wa), set(wb)
-    if 2 * len(sa & sb) / (len(sa) + len(sb)) < min_similarity * 0.8:
+    if 2 * len(sa & sb) / (len(sa) + len(sb)) < _overlap_gate(min_similarity):
         return None
     ratio = difflib.SequenceMatcher(None, wa, wb, autojunk=False).ratio()
     if ratio < min_similarity or ratio >= 1.0:

@@ -5,47 +5,21 @@
 --   earlier in the same session (else user), whose response equals the assistant message just
 --   before the new user turn. When there is none (history edited in place, or a client that
 --   sends no history), the conversation's latest earlier answer within $max_gap_s seconds.
-WITH conv_requests AS (
-    SELECT
-        r.request_id,
-        r.ts,
-        coalesce(r.session_id, r.user_id) AS conv,
-        f.state_hash,
-        r.messages,
-        len(r.messages) + 1 - list_position(list_reverse(list_transform(r.messages, lambda m: m.role)), 'user')
-            AS last_user_pos
-    FROM requests r
-    JOIN features f USING (request_id)
-    WHERE r.ts IS NOT NULL AND coalesce(r.session_id, r.user_id) IS NOT NULL AND len(r.messages) > 0
-),
-children AS (
-    SELECT
-        request_id,
-        ts,
-        conv,
-        messages[last_user_pos].content AS user_text,
-        CASE WHEN last_user_pos > 1 AND messages[last_user_pos - 1].role = 'assistant'
-             THEN messages[last_user_pos - 1].content END AS history_reply
-    FROM conv_requests
-    WHERE last_user_pos <= len(messages)
+--   Reads TEMP TABLE features (turn texts, reply hashes) and `requests` for the reply texts.
+WITH children AS (
+    SELECT request_id, ts, coalesce(session_id, user_id) AS conv, last_user_text, history_reply
+    FROM features
+    WHERE ts IS NOT NULL AND coalesce(session_id, user_id) IS NOT NULL AND last_user_text IS NOT NULL
     -- regenerations of a state repeat its user turn: the first attempt speaks for all of them
-    QUALIFY row_number() OVER (PARTITION BY conv, state_hash ORDER BY ts, request_id) = 1
+    QUALIFY row_number() OVER (PARTITION BY coalesce(session_id, user_id), state_hash ORDER BY ts, request_id) = 1
 ),
 replies AS (
-    SELECT
-        r.request_id,
-        r.ts,
-        coalesce(r.session_id, r.user_id) AS conv,
-        r.response_text,
-        hash(trim(regexp_replace(r.response_text, '\s+', ' ', 'g'))) AS reply_hash
-    FROM requests r
-    JOIN features f USING (request_id)
-    WHERE f.answered AND f.has_text AND coalesce(r.session_id, r.user_id) IS NOT NULL AND r.ts IS NOT NULL
+    SELECT request_id, ts, coalesce(session_id, user_id) AS conv, reply_hash
+    FROM features
+    WHERE answered AND reply_hash IS NOT NULL AND ts IS NOT NULL AND coalesce(session_id, user_id) IS NOT NULL
 ),
 by_content AS (
-    SELECT
-        c.request_id AS child_id,
-        arg_max(p.request_id, p.ts) AS parent_id
+    SELECT c.request_id AS child_id, arg_max(p.request_id, p.ts) AS parent_id
     FROM children c
     JOIN replies p
       ON p.conv = c.conv
@@ -58,15 +32,19 @@ by_order AS (
     SELECT c.request_id AS child_id, p.request_id AS parent_id, p.ts AS parent_ts
     FROM (SELECT * FROM children WHERE request_id NOT IN (SELECT child_id FROM by_content)) c
     ASOF JOIN replies p ON p.conv = c.conv AND c.ts > p.ts
+),
+pairs AS (
+    SELECT
+        c.request_id AS child_id,
+        coalesce(bc.parent_id, bo.parent_id) AS parent_id,
+        CASE WHEN bc.parent_id IS NOT NULL THEN 'history' ELSE 'order' END AS matched_by,
+        c.last_user_text AS user_text,
+        CASE WHEN bc.parent_id IS NULL THEN c.history_reply END AS history_reply
+    FROM children c
+    LEFT JOIN by_content bc ON bc.child_id = c.request_id
+    LEFT JOIN by_order bo ON bo.child_id = c.request_id AND bo.parent_ts >= c.ts - to_seconds($max_gap_s)
+    WHERE coalesce(bc.parent_id, bo.parent_id) IS NOT NULL
 )
-SELECT
-    c.request_id AS child_id,
-    coalesce(bc.parent_id, bo.parent_id) AS parent_id,
-    CASE WHEN bc.parent_id IS NOT NULL THEN 'history' ELSE 'order' END AS matched_by,
-    p.response_text AS reply,
-    c.user_text,
-    c.history_reply
-FROM children c
-LEFT JOIN by_content bc ON bc.child_id = c.request_id
-LEFT JOIN by_order bo ON bo.child_id = c.request_id AND bo.parent_ts >= c.ts - to_seconds($max_gap_s)
-JOIN replies p ON p.request_id = coalesce(bc.parent_id, bo.parent_id)
+SELECT p.child_id, p.parent_id, p.matched_by, r.response_text AS reply, p.user_text, p.history_reply
+FROM pairs p
+JOIN requests r ON r.request_id = p.parent_id

@@ -1,8 +1,9 @@
 -- name: tasks_features
 -- params: mask_pattern
 -- description: One row per request: the fingerprint inputs of task typing (masked system prompt
---   fingerprint, tool set, masked first user message), the conversation state used by the
---   regeneration signal, and the figures task_types aggregates. Needs TEMP TABLE system_prompts.
+--   fingerprint, tool set, masked first user message), the conversation state and turn texts the
+--   signals use, and the figures task_types aggregates. The one pass over `messages`. Needs TEMP
+--   TABLE system_prompts.
 WITH base AS (
     SELECT
         r.request_id,
@@ -17,6 +18,9 @@ WITH base AS (
         list_sort(json_extract_string(r.tools_json, '$[*].name')) AS tool_names,
         list_filter(r.messages, lambda m: m.role = 'user')[1].content AS first_user_text,
         coalesce(len(r.messages), 0) AS n_messages,
+        len(r.messages) + 1
+            - list_position(list_reverse(list_transform(r.messages, lambda m: m.role)), 'user') AS last_user_pos,
+        r.messages,
         hash(coalesce(r.parent_id, ''), coalesce(sp.system_fp, ''), coalesce(r.tools_json, ''), r.messages)
             AS state_hash,
         coalesce(r.finish_reason = 'error', false) OR coalesce(r.status_code >= 400, false)
@@ -26,6 +30,8 @@ WITH base AS (
         r.finish_reason,
         nullif(trim(r.response_text), '') IS NOT NULL AS has_text,
         coalesce(len(r.response_tool_calls), 0) > 0 AS is_tool_call,
+        CASE WHEN nullif(trim(r.response_text), '') IS NOT NULL
+             THEN hash(trim(regexp_replace(r.response_text, '\s+', ' ', 'g'))) END AS reply_hash,
         trim(regexp_replace(trim(coalesce(r.response_text, '')), '^```[a-zA-Z]*\s*|\s*```$', '', 'g')) AS answer_body,
         coalesce(r.in_uncached, 0) + coalesce(r.in_cache_read, 0) + coalesce(r.in_cache_write_5m, 0)
             + coalesce(r.in_cache_write_1h, 0) + coalesce(r.in_cache_write_unspecified, 0) AS input_tokens,
@@ -35,11 +41,19 @@ WITH base AS (
     LEFT JOIN system_prompts sp ON sp.raw_hash = hash(r.system_text)
 )
 SELECT
-    * EXCLUDE (answer_body, tool_names, first_user_text),
+    * EXCLUDE (answer_body, tool_names, first_user_text, messages, last_user_pos),
     CASE WHEN len(tool_names) > 0 THEN md5(array_to_string(tool_names, chr(31)))[1:16] END AS tools_fp,
-    first_user_text,
+    -- the raw first user message is not kept (memory): its hash and first line are enough
+    hash(first_user_text) AS first_user_hash,
+    left(split_part(trim(first_user_text), chr(10), 1), 200) AS first_user_line,
     regexp_replace(regexp_replace(lower(coalesce(first_user_text, '')), $mask_pattern, '#', 'g'), '[ \t\r\f\v]+', ' ', 'g')
         AS first_user_masked,
+    -- the user turn this request sends, and the assistant reply it follows (edit signal)
+    CASE WHEN last_user_pos <= n_messages THEN messages[last_user_pos].content END AS last_user_text,
+    CASE WHEN last_user_pos > 1 AND last_user_pos <= n_messages AND messages[last_user_pos - 1].role = 'assistant'
+         THEN messages[last_user_pos - 1].content END AS history_reply,
+    -- succeeded: the call returned (maybe an empty, refused or truncated answer); answered: with content
+    NOT failed AND (finish_reason IS NOT NULL OR has_text OR is_tool_call) AS succeeded,
     NOT failed AND (has_text OR is_tool_call) AS answered,
     has_text AND (answer_body LIKE '{%' OR answer_body LIKE '[%') AND json_valid(answer_body) AS answer_is_json,
     CASE WHEN has_text AND answer_body LIKE '{%' AND json_valid(answer_body)

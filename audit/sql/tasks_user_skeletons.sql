@@ -3,14 +3,15 @@
 -- description: The user-message skeleton: the lines of each masked first user message that recur
 --   in at least $min_line_messages DIFFERENT messages (template text; the slots vary), in order.
 --   Counting distinct messages, not requests, keeps one conversation's repeated turns and
---   verbatim duplicate questions from passing as a template.
+--   verbatim duplicate questions from passing as a template (HyperLogLog count: exact at the
+--   small counts the threshold compares, cheap at large ones).
 WITH lines AS (
-    SELECT f.request_id, hash(f.first_user_text) AS message_hash, t.pos, trim(t.line) AS line
+    SELECT f.request_id, f.first_user_hash AS message_hash, t.pos, trim(t.line) AS line
     FROM features f, unnest(string_split(f.first_user_masked, chr(10))) WITH ORDINALITY AS t(line, pos)
     WHERE length(trim(t.line)) >= $min_line_chars
 ),
 line_df AS (
-    SELECT hash(line) AS line_hash, count(DISTINCT message_hash) AS messages
+    SELECT hash(line) AS line_hash, approx_count_distinct(message_hash) AS messages
     FROM lines
     GROUP BY 1
 ),
