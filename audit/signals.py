@@ -58,8 +58,9 @@ class SignalsConfig:
     edit_min_similarity: float = 0.5
     """A user turn is an edited copy of the reply when their word-level similarity (difflib ratio)
     is at least this and below 1. Set above 1 to disable implicit edit detection."""
-    edit_min_words: int = 5
-    """Replies shorter than this many words are never judged edited (too little text to tell)."""
+    edit_min_words: int = 8
+    """Replies shorter than this many words are never judged edited: too little text to tell an
+    edit from a coincidence (e.g. two redaction placeholders share 3 of 5 words)."""
     edit_max_gap_s: int = 3600
     """For clients that send no history, the reply a user turn follows is the conversation's
     previous answer, if it came at most this many seconds earlier."""
@@ -92,7 +93,7 @@ def _overlap_gate(min_similarity: float) -> float:
 
 
 def edit_similarity(reply: str | None, edited: str | None, *, min_similarity: float = 0.5,
-                    min_words: int = 5, max_words: int = 3000) -> float | None:
+                    min_words: int = 8, max_words: int = 3000) -> float | None:
     """Similarity of `reply` and a user's `edited` text when the latter is a MODIFIED copy of it.
 
     Returns the word-level difflib ratio (0-1) when it is at least `min_similarity`, the texts

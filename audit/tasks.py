@@ -322,10 +322,11 @@ def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[st
     for i, (session, skel, doc_hash) in enumerate(
         zip(rows.column(1).to_pylist(), rows.column(2).to_pylist(), rows.column(3).to_pylist(), strict=True)
     ):
-        link(i, ("doc", doc_hash))  # identical masked prompts are one group even when unlinkable
-        comp = doc_component.get(doc_hash)
-        if comp is not None:
-            link(i, ("lsh", comp))
+        if doc_hash is not None:
+            link(i, ("doc", doc_hash))  # identical masked prompts are one group even when unlinkable
+            comp = doc_component.get(doc_hash)
+            if comp is not None:
+                link(i, ("lsh", comp))
         if skel is not None:
             link(i, ("skeleton", skel))
         if cfg.link_sessions and session:
@@ -394,7 +395,7 @@ def _labels(
         label = _first_distinctive(texts[g], others)
         if basis_of_group[g] == "system_prompt+user_template" and first_lines.get(g):
             label = f"{label} / {_clip(first_lines[g], 60)}"
-        labels[g] = label or _clip(first_lines.get(g, "") or g, 90)
+        labels[g] = label or _clip(first_lines.get(g, "") or "(no user text)", 90)
     return labels
 
 
@@ -456,6 +457,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         versions = assignment.versions if assignment.versions is not None else TASK_TYPE_VERSIONS_SCHEMA.empty_table()
         temp_table_from_arrow(con, "task_versions", versions)
         types = query(con, "tasks_summary").to_arrow_table()
+        no_prompt = con.sql("SELECT count(*) FROM features WHERE n_messages = 0 AND system_fp IS NULL").fetchall()[0][0]
         rates = query(con, "signals_rates").to_arrow_table()
         # request_labels streams from DuckDB in batches: one row per request, the largest table.
         reader = con.sql("SELECT * FROM labels ORDER BY ts, request_id").to_arrow_reader(50_000)
@@ -471,7 +473,9 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     _write(rates, SIGNAL_RATES_SCHEMA, out_dir / "signal_rates.parquet")
     types = types.select(TASK_TYPES_SCHEMA.names).cast(TASK_TYPES_SCHEMA)
     rates = rates.select(SIGNAL_RATES_SCHEMA.names).cast(SIGNAL_RATES_SCHEMA)
-    return summarize(types, rates, assignment, cfg, has_costs)
+    summary = summarize(types, rates, assignment, cfg, has_costs)
+    summary["requests_without_prompt"] = int(no_prompt)  # response-only records: counted in `other`
+    return summary
 
 
 def summarize(types: pa.Table, rates: pa.Table, assignment: TaskAssignment, cfg: TasksConfig,

@@ -311,3 +311,22 @@ def test_config_defaults_are_documented() -> None:
         after = source.split(f"    {f.name}:", 1)[1].split("\n", 2)
         assert '"""' in after[1], f"TasksConfig.{f.name} has no description"
     assert json.dumps(dataclasses.asdict(TasksConfig()))  # plain data, TOML-overridable
+
+
+def test_requests_without_prompt_text_are_other(tmp_path: Path) -> None:
+    """Response-only records (no request body logged) share an empty prompt: that is no template."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with open(logs / "responses.jsonl", "w", encoding="utf-8") as fh:
+        for i in range(30):
+            response = {"id": f"chatcmpl-{i}", "object": "chat.completion", "model": "gpt-4o",
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": f"answer {i}"},
+                                     "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 3}}
+            fh.write(json.dumps({"id": f"r{i}", "timestamp": f"2026-09-01T10:{i:02d}:00Z", "request": None,
+                                 "response": response}) + "\n")
+    ingest([str(logs)], tmp_path / "work", progress=False)
+    summary = tasks.run(tmp_path / "work", tmp_path / "out", {})
+    labels = pq.read_table(tmp_path / "out" / "request_labels.parquet").to_pylist()
+    assert len(labels) == 30 and {r["task_type"] for r in labels} == {OTHER}
+    assert summary["task_types"] == 0 and summary["requests_without_prompt"] == 30
