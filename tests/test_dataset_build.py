@@ -331,3 +331,9 @@ def test_cli_reports_bad_config_as_an_error(planted: Any, tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["dataset", str(workdir), "--config", str(config)])
     assert result.exit_code == 1
     assert result.output.startswith("Error: Unknown filter(s) no_such_filter in [dataset] filters.")
+
+
+def test_dataset_schema_doc_is_current() -> None:
+    from schemas import dataset
+
+    assert (Path(dataset.__file__).parent / "dataset.md").read_text(encoding="utf-8") == dataset.markdown()
