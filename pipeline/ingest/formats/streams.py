@@ -25,7 +25,9 @@ _TERMINAL_RESPONSES = ("response.completed", "response.failed", "response.incomp
 
 
 def _is_chunk(rec: Mapping[str, Any]) -> bool:
-    return stream_family(rec) in _FAMILIES
+    # A lone `{"type": "error", "error": {…}}` is Anthropic's (non-streamed) error body too: it is
+    # left to `api_error_body`, and a stream it interrupted ends as a cut stream.
+    return stream_family(rec) in _FAMILIES and not (rec.get("type") == "error" and "sequence_number" not in rec)
 
 
 _ID_LESS = ("anthropic", "bedrock_converse", "cohere_v1", "cohere_v2")
