@@ -74,6 +74,8 @@ class TasksConfig:
     of one prompt). Distinct tasks sharing a preamble measure ~0.1-0.3; an edited version 0.6-0.95."""
     system_num_perm: int = 128
     """MinHash permutations for system prompts (few distinct texts: precision is cheap)."""
+    system_max_words: int = 2000
+    """System prompts are compared on their first this-many words (bounds the work per prompt)."""
     template_min_messages: int = 5
     """A line (or shingle) that recurs in at least this many DIFFERENT first user messages is
     template text rather than slot content."""
@@ -86,6 +88,9 @@ class TasksConfig:
     """Estimated Jaccard of recurring shingles that links two prompts without a stable system prompt."""
     content_num_perm: int = 64
     """MinHash permutations for content documents (many texts: 64 keeps signatures cheap)."""
+    content_max_words: int = 400
+    """Content documents are compared on their first this-many words: templates show early, and
+    it bounds the Python work per request when every prompt is different."""
     content_min_shingles: int = 3
     """Prompts with fewer recurring shingles than this are not linked by content."""
     link_sessions: bool = True
@@ -168,7 +173,7 @@ def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> SystemF
     fps = [r[0] for r in rows]
     masked = [r[1] for r in rows]
     hasher = ShingleHasher(3)
-    shingles = [hasher.shingles(words(m)) for m in masked]
+    shingles = [hasher.shingles(words(m[: cfg.system_max_words * 12])[: cfg.system_max_words]) for m in masked]
     minhasher = MinHasher(cfg.system_num_perm, cfg.seed)
     sigs = minhasher.signatures(shingles)
     # The estimate only pre-filters (a margin below the threshold); exact Jaccard decides. Few
@@ -288,7 +293,8 @@ def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[st
     docs = query(con, "tasks_content_documents").to_arrow_table()
     doc_hashes = docs["doc_hash"].to_numpy()
     hasher = ShingleHasher(3)
-    shingles = [hasher.shingles(words(d)) for d in docs["doc"].to_pylist()]
+    shingles = [hasher.shingles(words(d[: cfg.content_max_words * 12])[: cfg.content_max_words])
+                for d in docs["doc"].to_pylist()]
     del docs
     hasher.cache_clear()
     # Recurring shingles = template text: present in >= template_min_messages distinct documents.

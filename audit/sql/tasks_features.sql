@@ -38,7 +38,10 @@ WITH base AS (
         coalesce(r.out_total, 0) AS output_tokens,
         r.feedback_score AS feedback_rating
     FROM requests r
-    LEFT JOIN system_prompts sp ON sp.raw_hash = hash(r.system_text)
+    LEFT JOIN system_prompts sp
+           ON sp.raw_hash = hash(coalesce(nullif(trim(r.system_text), ''),
+                                          CASE WHEN r.messages[1].role IN ('system', 'developer')
+                                               THEN nullif(trim(r.messages[1].content), '') END))
 )
 SELECT
     * EXCLUDE (answer_body, tool_names, first_user_text, messages, last_user_pos),

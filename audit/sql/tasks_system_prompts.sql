@@ -2,16 +2,25 @@
 -- params: mask_pattern
 -- description: Distinct system prompts as sent, each with its masked form (dynamic spans -> '#',
 --   lower case, whitespace collapsed) and fingerprint. Masking runs once per distinct raw text,
---   not once per request.
-WITH raw AS (
+--   not once per request. A leading system/developer message left inside `messages` by a source
+--   format counts as the system prompt when `system_text` is empty.
+WITH sent AS (
+    SELECT
+        ts,
+        coalesce(nullif(trim(system_text), ''),
+                 CASE WHEN messages[1].role IN ('system', 'developer') THEN nullif(trim(messages[1].content), '') END)
+            AS system_text
+    FROM requests
+),
+raw AS (
     SELECT
         hash(system_text) AS raw_hash,
         any_value(system_text) AS system_text,
         count(*) AS requests,
         min(ts) AS first_seen,
         max(ts) AS last_seen
-    FROM requests
-    WHERE nullif(trim(system_text), '') IS NOT NULL
+    FROM sent
+    WHERE system_text IS NOT NULL
     GROUP BY 1
 ),
 masked AS (
