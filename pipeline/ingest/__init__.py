@@ -57,6 +57,7 @@ from schemas import REQUEST_SCHEMA, SCHEMA_VERSION
 
 BATCH_ROWS = 5000
 SNIPPET_CHARS = 300
+BATCH_BYTES = 64 << 20  # flush staged rows at this much text, whatever the row count
 CHUNK_BYTES = 64 << 20  # byte ranges of large JSONL files processed in parallel
 SMALL_INPUT_BYTES = 8 << 20  # below this, one process is faster than a pool
 
@@ -194,20 +195,48 @@ def process_unit(unit: WorkUnit, staged: store.StagedRun, batch_rows: int = BATC
 
     path = Path(unit.path)
     records = read_range(path, unit.start, unit.end, unit.first_line, count) if unit.end is not None else read_records(path, count)
-    buffer: list[Row] = []
+    batch = RowBatcher(spool, [fs], batch_rows)
     for row in _ingest_records(records, path, fs, ctx, spool):
-        buffer.append(row)
-        if len(buffer) >= batch_rows:
-            _flush(buffer, spool, [fs])
+        batch.add(row)
     # Formats that aggregate a file's records (stream chunks, transcript lines) emit them now.
     ctx.source_file = str(path)
     for row in run_row_stages(_counted(finish_file_rows(ctx), fs), ctx):
-        buffer.append(row)
-        if len(buffer) >= batch_rows:
-            _flush(buffer, spool, [fs])
-    _flush(buffer, spool, [fs])
+        batch.add(row)
+    batch.flush()
     spool.close()
     return UnitResult(unit, fs, ctx.state, done)
+
+
+def approx_row_bytes(row: Row) -> int:
+    """Rough in-memory size of a row's text; agent transcripts carry whole conversations per row."""
+    n = 256
+    for key in ("system_text", "response_text", "tools_json", "usage_raw", "request_params", "response_reasoning"):
+        v = row.get(key)
+        if v:
+            n += len(v)
+    for m in row.get("messages") or ():
+        n += 64 + len(m.get("content") or "") + len(m.get("parts_json") or "")
+    return n
+
+
+class RowBatcher:
+    """Buffers rows for the spool and flushes by row count OR size, so memory stays bounded even
+    when single rows are huge (long agent sessions rebuild the full prompt of every call)."""
+
+    def __init__(self, spool: store.Spool, stats: list[FileStats], max_rows: int, max_bytes: int = BATCH_BYTES) -> None:
+        self.spool, self.stats, self.max_rows, self.max_bytes = spool, stats, max_rows, max_bytes
+        self.rows: list[Row] = []
+        self.bytes = 0
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        self.bytes += approx_row_bytes(row)
+        if len(self.rows) >= self.max_rows or self.bytes >= self.max_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        _flush(self.rows, self.spool, self.stats)
+        self.bytes = 0
 
 
 def _counted(rows: Iterable[Row], fs: FileStats) -> Iterator[Row]:
@@ -311,24 +340,19 @@ def ingest(
 
         # Formats that join records across lines or files (batch input + output) emit here.
         ctx = Context(state=merged, reject=late_reject)
-        buffer: list[Row] = []
-        ordered = list(stats.values())
+        batch = RowBatcher(final, list(stats.values()), batch_rows)
         for fmt in FORMATS:
             if fmt.finish is not None:
                 for row in fmt.finish(ctx):
                     _count_row(row, stats)
                     for kept in run_row_stages([row], ctx):
-                        buffer.append(kept)
-                    if len(buffer) >= batch_rows:
-                        _flush(buffer, final, ordered)
+                        batch.add(kept)
         # Rows held back by a row stage (counted when first emitted), e.g. Responses API chains.
         for row in finish_row_stages(ctx):
-            buffer.append(row)
-            if len(buffer) >= batch_rows:
-                _flush(buffer, final, ordered)
-        _flush(buffer, final, ordered)
+            batch.add(row)
+        batch.flush()
         final.close()
-        manifest = _manifest(run_id, paths, ordered, skipped_paths, started, state)
+        manifest = _manifest(run_id, paths, list(stats.values()), skipped_paths, started, state)
         state.setdefault("runs", []).append({"run_id": run_id, "totals": manifest["totals"]})
         store.commit_run(staged, manifest, state)
     except BaseException:
