@@ -126,6 +126,11 @@ def edit_similarity(reply: str | None, edited: str | None, *, min_similarity: fl
     return round(ratio, 4)
 
 
+def _similarity(reply: str | None, edited: str | None, cfg: SignalsConfig) -> float | None:
+    return edit_similarity(reply, edited, min_similarity=cfg.edit_min_similarity, min_words=cfg.edit_min_words,
+                           max_words=cfg.edit_max_words)
+
+
 def explicit_edit(feedback_json: str | None, metadata_json: str | None) -> tuple[bool, str | None]:
     """(has an explicit edit/correction field, the corrected text when given)."""
     for blob in (feedback_json, metadata_json):
@@ -174,8 +179,6 @@ def detect_signals(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, *, batch_
 
     edits: dict[str, tuple[float | None, str]] = {}
     reader = query(con, "signals_edit_pairs", max_gap_s=cfg.edit_max_gap_s).to_arrow_reader(batch_rows)
-    kwargs = {"min_similarity": cfg.edit_min_similarity, "min_words": cfg.edit_min_words,
-              "max_words": cfg.edit_max_words}
     for batch in reader:
         cols = batch.to_pydict()
         for parent, matched_by, reply, user_text, history_reply in zip(
@@ -183,11 +186,11 @@ def detect_signals(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, *, batch_
             strict=True,
         ):
             found: list[tuple[float, str]] = []
-            sim = edit_similarity(reply, user_text, **kwargs)
+            sim = _similarity(reply, user_text, cfg)
             if sim is not None:
                 found.append((sim, "pasted_in_user_turn"))
             if matched_by == "order" and history_reply:
-                sim = edit_similarity(reply, history_reply, **kwargs)
+                sim = _similarity(reply, history_reply, cfg)
                 if sim is not None:
                     found.append((sim, "edited_in_history"))
             if found:

@@ -29,6 +29,7 @@ Entry points (also for `make bench`): `build_features(con, cfg)`, `assign_task_t
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,9 +331,9 @@ def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[st
     ):
         if doc_hash is not None:
             link(i, ("doc", doc_hash))  # identical masked prompts are one group even when unlinkable
-            comp = doc_component.get(doc_hash)
-            if comp is not None:
-                link(i, ("lsh", comp))
+            component = doc_component.get(doc_hash)
+            if component is not None:
+                link(i, ("lsh", component))
         if skel is not None:
             link(i, ("skeleton", skel))
         if cfg.link_sessions and session:
@@ -451,11 +452,24 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     cfg = from_section(TasksConfig, config, "audit.tasks")
     signals_cfg = from_section(SignalsConfig, config, "audit.signals")
     out_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:  # per-stage wall time in the summary, for `make bench`
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(now - clock, 3)
+        clock = now
+
     con = connect_store(workdir)
     try:
         build_features(con, cfg)
+        lap("features")
         assignment = assign_task_types(con, cfg)
-        label_requests(con, detect_signals(con, signals_cfg))
+        lap("task_types")
+        signals = detect_signals(con, signals_cfg)
+        lap("signals")
+        label_requests(con, signals)
         has_costs = attach_parquet_view(
             con, "costs", out_dir / "request_costs.parquet",
             "SELECT NULL::VARCHAR AS request_id, NULL::DOUBLE AS cost_usd WHERE false",
@@ -474,6 +488,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         )
     finally:
         con.close()
+    lap("tables")
     _write(types, TASK_TYPES_SCHEMA, out_dir / "task_types.parquet")
     _write(versions, TASK_TYPE_VERSIONS_SCHEMA, out_dir / "task_type_versions.parquet")
     _write(rates, SIGNAL_RATES_SCHEMA, out_dir / "signal_rates.parquet")
@@ -481,6 +496,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     rates = rates.select(SIGNAL_RATES_SCHEMA.names).cast(SIGNAL_RATES_SCHEMA)
     summary = summarize(types, rates, assignment, cfg, has_costs)
     summary["requests_without_prompt"] = int(no_prompt)  # response-only records: counted in `other`
+    summary["timings_s"] = timings
     return summary
 
 
@@ -491,7 +507,7 @@ def summarize(types: pa.Table, rates: pa.Table, assignment: TaskAssignment, cfg:
     total = sum(r["requests"] for r in rows)
     top_k_share = sum(r["share_requests"] for r in named[: cfg.top_k]) if named else 0.0
     needed = next((i + 1 for i, r in enumerate(named) if r["cumulative_share_requests"] >= cfg.coverage_target), None)
-    overall = next((r for r in rates.to_pylist() if r["dimension"] == "all"), {})
+    overall: dict[str, Any] = next((r for r in rates.to_pylist() if r["dimension"] == "all"), {})
     clean = sum(r["clean_examples"] for r in rows)
     headline = (
         f"{len(named)} task types; top {min(cfg.top_k, len(named))} cover {top_k_share:.0%} of {total} requests"
@@ -504,6 +520,7 @@ def summarize(types: pa.Table, rates: pa.Table, assignment: TaskAssignment, cfg:
         "task_types": len(named),
         "requests": total,
         "requests_other": assignment.requests_other,
+        "requests_by_basis": assignment.basis_counts,
         "top_k": cfg.top_k,
         "top_k_share": round(top_k_share, 4),
         "types_to_coverage_target": needed,
