@@ -330,3 +330,21 @@ def test_requests_without_prompt_text_are_other(tmp_path: Path) -> None:
     labels = pq.read_table(tmp_path / "out" / "request_labels.parquet").to_pylist()
     assert len(labels) == 30 and {r["task_type"] for r in labels} == {OTHER}
     assert summary["task_types"] == 0 and summary["requests_without_prompt"] == 30
+
+
+def test_spend_per_type_matches_truth_in_the_full_audit(sample_run, sample_truth: dict,
+                                                        sample_truth_requests: dict[str, dict]) -> None:
+    """Through `run_audits`, audit.cost writes request_costs.parquet first and each type's spend
+    is the sum over its requests: it matches the generator's spend per planted task."""
+    audit_dir = sample_run.workdir / "audit"
+    types = {t["task_type"]: t for t in pq.read_table(audit_dir / "task_types.parquet").to_pylist()}
+    labels = pq.read_table(audit_dir / "request_labels.parquet").to_pylist()
+    cluster_of: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in labels:
+        t = sample_truth_requests.get(r["request_id"])
+        if t is not None:
+            cluster_of[t["task_type"]][r["task_type"]] += 1
+    for planted_type, info in sample_truth["task_types"].items():
+        cluster = cluster_of[planted_type].most_common(1)[0][0]
+        assert types[cluster]["spend_usd"] == pytest.approx(info["spend_usd"], rel=0.02), planted_type
+    assert sum(t["share_spend"] for t in types.values() if t["share_spend"] is not None) == pytest.approx(1.0)
