@@ -43,7 +43,7 @@ from pipeline.dataset.filters import (
     requests_json,
 )
 from pipeline.dataset.formats import FORMATS, dumps, record_dialog_text
-from pipeline.dataset.redact import find_sensitive, redact
+from pipeline.dataset.redact import CachedRedactor
 from pipeline.dataset.split import assign_split, split_groups
 from pipeline.errors import DatasetError
 from pipeline.ingest.store import connect_store, current_version, requests_glob
@@ -323,20 +323,19 @@ def _collapse_sessions(cands: list[Candidate], reasons: dict[str, str]) -> list[
 
 def _apply_pii(examples: list[Example], mode: str) -> Counter[str]:
     """Redact (or, in keep/drop mode, only count) secrets and PII in every text of every example."""
+    redactor = CachedRedactor()
     total: Counter[str] = Counter()
     for ex in examples:
         counts: Counter[str] = Counter()
+        system = redactor.redact(ex.system, counts)
+        contents = [redactor.redact(m.content, counts) for m in ex.messages]
+        calls = [[{**c, "arguments": redactor.redact(c.get("arguments"), counts)} for c in m.tool_calls or []]
+                 for m in ex.messages]
         if mode == "redact":
-            ex.system = redact(ex.system, counts)
-            for m in ex.messages:
-                m.content = redact(m.content, counts)
-                if m.tool_calls:
-                    m.tool_calls = [{**c, "arguments": redact(c.get("arguments"), counts)} for c in m.tool_calls]
-        else:
-            texts = [ex.system] + [m.content for m in ex.messages]
-            texts += [c.get("arguments") for m in ex.messages for c in m.tool_calls or []]
-            for text in texts:
-                counts.update(f.kind for f in find_sensitive(text))
+            ex.system = system
+            for m, content, redacted_calls in zip(ex.messages, contents, calls, strict=True):
+                m.content = content
+                m.tool_calls = redacted_calls or m.tool_calls
         ex.findings = dict(counts)
         total.update(counts)
     return total

@@ -101,9 +101,21 @@ def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """Exact Jaccard of two sorted unique hash arrays."""
-    inter = np.intersect1d(a, b, assume_unique=True).size
-    union = a.size + b.size - inter
-    return inter / union if union else 1.0
+    if a.size > b.size:
+        a, b = b, a
+    if not a.size:
+        return 1.0 if not b.size else 0.0
+    # Binary-search the smaller array in the larger: O(a log b), no concatenate-and-sort.
+    idx = np.searchsorted(b, a)
+    idx[idx == b.size] = 0
+    inter = int(np.count_nonzero(b[idx] == a))
+    return inter / (a.size + b.size - inter)
+
+
+def could_reach(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
+    """Jaccard <= min/max of the set sizes, so most size-mismatched candidates need no intersection."""
+    small, large = sorted((a.size, b.size))
+    return large == 0 or small >= threshold * large
 
 
 def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +212,7 @@ def near_duplicate_pairs(
     pairs: list[tuple[int, int, float]] = []
     for i in range(len(hash_sets)):
         for j in lsh.query(LeanMinHash(seed=cfg.seed, hashvalues=sigs[i], scheme="affine32")):
-            if j > i:
+            if j > i and could_reach(hash_sets[i], hash_sets[j], threshold):
                 jac = jaccard(hash_sets[i], hash_sets[j])
                 if jac >= threshold:
                     pairs.append((i, j, jac))
@@ -224,6 +236,8 @@ def cross_pairs(
     pairs = []
     for i in range(len(query_hashes)):
         for j in lsh.query(LeanMinHash(seed=cfg.seed, hashvalues=query_sigs[i], scheme="affine32")):
+            if not could_reach(query_hashes[i], index_hashes[j], threshold):
+                continue
             jac = jaccard(query_hashes[i], index_hashes[j])
             if jac >= threshold:
                 pairs.append((i, int(j), jac))
