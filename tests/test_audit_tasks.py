@@ -168,17 +168,19 @@ def test_labels_doc_is_current() -> None:
     )
 
 
-def test_cli_audit_prints_the_tasks_headline(sample_workdir: Path, tmp_path: Path) -> None:
+def test_cli_audit_prints_the_tasks_headline(planted: tuple[Path, dict, dict[str, dict]], tmp_path: Path) -> None:
     import shutil
 
     from pipeline.cli import cli
 
     work = tmp_path / "work"
-    shutil.copytree(sample_workdir, work, symlinks=True)
+    shutil.copytree(planted[0] / "work", work, symlinks=True)
     result = CliRunner(env={"COLUMNS": "80"}).invoke(cli, ["audit", str(work)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     line = next(ln for ln in result.output.splitlines() if ln.strip().startswith("tasks:"))
     assert "task types" in line and "clean examples" in line
+    summary = json.loads((work / "audit" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["sections"]["tasks"]["headline"] in line
     assert (work / "audit" / "request_labels.parquet").is_file()
 
 
