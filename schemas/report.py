@@ -111,7 +111,7 @@ def json_schema() -> dict[str, Any]:
             "schema_version": {"const": REPORT_SCHEMA_VERSION},
             "sources": {"type": "object", "additionalProperties": {"type": "boolean"}},
             "verdict": _obj({
-                "decision": {"enum": ["plan_migration", "stay_with_caching", "insufficient_data"]},
+                "decision": {"enum": ["plan_migration", "prepare_migration", "stay_with_caching", "insufficient_data"]},
                 "headline": {"type": "string"},
                 "caveats": {"type": "array", "items": {"type": "string"}},
                 "switch_count": {"type": "integer"},

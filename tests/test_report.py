@@ -175,7 +175,8 @@ def test_framework_count_from_truth(report: dict, sample_truth: dict) -> None:
     switch += secrets >= 0.05
     switch += (1 + sample_truth["growth"]["weekly_growth_rate"]) ** 26 >= 2.0
     assert report["framework"]["switch_count"] == switch
-    expected = "plan_migration" if switch >= 3 else "stay_with_caching"
+    pays_back = report["cost"]["break_even_months"] is not None
+    expected = ("plan_migration" if pays_back else "prepare_migration") if switch >= 3 else "stay_with_caching"
     assert report["verdict"]["decision"] == expected
 
 

@@ -154,8 +154,11 @@ def test_no_saving_means_no_break_even_and_a_caveat() -> None:
     facts = busy_facts(monthly_ideal_caching_usd=1_000.0, monthly_run_rate_usd=1_200.0)
     r = build_report(facts, USD)
     assert r["cost"]["break_even_months"] is None
-    if r["verdict"]["decision"] == "plan_migration":
-        assert any("does not pay back" in c for c in r["verdict"]["caveats"])
+    # The count still says migrate, but a migration that never pays back is not recommended.
+    assert r["framework"]["switch_count"] >= 3
+    assert r["verdict"]["decision"] == "prepare_migration"
+    assert r["verdict"]["headline"].startswith("Not yet:") and "does not pay back" in r["verdict"]["headline"]
+    assert r["verdict"]["migrate_first"]
 
 
 def test_data_quality_checklist_targets() -> None:

@@ -614,34 +614,41 @@ def verdict(report: dict[str, Any], cfg: ReportConfig) -> dict[str, Any]:
     evidence = [f"{f['name']}: {f['why']}" for f in fw["factors"] if f["side"] == FINE_TUNING]
     evidence += [f"Sign {s['id']} ({s['name']}): {s['evidence']}" for s in present]
     measured_factors = len(fw["factors"]) - fw["unknown_count"]
-    if fw["switch_count"] >= cfg.framework_switch_min:
+    cost = report["cost"]
+    fix = "; ".join(_breaker_text(b) for b in breakers) or "no prefix breakers found"
+    first = "; ".join(_candidate_text(t, cfg) for t in candidates) or "no task type qualifies"
+    pays_back = cost["break_even_months"] is not None and cost["break_even_months"] <= cfg.break_even_horizon_months
+    caveats = []
+    if fw["switch_count"] >= cfg.framework_switch_min and pays_back:
         decision = "plan_migration"
-        first = "; ".join(_candidate_text(t, cfg) for t in candidates) or "no task type qualifies"
         headline = (
             f"Plan a migration: {fw['switch_count']} of 8 factors favour fine-tuning ({cfg.framework_switch_min} or more → "
             f"migrate) and {len(present)} of 5 signs are present. Migrate first: {first}."
+        )
+    elif fw["switch_count"] >= cfg.framework_switch_min:
+        # The checklist's count says migrate, but the money says not yet: recommending a migration
+        # that never pays back would be wrong, so the verdict says what to do now and what to prepare.
+        decision = "prepare_migration"
+        headline = (
+            f"Not yet: {fw['switch_count']} of 8 factors favour fine-tuning ({cfg.framework_switch_min} or more → migrate), "
+            f"but at {_money(cost['monthly_run_rate'], cfg.currency)}/month a fine-tuned hybrid does not pay back within "
+            f"{cfg.break_even_horizon_months} months. Stay with caching and fix these prefix breakers: {fix}. "
+            f"Keep building the dataset for: {first}."
+        )
+        caveats.append(
+            f"A fine-tuned hybrid costs {_money(cfg.local_infra_monthly_cost, cfg.currency)}/month of infrastructure plus "
+            f"{_money(cfg.fine_tune_one_time_cost, cfg.currency)} once; the API spend it would replace is smaller, so the "
+            "migration pays back only when volume grows (see the break-even row)."
         )
     elif measured_factors == 0:
         decision = "insufficient_data"
         headline = "Not enough was measured to decide: run the audit (and dataset) stages first."
     else:
         decision = "stay_with_caching"
-        fix = "; ".join(_breaker_text(b) for b in breakers) or "no prefix breakers found"
         headline = (
             f"Stay with caching: {fw['switch_count']} of 8 factors favour fine-tuning (fewer than "
             f"{cfg.framework_switch_min}) and {len(present)} of 5 signs are present. Fix these prefix breakers: {fix}."
         )
-    caveats = []
-    cost = report["cost"]
-    if decision == "plan_migration" and cost["break_even_months"] is None:
-        caveats.append(
-            f"At today's spend ({_money(cost['monthly_run_rate'], cfg.currency)}/month) a fine-tuned hybrid does not "
-            f"pay back: its {_money(cfg.local_infra_monthly_cost, cfg.currency)}/month infrastructure exceeds the API "
-            f"spend it replaces, so the {_money(cfg.fine_tune_one_time_cost, cfg.currency)} one-time cost is never "
-            "recovered. Prepare the dataset now; migrate when volume makes it pay (see the break-even row)."
-        )
-    elif decision == "plan_migration" and cost["break_even_months"] > 24:
-        caveats.append(f"Break-even takes {cost['break_even_months']:.0f} months at today's spend.")
     if fw["unknown_count"]:
         names = ", ".join(f["name"].lower() for f in fw["factors"] if f["side"] == UNKNOWN)
         caveats.append(f"{fw['unknown_count']} factor(s) undecided ({names}); state them in [report] to sharpen the count.")
@@ -651,7 +658,7 @@ def verdict(report: dict[str, Any], cfg: ReportConfig) -> dict[str, Any]:
         "caveats": caveats,
         "switch_count": fw["switch_count"],
         "signs_present": len(present),
-        "migrate_first": [t["id"] for t in candidates] if decision == "plan_migration" else [],
+        "migrate_first": [t["id"] for t in candidates] if decision in ("plan_migration", "prepare_migration") else [],
         "fix_prefix_breakers": [b.get("kind") or b.get("id") for b in breakers],
         "evidence": evidence,
     }
