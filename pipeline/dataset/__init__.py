@@ -126,6 +126,7 @@ def build_dataset(workdir: Path, config: DatasetConfig | None = None) -> Dataset
     fmt = FORMATS[cfg.format]
     counter = TokenCounter(encoding_name_for(cfg.target_model))
     cands = [_candidate(row, labels.get(row["request_id"], {})) for row in rows]
+    del rows
     timings["load"] = time.perf_counter() - t
 
     # --- per-request filters -------------------------------------------------------------------
@@ -152,6 +153,8 @@ def build_dataset(workdir: Path, config: DatasetConfig | None = None) -> Dataset
     # --- one example per final conversation state ----------------------------------------------
     t = time.perf_counter()
     examples = _collapse_sessions(cands, reasons)
+    for c in cands:
+        c.release()  # examples keep what they need; at scale the rows are most of the memory
     for ex in examples:
         if not ex.tokens:
             ex.tokens, ex.assistant_tokens = count_tokens(ex.system, ex.messages, ex.tools, counter)

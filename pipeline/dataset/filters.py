@@ -31,6 +31,12 @@ class Candidate:
     tokens: int = 0
     assistant_tokens: int = 0
 
+    def release(self) -> None:
+        """Drop the row and messages once examples are built: the rest of the run needs only the id."""
+        self.row = {"request_id": self.row["request_id"]}
+        self.messages = []
+        self.tools = None
+
     @property
     def request_id(self) -> str:
         return self.row["request_id"]
