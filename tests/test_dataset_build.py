@@ -337,3 +337,23 @@ def test_dataset_schema_doc_is_current() -> None:
     from schemas import dataset
 
     assert (Path(dataset.__file__).parent / "dataset.md").read_text(encoding="utf-8") == dataset.markdown()
+
+
+REFUSALS = [
+    "I'm sorry, but I can't help with that request.", "I’m sorry, but I can’t assist with that.",
+    "Sorry, I cannot provide that information.", "I apologize, but I won't be able to help with this.",
+    "I can't help with that.", "I cannot comply with this request.", "As an AI language model, I cannot browse.",
+    "I must decline.", "Unfortunately, I am unable to help with that.", "I am not able to provide medical advice.",
+]
+NOT_REFUSALS = [
+    "Sorry to hear that, I can't imagine how frustrating that is. Here is what to do:",
+    "Sorry for the delay! Your order shipped.", "I can't wait to help you with this!",
+    "Here is the summary: the team cannot provide estimates.", "I apologize for the confusion. The total is $40.",
+]
+
+
+@pytest.mark.parametrize(("text", "is_refusal"), [(t, True) for t in REFUSALS] + [(t, False) for t in NOT_REFUSALS])
+def test_refusals_are_anchored_phrases_not_topic_words(text: str, is_refusal: bool) -> None:
+    from pipeline.dataset.filters import REFUSAL
+
+    assert bool(REFUSAL.match(text)) is is_refusal

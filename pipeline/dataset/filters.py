@@ -62,19 +62,20 @@ class FilterContext:
 
 
 # Anchored at the start of the answer: topic word lists ("illegal", "ethics") over-filter
-# ordinary answers (dedup.md §2.1 #4); a refusal states itself in its first sentence.
+# ordinary answers (dedup.md §2.1 #4); a refusal states itself in its first sentence, as an
+# apology or a "cannot" followed by a verb of helping ("Sorry to hear that, I can't imagine…" is not one).
 _APOS = "['\u2019]"
+_CANNOT = (rf"(?:can{_APOS}?t|cannot|can not|won{_APOS}t(?: be able to)?|will not(?: be able to)?|"
+           rf"am (?:not able|unable) to|{_APOS}m (?:not able|unable) to)")
+_HELP_VERB = (r"(?:help|assist|comply|provide|fulfil|do (?:that|this)|share|answer|support|create|generate|write|"
+              r"engage|complete|continue|participate|discuss|give)")
 REFUSAL = re.compile(
     r"^\W*(?:"
-    rf"(?:i{_APOS}m|i am)\s+(?:so\s+|very\s+|really\s+)?sorry\b[^.!?\n]{{0,60}}?\b(?:can{_APOS}?t|cannot|can not|unable|won{_APOS}t|will not|not able|must decline)"
-    r"|(?:i\s+)?apologi[sz]e\b[^.!?\n]{0,60}?\b(?:can't|can’t|cannot|unable|won't|won’t|not able)"
-    r"|sorry\b[^.!?\n]{0,40}?\b(?:can't|can’t|cannot|unable|won't|won’t|not able)"
-    rf"|i\s+(?:can{_APOS}?t|cannot|can not|won{_APOS}t|will not)\s+(?:help|assist|comply|provide|fulfil|do that|share|answer|support|create|generate|write|engage)"
-    rf"|i{_APOS}m\s+(?:not able|unable)\s+to\s+(?:help|assist|comply|provide|fulfil|do|share|answer|support|create|generate|write)"
-    r"|i am\s+(?:not able|unable)\s+to\s+(?:help|assist|comply|provide|fulfil|do|share|answer|support|create|generate|write)"
+    rf"(?:i{_APOS}m|i am|i{_APOS}m so|i am so|so|very|really)?\s*(?:sorry|apologi[sz]e)\b[^.!?\n]{{0,60}}?\bi\s*{_CANNOT}\s+{_HELP_VERB}"
+    rf"|i\s*{_CANNOT}\s+{_HELP_VERB}"
     r"|as an ai(?: language model| assistant)?,?\s+i\s+(?:can't|can’t|cannot|don't|don’t|am not|am unable|do not)"
     r"|i\s+(?:must|have to)\s+(?:respectfully\s+)?(?:decline|refuse)"
-    r"|(?:unfortunately|i'm afraid|i’m afraid),?\s+i\s+(?:can't|can’t|cannot|am unable|am not able|won't|won’t)"
+    rf"|(?:unfortunately|i{_APOS}m afraid),?\s+i\s*{_CANNOT}\s+{_HELP_VERB}"
     r")",
     re.IGNORECASE,
 )
@@ -198,7 +199,10 @@ def requests_json(row: dict[str, Any]) -> bool:
         params = json.loads(raw)
     except json.JSONDecodeError:
         return False
-    fmt = params.get("response_format") or (params.get("text") or {}).get("format") if isinstance(params, dict) else None
+    if not isinstance(params, dict):
+        return False
+    text_cfg = params.get("text")  # the Responses API puts the format under text.format
+    fmt = params.get("response_format") or (text_cfg.get("format") if isinstance(text_cfg, dict) else None)
     if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
         return True
     gen = params.get("generationConfig") or params.get("generation_config") or {}
