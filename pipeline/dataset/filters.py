@@ -71,7 +71,7 @@ _HELP_VERB = (r"(?:help|assist|comply|provide|fulfil|do (?:that|this)|share|answ
               r"engage|complete|continue|participate|discuss|give)")
 REFUSAL = re.compile(
     r"^\W*(?:"
-    rf"(?:i{_APOS}m|i am|i{_APOS}m so|i am so|so|very|really)?\s*(?:sorry|apologi[sz]e)\b[^.!?\n]{{0,60}}?\bi\s*{_CANNOT}\s+{_HELP_VERB}"
+    rf"(?:i{_APOS}m|i am|i{_APOS}m so|i am so|i|so|very|really)?\s*(?:sorry|apologi[sz]e)\b[^.!?\n]{{0,60}}?\bi\s*{_CANNOT}\s+{_HELP_VERB}"
     rf"|i\s*{_CANNOT}\s+{_HELP_VERB}"
     r"|as an ai(?: language model| assistant)?,?\s+i\s+(?:can't|can’t|cannot|don't|don’t|am not|am unable|do not)"
     r"|i\s+(?:must|have to)\s+(?:respectfully\s+)?(?:decline|refuse)"
