@@ -253,6 +253,14 @@ def _load_labels(workdir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, An
     return labels, {"present": True, "path": str(path), "columns": columns, "sha256": _sha256(path)}
 
 
+def _task_labels(workdir: Path) -> dict[str, str]:
+    """Human-readable task-type labels from audit/task_types.parquet, when the audit wrote it."""
+    path = Path(workdir) / "audit" / "task_types.parquet"
+    if not path.is_file() or not {"task_type", "label"} <= set(pq.read_schema(path).names):
+        return {}
+    return {r["task_type"]: r["label"] or "" for r in pq.read_table(path, columns=["task_type", "label"]).to_pylist()}
+
+
 def _candidate(row: dict[str, Any], label: dict[str, Any]) -> Candidate:
     return Candidate(
         row=row,
@@ -633,6 +641,7 @@ def _manifest(workdir: Path, cfg: DatasetConfig, cands: list[Candidate], reasons
         "stages": stages,
         "dropped_samples": dict(samples),
         "per_task": {t: dict(v) for t, v in sorted(per_task.items())},
+        "task_labels": _task_labels(workdir),
         "dedup": {
             "duplicate_rate": round(n_dup / n_examples, 4) if n_examples else 0.0,
             "near_duplicate_rate": round(n_near / n_examples, 4) if n_examples else 0.0,
@@ -682,8 +691,8 @@ def _card(m: dict[str, Any]) -> str:
     c = m["counts"]
     filters = "\n".join(f"| `{r}` | {n} | {', '.join(m['dropped_samples'].get(r, [])[:3])} |" for r, n in c["dropped"].items())
     tasks = "\n".join(
-        f"| `{t}` | {v.get('requests_in', 0)} | {v.get('examples_built', 0)} | {v.get('train', 0)} | {v.get('eval', 0)} "
-        f"| {v.get('train_tokens', 0)} |"
+        f"| `{t}` | {m['task_labels'].get(t, '').replace('|', '/')} | {v.get('requests_in', 0)} | {v.get('examples_built', 0)} "
+        f"| {v.get('train', 0)} | {v.get('eval', 0)} | {v.get('train_tokens', 0)} |"
         for t, v in m["per_task"].items()
     )
     pii = ", ".join(f"{k} {v}" for k, v in m["pii"]["found"].items()) or "none"
@@ -712,7 +721,7 @@ def _card(m: dict[str, Any]) -> str:
         leakage_threshold=m["leakage"]["threshold"],
         split_groups=m["split"]["groups"],
         seed=m["seed"],
-        eval_fraction=m["config"]["eval_fraction"],
+        eval_fraction=f"{m['config']['eval_fraction']:.0%}",
         eval_cap=m["config"]["eval_cap_per_task"],
         records_checked=validation["records_checked"],
         invalid_records=validation["invalid_records"],
