@@ -19,8 +19,11 @@ with the MurmurHash3 finalizer and permuted with datasketch's own `affine32` par
 per-document minimum is a single `np.minimum.reduceat`. The result is bit-identical to
 `datasketch.MinHash(num_perm, seed, hashfunc=xxhash.xxh32_intdigest)` fed the same shingles with
 `update()` (tests check it), so the rows wrap into `LeanMinHash` and go into a `MinHashLSH` index.
-`signatures_update_loop` and `signatures_bulk` are the datasketch reference paths kept for
-`make bench` (throughput and recall comparisons).
+Entry points for `make bench`: `signatures` (this bulk path), `signatures_update_loop` (datasketch,
+one `MinHash.update()` per shingle: the floor) and `signatures_bulk` (datasketch's `MinHash.bulk`)
+all return the same uint32 matrix for throughput comparisons; `find_near_duplicates` runs the whole
+shingle-sign-LSH-verify path and `exact_pairs` is the brute-force exact-Jaccard truth for recall on
+a sample.
 """
 
 from __future__ import annotations
