@@ -1,17 +1,35 @@
-"""Run one measured step in a child process: wall time, CPU time and peak RSS of that process alone."""
+"""Run one measured step in a child process: wall time, CPU time and peak memory of that step alone.
+
+Figures per step:
+  wall_s          the child's whole life (interpreter start and imports included: a CLI user pays them)
+  work_s          the step's own timer around its work where it has one (`inner_s`), else wall_s;
+                  throughput (records/s, MB/s) is computed from it
+  cpu_s           user + system CPU of the child and every process it started (pool workers)
+  peak_rss_mb     the largest single process's peak RSS (getrusage; the kernel's own high-water mark)
+  peak_tree_mb    the peak of the summed PSS of the child and its descendants, sampled every 0.25 s:
+                  what a multi-process stage (ingest's pool) really holds at once; PSS splits pages
+                  shared after fork, so workers are not double-counted
+  foreign_cpu_s   CPU the rest of the machine used meanwhile (all CPUs busy time minus ours): the
+                  noise indicator on a shared machine, as is the load average before and after
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -22,50 +40,179 @@ class Measurement:
     peak_rss_mb: float
     records: int | None = None
     bytes: int | None = None
+    peak_tree_mb: float | None = None
+    foreign_cpu_s: float | None = None
+    load_before: float | None = None
+    load_after: float | None = None
     extra: dict[str, Any] | None = None
 
     @property
+    def work_s(self) -> float:
+        """The step's own timer when it has one (work only, no interpreter start-up or imports)."""
+        inner = (self.extra or {}).get("inner_s")
+        return float(inner) if inner else self.wall_s
+
+    @property
     def records_per_s(self) -> float | None:
-        return self.records / self.wall_s if self.records and self.wall_s else None
+        return self.records / self.work_s if self.records and self.work_s else None
 
     @property
     def mb_per_s(self) -> float | None:
-        return self.bytes / 1e6 / self.wall_s if self.bytes and self.wall_s else None
+        return self.bytes / 1e6 / self.work_s if self.bytes and self.work_s else None
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["records_per_s"] = self.records_per_s
-        d["mb_per_s"] = self.mb_per_s
+        d["work_s"] = round(self.work_s, 3)
+        d["records_per_s"] = round(self.records_per_s, 1) if self.records_per_s else None
+        d["mb_per_s"] = round(self.mb_per_s, 2) if self.mb_per_s else None
         return d
 
 
-# The child prints one JSON line (its result dict) last; /usr/bin/time-like figures come from wait4.
+# The child writes its result dict to a file (stdout belongs to the code under test: progress
+# output there must not be able to hide the result).
 _CHILD = """
 import json, sys, importlib
 mod, fn = sys.argv[1].rsplit(":", 1)
 kwargs = json.loads(sys.argv[2])
 result = getattr(importlib.import_module(mod), fn)(**kwargs)
-print("BENCH_RESULT " + json.dumps(result, default=str))
+with open(sys.argv[3], "w", encoding="utf-8") as fh:
+    json.dump(result, fh, default=str)
 """
 
 
-def run_child(name: str, target: str, kwargs: dict[str, Any], **meta: Any) -> Measurement:
-    """Call `module:function(**kwargs)` in a fresh interpreter and measure it."""
+def _busy_cpu_s() -> float:
+    """Busy CPU seconds of the whole machine since boot (all CPUs; idle and iowait excluded)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
+def _children_of() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # Fields after the parenthesized command: state ppid ...
+        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def _pss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed PSS of a process and its descendants until stopped.
+
+    With `limit_mb`, kills the process group (the child was started in a session of its own) once
+    the tree holds more: on a shared machine a step that would exhaust memory must fail alone
+    rather than wake the kernel's OOM killer, which might pick someone else's process.
+    """
+
+    def __init__(self, pid: int, interval_s: float = 0.25, limit_mb: float | None = None) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval_s = interval_s
+        self.limit_mb = limit_mb
+        self.peak_mb = 0.0
+        self.killed = False
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            kids = _children_of()
+            tree, todo = [], [self.pid]
+            while todo:
+                p = todo.pop()
+                tree.append(p)
+                todo.extend(kids.get(p, []))
+            self.peak_mb = max(self.peak_mb, sum(_pss_mb(p) for p in tree))
+            if self.limit_mb and self.peak_mb > self.limit_mb and not self.killed:
+                self.killed = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+            self._stop_event.wait(self.interval_s)
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join()
+        return self.peak_mb
+
+
+class StepFailed(RuntimeError):
+    """A step exited non-zero, timed out or was stopped by the memory guard."""
+
+    def __init__(self, message: str, *, wall_s: float, peak_tree_mb: float) -> None:
+        super().__init__(message)
+        self.wall_s = wall_s
+        self.peak_tree_mb = peak_tree_mb
+
+
+def run_child(name: str, target: str, kwargs: dict[str, Any], *, log: Path | None = None,
+              timeout_s: float | None = None, max_memory_mb: float | None = None, **meta: Any) -> Measurement:
+    """Call `module:function(**kwargs)` in a fresh interpreter and measure it.
+
+    The child's stdout and stderr go to `log` (appended) when given; on failure their tail is raised.
+    """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    load_before = os.getloadavg()[0]
+    busy0 = _busy_cpu_s()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, target, json.dumps(kwargs, default=str)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    out, err = proc.communicate()
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{name} failed:\n{err[-3000:]}")
-    line = next((ln for ln in reversed(out.splitlines()) if ln.startswith("BENCH_RESULT ")), None)
-    result = json.loads(line[len("BENCH_RESULT "):]) if line else {}
+    err_fh = open(log, "a", encoding="utf-8") if log else subprocess.PIPE  # noqa: SIM115 - closed below
+    if log:
+        err_fh.write(f"\n=== {name}: {target} {json.dumps(kwargs, default=str)}\n")
+        err_fh.flush()
+    fd, result_path = tempfile.mkstemp(prefix="bench-result-", suffix=".json")
+    os.close(fd)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, target, json.dumps(kwargs, default=str), result_path],
+            stdout=err_fh,
+            stderr=subprocess.STDOUT if log else subprocess.PIPE,
+            env=env,
+            text=True,
+            start_new_session=True,
+        )
+        sampler = TreeSampler(proc.pid, limit_mb=max_memory_mb)
+        sampler.start()
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise StepFailed(f"{name} timed out after {timeout_s} s", wall_s=time.perf_counter() - t0,
+                             peak_tree_mb=sampler.stop()) from None
+        finally:
+            peak_tree = sampler.stop()
+        wall = time.perf_counter() - t0
+        busy = _busy_cpu_s() - busy0
+        if sampler.killed:
+            raise StepFailed(f"{name} stopped by the memory guard after {wall:.0f} s: its processes held more than"
+                             f" {max_memory_mb:.0f} MB", wall_s=wall, peak_tree_mb=peak_tree)
+        if proc.returncode != 0:
+            tail = (out or "") + (err or "") if not log else log.read_text(encoding="utf-8")
+            raise StepFailed(f"{name} failed (exit {proc.returncode}):\n{tail[-3000:]}", wall_s=wall,
+                             peak_tree_mb=peak_tree)
+        result = json.loads(Path(result_path).read_text(encoding="utf-8"))
+    finally:
+        if log:
+            err_fh.close()
+        os.unlink(result_path)
     cpu = result.pop("_cpu_s", None)
     rss = result.pop("_peak_rss_mb", None)
     return Measurement(
@@ -75,6 +222,10 @@ def run_child(name: str, target: str, kwargs: dict[str, Any], **meta: Any) -> Me
         peak_rss_mb=round(rss, 1) if rss is not None else float("nan"),
         records=result.pop("records", meta.get("records")),
         bytes=result.pop("bytes", meta.get("bytes")),
+        peak_tree_mb=round(max(peak_tree, rss or 0.0), 1),
+        foreign_cpu_s=round(max(0.0, busy - (cpu or 0.0)), 1),
+        load_before=round(load_before, 2),
+        load_after=round(os.getloadavg()[0], 2),
         extra=result or None,
     )
 
