@@ -140,11 +140,10 @@ def build_dataset(workdir: Path, config: DatasetConfig | None = None) -> Dataset
         pii_drop=cfg.pii == "drop",
         refusal_prefix_chars=cfg.refusal_prefix_chars,
         json_task_types=_json_task_types(cands, cfg.json_task_min_share),
+        counter=counter,
     )
     reasons: dict[str, str] = {}
     for c in cands:
-        if "over_token_limit" in active:
-            c.tokens, c.assistant_tokens = count_tokens(c.row.get("system_text"), c.messages, c.tools, counter)
         reason = first_reason(c, active, ctx)
         if reason:
             reasons[c.request_id] = reason

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.dataset.examples import Message, has_unsupported_parts, tool_problem
+from pipeline.dataset.examples import Message, count_tokens, has_unsupported_parts, tool_problem
 from pipeline.dataset.redact import find_sensitive
+from pipeline.tokens import TokenCounter
 
 
 @dataclass
@@ -58,6 +59,7 @@ class FilterContext:
     pii_drop: bool
     refusal_prefix_chars: int
     json_task_types: frozenset[str] = frozenset()
+    counter: TokenCounter | None = None  # counts example tokens for over_token_limit
     details: dict[str, str] = field(default_factory=dict)  # request_id -> why, for lineage
 
 
@@ -139,6 +141,8 @@ def unsupported_tool_calls(c: Candidate, ctx: FilterContext) -> bool:
 
 
 def over_token_limit(c: Candidate, ctx: FilterContext) -> bool:
+    if ctx.counter is not None:  # counted here, so requests dropped by an earlier filter cost nothing
+        c.tokens, c.assistant_tokens = count_tokens(c.row.get("system_text"), c.messages, c.tools, ctx.counter)
     if c.tokens > ctx.max_example_tokens:
         ctx.details[c.request_id] = f"{c.tokens} tokens > {ctx.max_example_tokens}"
         return True
