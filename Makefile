@@ -41,8 +41,8 @@ format: $(STAMP) ## Apply ruff format
 
 check: lint test ## lint + tests
 
-bench: $(STAMP) ## Benchmarks (BENCH_REQUESTS, default 200000); never part of `make test`
-	$(BIN)/python -m bench.run --requests $${BENCH_REQUESTS:-200000}
+bench: $(STAMP) ## Benchmarks (BENCH_REQUESTS, default 200000; BENCH_ARGS for bench.run options); never part of `make test`
+	$(BIN)/python -m bench.run --requests $${BENCH_REQUESTS:-200000} $(BENCH_ARGS)
 
 sample: $(STAMP) ## Regenerate the committed sample logs (deterministic)
 	$(BIN)/python sample_logs/generate.py --out sample_logs --requests 4000 --days 45 --seed 7
