@@ -242,17 +242,24 @@ def test_mask_dynamic(text: str, expected: str) -> None:
 
 
 def test_sql_masking_matches_python() -> None:
+    """The masking the SQL applies to system prompts (tasks_system_prompts.sql) equals mask_dynamic."""
     import duckdb
 
     from audit.fingerprints import DYNAMIC_SPAN_PATTERN
+    from audit.tasks import temp_table
 
     samples = ["Today is 2026-09-01T10:22:03Z, ticket TCK-48213.", "Order #48213 for 12.50 usd on Monday",
-               "uuid 3fa2f6ab-5bc5-4c42-96cf-f0e78d71706d hex deadbeef12 at 9:05"]
+               "uuid 3fa2f6ab-5bc5-4c42-96cf-f0e78d71706d hex deadbeef12 at 9:05",
+               "Two  spaces,\ttab\n\nand lines \r\n end ", "plain words only"]
     con = duckdb.connect()
-    for s in samples:
-        sql = con.sql("SELECT trim(regexp_replace(regexp_replace(lower($s), $p, '#', 'g'), '\\s+', ' ', 'g'))",
-                      params={"s": s, "p": DYNAMIC_SPAN_PATTERN}).fetchall()[0][0]
-        assert sql == mask_dynamic(s)
+    con.execute(
+        "CREATE TABLE requests AS SELECT s AS system_text, [{'role': 'user', 'content': 'x'}] AS messages, "
+        "TIMESTAMPTZ '2026-09-01 00:00:00+00' AS ts FROM (SELECT unnest($s) AS s)",
+        {"s": samples},
+    )
+    temp_table(con, "system_prompts", "tasks_system_prompts", mask_pattern=DYNAMIC_SPAN_PATTERN)
+    got = dict(con.sql("SELECT system_text, system_masked FROM system_prompts").fetchall())
+    assert got == {s.strip(" "): mask_dynamic(s) for s in samples}  # the SQL keeps the prompt trimmed
 
 
 def test_bulk_signatures_equal_datasketch() -> None:

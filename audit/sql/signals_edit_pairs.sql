@@ -7,7 +7,7 @@
 --   sends no history), the conversation's latest earlier answer within $max_gap_s seconds.
 --   Reads TEMP TABLE features (turn texts, reply hashes) and `requests` for the reply texts.
 WITH children AS (
-    SELECT request_id, ts, coalesce(session_id, user_id) AS conv, last_user_text, history_reply
+    SELECT request_id, ts, coalesce(session_id, user_id) AS conv, last_user_text, history_reply, history_reply_hash
     FROM features
     WHERE ts IS NOT NULL AND coalesce(session_id, user_id) IS NOT NULL AND last_user_text IS NOT NULL
     -- regenerations of a state repeat its user turn: the first attempt speaks for all of them
@@ -23,9 +23,9 @@ by_content AS (
     FROM children c
     JOIN replies p
       ON p.conv = c.conv
-     AND p.reply_hash = hash(trim(regexp_replace(c.history_reply, '\s+', ' ', 'g')))
+     AND p.reply_hash = c.history_reply_hash
      AND p.ts < c.ts
-    WHERE c.history_reply IS NOT NULL
+    WHERE c.history_reply_hash IS NOT NULL
     GROUP BY c.request_id
 ),
 by_order AS (

@@ -30,8 +30,10 @@ WITH base AS (
         r.finish_reason,
         nullif(trim(r.response_text), '') IS NOT NULL AS has_text,
         coalesce(len(r.response_tool_calls), 0) > 0 AS is_tool_call,
+        -- replies are matched to the history a later request resends: whitespace-insensitive hash
         CASE WHEN nullif(trim(r.response_text), '') IS NOT NULL
-             THEN hash(trim(regexp_replace(r.response_text, '\s+', ' ', 'g'))) END AS reply_hash,
+             THEN hash(replace(replace(replace(replace(r.response_text, ' ', ''), chr(10), ''), chr(9), ''), chr(13), ''))
+        END AS reply_hash,
         trim(regexp_replace(trim(coalesce(r.response_text, '')), '^```[a-zA-Z]*\s*|\s*```$', '', 'g')) AS answer_body,
         coalesce(r.in_uncached, 0) + coalesce(r.in_cache_read, 0) + coalesce(r.in_cache_write_5m, 0)
             + coalesce(r.in_cache_write_1h, 0) + coalesce(r.in_cache_write_unspecified, 0) AS input_tokens,
@@ -49,12 +51,15 @@ SELECT
     -- the raw first user message is not kept (memory): its hash and first line are enough
     hash(first_user_text) AS first_user_hash,
     left(split_part(trim(first_user_text), chr(10), 1), 200) AS first_user_line,
-    regexp_replace(regexp_replace(lower(coalesce(first_user_text, '')), $mask_pattern, '#', 'g'), '[ \t\r\f\v]+', ' ', 'g')
-        AS first_user_masked,
+    regexp_replace(regexp_replace(lower(coalesce(first_user_text, '')), $mask_pattern, '#', 'g'),
+                   '[ \t\r\f\v][ \t\r\f\v]+|[\t\r\f\v]', ' ', 'g') AS first_user_masked,
     -- the user turn this request sends, and the assistant reply it follows (edit signal)
     CASE WHEN last_user_pos <= n_messages THEN messages[last_user_pos].content END AS last_user_text,
     CASE WHEN last_user_pos > 1 AND last_user_pos <= n_messages AND messages[last_user_pos - 1].role = 'assistant'
          THEN messages[last_user_pos - 1].content END AS history_reply,
+    CASE WHEN last_user_pos > 1 AND last_user_pos <= n_messages AND messages[last_user_pos - 1].role = 'assistant'
+         THEN hash(replace(replace(replace(replace(messages[last_user_pos - 1].content, ' ', ''), chr(10), ''),
+                                   chr(9), ''), chr(13), '')) END AS history_reply_hash,
     -- succeeded: the call returned (maybe an empty, refused or truncated answer); answered: with content
     NOT failed AND (finish_reason IS NOT NULL OR has_text OR is_tool_call) AS succeeded,
     NOT failed AND (has_text OR is_tool_call) AS answered,

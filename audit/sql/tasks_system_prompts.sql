@@ -26,7 +26,9 @@ raw AS (
 masked AS (
     SELECT
         *,
-        trim(regexp_replace(regexp_replace(lower(system_text), $mask_pattern, '#', 'g'), '\s+', ' ', 'g'))
+        -- whitespace runs -> one space; matching only runs and non-space whitespace (not every
+        -- single space, as \s+ would) is the same result at a fraction of the cost
+        trim(regexp_replace(regexp_replace(lower(system_text), $mask_pattern, '#', 'g'), '\s\s+|[\t\n\r\f\v]', ' ', 'g'))
             AS system_masked
     FROM raw
 )

@@ -7,7 +7,13 @@
 --   small counts the threshold compares, cheap at large ones).
 WITH lines AS (
     SELECT f.request_id, f.first_user_hash AS message_hash, t.pos, trim(t.line) AS line
-    FROM features f, unnest(string_split(f.first_user_masked, chr(10))) WITH ORDINALITY AS t(line, pos)
+    FROM (
+        -- templates frame their slots: the first 12 and last 4 lines carry them (bounds the work
+        -- on long pasted documents)
+        SELECT request_id, first_user_hash,
+               CASE WHEN len(l) > 16 THEN list_concat(l[1:12], l[-4:]) ELSE l END AS lines
+        FROM (SELECT request_id, first_user_hash, string_split(first_user_masked, chr(10)) AS l FROM features)
+    ) f, unnest(f.lines) WITH ORDINALITY AS t(line, pos)
     WHERE length(trim(t.line)) >= $min_line_chars
 ),
 line_df AS (
