@@ -676,9 +676,11 @@ def _candidate_text(t: dict[str, Any], cfg: ReportConfig) -> str:
 
 
 def _breaker_text(b: dict[str, Any]) -> str:
-    where = b.get("task_label") or b.get("task_type") or "prompts"
+    where = (b.get("task_label") or b.get("task_type") or "prompts").rstrip(". ")
+    if len(where) > 60:
+        where = where[:59].rstrip() + "…"
     what = b.get("kind") or "dynamic content"
-    return f"{what} in {where}"
+    return f"{what} in “{where}”"
 
 
 # --- helpers ----------------------------------------------------------------------------------
