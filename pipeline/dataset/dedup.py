@@ -85,21 +85,38 @@ def words(text: str) -> list[str]:
 def exact_key(text: str) -> bytes:
     """128-bit hash of the normalized word sequence: equal keys are exact duplicates (case, spacing,
     punctuation and volatile ids aside)."""
-    return xxhash.xxh3_128_digest(" ".join(words(text)).encode("utf-8", "surrogatepass"))
+    return _key_of_words(words(text))
+
+
+def _key_of_words(tokens: list[str]) -> bytes:
+    return xxhash.xxh3_128_digest(" ".join(tokens).encode("utf-8", "surrogatepass"))
 
 
 def shingles(text: str, ngram: int = 5) -> list[bytes]:
     """Word n-grams of the normalized text; a text shorter than n words is one shingle."""
-    tokens = words(text)
+    return _shingles_of_words(words(text), ngram)
+
+
+def _shingles_of_words(tokens: list[str], ngram: int) -> list[bytes]:
     if len(tokens) < ngram:
         return [" ".join(tokens).encode("utf-8", "surrogatepass")]
     grams = map(" ".join, zip(*(tokens[i:] for i in range(ngram)), strict=False))
     return [g.encode("utf-8", "surrogatepass") for g in grams]
 
 
+def _hashes_of_shingles(grams: list[bytes]) -> np.ndarray:
+    return np.unique(np.fromiter(map(xxhash.xxh32_intdigest, grams), dtype=np.uint32))
+
+
 def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
     """Sorted unique xxh32 hashes of the shingles (what the signature and the exact Jaccard use)."""
-    return np.unique(np.fromiter(map(xxhash.xxh32_intdigest, shingles(text, ngram)), dtype=np.uint32))
+    return _hashes_of_shingles(shingles(text, ngram))
+
+
+def text_features(text: str, ngram: int = 5) -> tuple[bytes, np.ndarray]:
+    """(`exact_key`, `shingle_hashes`) of one text, normalizing and splitting it once."""
+    tokens = words(text)
+    return _key_of_words(tokens), _hashes_of_shingles(_shingles_of_words(tokens, ngram))
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -186,6 +203,38 @@ def signatures_bulk(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray:
         num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=xxhash.xxh32_intdigest, scheme="affine32",
     )
     return np.array([m.hashvalues for m in sketches], dtype=np.uint32).reshape(-1, cfg.num_perm)
+
+
+# Odd 64-bit constants (splitmix64's) for band keys.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix64(h: np.ndarray) -> np.ndarray:
+    # splitmix64's finalizer: every input bit affects every output bit.
+    h = (h ^ (h >> np.uint64(30))) * _MIX1
+    h = (h ^ (h >> np.uint64(27))) * _MIX2
+    return h ^ (h >> np.uint64(31))
+
+
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n_docs x bands) uint64 LSH band keys: band b's key hashes (b, sigs[:, b*rows:(b+1)*rows]).
+
+    Two documents share a key exactly when `MinHashLSH(params=(bands, rows))` would put them in one
+    bucket of that band (datasketch compares the band's bytes; a 64-bit key adds a collision
+    chance of ~2^-64 per pair, and every candidate is verified by exact Jaccard anyway). As plain
+    integers the keys can be joined by DuckDB, so candidate pairs need no in-memory index.
+    """
+    n = sigs.shape[0]
+    out = np.empty((n, bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for b in range(bands):
+            h = np.full(n, np.uint64(b + 1) * _GOLDEN, dtype=np.uint64)
+            for r in range(b * rows, (b + 1) * rows):
+                h = _mix64(h ^ sigs[:, r].astype(np.uint64))
+            out[:, b] = h
+    return out
 
 
 def _lsh(sigs: np.ndarray, keys: Iterable[int], cfg: DedupConfig, params: tuple[int, int]) -> MinHashLSH:

@@ -271,11 +271,18 @@ def redact(text: str | None, counts: Counter[str] | None = None) -> str | None:
 
 class CachedRedactor:
     """`redact` memoized by content hash: system prompts and tool results repeat across thousands of
-    examples, so the scan cost follows the distinct text, not the traffic (as TokenCounter does)."""
+    examples, so the scan cost follows the distinct text, not the traffic (as TokenCounter does).
 
-    def __init__(self, max_entries: int = 200_000) -> None:
-        self._cache: dict[bytes, tuple[str, tuple[tuple[str, int], ...]]] = {}
+    Memory stays bounded: a text without findings is remembered by its hash alone (the caller
+    already holds the text), and the cache is emptied once it holds `max_entries` texts or
+    `max_chars` characters of redacted copies.
+    """
+
+    def __init__(self, max_entries: int = 200_000, max_chars: int = 20_000_000) -> None:
+        self._cache: dict[bytes, tuple[str | None, tuple[tuple[str, int], ...]]] = {}
         self._max = max_entries
+        self._max_chars = max_chars
+        self._chars = 0
 
     def redact(self, text: str | None, counts: Counter[str]) -> str | None:
         """Redacted `text`; adds the kinds found to `counts`."""
@@ -285,10 +292,13 @@ class CachedRedactor:
         hit = self._cache.get(key)
         if hit is None:
             found: Counter[str] = Counter()
-            hit = (redact(text, found) or "", tuple(found.items()))
-            if len(self._cache) >= self._max:
+            redacted = redact(text, found) or ""
+            hit = (redacted if found else None, tuple(found.items()))
+            if len(self._cache) >= self._max or self._chars >= self._max_chars:
                 self._cache.clear()  # bounded memory; a cold cache only costs time
+                self._chars = 0
             self._cache[key] = hit
+            self._chars += len(redacted) if found else 0
         for kind, n in hit[1]:
             counts[kind] += n
-        return hit[0]
+        return text if hit[0] is None else hit[0]

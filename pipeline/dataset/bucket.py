@@ -1,0 +1,391 @@
+"""The per-partition half of the dataset stage: one bucket of the store in, derived Parquet out.
+
+`dataset_partition.sql` splits the store into buckets by a hash of how a conversation starts (the
+stripped system prompt and first message). Every state of one conversation starts the same way,
+so a final conversation state and every request it extends share a bucket, and `build_bucket`
+needs nothing from outside its bucket: it filters the requests, collapses conversations into one
+example per final state, counts tokens, redacts, renders each example's JSONL record and computes
+what the global steps need (exact-duplicate key, shingle hashes, MinHash LSH band keys, ranking
+and ordering keys). It is a pure function of (bucket files, `BucketParams`) -> files, so the same
+code runs in the local process pool and could run as a Ray Data or Spark task; memory follows the
+size of one bucket, not of the store.
+
+Its outputs, one file of each per bucket:
+  - `examples/bucket-NNNNN.parquet` (`EXAMPLE_SCHEMA`): one row per example;
+  - `requests/bucket-NNNNN.parquet` (`REQUEST_SCHEMA`): one row per request, with the filter that
+    dropped it or the examples it is part of.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+
+from pipeline.dataset import dedup as dd
+from pipeline.dataset.examples import Example, count_tokens, dialog_text, messages_of, prefix_keys, tools_of
+from pipeline.dataset.filters import (
+    BAD_ANSWER_REASONS,
+    Candidate,
+    FilterContext,
+    first_reason,
+    is_json,
+    requests_json,
+)
+from pipeline.dataset.formats import FORMATS, dumps, record_dialog_text
+from pipeline.dataset.redact import CachedRedactor
+from pipeline.tokens import TokenCounter
+
+UNLABELED = "unlabeled"
+# Columns `dataset_partition_labeled.sql` joins from audit/request_labels.parquet (those it has).
+LABEL_FIELDS = ("task_type", "regenerated", "edited", "feedback_rating")
+
+EXAMPLE_SCHEMA = pa.schema([
+    ("uid", pa.int64()),  # bucket << 32 | position in the bucket: unique, and needs no global pass
+    ("example_id", pa.string()),
+    ("final_request_id", pa.string()),
+    ("ts", pa.timestamp("us", tz="UTC")),
+    ("rank_positive", pa.int8()),  # representative order: positively rated first (0) ...
+    ("rank_ts", pa.float64()),  # ... then the most recent (-timestamp) ...
+    ("sort_ts", pa.float64()),  # order inside a JSONL file: task type, timestamp, request id
+    ("task_type", pa.string()),
+    ("slug", pa.string()),  # the task type as a folder name (--per-task)
+    ("session_id", pa.string()),
+    ("tokens", pa.int64()),
+    ("assistant_tokens", pa.int64()),
+    ("redactions", pa.int64()),
+    ("exact_key", pa.binary()),  # normalized-text hash of the dialog text
+    ("prompt_key", pa.binary()),  # normalized hash of the last user prompt; null when blank
+    ("split_key", pa.uint64()),  # xxh64(final request id, seed): seeds the split order
+    ("n_hashes", pa.int32()),
+    ("hashes", pa.list_(pa.uint32())),  # sorted unique shingle hashes of the dialog text
+    ("bands", pa.list_(pa.uint64())),  # dedup banding (bands x rows) keys
+    ("leak_n", pa.int32()),
+    ("leak_hashes", pa.list_(pa.uint32())),  # of the written record's text; null = same as `hashes`
+    ("leak_bands", pa.list_(pa.uint64())),  # leakage-check banding (check_bands x check_rows) keys
+    ("request_ids", pa.list_(pa.string())),
+    ("record", pa.string()),  # the JSONL line, exactly as it will be written
+])
+
+REQUEST_SCHEMA = pa.schema([
+    ("request_id", pa.string()),
+    ("ts", pa.timestamp("us", tz="UTC")),
+    ("task_type", pa.string()),
+    ("reason", pa.string()),  # the filter that dropped it; null for survivors
+    ("detail", pa.string()),
+    ("tokens", pa.int64()),  # null when no filter counted them (dropped before over_token_limit)
+    ("assistant_tokens", pa.int64()),
+    ("example_uids", pa.list_(pa.int64())),  # survivors: the examples it is part of, in example order
+])
+
+
+@dataclass(frozen=True)
+class BucketParams:
+    """Everything `build_bucket` needs besides its files (picklable, for worker processes)."""
+
+    format: str
+    pii: str
+    active_filters: tuple[str, ...]
+    max_example_tokens: int
+    refusal_prefix_chars: int
+    json_task_types: frozenset[str]
+    encoding: str
+    dedup: dd.DedupConfig
+    seed: int
+
+
+@dataclass(frozen=True)
+class BucketSummary:
+    bucket: int
+    requests: int
+    examples: int
+    pii_found: dict[str, int] = field(default_factory=dict)
+    signature_seconds: float = 0.0  # shingling + hashing + signatures (what bench compares)
+
+
+# Per-process memos: repeated system prompts and tool results are tokenized and scanned once per
+# worker, not once per bucket. Both are bounded (see TokenCounter and CachedRedactor).
+_COUNTERS: dict[str, TokenCounter] = {}
+_REDACTOR: list[CachedRedactor] = []
+
+
+def _counter(encoding: str) -> TokenCounter:
+    if encoding not in _COUNTERS:
+        _COUNTERS[encoding] = TokenCounter(encoding, max_entries=500_000)
+    return _COUNTERS[encoding]
+
+
+def _redactor() -> CachedRedactor:
+    if not _REDACTOR:
+        _REDACTOR.append(CachedRedactor())
+    return _REDACTOR[0]
+
+
+def bucket_files(folder: Path) -> list[Path]:
+    return sorted(Path(folder).glob("*.parquet"))
+
+
+def _read_rows(files: Sequence[Path], columns: list[str] | None = None) -> pa.Table:
+    """A bucket's rows, oldest first (ties by request id), as the whole stage orders requests."""
+    tables = [pq.read_table(f, columns=columns) for f in files]
+    if not tables:
+        return pa.table({})
+    table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    if table.num_rows and "ts" in table.column_names:
+        table = table.sort_by([("ts", "ascending", "at_start"), ("request_id", "ascending", "at_end")])
+    return table
+
+
+def json_stats(files: Sequence[Path]) -> dict[str, tuple[int, int]]:
+    """{task type: (answered requests, answered as JSON)}: the first pass, summed over buckets to
+    find the task types whose answers are JSON (the `invalid_format` filter needs them)."""
+    names = pq.read_schema(files[0]).names if files else []
+    if "task_type" not in names:
+        return {}
+    columns = ["task_type", "finish_reason", "response_text", "request_params"]
+    seen: Counter[str] = Counter()
+    as_json: Counter[str] = Counter()
+    for f in files:
+        for batch in pq.ParquetFile(f).iter_batches(columns=columns, batch_size=4096):
+            for row in batch.to_pylist():
+                task = row["task_type"] or UNLABELED
+                text = row["response_text"] or ""
+                if task == UNLABELED or row["finish_reason"] != "stop" or not text.strip():
+                    continue
+                seen[task] += 1
+                as_json[task] += is_json(text) or requests_json(row)
+    return {t: (n, as_json[t]) for t, n in seen.items()}
+
+
+def json_task_types(stats: Sequence[dict[str, tuple[int, int]]], min_share: float) -> frozenset[str]:
+    """Task types whose successful answers are JSON at least `min_share` of the time."""
+    seen: Counter[str] = Counter()
+    as_json: Counter[str] = Counter()
+    for part in stats:
+        for task, (n, j) in part.items():
+            seen[task] += n
+            as_json[task] += j
+    return frozenset(t for t, n in seen.items() if n >= 5 and as_json[t] / n >= min_share)
+
+
+def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: BucketParams) -> BucketSummary:
+    """Filter, collapse, redact and featurize one bucket; write its example and request files."""
+    fmt = FORMATS[params.format]
+    counter = _counter(params.encoding)
+    table = _read_rows(files)
+    ts_type = table.schema.field("ts").type if "ts" in table.column_names else pa.timestamp("us", tz="UTC")
+    rows = table.to_pylist()
+    del table
+    cands = [_candidate(row) for row in rows]
+    del rows
+
+    ctx = FilterContext(
+        max_example_tokens=params.max_example_tokens,
+        supports_tools=fmt.supports_tools,
+        pii_drop=params.pii == "drop",
+        refusal_prefix_chars=params.refusal_prefix_chars,
+        json_task_types=params.json_task_types,
+        counter=counter,
+    )
+    reasons: dict[str, str] = {}
+    for c in cands:
+        reason = first_reason(c, params.active_filters, ctx)
+        if reason:
+            reasons[c.request_id] = reason
+
+    examples = collapse_sessions(cands, reasons)
+    request_rows = {
+        "request_id": [c.request_id for c in cands],
+        "ts": [c.row.get("ts") for c in cands],
+        "task_type": [c.task_type for c in cands],
+        "reason": [reasons.get(c.request_id) for c in cands],
+        "detail": [ctx.details.get(c.request_id) for c in cands],
+        "tokens": [c.tokens or None for c in cands],
+        "assistant_tokens": [c.assistant_tokens or None for c in cands],
+    }
+    for c in cands:
+        c.release()  # examples keep what they need
+    for ex in examples:
+        if not ex.tokens:
+            ex.tokens, ex.assistant_tokens = count_tokens(ex.system, ex.messages, ex.tools, counter)
+    pii_found = apply_pii(examples, params.pii, _redactor())
+
+    uids = [(bucket << 32) | i for i in range(len(examples))]
+    example_uids: dict[str, list[int]] = defaultdict(list)
+    for uid, ex in zip(uids, examples, strict=True):
+        for rid in ex.request_ids:
+            example_uids[rid].append(uid)
+    request_rows["example_uids"] = [example_uids.get(rid) for rid in request_rows["request_id"]]
+
+    t = time.perf_counter()
+    texts = [dialog_text(ex.messages) for ex in examples]
+    features = [dd.text_features(text, params.dedup.ngram) for text in texts]
+    hash_sets = [h for _, h in features]
+    sigs = _signatures(hash_sets, params.dedup)
+    sig_seconds = time.perf_counter() - t
+
+    records = [fmt.render(ex) for ex in examples]
+    leak_sets: list[np.ndarray | None] = []
+    for record, text in zip(records, texts, strict=True):
+        written = record_dialog_text(record)  # differs where the format merges turns or renders tool calls
+        leak_sets.append(None if written == text else dd.shingle_hashes(written, params.dedup.ngram))
+    del texts
+    leak_sigs = sigs.copy()
+    differ = [i for i, h in enumerate(leak_sets) if h is not None]
+    if differ:
+        leak_sigs[differ] = _signatures([leak_sets[i] for i in differ], params.dedup)  # type: ignore[misc]
+
+    cfg = params.dedup
+    example_rows: dict[str, Any] = {
+        "uid": uids,
+        "example_id": [ex.example_id for ex in examples],
+        "final_request_id": [ex.final_request_id for ex in examples],
+        "ts": [ex.ts for ex in examples],
+        "rank_positive": [0 if (ex.feedback or 0) > 0 else 1 for ex in examples],
+        "rank_ts": [-ex.ts.timestamp() if ex.ts is not None else 0.0 for ex in examples],
+        "sort_ts": [ex.ts.timestamp() if ex.ts else 0.0 for ex in examples],
+        "task_type": [ex.task_type for ex in examples],
+        "slug": [slug(ex.task_type) for ex in examples],
+        "session_id": [ex.session_id for ex in examples],
+        "tokens": [ex.tokens for ex in examples],
+        "assistant_tokens": [ex.assistant_tokens for ex in examples],
+        "redactions": [sum(ex.findings.values()) for ex in examples],
+        "exact_key": [key for key, _ in features],
+        "prompt_key": [_prompt_key(ex) for ex in examples],
+        "split_key": [xxhash.xxh64_intdigest(ex.final_request_id.encode(), seed=params.seed) for ex in examples],
+        "n_hashes": [h.size for h in hash_sets],
+        "hashes": _list_array(hash_sets, pa.uint32()),
+        "bands": _list_array(list(dd.band_keys(sigs, cfg.bands, cfg.rows)), pa.uint64()),
+        "leak_n": [(h if h is not None else hs).size for h, hs in zip(leak_sets, hash_sets, strict=True)],
+        "leak_hashes": pa.array([h.tolist() if h is not None else None for h in leak_sets], pa.list_(pa.uint32())),
+        "leak_bands": _list_array(list(dd.band_keys(leak_sigs, cfg.check_bands, cfg.check_rows)), pa.uint64()),
+        "request_ids": [ex.request_ids for ex in examples],
+        "record": [dumps(r) for r in records],
+    }
+    schema = EXAMPLE_SCHEMA.set(EXAMPLE_SCHEMA.get_field_index("ts"), pa.field("ts", ts_type))
+    name = f"bucket-{bucket:05d}.parquet"
+    (out_dir / "examples").mkdir(parents=True, exist_ok=True)
+    (out_dir / "requests").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(example_rows, schema=schema), out_dir / "examples" / name, compression="zstd")
+    req_schema = REQUEST_SCHEMA.set(REQUEST_SCHEMA.get_field_index("ts"), pa.field("ts", ts_type))
+    pq.write_table(pa.table(request_rows, schema=req_schema), out_dir / "requests" / name, compression="zstd")
+    return BucketSummary(bucket, len(cands), len(examples), dict(pii_found), sig_seconds)
+
+
+def _signatures(hash_sets: list[np.ndarray], cfg: dd.DedupConfig) -> np.ndarray:
+    if not hash_sets:
+        return np.zeros((0, cfg.num_perm), np.uint32)
+    return dd.signatures_from_hashes(hash_sets, cfg)
+
+
+def _list_array(rows: list[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
+    """A list column from equal-typed numpy rows without a Python loop over their values."""
+    sizes = np.fromiter((r.size for r in rows), dtype=np.int32, count=len(rows))
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum(sizes, out=offsets[1:])
+    flat = np.concatenate(rows) if rows else np.zeros(0)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=value_type))
+
+
+# --- requests to examples --------------------------------------------------------------------------
+
+
+def _candidate(row: dict[str, Any]) -> Candidate:
+    label = {k: row.pop(k) for k in LABEL_FIELDS if k in row}
+    return Candidate(
+        row=row,
+        label=label,
+        messages=messages_of(row),
+        tools=tools_of(row),
+        task_type=str(label.get("task_type") or UNLABELED),
+    )
+
+
+def collapse_sessions(cands: list[Candidate], reasons: dict[str, str]) -> list[Example]:
+    """One example per surviving request whose conversation no other survivor extends."""
+    survivors = [c for c in cands if c.request_id not in reasons]
+    by_full_key: dict[bytes, list[Candidate]] = defaultdict(list)
+    keys: dict[str, list[bytes]] = {}
+    for c in cands:
+        keys[c.request_id] = prefix_keys(c.row.get("system_text"), c.messages)
+        by_full_key[keys[c.request_id][-1]].append(c)
+    extended: set[bytes] = set()
+    for c in survivors:
+        k = keys[c.request_id]
+        extended.update(k[i] for i, m in enumerate(c.messages[:-1]) if m.role == "assistant")
+    examples = []
+    for c in survivors:
+        k = keys[c.request_id]
+        if k[-1] in extended:
+            continue  # an earlier state of a conversation that continues in a later example
+        sources: list[str] = []
+        for i, m in enumerate(c.messages[:-1]):
+            if m.role != "assistant":
+                continue
+            logged = by_full_key.get(k[i], [])
+            alive = [a.request_id for a in logged if a.request_id not in reasons]
+            sources.extend(r for r in alive if r not in sources)
+            if not alive and any(reasons.get(a.request_id) in BAD_ANSWER_REASONS for a in logged):
+                m.weight = 0  # history turn whose own answer was rejected: context only, not a target
+        sources.append(c.request_id)
+        examples.append(
+            Example(
+                final_request_id=c.request_id,
+                request_ids=sources,
+                task_type=c.task_type,
+                session_id=c.row.get("session_id"),
+                ts=c.row.get("ts"),
+                feedback=c.feedback,
+                system=c.row.get("system_text"),
+                messages=c.messages,
+                tools=c.tools,
+                tokens=c.tokens,
+                assistant_tokens=c.assistant_tokens,
+                example_id=f"ex_{xxhash.xxh3_64_hexdigest(c.request_id.encode())}",
+            )
+        )
+    return examples
+
+
+def apply_pii(examples: list[Example], mode: str, redactor: CachedRedactor) -> Counter[str]:
+    """Redact (or, in keep/drop mode, only count) secrets and PII in every text of every example."""
+    total: Counter[str] = Counter()
+    for ex in examples:
+        counts: Counter[str] = Counter()
+        system = redactor.redact(ex.system, counts)
+        contents = [redactor.redact(m.content, counts) for m in ex.messages]
+        calls = [[{**c, "arguments": redactor.redact(c.get("arguments"), counts)} for c in m.tool_calls or []]
+                 for m in ex.messages]
+        if mode == "redact":
+            ex.system = system
+            for m, content, redacted_calls in zip(ex.messages, contents, calls, strict=True):
+                m.content = content
+                m.tool_calls = redacted_calls or m.tool_calls
+        ex.findings = dict(counts)
+        total.update(counts)
+    return total
+
+
+def _last_user_text(ex: Example) -> str:
+    for m in reversed(ex.messages):
+        if m.role == "user" and m.content:
+            return m.content
+    return ""
+
+
+def _prompt_key(ex: Example) -> bytes | None:
+    prompt = _last_user_text(ex)
+    return dd.exact_key(prompt) if prompt.strip() else None
+
+
+def slug(task: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in task).strip("._") or "task"
+    return safe[:80]

@@ -1,0 +1,19 @@
+-- name: placed_table
+-- params: per_task
+-- description: Where every kept example is written: its split, its file (relative to the dataset
+--   folder) and its 1-based line, files ordered by task type, time and request id.
+CREATE TABLE placed AS
+WITH kept AS (
+    SELECT e.*, CASE WHEN coalesce(ev.eval, false) THEN 'eval' ELSE 'train' END AS split
+    FROM ex e
+    LEFT JOIN group_of g USING (idx)
+    LEFT JOIN eval_groups ev ON ev.grp = coalesce(g.grp, e.idx)
+    WHERE e.uid NOT IN (SELECT uid FROM dup)
+),
+filed AS (
+    SELECT *, CASE WHEN $per_task THEN 'tasks/' || slug || '/' || split || '.jsonl' ELSE split || '.jsonl' END AS rel
+    FROM kept
+)
+SELECT uid, idx, split, rel, slug, task_type, ts, final_request_id, tokens, assistant_tokens, leak_n,
+       row_number() OVER (PARTITION BY rel ORDER BY task_type, sort_ts, final_request_id) AS line
+FROM filed
