@@ -94,3 +94,25 @@ def test_lsh_recall_against_brute_force_exact_jaccard() -> None:
     truth = dd.exact_pairs(hashes, 0.8)
     assert len(truth) >= 30
     assert dd.find_near_duplicates(texts) == truth
+
+
+def test_permutations_are_datasketchs_own() -> None:
+    from datasketch import MinHash
+
+    for seed, num_perm in ((1, 128), (7, 64)):
+        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+        mine = dd.permutations(dd.DedupConfig(seed=seed, num_perm=num_perm))
+        assert np.array_equal(mine[0], a) and np.array_equal(mine[1], b)
+
+
+def test_band_keys_are_equal_exactly_when_a_band_is() -> None:
+    rng = np.random.default_rng(2)
+    sigs = rng.integers(0, 2**32, size=(50, 128), dtype=np.uint32)
+    sigs[1, :6] = sigs[0, :6]  # doc 1 shares band 0 (20 x 6) with doc 0, and nothing else
+    keys = dd.band_keys(sigs, 20, 6)
+    assert keys.shape == (50, 20) and keys.dtype == np.uint64
+    assert keys[0, 0] == keys[1, 0] and not np.any(keys[0, 1:] == keys[1, 1:])
+    shared = {(i, j) for b in range(20) for i in range(50) for j in range(i + 1, 50) if keys[i, b] == keys[j, b]}
+    assert shared == {(0, 1)}
+    sigs[2, 6:12] = sigs[2, :6]  # equal values in two bands of one document still make two keys
+    assert dd.band_keys(sigs, 20, 6)[2, 0] != dd.band_keys(sigs, 20, 6)[2, 1]

@@ -75,7 +75,7 @@ class DatasetConfig:
     # Out of core: the store is processed one bucket (a hash of the conversation start) at a time;
     # a bucket's memory is about 30 KB per request, so this bounds a worker's memory. Outputs do
     # not depend on it, nor on `workers`.
-    rows_per_bucket: int = 4_000
+    rows_per_bucket: int = 2_000
     workers: int = 2  # processes for the per-bucket step (1 = in this process)
     memory_limit: str = "512MB"  # DuckDB's limit for the partition and global steps (spills beyond)
     dedup: dd.DedupConfig = field(default_factory=dd.DedupConfig)

@@ -33,10 +33,16 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xxhash
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+if TYPE_CHECKING:
+    from datasketch import MinHashLSH
+
+# datasketch (which imports scipy and pandas, ~80 MB) is imported only by the functions that build
+# its objects: the dataset stage's own path needs none, so its worker processes stay small.
 
 
 @dataclass(frozen=True)
@@ -139,9 +145,15 @@ def could_reach(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
 
 
 def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's own affine32 (a, b) parameters for (num_perm, seed), as uint32."""
-    a, b = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme="affine32").permutations
-    return a.astype(np.uint32), b.astype(np.uint32)
+    """datasketch's own affine32 (a, b) parameters for (num_perm, seed), as uint32.
+
+    The same draws as datasketch 2's `MinHash._init_permutations` for the affine32 scheme (an odd
+    `a`, any `b`, from `RandomState(seed)`), without importing datasketch; tests check equality.
+    """
+    gen = np.random.RandomState(cfg.seed)
+    a = gen.randint(0, 1 << 31, cfg.num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, cfg.num_perm, dtype=np.uint32)
+    return a, b
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
@@ -187,6 +199,8 @@ def signatures(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray:
 
 def signatures_update_loop(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray:
     """Reference floor for benchmarks: one datasketch `MinHash` per document, `update()` per shingle."""
+    from datasketch import MinHash
+
     rows = []
     for t in texts:
         m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=xxhash.xxh32_intdigest, scheme="affine32")
@@ -198,6 +212,8 @@ def signatures_update_loop(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray
 
 def signatures_bulk(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray:
     """Reference for benchmarks: datasketch's own `MinHash.bulk` with xxh32 (no per-shingle Python call)."""
+    from datasketch import MinHash
+
     sketches = MinHash.bulk(
         [shingles(t, cfg.ngram) for t in texts],
         num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=xxhash.xxh32_intdigest, scheme="affine32",
@@ -238,6 +254,8 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 
 def _lsh(sigs: np.ndarray, keys: Iterable[int], cfg: DedupConfig, params: tuple[int, int]) -> MinHashLSH:
+    from datasketch import LeanMinHash, MinHashLSH
+
     lsh = MinHashLSH(num_perm=cfg.num_perm, params=params)
     gc.freeze()  # the index is millions of small containers the cyclic GC would keep re-traversing
     try:
@@ -258,6 +276,8 @@ def near_duplicate_pairs(
     params: tuple[int, int] | None = None,
 ) -> list[tuple[int, int, float]]:
     """Pairs (i < j, exact Jaccard) with Jaccard >= threshold: LSH candidates, verified exactly."""
+    from datasketch import LeanMinHash
+
     threshold = cfg.threshold if threshold is None else threshold
     params = params or (cfg.bands, cfg.rows)
     lsh = _lsh(sigs, range(len(hash_sets)), cfg, params)
@@ -283,6 +303,8 @@ def cross_pairs(
 
     The leakage check: index = train, query = eval. Uses the sensitive check banding.
     """
+    from datasketch import LeanMinHash
+
     threshold = cfg.threshold if threshold is None else threshold
     lsh = _lsh(index_sigs, range(len(index_hashes)), cfg, (cfg.check_bands, cfg.check_rows))
     pairs = []
