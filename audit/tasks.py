@@ -462,6 +462,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         clock = now
 
     con = connect_store(workdir)
+    con.execute("SET enable_progress_bar = false")  # summaries only: no bars on the user's terminal
     try:
         build_features(con, cfg)
         lap("features")
