@@ -60,6 +60,12 @@ class Measurement:
     def mb_per_s(self) -> float | None:
         return self.bytes / 1e6 / self.work_s if self.bytes and self.work_s else None
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Measurement:
+        """A measurement read back from a results file (the derived figures are recomputed)."""
+        fields = {k: v for k, v in d.items() if k not in ("work_s", "records_per_s", "mb_per_s")}
+        return cls(**fields)
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["work_s"] = round(self.work_s, 3)
