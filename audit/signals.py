@@ -107,6 +107,11 @@ def edit_similarity(reply: str | None, edited: str | None, *, min_similarity: fl
     la, lb = reply.count(" ") + 1, edited.count(" ") + 1
     if min(la, lb) < min_similarity / (2 - min_similarity) * max(la, lb) * 0.8:
         return None
+    # Then a loose vocabulary check on whitespace tokens (no regex): most follow-up turns share
+    # little of the reply's vocabulary and stop here.
+    ta, tb = set(reply.lower().split()), set(edited.lower().split())
+    if 2 * len(ta & tb) < 0.7 * _overlap_gate(min_similarity) * (len(ta) + len(tb)):
+        return None
     a = normalize_space(reply)
     b = normalize_space(edited)
     if a == b or a in b:
