@@ -50,9 +50,8 @@ from audit.fingerprints import (
     words,
 )
 from audit.signals import SignalsConfig, detect_signals
-from audit.sqlfiles import attach_parquet_view, load_sql, query, write_batches
+from audit.sqlfiles import attach_parquet_view, load_sql, open_store, query, write_batches
 from pipeline.config import from_section
-from pipeline.ingest.store import connect_store
 from schemas.labels import (
     REQUEST_LABELS_SCHEMA,
     SIGNAL_RATES_SCHEMA,
@@ -461,8 +460,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         timings[stage] = round(now - clock, 3)
         clock = now
 
-    con = connect_store(workdir)
-    con.execute("SET enable_progress_bar = false")  # summaries only: no bars on the user's terminal
+    con = open_store(workdir)
     try:
         build_features(con, cfg)
         lap("features")

@@ -357,3 +357,16 @@ def test_spend_per_type_matches_truth_in_the_full_audit(sample_run, sample_truth
         cluster = cluster_of[planted_type].most_common(1)[0][0]
         assert types[cluster]["spend_usd"] == pytest.approx(info["spend_usd"], rel=0.02), planted_type
     assert sum(t["share_spend"] for t in types.values() if t["share_spend"] is not None) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (ROOT / "audit" / "sql").glob("*.sql")
+                                        if p.name.startswith(("tasks_", "signals_"))))
+def test_sql_file_headers(path: str) -> None:
+    """Each query file names itself and declares exactly the `$params` it uses."""
+    import re
+
+    from audit.sqlfiles import load_sql
+
+    q = load_sql(path.removesuffix(".sql"))
+    assert set(re.findall(r"\$([a-z_][a-z0-9_]*)", q.sql)) == set(q.params), path
+    assert q.description, path
