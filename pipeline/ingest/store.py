@@ -191,7 +191,7 @@ def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[s
     staging = str(staged.tmp / "staging" / "*.parquet")
     prev_files = [str(p) for p in sorted((prev / "requests").glob("*/*.parquet"))] if prev else []
     _run_sql(con, "01_record_fingerprint.sql")
-    _run_sql(con, "02_staged_keys.sql", staging=staging)
+    _run_sql(con, "02_staged_keys.sql", staging=staging, undated=UNDATED)
     if prev_files:
         _run_sql(con, "03_existing_keys.sql", previous=prev_files)
     else:
@@ -201,32 +201,44 @@ def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[s
     duplicates_by_file = {f: int(c) for f, c in dup_rows}
     rows_written = con.execute("SELECT count(*) FROM decided WHERE NOT is_duplicate").fetchone()[0]
     if rows_written:
-        cols = ", ".join(f's."{f.name}"' for f in REQUEST_SCHEMA if f.name != "request_id")
-        tmp_out = staged.tmp / "partitioned"
-        # Rows are joined back to their decision by (staging file, row number): content streams
-        # from the staging files instead of being held in memory.
-        con.execute(
-            f"""COPY (SELECT d.final_id AS request_id, {cols},
-                         coalesce(strftime(s.ts, '%Y-%m-%d'), '{UNDATED}') AS {PARTITION_COLUMN}
-                      FROM read_parquet({sql_literal(staging)}, filename = true, file_row_number = true) s
-                      JOIN decided d ON d._file = s.filename AND d._row = s.file_row_number
-                      WHERE NOT d.is_duplicate
-                      ORDER BY {PARTITION_COLUMN}, s.ts, request_id)
-                TO {sql_literal(tmp_out)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({PARTITION_COLUMN}),
-                                FILENAME_PATTERN 'part-{staged.run_id}-{{i}}', ROW_GROUP_SIZE 100000)"""
-        )
-        for f in sorted(tmp_out.glob("*/*.parquet")):
-            dest = out / f.parent.name / f.name
-            dest.parent.mkdir(exist_ok=True)
-            if dest.exists():  # never overwrite a file of an earlier version
-                raise StoreError(f"refusing to overwrite `{dest}`")
-            os.replace(f, dest)
+        _write_partitions(con, staged, staging, out)
     con.close()
     return {
         "rows_written": int(rows_written),
         "rows_duplicate": sum(duplicates_by_file.values()),
         "duplicates_by_file": duplicates_by_file,
     }
+
+
+def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, staging: str, out: Path) -> None:
+    """Write the new rows one date partition at a time, sorted by time within it.
+
+    One partition per query keeps memory bounded whatever the input size (a single partitioned
+    COPY buffers a row group for every open partition, which ran out of memory at 10 GB of logs);
+    the time-range filter lets DuckDB skip staging files by their Parquet min/max statistics.
+    """
+    cols = ", ".join(f's."{f.name}"' for f in REQUEST_SCHEMA if f.name != "request_id")
+    dates = [d for (d,) in con.execute("SELECT DISTINCT date FROM decided WHERE NOT is_duplicate ORDER BY 1").fetchall()]
+    for date in dates:
+        if date == UNDATED:
+            in_partition = "s.ts IS NULL"
+        else:
+            day = sql_literal(date)
+            in_partition = f"s.ts >= CAST({day} AS TIMESTAMPTZ) AND s.ts < CAST({day} AS TIMESTAMPTZ) + INTERVAL 1 DAY"
+        dest = out / f"{PARTITION_COLUMN}={date}" / f"part-{staged.run_id}.parquet"
+        if dest.exists():  # never overwrite a file of an earlier version
+            raise StoreError(f"refusing to overwrite `{dest}`")
+        dest.parent.mkdir(exist_ok=True)
+        tmp = staged.tmp / f"part-{date}.parquet"
+        con.execute(
+            f"""COPY (SELECT d.final_id AS request_id, {cols}
+                      FROM read_parquet({sql_literal(staging)}, filename = true, file_row_number = true) s
+                      JOIN decided d ON d._file = s.filename AND d._row = s.file_row_number
+                      WHERE NOT d.is_duplicate AND d.date = {sql_literal(date)} AND {in_partition}
+                      ORDER BY s.ts, request_id)
+                TO {sql_literal(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 20000)"""
+        )
+        os.replace(tmp, dest)
 
 
 def _concat(parts: list[Path], dest: Path) -> None:

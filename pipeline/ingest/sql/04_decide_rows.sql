@@ -13,7 +13,7 @@ WITH ranked AS (
            row_number() OVER (PARTITION BY request_id ORDER BY source_file, source_line) AS _nth
     FROM ranked WHERE _copy = 1 AND NOT _in_store
 )
-SELECT r._file, r._row, r.source_file,
+SELECT r._file, r._row, r.source_file, r.date,
        (r._copy > 1 OR r._in_store) AS is_duplicate,
        CASE WHEN f._nth = 1 AND NOT EXISTS (SELECT 1 FROM existing_keys e WHERE e.base_id = r.request_id)
             THEN r.request_id ELSE r.request_id || '~' || substr(r._fp, 1, 8) END AS final_id
