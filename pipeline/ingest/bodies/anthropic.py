@@ -86,6 +86,12 @@ def anthropic_request(req: Mapping[str, Any]) -> Row:
         role = m.get("role")
         if not isinstance(role, str):
             raise RecordError("missing_field", f"messages[{i}] has no `role`")
+        if role in ("system", "developer") and not out:
+            # Gateways (LiteLLM) send Claude requests in OpenAI shape: a leading system message.
+            lead = text_of(m.get("content"))
+            if lead:
+                system_text = lead if system_text is None else f"{system_text}\n{lead}"
+            continue
         out.extend(anthropic_message(role, m.get("content"), i, breakpoints))
     if isinstance(req.get("cache_control"), Mapping) and out:
         # Top-level automatic caching places the breakpoint on the last cacheable block.
