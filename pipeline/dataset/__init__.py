@@ -39,6 +39,7 @@ from pipeline.dataset.bucket import (
     build_bucket,
     json_stats,
     json_task_types,
+    write_buckets,
 )
 from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS
 from pipeline.dataset.formats import FORMATS
@@ -262,11 +263,12 @@ def _partition(workdir: Path, work: Path, cfg: DatasetConfig, labels: Path | Non
         con.execute("SET preserve_insertion_order = false")  # each bucket is sorted by its reader
         n_rows = _count(con, "SELECT count(*) FROM requests")
         n_buckets = max(1, math.ceil(n_rows / cfg.rows_per_bucket))
+        assemble.execute(con, "strip_prefix_macro")
         rows = assemble.query(con, "partition", whitespace=_whitespace(), buckets=n_buckets, label_files=label_files)
-        rows.write_parquet(str(work / "rows"), partition_by=["bucket"], compression="zstd")
+        return write_buckets(rows.to_arrow_reader(2048), work / "rows")
     finally:
         con.close()
-    return sorted(int(p.name.split("=", 1)[1]) for p in (work / "rows").glob("bucket=*"))
+        pa.default_memory_pool().release_unused()  # else Arrow keeps the batches' pages while workers run
 
 
 def _count(con: Any, sql: str) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -115,6 +116,74 @@ def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
             return labels
 
 
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The concatenation of arange(start, start + length) for each (start, length)."""
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if ends.size else 0
+    return np.arange(total, dtype=np.int64) - np.repeat(ends - lengths, lengths) + np.repeat(starts, lengths)
+
+
+def intersections(i: np.ndarray, j: np.ndarray, uids: np.ndarray, sets: pa.ListArray) -> np.ndarray:
+    """|set(i) & set(j)| for every pair, vectorized over the pairs.
+
+    `sets` holds sorted unique uint32 hashes per uid. Each distinct left document's hashes become
+    keys (rank << 32 | hash), sorted as a whole; each pair's right-hand hashes, keyed with its left
+    document's rank, are looked up in them with one searchsorted: an exact count in C, with no
+    Python per pair (DuckDB's list_intersect took 40 us per pair).
+    """
+    if not i.size:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(uids)
+    offsets = sets.offsets.to_numpy().astype(np.int64)
+    flat = sets.values.to_numpy().astype(np.uint64)
+    lefts, rank = np.unique(i, return_inverse=True)
+    ki = order[np.searchsorted(uids, lefts, sorter=order)]
+    kj = order[np.searchsorted(uids, j, sorter=order)]
+    a_len = offsets[ki + 1] - offsets[ki]
+    a_keys = (np.repeat(np.arange(lefts.size, dtype=np.uint64), a_len) << np.uint64(32)) | flat[_ranges(offsets[ki], a_len)]
+    b_len = offsets[kj + 1] - offsets[kj]
+    b_keys = (np.repeat(rank.astype(np.uint64), b_len) << np.uint64(32)) | flat[_ranges(offsets[kj], b_len)]
+    pos = np.minimum(np.searchsorted(a_keys, b_keys), max(a_keys.size - 1, 0))
+    hit = a_keys[pos] == b_keys if a_keys.size else np.zeros(b_keys.size, dtype=bool)
+    pair = np.repeat(np.arange(i.size), b_len)
+    return np.bincount(pair, weights=hit, minlength=i.size).astype(np.int64)
+
+
+def jaccards(inter: np.ndarray, ni: np.ndarray, nj: np.ndarray) -> np.ndarray:
+    """Exact Jaccard from intersection and set sizes (1.0 for two empty sets), as dedup.jaccard."""
+    ni, nj = ni.astype(np.int64), nj.astype(np.int64)
+    union = ni + nj - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jac = inter / union
+    return np.where(np.minimum(ni, nj) == 0, np.where(np.maximum(ni, nj) == 0, 1.0, 0.0), jac)
+
+
+def verified_pairs(con: duckdb.DuckDBPyConnection, pairs_sql: str, sets_sql: str, threshold: float,
+                   chunk: int = 16_384) -> Iterator[pa.Table]:
+    """The rows of `pairs_sql` (i, j, ni, nj, ...) at exact Jaccard >= threshold, with `jaccard`.
+
+    Pairs stream in chunks (ordered by i, so a chunk needs few distinct sets); `sets_sql` fetches
+    the sets of a chunk's documents (the uids registered as `wanted`). Memory: one chunk.
+    """
+    reader = con.cursor()  # the pairs stream on their own connection while `con` fetches sets
+    try:
+        for batch in batches(reader.sql(pairs_sql), chunk):
+            if not batch.num_rows:
+                continue
+            i = batch.column("i").to_numpy()
+            j = batch.column("j").to_numpy()
+            con.register("wanted", pa.table({"uid": np.unique(np.concatenate([i, j]))}))
+            found = con.sql(sets_sql).to_arrow_table().combine_chunks()
+            con.unregister("wanted")
+            inter = intersections(i, j, found.column("uid").to_numpy(), found.column("hashes").chunk(0))
+            jac = jaccards(inter, batch.column("ni").to_numpy(), batch.column("nj").to_numpy())
+            keep = jac >= threshold
+            if keep.any():
+                yield pa.Table.from_batches([batch]).filter(pa.array(keep)).append_column("jaccard", pa.array(jac[keep]))
+    finally:
+        reader.close()
+
+
 def _edges(rel: duckdb.DuckDBPyRelation) -> tuple[np.ndarray, np.ndarray]:
     cols = rel.fetchnumpy()
     return np.asarray(cols["i"], dtype=np.int64), np.asarray(cols["j"], dtype=np.int64)
@@ -136,6 +205,13 @@ def deduplicate(con: duckdb.DuckDBPyConnection, inputs: Inputs, cfg: dd.DedupCon
     # threshold, on the same banding), verified once at the lower of the two.
     low = min(cfg.threshold, group_threshold) if group_threshold <= 1 else cfg.threshold
     execute(con, "candidate_pairs", examples=inputs.examples, threshold=low)
+    execute(con, "candidate_sets", examples=inputs.examples)
+    con.execute("CREATE TABLE cand (i BIGINT, j BIGINT, ni INTEGER, nj INTEGER, jaccard DOUBLE)")
+    for part in verified_pairs(con, "SELECT i, j, ni, nj FROM cand_pairs ORDER BY i, j",
+                               "SELECT uid, hashes FROM cand_sets SEMI JOIN wanted USING (uid)", low):
+        con.register("part", part)
+        con.execute("INSERT INTO cand SELECT i, j, ni, nj, jaccard FROM part")
+        con.unregister("part")
     near_pairs = 0
     if cfg.near:
         i, j = _edges(query(con, "near_pairs", threshold=cfg.threshold))
@@ -204,74 +280,83 @@ def split(con: duckdb.DuckDBPyConnection, n_examples: int, n_kept: int, group_th
 
 
 def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_task: bool) -> dict[str, dict[str, Any]]:
-    """Write the JSONL files in order; returns {relative path: {split, task_type, examples, sha256}}."""
+    """Write the JSONL files; returns {relative path: {split, task_type, examples, sha256 (set by
+    `validate_written`)}}.
+
+    Every record goes straight to its byte offset (`placed.byte_offset`), read bucket by bucket
+    from the per-bucket files: the files come out in line order with no sort of the records
+    themselves, and memory is one bucket's records.
+    """
     if per_task:
         slugs = dict(con.sql("SELECT slug, last(task_type ORDER BY ts NULLS FIRST, final_request_id) "
                              "FROM placed GROUP BY slug").fetchall())
         prefixes = {f"tasks/{s}/": t for s, t in slugs.items()}
     else:
         prefixes = {"": None}
-    rels = {f"{p}{s}.jsonl" for p in prefixes for s in ("train", "eval")}  # both always exist, maybe empty
-    written: dict[str, tuple[int, str]] = {}
-    current: str | None = None
-    fh: Any = None
-    digest: Any = None
-    lines = 0
-
-    def close() -> None:
-        if fh is not None and current is not None:
-            fh.close()
-            written[current] = (lines, digest.hexdigest())
-
-    for batch in batches(query(con, "records", examples=inputs.examples), 1024):
-        for rel, record in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
-            if rel != current:
-                close()
-                current, lines, digest = rel, 0, hashlib.sha256()
-                path = out / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fh = open(path, "wb")  # noqa: SIM115 - closed in close() when the file changes
-            data = (record + "\n").encode("utf-8")
-            fh.write(data)
-            digest.update(data)
-            lines += 1
-    close()
+    sizes = {rel: (int(n), int(size)) for rel, n, size in
+             con.sql("SELECT rel, count(*), sum(record_bytes) FROM placed GROUP BY rel").fetchall()}
+    rels = {f"{p}{s}.jsonl" for p in prefixes for s in ("train", "eval")} | set(sizes)  # both always exist
+    fds: dict[str, int] = {}
+    try:
+        for rel in sorted(rels):
+            path = out / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fds[rel] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.ftruncate(fds[rel], sizes.get(rel, (0, 0))[1])
+        for path in sorted(Path(inputs.examples).parent.glob("*.parquet")):
+            # One bucket at a time: its records from its file, their places from `placed` (a
+            # bucket's uids are one range), so no join ever holds records.
+            records = pq.read_table(path, columns=["uid", "record"])
+            if not records.num_rows:
+                continue
+            uids = records.column("uid").to_numpy()
+            where = query(con, "records", first_uid=int(uids.min()), last_uid=int(uids.max())).fetchnumpy()
+            place = {int(u): (str(r), int(o)) for u, r, o in zip(where["uid"], where["rel"], where["byte_offset"],
+                                                                 strict=True)}
+            for uid, record in zip(uids.tolist(), records.column("record").to_pylist(), strict=True):
+                if uid in place:
+                    rel, offset = place[uid]
+                    os.pwrite(fds[rel], (record + "\n").encode("utf-8"), offset)
+            del records
+            pa.default_memory_pool().release_unused()
+    finally:
+        for fd in fds.values():
+            os.close(fd)
     files: dict[str, dict[str, Any]] = {}
-    for rel in sorted(rels | set(written)):
-        if rel not in written:
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            (out / rel).write_bytes(b"")
-            written[rel] = (0, hashlib.sha256(b"").hexdigest())
+    for rel in sorted(rels):
         prefix = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
         files[rel] = {
             "split": "eval" if rel.endswith("eval.jsonl") else "train",
             "task_type": prefixes.get(prefix) if per_task else None,
-            "examples": written[rel][0],
-            "sha256": written[rel][1],
+            "examples": sizes.get(rel, (0, 0))[0],
+            "sha256": None,
         }
     return files
 
 
 def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str, dict[str, Any]],
                      validate: Callable[..., list[str]], max_tokens: int) -> dict[str, Any]:
-    """Re-read every written file and run the target format's validator on each record."""
+    """Re-read every written file: its sha256 (into `files`) and the target format's validator on
+    each record."""
     errors: dict[str, int] = defaultdict(int)
     invalid = checked = 0
-    for rel in files:
+    for rel, info in files.items():
         tokens = con.sql("SELECT tokens FROM placed WHERE rel = $rel ORDER BY line", params={"rel": rel}).fetchnumpy()
         counts = np.asarray(tokens["tokens"], dtype=np.int64)
-        with open(out / rel, encoding="utf-8") as fh:
-            line_no = 0
-            for line in fh:
-                if not line.strip():
+        digest = hashlib.sha256()
+        line_no = 0
+        with open(out / rel, "rb") as fh:
+            for raw in fh:
+                digest.update(raw)
+                if not raw.strip():
                     continue
-                record = json.loads(line)
-                errs = validate(record, max_tokens, int(counts[line_no]) if line_no < counts.size else None)
+                errs = validate(json.loads(raw), max_tokens, int(counts[line_no]) if line_no < counts.size else None)
                 line_no += 1
                 checked += 1
                 invalid += bool(errs)
                 for e in errs:
                     errors[e] += 1
+        info["sha256"] = digest.hexdigest()
     return {"records_checked": checked, "invalid_records": invalid, "errors": dict(sorted(errors.items()))}
 
 
@@ -284,6 +369,13 @@ def leakage(con: duckdb.DuckDBPyConnection, inputs: Inputs, cfg: dd.DedupConfig)
     if not n_train or not n_eval:
         return result
     execute(con, "leakage_pairs", examples=inputs.examples, threshold=cfg.threshold)
+    execute(con, "leakage_sets", examples=inputs.examples)
+    con.execute("CREATE TABLE leaks (eval_index BIGINT, train_index BIGINT, jaccard DOUBLE)")
+    for part in verified_pairs(con, "SELECT i, j, ni, nj, eval_index, train_index FROM leak_pairs ORDER BY i, j",
+                               "SELECT uid, hashes FROM leak_sets SEMI JOIN wanted USING (uid)", cfg.threshold):
+        con.register("part", part)
+        con.execute("INSERT INTO leaks SELECT eval_index, train_index, jaccard FROM part")
+        con.unregister("part")
     result["pairs"] = int(con.execute("SELECT count(*) FROM leaks").fetchall()[0][0])
     top = con.sql("SELECT eval_index, train_index, jaccard FROM leaks ORDER BY eval_index, train_index LIMIT 20")
     result["examples"] = [{"eval_index": int(i), "train_index": int(j), "jaccard": round(float(jac), 4)}

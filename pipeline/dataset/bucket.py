@@ -19,7 +19,7 @@ Its outputs, one file of each per bucket:
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
@@ -73,6 +74,7 @@ EXAMPLE_SCHEMA = pa.schema([
     ("leak_bands", pa.list_(pa.uint64())),  # leakage-check banding (check_bands x check_rows) keys
     ("request_ids", pa.list_(pa.string())),
     ("record", pa.string()),  # the JSONL line, exactly as it will be written
+    ("record_bytes", pa.int64()),  # its UTF-8 length with the newline: file offsets need no sort
 ])
 
 REQUEST_SCHEMA = pa.schema([
@@ -129,17 +131,84 @@ def _redactor() -> CachedRedactor:
     return _REDACTOR[0]
 
 
+def write_buckets(reader: pa.RecordBatchReader, folder: Path, max_open: int = 256,
+                  pending_bytes: int = 64 << 20, batch_bytes: int = 4 << 20) -> list[int]:
+    """Split a stream of rows with a `bucket` column into `folder/bucket=K/part-NNNNN.arrow` files.
+
+    Arrow IPC streams (zstd): rows are gathered per bucket until `batch_bytes` (compressing small
+    slices one by one cost 5x more), with at most `pending_bytes` held in all (the largest buckets
+    are written first beyond that), so memory stays bounded whatever the number of rows per
+    bucket; DuckDB's own partitioned Parquet writer buffers a row group per partition and ran out
+    of memory at ~10 KB per request. At most `max_open` files are open; a bucket whose file was
+    closed continues in a new part file.
+    """
+    writers: OrderedDict[int, tuple[pa.ipc.RecordBatchStreamWriter, pa.NativeFile]] = OrderedDict()
+    parts: Counter[int] = Counter()
+    pending: dict[int, list[pa.RecordBatch]] = defaultdict(list)
+    sizes: Counter[int] = Counter()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+
+    def write(bucket: int) -> None:
+        slices = pending.pop(bucket)
+        del sizes[bucket]
+        batch = pa.Table.from_batches(slices).combine_chunks().to_batches()[0]
+        entry = writers.pop(bucket, None)
+        if entry is None:
+            if len(writers) >= max_open:
+                _, (old, sink) = writers.popitem(last=False)
+                old.close()
+                sink.close()
+            path = folder / f"bucket={bucket}" / f"part-{parts[bucket]:05d}.arrow"
+            parts[bucket] += 1
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sink = pa.OSFile(str(path), "wb")
+            entry = (pa.ipc.new_stream(sink, batch.schema, options=options), sink)
+        entry[0].write_batch(batch)
+        writers[bucket] = entry  # most recently used last
+
+    try:
+        for batch in reader:
+            if not batch.num_rows:
+                continue
+            col = batch.schema.get_field_index("bucket")
+            batch = batch.take(pc.sort_indices(batch.column(col)))
+            keys = batch.column(col).to_numpy(zero_copy_only=False)
+            rows = batch.remove_column(col)
+            bounds = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(keys)]
+            for start, end in zip(bounds[:-1], bounds[1:], strict=False):
+                bucket = int(keys[start])
+                part = rows.slice(start, end - start)
+                pending[bucket].append(part)
+                sizes[bucket] += part.nbytes
+                if sizes[bucket] >= batch_bytes:
+                    write(bucket)
+            while sizes and sum(sizes.values()) > pending_bytes:
+                write(sizes.most_common(1)[0][0])
+        for bucket in sorted(pending):
+            write(bucket)
+    finally:
+        for writer, sink in writers.values():
+            writer.close()
+            sink.close()
+    return sorted(parts)
+
+
 def bucket_files(folder: Path) -> list[Path]:
-    return sorted(Path(folder).glob("*.parquet"))
+    return sorted(Path(folder).glob("*.arrow"))
 
 
-def _read_rows(files: Sequence[Path], columns: list[str] | None = None) -> pa.Table:
+def _read_stream(path: Path) -> pa.Table:
+    with pa.OSFile(str(path), "rb") as source:
+        return pa.ipc.open_stream(source).read_all()
+
+
+def _read_rows(files: Sequence[Path]) -> pa.Table:
     """A bucket's rows, oldest first (ties by request id), as the whole stage orders requests."""
-    tables = [pq.read_table(f, columns=columns) for f in files]
+    tables = [_read_stream(f) for f in files]
     if not tables:
         return pa.table({})
-    table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-    if table.num_rows and "ts" in table.column_names:
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if table.num_rows:
         table = table.sort_by([("ts", "ascending", "at_start"), ("request_id", "ascending", "at_end")])
     return table
 
@@ -147,14 +216,11 @@ def _read_rows(files: Sequence[Path], columns: list[str] | None = None) -> pa.Ta
 def json_stats(files: Sequence[Path]) -> dict[str, tuple[int, int]]:
     """{task type: (answered requests, answered as JSON)}: the first pass, summed over buckets to
     find the task types whose answers are JSON (the `invalid_format` filter needs them)."""
-    names = pq.read_schema(files[0]).names if files else []
-    if "task_type" not in names:
-        return {}
     columns = ["task_type", "finish_reason", "response_text", "request_params"]
     seen: Counter[str] = Counter()
     as_json: Counter[str] = Counter()
     for f in files:
-        for batch in pq.ParquetFile(f).iter_batches(columns=columns, batch_size=4096):
+        for batch in _read_stream(f).select(columns).to_batches(4096):
             for row in batch.to_pylist():
                 task = row["task_type"] or UNLABELED
                 text = row["response_text"] or ""
@@ -181,9 +247,10 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     fmt = FORMATS[params.format]
     counter = _counter(params.encoding)
     table = _read_rows(files)
-    ts_type = table.schema.field("ts").type if "ts" in table.column_names else pa.timestamp("us", tz="UTC")
+    ts_type = table.schema.field("ts").type
     rows = table.to_pylist()
     del table
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
     cands = [_candidate(row) for row in rows]
     del rows
 
@@ -243,6 +310,8 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     if differ:
         leak_sigs[differ] = _signatures([leak_sets[i] for i in differ], params.dedup)  # type: ignore[misc]
 
+    lines = [dumps(r) for r in records]
+    del records
     cfg = params.dedup
     example_rows: dict[str, Any] = {
         "uid": uids,
@@ -268,7 +337,8 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
         "leak_hashes": pa.array([h.tolist() if h is not None else None for h in leak_sets], pa.list_(pa.uint32())),
         "leak_bands": _list_array(list(dd.band_keys(leak_sigs, cfg.check_bands, cfg.check_rows)), pa.uint64()),
         "request_ids": [ex.request_ids for ex in examples],
-        "record": [dumps(r) for r in records],
+        "record": lines,
+        "record_bytes": [len(line.encode("utf-8")) + 1 for line in lines],
     }
     schema = EXAMPLE_SCHEMA.set(EXAMPLE_SCHEMA.get_field_index("ts"), pa.field("ts", ts_type))
     name = f"bucket-{bucket:05d}.parquet"
@@ -277,6 +347,8 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     pq.write_table(pa.table(example_rows, schema=schema), out_dir / "examples" / name, compression="zstd")
     req_schema = REQUEST_SCHEMA.set(REQUEST_SCHEMA.get_field_index("ts"), pa.field("ts", ts_type))
     pq.write_table(pa.table(request_rows, schema=req_schema), out_dir / "requests" / name, compression="zstd")
+    del example_rows, request_rows
+    pa.default_memory_pool().release_unused()
     return BucketSummary(bucket, len(cands), len(examples), dict(pii_found), sig_seconds)
 
 

@@ -2,24 +2,37 @@
 -- params: whitespace, buckets, label_files
 -- description: The request columns the dataset stage reads, joined with the audit's labels (the last
 --   row per request_id; null label columns when the audit did not run), each with the bucket of its
---   conversation start: a hash of the system prompt and first message as the session collapse
---   compares them (leading and trailing whitespace stripped, role defaulting to user, the response
---   standing in for an empty prompt). Only the first 128 characters are hashed, after stripping on
---   the left and again on the right, so two texts equal once stripped always share a bucket.
-SELECT r.request_id, r.ts, r.provider, r.endpoint, r.model, r.user_id, r.session_id, r.system_text, r.messages,
-       r.tools_json, r.request_params, r.response_text, r.response_tool_calls, r.n_choices, r.finish_reason,
-       r.finish_reason_raw, r.status_code, r.error_type, r.feedback_score,
+--   conversation start, so that a final conversation state and every request it extends share a
+--   bucket. The start is what the session collapse compares (examples.prefix_keys: text stripped,
+--   role defaulting to user, the response as the last turn): the system prompt and the first turn,
+--   and the second turn too unless the first is an assistant turn (a request with no prompt is
+--   its response alone, and a conversation opening with that answer must meet it). Texts enter as
+--   strip_prefix (strip_prefix_macro.sql): equal once stripped, always the same bucket.
+WITH r AS (
+    SELECT *, coalesce(len(messages), 0) AS n_messages FROM requests
+),
+turns AS (
+    SELECT *,
+           CASE WHEN n_messages >= 1 THEN coalesce(nullif(messages[1].role, ''), 'user') ELSE 'assistant' END AS role0,
+           CASE WHEN n_messages >= 1 THEN coalesce(messages[1].content, '') ELSE coalesce(response_text, '') END AS text0,
+           CASE WHEN n_messages >= 2 THEN coalesce(nullif(messages[2].role, ''), 'user') ELSE 'assistant' END AS role1,
+           CASE WHEN n_messages >= 2 THEN coalesce(messages[2].content, '') ELSE coalesce(response_text, '') END AS text1
+    FROM r
+)
+SELECT t.request_id, t.ts, t.provider, t.endpoint, t.model, t.user_id, t.session_id, t.system_text, t.messages,
+       t.tools_json, t.request_params, t.response_text, t.response_tool_calls, t.n_choices, t.finish_reason,
+       t.finish_reason_raw, t.status_code, t.error_type, t.feedback_score,
        l.task_type, l.regenerated, l.edited, l.feedback_rating,
        hash(
-           rtrim(left(ltrim(coalesce(r.system_text, ''), $whitespace), 128), $whitespace),
-           CASE WHEN coalesce(len(r.messages), 0) > 0 THEN coalesce(nullif(r.messages[1].role, ''), 'user')
-                ELSE 'assistant' END,
-           rtrim(left(ltrim(CASE WHEN coalesce(len(r.messages), 0) > 0 THEN coalesce(r.messages[1].content, '')
-                                 ELSE coalesce(r.response_text, '') END, $whitespace), 128), $whitespace)
+           strip_prefix(coalesce(t.system_text, ''), $whitespace),
+           t.role0,
+           strip_prefix(t.text0, $whitespace),
+           CASE WHEN t.role0 <> 'assistant' THEN t.role1 END,
+           CASE WHEN t.role0 <> 'assistant' THEN strip_prefix(t.text1, $whitespace) END
        ) % $buckets AS bucket
-FROM requests r
+FROM turns t
 LEFT JOIN (
     SELECT request_id AS label_request_id, task_type, regenerated, edited, feedback_rating
     FROM read_parquet($label_files, union_by_name = true, file_row_number = true)
     QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY file_row_number DESC) = 1
-) l ON l.label_request_id = r.request_id
+) l ON l.label_request_id = t.request_id

@@ -1,6 +1,4 @@
 -- name: records
--- params: examples
--- description: The JSONL lines in file order.
-SELECT p.rel, x.record
-FROM placed p JOIN read_parquet($examples) x USING (uid)
-ORDER BY p.rel, p.line
+-- params: first_uid, last_uid
+-- description: Where the kept examples of one bucket (uids first_uid..last_uid) are written.
+SELECT uid, rel, byte_offset FROM placed WHERE uid BETWEEN $first_uid AND $last_uid
