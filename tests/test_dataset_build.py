@@ -236,6 +236,18 @@ def test_rebuild_is_byte_identical(built: Any, tmp_path: Path) -> None:
     assert {n: (workdir / "dataset" / n).read_bytes() for n in before} == before
 
 
+def test_buckets_do_not_change_the_output(built: Any) -> None:
+    """Conversations split over many buckets (a session's turns, the tool flow and the duplicate pairs
+    in different ones) give the same files as one bucket: everything cross-bucket is global."""
+    workdir, _, manifest = built
+    before = {n: (workdir / "dataset" / n).read_bytes() for n in ("train.jsonl", "eval.jsonl", "lineage.parquet")}
+    many = build_dataset(workdir, DatasetConfig(rows_per_bucket=7, workers=1)).manifest
+    assert many["execution"]["buckets"] > 10 and manifest["execution"]["buckets"] == 1
+    assert {n: (workdir / "dataset" / n).read_bytes() for n in before} == before
+    assert many["counts"] == manifest["counts"] and many["per_task"] == manifest["per_task"]
+    build_dataset(workdir)
+
+
 def test_another_seed_gives_another_split(planted: Any) -> None:
     workdir, _ = planted
     first = (workdir / "dataset" / "eval.jsonl").read_text() if (workdir / "dataset").exists() else None

@@ -200,6 +200,7 @@ def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings
         assemble.write_lineage(con, inputs, tmp_dir / "lineage.parquet")
         manifest = _manifest(con, workdir, cfg, active, labels_info, dedup, split_stats, files, validation, leakage,
                              summaries, encoding)
+        manifest["execution"] = {"buckets": len(buckets), "workers": min(cfg.workers, len(buckets))}
         timings["lineage_manifest"] = time.perf_counter() - t
     finally:
         con.close()
