@@ -39,6 +39,7 @@ from pipeline.dataset.bucket import (
     build_bucket,
     json_stats,
     json_task_types,
+    whitespace,
     write_buckets,
 )
 from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS
@@ -175,7 +176,7 @@ def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings
 
     # --- global: dedup, split, write, verify, lineage --------------------------------------------
     t = time.perf_counter()
-    inputs = assemble.Inputs(examples=str(work / "examples" / "*.parquet"), requests=str(work / "requests" / "*.parquet"))
+    inputs = assemble.Inputs(work)
     con = assemble.open_work_db(work / "global.duckdb", cfg.memory_limit, threads=2)
     try:
         assemble.load_tables(con, inputs)
@@ -248,11 +249,6 @@ def _task_labels(workdir: Path) -> dict[str, str]:
     return {r["task_type"]: r["label"] or "" for r in pq.read_table(path, columns=["task_type", "label"]).to_pylist()}
 
 
-def _whitespace() -> str:
-    """Every character `str.strip()` removes: the partition hash strips exactly what prefix_keys strips."""
-    return "".join(ch for ch in map(chr, range(0x110000)) if ch.isspace())
-
-
 def _partition(workdir: Path, work: Path, cfg: DatasetConfig, labels: Path | None) -> list[int]:
     """Write the store (with labels) to `work/rows/bucket=K/`, one folder per conversation bucket."""
     empty = work / "no_labels.parquet"
@@ -265,7 +261,7 @@ def _partition(workdir: Path, work: Path, cfg: DatasetConfig, labels: Path | Non
         n_rows = _count(con, "SELECT count(*) FROM requests")
         n_buckets = max(1, math.ceil(n_rows / cfg.rows_per_bucket))
         assemble.execute(con, "strip_prefix_macro")
-        rows = assemble.query(con, "partition", whitespace=_whitespace(), buckets=n_buckets, label_files=label_files)
+        rows = assemble.query(con, "partition", whitespace=whitespace(), buckets=n_buckets, label_files=label_files)
         return write_buckets(rows.to_arrow_reader(2048), work / "rows")
     finally:
         con.close()

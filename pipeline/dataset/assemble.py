@@ -80,8 +80,20 @@ def open_work_db(path: Path, memory_limit: str, threads: int) -> duckdb.DuckDBPy
 
 @dataclass(frozen=True)
 class Inputs:
-    examples: str  # glob of the per-bucket example files
-    requests: str  # glob of the per-bucket request files
+    """The per-bucket files `bucket.build_bucket` wrote under `work`."""
+
+    work: Path
+
+    @property
+    def examples(self) -> str:
+        return str(self.work / "examples" / "*.parquet")
+
+    @property
+    def requests(self) -> str:
+        return str(self.work / "requests" / "*.parquet")
+
+    def example_files(self) -> list[Path]:
+        return sorted((self.work / "examples").glob("*.parquet"))
 
 
 def load_tables(con: duckdb.DuckDBPyConnection, inputs: Inputs) -> None:
@@ -303,7 +315,7 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
             path.parent.mkdir(parents=True, exist_ok=True)
             fds[rel] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.ftruncate(fds[rel], sizes.get(rel, (0, 0))[1])
-        for path in sorted(Path(inputs.examples).parent.glob("*.parquet")):
+        for path in inputs.example_files():
             # One bucket at a time: its records from its file, their places from `placed` (a
             # bucket's uids are one range), so no join ever holds records.
             records = pq.read_table(path, columns=["uid", "record"])
