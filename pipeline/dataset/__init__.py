@@ -7,6 +7,16 @@
 store and, when present, `WORKDIR/audit/request_labels.parquet` (task types and the
 regenerated/edited/feedback signals). Without labels it still runs: every example is task type
 `unlabeled` and the label filters are skipped, which the manifest records under `labels`.
+
+Out of core, in three steps (memory follows `rows_per_bucket` and `memory_limit`, never the
+number of requests, and the files depend on neither):
+  1. partition (`sql/partition.sql`, `bucket.write_buckets`): the store joined with the labels,
+     split into buckets by a hash of how each conversation starts, so that every state of one
+     conversation shares a bucket;
+  2. per bucket (`bucket.build_bucket`, a pure function of its files, in a process pool): filters,
+     session collapse, tokens, redaction, the rendered records and the keys the global steps need;
+  3. global (`assemble`, DuckDB over the per-bucket Parquet): exact and near duplicates, the
+     split, the files, their validation, the leakage check, request outcomes, lineage, manifest.
 """
 
 from __future__ import annotations
@@ -123,10 +133,9 @@ class DatasetResult:
 def build_dataset(workdir: Path, config: DatasetConfig | None = None) -> DatasetResult:
     """Filter, redact, deduplicate and split the store into `WORKDIR/dataset/`.
 
-    Out of core: DuckDB splits the store into buckets of conversations, `bucket.build_bucket`
-    turns each bucket into derived Parquet (in a process pool), and `assemble` runs the global
-    steps in DuckDB over those files. Memory follows `rows_per_bucket` and `memory_limit`, not
-    the size of the store; the outputs depend on neither.
+    With more than one bucket and `workers` > 1 the buckets run in spawned worker processes: a
+    script calling this needs the usual `if __name__ == "__main__":` guard (or `workers = 1`).
+    Intermediate files live in `WORKDIR/.dataset.work-<pid>/` and are removed at the end.
     """
     cfg = config or DatasetConfig()
     _check_config(cfg)
@@ -191,8 +200,9 @@ def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings
         timings["split"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        files = assemble.write_files(con, inputs, tmp_dir, cfg.per_task)
-        validation = assemble.validate_written(con, tmp_dir, files, fmt.validate, cfg.max_example_tokens)
+        written: dict[str, int] = {}
+        files = assemble.write_files(con, inputs, tmp_dir, cfg.per_task, written)
+        validation = assemble.validate_written(con, tmp_dir, files, fmt.validate, cfg.max_example_tokens, written)
         leakage = assemble.leakage(con, inputs, cfg.dedup)
         timings["write_verify"] = time.perf_counter() - t
 

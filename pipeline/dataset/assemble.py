@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
 from pipeline.dataset import dedup as dd
 from pipeline.errors import DatasetError
@@ -291,9 +292,18 @@ def split(con: duckdb.DuckDBPyConnection, n_examples: int, n_kept: int, group_th
     return SplitStats(int(groups), int(largest), session_links, int(ni.size), prompt_links)
 
 
-def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_task: bool) -> dict[str, dict[str, Any]]:
+_MASK64 = (1 << 64) - 1
+
+
+def _line_digest(offset: int, line: bytes) -> int:
+    return xxhash.xxh3_64_intdigest(line, seed=offset)
+
+
+def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_task: bool,
+                written: dict[str, int]) -> dict[str, dict[str, Any]]:
     """Write the JSONL files; returns {relative path: {split, task_type, examples, sha256 (set by
-    `validate_written`)}}.
+    `validate_written`)}}, and fills `written` with an order-free digest of each file's lines (the
+    sum of their hashes seeded by their offsets) for `validate_written` to check.
 
     Every record goes straight to its byte offset (`placed.byte_offset`), read bucket by bucket
     from the per-bucket files: the files come out in line order with no sort of the records
@@ -309,6 +319,7 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
              con.sql("SELECT rel, count(*), sum(record_bytes) FROM placed GROUP BY rel").fetchall()}
     rels = {f"{p}{s}.jsonl" for p in prefixes for s in ("train", "eval")} | set(sizes)  # both always exist
     fds: dict[str, int] = {}
+    digests: dict[str, int] = defaultdict(int)
     try:
         for rel in sorted(rels):
             path = out / rel
@@ -328,7 +339,9 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
             for uid, record in zip(uids.tolist(), records.column("record").to_pylist(), strict=True):
                 if uid in place:
                     rel, offset = place[uid]
-                    os.pwrite(fds[rel], (record + "\n").encode("utf-8"), offset)
+                    data = (record + "\n").encode("utf-8")
+                    os.pwrite(fds[rel], data, offset)
+                    digests[rel] = (digests[rel] + _line_digest(offset, data)) & _MASK64
             del records
             pa.default_memory_pool().release_unused()
     finally:
@@ -343,23 +356,27 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
             "examples": sizes.get(rel, (0, 0))[0],
             "sha256": None,
         }
+        written[rel] = digests.get(rel, 0)
     return files
 
 
 def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str, dict[str, Any]],
-                     validate: Callable[..., list[str]], max_tokens: int) -> dict[str, Any]:
-    """Re-read every written file: its sha256 (into `files`) and the target format's validator on
-    each record."""
+                     validate: Callable[..., list[str]], max_tokens: int, written: dict[str, int]) -> dict[str, Any]:
+    """Re-read every written file: its sha256 (into `files`), the target format's validator on each
+    record, and a check that it holds exactly the records written (the leakage check and lineage
+    were computed on those records)."""
     errors: dict[str, int] = defaultdict(int)
     invalid = checked = 0
     for rel, info in files.items():
         tokens = con.sql("SELECT tokens FROM placed WHERE rel = $rel ORDER BY line", params={"rel": rel}).fetchnumpy()
         counts = np.asarray(tokens["tokens"], dtype=np.int64)
         digest = hashlib.sha256()
-        line_no = 0
+        line_no = offset = lines_digest = 0
         with open(out / rel, "rb") as fh:
             for raw in fh:
                 digest.update(raw)
+                lines_digest = (lines_digest + _line_digest(offset, raw)) & _MASK64
+                offset += len(raw)
                 if not raw.strip():
                     continue
                 errs = validate(json.loads(raw), max_tokens, int(counts[line_no]) if line_no < counts.size else None)
@@ -369,6 +386,8 @@ def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str,
                 for e in errs:
                     errors[e] += 1
         info["sha256"] = digest.hexdigest()
+        if lines_digest != written.get(rel, 0):
+            raise DatasetError(f"internal: `{out / rel}` does not read back as written; rerun `logaudit dataset`.")
     return {"records_checked": checked, "invalid_records": invalid, "errors": dict(sorted(errors.items()))}
 
 
