@@ -260,10 +260,10 @@ def split(con: duckdb.DuckDBPyConnection, n_examples: int, n_kept: int, group_th
     overshoot skipped for smaller ones.
     """
     links = query(con, "split_links").fetchnumpy()
-    kinds = np.asarray(links["kind"], dtype=object)
+    kinds = np.asarray(links["kind"], dtype=np.int8)
     li, lj = np.asarray(links["i"], dtype=np.int64), np.asarray(links["j"], dtype=np.int64)
-    session_links = int(np.count_nonzero(kinds == "session"))
-    prompt_links = int(np.count_nonzero(kinds == "prompt"))
+    session_links = int(np.count_nonzero(kinds == 0))
+    prompt_links = int(np.count_nonzero(kinds == 1))
     ni = nj = np.zeros(0, dtype=np.int64)
     if n_kept > 1 and group_threshold <= 1:
         ni, nj = _edges(query(con, "split_near_links", threshold=group_threshold))
