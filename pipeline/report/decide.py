@@ -730,7 +730,9 @@ def decide(report: dict[str, Any], cfg: ReportConfig) -> dict[str, Any]:
     measured_factors = len(fw["factors"]) - fw["unknown_count"]
 
     count_ok = fw["switch_count"] >= cfg.framework_switch_min
-    flat = cost["break_even_months"]
+    saving = cost["monthly_savings_if_migrated"]
+    # Unrounded (the display rounds to 0.1 month): 24.02 months is beyond a 24-month horizon.
+    flat = cost["one_time_fine_tune_cost"] / saving if saving and saving > 0 else None
     trend = cost["break_even_month_with_growth"]
     pays_back = flat is not None and flat <= cfg.break_even_horizon_months
     pays_back_on_trend = trend is not None
