@@ -256,11 +256,11 @@ def _entry_read(read: int, b: Any, kind: str, block_tokens: int) -> int | None:
     if kind == "auto_prefix":
         j = min(len(b.token_hashes), int(read / f // block_tokens)) - 1
         return b.token_hashes[max(j, 0)]
-    best = None
-    for idx, end in enumerate(b.block_ends):
-        if end * f <= read * 1.02 + 8:
-            best = idx
-    return b.block_hashes[best] if best is not None else None
+    if not b.block_ends:
+        return None
+    # The breakpoint whose prefix length is nearest the read (the estimate is calibrated, not exact).
+    best = min(range(len(b.block_ends)), key=lambda i: abs(b.block_ends[i] * f - read))
+    return b.block_hashes[best]
 
 
 def _likely_cause(cal: ScopeCalibration, rows: list[dict[str, Any]], cfg: Any, grid: Iterable[CacheRules]) -> str | None:
@@ -283,7 +283,9 @@ def _likely_cause(cal: ScopeCalibration, rows: list[dict[str, Any]], cfg: Any, g
     if inferred > 0.1 * n:
         causes.append(f"{inferred} requests show cache reads/writes but no logged cache_control markers: "
                       "breakpoint positions are inferred")
-    if after.simulated_share > after.reported_share:
+    if causes:
+        pass
+    elif after.simulated_share > after.reported_share:
         causes.append("the provider cached less than any candidate rule allows: eviction under load, "
                       "routing overflow or cache keys splitting the traffic")
     else:
