@@ -11,11 +11,11 @@ import re
 import pytest
 from test_report_rules import USD, busy_facts
 
-from pipeline.report import summary_lines
-from pipeline.report.config import WeeklyConfig
 from pipeline.report.decide import DECISIONS, build_report
 from pipeline.report.facts import Facts, TaskFacts
 from pipeline.report.render import render_html, render_markdown
+from pipeline.report.stage import summary_lines
+from pipeline.report.thresholds import WeeklyConfig
 from pipeline.report.weekly import compare, render_weekly_markdown
 
 
