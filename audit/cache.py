@@ -7,7 +7,7 @@ DuckDB does the sorting and the joins):
                (audit/dynamic_spans.py): a block is DYNAMIC when its masked text occurs with more
                than one raw value across requests.
   2. prepare   per request (a map, parallelizable by batch): render and tokenize the prompt
-               (audit/tokens.py, memoized by content hash), segment counts, rolling prefix hashes
+               (audit/token_accounting.py, memoized by content hash), segment counts, rolling prefix hashes
                of B-token blocks and of content blocks, logged/ideal breakpoint positions, and the
                same hashes for the "ideal ordering" variant in which dynamic spans move to the end.
                Spooled to Parquet.
@@ -44,8 +44,8 @@ import xxhash
 from audit import dynamic_spans
 from audit.cache_sim import SimRow, simulate_partition
 from audit.prices import CacheRules, PriceTable, base_model_name
-from audit.sqlfiles import attach_labels, fetch_dicts, load_sql, open_store, query, write_batches, write_query
-from audit.tokens import (
+from audit.tables import attach_labels, fetch_dicts, load_sql, open_store, query, write_batches, write_query
+from audit.token_accounting import (
     REPLY_OVERHEAD,
     Block,
     TokenMemo,
@@ -55,8 +55,8 @@ from audit.tokens import (
 )
 from pipeline.config import from_section
 from pipeline.errors import AuditError
-from pipeline.ingest.store import sql_literal
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
+from pipeline.workdir.store import sql_literal
 
 SCENARIOS = ("as_logged", "ideal_bp", "ideal")
 # Reported input / estimate within this range: the logged prompt accounts for what was billed.

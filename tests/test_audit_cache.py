@@ -18,7 +18,13 @@ from audit import cache, cost
 from audit.cache_sim import SimRow, simulate_partition
 from audit.dynamic_spans import find_spans
 from audit.prices import load_prices
-from audit.tokens import TokenMemo, count_request_naive, request_blocks, tokenize_request, tokenize_store
+from audit.token_accounting import (
+    TokenMemo,
+    count_request_naive,
+    request_blocks,
+    tokenize_request,
+    tokenize_store,
+)
 from pipeline.tokens import get_encoding
 
 PRICES = load_prices()
