@@ -29,7 +29,7 @@ def test_litellm_partial_rows_are_all_kept(world: tuple[Ingested, dict]) -> None
     spend = truth["spend_logs"]
     rows = {r["request_id"]: r for r in case.rows if r["source_format"] == "litellm_spend_log"}
     keep = {k for k, t in spend.items() if t["keep"]}
-    assert set(rows) == keep  # 795 of 800: only the two rows with nothing recoverable are rejected
+    assert set(rows) == keep  # 798 of 800: only the two rows with nothing recoverable are rejected
     rejected = sorted(r["detail"][:60] for r in case.rejects if "litellm_spend_logs" in r["source_file"])
     assert len(rejected) == 2 and all("not recognized" in d for d in rejected)
     partial = [k for k, t in spend.items() if t["kind"] == "model_and_tools_only"]
