@@ -316,6 +316,8 @@ def _cache(cache: dict[str, Any], facts: Facts) -> None:
         names = {"tools": "tools", "system": "system", "history": "history", "new_turn": "user"}
         facts.token_composition = {names.get(k, k): int(v) for k, v in segments.items() if _num(v) is not None}
     facts.tokens_cached_reported = _get(cache, "cacheable_tokens.reported_cache_read")
+    calibration = cache.get("calibration")
+    facts.cache_calibration = calibration if isinstance(calibration, dict) else None
     facts.prefix_breakers = []
     labels = {t.id: t.label for t in facts.task_types}
     for b in cache.get("prefix_breakers") or []:
