@@ -119,10 +119,28 @@ class IngestResult:
             lines.append(f"  formats: {fmts}")
         if t.get("items_skipped"):
             lines.append(f"  items:   {t['items_skipped']} non-LLM item(s) inside container records skipped")
+        not_read = self.manifest.get("paths_not_read") or []
+        if not_read:
+            kinds = Counter(_not_read_kind(p) for p in not_read)
+            shown = ", ".join(Path(p["path"]).name or p["path"] for p in not_read[:NOT_READ_SHOWN])
+            more = f", … ({len(not_read) - NOT_READ_SHOWN} more in ingest_manifest.json)" if len(not_read) > NOT_READ_SHOWN else ""
+            lines.append(f"  not read: {len(not_read)} path(s) ({', '.join(f'{k} {v}' for k, v in kinds.most_common())}): "
+                         f"{shown}{more}")
         if t["rejected"] or t["skipped"] or t.get("items_skipped"):
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.manifest["reject_reasons"].items()))
             lines.append(f"  rejects and skips ({reasons}): see {self.workdir}/rejects/")
         return "\n".join(lines)
+
+
+NOT_READ_SHOWN = 5
+
+
+def _not_read_kind(entry: dict[str, str]) -> str:
+    """`.png`, `no extension`, or the reason (`not_found`) for a path the ingest did not read."""
+    if entry.get("reason") != "not_a_log_file_extension":
+        return entry.get("reason") or "unknown"
+    suffix = Path(entry["path"]).suffix.lower()
+    return suffix or "no extension"
 
 
 @dataclass(frozen=True)
