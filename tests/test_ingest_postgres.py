@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 from pipeline.cli import cli
 from pipeline.errors import IngestError
 from pipeline.ingest import ingest, postgres
-from pipeline.ingest.store import read_state
+from pipeline.ingest.writer import read_state
 
 SCHEMA = Path(__file__).parent / "cases" / "litellm_db" / "schema.sql"
 JSON_COLUMNS = {"metadata", "request_tags", "messages", "response", "proxy_server_request"}
