@@ -125,23 +125,22 @@ def read_sse(stream: IO[bytes], make: MakeRecord) -> Iterator[Any]:
     """One record per event block; the event name becomes `type` when the payload has none."""
     data: list[str] = []
     event: str | None = None
-    start = 0
+    start = 0  # line of the block being read (0: between blocks)
     for n, raw in enumerate(stream, start=1):
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if n == 1:
             line = line.removeprefix("\ufeff")
         if not line.strip():
-            if data or event is not None:
+            if start:
                 yield _sse_record(start, data, event, make)
-            data, event = [], None
+            data, event, start = [], None, 0
             continue
-        if not data and event is None:
-            start = n
+        start = start or n
         if line.startswith("data:"):
             data.append(line[5:].removeprefix(" "))
         elif line.startswith("event:"):
             event = line[6:].strip()
-    if data or event is not None:
+    if start:
         yield _sse_record(start, data, event, make)
 
 
