@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -197,3 +198,22 @@ def test_inspect_eval_zip(case: Ingested, name: str) -> None:
                        e["output"]["usage"]["output_tokens"]) for e in events)
     got = sorted((r["ts"], r["in_uncached"] + (r["in_cache_read"] or 0), r["out_total"]) for r in rows)
     assert got == expected and len(rows) == len(events)
+
+
+def test_reingesting_every_new_shape_is_idempotent(tmp_path: Path) -> None:
+    """Files re-read (touched, or copied elsewhere under the same names) add nothing: every row is
+    recognized as already present, for every shape, including the run-wide LangSmith join."""
+    import shutil
+
+    logs = tmp_path / "logs"
+    shutil.copytree(EXPORTS, logs)
+    shutil.copytree(CASES / "exports_edge", logs / "edge")
+    first = ingest_case(logs, tmp_path / "out")
+    for p in logs.rglob("*"):
+        if p.is_file():
+            os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 1_000_000_000))
+    second = ingest_case(logs, tmp_path / "out")
+    assert second.manifest["totals"]["files_read"] == first.manifest["totals"]["files_read"]
+    assert second.manifest["totals"]["rows_written"] == 0
+    assert second.manifest["totals"]["rows_duplicate"] == first.manifest["totals"]["rows_written"] == 25 + 7
+    assert len(second.rows) == len(first.rows)

@@ -39,6 +39,13 @@ _OWN_PARAMS = ("table", "schema")
 SQL_FILE = Path(__file__).with_name("sql") / "litellm_spend_logs_since.sql"
 
 
+SOURCE_DESCRIPTION = (
+    "LiteLLM proxy database: `postgresql://[user[:password]@]host[:port]/db[?table=LiteLLM_SpendLogs&schema=…]` "
+    "(or PG* variables); rows of `LiteLLM_SpendLogs` read-only, in pages, incrementally by `startTime` "
+    f"(watermark per source, re-reading the last {int(OVERLAP.total_seconds() // 60)} min), each read as a `litellm_spend_log` record"
+)
+
+
 def is_database_url(spec: object) -> bool:
     return isinstance(spec, str) and spec.lower().startswith(SCHEMES)
 
