@@ -31,7 +31,7 @@ def rejects_of(case: Ingested, name: str) -> list[tuple[str, str, int]]:
 
 def test_accounting(case: Ingested) -> None:
     assert_reconciles(case.manifest)
-    assert case.manifest["by_format"] == {"envelope": 2, "langfuse_trace": 1, "langsmith_batch": 2, "otel_console_span": 2,
+    assert case.manifest["by_format"] == {"codex_rollout": 10, "envelope": 2, "langfuse_trace": 1, "langsmith_batch": 2, "otel_console_span": 2,
                                           "stream_chunks": 6}
 
 
@@ -113,3 +113,16 @@ def test_summary_caps_the_names_shown(tmp_path: Path) -> None:
     line = next(x for x in ingest([str(logs)], tmp_path / "out", progress=False).summary().splitlines() if "not read" in x)
     assert line == ("  not read: 8 path(s) (.png 7, no extension 1): Makefile, img0.png, img1.png, img2.png, img3.png, "
                     "… (3 more in ingest_manifest.json)")
+
+
+def test_codex_rollout_without_token_counts_gives_one_row_per_call(case: Ingested) -> None:
+    rows = sorted((r for r in case.rows if r["source_format"] == "codex_rollout"), key=lambda r: r["ts"])
+    # A call ends where its outputs are followed by the next input item (tool output, user turn).
+    assert [(r["ts"].isoformat(), r["model"], len(r["messages"]), r["response_text"]) for r in rows] == [
+        ("2026-10-05T09:00:04.200000+00:00", "gpt-5-codex", 1, None),
+        ("2026-10-05T09:00:11.500000+00:00", "gpt-5-codex", 3, "All 3 tests pass."),
+        ("2026-10-05T09:02:03+00:00", "gpt-5-codex", 5, "Lint is clean."),
+    ]
+    assert rows[0]["response_tool_calls"][0]["name"] == "shell"
+    assert all(r["usage_missing"] and r["session_id"] == "0199aaaa-0000-7000-8000-000000000001" for r in rows)
+    assert [r["parent_id"] for r in rows] == [None, rows[0]["request_id"], rows[1]["request_id"]]
