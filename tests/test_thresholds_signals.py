@@ -7,7 +7,6 @@ flags are known by construction. Moving a threshold either way fails a case belo
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
