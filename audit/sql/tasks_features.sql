@@ -23,8 +23,7 @@ WITH base AS (
         r.messages,
         hash(coalesce(r.parent_id, ''), coalesce(sp.system_fp, ''), coalesce(r.tools_json, ''), r.messages)
             AS state_hash,
-        coalesce(r.finish_reason = 'error', false) OR coalesce(r.status_code >= 400, false)
-            OR r.error_type IS NOT NULL AS failed,
+        request_failed(r.finish_reason, r.error_type, r.status_code) AS failed,
         coalesce(r.n_choices, 1) > 1
             OR coalesce(TRY_CAST(json_extract_string(r.request_params, '$.n') AS INTEGER), 1) > 1 AS multi_choice,
         r.finish_reason,
