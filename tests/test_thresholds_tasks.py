@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -100,3 +101,47 @@ def test_ten_requests_make_a_type_nine_do_not(task_of: dict[str, str]) -> None:
 def test_all_types_distinct(task_of: dict[str, str]) -> None:
     named = [next(iter(types_of(task_of, n))) for n in ("merge_v1", "apart_v1", "apart_v2", "ten")]
     assert len(set(named)) == 4
+
+
+# --- a system prompt serving two user templates: split at a 0.2 share ---------------------------------
+
+GENERIC = prompt("gq")
+TEMPLATES = {
+    "translate": ("Please translate the following text into French.", "Keep the original formatting exactly."),
+    "review": ("Summarize this customer review in one sentence.", "Mention the product name first."),
+}
+
+
+def _template_store(wd: Path, counts: dict[str, int]) -> dict[str, str]:
+    rng = random.Random(9)
+    vocab = [word("s", i) for i in range(3000)]
+    rows, n = [], 0
+    for name, count in counts.items():
+        head, tail = TEMPLATES[name]
+        for k in range(count):
+            user = f"{head}\n{' '.join(rng.choice(vocab) for _ in range(10))}\n{tail}"
+            rows.append(row(request_id=f"{name}_{k}", ts=T0 + timedelta(minutes=n), provider="openai",
+                            model="gpt-4o-mini", system_text=GENERIC, messages=[msg("user", user)],
+                            status_code=200, finish_reason="stop", response_text="ok", in_uncached=200,
+                            out_total=5))
+            n += 1
+    write_store(wd, rows)
+    tasks.run(wd, wd / "audit", {})
+    return {r["request_id"]: r["task_type"] for r in pq.read_table(wd / "audit" / "request_labels.parquet").to_pylist()}
+
+
+@pytest.mark.parametrize(("minor", "split"), [(10, True), (9, False)])
+def test_family_split_needs_two_templates_of_a_fifth(tmp_path: Path, minor: int, split: bool) -> None:
+    """40 + 10 requests: the minor template holds 10/50 = 0.2 of the family -> two types.
+    40 + 9: 9/49 = 0.18 (and 9 < 10 requests) -> one type."""
+    task_of = _template_store(tmp_path, {"translate": 40, "review": minor})
+    assert (len(types_of(task_of, "translate") | types_of(task_of, "review")) == 2) is split
+    assert tasks.OTHER not in types_of(task_of, "translate")
+
+
+def test_family_split_share_without_the_count_limit(tmp_path: Path) -> None:
+    """50 + 12: 12/62 = 0.194 < 0.2 although 12 >= 10 requests -> one type; 48 + 12 = 0.2 -> two."""
+    one = _template_store(tmp_path / "one", {"translate": 50, "review": 12})
+    assert len(types_of(one, "translate") | types_of(one, "review")) == 1
+    two = _template_store(tmp_path / "two", {"translate": 48, "review": 12})
+    assert len(types_of(two, "translate") | types_of(two, "review")) == 2
