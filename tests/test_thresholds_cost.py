@@ -109,3 +109,47 @@ def test_window_days_counts_both_calendar_days(first: datetime | None, last: dat
 def test_monthly_run_rate_by_hand() -> None:
     assert cost.monthly(30.0, 30.0) == pytest.approx(365.25 / 12)
     assert cost.monthly(10.0, 0.0) == 0.0
+
+
+def test_cost_section_by_hand(prices_file: Path, tmp_path: Path) -> None:
+    """The summary section's every figure worked by hand (1 M-token units keep the rounding visible)."""
+    wd = tmp_path / "work"
+    mtok = 1_000_000
+    write_store(wd, [
+        row(request_id="before", ts=CHANGE - timedelta(seconds=1), provider="x", model="m", in_uncached=mtok,
+            in_cache_read=mtok, out_total=mtok),  # 1 + 0.5 + 2 = 3.5 USD
+        row(request_id="at", ts=CHANGE, provider="x", model="m", in_uncached=mtok, in_cache_read=mtok,
+            out_total=mtok),  # 4 + 2 + 8 = 14
+        row(request_id="older", ts=datetime(2025, 6, 1, tzinfo=UTC), provider="x", model="m", in_uncached=mtok,
+            out_total=0),  # 1
+        row(request_id="mini", ts=datetime(2026, 3, 1, tzinfo=UTC), provider="x", model="m-mini", in_uncached=mtok,
+            out_total=mtok),  # 0.1 + 0.2
+        row(request_id="nousage", ts=datetime(2026, 3, 2, tzinfo=UTC), provider="x", model="m", usage_missing=True),
+        row(request_id="mystery", ts=datetime(2026, 3, 3, tzinfo=UTC), provider="x", model="zz", in_uncached=10,
+            out_total=1),
+    ])
+    out = tmp_path / "audit"
+    out.mkdir()
+    s = cost.run(wd, out, {"audit": {"cost": {"prices": str(prices_file)}}})
+    assert s["currency"] == "USD" and s["price_table"]["path"] == str(prices_file)
+    assert (s["requests"], s["priced_requests"], s["requests_without_usage"], s["requests_unpriced_model"]) == (
+        6, 4, 1, 1)
+    days = (date(2026, 6, 1) - date(2025, 6, 1)).days + 1
+    assert s["window"]["days"] == days == 366
+    assert s["total_usd"] == pytest.approx(3.5 + 14 + 1 + 0.3)
+    assert s["components_usd"] == pytest.approx({"input": 1 + 4 + 1 + 0.1, "cached_input": 0.5 + 2,
+                                                 "cache_write": 0.0, "output": 2 + 8 + 0.2,
+                                                 "batch_discount_saved": 0.0})
+    uncached = (2 * 1 + 2) + (2 * 4 + 8) + 1 + 0.3
+    assert s["total_without_caching_usd"] == pytest.approx(uncached)
+    assert s["caching_saved_usd"] == pytest.approx(uncached - 18.8)
+    assert s["monthly_run_rate_usd"] == round(18.8 / 366 * 365.25 / 12, 2) == 1.56
+    assert s["monthly_run_rate_without_caching_usd"] == round(uncached / 366 * 365.25 / 12, 2) == 1.77
+    by_model = {m["model"]: m for m in s["by_model"]}
+    assert by_model["m"]["cost_usd"] == pytest.approx(18.5) and by_model["m"]["price_model_key"] == "m"
+    assert by_model["m"]["requests"] == 4 and by_model["m"]["input_tokens"] == 5 * mtok
+    assert by_model["m-mini"]["output_tokens"] == mtok
+    assert [u["model"] for u in s["unpriced_models"]] == ["zz"]
+    assert s["reported_cost"]["rows"] == 0
+    assert s["headline"] == ("$18.80 over 366 days (run-rate $2/month; $21.30 without caching); top model m; "
+                             "1 model(s) unpriced")
