@@ -57,6 +57,7 @@ from pipeline.config import from_section
 from pipeline.errors import AuditError
 from pipeline.progress import StageProgress, is_enabled, stage_progress
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
+from pipeline.workdir.paths import workdir_paths
 from pipeline.workdir.store import sql_literal
 
 SCENARIOS = ("as_logged", "ideal_bp", "ideal")
@@ -434,7 +435,7 @@ def simulate_cache(
     config = config or {}
     cfg = cache_config(config)
     prices = prices or price_table(config)
-    work = Path(work_dir) if work_dir else Path(workdir) / "audit" / ".cache_work"
+    work = Path(work_dir) if work_dir else workdir_paths(workdir).audit_dir / ".cache_work"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
