@@ -24,6 +24,7 @@ from typing import Any
 from pipeline.config import load_toml
 from pipeline.errors import StoreError
 from pipeline.ingest.store import has_requests
+from pipeline.workdir.lock import holds_writer_lock
 
 AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
 
@@ -42,6 +43,7 @@ class AuditResult:
         return "\n".join(lines)
 
 
+@holds_writer_lock
 def run_audits(workdir: Path, config_path: Path | None = None) -> AuditResult:
     """Run every audit module over `workdir/requests` and write `workdir/audit/summary.json`."""
     workdir = Path(workdir)

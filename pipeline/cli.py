@@ -9,24 +9,63 @@ from typing import Any
 
 import click
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, disk_error
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn PipelineError into `Error: …` and exit code 1; `--debug` re-raises with the traceback."""
+    """The one place errors become messages: a PipelineError, an OS-level failure (disk full,
+    read-only, permission) or any unexpected exception prints one `Error: …` line and exits 1;
+    `logaudit --debug …` re-raises with the traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except PipelineError as e:
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as e:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
-            raise click.ClickException(str(e)) from e
+            raise click.ClickException(user_message(e)) from e
+        except KeyboardInterrupt:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            raise click.ClickException("Interrupted; earlier results are unchanged.") from None
 
     return wrapper
+
+
+def user_message(e: BaseException) -> str:
+    if isinstance(e, PipelineError):
+        return str(e)
+    as_disk = disk_error(e)
+    if as_disk is not None:
+        return str(as_disk)
+    return f"Unexpected {type(e).__name__}: {e}. Rerun with `logaudit --debug …` for the traceback, and report it."
+
+
+def writes_workdir(create: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command that writes into WORKDIR: `--wait` option, and the writer lock held for the whole
+    command (the stage functions re-enter it), so a second writer queues or is refused by name."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, wait: bool, **kwargs: Any) -> Any:
+            from pipeline.workdir.lock import writer_lock
+
+            say = functools.partial(click.echo, err=True)
+            with writer_lock(kwargs["workdir"], wait=wait, create=create, on_wait=say) as stale:
+                if stale:
+                    say(f"Note: took over the lock left by pid {stale.get('pid')} ({stale.get('command')}), which died.")
+                return fn(*args, **kwargs)
+
+        return click.option(
+            "--wait", is_flag=True, help="When another logaudit is writing WORKDIR, wait for it instead of exiting."
+        )(wrapper)
+
+    return decorate
 
 
 def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,6 +98,7 @@ def cli(debug: bool) -> None:
 @click.option("--strict", is_flag=True, help="Exit non-zero when any record is rejected.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @handle_errors
+@writes_workdir(create=True)
 def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool | None) -> None:
     """Ingest log files, folders or globs into the normalized Parquet store.
 
@@ -77,6 +117,7 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool |
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
 @handle_errors
+@writes_workdir()
 def audit(workdir: Path, config_path: Path | None) -> None:
     """Measure cacheable share, tokens, spend, task types and signals over the store.
 
@@ -100,6 +141,7 @@ def audit(workdir: Path, config_path: Path | None) -> None:
 @click.option("--eval-fraction", type=float, default=None, help="Share held out per task type (default 0.1).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
 @handle_errors
+@writes_workdir()
 def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task: bool | None, seed: int | None,
             eval_fraction: float | None, config_path: Path | None) -> None:
     """Build fine-tuning JSONL from the store: filter, redact, deduplicate, split.
@@ -124,6 +166,7 @@ def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task:
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="TOML overrides ([report] thresholds, prices, currency, your latency/privacy needs).")
 @handle_errors
+@writes_workdir()
 def report(workdir: Path, config_path: Path | None) -> None:
     """Write the verdict, five signs, decision framework, costs and data quality.
 
@@ -143,6 +186,7 @@ def report(workdir: Path, config_path: Path | None) -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="TOML overrides ([weekly] regression limits).")
 @handle_errors
+@writes_workdir()
 def weekly(workdir: Path, config_path: Path | None) -> None:
     """Compare the last 7 days with the 7 before and flag regressions.
 
@@ -167,6 +211,7 @@ def weekly(workdir: Path, config_path: Path | None) -> None:
               help="One TOML for every stage ([audit.*], [dataset], [report]).")
 @click.option("--progress/--no-progress", default=None, help="Ingest progress bar (default: when stderr is a terminal).")
 @handle_errors
+@writes_workdir(create=True)
 def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progress: bool | None) -> None:
     """Run the whole pipeline: ingest -> audit -> dataset -> report.
 

@@ -1,6 +1,20 @@
-"""Errors shown to the user. The CLI turns every PipelineError into `Error: …` and exit code 1."""
+"""Errors shown to the user. The CLI turns every PipelineError into `Error: …` and exit code 1
+(in one place, `pipeline.cli.handle_errors`); `logaudit --debug …` shows the traceback instead.
+
+    PipelineError
+    ├── IngestError        input could not be ingested
+    ├── StoreError         the store is missing, empty or unreadable
+    │   └── MissingInputError   a stage ran before the stage it reads (says what to run)
+    ├── AuditError / DatasetError / ReportError
+    ├── ConfigError        the configuration file is invalid
+    ├── LockedError        another process is writing the WORKDIR
+    └── DiskError          the file system refused a write or read (full, read-only, permission)
+"""
 
 from __future__ import annotations
+
+import errno
+import os
 
 
 class PipelineError(Exception):
@@ -13,6 +27,10 @@ class IngestError(PipelineError):
 
 class StoreError(PipelineError):
     """The normalized store is missing or unreadable."""
+
+
+class MissingInputError(StoreError):
+    """A stage ran before its input exists; the message names what is missing and what to run."""
 
 
 class AuditError(PipelineError):
@@ -29,3 +47,42 @@ class ReportError(PipelineError):
 
 class ConfigError(PipelineError):
     """The configuration file is invalid."""
+
+
+class LockedError(PipelineError):
+    """Another process holds the WORKDIR's writer lock."""
+
+
+class DiskError(PipelineError):
+    """The operating system refused a file operation: disk full, read-only, permission denied."""
+
+
+_ADVICE = {
+    errno.ENOSPC: "the disk is full: free space (or use --out on another disk) and rerun",
+    errno.EDQUOT: "the disk quota is exceeded: free space and rerun",
+    errno.EFBIG: "the file grew beyond the size this system allows (ulimit -f?): raise the limit and rerun",
+    errno.EROFS: "the file system is read-only: use --out on a writable disk",
+    errno.EACCES: "permission denied: fix the permissions or use --out somewhere you can write",
+    errno.EPERM: "operation not permitted: fix the permissions or use --out somewhere you can write",
+}
+_DISK_TEXT = ("no space left", "disk full", "read-only file system", "permission denied", "file too large")
+
+
+def disk_error(exc: BaseException, path: object = None) -> DiskError | None:
+    """A one-line DiskError for an OS-level failure (OSError, or DuckDB's IOException text), else None.
+
+    Earlier state is untouched in every such case: each stage writes a new version beside the
+    current one and only switches to it once complete.
+    """
+    code = getattr(exc, "errno", None)
+    where = path or getattr(exc, "filename", None)
+    if isinstance(exc, OSError) and code in _ADVICE:
+        what = os.strerror(code)
+        return DiskError(f"Cannot write `{where}`: {what}; {_ADVICE[code]}. Earlier results are unchanged.")
+    text = str(exc)
+    low = text.lower()
+    for marker, code in zip(_DISK_TEXT, (errno.ENOSPC, errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EFBIG), strict=True):
+        if marker in low:
+            first = text.strip().splitlines()[0][:300]
+            return DiskError(f"{first}; {_ADVICE[code]}. Earlier results are unchanged.")
+    return None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_toml
+from pipeline.workdir.lock import holds_writer_lock
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class RunResult:
         return "Report: " + ", ".join(str(p) for p in paths.values())
 
 
+@holds_writer_lock(create=True)
 def run_all(
     paths: Sequence[str | Path],
     workdir: Path,

@@ -57,6 +57,7 @@ from pipeline.dataset.formats import FORMATS
 from pipeline.errors import DatasetError
 from pipeline.ingest.store import connect_store, current_version, requests_glob
 from pipeline.tokens import encoding_name_for
+from pipeline.workdir.lock import holds_writer_lock
 
 PII_MODES = ("redact", "drop", "keep")
 LABEL_COLUMNS = ("request_id", "task_type", "regenerated", "edited", "feedback_rating", "clean_example", "is_retry")
@@ -130,6 +131,7 @@ class DatasetResult:
         return "\n".join(lines)
 
 
+@holds_writer_lock
 def build_dataset(workdir: Path, config: DatasetConfig | None = None) -> DatasetResult:
     """Filter, redact, deduplicate and split the store into `WORKDIR/dataset/`.
 

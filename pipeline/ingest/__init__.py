@@ -53,6 +53,7 @@ from pipeline.ingest.reader import (
     splittable,
 )
 from pipeline.ingest.rows import RecordError, Row, Skip
+from pipeline.workdir.lock import holds_writer_lock
 from schemas import REQUEST_SCHEMA, SCHEMA_VERSION
 
 BATCH_ROWS = 5000
@@ -263,6 +264,7 @@ def _process_unit_star(args: tuple[WorkUnit, store.StagedRun, int]) -> UnitResul
     return process_unit(*args)
 
 
+@holds_writer_lock(create=True)
 def ingest(
     paths: Iterable[str | Path],
     workdir: Path,

@@ -24,6 +24,7 @@ from pipeline.report.decide import build_report
 from pipeline.report.inputs import read_facts
 from pipeline.report.render import render_html, render_markdown
 from pipeline.report.weekly import WeeklyResult, weekly_report
+from pipeline.workdir.lock import holds_writer_lock
 
 __all__ = ["ReportConfig", "ReportResult", "WeeklyConfig", "WeeklyResult", "render_report", "weekly_report"]
 
@@ -52,6 +53,7 @@ class ReportResult:
         return "\n".join(lines)
 
 
+@holds_writer_lock
 def render_report(workdir: Path, config: dict[str, Any] | ReportConfig | None = None) -> ReportResult:
     """Read the stages' outputs under `workdir` and write the report in three formats.
 

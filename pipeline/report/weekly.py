@@ -21,6 +21,7 @@ from typing import Any
 
 from pipeline.report.config import WeeklyConfig, weekly_config
 from pipeline.report.sqlfiles import fetch
+from pipeline.workdir.lock import holds_writer_lock
 
 EXIT_OK = 0
 EXIT_REGRESSIONS = 3
@@ -68,6 +69,7 @@ class WeeklyResult:
         return "\n".join(lines)
 
 
+@holds_writer_lock
 def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = None) -> WeeklyResult:
     """Compare the last `days` with the `days` before and write `WORKDIR/report/weekly.{md,json}`."""
     from pipeline.ingest.store import connect_store, sql_literal
