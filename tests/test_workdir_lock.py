@@ -126,12 +126,14 @@ def test_second_writer_names_the_holder_and_waits(tmp_path: Path) -> None:
             assert rc == 1, (command, text)
             assert f"pid {holder.pid}" in text and "holder-for-test" in text and "Traceback" not in text
         waiting = logaudit("ingest", logs, "--out", work, "--wait")
-        time.sleep(1.0)
-        assert waiting.poll() is None  # queued behind the holder
+        assert waiting.stderr is not None
+        assert f"Waiting for pid {holder.pid}" in waiting.stderr.readline()  # queued behind the holder
+        time.sleep(0.5)
+        assert waiting.poll() is None
         holder.terminate()
         holder.wait()
         rc, text = finish(waiting)
-        assert rc == 0 and "Waiting for pid" in text, text
+        assert rc == 0, text
     finally:
         holder.kill()
         holder.wait()

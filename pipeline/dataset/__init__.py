@@ -55,7 +55,7 @@ from pipeline.dataset.bucket import (
 from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS
 from pipeline.dataset.formats import FORMATS
 from pipeline.errors import DatasetError
-from pipeline.ingest.store import connect_store, current_version, requests_glob
+from pipeline.ingest.store import connect_store, current_version, requests_dir, requests_glob
 from pipeline.tokens import encoding_name_for
 from pipeline.workdir.lock import holds_writer_lock
 
@@ -320,7 +320,7 @@ def _sha256(path: Path) -> str:
 
 
 def _store_fingerprint(workdir: Path) -> dict[str, Any]:
-    files = sorted(Path(p) for p in Path(workdir).glob("requests/*/*.parquet"))
+    files = sorted(requests_dir(workdir).glob("*/*.parquet"))
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}\n".encode())

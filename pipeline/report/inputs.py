@@ -115,9 +115,11 @@ def _num(value: Any) -> float | None:
 
 
 def _ingest(workdir: Path, facts: Facts) -> None:
-    manifest = _json(workdir / "ingest_manifest.json")
+    from pipeline.ingest.store import store_path
+
+    manifest = _json(store_path(workdir, "ingest_manifest.json"))
     facts.sources["ingest_manifest"] = manifest is not None
-    rejects_dir = workdir / "rejects"
+    rejects_dir = store_path(workdir, "rejects")
     if rejects_dir.is_dir():
         # The rejects folder holds every run's rejects; the manifest only the last run's.
         count = 0
