@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ingest.store import connect_store
+from pipeline.workdir.store import connect_store
 
 RECORD = (
     '{"id":"%s","timestamp":"2026-07-%02dT09:00:00Z","provider":"openai","endpoint":"/v1/chat/completions",'

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.ingest import ingest
-from pipeline.ingest.store import STORE_DIR, connect_store, current_version
+from pipeline.workdir.store import STORE_DIR, connect_store, current_version
 from tests.test_workdir_lock import write_logs
 
 

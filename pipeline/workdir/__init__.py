@@ -1,1 +1,1 @@
-"""The working directory on disk: the store, its commit point, the writer lock and versioned stage outputs."""
+"""The working directory every stage reads through: the store's read side and the path of every handoff file."""

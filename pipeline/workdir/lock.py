@@ -134,7 +134,7 @@ def _acquire(fd: int, workdir: Path, wait: bool | float, on_wait: Callable[[str]
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except OSError:
-            holder = describe_holder(read_holder(workdir))
+            holder = describe_holder(_current_holder(workdir))
             if deadline is not None and time.monotonic() >= deadline:
                 hint = "" if wait else " Wait for it to finish, or rerun with --wait to queue behind it."
                 raise LockedError(f"`{workdir}` is being written by {holder}.{hint}") from None
@@ -142,6 +142,16 @@ def _acquire(fd: int, workdir: Path, wait: bool | float, on_wait: Callable[[str]
                 on_wait(f"Waiting for {holder} to finish writing `{workdir}` …")
                 announced = True
             time.sleep(POLL_SECONDS)
+
+
+def _current_holder(workdir: Path) -> dict[str, Any]:
+    """The holder's record; it writes it just after locking, so give it a moment to appear."""
+    for _ in range(10):
+        holder = read_holder(workdir)
+        if holder.get("state") == "held":
+            return holder
+        time.sleep(0.05)
+    return holder
 
 
 def _stale_holder(fd: int) -> dict[str, Any]:
