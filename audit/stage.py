@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_toml
-from pipeline.errors import StoreError
+from pipeline.errors import MissingInputError
+from pipeline.workdir import versions
 from pipeline.workdir.lock import holds_writer_lock
-from pipeline.workdir.store import has_requests
+from pipeline.workdir.store import has_requests, missing_store_message, store_identity
 
 AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
 
@@ -48,23 +49,23 @@ def run_audits(workdir: Path, config_path: Path | None = None) -> AuditResult:
     """Run every audit module over `workdir/requests` and write `workdir/audit/summary.json`."""
     workdir = Path(workdir)
     if not has_requests(workdir):
-        raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
+        raise MissingInputError(missing_store_message(workdir))
     config = load_toml(config_path)
-    out_dir = workdir / "audit"
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
-    for name in AUDIT_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                summary["skipped"].append(name)
-                continue
-            raise
-        t0 = time.perf_counter()
-        summary["sections"][name.split(".")[-1]] = module.run(workdir, out_dir, config)
-        summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(out_dir / "summary.json")
+    # Built into a new version and switched in whole: a run killed (or a disk filling up) half way
+    # leaves the previous audit as it was, never a mix of new and old tables.
+    with versions.building(workdir, "audit", store=store_identity(workdir)) as build:
+        for name in AUDIT_MODULES:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as e:
+                if e.name == name:
+                    summary["skipped"].append(name)
+                    continue
+                raise
+            t0 = time.perf_counter()
+            summary["sections"][name.split(".")[-1]] = module.run(workdir, build, config)
+            summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
+        (build / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    out_dir = workdir / "audit"
     return AuditResult(out_dir, summary)

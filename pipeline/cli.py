@@ -165,9 +165,11 @@ def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task:
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="TOML overrides ([report] thresholds, prices, currency, your latency/privacy needs).")
+@click.option("--allow-mixed-versions", is_flag=True,
+              help="Read the audit and dataset even when they were computed from different store versions.")
 @handle_errors
 @writes_workdir()
-def report(workdir: Path, config_path: Path | None) -> None:
+def report(workdir: Path, config_path: Path | None, allow_mixed_versions: bool) -> None:
     """Write the verdict, five signs, decision framework, costs and data quality.
 
     \b
@@ -178,16 +180,18 @@ def report(workdir: Path, config_path: Path | None) -> None:
     from pipeline.config import load_toml
     from pipeline.report import render_report
 
-    click.echo(render_report(workdir, load_toml(config_path)).summary())
+    click.echo(render_report(workdir, load_toml(config_path), allow_mixed_versions=allow_mixed_versions).summary())
 
 
 @cli.command()
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="TOML overrides ([weekly] regression limits).")
+@click.option("--allow-mixed-versions", is_flag=True,
+              help="Read the audit and dataset even when they were computed from different store versions.")
 @handle_errors
 @writes_workdir()
-def weekly(workdir: Path, config_path: Path | None) -> None:
+def weekly(workdir: Path, config_path: Path | None, allow_mixed_versions: bool) -> None:
     """Compare the last 7 days with the 7 before and flag regressions.
 
     \b
@@ -199,7 +203,7 @@ def weekly(workdir: Path, config_path: Path | None) -> None:
     from pipeline.config import load_toml
     from pipeline.report import weekly_report
 
-    result = weekly_report(workdir, load_toml(config_path))
+    result = weekly_report(workdir, load_toml(config_path), allow_mixed_versions=allow_mixed_versions)
     click.echo(result.summary())
     raise SystemExit(result.exit_code)
 

@@ -19,6 +19,7 @@ from typing import Any
 from pipeline.report.facts import Facts, TaskFacts
 from pipeline.report.sqlfiles import fetch
 from pipeline.report.thresholds import ReportConfig
+from pipeline.workdir.versions import stage_dir
 
 BINS_PER_DECADE = 8
 
@@ -27,7 +28,7 @@ def read_facts(workdir: Path, cfg: ReportConfig) -> Facts:
     workdir = Path(workdir)
     facts = Facts()
     _ingest(workdir, facts)
-    summary = _json(workdir / "audit" / "summary.json")
+    summary = _json(stage_dir(workdir, "audit") / "summary.json")
     facts.sources["audit_summary"] = summary is not None
     sections = (summary or {}).get("sections", {})
     skipped = (summary or {}).get("skipped", [])
@@ -191,9 +192,9 @@ def _daily_spend(workdir: Path, facts: Facts) -> None:
     """Per-day spend and cacheable shares, and token totals, from the audit's Parquet tables."""
     import duckdb
 
-    costs = workdir / "audit" / "cost_by_period.parquet"
-    per_request = workdir / "audit" / "request_costs.parquet"
-    cache_days = workdir / "audit" / "cache_by_day.parquet"
+    costs = stage_dir(workdir, "audit") / "cost_by_period.parquet"
+    per_request = stage_dir(workdir, "audit") / "request_costs.parquet"
+    cache_days = stage_dir(workdir, "audit") / "cache_by_day.parquet"
     con = duckdb.connect()
     try:
         spend = {r["day"].isoformat(): r for r in fetch(con, "daily_spend", path=str(costs))} if costs.is_file() else {}
@@ -229,7 +230,7 @@ def _int(value: Any) -> int | None:
 
 
 def _tasks(workdir: Path, tasks: dict[str, Any] | None, facts: Facts, cfg: ReportConfig) -> None:
-    path = workdir / "audit" / "task_types.parquet"
+    path = stage_dir(workdir, "audit") / "task_types.parquet"
     if not path.is_file():
         facts.miss("task_types", f"`{path}` not found (the task-type audit did not run)")
         return
@@ -254,7 +255,7 @@ def _tasks(workdir: Path, tasks: dict[str, Any] | None, facts: Facts, cfg: Repor
             output_format="json" if (_num(r.get("json_output_rate")) or 0) >= 0.5 else "text",
         ))
     facts.task_type_count = len([t for t in facts.task_types if t.id != "other"])
-    rates = workdir / "audit" / "signal_rates.parquet"
+    rates = stage_dir(workdir, "audit") / "signal_rates.parquet"
     if rates.is_file():
         overall = [r for r in pq.read_table(rates).to_pylist() if r["dimension"] == "all"]
         if overall:
@@ -280,7 +281,7 @@ def format_consistency(row: dict[str, Any]) -> float | None:
 
 def _task_cache_shares(workdir: Path, facts: Facts) -> None:
     """Per-task cacheable share from the cache audit's per-task table, when it wrote one."""
-    path = workdir / "audit" / "cache_by_task_type.parquet"
+    path = stage_dir(workdir, "audit") / "cache_by_task_type.parquet"
     if not path.is_file() or not facts.task_types:
         return
     import pyarrow.parquet as pq
@@ -353,7 +354,7 @@ def _traffic(traffic: dict[str, Any], facts: Facts) -> None:
 
 
 def _dataset(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
-    manifest = _json(workdir / "dataset" / "manifest.json")
+    manifest = _json(stage_dir(workdir, "dataset") / "manifest.json")
     facts.sources["dataset_manifest"] = manifest is not None
     if manifest is None:
         reason = f"`{workdir}/dataset/manifest.json` not found (run `logaudit dataset {workdir}`)"
@@ -386,9 +387,9 @@ def _data_quality(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
     from pipeline.workdir.store import sql_literal
 
     tables = {
-        "lineage": workdir / "dataset" / "lineage.parquet",
-        "request_labels": workdir / "audit" / "request_labels.parquet",
-        "task_types": workdir / "audit" / "task_types.parquet",
+        "lineage": stage_dir(workdir, "dataset") / "lineage.parquet",
+        "request_labels": stage_dir(workdir, "audit") / "request_labels.parquet",
+        "task_types": stage_dir(workdir, "audit") / "task_types.parquet",
     }
     con = duckdb.connect()
     try:

@@ -21,7 +21,9 @@ from typing import Any
 
 from pipeline.report.sqlfiles import fetch
 from pipeline.report.thresholds import WeeklyConfig, weekly_config
+from pipeline.workdir import versions
 from pipeline.workdir.lock import holds_writer_lock
+from pipeline.workdir.versions import stage_dir
 
 EXIT_OK = 0
 EXIT_REGRESSIONS = 3
@@ -59,8 +61,11 @@ class WeeklyResult:
 
     def summary(self) -> str:
         w = self.weekly
-        lines = [f"Weekly report written to {self.out_dir}/ (weekly.md, weekly.json)",
-                 f"  this week {w['this_week']['start']} → {w['this_week']['end']} vs "
+        lines = [f"Weekly report written to {self.out_dir}/ (weekly.md, weekly.json)"]
+        if w.get("no_previous_week"):
+            lines.append("  no previous week: the store holds no requests before "
+                         f"{w['this_week']['start']}, so nothing is compared (exit code 0)")
+        lines += [f"  this week {w['this_week']['start']} → {w['this_week']['end']} vs "
                  f"{w['previous_week']['start']} → {w['previous_week']['end']}"]
         for m in w["metrics"]:
             flag = "REGRESSION" if m["regression"] else ("ok" if m["measured"] else "not measured")
@@ -70,17 +75,23 @@ class WeeklyResult:
 
 
 @holds_writer_lock
-def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = None) -> WeeklyResult:
+def weekly_report(
+    workdir: Path, config: dict[str, Any] | WeeklyConfig | None = None, *, allow_mixed_versions: bool = False
+) -> WeeklyResult:
     """Compare the last `days` with the `days` before and write `WORKDIR/report/weekly.{md,json}`."""
-    from pipeline.workdir.store import connect_store, sql_literal
+    from pipeline.report.stage import REPORT_FILES, check_versions
+    from pipeline.workdir.store import connect_store, sql_literal, store_identity
 
     workdir = Path(workdir)
     cfg = weekly_config(config)
+    store = store_identity(workdir)
+    check_versions(workdir, store, ("audit", "dataset"), allow_mixed_versions)
     con = connect_store(workdir)
     try:
         present = {}
         for view, (rel, empty) in _OPTIONAL.items():
-            path = workdir / rel
+            stage, name = rel.split("/", 1)
+            path = stage_dir(workdir, stage) / name
             present[view] = path.is_file()
             source = f"SELECT * FROM read_parquet({sql_literal(path)})" if path.is_file() else empty
             con.execute(f"CREATE OR REPLACE VIEW {view} AS {source}")
@@ -96,6 +107,10 @@ def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = 
         con.close()
 
     metrics = compare(traffic, labels, mix, dataset, present, cfg)
+    no_previous_week = not (traffic.get("prev") or {}).get("requests")
+    if no_previous_week:  # nothing to compare with: no figure can have regressed
+        for m in metrics:
+            m["regression"] = False
     weekly = {
         "schema_version": 1,
         "this_week": {"start": this_start.isoformat(), "end": end.isoformat()},
@@ -103,6 +118,7 @@ def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = 
         "limits": dict(cfg.__dict__),
         "sources": present,
         "metrics": metrics,
+        "no_previous_week": no_previous_week,
         "new_task_types": [
             {"task_type": m["task_type"], "label": m["task_label"], "requests": m["this_requests"]}
             for m in mix if m["new_this_week"]
@@ -115,11 +131,10 @@ def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = 
     }
     weekly["regressions"] = [m["id"] for m in metrics if m["regression"]]
     weekly["exit_code"] = EXIT_REGRESSIONS if weekly["regressions"] else EXIT_OK
-    out_dir = workdir / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write(out_dir / "weekly.json", json.dumps(weekly, indent=2, ensure_ascii=False, default=str) + "\n")
-    _write(out_dir / "weekly.md", render_weekly_markdown(weekly))
-    return WeeklyResult(out_dir, weekly)
+    with versions.building(workdir, "report", store=store, carry=REPORT_FILES) as build:
+        _write(build / "weekly.json", json.dumps(weekly, indent=2, ensure_ascii=False, default=str) + "\n")
+        _write(build / "weekly.md", render_weekly_markdown(weekly))
+    return WeeklyResult(workdir / "report", weekly)
 
 
 def _ratio(num: Any, den: Any) -> float | None:
@@ -246,6 +261,8 @@ def render_weekly_markdown(weekly: dict[str, Any]) -> str:
         "",
         f"**{len(weekly['regressions'])} regression(s)** (exit code {weekly['exit_code']}).",
         "",
+        *(["No previous week: the store holds no requests before this week, so nothing is compared.", ""]
+          if weekly.get("no_previous_week") else []),
         "| Metric | This week | Previous week | Limit | Result |",
         "|---|---:|---:|---|---|",
     ]

@@ -11,6 +11,8 @@ a copy reads the same.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import duckdb
@@ -51,7 +53,7 @@ def connect_store(workdir: Path, *, memory_limit: str = "3GB", threads: int | No
     """A DuckDB connection with the `requests` view over the store (UTC session time zone)."""
     workdir = Path(workdir)
     if not has_requests(workdir):
-        raise MissingInputError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
+        raise MissingInputError(missing_store_message(workdir))
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
@@ -64,6 +66,37 @@ def connect_store(workdir: Path, *, memory_limit: str = "3GB", threads: int | No
         f"{sql_literal(requests_glob(workdir))}, hive_partitioning = true, union_by_name = true)"
     )
     return con
+
+
+def missing_store_message(workdir: Path) -> str:
+    """Why there is nothing to read in `workdir`, and what to run: never ingested, or everything
+    ingested so far was rejected or skipped."""
+    workdir = Path(workdir)
+    cur = current_version(workdir)
+    if cur is None:
+        return f"No store in `{workdir}`: nothing was ingested there yet. Run `logaudit ingest LOGS --out {workdir}` first."
+    lines = 0
+    try:
+        runs = json.loads((cur / "state.json").read_text(encoding="utf-8")).get("runs", [])
+        lines = sum(int(r.get("totals", {}).get("lines_read", 0)) for r in runs)
+    except (OSError, ValueError):
+        pass
+    return (
+        f"The store in `{workdir}` holds no requests: all {lines} record(s) ingested so far were rejected or "
+        f"skipped (reasons in `{cur / 'rejects'}`). Check the input with `logaudit formats`, then "
+        f"`logaudit ingest LOGS --out {workdir}`."
+    )
+
+
+def store_identity(workdir: Path) -> dict[str, str | None]:
+    """What a stage output records as the store it was computed from: the version name, and a
+    fingerprint of its files (names and sizes; an ingest that added nothing keeps it)."""
+    cur = current_version(workdir)
+    h = hashlib.sha256()
+    if cur is not None:
+        for f in sorted([*cur.glob("requests/*/*.parquet"), *cur.glob("rejects/*.jsonl")]):
+            h.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}\n".encode())
+    return {"version": cur.name if cur is not None else None, "fingerprint": h.hexdigest()}
 
 
 def current_version(workdir: Path) -> Path | None:

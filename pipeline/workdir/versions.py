@@ -17,11 +17,14 @@ see `StageOutput`).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 POINTER = "CURRENT"
 LEGACY_POINTER = "current"  # a symlink to the version (before the pointer file); a plain folder once copied
@@ -139,3 +142,132 @@ def fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+# --- stage outputs ------------------------------------------------------------------------------
+
+STAGES_DIR = ".stages"
+VERSION_FILE = "_version.json"
+
+
+def stage_root(workdir: Path, stage: str) -> Path:
+    return Path(workdir) / STAGES_DIR / stage
+
+
+def stage_dir(workdir: Path, stage: str) -> Path:
+    """Where a stage's current output is read from: its committed version, or (a WORKDIR from before
+    versioned outputs) the plain `WORKDIR/<stage>/` folder."""
+    current = read_pointer(stage_root(workdir, stage))
+    return current if current is not None else Path(workdir) / stage
+
+
+def stage_version(workdir: Path, stage: str) -> dict[str, Any]:
+    """The `_version.json` of a stage's current output ({} when absent or from before versions)."""
+    try:
+        return json.loads((stage_dir(workdir, stage) / VERSION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+@contextlib.contextmanager
+def building(
+    workdir: Path, stage: str, *, store: dict[str, Any], inputs: dict[str, Any] | None = None, carry: tuple[str, ...] = ()
+) -> Iterator[Path]:
+    """Build the next version of `stage`'s output in a fresh folder, yielded to the caller; commit
+    it when the block ends normally, remove it otherwise (the current version is untouched).
+
+    Args:
+        store: the store identity the output is computed from (`workdir.store.store_identity`).
+        inputs: versions of other stage outputs read (e.g. the audit a dataset took labels from).
+        carry: files of the current version that another command owns (the weekly report beside
+            the report) and that the new version keeps, hard-linked.
+    """
+    root = stage_root(workdir, stage)
+    root.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(root)
+    for stray in [*Path(workdir).glob(f".{stage}.view-*"), *Path(workdir).glob(f".{stage}.old-*")]:
+        if stray.is_symlink() or stray.is_file():
+            stray.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(stray, ignore_errors=True)
+    token = run_token()
+    build = root / f"{TMP_PREFIX}{token}"
+    build.mkdir()
+    try:
+        yield build
+        previous = read_pointer(root) or (Path(workdir) / stage)
+        for name in carry:
+            if (previous / name).is_file() and not (build / name).exists():
+                _link_or_copy(previous / name, build / name)
+        record = {"stage": stage, "store": store, "inputs": inputs or {}, "run": token,
+                  "created": datetime.now(UTC).isoformat(timespec="seconds")}
+        (build / VERSION_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        final = commit_version(root, build)  # the commit point
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    refresh_view(Path(workdir) / stage, final)
+    remove_leftovers(root)
+
+
+def work_folder(workdir: Path, stage: str) -> Path:
+    """A scratch folder for one run of `stage`, removed by the next run if this one is killed."""
+    root = stage_root(workdir, stage)
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / f"{TMP_PREFIX}work-{run_token()}"
+    folder.mkdir()
+    return folder
+
+
+def refresh_view(view: Path, version: Path) -> None:
+    """Point the user-facing `WORKDIR/<stage>` at `version`: a relative symlink, or where symlinks
+    cannot exist a hard-linked copy. The tool itself never reads the view (it resolves CURRENT), so
+    this is best effort; a plain folder there (an older layout, or a copy that dropped the link)
+    was the stage's own output and is replaced."""
+    target = os.path.relpath(version, view.parent)
+    if view.is_symlink() and os.readlink(view) == target:
+        return
+    tmp = view.with_name(f".{view.name}.view-{uuid.uuid4().hex}")
+    try:
+        os.symlink(target, tmp)
+    except OSError:
+        shutil.copytree(version, tmp, copy_function=_link_or_copy)
+    old = None
+    if view.is_dir() and not view.is_symlink():
+        old = view.with_name(f".{view.name}.old-{uuid.uuid4().hex}")
+        os.replace(view, old)
+    os.replace(tmp, view)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def mismatched_inputs(workdir: Path, store: dict[str, Any], stages: tuple[str, ...]) -> list[str]:
+    """Why the current outputs of `stages` cannot be read together: each computed from another
+    store than the current one, or the dataset from another audit than the current one.
+    Outputs from before versioned outputs carry no record and are not judged."""
+    problems = []
+    audit_version = read_pointer(stage_root(workdir, "audit"))
+    for stage in stages:
+        record = stage_version(workdir, stage)
+        if not record:
+            continue
+        built_on = record.get("store") or {}
+        if built_on.get("fingerprint") != store.get("fingerprint"):
+            problems.append(
+                f"`{stage}` was computed from store {built_on.get('version')}, the store is now {store.get('version')} "
+                f"(rerun `logaudit {stage}`)"
+            )
+        used_audit = (record.get("inputs") or {}).get("audit")
+        if stage != "audit" and used_audit and audit_version is not None and used_audit != audit_version.name:
+            problems.append(
+                f"`{stage}` took its labels from audit {used_audit}, the audit is now {audit_version.name} "
+                f"(rerun `logaudit {stage}`)"
+            )
+    return problems
