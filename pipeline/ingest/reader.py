@@ -7,6 +7,7 @@ so the ingest can account for each: decoded, blank, or undecodable with a reason
 
 from __future__ import annotations
 
+import codecs
 import csv
 import fnmatch
 import glob
@@ -83,6 +84,8 @@ def discover(paths: list[str]) -> tuple[list[Path], list[SkippedPath]]:
         for p in candidates:
             if p.is_dir():
                 _walk(p, found, skipped)
+            elif p.exists() and not p.is_file():
+                skipped.append(SkippedPath(str(p), _special_kind(p)))
             elif p.exists():
                 found[str(p)] = p  # an explicitly named file is always read
             else:
@@ -99,10 +102,19 @@ def _walk(root: Path, found: dict[str, Path], skipped: list[SkippedPath]) -> Non
             p = folder / name
             if name.startswith(".") or _match(name, patterns):
                 continue
-            if is_data_file(p):
+            if not p.is_file():  # a FIFO would block the read forever; sockets and devices are not logs
+                skipped.append(SkippedPath(str(p), _special_kind(p)))
+            elif is_data_file(p):
                 found[str(p)] = p
             else:
                 skipped.append(SkippedPath(str(p), "not_a_log_file_extension"))
+
+
+def _special_kind(p: Path) -> str:
+    """Why a path that exists is not read: it is not a regular file."""
+    kind = ("fifo" if p.is_fifo() else "socket" if p.is_socket() else
+            "device" if p.is_block_device() or p.is_char_device() else "broken_link" if p.is_symlink() else "special")
+    return f"not_a_regular_file ({kind})"
 
 
 def _match(name: str, patterns: list[str]) -> bool:
@@ -126,16 +138,105 @@ class _CountingReader(io.RawIOBase):
         return n or 0
 
 
+class _ZstdReader(io.RawIOBase):
+    """Decompresses a zstd stream of one or more frames, and fails at the end of input when the
+    last frame is incomplete (zstandard's stream_reader reports a silent EOF there, so a file cut
+    off mid-stream looked complete)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._in_frame = False
+        self._out = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self._pos >= len(self._out):
+            chunk = self._raw.read(1 << 20)
+            if not chunk:
+                if self._in_frame:
+                    raise zstandard.ZstdError("truncated zstd stream: the input ends inside a frame")
+                return 0
+            self._out, self._pos = self._feed(chunk), 0
+        n = min(len(b), len(self._out) - self._pos)
+        b[:n] = self._out[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def _feed(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            self._in_frame = True
+            out.append(self._frame.decompress(chunk))
+            if not self._frame.eof:
+                break
+            chunk, self._in_frame = self._frame.unused_data, False
+            self._frame = zstandard.ZstdDecompressor().decompressobj()
+        return b"".join(out)
+
+
+UNICODE_BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
+    (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"),
+)
+
+
+def wide_encoding(head: bytes) -> str | None:
+    """UTF-16 or UTF-32 when `head` starts with that byte-order mark (Windows tools write them)."""
+    return next((enc for bom, enc in UNICODE_BOMS if head.startswith(bom)), None)
+
+
+class _Utf8Transcoder(io.RawIOBase):
+    """Re-encodes a UTF-16/32 text stream as UTF-8 bytes, so every reader downstream sees UTF-8.
+    Invalid code units raise UnicodeDecodeError (a file-level error) after the text before them."""
+
+    def __init__(self, stream: IO[bytes], encoding: str) -> None:
+        self._raw = stream
+        self._decoder = codecs.getincrementaldecoder(encoding)("strict")
+        self._error: UnicodeDecodeError | None = None
+        self._out = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self._pos >= len(self._out):
+            if self._error is not None:
+                raise self._error
+            chunk = self._raw.read(1 << 18)
+            self._out, self._pos = self._decode(chunk).encode("utf-8"), 0
+            if not chunk and not self._out:
+                return 0
+        n = min(len(b), len(self._out) - self._pos)
+        b[:n] = self._out[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def _decode(self, chunk: bytes) -> str:
+        pending = self._decoder.buffer  # type: ignore[attr-defined]  # bytes held from the last chunk
+        try:
+            return self._decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as e:
+            self._error = e
+            self._decoder.buffer = b""  # type: ignore[attr-defined]
+            return self._decoder.decode((pending + chunk)[: e.start])
+
+
 def open_binary(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -> IO[bytes]:
     raw = open(path, "rb")  # noqa: SIM115 - closed by the caller via the returned stream
-    counted = io.BufferedReader(_CountingReader(raw, on_bytes), buffer_size=1 << 20)
+    stream: IO[bytes] = io.BufferedReader(_CountingReader(raw, on_bytes), buffer_size=1 << 20)
     name = path.name.lower()
     if name.endswith(".gz"):
-        return gzip.GzipFile(fileobj=counted)  # type: ignore[return-value]
-    if name.endswith(".zst"):
-        reader = zstandard.ZstdDecompressor().stream_reader(counted, read_across_frames=True)
-        return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[arg-type]  # adds readline
-    return counted
+        stream = io.BufferedReader(gzip.GzipFile(fileobj=stream), buffer_size=1 << 20)  # type: ignore[arg-type]
+    elif name.endswith(".zst"):
+        stream = io.BufferedReader(_ZstdReader(stream), buffer_size=1 << 20)
+    encoding = wide_encoding(stream.peek(4)[:4])  # type: ignore[attr-defined]
+    if encoding:
+        stream = io.BufferedReader(_Utf8Transcoder(stream, encoding), buffer_size=1 << 20)
+    return stream
 
 
 def _logical_name(path: Path) -> str:
@@ -152,7 +253,10 @@ _DECOMPRESS_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdErro
 def splittable(path: Path) -> bool:
     """Plain (uncompressed) line-oriented files can be cut into byte ranges and read in parallel;
     SSE captures and concatenated JSON dumps cannot (a record spans several lines)."""
-    return path.name.lower().endswith((".jsonl", ".ndjson", ".txt", ".log")) and file_kinds.sniff_path(path) is None
+    if not path.name.lower().endswith((".jsonl", ".ndjson", ".txt", ".log")) or file_kinds.sniff_path(path) is not None:
+        return False
+    with open(path, "rb") as f:
+        return wide_encoding(f.read(4)) is None  # byte ranges of UTF-16/32 text are not lines
 
 
 def split_ranges(path: Path, chunk_bytes: int) -> list[tuple[int, int, int]]:
@@ -214,6 +318,8 @@ def read_records(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -
         return
     try:
         stream = open_binary(path, on_bytes)
+    except _DECOMPRESS_ERRORS as e:
+        raise FileReadError("corrupt_compressed_file", f"decompression failed: {e}") from e
     except OSError as e:
         raise FileReadError("unreadable_file", f"cannot open: {e.strerror or e}") from e
     try:
@@ -234,6 +340,9 @@ def read_records(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -
                 yield from _read_jsonl(stream)
     except _DECOMPRESS_ERRORS as e:
         raise FileReadError("corrupt_compressed_file", f"decompression failed: {e}") from e
+    except UnicodeDecodeError as e:
+        raise FileReadError("invalid_utf16_or_32", f"the file starts with a {e.encoding} byte-order mark but "
+                            f"is not valid {e.encoding} at byte {e.start} of a block: {e.reason}") from e
     except OSError as e:
         raise FileReadError("unreadable_file", f"read failed: {e}") from e
     finally:

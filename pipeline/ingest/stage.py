@@ -42,6 +42,8 @@ from pipeline.ingest.formats import (
     run_row_stages,
 )
 from pipeline.ingest.reader import (
+    COMPRESSED_SUFFIXES,
+    DATA_SUFFIXES,
     FileReadError,
     RawRecord,
     SkippedPath,
@@ -122,6 +124,14 @@ class IngestResult:
         if t["rejected"] or t["skipped"] or t.get("items_skipped"):
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.manifest["reject_reasons"].items()))
             lines.append(f"  rejects and skips ({reasons}): see {self.workdir}/rejects/")
+        special = [p for p in self.manifest.get("paths_not_read", []) if p["reason"].startswith("not_a_regular_file")]
+        if special:
+            shown = ", ".join(f"{p['path']} ({p['reason']})" for p in special[:3])
+            lines.append(f"  not read: {len(special)} path(s) that are not regular files: {shown}")
+        errors = [f for f in self.manifest.get("files", []) if f.get("status") == "error"]
+        if errors:
+            shown = "; ".join(f"{f['path']}: {f['error']}" for f in errors[:3])
+            lines.append(f"  file errors: {shown}")
         return "\n".join(lines)
 
 
@@ -286,10 +296,18 @@ def ingest(
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    files, skipped_paths = discover([str(p) for p in paths])
+    paths = [str(p) for p in paths]
+    files, skipped_paths = discover(paths)
     missing = [s for s in skipped_paths if s.reason in ("not_found", "no_match")]
     if not files and missing:
         raise IngestError(f"No input found: `{missing[0].path}` does not exist.")
+    if not files:
+        others = "; ".join(f"`{s.path}` ({s.reason})" for s in skipped_paths[:5])
+        raise IngestError(
+            f"No log files in {', '.join(f'`{p}`' for p in paths)}"
+            + (f" (not read: {others}{' …' if len(skipped_paths) > 5 else ''})" if others else " (it is empty)")
+            + f". Logs are {' '.join(DATA_SUFFIXES)} files, optionally {' '.join(COMPRESSED_SUFFIXES)}; nothing was written."
+        )
     # Unique per run (part files are named after it); ends with the pid so GC can spot live runs.
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}-{os.getpid()}"
     writer.collect_garbage(workdir)
@@ -361,10 +379,18 @@ def ingest(
         staged.abort()
         raise
     result = IngestResult(workdir, manifest)
-    if strict and manifest["totals"]["rejected"]:
-        raise IngestError(
-            f"{manifest['totals']['rejected']} record(s) rejected (strict mode); see `{workdir}/rejects/`."
-        )
+    if strict:
+        problems = []
+        bad_files = [f for f in manifest["files"] if f["status"] == "error"]
+        if bad_files:
+            shown = "; ".join(f"`{f['path']}`: {f['error']}" for f in bad_files[:3])
+            problems.append(f"{len(bad_files)} file(s) unreadable or cut short ({shown})")
+        if manifest["totals"]["rejected"]:
+            problems.append(f"{manifest['totals']['rejected']} record(s) rejected")
+        if problems:
+            raise IngestError(
+                f"{' and '.join(problems)} (strict mode); the readable records were stored, see `{workdir}/rejects/`."
+            )
     return result
 
 
@@ -515,7 +541,7 @@ def _manifest(
     started: float,
     state: dict[str, Any],
 ) -> dict[str, Any]:
-    totals = Counter()
+    totals = Counter(dict.fromkeys(("lines_read", "blank", "ingested", "skipped", "rejected", "rows_emitted", "items_skipped"), 0))
     by_format: Counter = Counter()
     reasons: Counter = Counter()
     for fs in stats:
