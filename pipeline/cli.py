@@ -28,7 +28,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as e:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
-            raise click.ClickException(user_message(e)) from e
+            raise click.ClickException(user_message(e, kwargs.get("workdir"))) from e
         except KeyboardInterrupt:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
@@ -37,10 +37,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def user_message(e: BaseException) -> str:
+def user_message(e: BaseException, workdir: Path | None = None) -> str:
     if isinstance(e, PipelineError):
         return str(e)
-    as_disk = disk_error(e)
+    as_disk = disk_error(e, workdir)
     if as_disk is not None:
         return str(as_disk)
     return f"Unexpected {type(e).__name__}: {e}. Rerun with `logaudit --debug …` for the traceback, and report it."

@@ -65,24 +65,27 @@ _ADVICE = {
     errno.EACCES: "permission denied: fix the permissions or use --out somewhere you can write",
     errno.EPERM: "operation not permitted: fix the permissions or use --out somewhere you can write",
 }
-_DISK_TEXT = ("no space left", "disk full", "read-only file system", "permission denied", "file too large")
+_DISK_TEXT = (
+    ("no space left", errno.ENOSPC), ("disk full", errno.ENOSPC), ("quota exceeded", errno.EDQUOT),
+    ("read-only file system", errno.EROFS), ("permission denied", errno.EACCES), ("file too large", errno.EFBIG),
+)
 
 
-def disk_error(exc: BaseException, path: object = None) -> DiskError | None:
-    """A one-line DiskError for an OS-level failure (OSError, or DuckDB's IOException text), else None.
+def disk_error(exc: BaseException, workdir: object = None) -> DiskError | None:
+    """A one-line DiskError for an OS-level failure (OSError, or the text of DuckDB's and Arrow's
+    IO errors), else None. It names the file when the OS did, else the WORKDIR being written.
 
-    Earlier state is untouched in every such case: each stage writes a new version beside the
+    Earlier results are untouched in every such case: each stage writes a new version beside the
     current one and only switches to it once complete.
     """
     code = getattr(exc, "errno", None)
-    where = path or getattr(exc, "filename", None)
-    if isinstance(exc, OSError) and code in _ADVICE:
-        what = os.strerror(code)
-        return DiskError(f"Cannot write `{where}`: {what}; {_ADVICE[code]}. Earlier results are unchanged.")
     text = str(exc)
-    low = text.lower()
-    for marker, code in zip(_DISK_TEXT, (errno.ENOSPC, errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EFBIG), strict=True):
-        if marker in low:
-            first = text.strip().splitlines()[0][:300]
-            return DiskError(f"{first}; {_ADVICE[code]}. Earlier results are unchanged.")
-    return None
+    if not (isinstance(exc, OSError) and code in _ADVICE):
+        low = text.lower()
+        code = next((c for marker, c in _DISK_TEXT if marker in low), None)
+        if code is None:
+            return None
+    path = getattr(exc, "filename", None) or (f"{workdir}" if workdir is not None else None)
+    what = os.strerror(code)
+    where = f"Cannot write `{path}`" if path else "A write failed"
+    return DiskError(f"{where}: {what}; {_ADVICE[code]}. Earlier results are unchanged.")
