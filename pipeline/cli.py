@@ -95,11 +95,13 @@ def cli(debug: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @out_option
-@click.option("--strict", is_flag=True, help="Exit non-zero when any record is rejected.")
+@click.option("--strict", is_flag=True, help="Exit non-zero when any record is rejected or any file is unreadable.")
+@click.option("--max-record-mb", type=click.FloatRange(min=0.001), default=64, show_default=True,
+              help="Quarantine (reject as record_too_large) any single record longer than this.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @handle_errors
 @writes_workdir(create=True)
-def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool | None) -> None:
+def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, max_record_mb: float, progress: bool | None) -> None:
     """Ingest log files, folders or globs into the normalized Parquet store.
 
     \b
@@ -109,7 +111,7 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool |
     """
     from pipeline.ingest import ingest as run_ingest
 
-    result = run_ingest(paths, workdir, strict=strict, progress=progress)
+    result = run_ingest(paths, workdir, strict=strict, progress=progress, max_record_bytes=int(max_record_mb * (1 << 20)))
     click.echo(result.summary())
 
 

@@ -125,3 +125,50 @@ def test_stage_run_before_its_input_exists(tmp_path: Path) -> None:
             f"Error: `{tmp_path / 'nothing'}` does not exist. Run `logaudit ingest LOGS --out {tmp_path / 'nothing'}` first."
         )
         assert not (tmp_path / "nothing").exists()
+
+
+def huge_record(size: int) -> str:
+    """One valid JSON line of about `size` bytes: a real request whose message is enormous."""
+    return RECORD % ("huge", 3, "x" * size, "huge") + "\n"
+
+
+def test_a_record_beyond_the_limit_is_quarantined_and_good_lines_kept(tmp_path: Path) -> None:
+    """Issue 17: one valid 300 MB line took the whole ingest down in the store commit. Now a record
+    above the per-record limit (default 64 MB) is rejected unread with its size; real processes and
+    the real default, with a line just above it."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    limit = 64 << 20
+    with open(logs / "mixed.jsonl", "w", encoding="utf-8") as f:
+        f.write(lines(3, "before"))
+        f.write(huge_record(limit + 1000))
+        f.write(lines(2, "after"))
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(logs), "--out", str(tmp_path / "w")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "record_too_large 1" in proc.stdout
+    assert len(stored_ids(tmp_path / "w")) == 5  # every good line kept
+    rejects = [json.loads(x) for f in (tmp_path / "w" / "rejects").glob("*.jsonl") for x in f.read_text().splitlines()]
+    (rej,) = rejects
+    assert rej["reason"] == "record_too_large" and rej["source_line"] == 4
+    size = len(huge_record(limit + 1000).encode())
+    assert rej["detail"].startswith(f"{size:,} bytes, above the per-record limit of {limit:,} bytes")
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole-file", "byte-ranges"])
+def test_record_limit_is_configurable_and_exact(tmp_path: Path, split: bool) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    limit = 4096
+
+    def sized(rid: str, total: int) -> str:
+        bare = RECORD % (rid, 3, "", rid) + "\n"
+        return RECORD % (rid, 3, "y" * (total - len(bare.encode())), rid) + "\n"
+
+    # The limit counts the record's bytes, not its line break.
+    at_limit, over = sized("at", limit + 1), sized("over", limit + 2)
+    (logs / "edge.jsonl").write_text(lines(2) + at_limit + over + lines(2, "tail"))
+    kwargs = {"chunk_bytes": 2048, "workers": 1} if split else {}
+    result = ingest([logs], tmp_path / "w", progress=False, max_record_bytes=limit, **kwargs)
+    assert result.totals["rejected"] == 1 and result.manifest["reject_reasons"] == {"record_too_large": 1}
+    assert sorted(stored_ids(tmp_path / "w")) == sorted(["r0", "r1", "at", "tail0", "tail1"])

@@ -28,6 +28,9 @@ from pipeline.ingest import file_kinds
 IGNORE_FILE = ".logauditignore"
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".har", ".txt", ".log", *file_kinds.EXTRA_SUFFIXES)
 COMPRESSED_SUFFIXES = (".gz", ".zst")
+# Records longer than this are quarantined unread (`record_too_large`): far above any real API call
+# (a 1M-token prompt is ~4 MB of JSON), and it bounds the memory one line can take.
+MAX_RECORD_BYTES = 64 << 20
 SNIPPET_CHARS = 300
 
 csv.field_size_limit(1 << 30)
@@ -276,9 +279,12 @@ def split_ranges(path: Path, chunk_bytes: int) -> list[tuple[int, int, int]]:
             pos += len(block)
             lines_in_range += block.count(b"\n")
             if pos - start >= chunk_bytes:
-                tail = f.readline()  # finish the current line
-                pos += len(tail)
-                lines_in_range += tail.count(b"\n")
+                while True:  # finish the current line, in bounded steps (it may be huge)
+                    tail = f.readline(1 << 20)
+                    pos += len(tail)
+                    if not tail or tail.endswith(b"\n"):
+                        lines_in_range += tail.count(b"\n")
+                        break
                 ranges.append((start, pos, line))
                 line += lines_in_range
                 start, lines_in_range = pos, 0
@@ -288,7 +294,8 @@ def split_ranges(path: Path, chunk_bytes: int) -> list[tuple[int, int, int]]:
 
 
 def read_range(
-    path: Path, start: int, end: int, first_line: int, on_bytes: Callable[[int], None] = lambda n: None
+    path: Path, start: int, end: int, first_line: int, on_bytes: Callable[[int], None] = lambda n: None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> Iterator[RawRecord]:
     """Records of one byte range of a JSONL file (see split_ranges)."""
     try:
@@ -299,19 +306,51 @@ def read_range(
         f.seek(start)
         pos, line = start, first_line
         try:
-            while pos < end:
-                raw = f.readline()
-                if not raw:
+            for raw in bounded_lines(f, max_record_bytes):
+                if pos >= end:
                     break
-                pos += len(raw)
-                on_bytes(len(raw))
+                size = raw.size if isinstance(raw, Oversized) else len(raw)
+                pos += size
+                on_bytes(size)
                 yield decode_line(raw, line)
                 line += 1
         except OSError as e:
             raise FileReadError("unreadable_file", f"read failed: {e}") from e
 
 
-def read_records(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -> Iterator[RawRecord]:
+@dataclass(frozen=True)
+class Oversized:
+    """A line longer than the per-record limit: only its size and first bytes are kept."""
+
+    size: int
+    head: bytes
+    limit: int
+
+
+def bounded_lines(stream: IO[bytes], limit: int) -> Iterator[bytes | Oversized]:
+    """The lines of a binary stream, never holding more than `limit` bytes of one line: a longer
+    line is skipped in 1 MiB steps and yielded as `Oversized` (one 1 GB record used to take the
+    whole ingest down, good lines included)."""
+    while True:
+        raw = stream.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw
+            continue
+        size, head = len(raw), raw[:SNIPPET_CHARS]
+        del raw
+        while True:
+            more = stream.readline(1 << 20)
+            size += len(more)
+            if not more or more.endswith(b"\n"):
+                break
+        yield Oversized(size, head, limit)
+
+
+def read_records(
+    path: Path, on_bytes: Callable[[int], None] = lambda n: None, max_record_bytes: int = MAX_RECORD_BYTES
+) -> Iterator[RawRecord]:
     """Yield every record of a file. Raises FileReadError (after yielding what was readable)."""
     if _logical_name(path).endswith(file_kinds.ZIP_SUFFIXES):
         yield from file_kinds.read_inspect_zip(path, RawRecord, FileReadError, on_bytes)
@@ -337,7 +376,7 @@ def read_records(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -
             elif kind == "concatenated_json":
                 yield from file_kinds.read_concatenated(stream, RawRecord)
             else:
-                yield from _read_jsonl(stream)
+                yield from _read_jsonl(stream, max_record_bytes)
     except _DECOMPRESS_ERRORS as e:
         raise FileReadError("corrupt_compressed_file", f"decompression failed: {e}") from e
     except UnicodeDecodeError as e:
@@ -349,7 +388,11 @@ def read_records(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -
         stream.close()
 
 
-def decode_line(raw: bytes, line_no: int) -> RawRecord:
+def decode_line(raw: bytes | Oversized, line_no: int) -> RawRecord:
+    if isinstance(raw, Oversized):
+        return RawRecord(line_no, error=("record_too_large", f"{raw.size:,} bytes, above the per-record limit of "
+                         f"{raw.limit:,} bytes (ingest --max-record-mb)"),
+                         snippet=raw.head.decode("utf-8", errors="replace"))
     if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     stripped = raw.strip()
@@ -365,8 +408,8 @@ def decode_line(raw: bytes, line_no: int) -> RawRecord:
     return RawRecord(line_no, value=value, snippet=snippet)
 
 
-def _read_jsonl(stream: IO[bytes]) -> Iterator[RawRecord]:
-    for i, raw in enumerate(stream, start=1):
+def _read_jsonl(stream: IO[bytes], max_record_bytes: int = 0) -> Iterator[RawRecord]:
+    for i, raw in enumerate(bounded_lines(stream, max_record_bytes or MAX_RECORD_BYTES), start=1):
         yield decode_line(raw, i)
 
 

@@ -44,9 +44,11 @@ from pipeline.ingest.formats import (
 from pipeline.ingest.reader import (
     COMPRESSED_SUFFIXES,
     DATA_SUFFIXES,
+    MAX_RECORD_BYTES,
     FileReadError,
     RawRecord,
     SkippedPath,
+    bounded_lines,
     decode_line,
     discover,
     read_range,
@@ -148,6 +150,7 @@ class WorkUnit:
     start: int = 0
     end: int | None = None  # None: the whole file
     first_line: int = 1
+    max_record_bytes: int = MAX_RECORD_BYTES
 
 
 @dataclass
@@ -158,7 +161,7 @@ class UnitResult:
     bytes_done: int
 
 
-def plan_units(files: list[Path], chunk_bytes: int) -> list[WorkUnit]:
+def plan_units(files: list[Path], chunk_bytes: int, max_record_bytes: int = MAX_RECORD_BYTES) -> list[WorkUnit]:
     units: list[WorkUnit] = []
     for f in files:
         try:
@@ -167,9 +170,9 @@ def plan_units(files: list[Path], chunk_bytes: int) -> list[WorkUnit]:
             size = 0
         if size > chunk_bytes and splittable(f) and not _whole_file(f):
             for start, end, line in split_ranges(f, chunk_bytes):
-                units.append(WorkUnit(len(units), str(f), start, end, line))
+                units.append(WorkUnit(len(units), str(f), start, end, line, max_record_bytes))
         else:
-            units.append(WorkUnit(len(units), str(f)))
+            units.append(WorkUnit(len(units), str(f), max_record_bytes=max_record_bytes))
     return units
 
 
@@ -178,7 +181,7 @@ def _whole_file(path: Path) -> bool:
     read by one worker: judged by its first record."""
     try:
         with open(path, "rb") as f:
-            for i, raw in enumerate(f, start=1):
+            for i, raw in enumerate(bounded_lines(f, MAX_RECORD_BYTES), start=1):
                 rec = decode_line(raw, i)
                 if not rec.blank:
                     return isinstance(rec.value, dict) and needs_whole_file(rec.value)
@@ -205,7 +208,10 @@ def process_unit(unit: WorkUnit, staged: writer.StagedRun, batch_rows: int = BAT
         done += n
 
     path = Path(unit.path)
-    records = read_range(path, unit.start, unit.end, unit.first_line, count) if unit.end is not None else read_records(path, count)
+    records = (
+        read_range(path, unit.start, unit.end, unit.first_line, count, unit.max_record_bytes)
+        if unit.end is not None else read_records(path, count, unit.max_record_bytes)
+    )
     batch = RowBatcher(spool, [fs], batch_rows)
     for row in _ingest_records(records, path, fs, ctx, spool):
         batch.add(row)
@@ -284,6 +290,7 @@ def ingest(
     batch_rows: int = BATCH_ROWS,
     workers: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> IngestResult:
     """Ingest log files, directories or globs into `workdir`; idempotent and incremental.
 
@@ -334,7 +341,7 @@ def ingest(
             todo.append(f)
             stat_of[str(f)] = st
         total_bytes = sum(st.st_size for st in stat_of.values())
-        units = plan_units(todo, chunk_bytes)
+        units = plan_units(todo, chunk_bytes, max_record_bytes)
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
         if total_bytes < SMALL_INPUT_BYTES:
             n_workers = 1  # process start-up costs more than it saves
