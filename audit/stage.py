@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline.config import load_toml
 from pipeline.errors import MissingInputError
+from pipeline.progress import stage_progress
 from pipeline.workdir import versions
 from pipeline.workdir.lock import holds_writer_lock
 from pipeline.workdir.store import has_requests, missing_store_message, store_identity
@@ -54,18 +55,22 @@ def run_audits(workdir: Path, config_path: Path | None = None) -> AuditResult:
     summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
     # Built into a new version and switched in whole: a run killed (or a disk filling up) half way
     # leaves the previous audit as it was, never a mix of new and old tables.
-    with versions.building(workdir, "audit", store=store_identity(workdir)) as build:
+    with versions.building(workdir, "audit", store=store_identity(workdir)) as build, \
+            stage_progress("audit", total=len(AUDIT_MODULES), unit="module") as bar:
         for name in AUDIT_MODULES:
+            bar.note(name)
             try:
                 module = importlib.import_module(name)
             except ModuleNotFoundError as e:
                 if e.name == name:
                     summary["skipped"].append(name)
+                    bar.advance()
                     continue
                 raise
             t0 = time.perf_counter()
             summary["sections"][name.split(".")[-1]] = module.run(workdir, build, config)
             summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
+            bar.advance()
         (build / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     out_dir = workdir / "audit"
     return AuditResult(out_dir, summary)

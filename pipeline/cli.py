@@ -75,6 +75,19 @@ def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def progress_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--progress/--no-progress`: bars with counts and ETA on stderr (default: when stderr is a terminal)."""
+
+    def apply(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool | None:
+        from pipeline.progress import configure
+
+        configure(value)
+        return value
+
+    return click.option("--progress/--no-progress", default=None, callback=apply, expose_value=False,
+                        help="Progress bars with counts and ETA (default: when stderr is a terminal).")(fn)
+
+
 def workdir_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("workdir", type=click.Path(path_type=Path), default=Path("out"))(fn)
 
@@ -98,26 +111,30 @@ def cli(debug: bool) -> None:
 @click.option("--strict", is_flag=True, help="Exit non-zero when any record is rejected or any file is unreadable.")
 @click.option("--max-record-mb", type=click.FloatRange(min=0.001), default=64, show_default=True,
               help="Quarantine (reject as record_too_large) any single record longer than this.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@progress_option
 @handle_errors
 @writes_workdir(create=True)
-def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, max_record_mb: float, progress: bool | None) -> None:
+def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, max_record_mb: float) -> None:
     """Ingest log files, folders or globs into the normalized Parquet store.
 
     \b
     Example:
       logaudit ingest exports/2026-10/ 'gateway/*.jsonl.gz' --out out
-    Re-running is idempotent; new files are added incrementally.
+      logaudit ingest 'postgresql://reader@db:5432/litellm' --out out
+    Re-running is idempotent; new files are added incrementally, and a LiteLLM
+    database (PATHS may be postgresql:// URLs; PG* environment variables work)
+    is read from where the last run stopped.
     """
     from pipeline.ingest import ingest as run_ingest
 
-    result = run_ingest(paths, workdir, strict=strict, progress=progress, max_record_bytes=int(max_record_mb * (1 << 20)))
+    result = run_ingest(paths, workdir, strict=strict, max_record_bytes=int(max_record_mb * (1 << 20)))
     click.echo(result.summary())
 
 
 @cli.command()
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@progress_option
 @handle_errors
 @writes_workdir()
 def audit(workdir: Path, config_path: Path | None) -> None:
@@ -142,6 +159,7 @@ def audit(workdir: Path, config_path: Path | None) -> None:
 @click.option("--seed", type=int, default=None, help="Seed of the eval split (default 13).")
 @click.option("--eval-fraction", type=float, default=None, help="Share held out per task type (default 0.1).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@progress_option
 @handle_errors
 @writes_workdir()
 def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task: bool | None, seed: int | None,
@@ -215,10 +233,10 @@ def weekly(workdir: Path, config_path: Path | None, allow_mixed_versions: bool) 
 @out_option
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="One TOML for every stage ([audit.*], [dataset], [report]).")
-@click.option("--progress/--no-progress", default=None, help="Ingest progress bar (default: when stderr is a terminal).")
+@progress_option
 @handle_errors
 @writes_workdir(create=True)
-def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progress: bool | None) -> None:
+def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None) -> None:
     """Run the whole pipeline: ingest -> audit -> dataset -> report.
 
     \b
@@ -228,7 +246,7 @@ def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progres
     """
     from pipeline.run import run_all
 
-    result = run_all(paths, workdir, config_path, echo=click.echo, progress=progress)
+    result = run_all(paths, workdir, config_path, echo=click.echo)
     click.echo(result.summary())
 
 
@@ -241,9 +259,16 @@ def formats() -> None:
       logaudit formats
     """
     from pipeline.ingest.bodies import BODY_FORMATS
+    from pipeline.ingest.file_kinds import FILE_KINDS
     from pipeline.ingest.formats import FORMATS
+    from pipeline.ingest.postgres import SOURCE_DESCRIPTION
 
-    click.echo("Record formats (auto-detected per record, first match wins):")
+    click.echo("Files (how each file is cut into records):")
+    for name, description in FILE_KINDS:
+        click.echo(f"  {name:<24} {description}")
+    click.echo("\nDatabases (`logaudit ingest postgresql://…`):")
+    click.echo(f"  {'litellm_postgres':<24} {SOURCE_DESCRIPTION}")
+    click.echo("\nRecord formats (auto-detected per record, first match wins):")
     for f in FORMATS:
         click.echo(f"  {f.name:<24} {f.description}")
     click.echo("\nProvider body formats (inside any wrapper above):")

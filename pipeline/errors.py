@@ -89,3 +89,7 @@ def disk_error(exc: BaseException, workdir: object = None) -> DiskError | None:
     what = os.strerror(code)
     where = f"Cannot write `{path}`" if path else "A write failed"
     return DiskError(f"{where}: {what}; {_ADVICE[code]}. Earlier results are unchanged.")
+
+
+class SqlError(PipelineError):
+    """A `.sql` file is missing, has a bad header, or was run with parameters other than it declares."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.workdir.store import store_path
+from pipeline.workdir.versions import stage_dir
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,10 @@ class WorkdirPaths:
         return store_path(self.root, "ingest_manifest.json")
 
     # --- audit -> dataset, report --------------------------------------------------------------
+    # Stage outputs resolve their version pointer (`versions.stage_dir`), like the store.
     @property
     def audit_dir(self) -> Path:
-        return self.root / "audit"
+        return stage_dir(self.root, "audit")
 
     @property
     def audit_summary(self) -> Path:
@@ -57,7 +59,7 @@ class WorkdirPaths:
     # --- dataset -> report ---------------------------------------------------------------------
     @property
     def dataset_dir(self) -> Path:
-        return self.root / "dataset"
+        return stage_dir(self.root, "dataset")
 
     @property
     def dataset_manifest(self) -> Path:
@@ -70,7 +72,7 @@ class WorkdirPaths:
     # --- report -> the user --------------------------------------------------------------------
     @property
     def report_dir(self) -> Path:
-        return self.root / "report"
+        return stage_dir(self.root, "report")
 
 
 def workdir_paths(workdir: Path | str) -> WorkdirPaths:
