@@ -22,6 +22,7 @@ from pipeline.errors import ReportError
 from pipeline.report.decide import build_report
 from pipeline.report.inputs import read_facts
 from pipeline.report.render import render_html, render_markdown
+from pipeline.report.sanity import sanity_checks
 from pipeline.report.thresholds import ReportConfig, WeeklyConfig, report_config
 from pipeline.report.weekly import WeeklyResult, weekly_report
 from pipeline.workdir import versions
@@ -93,6 +94,9 @@ def render_report(
             f"Run `logaudit run LOGS --out {workdir}` first."
         )
     report = build_report(facts, cfg)
+    report["sanity"] = sanity_checks(workdir, cfg)
+    if report["sanity"]["window"] is not None:  # implausible timestamps: show the trimmed window
+        report["window_untrimmed"], report["window"] = report["window"], report["sanity"]["window"]
     # The three files switch together as one new version: a run killed half way leaves the previous
     # report whole. The weekly files (written by `logaudit weekly`) are carried over.
     with versions.building(workdir, "report", store=store, carry=WEEKLY_FILES) as build:
