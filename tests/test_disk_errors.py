@@ -170,3 +170,12 @@ def test_unwritable_home_and_no_cache_dir_still_audits(tmp_path: Path) -> None:
     assert f"Cannot write the tokenizer cache: `{blocker / 'cache' / 'tiktoken'}`" in proc.stderr
     assert "Set LOGAUDIT_CACHE_DIR to a writable folder." in proc.stderr
     assert cache_dir()  # the in-process default is untouched
+
+
+def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
+    plain = logaudit(["audit", str(tmp_path / "nothing")])
+    debug = logaudit(["--debug", "audit", str(tmp_path / "nothing")])
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip() == f"Error: `{tmp_path / 'nothing'}` does not exist. Run `logaudit ingest LOGS --out {tmp_path / 'nothing'}` first."
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+    assert "MissingInputError" in debug.stderr
