@@ -43,6 +43,9 @@ def user_message(e: BaseException, workdir: Path | None = None) -> str:
     as_disk = disk_error(e, workdir)
     if as_disk is not None:
         return str(as_disk)
+    if type(e).__name__ in ("OutOfMemoryException", "MemoryError"):
+        return (f"Out of memory ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}). Free memory, "
+                "or lower `ingest --max-record-mb` when single records are huge. Earlier results are unchanged.")
     return f"Unexpected {type(e).__name__}: {e}. Rerun with `logaudit --debug …` for the traceback, and report it."
 
 

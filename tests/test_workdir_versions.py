@@ -10,16 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.ingest import ingest
-from pipeline.workdir.store import STORE_DIR, connect_store, current_version
-from tests.test_workdir_lock import write_logs
-
-
-def stored_ids(workdir: Path) -> list[str]:
-    con = connect_store(workdir)
-    try:
-        return [r for (r,) in con.execute("SELECT request_id FROM requests").fetchall()]
-    finally:
-        con.close()
+from pipeline.workdir.store import STORE_DIR, current_version
+from tests.test_workdir_lock import stored_ids, write_logs
 
 
 def make_legacy(work: Path) -> None:

@@ -141,35 +141,49 @@ class _CountingReader(io.RawIOBase):
         return n or 0
 
 
-class _ZstdReader(io.RawIOBase):
-    """Decompresses a zstd stream of one or more frames, and fails at the end of input when the
-    last frame is incomplete (zstandard's stream_reader reports a silent EOF there, so a file cut
-    off mid-stream looked complete)."""
+class _Decoded(io.RawIOBase):
+    """A raw stream serving bytes that `_refill` produces block by block (b"" at the end)."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self._frame = zstandard.ZstdDecompressor().decompressobj()
-        self._in_frame = False
+    def __init__(self) -> None:
         self._out = b""
         self._pos = 0
 
     def readable(self) -> bool:
         return True
 
+    def _refill(self) -> bytes | None:
+        """The next decoded block; None at the end of the input."""
+        raise NotImplementedError
+
     def readinto(self, b: Any) -> int:
         while self._pos >= len(self._out):
-            chunk = self._raw.read(1 << 20)
-            if not chunk:
-                if self._in_frame:
-                    raise zstandard.ZstdError("truncated zstd stream: the input ends inside a frame")
+            block = self._refill()
+            if block is None:
                 return 0
-            self._out, self._pos = self._feed(chunk), 0
+            self._out, self._pos = block, 0
         n = min(len(b), len(self._out) - self._pos)
         b[:n] = self._out[self._pos:self._pos + n]
         self._pos += n
         return n
 
-    def _feed(self, chunk: bytes) -> bytes:
+
+class _ZstdReader(_Decoded):
+    """Decompresses a zstd stream of one or more frames, and fails at the end of input when the
+    last frame is incomplete (zstandard's stream_reader reports a silent EOF there, so a file cut
+    off mid-stream looked complete)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._in_frame = False
+
+    def _refill(self) -> bytes | None:
+        chunk = self._raw.read(1 << 20)
+        if not chunk:
+            if self._in_frame:
+                raise zstandard.ZstdError("truncated zstd stream: the input ends inside a frame")
+            return None
         out = []
         while chunk:
             self._in_frame = True
@@ -191,41 +205,28 @@ def wide_encoding(head: bytes) -> str | None:
     return next((enc for bom, enc in UNICODE_BOMS if head.startswith(bom)), None)
 
 
-class _Utf8Transcoder(io.RawIOBase):
+class _Utf8Transcoder(_Decoded):
     """Re-encodes a UTF-16/32 text stream as UTF-8 bytes, so every reader downstream sees UTF-8.
     Invalid code units raise UnicodeDecodeError (a file-level error) after the text before them."""
 
     def __init__(self, stream: IO[bytes], encoding: str) -> None:
+        super().__init__()
         self._raw = stream
         self._decoder = codecs.getincrementaldecoder(encoding)("strict")
         self._error: UnicodeDecodeError | None = None
-        self._out = b""
-        self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while self._pos >= len(self._out):
-            if self._error is not None:
-                raise self._error
-            chunk = self._raw.read(1 << 18)
-            self._out, self._pos = self._decode(chunk).encode("utf-8"), 0
-            if not chunk and not self._out:
-                return 0
-        n = min(len(b), len(self._out) - self._pos)
-        b[:n] = self._out[self._pos:self._pos + n]
-        self._pos += n
-        return n
-
-    def _decode(self, chunk: bytes) -> str:
+    def _refill(self) -> bytes | None:
+        if self._error is not None:
+            raise self._error
+        chunk = self._raw.read(1 << 18)
         pending = self._decoder.buffer  # type: ignore[attr-defined]  # bytes held from the last chunk
         try:
-            return self._decoder.decode(chunk, final=not chunk)
+            text = self._decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as e:
             self._error = e
             self._decoder.buffer = b""  # type: ignore[attr-defined]
-            return self._decoder.decode((pending + chunk)[: e.start])
+            text = self._decoder.decode((pending + chunk)[: e.start])
+        return text.encode("utf-8") if chunk or text else None
 
 
 def open_binary(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -> IO[bytes]:
