@@ -17,10 +17,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xxhash
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash
+
+# datasketch (scipy, pandas: ~80 MB) is imported by the functions that build its objects only, so
+# the dataset workers, which need just `mask_dynamic`, stay small.
 
 # One alternation, valid in both RE2 (DuckDB's regexp_replace) and Python `re`, applied to
 # LOWER-CASED text. Order matters: longer, more specific spans first.
@@ -115,6 +121,8 @@ class MinHasher:
     def __init__(self, num_perm: int = 64, seed: int = 1, chunk_shingles: int = 65_536) -> None:
         self.num_perm = num_perm
         self.seed = seed
+        from datasketch import MinHash
+
         a, b = MinHash(num_perm=num_perm, seed=seed).permutations
         self._a = np.asarray(a, dtype=np.uint32)
         self._b = np.asarray(b, dtype=np.uint32)
@@ -145,6 +153,8 @@ class MinHasher:
         return sig
 
     def lean(self, row: np.ndarray) -> LeanMinHash:
+        from datasketch import LeanMinHash
+
         return LeanMinHash(seed=self.seed, hashvalues=row, scheme="affine32")
 
 
@@ -219,6 +229,8 @@ def lsh_link(
     if n == 0:
         return uf
     bands, rows = lsh_params(threshold, num_perm)
+    from datasketch import LeanMinHash, MinHashLSH
+
     lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
     core = (1 + threshold) / 2
     indexed: list[int] = []

@@ -12,8 +12,9 @@ What the task typing must get right:
   * the other tasks have their own system prompts, with or without tools.
 
 `write_agents(folder)` writes envelope JSONL and returns the truth per request id
-({task_type, session, step, final}). Final answers are unique per session, so a near-duplicate
-among the dataset's examples can only come from how tool turns and resent histories are shingled.
+({task_type, session, step, final, rerun_of}). Questions and answers are random per session except
+in re-runs (`rerun_share`), which repeat an earlier session with only the tool turns' ids and
+timestamps changed: the dataset's near-duplicates are exactly those pairs.
 """
 
 from __future__ import annotations
@@ -101,13 +102,17 @@ def _sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
 
 
-def write_agents(folder: Path, seed: int = 13, days: int = 30) -> dict[str, dict[str, Any]]:
+def write_agents(folder: Path, seed: int = 13, days: int = 30, rerun_share: float = 0.1) -> dict[str, dict[str, Any]]:
+    """`rerun_share` of the sessions re-run an earlier session of the same task: the same question,
+    tool calls, tool results and answer, with fresh call ids, request ids and timestamps in the tool
+    turns (an agent retried, a test suite replayed): near-duplicate training examples."""
     rng = random.Random(seed)
     start = datetime(2026, 9, 1, tzinfo=UTC)
     records: list[dict[str, Any]] = []
     truth: dict[str, dict[str, Any]] = {}
     sessions = [(name, k) for name, spec in TASKS.items() for k in range(spec[3])]
     rng.shuffle(sessions)
+    scripts: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for n_session, (name, k) in enumerate(sessions):
         system, tools, grown, count, (lo, hi) = TASKS[name]
         t0 = start + timedelta(days=days * (k + rng.random() * 0.8) / count, seconds=rng.randint(0, 3600))
@@ -115,24 +120,36 @@ def write_agents(folder: Path, seed: int = 13, days: int = 30) -> dict[str, dict
         names = grown if grown and late else tools
         session = f"s{n_session:04d}-{rng.getrandbits(32):08x}"
         user = f"u{rng.randint(1, 80)}"
+        earlier = [(sid, sc) for sid, sc in scripts.get(name, []) if sc["names"] == names]
+        rerun_of = None
+        if earlier and rng.random() < rerun_share:
+            rerun_of, script = rng.choice(earlier)
+        else:
+            steps = rng.randint(lo, hi) if names else 0
+            script = {"names": names, "question": _sentence(rng, rng.randint(12, 30)),
+                      "calls": [(rng.choice(names), rng.choice(WORDS), rng.randint(0, 99), _sentence(rng, 6))
+                                for _ in range(steps)],
+                      "answer": " ".join(_sentence(rng, rng.randint(8, 16)) for _ in range(3))}
+            scripts.setdefault(name, []).append((session, script))
         messages: list[dict[str, Any]] = [{"role": "system", "content": system},
-                                          {"role": "user", "content": _sentence(rng, rng.randint(12, 30))}]
-        steps = rng.randint(lo, hi) if names else 0
+                                          {"role": "user", "content": script["question"]}]
         ts = t0
-        for step in range(steps + 1):
-            final = step == steps
+        calls = script["calls"]
+        for step in range(len(calls) + 1):
+            final = step == len(calls)
             listed = [T[n] for n in names]
             rng.shuffle(listed)  # clients send the tool list in any order
             request: dict[str, Any] = {"model": "gpt-4.1-mini", "messages": list(messages)}
             if listed:
                 request["tools"] = listed
             if final:
-                answer = f"Session {session}: " + " ".join(_sentence(rng, rng.randint(8, 16)) for _ in range(3))
-                message: dict[str, Any] = {"role": "assistant", "content": answer}
+                message: dict[str, Any] = {"role": "assistant", "content": script["answer"]}
                 finish = "stop"
             else:
+                fn, arg, rows, note = calls[step]
                 call = {"id": f"call_{rng.getrandbits(40):x}", "type": "function",
-                        "function": {"name": rng.choice(names), "arguments": json.dumps({"q": rng.choice(WORDS)})}}
+                        "function": {"name": fn, "arguments": json.dumps(
+                            {"q": arg, "idempotency_key": f"{rng.getrandbits(64):016x}"})}}
                 message = {"role": "assistant", "content": None, "tool_calls": [call]}
                 finish = "tool_calls"
             rid = f"{name}-{k:03d}-{step}"
@@ -143,10 +160,12 @@ def write_agents(folder: Path, seed: int = 13, days: int = 30) -> dict[str, dict
                              "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                              "usage": {"prompt_tokens": 400 + 60 * step, "completion_tokens": 40}},
             })
-            truth[rid] = {"task_type": name, "session": session, "step": step, "final": final}
+            truth[rid] = {"task_type": name, "session": session, "step": step, "final": final, "rerun_of": rerun_of}
             if not final:
+                result = {"request_id": f"req_{rng.getrandbits(48):012x}", "fetched_at": int(ts.timestamp() * 1000),
+                          "trace": f"{rng.getrandbits(64):016x}", "rows": rows, "note": note}
                 messages = [*messages, message, {"role": "tool", "tool_call_id": message["tool_calls"][0]["id"],
-                                                 "content": json.dumps({"rows": rng.randint(0, 99), "note": _sentence(rng, 6)})}]
+                                                 "content": json.dumps(result)}]
             ts += timedelta(seconds=rng.randint(3, 20))
     records.sort(key=lambda r: (r["timestamp"], r["id"]))
     folder.mkdir(parents=True, exist_ok=True)
