@@ -80,7 +80,8 @@ def capture_time(rec: Mapping[str, Any]) -> Any:
 
 @record_format(
     "envelope",
-    "llm-log-audit envelope or a generic wrapper: an object with `request` and `response` (or `error`); bodies auto-detected",
+    "llm-log-audit envelope or a generic wrapper: an object with `request` and `response` (or `error`); bodies auto-detected; "
+    "time from `timestamp`/`logged_at`/`created_at` or capture-time fields (`_captured`, `captured_at`, `_meta.ts`, …)",
     _is_envelope,
     order=60,
 )
