@@ -8,20 +8,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from planted_agents import write_agents
 
 from audit import tasks
 from audit.tasks import _grown_version, _ToolSet, adjusted_rand_index
-from pipeline.ingest import ingest
 
 
 @pytest.fixture(scope="module")
-def agents(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    src = tmp_path_factory.mktemp("agents_src")
-    truth = write_agents(src)
-    wd = tmp_path_factory.mktemp("agents_wd")
-    ingest([src], wd, progress=False)
-    return wd, truth
+def agents(agents_world: tuple[Path, dict]) -> tuple[Path, dict]:
+    return agents_world
 
 
 def labels_of(wd: Path, out: Path, config: dict) -> dict[str, str]:

@@ -9,19 +9,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from planted_agents import write_agents
 
 from pipeline.dataset.examples import Message, dialog_text, tool_turn_text
 from pipeline.dataset.stage import build_dataset
-from pipeline.ingest import ingest
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    src = tmp_path_factory.mktemp("agents_src")
-    truth = write_agents(src)
-    wd = tmp_path_factory.mktemp("agents_wd")
-    ingest([src], wd, progress=False)
+def built(agents_world: tuple[Path, dict]) -> tuple[Path, dict]:
+    wd, truth = agents_world
     build_dataset(wd)
     return wd, truth
 
