@@ -217,10 +217,13 @@ def _grid(doc: CacheRules, cfg: Any, evidence: dict[str, Any]) -> list[CacheRule
     gap = evidence.get("ttl_lower_bound_minutes")
     if gap:
         ttls = [t for t in ttls if t >= gap] or [max(ttls)]
+    # Automatic prefix caching re-arms every prefix a request touches (audit/cache_sim.py), so
+    # refresh-on-hit is a free parameter of the breakpoint regime only.
+    refreshes = (doc.refresh_on_hit, not doc.refresh_on_hit) if doc.kind == "breakpoints" else (doc.refresh_on_hit,)
     out = []
     for m in mins:
         for t in ttls:
-            for refresh in (doc.refresh_on_hit, not doc.refresh_on_hit):
+            for refresh in refreshes:
                 out.append(dataclasses.replace(doc, min_tokens=m, ttl_minutes=t, refresh_on_hit=refresh))
     return out
 
