@@ -308,15 +308,15 @@ def _tool_splits(con: duckdb.DuckDBPyConnection, cfg: TasksConfig,
     """(request id -> sub-group, sub-group -> its tool names) for system-prompt groups that serve several tasks by tool set.
 
     Agent frameworks share a base system prompt and vary the tools. Within one group, requests are
-    keyed by their tool set (names and schemas, order-insensitive); sets are then merged back where
-    they are versions of one task: the same names with edited schemas, or a set that REPLACED a
-    subset of itself over time (tools that grew; at most `tool_version_max_overlap` of the older
+    keyed by their tool set (the names, order-insensitive: a schema edited under the same names is a
+    version of the same tools); sets are then merged back where they are versions of one task: a set
+    that REPLACED a subset of itself over time (tools that grew; at most `tool_version_max_overlap` of the older
     set's requests fall inside the newer one's active period). The group is split only when at
     least two merged sets are large (`min_type_requests` and `tool_split_min_share`) and the split
     is stable: sessions keep one tool set (`tool_split_min_stability`)."""
     rows = query(con, "tasks_tool_sets").fetchall()
     by_group: dict[str, list[tuple[str, int, str | None, str | None]]] = defaultdict(list)
-    for rid, ts_ms, session, _fp, names in rows:
+    for rid, ts_ms, session, names in rows:
         group = group_of.get(rid)
         if group is not None:
             by_group[group].append((rid, int(ts_ms or 0), session, names))

@@ -16,7 +16,6 @@ WITH base AS (
         sp.system_fp,
         coalesce(length(sp.system_masked), 0) AS system_chars,
         list_sort(json_extract_string(r.tools_json, '$[*].name')) AS tool_names,
-        list_sort(CAST(json_extract(r.tools_json, '$[*]') AS VARCHAR[])) AS tool_defs,
         list_filter(r.messages, lambda m: m.role = 'user')[1].content AS first_user_text,
         coalesce(len(r.messages), 0) AS n_messages,
         len(r.messages) + 1
@@ -47,11 +46,11 @@ WITH base AS (
                                                THEN nullif(trim(r.messages[1].content), '') END))
 )
 SELECT
-    * EXCLUDE (answer_body, tool_names, tool_defs, first_user_text, messages, last_user_pos),
+    * EXCLUDE (answer_body, tool_names, first_user_text, messages, last_user_pos),
     CASE WHEN len(tool_names) > 0 THEN md5(array_to_string(tool_names, chr(31)))[1:16] END AS tools_fp,
-    -- the tool set as a set: names and schemas, in any order the client sent them
+    -- the tool set as a set, in any order the client sent it (a schema edit under the same names is a
+    -- new version of the same tools, so names are the key)
     CASE WHEN len(tool_names) > 0 THEN array_to_string(tool_names, chr(31)) END AS tool_names_key,
-    CASE WHEN len(tool_names) > 0 THEN md5(array_to_string(tool_defs, chr(30)))[1:16] END AS tool_set_fp,
     -- the raw first user message is not kept (memory): its hash and first line are enough
     hash(first_user_text) AS first_user_hash,
     left(split_part(trim(first_user_text), chr(10), 1), 200) AS first_user_line,
