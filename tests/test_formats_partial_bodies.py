@@ -77,3 +77,21 @@ def test_other_adapters_keep_partial_records(world: tuple[Ingested, dict], rid: 
 def test_no_other_adapter_rejects(world: tuple[Ingested, dict]) -> None:
     case, _ = world
     assert [r for r in case.rejects if "litellm_spend_logs" not in r["source_file"]] == []
+
+
+def test_wrapper_with_nothing_is_rejected_and_a_failed_call_kept(tmp_path: Path) -> None:
+    """The floor of the rule: a record with no body and no usage is rejected with its reason; a
+    failed call that logged only its error is a call (it is counted, not quarantined)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "wrappers.jsonl").write_text(
+        json.dumps({"request": None, "response": None}) + "\n"
+        + json.dumps({"id": "e-1", "timestamp": "2026-07-14T09:12:03Z", "provider": "openai",
+                      "endpoint": "/v1/chat/completions", "request": None, "response": None,
+                      "error": {"status": 429, "type": "rate_limit_exceeded", "message": "slow down"}}) + "\n",
+        encoding="utf-8")
+    case = ingest_case(src, tmp_path / "wd")
+    assert_reconciles(case.manifest)
+    assert [r["reason"] for r in case.rejects] == ["unknown_body_format"]
+    r = case.by_id("e-1")
+    assert (r["finish_reason"], r["status_code"], r["error_type"]) == ("error", 429, "rate_limit_exceeded")
