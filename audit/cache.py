@@ -95,6 +95,9 @@ class CacheConfig:
     calibration_max_requests: int = 20_000
     """Requests per model the grid replays (the earliest ones, a contiguous window, so the cache
     dynamics are intact); the chosen rules then apply to all of them."""
+    calibration_screen_requests: int = 5_000
+    """Above this many requests per model, the whole grid is screened on the earliest ones and only
+    the best few candidates (and the documented rules) are scored on all of them."""
     calibration_margin: float = 0.005
     """The documented rules stay unless a candidate's error is lower by more than this (a share of
     the model's input tokens plus a share of its requests)."""
