@@ -184,10 +184,6 @@ def test_split_groups_at_0_6_and_not_below(built: Any) -> None:
             assert lineage[a]["split"] == lineage[b]["split"]
 
 
-def test_exact_key_survives_lone_surrogates() -> None:
-    assert dd.exact_key("broken \ud800 text") != dd.exact_key("broken text")
-
-
 def test_signatures_follow_the_configured_ngram() -> None:
     cfg3 = dd.DedupConfig(ngram=3)
     text = "one two three four five six seven"
