@@ -58,8 +58,8 @@ from pipeline.progress import StageProgress, stage_progress
 from pipeline.tokens import encoding_name_for
 from pipeline.workdir import versions
 from pipeline.workdir.lock import holds_writer_lock
+from pipeline.workdir.paths import workdir_paths
 from pipeline.workdir.store import connect_store, current_version, requests_dir, requests_glob, store_identity
-from pipeline.workdir.versions import stage_dir
 
 PII_MODES = ("redact", "drop", "keep")
 LABEL_COLUMNS = ("request_id", "task_type", "regenerated", "edited", "feedback_rating", "clean_example", "is_retry")
@@ -134,19 +134,21 @@ class DatasetResult:
 
 
 @holds_writer_lock
-def build_dataset(workdir: Path, config: DatasetConfig | None = None) -> DatasetResult:
+def build_dataset(workdir: Path, config: DatasetConfig | dict[str, Any] | None = None) -> DatasetResult:
     """Filter, redact, deduplicate and split the store into `WORKDIR/dataset/`.
+
+    `config` is a `DatasetConfig` or the parsed TOML settings (its `[dataset]` section is read).
 
     With more than one bucket and `workers` > 1 the buckets run in spawned worker processes: a
     script calling this needs the usual `if __name__ == "__main__":` guard (or `workers = 1`).
     Intermediate files live in `WORKDIR/.stages/dataset/tmp-work-<run>/` and are removed at the end
     (or by the next run, when this one is killed); the output is a new version switched in whole.
     """
-    cfg = config or DatasetConfig()
+    cfg = DatasetConfig.from_toml(config) if isinstance(config, dict) else (config or DatasetConfig())
     _check_config(cfg)
     workdir = Path(workdir)
     timings: dict[str, float] = {}
-    out_dir = workdir / "dataset"
+    out_dir = workdir / "dataset"  # the view of the version committed below
     _remove_legacy_leftovers(workdir)
     audit_version = versions.read_pointer(versions.stage_root(workdir, "audit"))
     inputs = {"audit": audit_version.name} if audit_version is not None else {}
@@ -266,7 +268,7 @@ def _check_config(cfg: DatasetConfig) -> None:
 
 
 def _labels_info(workdir: Path) -> dict[str, Any]:
-    path = stage_dir(workdir, "audit") / "request_labels.parquet"
+    path = workdir_paths(workdir).audit_table("request_labels")
     if not path.is_file():
         return {"present": False, "path": str(path), "columns": []}
     names = pq.read_schema(path).names
@@ -278,7 +280,7 @@ def _labels_info(workdir: Path) -> dict[str, Any]:
 
 def _task_labels(workdir: Path) -> dict[str, str]:
     """Human-readable task-type labels from audit/task_types.parquet, when the audit wrote it."""
-    path = stage_dir(workdir, "audit") / "task_types.parquet"
+    path = workdir_paths(workdir).audit_table("task_types")
     if not path.is_file() or not {"task_type", "label"} <= set(pq.read_schema(path).names):
         return {}
     return {r["task_type"]: r["label"] or "" for r in pq.read_table(path, columns=["task_type", "label"]).to_pylist()}
