@@ -126,3 +126,55 @@ def test_codex_rollout_without_token_counts_gives_one_row_per_call(case: Ingeste
     assert rows[0]["response_tool_calls"][0]["name"] == "shell"
     assert all(r["usage_missing"] and r["session_id"] == "0199aaaa-0000-7000-8000-000000000001" for r in rows)
     assert [r["parent_id"] for r in rows] == [None, rows[0]["request_id"], rows[1]["request_id"]]
+
+
+def _eventstream(event_type: str, payload: dict) -> bytes:
+    """One AWS event-stream message (prelude, CRCs, string headers), as Bedrock sends it."""
+    import struct
+    import zlib
+
+    headers = b""
+    for name, value in ((":event-type", event_type), (":message-type", "event"), (":content-type", "application/json")):
+        headers += bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(value)) + value.encode()
+    body = json.dumps(payload).encode()
+    total = 16 + len(headers) + len(body)
+    prelude = struct.pack(">II", total, len(headers))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + body
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def test_bedrock_invoke_agent_stream_in_a_har(tmp_path: Path) -> None:
+    import base64
+
+    def step(kind: str, model: str, tokens: tuple[int, int]) -> bytes:
+        trace = {kind: {"modelInvocationInput": {"foundationModel": model, "text": "Human: …", "type": kind}}}
+        out = {kind: {"modelInvocationOutput": {"metadata": {"usage": {"inputTokens": tokens[0], "outputTokens": tokens[1]}},
+                                                 "rawResponse": {"content": "…"}}}}
+        part = {"agentId": "AGENT1", "agentAliasId": "TSTALIASID", "sessionId": "sess-77"}
+        return _eventstream("trace", {**part, "trace": trace}) + _eventstream("trace", {**part, "trace": out})
+
+    model = "anthropic.claude-3-5-sonnet-20241022-v2:0"
+    stream = (step("preProcessingTrace", model, (1183, 42)) + step("orchestrationTrace", model, (1601, 108))
+              + _eventstream("chunk", {"bytes": base64.b64encode(b"Your refund ").decode()})
+              + _eventstream("chunk", {"bytes": base64.b64encode(b"was issued.").decode()})
+              + step("postProcessingTrace", model, (300, 20)))
+    har = {"log": {"version": "1.2", "entries": [{
+        "startedDateTime": "2026-10-05T09:00:00.000Z", "time": 5120.0, "timings": {"wait": 900.0},
+        "request": {"method": "POST", "url": "https://bedrock-agent-runtime.us-east-1.amazonaws.com/agents/AGENT1/agentAliases/"
+                    "TSTALIASID/sessions/sess-77/text", "headers": [],
+                    "postData": {"mimeType": "application/json", "text": json.dumps({"inputText": "Where is my refund?",
+                                                                                      "enableTrace": True})}},
+        "response": {"status": 200, "headers": [{"name": "x-amzn-RequestId", "value": "req-agent-1"},
+                                                {"name": "Content-Type", "value": "application/vnd.amazon.eventstream"}],
+                     "content": {"mimeType": "application/vnd.amazon.eventstream", "encoding": "base64",
+                                 "text": base64.b64encode(stream).decode()}},
+    }]}}
+    (tmp_path / "agent.har").write_text(json.dumps(har))
+    got = ingest_case(tmp_path / "agent.har", tmp_path / "out")
+    (row,) = got.rows
+    # Usage is the sum over the agent's three model invocations; the answer is the text chunks.
+    assert buckets(row) == (1183 + 1601 + 300, None, None, None, None, 42 + 108 + 20, None)
+    assert (row["model"], row["provider"], row["endpoint"], row["session_id"]) == (model, "bedrock", "invoke_agent", "sess-77")
+    assert (row["response_text"], row["messages"][0]["content"]) == ("Your refund was issued.", "Where is my refund?")
+    assert row["request_id"] == "req-agent-1" and row["latency_ms"] == 5120.0
+    assert json.loads(row["metadata_json"])["model_invocations"] == 3

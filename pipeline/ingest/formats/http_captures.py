@@ -31,6 +31,7 @@ from pipeline.ingest.bodies import is_error_body, parse_bodies
 from pipeline.ingest.bodies.bedrock import bedrock_header_usage, vendor_hint
 from pipeline.ingest.bodies.streams import decode_stream_body, reduce_events
 from pipeline.ingest.formats import Context, record_format
+from pipeline.ingest.formats.bedrock_agent import agent_call_row
 from pipeline.ingest.rows import (
     RecordError,
     Row,
@@ -55,6 +56,7 @@ _ROUTES: tuple[tuple[re.Pattern, str | None, str], ...] = tuple(
         (r"/v1/complete$", "anthropic_text_completion", "complete"),
         (r"/model/[^/]+/converse(-stream)?$", "bedrock_converse", "converse"),
         (r"/model/[^/]+/invoke(-with-response-stream)?$", None, "invoke"),
+        (r"/agents/[^/]+/agentAliases/[^/]+/sessions/[^/]+/text$", None, "invoke_agent"),
         (r":(stream)?[gG]enerateContent$", "gemini_generate_content", "generate_content"),
         (r"/v1beta/interactions$|/interactions$", "gemini_interaction", "interactions"),
         (r"/v2/chat$", "cohere_chat_v2", "chat"),
@@ -180,6 +182,9 @@ def call_row(
         req = None
     resp, streamed = _decoded(response_body, content_type, response_headers)
     extras: Row = {}
+    if endpoint == "invoke_agent":
+        return agent_call_row(path, request_body, resp if streamed else [], status, response_headers, label,
+                              started=started, total_ms=total_ms)
     if streamed:
         resp, extras = reduce_events(resp)
     if endpoint is None and req is None and not isinstance(resp, Mapping):
