@@ -55,6 +55,7 @@ from audit.token_accounting import (
 )
 from pipeline.config import from_section
 from pipeline.errors import AuditError
+from pipeline.progress import StageProgress, is_enabled, stage_progress
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
 from pipeline.workdir.store import sql_literal
 
@@ -449,17 +450,21 @@ def simulate_cache(
         prep = Preparer(cfg, prices, variants, spans)
         prepared_path = work / "prepared.parquet"
 
-        def batches() -> Iterator[pa.RecordBatch]:
+        def batches(bar: StageProgress) -> Iterator[pa.RecordBatch]:
             rows: list[dict[str, Any]] = []
             for r in _stream_store(con, cfg.batch_rows):
                 rows.append(prep.prepare(r))
                 if len(rows) >= cfg.batch_rows:
+                    bar.advance(len(rows))
                     yield pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA)
                     rows = []
             if rows:
+                bar.advance(len(rows))
                 yield pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA)
 
-        requests = write_batches(PREPARED_SCHEMA, batches(), prepared_path)
+        total = int(fetch_dicts(con, "cache_request_count")[0]["requests"]) if is_enabled() else None
+        with stage_progress("audit.cache: tokenize", total=total, unit="request") as bar:
+            requests = write_batches(PREPARED_SCHEMA, batches(bar), prepared_path)
         timings["tokenize_and_hash"] = time.perf_counter() - t0
     finally:
         con.close()

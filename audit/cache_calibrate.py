@@ -36,7 +36,7 @@ from typing import Any
 
 from audit.cache_sim import simulate_partition
 from audit.prices import CacheRules, PriceTable
-from audit.sqlfiles import fetch_dicts, query
+from audit.tables import fetch_dicts, query
 
 TIE = 0.002  # errors this close to the best are equally good; the rules nearest the documented win
 # Direct TTL evidence: the k-th longest idle gap before a read, k = max(3, 1% of reads), so one read

@@ -36,6 +36,19 @@ def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def progress_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--progress/--no-progress`: bars with counts and ETA on stderr (default: when stderr is a terminal)."""
+
+    def apply(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool | None:
+        from pipeline.progress import configure
+
+        configure(value)
+        return value
+
+    return click.option("--progress/--no-progress", default=None, callback=apply, expose_value=False,
+                        help="Progress bars with counts and ETA (default: when stderr is a terminal).")(fn)
+
+
 def workdir_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("workdir", type=click.Path(path_type=Path), default=Path("out"))(fn)
 
@@ -57,9 +70,9 @@ def cli(debug: bool) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @out_option
 @click.option("--strict", is_flag=True, help="Exit non-zero when any record is rejected.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@progress_option
 @handle_errors
-def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool | None) -> None:
+def ingest(paths: tuple[str, ...], workdir: Path, strict: bool) -> None:
     """Ingest log files, folders or globs into the normalized Parquet store.
 
     \b
@@ -72,13 +85,14 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool |
     """
     from pipeline.ingest import ingest as run_ingest
 
-    result = run_ingest(paths, workdir, strict=strict, progress=progress)
+    result = run_ingest(paths, workdir, strict=strict)
     click.echo(result.summary())
 
 
 @cli.command()
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@progress_option
 @handle_errors
 def audit(workdir: Path, config_path: Path | None) -> None:
     """Measure cacheable share, tokens, spend, task types and signals over the store.
@@ -102,6 +116,7 @@ def audit(workdir: Path, config_path: Path | None) -> None:
 @click.option("--seed", type=int, default=None, help="Seed of the eval split (default 13).")
 @click.option("--eval-fraction", type=float, default=None, help="Share held out per task type (default 0.1).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@progress_option
 @handle_errors
 def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task: bool | None, seed: int | None,
             eval_fraction: float | None, config_path: Path | None) -> None:
@@ -168,9 +183,9 @@ def weekly(workdir: Path, config_path: Path | None) -> None:
 @out_option
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="One TOML for every stage ([audit.*], [dataset], [report]).")
-@click.option("--progress/--no-progress", default=None, help="Ingest progress bar (default: when stderr is a terminal).")
+@progress_option
 @handle_errors
-def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progress: bool | None) -> None:
+def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None) -> None:
     """Run the whole pipeline: ingest -> audit -> dataset -> report.
 
     \b
@@ -180,7 +195,7 @@ def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progres
     """
     from pipeline.run import run_all
 
-    result = run_all(paths, workdir, config_path, echo=click.echo, progress=progress)
+    result = run_all(paths, workdir, config_path, echo=click.echo)
     click.echo(result.summary())
 
 

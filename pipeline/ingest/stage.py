@@ -54,6 +54,7 @@ from pipeline.ingest.reader import (
     splittable,
 )
 from pipeline.ingest.rows import RecordError, Row, Skip
+from pipeline.progress import is_enabled
 from schemas import REQUEST_SCHEMA, SCHEMA_VERSION
 
 BATCH_ROWS = 5000
@@ -371,7 +372,7 @@ def ingest(
         if total_bytes < SMALL_INPUT_BYTES:
             n_workers = 1  # process start-up costs more than it saves
         merged: dict[str, Any] = {}
-        show = progress if progress is not None else sys.stderr.isatty()
+        show = is_enabled(progress)
         with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not show) as bar:
             for result in _run_units(units, staged, n_workers, batch_rows, bar):
                 fs = stats.setdefault(result.unit.path, FileStats(result.unit.path))
