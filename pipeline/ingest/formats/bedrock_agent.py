@@ -14,16 +14,15 @@ cost); the per-invocation usage stays in `usage_raw`. Without traces the usage s
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from pipeline.ingest.bodies import message
-from pipeline.ingest.rows import Row, as_int, as_str, bounded, dumps, make_row, parse_ts, usage_buckets
+from pipeline.ingest.rows import Row, as_int, as_str, bounded, dumps, make_row, usage_buckets
 
 _PATH = re.compile(r"/agents/([^/]+)/agentAliases/([^/]+)/sessions/([^/]+)/text$")
 
@@ -41,7 +40,7 @@ def _steps(events: list[Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
 
 
 def agent_call_row(path: str, request_body: Any, events: list[Any], status: int | None,
-                   headers: Mapping[str, str], label: str, *, started: Any = None, total_ms: float | None = None) -> Row:
+                   headers: Mapping[str, str], label: str, *, ts: datetime | None = None, total_ms: float | None = None) -> Row:
     req = request_body if isinstance(request_body, Mapping) else None
     if req is None and isinstance(request_body, str | bytes):
         try:
@@ -70,12 +69,6 @@ def agent_call_row(path: str, request_body: Any, events: list[Any], status: int 
         output=sum(i["outputTokens"] or 0 for i in invocations) if invocations else None,
         raw={"model_invocations": invocations} if invocations else None,
     )
-    ts = parse_ts(started) if isinstance(started, str | int | float) else None
-    if ts is None and headers.get("date"):
-        try:
-            ts = email.utils.parsedate_to_datetime(headers["date"]).astimezone(UTC)
-        except (TypeError, ValueError):
-            ts = None
     input_text = as_str(req.get("inputText"))
     return make_row(
         {**usage, "messages": [message("user", input_text)] if input_text else [],
