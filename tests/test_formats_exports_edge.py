@@ -178,3 +178,17 @@ def test_bedrock_invoke_agent_stream_in_a_har(tmp_path: Path) -> None:
     assert (row["response_text"], row["messages"][0]["content"]) == ("Your refund was issued.", "Where is my refund?")
     assert row["request_id"] == "req-agent-1" and row["latency_ms"] == 5120.0
     assert json.loads(row["metadata_json"])["model_invocations"] == 3
+
+
+@pytest.mark.parametrize("chunk_chars", [7, 64, 1000, 1 << 23])
+def test_concatenated_json_reads_the_same_whatever_the_chunk_size(chunk_chars: int) -> None:
+    import io
+
+    from pipeline.ingest import file_kinds
+    from pipeline.ingest.reader import RawRecord
+
+    data = (CASES / "exports_edge" / "otel_console_dump.log").read_bytes() + b'\n[1, 2.5e3]\n{"n": 12345678901234567890}'
+    got = [(r.line, r.error is not None, r.value if not isinstance(r.value, dict) else r.value.get("name", sorted(r.value)[0]))
+           for r in file_kinds.read_concatenated(io.BytesIO(data), RawRecord, chunk_chars=chunk_chars)]
+    assert got == [(1, False, "POST"), (30, False, "chat gpt-4o-mini"), (67, True, None), (71, False, "openai.chat"),
+                   (104, False, "resource_metrics"), (119, False, 1), (119, False, 2500.0), (120, False, "n")]
