@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.report.facts import Facts, TaskFacts
-from pipeline.report.sqlfiles import fetch
 from pipeline.report.thresholds import ReportConfig
+from pipeline.sql import SqlDir
 
 BINS_PER_DECADE = 8
+
+# The report's own SQL files (`pipeline/report/sql/`): read-only counts over the store and audit tables.
+SQL = SqlDir("pipeline.report")
+fetch = SQL.fetch_dicts
 
 
 def read_facts(workdir: Path, cfg: ReportConfig) -> Facts:
