@@ -119,6 +119,17 @@ class SqlDir:
         q, bound = self.bind(name, params)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {q.body}", bound)
 
+    def postgres(self, name: str, identifiers: dict[str, tuple[str, ...]] | None = None, **params: Any) -> tuple[Any, dict[str, Any]]:
+        """The file's statement for a PostgreSQL server through psycopg: `$param` becomes the driver's
+        `%(param)s` (still bound, never formatted in), `{name}` placeholders become quoted identifiers
+        (e.g. a table named in the user's URL). Returns (composed statement, bound parameters)."""
+        from psycopg import sql as pgsql
+
+        q, bound = self.bind(name, params)
+        text = _PARAM.sub(lambda m: f"%({m.group(1)})s", q.body)
+        names = {k: pgsql.Identifier(*v) for k, v in (identifiers or {}).items()}
+        return pgsql.SQL(text).format(**names), bound or {}
+
     def temp_view(self, con: duckdb.DuckDBPyConnection, view: str, name: str) -> None:
         """`CREATE OR REPLACE TEMP VIEW <view> AS <the file's query>`; a view cannot take parameters."""
         q, _ = self.bind(name, {})

@@ -25,18 +25,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from pipeline.errors import IngestError
+from pipeline.sql import SqlDir
 
 SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_TABLE = "LiteLLM_SpendLogs"
 OVERLAP = timedelta(hours=1)
 PAGE_ROWS = 2000
 _OWN_PARAMS = ("table", "schema")
-SQL_FILE = Path(__file__).with_name("sql") / "litellm_spend_logs_since.sql"
+SQL = SqlDir("pipeline.ingest")
 
 
 SOURCE_DESCRIPTION = (
@@ -122,17 +122,15 @@ def read_rows(source: DatabaseSource, since: datetime | None, progress: ReadProg
               page_rows: int = PAGE_ROWS) -> Iterator[dict[str, Any]]:
     """Every row with `startTime` >= `since`, as JSON-ready dicts, streamed page by page."""
     import psycopg
-    from psycopg import sql
 
-    name = sql.Identifier(source.schema, source.table) if source.schema else sql.Identifier(source.table)
-    text = "\n".join(ln for ln in SQL_FILE.read_text(encoding="utf-8").splitlines() if not ln.lstrip().startswith("--"))
-    query = sql.SQL(text).format(table=name)
+    table = (source.schema, source.table) if source.schema else (source.table,)
+    query, params = SQL.postgres("litellm_spend_logs_since", {"table": table}, since=since)
     conn = connect(source)
     try:
         with conn.transaction(), conn.cursor(name="logaudit_spend_logs") as cur:
             cur.itersize = page_rows
             try:
-                cur.execute(query, {"since": since})
+                cur.execute(query, params)
             except psycopg.errors.UndefinedTable:
                 raise IngestError(
                     f"No table `{source.table}` in `{source.label}`: is this LiteLLM's database? "
