@@ -192,3 +192,22 @@ def test_concatenated_json_reads_the_same_whatever_the_chunk_size(chunk_chars: i
            for r in file_kinds.read_concatenated(io.BytesIO(data), RawRecord, chunk_chars=chunk_chars)]
     assert got == [(1, False, "POST"), (30, False, "chat gpt-4o-mini"), (67, True, None), (71, False, "openai.chat"),
                    (104, False, "resource_metrics"), (119, False, 1), (119, False, 2500.0), (120, False, "n")]
+
+
+def test_compressed_captures_read_like_plain_ones(tmp_path: Path) -> None:
+    import gzip
+
+    import zstandard
+
+    plain = {"sse.txt": CASES / "exports" / "sse" / "anthropic_stream.txt",
+             "cassette.yaml": CASES / "exports" / "vcr" / "test_anthropic_with_raw_response_test_messages_with_raw_response_sync.yaml",
+             "spans.log": CASES / "exports_edge" / "otel_console_dump.log"}
+    (tmp_path / "gz").mkdir()
+    for name, src in plain.items():
+        data = src.read_bytes()
+        packed = gzip.compress(data) if name != "spans.log" else zstandard.ZstdCompressor().compress(data)
+        (tmp_path / "gz" / (name + (".gz" if name != "spans.log" else ".zst"))).write_bytes(packed)
+    got = ingest_case(tmp_path / "gz", tmp_path / "out")
+    assert sorted((r["request_id"], buckets(r)) for r in got.rows) == sorted(
+        (r["request_id"], buckets(r)) for name in plain for r in ingest_case(plain[name], tmp_path / name).rows)
+    assert len(got.rows) == 1 + 2 + 2
