@@ -211,3 +211,15 @@ def test_compressed_captures_read_like_plain_ones(tmp_path: Path) -> None:
     assert sorted((r["request_id"], buckets(r)) for r in got.rows) == sorted(
         (r["request_id"], buckets(r)) for name in plain for r in ingest_case(plain[name], tmp_path / name).rows)
     assert len(got.rows) == 1 + 2 + 2
+
+
+def test_curl_include_capture_with_headers_before_the_stream(tmp_path: Path) -> None:
+    body = (CASES / "exports" / "sse" / "openai_stream.txt").read_bytes()
+    headers = b"HTTP/2 200 \r\ncontent-type: text/event-stream; charset=utf-8\r\nx-request-id: req_1\r\n\r\n"
+    (tmp_path / "curl-i.txt").write_bytes(headers + body)
+    got = ingest_case(tmp_path / "curl-i.txt", tmp_path / "out")
+    plain = ingest_case(CASES / "exports" / "sse" / "openai_stream.txt", tmp_path / "plain")
+    (row,) = got.rows
+    assert buckets(row) == buckets(plain.rows[0]) == (10, 0, None, None, None, 5, 0)
+    f = got.manifest["files"][0]
+    assert (f["blank"], f["rejected"], row["source_line"]) == (2, 0, 5)  # header block and [DONE] are blanks

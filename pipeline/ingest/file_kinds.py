@@ -5,7 +5,8 @@
 * inspect_ai `.eval` logs (a zip: `header.json` + `samples/<id>_epoch_<n>.json`): one record per
   sample, shaped like a `.json` eval log holding that one sample, so the eval-log format reads it.
 * Raw server-sent-event captures (`event:` / `data:` lines as sent on the wire, e.g. a saved
-  `curl -N`): one record per event, numbered by the line its block starts on; `[DONE]` is a blank.
+  `curl -N`, also with `-i`'s status line and headers first): one record per event, numbered by the
+  line its block starts on; `[DONE]`, comments and the header block are blanks.
 * Concatenated JSON values (OpenTelemetry's ConsoleSpanExporter: pretty-printed objects one after
   another; a pretty-printed JSON array in a `.txt`): one record per value (array elements each).
 
@@ -62,6 +63,10 @@ def sniff(head: bytes) -> str | None:
     line = _first_line(head)
     if not line:
         return None
+    if re.match(rb"HTTP/[0-9.]+ \d{3}", line):
+        # `curl -i -N` keeps the status line and headers: the stream starts after the first blank line.
+        body = re.split(rb"\r?\n\r?\n", head.removeprefix(b"\xef\xbb\xbf"), maxsplit=1)
+        return "sse" if len(body) == 2 and _first_line(body[1]).startswith(_SSE_FIELDS) else None
     if line.startswith(_SSE_FIELDS) or (line.startswith(b":") and not line.startswith(b":{")):
         return "sse"
     # A pretty-printed value opens a bracket at the end of its first line; a JSON Lines file whose
