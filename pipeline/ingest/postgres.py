@@ -138,12 +138,14 @@ def read_rows(source: DatabaseSource, since: datetime | None, progress: ReadProg
                     f"No table `{source.table}` in `{source.label}`: is this LiteLLM's database? "
                     "Name another table with `?table=` (and `&schema=`)."
                 ) from None
-            columns = None
+            columns: list[str] = []
+            at = -1
             for values in cur:
-                if columns is None:
+                if not columns:
                     columns = [c.name for c in cur.description or []]
+                    at = columns.index("startTime")
                 record = litellm_record({c: _json_ready(v) for c, v in zip(columns, values, strict=True)})
-                start = _utc(dict(zip(columns, values, strict=True)).get("startTime"))
+                start = _utc(values[at])
                 if start is not None and (progress.watermark is None or start > progress.watermark):
                     progress.watermark = start
                 progress.rows += 1
