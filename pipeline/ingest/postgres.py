@@ -38,7 +38,8 @@ DEFAULT_TABLE = "LiteLLM_SpendLogs"
 OVERLAP = timedelta(hours=1)
 PAGE_ROWS = 2000
 _OWN_PARAMS = ("table", "schema")
-SQL = SqlDir("pipeline.ingest")
+# Postgres dialect (psycopg `%(since)s`, `{table}` composed as an identifier), loaded by the one runner.
+SQL_FILE = SqlDir("pipeline.ingest").load("litellm_spend_logs_since")
 
 
 SOURCE_DESCRIPTION = (
@@ -124,15 +125,16 @@ def read_rows(source: DatabaseSource, since: datetime | None, progress: ReadProg
               page_rows: int = PAGE_ROWS) -> Iterator[dict[str, Any]]:
     """Every row with `startTime` >= `since`, as JSON-ready dicts, streamed page by page."""
     import psycopg
+    from psycopg import sql
 
-    table = (source.schema, source.table) if source.schema else (source.table,)
-    query, params = SQL.postgres("litellm_spend_logs_since", {"table": table}, since=since)
+    name = sql.Identifier(source.schema, source.table) if source.schema else sql.Identifier(source.table)
+    query = sql.SQL(SQL_FILE.body).format(table=name)
     conn = connect(source)
     try:
         with conn.transaction(), conn.cursor(name="logaudit_spend_logs") as cur:
             cur.itersize = page_rows
             try:
-                cur.execute(query, params)
+                cur.execute(query, {"since": since})
             except psycopg.errors.UndefinedTable:
                 raise IngestError(
                     f"No table `{source.table}` in `{source.label}`: is this LiteLLM's database? "

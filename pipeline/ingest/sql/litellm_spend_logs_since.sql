@@ -1,10 +1,11 @@
 -- name: litellm_spend_logs_since
 -- params: since
--- description: LiteLLM proxy spend-log rows started at or after `$since` (all rows when NULL), in
---   `startTime` order with the request id as tie-breaker, so a run's watermark is its last row. Run
---   on PostgreSQL through psycopg (`SqlDir.postgres`): `{table}` is the table named in the URL, quoted
---   as an identifier; read through a server-side cursor in a read-only transaction (one snapshot, paged).
+-- identifiers: table
+-- description: LiteLLM proxy spend-log rows started at or after `since` (a timestamptz, or NULL for
+--   all rows) from `table` (an identifier composed by psycopg.sql, never text), in
+--   `startTime` order with the request id as tie-breaker, so a run's watermark is its last row.
+--   Read through a server-side cursor in a read-only transaction (one consistent snapshot, paged).
 SELECT *
 FROM {table}
-WHERE $since::timestamptz IS NULL OR "startTime" >= $since::timestamptz
+WHERE %(since)s::timestamptz IS NULL OR "startTime" >= %(since)s::timestamptz
 ORDER BY "startTime", request_id
