@@ -50,7 +50,8 @@ def agent_call_row(path: str, request_body: Any, events: list[Any], status: int 
     req = req if isinstance(req, Mapping) else {}
     m = _PATH.search(path)
     agent_id, alias_id, session_id = m.groups() if m else (None, None, None)
-    models, invocations = [], []
+    models: list[str] = []
+    invocations: list[dict[str, Any]] = []
     for kind, step in _steps(events):
         inp = step.get("modelInvocationInput")
         if isinstance(inp, Mapping) and inp.get("foundationModel"):
