@@ -75,5 +75,11 @@ class WorkdirPaths:
         return stage_dir(self.root, "report")
 
 
+    def view(self, stage: str) -> Path:
+        """`WORKDIR/<stage>/` as the user sees it: the view of the stage's current version (what a
+        result names); readers resolve `audit_dir` / `dataset_dir` / `report_dir` instead."""
+        return self.root / stage
+
+
 def workdir_paths(workdir: Path | str) -> WorkdirPaths:
     return WorkdirPaths(Path(workdir))
