@@ -15,6 +15,7 @@ A module that is not installed yet is skipped (and listed under `skipped` in the
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 from pipeline.config import load_toml
 from pipeline.errors import StoreError
+from pipeline.executor import Executor, executor_config, make_executor
 from pipeline.ingest.store import has_requests
 
 AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
@@ -42,8 +44,12 @@ class AuditResult:
         return "\n".join(lines)
 
 
-def run_audits(workdir: Path, config_path: Path | None = None) -> AuditResult:
-    """Run every audit module over `workdir/requests` and write `workdir/audit/summary.json`."""
+def run_audits(workdir: Path, config_path: Path | None = None, executor: Executor | None = None) -> AuditResult:
+    """Run every audit module over `workdir/requests` and write `workdir/audit/summary.json`.
+
+    Modules whose `run` takes an `executor` run their heavy passes as tasks on it (default: the
+    `[run]` section's executor, closed at the end).
+    """
     workdir = Path(workdir)
     if not has_requests(workdir):
         raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
@@ -51,6 +57,22 @@ def run_audits(workdir: Path, config_path: Path | None = None) -> AuditResult:
     out_dir = workdir / "audit"
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
+    own = executor is None
+    if executor is None:
+        executor = make_executor(executor_config(config))
+    try:
+        _run_modules(workdir, out_dir, config, executor, summary)
+    finally:
+        if own:
+            executor.close()
+    tmp = out_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(out_dir / "summary.json")
+    return AuditResult(out_dir, summary)
+
+
+def _run_modules(workdir: Path, out_dir: Path, config: dict[str, Any], executor: Executor,
+                 summary: dict[str, Any]) -> None:
     for name in AUDIT_MODULES:
         try:
             module = importlib.import_module(name)
@@ -60,9 +82,6 @@ def run_audits(workdir: Path, config_path: Path | None = None) -> AuditResult:
                 continue
             raise
         t0 = time.perf_counter()
-        summary["sections"][name.split(".")[-1]] = module.run(workdir, out_dir, config)
+        kwargs = {"executor": executor} if "executor" in inspect.signature(module.run).parameters else {}
+        summary["sections"][name.split(".")[-1]] = module.run(workdir, out_dir, config, **kwargs)
         summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(out_dir / "summary.json")
-    return AuditResult(out_dir, summary)

@@ -32,7 +32,7 @@ import itertools
 import shutil
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from audit.tokens import (
 )
 from pipeline.config import from_section
 from pipeline.errors import AuditError
+from pipeline.executor import Executor
 from pipeline.ingest.store import sql_literal
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
 
@@ -82,7 +83,11 @@ class CacheConfig:
     batch_rows: int = 2000
     """Rows per streamed batch (memory vs. per-batch overhead)."""
     memo_max_tokens: int = 40_000_000
-    """Token arrays kept by the tokenization memo (~4 bytes each)."""
+    """Token arrays kept by a task's tokenization memo (~4 bytes each)."""
+    rows_per_task: int = 4000
+    """Requests per task of the dynamic-span and prepare passes (consecutive rows of the store).
+    Outputs never depend on it; memory per worker follows it, and the tokenization memo is per task,
+    so larger tasks re-tokenize less of what repeats across tasks."""
 
 
 def cache_config(config: dict[str, Any]) -> CacheConfig:
@@ -91,8 +96,8 @@ def cache_config(config: dict[str, Any]) -> CacheConfig:
     bad = set(cfg.ideal_breakpoints) - {"stable", "history", "last"}
     if bad:
         raise AuditError(f"[audit.cache] ideal_breakpoints: unknown position(s) {sorted(bad)}; use stable, history, last.")
-    if cfg.block_tokens < 1 or cfg.buckets < 1:
-        raise AuditError("[audit.cache] block_tokens and buckets must be positive.")
+    if cfg.block_tokens < 1 or cfg.buckets < 1 or cfg.rows_per_task < 1 or cfg.batch_rows < 1:
+        raise AuditError("[audit.cache] block_tokens, buckets, rows_per_task and batch_rows must be positive.")
     return cfg
 
 
@@ -132,33 +137,81 @@ def _masked_key(b: Block, masked: str) -> int:
     return text_key(f"{b.segment}\x1f{b.role or ''}\x1f{masked}")
 
 
-def _stream_store(con: Any, batch_rows: int) -> Iterator[dict[str, Any]]:
-    for batch in query(con, "cache_prepare_input").to_arrow_reader(batch_rows):
+def table_chunks(reader: Any, rows: int) -> Iterator[pa.Table]:
+    """A record-batch stream cut into tables of exactly `rows` rows (the last one shorter): the
+    task partitions depend on the row order only, never on the reader's batch sizes."""
+    held: list[pa.RecordBatch] = []
+    n = 0
+    for batch in reader:
+        while batch.num_rows:
+            take = min(rows - n, batch.num_rows)
+            held.append(batch.slice(0, take))
+            n += take
+            batch = batch.slice(take)
+            if n == rows:
+                yield pa.Table.from_batches(held)
+                held, n = [], 0
+    if n:
+        yield pa.Table.from_batches(held)
+
+
+def _rows(table: pa.Table, batch_rows: int) -> Iterator[dict[str, Any]]:
+    """A task's rows as dicts, converted one slice at a time (dicts cost several times the Arrow)."""
+    for batch in table.to_batches(max_chunksize=batch_rows):
         yield from batch.to_pylist()
 
 
-def find_dynamic_blocks(con: Any, cfg: CacheConfig, spans: SpanMemo) -> dict[int, int]:
-    """masked-text key -> raw key of its only value, or _VARIES when several raw values exist."""
+def dynamic_blocks_task(cfg: CacheConfig, table: pa.Table) -> dict[int, int]:
+    """Task: one partition's candidate blocks -> {masked-text key: raw key, or _VARIES}."""
+    spans = SpanMemo()
     variants: dict[int, int] = {}
     k = int(cfg.mask_history_messages)
-    reader = query(con, "cache_mask_candidates", k=k).to_arrow_reader(cfg.batch_rows)
-    for batch in reader:
-        for r in batch.to_pylist():
-            msgs = (r["messages"] or [])[: min(k, r["last_assistant"] or 0)]
-            # A trailing assistant stub keeps the kept messages in the history segment.
-            blocks = request_blocks(r["system_text"], [*msgs, {"role": "assistant"}] if msgs else [],
-                                    r["tools_json"], r["provider"])
-            for _, b in _candidates(blocks, k):
-                sp = spans.spans(b.key, b.text)
-                if not sp:
-                    continue
-                mk = _masked_key(b, dynamic_spans.mask(b.text, sp))
-                prev = variants.get(mk)
-                if prev is None:
-                    variants[mk] = b.key
-                elif prev != b.key:
-                    variants[mk] = _VARIES
+    for r in _rows(table, cfg.batch_rows):
+        msgs = (r["messages"] or [])[: min(k, r["last_assistant"] or 0)]
+        # A trailing assistant stub keeps the kept messages in the history segment.
+        blocks = request_blocks(r["system_text"], [*msgs, {"role": "assistant"}] if msgs else [],
+                                r["tools_json"], r["provider"])
+        for _, b in _candidates(blocks, k):
+            sp = spans.spans(b.key, b.text)
+            if not sp:
+                continue
+            _note_variant(variants, _masked_key(b, dynamic_spans.mask(b.text, sp)), b.key)
     return variants
+
+
+def _note_variant(variants: dict[int, int], masked: int, raw: int) -> None:
+    prev = variants.get(masked)
+    if prev is None:
+        variants[masked] = raw
+    elif prev != raw:
+        variants[masked] = _VARIES
+
+
+def merge_variants(parts: Iterable[dict[int, int]]) -> dict[int, int]:
+    """Merge per-partition variants: a masked text is dynamic when any partition saw it vary or two
+    partitions saw different raw values (order-free, so the partitioning never changes it)."""
+    out: dict[int, int] = {}
+    for part in parts:
+        for masked, raw in part.items():
+            _note_variant(out, masked, raw)
+    return out
+
+
+def find_dynamic_blocks(con: Any, cfg: CacheConfig, executor: Executor | None = None) -> dict[int, int]:
+    """masked-text key -> raw key of its only value, or _VARIES when several raw values exist."""
+    total = _tasks(con, cfg)  # before the reader: a connection serves one open result at a time
+    k = int(cfg.mask_history_messages)
+    reader = query(con, "cache_mask_candidates", k=k).to_arrow_reader(cfg.batch_rows)
+    chunks = table_chunks(reader, cfg.rows_per_task)
+    if executor is None:
+        return merge_variants(dynamic_blocks_task(cfg, t) for t in chunks)
+    return merge_variants(executor.map(dynamic_blocks_task, chunks, shared=cfg, label="audit.cache.dynamic_spans",
+                                       total=total))
+
+
+def _tasks(con: Any, cfg: CacheConfig) -> int:
+    n = con.sql("SELECT count(*) FROM requests").fetchall()[0][0]
+    return max(1, -(-int(n) // cfg.rows_per_task))
 
 
 # --- 2. prepare ----------------------------------------------------------------------------------
@@ -246,8 +299,43 @@ def map_breakpoints(logged: list[dict[str, Any]] | None, blocks: list[Block]) ->
     return sorted(out.items())
 
 
+@dataclass(frozen=True)
+class PrepareContext:
+    """What every prepare task shares (read-only): the settings, prices and the dynamic blocks."""
+
+    cfg: CacheConfig
+    prices: PriceTable
+    variants: dict[int, int]
+
+
+@dataclass(frozen=True)
+class PreparedChunk:
+    """A prepare task's output: its rows of PREPARED_SCHEMA (input order) and what it cost."""
+
+    table: pa.Table
+    memo: dict[str, int]
+    models: frozenset[str]
+
+
+def prepare_task(ctx: PrepareContext, table: pa.Table) -> PreparedChunk:
+    """Task: tokenize, hash and place breakpoints for one partition of requests (fresh memos, so the
+    result and its memo counts depend only on the partition)."""
+    prep = Preparer(ctx.cfg, ctx.prices, ctx.variants, SpanMemo())
+    batches = []
+    rows: list[dict[str, Any]] = []
+    for r in _rows(table, ctx.cfg.batch_rows):
+        rows.append(prep.prepare(r))
+        if len(rows) >= ctx.cfg.batch_rows:
+            batches.append(pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA))
+            rows = []
+    if rows:
+        batches.append(pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA))
+    return PreparedChunk(pa.Table.from_batches(batches, schema=PREPARED_SCHEMA), prep.memo.stats(),
+                         frozenset(prep.models))
+
+
 class Preparer:
-    """Per-request preparation; holds the memos, so one instance serves a whole run."""
+    """Per-request preparation; holds the memos, so one instance serves a whole task."""
 
     def __init__(self, cfg: CacheConfig, prices: PriceTable, variants: dict[int, int], spans: SpanMemo) -> None:
         self.cfg = cfg
@@ -399,9 +487,13 @@ class CacheSimRun:
 
 def simulate_cache(
     workdir: Path, *, config: dict[str, Any] | None = None, prices: PriceTable | None = None,
-    work_dir: Path | None = None,
+    work_dir: Path | None = None, executor: Executor | None = None,
 ) -> CacheSimRun:
     """Tokenize, hash and simulate every request of the store under each scenario.
+
+    The dynamic-span and prepare passes run as tasks over consecutive `rows_per_task` requests on
+    `executor` (default: the `[run]` section's, closed again at the end); results never depend on
+    the executor or its number of workers.
 
     The entry point `make bench` times at 1x and 4x the requests: the work is linear in the input
     tokens (see audit/cache_sim.py). Work files (Parquet) go to `work_dir` (default
@@ -417,31 +509,40 @@ def simulate_cache(
         shutil.rmtree(work)
     work.mkdir(parents=True)
     timings: dict[str, float] = {}
+    memo: dict[str, int] = dict.fromkeys(("hits", "misses", "distinct_held", "tokens_encoded"), 0)
+    models: set[str] = set()
+    own = executor is None
+    if executor is None:
+        from pipeline.executor import executor_config, make_executor
+
+        executor = make_executor(executor_config(config))
     con = open_store(workdir)
     try:
         t0 = time.perf_counter()
-        spans = SpanMemo()
-        variants = find_dynamic_blocks(con, cfg, spans)
+        variants = find_dynamic_blocks(con, cfg, executor)
         timings["dynamic_spans"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        prep = Preparer(cfg, prices, variants, spans)
         prepared_path = work / "prepared.parquet"
+        total = _tasks(con, cfg)
+        reader = query(con, "cache_prepare_input").to_arrow_reader(cfg.batch_rows)
+        chunks = executor.map(prepare_task, table_chunks(reader, cfg.rows_per_task),
+                              shared=PrepareContext(cfg, prices, variants), label="audit.cache.prepare",
+                              total=total)
 
         def batches() -> Iterator[pa.RecordBatch]:
-            rows: list[dict[str, Any]] = []
-            for r in _stream_store(con, cfg.batch_rows):
-                rows.append(prep.prepare(r))
-                if len(rows) >= cfg.batch_rows:
-                    yield pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA)
-                    rows = []
-            if rows:
-                yield pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA)
+            for chunk in chunks:
+                for k, v in chunk.memo.items():
+                    memo[k] = memo.get(k, 0) + v
+                models.update(chunk.models)
+                yield from chunk.table.to_batches()
 
         requests = write_batches(PREPARED_SCHEMA, batches(), prepared_path)
         timings["tokenize_and_hash"] = time.perf_counter() - t0
     finally:
         con.close()
+        if own:
+            executor.close()
 
     t0 = time.perf_counter()
     results = {}
@@ -462,7 +563,7 @@ def simulate_cache(
         scon.close()
     timings["simulate"] = time.perf_counter() - t0
     return CacheSimRun(work, prepared_path, results, requests, int(simulated),
-                       {k: round(v, 3) for k, v in timings.items()}, prep.memo.stats(), sorted(prep.models - {""}))
+                       {k: round(v, 3) for k, v in timings.items()}, memo, sorted(models - {""}))
 
 
 SIM_SCHEMA = pa.schema([("request_id", pa.string()), ("read", pa.int64()), ("write_5m", pa.int64()),
@@ -535,7 +636,7 @@ def _with_ideal(bps: list[tuple[int, bool]], r: dict[str, Any], where: tuple[str
 # --- 4. report -----------------------------------------------------------------------------------
 
 
-def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+def run(workdir: Path, out_dir: Path, config: dict[str, Any], executor: Executor | None = None) -> dict[str, Any]:
     from audit.cost import attach_request_costs, price_table, register_prices
 
     cfg = cache_config(config)
@@ -544,7 +645,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         from audit import cost
 
         cost.run(workdir, out_dir, config)
-    sim = simulate_cache(workdir, config=config, prices=prices, work_dir=out_dir / ".cache_work")
+    sim = simulate_cache(workdir, config=config, prices=prices, work_dir=out_dir / ".cache_work", executor=executor)
     con = open_store(workdir)
     try:
         register_prices(con, prices)

@@ -36,6 +36,20 @@ def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--executor/--workers/--ray-address`: override `[run]` of the config (pipeline/executor.py)."""
+    fn = click.option("--ray-address", default=None,
+                      help="Ray cluster to run on (`auto`, `host:6379`); default RAY_ADDRESS, else a local Ray.")(fn)
+    fn = click.option("--workers", type=click.IntRange(min=0), default=None,
+                      help="Local worker processes (0 = CPU count), or Ray tasks in flight.")(fn)
+    return click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default=None,
+                        help="Where heavy tasks run: a local process pool (default) or a Ray cluster.")(fn)
+
+
+def _executor_overrides(executor_name: str | None, workers: int | None, ray_address: str | None) -> dict[str, Any]:
+    return {"executor": executor_name, "workers": workers, "ray_address": ray_address}
+
+
 def workdir_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("workdir", type=click.Path(path_type=Path), default=Path("out"))(fn)
 
@@ -76,17 +90,24 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool |
 @cli.command()
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@executor_options
 @handle_errors
-def audit(workdir: Path, config_path: Path | None) -> None:
+def audit(workdir: Path, config_path: Path | None, executor_name: str | None, workers: int | None,
+          ray_address: str | None) -> None:
     """Measure cacheable share, tokens, spend, task types and signals over the store.
 
     \b
     Example:
       logaudit audit out
+      logaudit audit out --executor ray --ray-address auto
     """
     from audit import run_audits
+    from pipeline.config import load_toml
+    from pipeline.executor import executor_config, make_executor, task_progress
 
-    click.echo(run_audits(workdir, config_path).summary_text())
+    cfg = executor_config(load_toml(config_path), **_executor_overrides(executor_name, workers, ray_address))
+    with make_executor(cfg, progress=task_progress(None)) as pool:
+        click.echo(run_audits(workdir, config_path, executor=pool).summary_text())
 
 
 @cli.command()
@@ -165,19 +186,25 @@ def weekly(workdir: Path, config_path: Path | None) -> None:
 @out_option
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="One TOML for every stage ([audit.*], [dataset], [report]).")
-@click.option("--progress/--no-progress", default=None, help="Ingest progress bar (default: when stderr is a terminal).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars: ingest bytes, tasks done per stage (default: when stderr is a terminal).")
+@executor_options
 @handle_errors
-def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progress: bool | None) -> None:
+def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progress: bool | None,
+        executor_name: str | None, workers: int | None, ray_address: str | None) -> None:
     """Run the whole pipeline: ingest -> audit -> dataset -> report.
 
     \b
     Example:
       logaudit run sample_logs --out out
+      logaudit run logs/ --out /shared/out --executor ray --ray-address auto
     Prints each stage's summary as it finishes, then where the report is.
+    Outputs never depend on the executor or the number of workers.
     """
     from pipeline.run import run_all
 
-    result = run_all(paths, workdir, config_path, echo=click.echo, progress=progress)
+    result = run_all(paths, workdir, config_path, echo=click.echo, progress=progress,
+                     executor=_executor_overrides(executor_name, workers, ray_address))
     click.echo(result.summary())
 
 
