@@ -341,13 +341,17 @@ def prepare_task(ctx: PrepareContext, table: pa.Table) -> PreparedChunk:
     result and its memo counts depend only on the partition)."""
     prep = Preparer(ctx.cfg, ctx.prices, ctx.variants, SpanMemo())
     batches = []
-    rows: list[dict[str, Any]] = []
-    for r in _rows(table, ctx.cfg.batch_rows):
-        rows.append(prep.prepare(r))
-        if len(rows) >= ctx.cfg.batch_rows:
-            batches.append(pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA))
-            rows = []
-    if rows:
+    for batch in table.to_batches(max_chunksize=ctx.cfg.batch_rows):
+        requests = batch.to_pylist()
+        blocks = [request_blocks(r["system_text"], r["messages"], r["tools_json"], r["provider"]) for r in requests]
+        # The batch's cache misses in one encode_ordinary_batch call per encoding (tiktoken's own
+        # threads, no GIL), instead of one call per text.
+        by_encoding: dict[str, list[Block]] = {}
+        for r, bl in zip(requests, blocks, strict=True):
+            by_encoding.setdefault(encoding_name_for(r["model"] or r["model_resolved"]), []).extend(bl)
+        for encoding, bl in by_encoding.items():
+            prep.memo.prefill(encoding, bl)
+        rows = [prep.prepare(r, bl) for r, bl in zip(requests, blocks, strict=True)]
         batches.append(pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA))
     return PreparedChunk(pa.Table.from_batches(batches, schema=PREPARED_SCHEMA), prep.memo.stats(),
                          frozenset(prep.models))
@@ -365,7 +369,8 @@ class Preparer:
         self._prices: dict[tuple[Any, Any, Any], Any] = {}
         self.models: set[str] = set()
 
-    def prepare(self, r: dict[str, Any]) -> dict[str, Any]:
+    def prepare(self, r: dict[str, Any], blocks: list[Block] | None = None) -> dict[str, Any]:
+        """One request's row of PREPARED_SCHEMA (`blocks`: its `request_blocks`, when already built)."""
         cfg = self.cfg
         model = r["model_resolved"] or r["model"]
         self.models.add(r["model"] or model or "")
@@ -391,7 +396,8 @@ class Preparer:
         out["reported_input"] = reported if not r["usage_missing"] and reported > 0 else None
         out["has_cache_fields"] = any(b is not None for b in buckets[1:])
         out["reported_read"] = (r["in_cache_read"] or 0) if out["has_cache_fields"] else None
-        blocks = request_blocks(r["system_text"], r["messages"], r["tools_json"], r["provider"])
+        if blocks is None:
+            blocks = request_blocks(r["system_text"], r["messages"], r["tools_json"], r["provider"])
         failed = (r["finish_reason"] == "error" or r["error_type"] is not None
                   or (r["status_code"] is not None and r["status_code"] >= 400))
         if not blocks:

@@ -34,8 +34,12 @@ def has_requests(workdir: Path) -> bool:
     return any((Path(workdir) / "requests").glob("*/*.parquet"))
 
 
-def connect_store(workdir: Path, *, memory_limit: str = "3GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the `requests` view over the store (UTC session time zone)."""
+def connect_store(workdir: Path, *, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the `requests` view over the store (UTC session time zone).
+
+    1 GB, not more: beside it run the executor's workers, and the whole process tree is to stay
+    under 2 GB; DuckDB spills sorts and joins beyond the limit to `WORKDIR/.duckdb_tmp`.
+    """
     workdir = Path(workdir)
     if not has_requests(workdir):
         raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
