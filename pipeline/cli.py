@@ -72,8 +72,10 @@ def cli(debug: bool) -> None:
 @out_option
 @click.option("--strict", is_flag=True, help="Exit non-zero when any record is rejected.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@executor_options
 @handle_errors
-def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool | None) -> None:
+def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool | None, executor_name: str | None,
+           workers: int | None, ray_address: str | None) -> None:
     """Ingest log files, folders or globs into the normalized Parquet store.
 
     \b
@@ -81,9 +83,12 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool |
       logaudit ingest exports/2026-10/ 'gateway/*.jsonl.gz' --out out
     Re-running is idempotent; new files are added incrementally.
     """
+    from pipeline.executor import executor_config, make_executor
     from pipeline.ingest import ingest as run_ingest
 
-    result = run_ingest(paths, workdir, strict=strict, progress=progress)
+    cfg = executor_config({}, **_executor_overrides(executor_name, workers, ray_address))
+    with make_executor(cfg) as pool:
+        result = run_ingest(paths, workdir, strict=strict, progress=progress, executor=pool)
     click.echo(result.summary())
 
 
@@ -120,9 +125,11 @@ def audit(workdir: Path, config_path: Path | None, executor_name: str | None, wo
 @click.option("--seed", type=int, default=None, help="Seed of the eval split (default 13).")
 @click.option("--eval-fraction", type=float, default=None, help="Share held out per task type (default 0.1).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@executor_options
 @handle_errors
 def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task: bool | None, seed: int | None,
-            eval_fraction: float | None, config_path: Path | None) -> None:
+            eval_fraction: float | None, config_path: Path | None, executor_name: str | None, workers: int | None,
+            ray_address: str | None) -> None:
     """Build fine-tuning JSONL from the store: filter, redact, deduplicate, split.
 
     \b
@@ -132,12 +139,18 @@ def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task:
     """
     from pipeline.config import load_toml
     from pipeline.dataset import DatasetConfig, build_dataset
+    from pipeline.executor import executor_config, make_executor, task_progress
 
+    settings = load_toml(config_path)
     config = DatasetConfig.from_toml(
-        load_toml(config_path), format=target_format, pii=pii, per_task=per_task, seed=seed,
-        eval_fraction=eval_fraction,
+        settings, format=target_format, pii=pii, per_task=per_task, seed=seed, eval_fraction=eval_fraction,
     )
-    click.echo(build_dataset(workdir, config).summary())
+    overrides = _executor_overrides(executor_name, workers, ray_address)
+    if all(v is None for v in overrides.values()) and "run" not in settings:
+        click.echo(build_dataset(workdir, config).summary())  # [dataset] workers, as before
+        return
+    with make_executor(executor_config(settings, **overrides), progress=task_progress(None)) as pool:
+        click.echo(build_dataset(workdir, config, executor=pool).summary())
 
 
 @cli.command()
