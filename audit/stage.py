@@ -25,6 +25,7 @@ from typing import Any
 from pipeline.config import load_toml
 from pipeline.errors import StoreError
 from pipeline.executor import Executor, executor_config, make_executor
+from pipeline.progress import stage_progress
 from pipeline.workdir.store import has_requests
 
 AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
@@ -73,15 +74,19 @@ def run_audits(workdir: Path, config_path: Path | None = None, executor: Executo
 
 def _run_modules(workdir: Path, out_dir: Path, config: dict[str, Any], executor: Executor,
                  summary: dict[str, Any]) -> None:
-    for name in AUDIT_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                summary["skipped"].append(name)
-                continue
-            raise
-        t0 = time.perf_counter()
-        kwargs = {"executor": executor} if "executor" in inspect.signature(module.run).parameters else {}
-        summary["sections"][name.split(".")[-1]] = module.run(workdir, out_dir, config, **kwargs)
-        summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
+    with stage_progress("audit", total=len(AUDIT_MODULES), unit="module") as bar:
+        for name in AUDIT_MODULES:
+            bar.note(name)
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as e:
+                if e.name == name:
+                    summary["skipped"].append(name)
+                    bar.advance()
+                    continue
+                raise
+            t0 = time.perf_counter()
+            kwargs = {"executor": executor} if "executor" in inspect.signature(module.run).parameters else {}
+            summary["sections"][name.split(".")[-1]] = module.run(workdir, out_dir, config, **kwargs)
+            summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
+            bar.advance()

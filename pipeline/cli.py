@@ -48,6 +48,17 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _executor_overrides(executor_name: str | None, workers: int | None, ray_address: str | None) -> dict[str, Any]:
     return {"executor": executor_name, "workers": workers, "ray_address": ray_address}
+def progress_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--progress/--no-progress`: bars with counts and ETA on stderr (default: when stderr is a terminal)."""
+
+    def apply(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool | None:
+        from pipeline.progress import configure
+
+        configure(value)
+        return value
+
+    return click.option("--progress/--no-progress", default=None, callback=apply, expose_value=False,
+                        help="Progress bars with counts and ETA (default: when stderr is a terminal).")(fn)
 
 
 def workdir_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -71,30 +82,34 @@ def cli(debug: bool) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @out_option
 @click.option("--strict", is_flag=True, help="Exit non-zero when any record is rejected.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@progress_option
 @executor_options
 @handle_errors
-def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool | None, executor_name: str | None,
-           workers: int | None, ray_address: str | None) -> None:
+def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, executor_name: str | None, workers: int | None,
+           ray_address: str | None) -> None:
     """Ingest log files, folders or globs into the normalized Parquet store.
 
     \b
     Example:
       logaudit ingest exports/2026-10/ 'gateway/*.jsonl.gz' --out out
-    Re-running is idempotent; new files are added incrementally.
+      logaudit ingest 'postgresql://reader@db:5432/litellm' --out out
+    Re-running is idempotent; new files are added incrementally, and a LiteLLM
+    database (PATHS may be postgresql:// URLs; PG* environment variables work)
+    is read from where the last run stopped.
     """
     from pipeline.executor import executor_config, make_executor
     from pipeline.ingest import ingest as run_ingest
 
     cfg = executor_config({}, **_executor_overrides(executor_name, workers, ray_address))
     with make_executor(cfg) as pool:
-        result = run_ingest(paths, workdir, strict=strict, progress=progress, executor=pool)
+        result = run_ingest(paths, workdir, strict=strict, executor=pool)
     click.echo(result.summary())
 
 
 @cli.command()
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@progress_option
 @executor_options
 @handle_errors
 def audit(workdir: Path, config_path: Path | None, executor_name: str | None, workers: int | None,
@@ -108,10 +123,10 @@ def audit(workdir: Path, config_path: Path | None, executor_name: str | None, wo
     """
     from audit import run_audits
     from pipeline.config import load_toml
-    from pipeline.executor import executor_config, make_executor, task_progress
+    from pipeline.executor import executor_config, make_executor
 
     cfg = executor_config(load_toml(config_path), **_executor_overrides(executor_name, workers, ray_address))
-    with make_executor(cfg, progress=task_progress(None)) as pool:
+    with make_executor(cfg) as pool:
         click.echo(run_audits(workdir, config_path, executor=pool).summary_text())
 
 
@@ -125,6 +140,7 @@ def audit(workdir: Path, config_path: Path | None, executor_name: str | None, wo
 @click.option("--seed", type=int, default=None, help="Seed of the eval split (default 13).")
 @click.option("--eval-fraction", type=float, default=None, help="Share held out per task type (default 0.1).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@progress_option
 @executor_options
 @handle_errors
 def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task: bool | None, seed: int | None,
@@ -139,7 +155,7 @@ def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task:
     """
     from pipeline.config import load_toml
     from pipeline.dataset import DatasetConfig, build_dataset
-    from pipeline.executor import executor_config, make_executor, task_progress
+    from pipeline.executor import executor_config, make_executor
 
     settings = load_toml(config_path)
     config = DatasetConfig.from_toml(
@@ -149,7 +165,7 @@ def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task:
     if all(v is None for v in overrides.values()) and "run" not in settings:
         click.echo(build_dataset(workdir, config).summary())  # [dataset] workers, as before
         return
-    with make_executor(executor_config(settings, **overrides), progress=task_progress(None)) as pool:
+    with make_executor(executor_config(settings, **overrides)) as pool:
         click.echo(build_dataset(workdir, config, executor=pool).summary())
 
 
@@ -199,12 +215,11 @@ def weekly(workdir: Path, config_path: Path | None) -> None:
 @out_option
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="One TOML for every stage ([audit.*], [dataset], [report]).")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bars: ingest bytes, tasks done per stage (default: when stderr is a terminal).")
+@progress_option
 @executor_options
 @handle_errors
-def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progress: bool | None,
-        executor_name: str | None, workers: int | None, ray_address: str | None) -> None:
+def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, executor_name: str | None,
+        workers: int | None, ray_address: str | None) -> None:
     """Run the whole pipeline: ingest -> audit -> dataset -> report.
 
     \b
@@ -216,7 +231,7 @@ def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progres
     """
     from pipeline.run import run_all
 
-    result = run_all(paths, workdir, config_path, echo=click.echo, progress=progress,
+    result = run_all(paths, workdir, config_path, echo=click.echo,
                      executor=_executor_overrides(executor_name, workers, ray_address))
     click.echo(result.summary())
 
@@ -230,9 +245,16 @@ def formats() -> None:
       logaudit formats
     """
     from pipeline.ingest.bodies import BODY_FORMATS
+    from pipeline.ingest.file_kinds import FILE_KINDS
     from pipeline.ingest.formats import FORMATS
+    from pipeline.ingest.postgres import SOURCE_DESCRIPTION
 
-    click.echo("Record formats (auto-detected per record, first match wins):")
+    click.echo("Files (how each file is cut into records):")
+    for name, description in FILE_KINDS:
+        click.echo(f"  {name:<24} {description}")
+    click.echo("\nDatabases (`logaudit ingest postgresql://…`):")
+    click.echo(f"  {'litellm_postgres':<24} {SOURCE_DESCRIPTION}")
+    click.echo("\nRecord formats (auto-detected per record, first match wins):")
     for f in FORMATS:
         click.echo(f"  {f.name:<24} {f.description}")
     click.echo("\nProvider body formats (inside any wrapper above):")

@@ -39,7 +39,8 @@ from pipeline.errors import ConfigError, PipelineError
 
 EXECUTORS = ("local", "ray")
 ProgressHook = Callable[[str, int, int | None], None]
-"""Called as `hook(label, tasks_done, tasks_total)` after every finished task."""
+"""Called as `hook(label, tasks_done, tasks_total)` after every finished task (besides the bar that
+`pipeline.progress` draws per task label when progress is on)."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class Executor(Protocol):
     """Tasks run at once (local: processes; ray: tasks in flight)."""
 
     def map(self, fn: Callable[[Any, Any], Any], payloads: Iterable[Any], *, shared: Any = None, label: str = "",
-            total: int | None = None) -> Iterator[Any]: ...
+            total: int | None = None, show_progress: bool = True) -> Iterator[Any]: ...
 
     def stats(self) -> dict[str, Any]: ...
 
@@ -168,17 +169,23 @@ class _Base:
         self._stats: dict[str, StageStats] = {}
         self._progress = progress
 
-    def _collect(self, label: str, total: int | None, results: Iterator[tuple[Any, TaskReport]]) -> Iterator[Any]:
+    def _collect(self, label: str, total: int | None, results: Iterator[tuple[Any, TaskReport]],
+                 show: bool) -> Iterator[Any]:
+        from pipeline.progress import stage_progress
+
         stage = self._stats.setdefault(label, StageStats())
         t0 = time.perf_counter()
         done = 0
         try:
-            for result, report in results:
-                stage.add(report)
-                done += 1
-                if self._progress is not None:
-                    self._progress(label, done, total)
-                yield result
+            # The bar lives in the driver, which collects the results (it never crosses a process).
+            with stage_progress(label, total=total, unit="task", enabled=None if show else False) as bar:
+                for result, report in results:
+                    stage.add(report)
+                    done += 1
+                    bar.advance()
+                    if self._progress is not None:
+                        self._progress(label, done, total)
+                    yield result
         finally:
             stage.wall_s += time.perf_counter() - t0
 
@@ -220,12 +227,12 @@ class LocalExecutor(_Base):
         self.workers = workers or os.cpu_count() or 1
 
     def map(self, fn: Callable[[Any, Any], Any], payloads: Iterable[Any], *, shared: Any = None, label: str = "",
-            total: int | None = None) -> Iterator[Any]:
+            total: int | None = None, show_progress: bool = True) -> Iterator[Any]:
         workers = min(self.workers, total) if total else self.workers
         if workers <= 1:
             node = _node_id()
             it = (_timed(fn, shared, p, label, i, node) for i, p in enumerate(payloads))
-            yield from self._collect(label, total, it)
+            yield from self._collect(label, total, it, show_progress)
             return
         key = f"{label}:{id(shared)}"
         ctx = multiprocessing.get_context("spawn")
@@ -235,7 +242,8 @@ class LocalExecutor(_Base):
             def submit(i: int, p: Any) -> Future:
                 return pool.submit(_pool_task, fn, key, p, label, i)
 
-            yield from self._collect(label, total, _windowed(submit, Future.result, payloads, 2 * workers))
+            yield from self._collect(label, total, _windowed(submit, Future.result, payloads, 2 * workers),
+                                     show_progress)
 
 
 # --- Ray ----------------------------------------------------------------------------------------------
@@ -286,14 +294,14 @@ class RayExecutor(_Base):
         self._remote = ray.remote(num_cpus=1, max_retries=cfg.task_retries, scheduling_strategy="SPREAD")(_ray_task)
 
     def map(self, fn: Callable[[Any, Any], Any], payloads: Iterable[Any], *, shared: Any = None, label: str = "",
-            total: int | None = None) -> Iterator[Any]:
+            total: int | None = None, show_progress: bool = True) -> Iterator[Any]:
         ray = self._ray
         box = [ray.put(shared)]
 
         def submit(i: int, p: Any) -> Any:
             return self._remote.remote(fn, box, p, label, i)
 
-        yield from self._collect(label, total, _windowed(submit, ray.get, payloads, self.workers))
+        yield from self._collect(label, total, _windowed(submit, ray.get, payloads, self.workers), show_progress)
 
     def close(self) -> None:
         if self._started and self._ray.is_initialized():
@@ -309,31 +317,7 @@ def make_executor(cfg: ExecutorConfig | None = None, progress: ProgressHook | No
     return LocalExecutor(cfg.workers, progress)
 
 
-# --- progress and the execution record ---------------------------------------------------------------
-
-
-def task_progress(show: bool | None) -> ProgressHook | None:
-    """A hook drawing one bar per task label (tasks done / total, rate, ETA) on stderr; by default
-    only when stderr is a terminal."""
-    import sys
-
-    if not (show if show is not None else sys.stderr.isatty()):
-        return None
-    from tqdm import tqdm
-
-    bars: dict[str, Any] = {}
-
-    def hook(label: str, done: int, total: int | None) -> None:
-        bar = bars.get(label)
-        if bar is None:
-            for other in bars.values():
-                other.close()
-            bar = bars[label] = tqdm(total=total, desc=label, unit="task", leave=True)
-        bar.update(done - bar.n)
-        if total is not None and done >= total:
-            bar.close()
-
-    return hook
+# --- the execution record ------------------------------------------------------------------------------
 
 
 def write_execution(workdir: Any, execution: dict[str, Any]) -> None:

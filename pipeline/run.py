@@ -13,13 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_toml
-from pipeline.executor import (
-    execution_summary,
-    executor_config,
-    make_executor,
-    task_progress,
-    write_execution,
-)
+from pipeline.executor import execution_summary, executor_config, make_executor, write_execution
+from pipeline.progress import enabled_for
 
 
 @dataclass(frozen=True)
@@ -57,6 +52,7 @@ def run_all(
         workdir: the working directory every stage writes into.
         config: a TOML file; each stage reads its own section (`[run]`, `[audit.*]`, `[dataset]`, `[report]`).
         echo: called with each stage's summary as soon as the stage finishes.
+        progress: progress bars for every stage (None: the process default, see `pipeline.progress`).
         executor: overrides of the `[run]` section (`executor`, `workers`, `ray_address`, ...).
 
     Every stage's heavy tasks run on one executor (pipeline/executor.py); what ran where and what
@@ -77,16 +73,16 @@ def run_all(
     exec_cfg = executor_config(settings, **(executor or {}))
     stages: dict[str, Any] = {}
 
-    with make_executor(exec_cfg, progress=task_progress(progress)) as pool:
-        stages["ingest"] = ingest([str(p) for p in paths], workdir, progress=progress, executor=pool)
+    with enabled_for(progress), make_executor(exec_cfg) as pool:
+        stages["ingest"] = ingest([str(p) for p in paths], workdir, executor=pool)
         say(_titled("ingest", stages["ingest"].summary()))
         stages["audit"] = run_audits(workdir, config, executor=pool)
         say(_titled("audit", stages["audit"].summary_text()))
         stages["dataset"] = build_dataset(workdir, dataset_config, executor=pool)
         say(_titled("dataset", stages["dataset"].summary()))
         execution = pool.stats()
-    stages["report"] = render_report(workdir, report_settings)
-    say(_titled("report", stages["report"].summary()))
+        stages["report"] = render_report(workdir, report_settings)
+        say(_titled("report", stages["report"].summary()))
     write_execution(workdir, execution)
     say(_titled("execution", execution_summary(execution)))
     return RunResult(workdir, stages, execution)

@@ -54,6 +54,7 @@ from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS
 from pipeline.dataset.targets import FORMATS
 from pipeline.errors import DatasetError
 from pipeline.executor import Executor, LocalExecutor
+from pipeline.progress import StageProgress, stage_progress
 from pipeline.tokens import encoding_name_for
 from pipeline.workdir.store import connect_store, current_version, requests_glob
 
@@ -163,12 +164,25 @@ def build_dataset(workdir: Path, config: DatasetConfig | None = None, executor: 
 
 def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings: dict[str, float],
            executor: Executor) -> dict[str, Any]:
+    # One bar: a step per bucket (the long, parallel part) plus the global steps, so the ETA covers both.
+    with stage_progress("dataset", total=None, unit="step") as bar:
+        return _build_steps(workdir, cfg, work, tmp_dir, timings, bar, executor)
+
+
+GLOBAL_STEPS = 4  # dedup, split, write + verify, lineage + manifest
+
+
+def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings: dict[str, float],
+                 bar: StageProgress, executor: Executor) -> dict[str, Any]:
     t = time.perf_counter()
+    bar.note("partition")
     labels_info = _labels_info(workdir)
     fmt = FORMATS[cfg.format]
     encoding = encoding_name_for(cfg.target_model)
     buckets = _partition(workdir, work, cfg, Path(labels_info["path"]) if labels_info["present"] else None)
     timings["partition"] = time.perf_counter() - t
+    bar.set_total(len(buckets) + GLOBAL_STEPS)
+    bar.note(f"{len(buckets)} bucket(s)")
 
     # --- per bucket: filters, session collapse, tokens, redaction, dedup features ----------------
     t = time.perf_counter()
@@ -176,14 +190,19 @@ def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings
     if cfg.pii == "drop" and "pii" not in active:
         active = (*active, "pii")
     folders = [bucket_files(work / "rows" / f"bucket={b}") for b in buckets]
-    stats = list(executor.map(_json_stats_task, folders, label="dataset.json_stats", total=len(folders)))
+    # The dataset's own bar counts buckets and global steps: no second bar from the executor.
+    stats = list(executor.map(_json_stats_task, folders, label="dataset.json_stats", total=len(folders),
+                              show_progress=False))
     params = BucketParams(
         format=cfg.format, pii=cfg.pii, active_filters=active, max_example_tokens=cfg.max_example_tokens,
         refusal_prefix_chars=cfg.refusal_prefix_chars, json_task_types=json_task_types(stats, cfg.json_task_min_share),
         encoding=encoding, dedup=cfg.dedup, seed=cfg.seed,
     )
-    summaries = list(executor.map(_bucket_task, list(zip(folders, buckets, strict=True)), shared=(work, params),
-                                  label="dataset.buckets", total=len(buckets)))
+    summaries = []
+    for summary in executor.map(_bucket_task, list(zip(folders, buckets, strict=True)), shared=(work, params),
+                                label="dataset.buckets", total=len(buckets), show_progress=False):
+        summaries.append(summary)
+        bar.advance()
     shutil.rmtree(work / "rows", ignore_errors=True)
     timings["buckets"] = time.perf_counter() - t
 
@@ -194,14 +213,19 @@ def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings
     try:
         assemble.load_tables(con, inputs)
         n_examples = _count(con, "SELECT count(*) FROM ex")
+        bar.note("dedup")
         dedup = assemble.deduplicate(con, inputs, cfg.dedup, cfg.split_group_threshold, n_examples)
         timings["dedup"] = time.perf_counter() - t
+        bar.advance()
+        bar.note("split")
 
         t = time.perf_counter()
         n_kept = n_examples - dedup.duplicates - dedup.near_duplicates
         split_stats = assemble.split(con, n_examples, n_kept, cfg.split_group_threshold, cfg.seed, cfg.eval_fraction,
                                      cfg.eval_cap_per_task, cfg.per_task)
         timings["split"] = time.perf_counter() - t
+        bar.advance()
+        bar.note("write + verify")
 
         t = time.perf_counter()
         written: dict[str, int] = {}
@@ -209,6 +233,8 @@ def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings
         validation = assemble.validate_written(con, tmp_dir, files, fmt.validate, cfg.max_example_tokens, written)
         leakage = assemble.leakage(con, inputs, cfg.dedup)
         timings["write_verify"] = time.perf_counter() - t
+        bar.advance()
+        bar.note("lineage + manifest")
 
         t = time.perf_counter()
         assemble.request_status(con)
@@ -218,6 +244,7 @@ def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings
         manifest["execution"] = {"buckets": len(buckets), "executor": executor.name,
                                  "workers": min(executor.workers, len(buckets))}
         timings["lineage_manifest"] = time.perf_counter() - t
+        bar.advance()
     finally:
         con.close()
     manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
