@@ -518,9 +518,10 @@ def simulate_cache(
 ) -> CacheSimRun:
     """Tokenize, hash and simulate every request of the store under each scenario.
 
-    The dynamic-span and prepare passes run as tasks over consecutive `rows_per_task` requests on
-    `executor` (default: the `[run]` section's, closed again at the end); results never depend on
-    the executor or its number of workers.
+    The dynamic-span and prepare passes run as tasks over consecutive `rows_per_task` requests, and
+    each scenario's simulation as tasks over groups of whole hash-bucket partitions, on `executor`
+    (default: the `[run]` section's, closed again at the end); results never depend on the
+    executor or its number of workers.
 
     The entry point `make bench` times at 1x and 4x the requests: the work is linear in the input
     tokens (see audit/cache_sim.py). Work files (Parquet) go to `work_dir` (default
@@ -529,6 +530,11 @@ def simulate_cache(
     from audit.cost import price_table
 
     config = config or {}
+    if executor is None:
+        from pipeline.executor import executor_config, make_executor
+
+        with make_executor(executor_config(config)) as own:
+            return simulate_cache(workdir, config=config, prices=prices, work_dir=work_dir, executor=own)
     cfg = cache_config(config)
     prices = prices or price_table(config)
     work = Path(work_dir) if work_dir else Path(workdir) / "audit" / ".cache_work"
@@ -538,11 +544,6 @@ def simulate_cache(
     timings: dict[str, float] = {}
     memo: dict[str, int] = dict.fromkeys(("hits", "misses", "distinct_held", "tokens_encoded"), 0)
     models: set[str] = set()
-    own = executor is None
-    if executor is None:
-        from pipeline.executor import executor_config, make_executor
-
-        executor = make_executor(executor_config(config))
     con = open_store(workdir)
     try:
         t0 = time.perf_counter()
@@ -568,8 +569,6 @@ def simulate_cache(
         timings["tokenize_and_hash"] = time.perf_counter() - t0
     finally:
         con.close()
-        if own:
-            executor.close()
 
     t0 = time.perf_counter()
     results = {}
@@ -579,6 +578,7 @@ def simulate_cache(
     try:
         scon.execute("SET TimeZone = 'UTC'")
         scon.execute("SET enable_progress_bar = false")
+        scon.execute("SET memory_limit = '1GB'")  # the sort by partition spills beyond (see connect_store)
         scon.execute(f"SET temp_directory = {sql_literal(work / 'duckdb_tmp')}")
         scon.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal(prepared_path)})")
         factors = {s: f for s, f in query(scon, "cache_scope_factors").fetchall()}
@@ -595,7 +595,7 @@ def simulate_cache(
         rules_of = RulesOf(prices, calibration.rules if calibration else None)
         for scenario in SCENARIOS:
             results[scenario] = work / f"sim_{scenario}.parquet"
-            _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario])
+            _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario], executor)
     finally:
         scon.close()
     timings["simulate"] = time.perf_counter() - t0
@@ -643,28 +643,57 @@ class RulesOf:
         return self.calibrated.get(r["scope"]) or self.documented(r["rules"], r["min_tokens"])
 
 
-def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, rules_of: RulesOf, factors: dict[str, float],
-                       path: Path) -> None:
-    ideal = scenario == "ideal"
-    reader = query(con, "cache_sim_input", ideal=ideal).to_arrow_reader(cfg.batch_rows)
+@dataclass(frozen=True)
+class SimulateContext:
+    """What every simulation task of one scenario shares (read-only)."""
+
+    scenario: str
+    cfg: CacheConfig
+    rules_of: RulesOf
+    factors: dict[str, float]
+
+
+def simulate_task(ctx: SimulateContext, table: pa.Table) -> pa.Table:
+    """Task: simulate whole partitions (hash buckets; rows in `cache_sim_input` order) -> SIM_SCHEMA."""
+    out: list[tuple[str, int, int, int]] = []
 
     def rows() -> Iterator[tuple[int, SimRow]]:
-        for batch in reader:
+        for batch in table.to_batches(max_chunksize=ctx.cfg.batch_rows):
             for r in batch.to_pylist():
-                yield r["part"], sim_row(r, scenario, cfg, rules_of(r), factors)
+                yield r["part"], sim_row(r, ctx.scenario, ctx.cfg, ctx.rules_of(r), ctx.factors)
 
-    def results() -> Iterator[pa.RecordBatch]:
-        out: list[tuple[str, int, int, int]] = []
-        for _, part in itertools.groupby(rows(), key=lambda x: x[0]):
-            for res in simulate_partition((row for _, row in part), cfg.block_tokens):
-                out.append((res.request_id, res.read, res.write_5m, res.write_1h))
-                if len(out) >= 50_000:
-                    yield _sim_batch(out)
-                    out = []
-        if out:
-            yield _sim_batch(out)
+    for _, part in itertools.groupby(rows(), key=lambda x: x[0]):
+        for res in simulate_partition((row for _, row in part), ctx.cfg.block_tokens):
+            out.append((res.request_id, res.read, res.write_5m, res.write_1h))
+    return pa.Table.from_batches([_sim_batch(out)] if out else [], schema=SIM_SCHEMA)
 
-    write_batches(SIM_SCHEMA, results(), path)
+
+def partition_chunks(reader: Any, rows: int, key: str = "part") -> Iterator[pa.Table]:
+    """A stream sorted by `key` cut into tables of at least `rows` rows that never split a
+    partition (all rows of one `key` value stay in one table)."""
+    held: pa.Table | None = None
+    for batch in reader:
+        held = pa.Table.from_batches([batch]) if held is None else pa.concat_tables([held, pa.Table.from_batches([batch])])
+        while held is not None and held.num_rows > rows:
+            parts = held.column(key).to_numpy(zero_copy_only=False)
+            after = np.flatnonzero(parts[rows - 1 :] != parts[rows - 1])
+            if not len(after):
+                break  # the partition at the cut runs on into the next batch
+            cut = rows - 1 + int(after[0])
+            yield held.slice(0, cut).combine_chunks()
+            held = held.slice(cut)
+    if held is not None and held.num_rows:
+        yield held.combine_chunks()
+
+
+def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, rules_of: RulesOf, factors: dict[str, float],
+                       path: Path, executor: Executor) -> None:
+    """One scenario as tasks over groups of whole hash-bucket partitions (results in input order)."""
+    reader = query(con, "cache_sim_input", ideal=scenario == "ideal").to_arrow_reader(cfg.batch_rows)
+    results = executor.map(simulate_task, partition_chunks(reader, cfg.rows_per_task),
+                           shared=SimulateContext(scenario, cfg, rules_of, factors),
+                           label=f"audit.cache.simulate.{scenario}")
+    write_batches(SIM_SCHEMA, (b for t in results for b in t.to_batches()), path)
 
 
 def _sim_batch(rows: list[tuple[str, int, int, int]]) -> pa.RecordBatch:

@@ -103,6 +103,9 @@ def test_local_one_and_two_workers_identical(tmp_path: Path, config_file: Path, 
     for stage in TASK_STAGES:
         assert execution_1["stages"][stage]["tasks"] == 8, stage
         assert execution_2["stages"][stage]["tasks"] == 8, stage
+    for scenario in ("as_logged", "ideal_bp", "ideal"):
+        label = f"audit.cache.simulate.{scenario}"
+        assert execution_1["stages"][label]["tasks"] == execution_2["stages"][label]["tasks"] >= 2, label
 
 
 # --- Ray ----------------------------------------------------------------------------------------------
@@ -202,3 +205,40 @@ def test_executor_config_from_toml_and_overrides() -> None:
         executor_config({"run": {"executor": "spark"}})
     with pytest.raises(ConfigError, match="Unknown key"):
         executor_config({"run": {"wokers": 2}})
+
+
+# --- partitions ----------------------------------------------------------------------------------------
+
+
+def _batches(parts: list[int], size: int) -> list[Any]:
+    import pyarrow as pa
+
+    table = pa.table({"part": parts, "i": list(range(len(parts)))})
+    return table.to_batches(max_chunksize=size)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 100])
+def test_partition_chunks_never_split_a_partition(batch_size: int) -> None:
+    from audit.cache import partition_chunks
+
+    # Sorted partitions of sizes 1, 4, 2, 6, 1, 3: cuts fall only where `part` changes.
+    parts = [0] + [1] * 4 + [2] * 2 + [5] * 6 + [6] + [9] * 3
+    chunks = list(partition_chunks(_batches(parts, batch_size), 4))
+    assert [r for c in chunks for r in c.column("i").to_pylist()] == list(range(len(parts)))
+    seen: set[int] = set()
+    for c in chunks:
+        mine = set(c.column("part").to_pylist())
+        assert not mine & seen, "a partition was split across tasks"
+        seen |= mine
+    # Every task but the last holds at least `rows` rows; the first cut comes right after them.
+    assert all(c.num_rows >= 4 for c in chunks[:-1])
+    assert [c.num_rows for c in chunks] == [5, 8, 4]
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 64])
+def test_table_chunks_cut_at_exact_row_counts(batch_size: int) -> None:
+    from audit.cache import table_chunks
+
+    chunks = list(table_chunks(_batches(list(range(23)), batch_size), 10))
+    assert [c.num_rows for c in chunks] == [10, 10, 3]
+    assert [r for c in chunks for r in c.column("i").to_pylist()] == list(range(23))
