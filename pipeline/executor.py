@@ -12,7 +12,8 @@ A heavy stage is a plan of pure tasks over partitions plus a small merge in the 
 - `payloads` is consumed lazily with at most `window` tasks in flight, and results come back in
   payload order, so the driver's memory is bounded by the window, not by the input.
 - `shared` (read-only context: configs, price tables, dictionaries built by an earlier pass) is
-  shipped once per worker process (local) or put once in Ray's object store (ray).
+  pickled once per map to a temporary file each pool worker reads once (local), or put once in
+  Ray's object store (ray).
 
 How data travels (see docs/scaling.md): payloads, `shared` and results travel by value, pickled
 over the pool's pipes (local) or through Ray's object store (Arrow tables without a copy).
@@ -25,8 +26,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import resource
+import shutil
 import socket
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -149,14 +153,15 @@ def _timed(fn: Callable[[Any, Any], Any], shared: Any, payload: Any, label: str,
     return result, report
 
 
-def _pool_init(key: str, shared: Any) -> None:
-    _SHARED.clear()
-    _SHARED[key] = shared
-
-
-def _pool_task(fn: Callable[[Any, Any], Any], key: str, payload: Any, label: str,
+def _pool_task(fn: Callable[[Any, Any], Any], shared_path: str, payload: Any, label: str,
                index: int) -> tuple[Any, TaskReport]:
-    return _timed(fn, _SHARED[key], payload, label, index, _node_id())
+    """Runs in a pool worker: the map's shared context is read from its pickle file once per
+    worker process (the pool outlives the map, so it cannot be an initializer argument)."""
+    if shared_path not in _SHARED:
+        _SHARED.clear()
+        with open(shared_path, "rb") as fh:
+            _SHARED[shared_path] = pickle.load(fh)
+    return _timed(fn, _SHARED[shared_path], payload, label, index, _node_id())
 
 
 # --- shared bookkeeping -----------------------------------------------------------------------------
@@ -215,7 +220,8 @@ def _windowed(submit: Callable[[int, Any], Any], wait: Callable[[Any], Any], pay
 
 
 class LocalExecutor(_Base):
-    """Tasks in this process (`workers = 1`) or in a pool of spawned processes, one pool per stage.
+    """Tasks in this process (`workers = 1`) or in one pool of spawned processes that serves every
+    map until `close` (a worker's start-up, imports included, is paid once per run, not per pass).
 
     spawn, not fork: the driver holds DuckDB threads, and a forked copy of them can deadlock.
     """
@@ -225,6 +231,9 @@ class LocalExecutor(_Base):
     def __init__(self, workers: int = 0, progress: ProgressHook | None = None) -> None:
         super().__init__(progress)
         self.workers = workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+        self._tmp: str | None = None
+        self._maps = 0
 
     def map(self, fn: Callable[[Any, Any], Any], payloads: Iterable[Any], *, shared: Any = None, label: str = "",
             total: int | None = None, show_progress: bool = True) -> Iterator[Any]:
@@ -234,16 +243,31 @@ class LocalExecutor(_Base):
             it = (_timed(fn, shared, p, label, i, node) for i, p in enumerate(payloads))
             yield from self._collect(label, total, it, show_progress)
             return
-        key = f"{label}:{id(shared)}"
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pool_init,
-                                 initargs=(key, shared)) as pool:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._tmp = tempfile.mkdtemp(prefix="logaudit-shared-")
+        pool = self._pool
+        self._maps += 1
+        shared_path = os.path.join(self._tmp or "", f"map{self._maps}.pickle")
+        with open(shared_path, "wb") as fh:
+            pickle.dump(shared, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
 
             def submit(i: int, p: Any) -> Future:
-                return pool.submit(_pool_task, fn, key, p, label, i)
+                return pool.submit(_pool_task, fn, shared_path, p, label, i)
 
             yield from self._collect(label, total, _windowed(submit, Future.result, payloads, 2 * workers),
                                      show_progress)
+        finally:
+            os.unlink(shared_path)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
 
 # --- Ray ----------------------------------------------------------------------------------------------

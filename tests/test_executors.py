@@ -189,11 +189,15 @@ def _square_plus(shared: int, x: int) -> int:
 
 def test_local_executor_keeps_order_and_counts_tasks() -> None:
     seen: list[tuple[str, int, int | None]] = []
-    pool = LocalExecutor(2, progress=lambda label, done, total: seen.append((label, done, total)))
-    assert list(pool.map(_square_plus, iter(range(7)), shared=1, label="t", total=7)) == [x * x + 1 for x in range(7)]
-    assert [d for _, d, _ in seen] == list(range(1, 8)) and seen[-1] == ("t", 7, 7)
-    stats = pool.stats()["stages"]["t"]
-    assert stats["tasks"] == 7 and sum(stats["nodes"].values()) == 7
+    with LocalExecutor(2, progress=lambda label, done, total: seen.append((label, done, total))) as pool:
+        squares = list(pool.map(_square_plus, iter(range(7)), shared=1, label="t", total=7))
+        # A second map on the same pool workers gets its own shared context.
+        again = list(pool.map(_square_plus, range(3), shared=10, label="u", total=3))
+        stats = pool.stats()["stages"]
+    assert squares == [x * x + 1 for x in range(7)] and again == [10, 11, 14]
+    assert [d for label, d, _ in seen if label == "t"] == list(range(1, 8)) and seen[-1] == ("u", 3, 3)
+    assert stats["t"]["tasks"] == 7 and sum(stats["t"]["nodes"].values()) == 7
+    assert len({r for r in stats["t"]["nodes"]}) == 1  # one machine
 
 
 def test_executor_config_from_toml_and_overrides() -> None:

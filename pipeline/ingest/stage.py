@@ -371,13 +371,18 @@ def ingest(
         pool: Executor = executor or LocalExecutor(workers if workers is not None else (os.cpu_count() or 1))
         if total_bytes < SMALL_INPUT_BYTES and pool.name == "local":
             pool = LocalExecutor(1)  # process start-up costs more than it saves
+        own_pool = pool is not executor
         merged: dict[str, Any] = {}
         show = is_enabled(progress)
         with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not show) as bar:
-            for result in _run_units(units, staged, pool, batch_rows, bar):
-                fs = stats.setdefault(result.unit.path, FileStats(result.unit.path))
-                fs.merge(result.stats)
-                _merge_state(merged, result.state)
+            try:
+                for result in _run_units(units, staged, pool, batch_rows, bar):
+                    fs = stats.setdefault(result.unit.path, FileStats(result.unit.path))
+                    fs.merge(result.stats)
+                    _merge_state(merged, result.state)
+            finally:
+                if own_pool:
+                    pool.close()
         for source in sources:
             fs, source_state, progress = process_source(source, staged, postgres.since_for(state, source.label), batch_rows)
             stats.setdefault(source.label, FileStats(source.label)).merge(fs)
