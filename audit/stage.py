@@ -1,6 +1,6 @@
 """Stage 2: metrics over the normalized Parquet store, written to `WORKDIR/audit/`.
 
-`run_audits` runs the audit modules in dependency order; each module has a
+`audit(workdir, config)` runs the audit modules in dependency order; each module has a
 `run(workdir, out_dir, config) -> dict` that writes its Parquet tables and returns its section
 of `summary.json`:
 
@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_toml
-from pipeline.errors import StoreError
+from pipeline.errors import MissingInputError
 from pipeline.executor import Executor, executor_config, make_executor
 from pipeline.progress import stage_progress
-from pipeline.workdir.store import has_requests
+from pipeline.workdir import versions
+from pipeline.workdir.lock import holds_writer_lock
+from pipeline.workdir.store import has_requests, missing_store_message, store_identity
 
 AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
 
@@ -34,47 +36,42 @@ AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
 @dataclass(frozen=True)
 class AuditResult:
     out_dir: Path
-    summary: dict[str, Any]
+    summary_json: dict[str, Any]  # what `WORKDIR/audit/summary.json` holds
 
-    def summary_text(self) -> str:
+    def summary(self) -> str:
         lines = [f"Audit written to {self.out_dir}/ (summary.json)"]
-        for name, section in self.summary.get("sections", {}).items():
+        for name, section in self.summary_json.get("sections", {}).items():
             headline = section.get("headline") if isinstance(section, dict) else None
             if headline:
                 lines.append(f"  {name}: {headline}")
         return "\n".join(lines)
 
 
-def run_audits(workdir: Path, config_path: Path | None = None, executor: Executor | None = None) -> AuditResult:
+@holds_writer_lock
+def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None,
+          executor: Executor | None = None) -> AuditResult:
     """Run every audit module over `workdir/requests` and write `workdir/audit/summary.json`.
 
-    Modules whose `run` takes an `executor` run their heavy passes as tasks on it (default: the
-    `[run]` section's executor, closed at the end).
+    `config` is the parsed TOML settings (each module reads its `[audit.*]` section) or the path of
+    a TOML file. Modules whose `run` takes an `executor` run their heavy passes as tasks on it
+    (default: the `[run]` section's executor, closed at the end).
     """
     workdir = Path(workdir)
     if not has_requests(workdir):
-        raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
-    config = load_toml(config_path)
-    out_dir = workdir / "audit"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
-    own = executor is None
+        raise MissingInputError(missing_store_message(workdir))
+    config = config if isinstance(config, dict) else load_toml(Path(config) if config is not None else None)
     if executor is None:
-        executor = make_executor(executor_config(config))
-    try:
-        _run_modules(workdir, out_dir, config, executor, summary)
-    finally:
-        if own:
-            executor.close()
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(out_dir / "summary.json")
-    return AuditResult(out_dir, summary)
+        with make_executor(executor_config(config)) as own:
+            return _audit(workdir, config, own)
+    return _audit(workdir, config, executor)
 
 
-def _run_modules(workdir: Path, out_dir: Path, config: dict[str, Any], executor: Executor,
-                 summary: dict[str, Any]) -> None:
-    with stage_progress("audit", total=len(AUDIT_MODULES), unit="module") as bar:
+def _audit(workdir: Path, config: dict[str, Any], executor: Executor) -> AuditResult:
+    summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
+    # Built into a new version and switched in whole: a run killed (or a disk filling up) half way
+    # leaves the previous audit as it was, never a mix of new and old tables.
+    with versions.building(workdir, "audit", store=store_identity(workdir)) as build, \
+            stage_progress("audit", total=len(AUDIT_MODULES), unit="module") as bar:
         for name in AUDIT_MODULES:
             bar.note(name)
             try:
@@ -87,6 +84,13 @@ def _run_modules(workdir: Path, out_dir: Path, config: dict[str, Any], executor:
                 raise
             t0 = time.perf_counter()
             kwargs = {"executor": executor} if "executor" in inspect.signature(module.run).parameters else {}
-            summary["sections"][name.split(".")[-1]] = module.run(workdir, out_dir, config, **kwargs)
+            summary["sections"][name.split(".")[-1]] = module.run(workdir, build, config, **kwargs)
             summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
             bar.advance()
+        (build / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    out_dir = workdir / "audit"  # the view of the version just committed
+    return AuditResult(out_dir, summary)
+
+
+# The stage's earlier name (its second argument was the TOML path, which `audit` still accepts).
+run_audits = audit

@@ -15,6 +15,7 @@ from typing import Any
 from pipeline.config import load_toml
 from pipeline.executor import execution_summary, executor_config, make_executor, write_execution
 from pipeline.progress import enabled_for
+from pipeline.workdir.lock import holds_writer_lock
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class RunResult:
         return "Report: " + ", ".join(str(p) for p in paths.values())
 
 
+@holds_writer_lock(create=True)
 def run_all(
     paths: Sequence[str | Path],
     workdir: Path,
@@ -58,7 +60,7 @@ def run_all(
     Every stage's heavy tasks run on one executor (pipeline/executor.py); what ran where and what
     each task cost is written to `WORKDIR/execution.json`.
     """
-    from audit import run_audits
+    from audit import audit
     from pipeline.dataset import DatasetConfig, build_dataset
     from pipeline.ingest import ingest
     from pipeline.report import render_report
@@ -76,8 +78,8 @@ def run_all(
     with enabled_for(progress), make_executor(exec_cfg) as pool:
         stages["ingest"] = ingest([str(p) for p in paths], workdir, executor=pool)
         say(_titled("ingest", stages["ingest"].summary()))
-        stages["audit"] = run_audits(workdir, config, executor=pool)
-        say(_titled("audit", stages["audit"].summary_text()))
+        stages["audit"] = audit(workdir, settings, executor=pool)
+        say(_titled("audit", stages["audit"].summary()))
         stages["dataset"] = build_dataset(workdir, dataset_config, executor=pool)
         say(_titled("dataset", stages["dataset"].summary()))
         execution = pool.stats()

@@ -138,8 +138,14 @@ def decode_aws_eventstream(data: bytes) -> list[dict]:
             events.append({"error": {"type": headers.get(":exception-type") or "exception", **body}})
         elif event_type == "chunk" and isinstance(body.get("bytes"), str):
             try:
-                inner = orjson.loads(base64.b64decode(body["bytes"]))
+                raw = base64.b64decode(body["bytes"])
             except (binascii.Error, ValueError):
+                continue
+            try:
+                inner = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                # Bedrock Agents' InvokeAgent streams the answer as plain text chunks.
+                events.append({"chunk": {"text": raw.decode("utf-8", "replace")}})
                 continue
             if isinstance(inner, dict):
                 events.append(inner)
@@ -438,7 +444,7 @@ def _cohere_v1(evs: list[Mapping[str, Any]]) -> dict:
             return body
     text = "".join(e.get("text") or "" for e in evs if e.get("event_type") in ("text-generation", None))
     start = next((e for e in evs if e.get("event_type") == "stream-start"), {})
-    final = next((e for e in reversed(evs) if e.get("is_finished")), {})
+    final: Mapping[str, Any] = next((e for e in reversed(evs) if e.get("is_finished")), {})
     return {"text": text, "generation_id": start.get("generation_id"), "finish_reason": final.get("finish_reason")}
 
 
