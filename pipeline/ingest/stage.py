@@ -117,7 +117,8 @@ class IngestResult:
             f"into {self.workdir}/requests",
             f"  records: {t['lines_read']} read = {t['ingested']} ingested + {t['skipped']} skipped "
             f"+ {t['rejected']} rejected + {t['blank']} blank",
-            f"  rows:    {t['rows_written']} written, {t['rows_duplicate']} already present or repeated",
+            f"  rows:    {t['rows_written']} written, {t['rows_duplicate']} already present or repeated"
+            + (f" ({t['rows_completed']} completed a batch row stored earlier)" if t.get("rows_completed") else ""),
         ]
         if self.manifest["by_format"]:
             fmts = ", ".join(f"{k} {v}" for k, v in sorted(self.manifest["by_format"].items()))
