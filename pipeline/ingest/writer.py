@@ -61,10 +61,18 @@ class Spool:
     _part: int = 0
     _rejects: Any = None
 
+    def reset(self) -> None:
+        """Remove what an earlier attempt of this unit wrote (a retried task starts clean)."""
+        for f in (self.folder / "staging").glob(f"{self.unit}-*.parquet"):
+            f.unlink()
+        (self.folder / "rejects" / f"{self.unit}.jsonl").unlink(missing_ok=True)
+
     def write_rows(self, table: pa.Table) -> None:
         if table.num_rows:
-            name = f"{self.unit}-{self._part:06d}.parquet"
-            pq.write_table(table, self.folder / "staging" / name, compression="zstd")
+            path = self.folder / "staging" / f"{self.unit}-{self._part:06d}.parquet"
+            tmp = path.with_name(f".{path.name}.tmp")  # a killed writer leaves no half file under the real name
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, path)
             self._part += 1
 
     def write_reject(self, reject: dict[str, Any]) -> None:
