@@ -29,3 +29,7 @@ class ReportError(PipelineError):
 
 class ConfigError(PipelineError):
     """The configuration file is invalid."""
+
+
+class EvalError(PipelineError):
+    """A candidate could not be evaluated (no eval split, bad predictions file, endpoint failures)."""
