@@ -56,6 +56,34 @@ SUMMARY_KEYS: list[tuple[str, str]] = [
 ]
 
 
+_N = {"type": ["number", "null"]}
+# report.json `evaluations`: one entry per candidate in WORKDIR/eval/*/summary.json (schemas/report.py).
+REPORT_EVALUATIONS = {
+    "type": "array",
+    "description": "Every candidate `logaudit eval` scored; per task type beside the report's savings for it.",
+    "items": {
+        "type": "object",
+        "required": ["candidate", "source", "model", "baseline", "overall_score", "routed_request_share", "tasks"],
+        "properties": {
+            "candidate": {"type": "string"}, "source": {"enum": ["predictions", "endpoint", None]},
+            "model": {"type": ["string", "null"]}, "baseline": {"type": ["string", "null"]},
+            "overall_score": _N, "routed_request_share": _N,
+            "tasks": {"type": "array", "items": {
+                "type": "object",
+                "required": ["task_type", "kind", "n", "score", "ci_low", "ci_high", "delta", "decision", "uncertain",
+                             "reason", "projected_monthly_savings"],
+                "properties": {
+                    "task_type": {"type": "string"}, "kind": {"type": ["string", "null"]}, "n": {"type": ["integer", "null"]},
+                    "score": _N, "ci_low": _N, "ci_high": _N, "delta": _N, "margin": _N,
+                    "decision": {"enum": ["candidate", "api", None]}, "uncertain": {"type": "boolean"},
+                    "reason": {"type": ["string", "null"]}, "monthly_spend": _N, "projected_monthly_savings": _N,
+                },
+            }},
+        },
+    },
+}
+
+
 def markdown() -> str:
     lines = [
         "# Eval outputs (`WORKDIR/eval/<candidate>/`)",

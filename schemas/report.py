@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from schemas.eval import REPORT_EVALUATIONS
+
 REPORT_SCHEMA_VERSION = 1
 
 NUM = {"type": ["number", "null"]}
@@ -164,6 +166,7 @@ def json_schema() -> dict[str, Any]:
             "series": {"type": "object", "description": "chart data: daily series and the latency histogram"},
             "thresholds": {"type": "object", "description": "every ReportConfig value used"},
             "not_measured": {"type": "object", "additionalProperties": {"type": "string"}},
+            "evaluations": REPORT_EVALUATIONS,
         },
     }
 

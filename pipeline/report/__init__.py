@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ReportError
+from pipeline.evaluate.report_section import evaluations
 from pipeline.report.config import ReportConfig, WeeklyConfig, report_config
 from pipeline.report.decide import build_report
 from pipeline.report.inputs import read_facts
@@ -68,6 +69,9 @@ def render_report(workdir: Path, config: dict[str, Any] | ReportConfig | None = 
             f"Run `logaudit run LOGS --out {workdir}` first."
         )
     report = build_report(facts, cfg)
+    # Every candidate `logaudit eval` scored (WORKDIR/eval/*/summary.json), in its own section.
+    report["evaluations"], unread = evaluations(workdir, report["task_types"])
+    report["not_measured"].update(unread)
     out_dir = workdir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     _write(out_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
