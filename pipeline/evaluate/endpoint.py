@@ -210,7 +210,8 @@ def _retry_after(value: str | None) -> float | None:
 def _retrying(cfg: EvalConfig) -> Any:
     import tenacity
 
-    backoff = tenacity.wait_exponential_jitter(initial=cfg.backoff_initial_s, max=cfg.backoff_max_s)
+    # "full jitter": a random wait up to min(max, initial * 2^attempt), so parallel workers spread out
+    backoff = tenacity.wait_random_exponential(multiplier=cfg.backoff_initial_s, max=cfg.backoff_max_s)
 
     def wait(state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

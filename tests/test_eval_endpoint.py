@@ -1,0 +1,332 @@
+"""`logaudit eval --endpoint`: against an OpenAI-compatible server started on 127.0.0.1 inside the test.
+
+The server answers each eval prompt with a planted answer of known score, returns 429 (with and
+without Retry-After) and 503 on some first attempts, answers some slowly and some slower than
+the client's timeout. The socket guard lets the tool connect to that server only. An interrupted
+run (the CLI in a subprocess, killed with SIGKILL) resumes without re-asking answered examples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.errors import EvalError
+from pipeline.evaluate import EvalConfig, evaluate
+from pipeline.evaluate.endpoint import AnswerCache
+from pipeline.evaluate.examples import Answer, EvalExample
+from tests.planted_eval import write_workdir
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_CONNECT = socket.socket.connect  # taken at import, before the suite's autouse guard replaces it
+SECRET = "sk-test-" + "q" * 40
+TOOLS = [{"type": "function", "function": {"name": "lookup_order", "description": "find an order",
+                                           "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}}}]
+LABELS = ("positive", "negative", "neutral")
+
+
+def build_examples() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, float]]:
+    """(examples, planted server reply per example_id, planted score per task type)."""
+    examples, replies = [], {}
+
+    def add(task: str, i: int, system: str, user: str, reference: dict[str, Any], reply: dict[str, Any],
+            tools: list | None = None) -> None:
+        ex_id = f"ex_{task}_{i:03d}"
+        examples.append({"example_id": ex_id, "request_id": f"req_{task}_{i:03d}", "task_type": task, "tools": tools,
+                         "messages": [{"role": "system", "content": system}, {"role": "user", "content": user},
+                                      {"role": "assistant", **reference}]})
+        replies[ex_id] = reply
+
+    for i in range(24):  # classification: 3 wrong of 24; right answers in another case/punctuation
+        label = LABELS[i % 3]
+        got = LABELS[(i + 1) % 3] if i < 3 else (label.capitalize() + "." if i % 2 else label)
+        add("task_labels", i, "Classify the sentiment of the review. Answer with one word.", f"review number {i} text",
+            {"content": label}, {"content": got})
+    for i in range(20):  # json: 4 of 20 drop one of 3 fields
+        ref = {"name": f"name {i}", "city": ["paris", "lima"][i % 2], "age": 20 + i}
+        got = {k: v for k, v in ref.items() if not (i < 4 and k == "age")}
+        add("task_json", i, "Extract the person as JSON.", f"person {i} lives somewhere", {"content": json.dumps(ref)},
+            {"content": json.dumps(got)})
+    for i in range(20):  # tool calls: 2 wrong tool, 2 wrong argument
+        call = {"id": f"call_{i}", "type": "function", "function": {"name": "lookup_order",
+                                                                     "arguments": json.dumps({"order_id": f"A{i}"})}}
+        name = "cancel_order" if i < 2 else "lookup_order"
+        arg = f"B{i}" if 2 <= i < 4 else f"A{i}"
+        got = {"id": f"c{i}", "type": "function", "function": {"name": name, "arguments": json.dumps({"order_id": arg})}}
+        add("task_tools", i, "You help with orders; use the tools.", f"where is order A{i}?",
+            {"content": None, "tool_calls": [call]}, {"content": None, "tool_calls": [got]}, tools=TOOLS)
+    for i in range(10):  # text, fewer than min_examples: exact answers
+        text = f"the answer number {i} is a short sentence about the weather today"
+        add("task_text", i, "Answer the question.", f"question {i}", {"content": text}, {"content": text})
+    planted = {"task_labels": 21 / 24, "task_json": 1 - 4 / 20 / 3, "task_tools": 16 / 20, "task_text": 1.0}
+    return examples, replies, planted
+
+
+class PlantedServer:
+    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1 serving planted answers."""
+
+    def __init__(self, examples: list[dict[str, Any]], replies: dict[str, dict[str, Any]]) -> None:
+        self.by_prompt = {self.key(ex["messages"][:-1]): ex["example_id"] for ex in examples}
+        self.replies = replies
+        ids = sorted(replies)
+        self.rate_limited = set(ids[0:80:10])  # 8 examples: a 429 on the first attempt
+        self.unavailable = set(ids[5:80:25])  # 3 examples: a 503 on the first attempt
+        self.slow = set(ids[3:80:16])  # 5 examples: 0.2 s
+        self.too_slow = set(ids[7:80:40])  # 2 examples: slower than the timeout on the first attempt
+        self.asks: Counter[str] = Counter()
+        self.answered: Counter[str] = Counter()
+        self.auth: set[str | None] = set()
+        self.models: set[str] = set()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.block_after: int | None = None  # answer this many, then hold every further request
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server API)
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    server.handle(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout) or was killed
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.address = self.httpd.server_address[:2]
+        self.url = f"http://127.0.0.1:{self.address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @staticmethod
+    def key(messages: list[dict[str, Any]]) -> str:
+        return json.dumps(messages, sort_keys=True)
+
+    def handle(self, h: BaseHTTPRequestHandler) -> None:
+        body = json.loads(h.rfile.read(int(h.headers["Content-Length"])))
+        ex_id = self.by_prompt[self.key(body["messages"])]
+        with self.lock:
+            self.asks[ex_id] += 1
+            attempt = self.asks[ex_id]
+            self.auth.add(h.headers.get("Authorization"))
+            self.models.add(body["model"])
+            hold = self.block_after is not None and sum(self.answered.values()) >= self.block_after
+        if hold:
+            self.release.wait(30)
+            return
+        if attempt == 1 and ex_id in self.rate_limited:
+            headers = {"Retry-After": "0"} if int(ex_id[-3:]) % 2 else {}
+            return self.send(h, 429, {"error": {"type": "rate_limit_exceeded", "message": "slow down"}}, headers)
+        if attempt == 1 and ex_id in self.unavailable:
+            return self.send(h, 503, {"error": {"message": "overloaded"}})
+        if attempt == 1 and ex_id in self.too_slow:
+            time.sleep(1.2)
+        elif ex_id in self.slow:
+            time.sleep(0.2)
+        reply = self.replies[ex_id]
+        payload = {"id": "chatcmpl-x", "object": "chat.completion", "model": body["model"],
+                   "choices": [{"index": 0, "message": {"role": "assistant", **reply},
+                                "finish_reason": "tool_calls" if reply.get("tool_calls") else "stop"}],
+                   "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+        self.send(h, 200, payload)
+        with self.lock:
+            self.answered[ex_id] += 1
+
+    @staticmethod
+    def send(h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data)
+
+    def __enter__(self) -> PlantedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def planted(tmp_path: Path):
+    examples, replies, scores = build_examples()
+    workdir = tmp_path / "wd"
+    write_workdir(workdir, examples)
+    return workdir, examples, replies, scores
+
+
+@pytest.fixture
+def allow_only(monkeypatch: pytest.MonkeyPatch):
+    """Replace the suite's no-network guard with one that lets exactly one address through."""
+    allowed: list[tuple[str, int]] = []
+    attempts: list[Any] = []
+
+    def guarded(sock: socket.socket, address: Any) -> Any:
+        attempts.append(address)
+        if tuple(address[:2]) not in allowed:
+            raise RuntimeError(f"network access attempted during a test: {address}")
+        return REAL_CONNECT(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    return allowed, attempts
+
+
+FAST = {"concurrency": 4, "timeout_s": 0.5, "backoff_initial_s": 0.01, "backoff_max_s": 0.05, "max_attempts": 4,
+        "api_key_env": "LOGAUDIT_TEST_KEY"}
+
+
+def test_endpoint_scores_retries_and_cache(planted, allow_only, monkeypatch: pytest.MonkeyPatch) -> None:
+    workdir, examples, replies, scores = planted
+    monkeypatch.setenv("LOGAUDIT_TEST_KEY", SECRET)
+    allowed, attempts = allow_only
+    with PlantedServer(examples, replies) as server:
+        allowed.append(server.address)
+        result = evaluate(workdir, "local-ft", endpoint=server.url, model="ft-1", config={"eval": FAST})
+        s = result.summary
+        # every example answered once, after the planted failures were retried
+        assert sum(server.answered.values()) == len(examples) and set(server.answered.values()) == {1}
+        failures = len(server.rate_limited | server.unavailable | server.too_slow)  # one failed first attempt each
+        assert sum(server.asks.values()) == len(examples) + failures == s["source"]["http_requests"]
+        assert all(server.asks[e] == 2 for e in server.rate_limited | server.unavailable | server.too_slow)
+        assert 1 < server.max_in_flight <= FAST["concurrency"]
+        assert server.auth == {f"Bearer {SECRET}"} and server.models == {"ft-1"}
+        tasks = {t["task_type"]: t for t in s["tasks"]}
+        assert {t: tasks[t]["kind"] for t in tasks} == {"task_labels": "classification", "task_json": "json",
+                                                        "task_tools": "tool_call", "task_text": "text"}
+        for task, planted_score in scores.items():
+            assert tasks[task]["score"] == pytest.approx(planted_score), task
+            assert tasks[task]["ci_low"] <= planted_score <= tasks[task]["ci_high"]
+        assert tasks["task_labels"]["decision"] == "api" and tasks["task_json"]["decision"] == "api"
+        assert tasks["task_tools"]["metrics"]["details"] == {"argument_mismatch": 2, "wrong_tool": 2}
+        assert s["source"] == {"kind": "endpoint", "url": server.url + "/chat/completions", "model": "ft-1",
+                               "api_key_env": "LOGAUDIT_TEST_KEY", "asked": len(examples), "cached": 0,
+                               "http_requests": len(examples) + failures}
+
+        # A re-run costs nothing: every answer comes from the cache.
+        before = sum(server.asks.values())
+        again = evaluate(workdir, "local-ft", endpoint=server.url, model="ft-1", config={"eval": FAST}).summary
+        assert sum(server.asks.values()) == before
+        assert again["source"]["asked"] == 0 and again["source"]["cached"] == len(examples)
+        assert again["tasks"] == s["tasks"]
+        # Another model under the same candidate name is not served from that cache.
+        evaluate(workdir, "local-ft", endpoint=server.url, model="ft-2", config={"eval": FAST})
+        assert sum(server.asks.values()) == before + len(examples)
+    assert {tuple(a[:2]) for a in attempts} == {server.address}
+    # The key went only into the Authorization header: no file of the work dir holds it.
+    for path in workdir.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_endpoint_gives_up_cleanly_and_keeps_what_it_got(planted, allow_only) -> None:
+    workdir, examples, replies, _ = planted
+    allowed, _ = allow_only
+    with PlantedServer(examples, replies) as server:
+        allowed.append(server.address)
+        config = {"eval": {**FAST, "max_attempts": 1}}  # no retries: the planted failures stay failures
+        with pytest.raises(EvalError) as err:
+            evaluate(workdir, "one-shot", endpoint=server.url, model="m", config=config)
+        failed = len(server.rate_limited | server.unavailable | server.too_slow)
+        assert str(err.value).startswith(f"{failed} of {len(examples)} examples got no answer from `{server.url}/chat/completions`")
+        assert "re-run the same command to resume" in str(err.value)
+        assert not (workdir / "eval" / "one-shot" / "summary.json").exists()
+        cache = workdir / "eval" / "one-shot" / "answers.jsonl"
+        assert len(cache.read_text(encoding="utf-8").splitlines()) == len(examples) - failed
+        # the resumed run asks only the examples that failed
+        before = Counter(server.asks)
+        evaluate(workdir, "one-shot", endpoint=server.url, model="m", config={"eval": FAST})
+        asked_again = {e for e in server.asks if server.asks[e] > before[e]}
+        assert asked_again == server.rate_limited | server.unavailable | server.too_slow
+
+
+def test_interrupted_run_resumes_without_reasking(planted, allow_only, tmp_path: Path) -> None:
+    workdir, examples, replies, scores = planted
+    allowed, _ = allow_only
+    config = tmp_path / "eval.toml"
+    config.write_text("[eval]\nconcurrency = 2\ntimeout_s = 20\nbackoff_initial_s = 0.01\nbackoff_max_s = 0.05\n",
+                      encoding="utf-8")
+    cache = workdir / "eval" / "ft" / "answers.jsonl"
+    with PlantedServer(examples, replies) as server:
+        allowed.append(server.address)
+        server.rate_limited = server.unavailable = server.too_slow = set()
+        server.block_after = 10  # answer 10 examples, then hold every request: the run is killed mid-way
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "eval", str(workdir), "--candidate", "ft", "--endpoint", server.url,
+             "--model", "ft-1", "--config", str(config), "--no-progress"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not (cache.is_file() and len(cache.read_text(encoding="utf-8").splitlines()) >= 10):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the subprocess did not answer 10 examples in time"
+                time.sleep(0.05)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        answered_before = {json.loads(line)["example_id"] for line in cache.read_text(encoding="utf-8").splitlines()}
+        assert len(answered_before) == 10
+        server.block_after = None
+        server.release.set()
+        result = evaluate(workdir, "ft", endpoint=server.url, model="ft-1",
+                          config={"eval": {"concurrency": 2, "backoff_initial_s": 0.01}})
+    # nothing answered before the kill was asked again; everything else was asked and answered
+    assert all(server.answered[e] == 1 and server.asks[e] == 1 for e in answered_before)
+    assert sum(server.answered.values()) == len(examples)
+    assert result.summary["source"]["cached"] == 10 and result.summary["source"]["asked"] == len(examples) - 10
+    tasks = {t["task_type"]: t for t in result.summary["tasks"]}
+    assert {t: pytest.approx(v) for t, v in scores.items()} == {t: tasks[t]["score"] for t in scores}
+
+
+def test_answer_cache_survives_a_cut_line(tmp_path: Path) -> None:
+    ex = EvalExample("ex_1", "req_1", "t", [{"role": "user", "content": "hi"}], Answer("yo"))
+    other = EvalExample("ex_2", "req_2", "t", [{"role": "user", "content": "ho"}], Answer("yo"))
+    cache = AnswerCache(tmp_path / "answers.jsonl", "c", "m")
+    cache.put(ex, {"answer": {"content": "hello", "tool_calls": []}})
+    with (tmp_path / "answers.jsonl").open("ab") as fh:
+        fh.write(b'{"candidate": "c", "model": "m", "example_id": "ex_2", "prom')  # killed mid-write
+    reloaded = AnswerCache(tmp_path / "answers.jsonl", "c", "m").load()
+    assert reloaded.get(ex) == Answer("hello") and reloaded.get(other) is None
+    reloaded.put(other, {"answer": {"content": "again", "tool_calls": []}})
+    final = AnswerCache(tmp_path / "answers.jsonl", "c", "m").load()
+    assert final.get(other) == Answer("again") and final.get(ex) == Answer("hello")
+    # a changed prompt is a cache miss
+    changed = EvalExample("ex_1", "req_1", "t", [{"role": "user", "content": "hi there"}], Answer("yo"))
+    assert final.get(changed) is None
+
+
+def test_config_rejects_unknown_task_options() -> None:
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"Unknown key\(s\) in \[eval.tasks.t1\]: kindd"):
+        EvalConfig.from_toml({"eval": {"tasks": {"t1": {"kindd": "sql"}}}})
+    with pytest.raises(ConfigError, match=r"Unknown key\(s\) in \[eval\]: marginn"):
+        EvalConfig.from_toml({"eval": {"marginn": 0.1}})
