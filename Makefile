@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help audit ingest test lint format weekly bench check clean sample
+.PHONY: help audit ingest test lint format weekly bench check clean sample mutate
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,8 +44,16 @@ check: lint test ## lint + tests
 bench: $(STAMP) ## Benchmarks (BENCH_REQUESTS, default 200000; BENCH_ARGS for bench.run options); never part of `make test`
 	$(BIN)/python -m bench.run --requests $${BENCH_REQUESTS:-200000} $(BENCH_ARGS)
 
+MUTATE_STAMP := $(VENV)/.installed-mutate
+$(MUTATE_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[dev,mutate]'
+	@touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP) ## Mutation testing of the figure modules (MODULES="cache_sim cost" for some); never part of `make test`
+	nice -n 10 $(BIN)/python -m mutation.run $(MODULES)
+
 sample: $(STAMP) ## Regenerate the committed sample logs (deterministic)
 	$(BIN)/python sample_logs/generate.py --out sample_logs --requests 4000 --days 45 --seed 7
 
 clean: ## Remove OUT and caches (keeps the venv)
-	rm -rf $(OUT) .pytest_cache .ruff_cache
+	rm -rf $(OUT) .pytest_cache .ruff_cache .mutate

@@ -7,7 +7,7 @@ DuckDB does the sorting and the joins):
                (audit/dynamic_spans.py): a block is DYNAMIC when its masked text occurs with more
                than one raw value across requests.
   2. prepare   per request (a map, parallelizable by batch): render and tokenize the prompt
-               (audit/tokens.py, memoized by content hash), segment counts, rolling prefix hashes
+               (audit/token_accounting.py, memoized by content hash), segment counts, rolling prefix hashes
                of B-token blocks and of content blocks, logged/ideal breakpoint positions, and the
                same hashes for the "ideal ordering" variant in which dynamic spans move to the end.
                Spooled to Parquet.
@@ -44,8 +44,8 @@ import xxhash
 from audit import dynamic_spans
 from audit.cache_sim import SimRow, simulate_partition
 from audit.prices import CacheRules, PriceTable, base_model_name
-from audit.sqlfiles import attach_labels, fetch_dicts, load_sql, open_store, query, write_batches, write_query
-from audit.tokens import (
+from audit.tables import attach_labels, fetch_dicts, load_sql, open_store, query, write_batches, write_query
+from audit.token_accounting import (
     REPLY_OVERHEAD,
     Block,
     TokenMemo,
@@ -55,8 +55,8 @@ from audit.tokens import (
 )
 from pipeline.config import from_section
 from pipeline.errors import AuditError
-from pipeline.ingest.store import sql_literal
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
+from pipeline.workdir.store import sql_literal
 
 SCENARIOS = ("as_logged", "ideal_bp", "ideal")
 # Reported input / estimate within this range: the logged prompt accounts for what was billed.
@@ -83,11 +83,29 @@ class CacheConfig:
     """Rows per streamed batch (memory vs. per-batch overhead)."""
     memo_max_tokens: int = 40_000_000
     """Token arrays kept by the tokenization memo (~4 bytes each)."""
+    calibrate: bool = True
+    """Fit each model's effective minimum, TTL and refresh-on-hit to its reported cache reads
+    (audit/cache_calibrate.py) before simulating; off = the documented rules as they are."""
+    calibration_min_tokens: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
+    """Candidate minimum cacheable lengths (the documented one is always added)."""
+    calibration_ttl_minutes: tuple[float, ...] = (5, 10, 30, 60, 1440)
+    """Candidate TTLs in minutes of disuse (the documented one is always added)."""
+    calibration_max_requests: int = 20_000
+    """Requests per model the grid replays (the earliest ones, a contiguous window, so the cache
+    dynamics are intact); the chosen rules then apply to all of them."""
+    calibration_margin: float = 0.005
+    """The documented rules stay unless a candidate's error is lower by more than this (a share of
+    the model's input tokens plus a share of its requests)."""
+    calibration_flag_gap: float = 0.03
+    """A model whose simulated as-logged share still differs from its reported share by more than
+    this is flagged in the report with the likely cause."""
 
 
 def cache_config(config: dict[str, Any]) -> CacheConfig:
     cfg = from_section(CacheConfig, config, "audit.cache")
-    cfg = dataclasses.replace(cfg, ideal_breakpoints=tuple(cfg.ideal_breakpoints))
+    cfg = dataclasses.replace(cfg, ideal_breakpoints=tuple(cfg.ideal_breakpoints),
+                              calibration_min_tokens=tuple(int(x) for x in cfg.calibration_min_tokens),
+                              calibration_ttl_minutes=tuple(float(x) for x in cfg.calibration_ttl_minutes))
     bad = set(cfg.ideal_breakpoints) - {"stable", "history", "last"}
     if bad:
         raise AuditError(f"[audit.cache] ideal_breakpoints: unknown position(s) {sorted(bad)}; use stable, history, last.")
@@ -173,7 +191,8 @@ PREPARED_SCHEMA = pa.schema([
     ("simulated", pa.bool_()), ("skip_reason", pa.string()),
     ("est_tools", pa.int32()), ("est_system", pa.int32()), ("est_history", pa.int32()),
     ("est_new_turn", pa.int32()), ("est_total", pa.int32()), ("n_blocks", pa.int32()),
-    ("reported_input", pa.int64()), ("has_cache_fields", pa.bool_()), ("factor", pa.float64()),
+    ("reported_input", pa.int64()), ("reported_read", pa.int64()), ("has_cache_fields", pa.bool_()),
+    ("factor", pa.float64()),
     ("bucket", pa.int32()), ("ideal_bucket", pa.int32()),
     ("token_hashes", _U64), ("block_ends", _I32L), ("block_hashes", _U64),
     ("ideal_token_hashes", _U64), ("ideal_block_ends", _I32L), ("ideal_block_hashes", _U64),
@@ -283,6 +302,7 @@ class Preparer:
         reported = sum(b or 0 for b in buckets)
         out["reported_input"] = reported if not r["usage_missing"] and reported > 0 else None
         out["has_cache_fields"] = any(b is not None for b in buckets[1:])
+        out["reported_read"] = (r["in_cache_read"] or 0) if out["has_cache_fields"] else None
         blocks = request_blocks(r["system_text"], r["messages"], r["tools_json"], r["provider"])
         failed = (r["finish_reason"] == "error" or r["error_type"] is not None
                   or (r["status_code"] is not None and r["status_code"] >= 400))
@@ -395,6 +415,7 @@ class CacheSimRun:
     timings_s: dict[str, float]
     memo: dict[str, int]
     models: list[str]
+    calibration: Any = None  # audit.cache_calibrate.Calibration when [audit.cache] calibrate is on
 
 
 def simulate_cache(
@@ -455,51 +476,76 @@ def simulate_cache(
         scon.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal(prepared_path)})")
         factors = {s: f for s, f in query(scon, "cache_scope_factors").fetchall()}
         simulated = scon.sql("SELECT count(*) FROM prepared WHERE simulated").fetchall()[0][0]
+        calibration = None
+        if cfg.calibrate:
+            # A separate step before the scenarios: it replays the as-logged simulation per model
+            # under candidate rules and keeps the ones the provider's reported reads support.
+            from audit.cache_calibrate import calibrate
+
+            calibration = calibrate(scon, cfg, prices, factors)
+            timings["calibrate"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+        rules_of = RulesOf(prices, calibration.rules if calibration else None)
         for scenario in SCENARIOS:
             results[scenario] = work / f"sim_{scenario}.parquet"
-            _simulate_scenario(scon, scenario, cfg, prices, factors, results[scenario])
+            _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario])
     finally:
         scon.close()
     timings["simulate"] = time.perf_counter() - t0
     return CacheSimRun(work, prepared_path, results, requests, int(simulated),
-                       {k: round(v, 3) for k, v in timings.items()}, prep.memo.stats(), sorted(prep.models - {""}))
+                       {k: round(v, 3) for k, v in timings.items()}, prep.memo.stats(), sorted(prep.models - {""}),
+                       calibration)
 
 
 SIM_SCHEMA = pa.schema([("request_id", pa.string()), ("read", pa.int64()), ("write_5m", pa.int64()),
                         ("write_1h", pa.int64())])
 
 
-def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, prices: PriceTable, factors: dict[str, float],
+def sim_row(r: dict[str, Any], scenario: str, cfg: CacheConfig, rules: CacheRules,
+            factors: dict[str, float]) -> SimRow:
+    """One `cache_sim_input` row as the simulation's input under `rules` (calibration reuses it)."""
+    factor = r["factor"] or factors.get(r["scope"]) or 1.0
+    inp = r["reported_input"] or int(round(r["est_total"] * factor))
+    # With the model's own tokenizer and a prompt that accounts for the reported input, prefix
+    # positions are exact and the whole-request ratio (which absorbs framing tokens) would only blur
+    # them across a 128-token step. Approximated tokenizers, and logs whose prompt text is redacted
+    # or partly missing (reported input far from the estimate), need the scaling.
+    exact = not r["approximate"] and COMPLETE_PROMPT[0] <= factor <= COMPLETE_PROMPT[1]
+    position_factor = 1.0 if exact else factor
+    bps = list(zip(r["bp_blocks"] or [], r["bp_1h"] or [], strict=True))
+    if scenario != "as_logged":
+        bps = _with_ideal(bps, r, cfg.ideal_breakpoints)
+    return SimRow(r["request_id"], r["ts_ms"], rules, position_factor, inp, r["token_hashes"] or [],
+                  r["block_ends"] or [], r["block_hashes"] or [], bps)
+
+
+class RulesOf:
+    """Rule set per simulated row: the calibrated one of its scope, else the documented one."""
+
+    def __init__(self, prices: PriceTable, calibrated: dict[str, CacheRules] | None = None) -> None:
+        self.prices = prices
+        self.calibrated = calibrated or {}
+        self._documented: dict[tuple[str, int], CacheRules] = {}
+
+    def documented(self, name: str, min_tokens: int) -> CacheRules:
+        k = (name, min_tokens)
+        if k not in self._documented:
+            self._documented[k] = dataclasses.replace(self.prices.rules[name], min_tokens=min_tokens)
+        return self._documented[k]
+
+    def __call__(self, r: dict[str, Any]) -> CacheRules:
+        return self.calibrated.get(r["scope"]) or self.documented(r["rules"], r["min_tokens"])
+
+
+def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, rules_of: RulesOf, factors: dict[str, float],
                        path: Path) -> None:
     ideal = scenario == "ideal"
     reader = query(con, "cache_sim_input", ideal=ideal).to_arrow_reader(cfg.batch_rows)
-    rules_cache: dict[tuple[str, int], CacheRules] = {}
-
-    def rules_of(name: str, min_tokens: int) -> CacheRules:
-        k = (name, min_tokens)
-        if k not in rules_cache:
-            rules_cache[k] = dataclasses.replace(prices.rules[name], min_tokens=min_tokens)
-        return rules_cache[k]
 
     def rows() -> Iterator[tuple[int, SimRow]]:
         for batch in reader:
             for r in batch.to_pylist():
-                factor = r["factor"] or factors.get(r["scope"]) or 1.0
-                inp = r["reported_input"] or int(round(r["est_total"] * factor))
-                # With the model's own tokenizer and a prompt that accounts for the reported input,
-                # prefix positions are exact and the whole-request ratio (which absorbs framing
-                # tokens) would only blur them across a 128-token step. Approximated tokenizers, and
-                # logs whose prompt text is redacted or partly missing (reported input far from
-                # the estimate), need the scaling.
-                exact = not r["approximate"] and COMPLETE_PROMPT[0] <= factor <= COMPLETE_PROMPT[1]
-                position_factor = 1.0 if exact else factor
-                bps = list(zip(r["bp_blocks"] or [], r["bp_1h"] or [], strict=True))
-                if scenario != "as_logged":
-                    bps = _with_ideal(bps, r, cfg.ideal_breakpoints)
-                yield r["part"], SimRow(
-                    r["request_id"], r["ts_ms"], rules_of(r["rules"], r["min_tokens"]), position_factor, inp,
-                    r["token_hashes"] or [], r["block_ends"] or [], r["block_hashes"] or [], bps,
-                )
+                yield r["part"], sim_row(r, scenario, cfg, rules_of(r), factors)
 
     def results() -> Iterator[pa.RecordBatch]:
         out: list[tuple[str, int, int, int]] = []
@@ -577,6 +623,13 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         con.close()
     shutil.rmtree(sim.work_dir, ignore_errors=True)
     return summarize(cfg, prices, sim, overall, by_model, by_task, tokens_by_model, breakers, window, labeled)
+
+
+def calibration_section(sim: CacheSimRun, cfg: CacheConfig) -> dict[str, Any]:
+    """Documented vs calibrated rules per model (audit/cache_calibrate.py), for the report."""
+    if sim.calibration is None:
+        return {"enabled": False, "note": "[audit.cache] calibrate = false: the documented rules as they are"}
+    return {"enabled": True, "flag_gap": cfg.calibration_flag_gap, **sim.calibration.as_dict()}
 
 
 def _r(x: Any, nd: int = 4) -> Any:
@@ -658,6 +711,7 @@ def summarize(
             "memo": sim.memo,
         },
         "rules": {name: dataclasses.asdict(prices.rules[name]) for name in rules_used if name in prices.rules},
+        "calibration": calibration_section(sim, cfg),
         "complexity": "O(input tokens / block_tokens + content blocks) per scenario; partitions = hash buckets "
                       f"of the first {cfg.block_tokens}-token block ({cfg.buckets} buckets)",
         "timings_s": sim.timings_s,

@@ -20,9 +20,9 @@ import duckdb
 import pyarrow as pa
 
 from audit.prices import PriceTable, load_prices
-from audit.sqlfiles import fetch_dicts, open_store, query, write_query, write_table
+from audit.tables import fetch_dicts, open_store, query, write_query, write_table
 from pipeline.config import from_section
-from pipeline.ingest.store import sql_literal
+from pipeline.workdir.store import sql_literal
 
 DAYS_PER_MONTH = 365.25 / 12
 

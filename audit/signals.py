@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from audit.sqlfiles import query
+from audit.tables import query
 
 _WORD = re.compile(r"\w+")
 _SPACES = re.compile(r"\s+")

@@ -6,7 +6,7 @@ which are repetitive enough to fine-tune?" and "which responses did users reject
 Task typing uses the structure of templated production traffic:
 
 1. System-prompt families. Each distinct system prompt is masked (dates, times, UUIDs, ids,
-   numbers -> `#`; fingerprints.py) and fingerprinted: one fingerprint per prompt *version*.
+   numbers -> `#`; pipeline/similarity.py) and fingerprinted: one fingerprint per prompt *version*.
    Near-identical masked prompts (word 3-shingle Jaccard >= `system_merge_jaccard`, found with
    MinHash LSH and verified exactly) merge into one family, so a reworded or extended prompt
    does not split its task; the versions are reported per type (task_type_versions).
@@ -39,7 +39,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from audit.fingerprints import (
+from audit.signals import SignalsConfig, detect_signals
+from audit.tables import attach_parquet_view, load_sql, open_store, query, write_batches
+from pipeline.config import from_section
+from pipeline.similarity import (
     DYNAMIC_SPAN_PATTERN,
     MinHasher,
     ShingleHasher,
@@ -49,9 +52,6 @@ from audit.fingerprints import (
     mask_dynamic,
     words,
 )
-from audit.signals import SignalsConfig, detect_signals
-from audit.sqlfiles import attach_parquet_view, load_sql, open_store, query, write_batches
-from pipeline.config import from_section
 from schemas.labels import (
     REQUEST_LABELS_SCHEMA,
     SIGNAL_RATES_SCHEMA,

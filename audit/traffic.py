@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from audit.sqlfiles import attach_labels, fetch_dicts, load_sql, open_store, query, write_query
+from audit.tables import attach_labels, fetch_dicts, load_sql, open_store, query, write_query
 from pipeline.config import from_section
-from pipeline.ingest.store import sql_literal
+from pipeline.workdir.store import sql_literal
 
 WEEKS_AHEAD = 26
 DAYS_PER_MONTH = 365.25 / 12

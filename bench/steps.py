@@ -228,7 +228,7 @@ def step_polars_ndjson(logs: str, chunk_mb: int = 128) -> dict[str, Any]:
 
 
 def step_tokenize(workdir: str, memoize: bool, limit: int | None = None) -> dict[str, Any]:
-    from audit.tokens import tokenize_store
+    from audit.token_accounting import tokenize_store
     from pipeline.tokens import get_encoding
 
     # Load both BPE tables first: a one-time cost of ~1 s per encoding that is not what the
@@ -251,7 +251,7 @@ def step_dedup_texts(workdir: str, out: str, limit: int) -> dict[str, Any]:
     """Write the sample the dedup steps share: final-state dialog texts, oldest first (not timed)."""
     import pyarrow.parquet as pq
 
-    from pipeline.ingest.store import connect_store
+    from pipeline.workdir.store import connect_store
 
     con = connect_store(Path(workdir))
     try:
@@ -401,7 +401,7 @@ def step_cache_sim(workdir: str) -> dict[str, Any]:
 def step_task_types(workdir: str) -> dict[str, Any]:
     """Task clustering as the audit runs it: features, task-type assignment, then signals."""
     from audit.signals import SignalsConfig, detect_signals
-    from audit.sqlfiles import open_store
+    from audit.tables import open_store
     from audit.tasks import TasksConfig, assign_task_types, build_features
 
     con = open_store(Path(workdir))
@@ -454,7 +454,7 @@ def step_report(workdir: str) -> dict[str, Any]:
 
 
 def _store_rows(workdir: str) -> int:
-    from pipeline.ingest.store import connect_store
+    from pipeline.workdir.store import connect_store
 
     con = connect_store(Path(workdir))
     try:

@@ -52,7 +52,7 @@ def run_all(
     from pipeline.dataset import DatasetConfig, build_dataset
     from pipeline.ingest import ingest
     from pipeline.report import render_report
-    from pipeline.report.config import report_config
+    from pipeline.report.thresholds import report_config
 
     say = echo or (lambda _text: None)
     workdir = Path(workdir)

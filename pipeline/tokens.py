@@ -24,7 +24,7 @@ _URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
 OFFLINE_ENCODINGS = ("o200k_base", "cl100k_base")
 
 # Which encoding counts which model family. Claude has no public tokenizer: o200k_base is used as
-# an approximation and calibrated against the usage the logs report (see audit/tokens).
+# an approximation and calibrated against the usage the logs report (see audit/token_accounting.py).
 _MODEL_ENCODING = (
     ("gpt-3.5", "cl100k_base"),
     ("gpt-4-", "cl100k_base"),

@@ -39,7 +39,7 @@ _LINEAGE_FIELDS: list[tuple[str, pa.DataType, str]] = [
 ]
 LINEAGE_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in _LINEAGE_FIELDS])
 
-# The default output record (OpenAI chat fine-tuning), as written by pipeline/dataset/formats.py.
+# The default output record (OpenAI chat fine-tuning), as written by pipeline/dataset/targets.py.
 OPENAI_RECORD = """{"messages": [
    {"role": "system", "content": str}?,                                  # the request's system prompt
    {"role": "user", "content": str, "name": str?},

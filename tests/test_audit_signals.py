@@ -13,7 +13,7 @@ from planted_tasks import write_planted
 from audit import tasks
 from audit.signals import SignalsConfig, detect_signals, edit_similarity, explicit_edit
 from pipeline.ingest import ingest
-from pipeline.ingest.store import connect_store
+from pipeline.workdir.store import connect_store
 
 
 @pytest.fixture(scope="module")

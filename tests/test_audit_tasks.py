@@ -15,9 +15,9 @@ from datasketch import MinHash
 from planted_tasks import write_planted
 
 from audit import tasks
-from audit.fingerprints import MinHasher, ShingleHasher, UnionFind, jaccard, lsh_link, mask_dynamic, words
 from audit.tasks import OTHER, TasksConfig, adjusted_rand_index
 from pipeline.ingest import ingest
+from pipeline.similarity import MinHasher, ShingleHasher, UnionFind, jaccard, lsh_link, mask_dynamic, words
 from schemas.labels import (
     REQUEST_LABELS_SCHEMA,
     SIGNAL_RATES_SCHEMA,
@@ -107,7 +107,7 @@ def test_tables_follow_their_schemas(sample_audit: tuple[Path, dict], sample_wor
                          ("task_type_versions", TASK_TYPE_VERSIONS_SCHEMA), ("signal_rates", SIGNAL_RATES_SCHEMA)):
         assert pq.read_schema(out / f"{name}.parquet").remove_metadata() == schema, name
     labels = pq.read_table(out / "request_labels.parquet")
-    from pipeline.ingest.store import connect_store
+    from pipeline.workdir.store import connect_store
 
     con = connect_store(sample_workdir)
     n_requests = con.sql("SELECT count(*) FROM requests").fetchall()[0][0]
@@ -245,8 +245,8 @@ def test_sql_masking_matches_python() -> None:
     """The masking the SQL applies to system prompts (tasks_system_prompts.sql) equals mask_dynamic."""
     import duckdb
 
-    from audit.fingerprints import DYNAMIC_SPAN_PATTERN
     from audit.tasks import temp_table
+    from pipeline.similarity import DYNAMIC_SPAN_PATTERN
 
     samples = ["Today is 2026-09-01T10:22:03Z, ticket TCK-48213.", "Order #48213 for 12.50 usd on Monday",
                "uuid 3fa2f6ab-5bc5-4c42-96cf-f0e78d71706d hex deadbeef12 at 9:05",
@@ -365,7 +365,7 @@ def test_sql_file_headers(path: str) -> None:
     """Each query file names itself and declares exactly the `$params` it uses."""
     import re
 
-    from audit.sqlfiles import load_sql
+    from audit.tables import load_sql
 
     q = load_sql(path.removesuffix(".sql"))
     assert set(re.findall(r"\$([a-z_][a-z0-9_]*)", q.sql)) == set(q.params), path

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.dataset import DatasetConfig, build_dataset
-from pipeline.dataset.formats import FORMATS, validate_openai
+from pipeline.dataset.targets import FORMATS, validate_openai
 from pipeline.ingest import ingest
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu",

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.dataset import DatasetConfig, build_dataset
-from pipeline.dataset.formats import validate_openai
 from pipeline.dataset.redact import find_sensitive
-from pipeline.ingest.store import connect_store
+from pipeline.dataset.targets import validate_openai
+from pipeline.workdir.store import connect_store
 
 
 @pytest.fixture(scope="module")

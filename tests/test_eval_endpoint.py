@@ -8,6 +8,7 @@ run (the CLI in a subprocess, killed with SIGKILL) resumes without re-asking ans
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -101,16 +102,9 @@ class PlantedServer:
                 pass
 
             def do_POST(self) -> None:  # noqa: N802 (http.server API)
-                with server.lock:
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
+                # the client may have given up (timeout) or been killed
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     server.handle(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout) or was killed
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -131,6 +125,17 @@ class PlantedServer:
             self.auth.add(h.headers.get("Authorization"))
             self.models.add(body["model"])
             hold = self.block_after is not None and sum(self.answered.values()) >= self.block_after
+            # Requests the client is still waiting for (one it abandoned at its timeout is not).
+            counted = not (attempt == 1 and ex_id in self.too_slow)
+            self.in_flight += counted
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self.respond(h, body, ex_id, attempt, hold)
+        finally:
+            with self.lock:
+                self.in_flight -= counted
+
+    def respond(self, h: BaseHTTPRequestHandler, body: dict[str, Any], ex_id: str, attempt: int, hold: bool) -> None:
         if hold:
             self.release.wait(30)
             return

@@ -11,10 +11,10 @@ import jsonschema
 import pytest
 
 from pipeline.report import render_report
-from pipeline.report.config import ReportConfig, report_config
 from pipeline.report.decide import build_report
 from pipeline.report.facts import Facts, TaskFacts
 from pipeline.report.render import md_escape, render_html, render_markdown
+from pipeline.report.thresholds import ReportConfig, report_config
 
 ROOT = Path(__file__).resolve().parent.parent
 XSS = '<script>alert(1)</script><img src=x onerror="alert(2)"><b>bold</b>'
@@ -228,7 +228,7 @@ def _validate(report: dict) -> None:
 def test_readme_config_example_is_valid() -> None:
     import tomllib
 
-    from pipeline.report.config import weekly_config
+    from pipeline.report.thresholds import weekly_config
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split("```toml\n", 1)[1].split("```", 1)[0]

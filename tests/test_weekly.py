@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.report.config import WeeklyConfig
+from pipeline.report.thresholds import WeeklyConfig
 from pipeline.report.weekly import EXIT_OK, EXIT_REGRESSIONS, compare, weekly_report
 
 ALL = {"request_costs": True, "request_labels": True, "lineage": True}

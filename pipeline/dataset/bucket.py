@@ -42,8 +42,8 @@ from pipeline.dataset.filters import (
     is_json,
     requests_json,
 )
-from pipeline.dataset.formats import FORMATS, dumps, record_dialog_text
 from pipeline.dataset.redact import CachedRedactor
+from pipeline.dataset.targets import FORMATS, dumps, record_dialog_text
 from pipeline.tokens import TokenCounter
 
 UNLABELED = "unlabeled"

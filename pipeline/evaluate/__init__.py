@@ -35,6 +35,7 @@ from pipeline.evaluate.kinds import TaskKind, audit_profile, infer_kinds
 from pipeline.evaluate.routing import litellm_router_yaml, routing_table, task_fingerprints
 from pipeline.evaluate.scoring import score_answer
 from pipeline.evaluate.stats import decide, interval
+from pipeline.workdir.paths import workdir_paths
 from schemas.eval import EVAL_SCHEMA_VERSION, SCORES_SCHEMA
 
 __all__ = ["EvalConfig", "EvalResult", "evaluate", "export_prompts"]
@@ -99,7 +100,7 @@ def evaluate(
     if baseline is not None and baseline == candidate:
         raise EvalError("--baseline must name another candidate.")
     split = read_eval_split(workdir)
-    out_dir = workdir / "eval" / candidate
+    out_dir = workdir_paths(workdir).eval_candidate(candidate)
     out_dir.mkdir(parents=True, exist_ok=True)
     answers, source = _answers(split, out_dir, candidate, predictions, endpoint, model, cfg, on_answer)
 
@@ -154,7 +155,7 @@ def export_prompts(workdir: Path) -> Path:
         if ex.tools:
             record["tools"] = ex.tools
         lines.append(json.dumps(record, ensure_ascii=False))
-    path = Path(workdir) / "eval" / "prompts.jsonl"
+    path = workdir_paths(workdir).eval_dir / "prompts.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_text(path, "\n".join(lines) + "\n")
     return path
@@ -276,7 +277,7 @@ def _stable_offset(task: str) -> int:
 
 
 def _baseline_scores(workdir: Path, baseline: str) -> dict[str, float]:
-    path = workdir / "eval" / baseline / "scores.parquet"
+    path = workdir_paths(workdir).eval_candidate(baseline) / "scores.parquet"
     if not path.is_file():
         raise EvalError(f"--baseline `{baseline}`: `{path}` not found. Evaluate it first "
                         f"(`logaudit eval {workdir} --candidate {baseline} ...`).")

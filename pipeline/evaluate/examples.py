@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.errors import EvalError
 from pipeline.evaluate.sqlfiles import fetch
+from pipeline.workdir.paths import workdir_paths
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,11 @@ class EvalSplit:
 
 def read_eval_split(workdir: Path) -> EvalSplit:
     """Every eval example of `WORKDIR/dataset/`, in file and line order."""
-    dataset = Path(workdir) / "dataset"
-    lineage = dataset / "lineage.parquet"
+    paths = workdir_paths(workdir)
+    dataset, lineage = paths.dataset_dir, paths.lineage
     if not lineage.is_file():
         raise EvalError(f"No eval split in `{workdir}`: `{lineage}` not found. Run `logaudit dataset {workdir}` first.")
-    manifest = _manifest(dataset / "manifest.json")
+    manifest = _manifest(paths.dataset_manifest)
     fmt = str((manifest.get("config") or {}).get("format") or "openai")
     if fmt not in _PARSERS:
         raise EvalError(f"`{dataset}/manifest.json` names format `{fmt}`; eval reads {', '.join(sorted(_PARSERS))}.")

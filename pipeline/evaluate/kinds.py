@@ -13,6 +13,7 @@ from pipeline.evaluate.config import EvalConfig
 from pipeline.evaluate.examples import EvalExample
 from pipeline.evaluate.scoring import KINDS, extract_sql, normalize_label, normalize_sql, parse_json
 from pipeline.evaluate.sqlfiles import fetch
+from pipeline.workdir.paths import workdir_paths
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class TaskKind:
 
 def audit_profile(workdir: Path) -> dict[str, dict[str, Any]]:
     """The audit's task_types rows by task type ({} when the audit did not run)."""
-    path = Path(workdir) / "audit" / "task_types.parquet"
+    path = workdir_paths(workdir).audit_table("task_types")
     if not path.is_file():
         return {}
     return {r["task_type"]: r for r in fetch("task_profile", task_types=str(path))}

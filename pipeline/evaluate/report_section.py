@@ -13,13 +13,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pipeline.workdir.paths import workdir_paths
+
 
 def evaluations(workdir: Path, task_rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """(one entry per candidate, {figure: reason} for summaries that could not be read)."""
     by_id = {t.get("id"): t for t in task_rows}
     out: list[dict[str, Any]] = []
     problems: dict[str, str] = {}
-    for path in sorted((Path(workdir) / "eval").glob("*/summary.json")):
+    for path in sorted(workdir_paths(workdir).eval_dir.glob("*/summary.json")):
         try:
             s = json.loads(path.read_text(encoding="utf-8"))
             tasks = s["tasks"]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.evaluate.sqlfiles import fetch
+from pipeline.workdir.paths import workdir_paths
 
 
 def task_fingerprint(system_prompt: str) -> str:
@@ -34,7 +35,7 @@ def task_fingerprint(system_prompt: str) -> str:
 
 def task_fingerprints(workdir: Path) -> dict[str, dict[str, list[str]]]:
     """Per task type its system-prompt and tool-set fingerprints, from the audit's request labels."""
-    path = Path(workdir) / "audit" / "request_labels.parquet"
+    path = workdir_paths(workdir).audit_table("request_labels")
     if not path.is_file():
         return {}
     out: dict[str, dict[str, list[str]]] = {}

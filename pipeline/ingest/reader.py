@@ -22,8 +22,10 @@ from typing import IO, Any
 import orjson
 import zstandard
 
+from pipeline.ingest import file_kinds
+
 IGNORE_FILE = ".logauditignore"
-DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".har", ".txt", ".log")
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".har", ".txt", ".log", *file_kinds.EXTRA_SUFFIXES)
 COMPRESSED_SUFFIXES = (".gz", ".zst")
 SNIPPET_CHARS = 300
 
@@ -148,8 +150,9 @@ _DECOMPRESS_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdErro
 
 
 def splittable(path: Path) -> bool:
-    """Plain (uncompressed) line-oriented files can be cut into byte ranges and read in parallel."""
-    return path.name.lower().endswith((".jsonl", ".ndjson", ".txt", ".log"))
+    """Plain (uncompressed) line-oriented files can be cut into byte ranges and read in parallel;
+    SSE captures and concatenated JSON dumps cannot (a record spans several lines)."""
+    return path.name.lower().endswith((".jsonl", ".ndjson", ".txt", ".log")) and file_kinds.sniff_path(path) is None
 
 
 def split_ranges(path: Path, chunk_bytes: int) -> list[tuple[int, int, int]]:
@@ -206,6 +209,9 @@ def read_range(
 
 def read_records(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -> Iterator[RawRecord]:
     """Yield every record of a file. Raises FileReadError (after yielding what was readable)."""
+    if _logical_name(path).endswith(file_kinds.ZIP_SUFFIXES):
+        yield from file_kinds.read_inspect_zip(path, RawRecord, FileReadError, on_bytes)
+        return
     try:
         stream = open_binary(path, on_bytes)
     except OSError as e:
@@ -214,10 +220,18 @@ def read_records(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -
         name = _logical_name(path)
         if name.endswith(".csv"):
             yield from _read_csv(stream)
+        elif name.endswith(file_kinds.YAML_SUFFIXES):
+            yield from file_kinds.read_yaml(stream, RawRecord, FileReadError)
         elif name.endswith((".json", ".har")):
             yield from _read_json_document(stream)
         else:
-            yield from _read_jsonl(stream)
+            kind = file_kinds.sniff(file_kinds.peek(stream))
+            if kind == "sse":
+                yield from file_kinds.read_sse(stream, RawRecord)
+            elif kind == "concatenated_json":
+                yield from file_kinds.read_concatenated(stream, RawRecord)
+            else:
+                yield from _read_jsonl(stream)
     except _DECOMPRESS_ERRORS as e:
         raise FileReadError("corrupt_compressed_file", f"decompression failed: {e}") from e
     except OSError as e:
@@ -256,11 +270,16 @@ def _read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as e:
-        # Some ".json" exports are really JSON Lines: fall back when the first line is a full value.
+        # Some ".json" exports are really JSON Lines: fall back when the first line is a full value;
+        # others are pretty-printed values one after another (OpenTelemetry console dumps).
         first = data.lstrip().split(b"\n", 1)[0]
         try:
             orjson.loads(first)
         except orjson.JSONDecodeError:
+            records = list(file_kinds.read_concatenated(io.BytesIO(data), RawRecord))
+            if len(records) > 1 and records[0].error is None:
+                yield from records
+                return
             reason = "invalid_utf8" if "UTF-8" in str(e) else "invalid_json"
             raise FileReadError(reason, f"not a valid JSON document: {e}") from e
         for i, raw in enumerate(data.split(b"\n"), start=1):

@@ -13,8 +13,8 @@ import dataclasses
 import math
 from typing import Any
 
-from pipeline.report.config import ReportConfig
 from pipeline.report.facts import Facts, TaskFacts
+from pipeline.report.thresholds import ReportConfig
 
 SCHEMA_VERSION = 1
 CACHING, FINE_TUNING, UNKNOWN = "caching", "fine-tuning", "unknown"

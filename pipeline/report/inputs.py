@@ -16,9 +16,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pipeline.report.config import ReportConfig
 from pipeline.report.facts import Facts, TaskFacts
 from pipeline.report.sqlfiles import fetch
+from pipeline.report.thresholds import ReportConfig
 
 BINS_PER_DECADE = 8
 
@@ -137,7 +137,7 @@ def _ingest(workdir: Path, facts: Facts) -> None:
 
 def _store(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
     from pipeline.errors import StoreError
-    from pipeline.ingest.store import connect_store
+    from pipeline.workdir.store import connect_store
 
     try:
         con = connect_store(workdir)
@@ -381,7 +381,7 @@ def _data_quality(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
     """The checklist inputs that need a join of the dataset lineage with the audit's labels."""
     import duckdb
 
-    from pipeline.ingest.store import sql_literal
+    from pipeline.workdir.store import sql_literal
 
     tables = {
         "lineage": workdir / "dataset" / "lineage.parquet",

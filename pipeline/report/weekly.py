@@ -19,8 +19,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.report.config import WeeklyConfig, weekly_config
 from pipeline.report.sqlfiles import fetch
+from pipeline.report.thresholds import WeeklyConfig, weekly_config
 
 EXIT_OK = 0
 EXIT_REGRESSIONS = 3
@@ -70,7 +70,7 @@ class WeeklyResult:
 
 def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = None) -> WeeklyResult:
     """Compare the last `days` with the `days` before and write `WORKDIR/report/weekly.{md,json}`."""
-    from pipeline.ingest.store import connect_store, sql_literal
+    from pipeline.workdir.store import connect_store, sql_literal
 
     workdir = Path(workdir)
     cfg = weekly_config(config)

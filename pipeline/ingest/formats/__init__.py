@@ -162,6 +162,7 @@ def detect_format(record: Mapping[str, Any]) -> RecordFormat | None:
 # Importing a module registers its formats; detection order comes from each format's `order`.
 from pipeline.ingest.formats import (  # noqa: E402,F401
     anthropic_batch,
+    batch_status,
     bedrock_log,
     claude_code,
     codex,
@@ -170,11 +171,15 @@ from pipeline.ingest.formats import (  # noqa: E402,F401
     http_captures,
     inspect_log,
     langfuse,
+    langfuse_trace,
     langsmith,
+    langsmith_batch,
     litellm,
     openai_batch,
     otel,
+    otel_console,
     provider_bodies,
     responses_chain,
     streams,
+    vcr,
 )

@@ -53,6 +53,31 @@ def feedback_score(feedback: Any) -> float | None:
     return max(-1.0, min(1.0, value))
 
 
+# Capture-time fields that recorders add beside the bodies (`_captured`, `captured_at`, `_meta: {ts}`…),
+# compared with leading underscores and case ignored; the first present wins.
+_TIME_KEYS = ("timestamp", "logged_at", "created_at", "captured", "captured_at", "capturedat", "recorded_at",
+              "recordedat", "received_at", "receivedat", "saved_at", "time", "ts", "datetime")
+
+
+def capture_time(rec: Mapping[str, Any]) -> Any:
+    """The record's own time: a top-level time field, or one inside a `_meta`/`_capture` object."""
+    keys = {k.lstrip("_").lower(): k for k in rec if isinstance(k, str)}
+    for name in _TIME_KEYS:
+        if name in keys:
+            value = rec[keys[name]]
+            if isinstance(value, Mapping):
+                value = capture_time(value)
+            if value not in (None, ""):
+                return value
+    for name in ("meta", "capture", "captured", "metadata"):
+        inner = rec.get(keys[name]) if name in keys else None
+        if isinstance(inner, Mapping):
+            value = capture_time(inner)
+            if value not in (None, ""):
+                return value
+    return None
+
+
 @record_format(
     "envelope",
     "llm-log-audit envelope or a generic wrapper: an object with `request` and `response` (or `error`); bodies auto-detected",
@@ -69,7 +94,7 @@ def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             if rec.get(key) in (None, ""):
                 raise RecordError("missing_field", f"envelope record has no `{key}`")
     fields = parse_bodies(rec.get("request"), rec.get("response"), hint=_BODY_HINTS.get(endpoint or ""))
-    ts_raw = rec.get("timestamp", rec.get("logged_at", rec.get("created_at")))
+    ts_raw = capture_time(rec)
     ts = parse_ts(ts_raw)
     if ts_raw is not None and ts is None:
         raise RecordError("bad_timestamp", f"`timestamp` {ts_raw!r} is not ISO-8601 or epoch")

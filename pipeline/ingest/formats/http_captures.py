@@ -165,7 +165,7 @@ def call_row(
     """One captured HTTP exchange -> a row; raises Skip when it is not an LLM generation call."""
     parts = urlsplit(url)
     path = unquote(parts.path)
-    if _NOT_GENERATION.search(path):
+    if _NOT_GENERATION.search(path) and not any(p.search(path) for p, _, _ in _ROUTES):  # Gemini: /models/x:generateContent
         raise Skip("not_a_text_generation_call", f"{label}: {method} {parts.netloc}{path}")
     route = next(((hint, endpoint) for pattern, hint, endpoint in _ROUTES if pattern.search(path)), (None, None))
     hint, endpoint = route

@@ -1,4 +1,6 @@
-"""The normalized store on disk, versioned so that every ingest commits atomically.
+"""The write side of the normalized store: every ingest builds a new version and commits it atomically.
+
+Readers open the store through `pipeline/workdir/store.py`; only ingest writes it.
 
     WORKDIR/.store/v000003/{requests/date=YYYY-MM-DD/*.parquet, rejects/*.jsonl, ingest_manifest.json, state.json}
     WORKDIR/.store/current -> v000003          (the one atomic switch: a symlink replaced with rename)
@@ -28,49 +30,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import StoreError
+from pipeline.workdir.store import STORE_DIR, current_version, sql_literal
 from schemas import PARTITION_COLUMN, REQUEST_SCHEMA, UNDATED
 
-STORE_DIR = ".store"
 LINKS = ("requests", "rejects", "ingest_manifest.json")
-
-
-def sql_literal(value: str | Path | list) -> str:
-    """A SQL string (or list of strings) literal; DDL such as CREATE VIEW cannot take parameters."""
-    if isinstance(value, list):
-        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def requests_glob(workdir: Path) -> str:
-    return str(Path(workdir) / "requests" / "*" / "*.parquet")
-
-
-def has_requests(workdir: Path) -> bool:
-    return any((Path(workdir) / "requests").glob("*/*.parquet"))
-
-
-def connect_store(workdir: Path, *, memory_limit: str = "3GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the `requests` view over the store (UTC session time zone)."""
-    workdir = Path(workdir)
-    if not has_requests(workdir):
-        raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    tmp = workdir / ".duckdb_tmp"
-    con.execute(f"SET temp_directory = {sql_literal(tmp)}")
-    con.execute(
-        "CREATE VIEW requests AS SELECT * FROM read_parquet("
-        f"{sql_literal(requests_glob(workdir))}, hive_partitioning = true, union_by_name = true)"
-    )
-    return con
-
-
-def current_version(workdir: Path) -> Path | None:
-    cur = Path(workdir) / STORE_DIR / "current"
-    return cur.resolve() if cur.is_symlink() and cur.resolve().is_dir() else None
 
 
 def read_state(workdir: Path) -> dict[str, Any]:
@@ -190,13 +153,13 @@ def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[s
     con.execute(f"SET temp_directory = {sql_literal(staged.tmp / 'duckdb_tmp')}")
     staging = str(staged.tmp / "staging" / "*.parquet")
     prev_files = [str(p) for p in sorted((prev / "requests").glob("*/*.parquet"))] if prev else []
-    _run_sql(con, "01_record_fingerprint.sql")
-    _run_sql(con, "02_staged_keys.sql", staging=staging, undated=UNDATED)
+    _run_sql(con, "record_fingerprint.sql")
+    _run_sql(con, "staged_keys.sql", staging=staging, undated=UNDATED)
     if prev_files:
-        _run_sql(con, "03_existing_keys.sql", previous=prev_files)
+        _run_sql(con, "existing_keys.sql", previous=prev_files)
     else:
         con.execute("CREATE TEMP TABLE existing_keys (base_id VARCHAR, request_id VARCHAR, _fp VARCHAR)")
-    _run_sql(con, "04_decide_rows.sql")
+    _run_sql(con, "decide_rows.sql")
     dup_rows = con.execute("SELECT source_file, count(*) FROM decided WHERE is_duplicate GROUP BY ALL").fetchall()
     duplicates_by_file = {f: int(c) for f, c in dup_rows}
     rows_written = con.execute("SELECT count(*) FROM decided WHERE NOT is_duplicate").fetchone()[0]

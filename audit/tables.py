@@ -23,14 +23,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import AuditError
-from pipeline.ingest.store import sql_literal
+from pipeline.workdir.store import sql_literal
 
 SQL_DIR = Path(__file__).with_name("sql")
 
 
 def open_store(workdir: Path) -> duckdb.DuckDBPyConnection:
     """`connect_store` without DuckDB's progress bar (it would interleave with the CLI output)."""
-    from pipeline.ingest.store import connect_store
+    from pipeline.workdir.store import connect_store
 
     con = connect_store(workdir)
     con.execute("SET enable_progress_bar = false")

@@ -281,7 +281,7 @@ def encoding_note(models: Iterable[str | None]) -> list[dict[str, Any]]:
 def iter_prompt_batches(workdir: Path, *, limit: int | None = None, batch_rows: int = 2000,
                         ) -> Iterator[list[dict[str, Any]]]:
     """Stream the prompt columns of the store (time order) in batches of dicts."""
-    from audit.sqlfiles import open_store, query
+    from audit.tables import open_store, query
 
     con = open_store(workdir)
     try:

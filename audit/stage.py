@@ -1,0 +1,68 @@
+"""Stage 2: metrics over the normalized Parquet store, written to `WORKDIR/audit/`.
+
+`run_audits` runs the audit modules in dependency order; each module has a
+`run(workdir, out_dir, config) -> dict` that writes its Parquet tables and returns its section
+of `summary.json`:
+
+  1. audit.cost     -> request_costs.parquet (spend per request; everything else joins it)
+  2. audit.tasks    -> request_labels.parquet, task_types.parquet (task types + regeneration/edit/feedback)
+  3. audit.cache    -> cache_*.parquet (tokens by segment, cacheable-prefix simulation, prefix breakers)
+  4. audit.traffic  -> latency, errors, growth
+
+A module that is not installed yet is skipped (and listed under `skipped` in the summary).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import load_toml
+from pipeline.errors import StoreError
+from pipeline.workdir.store import has_requests
+
+AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    out_dir: Path
+    summary: dict[str, Any]
+
+    def summary_text(self) -> str:
+        lines = [f"Audit written to {self.out_dir}/ (summary.json)"]
+        for name, section in self.summary.get("sections", {}).items():
+            headline = section.get("headline") if isinstance(section, dict) else None
+            if headline:
+                lines.append(f"  {name}: {headline}")
+        return "\n".join(lines)
+
+
+def run_audits(workdir: Path, config_path: Path | None = None) -> AuditResult:
+    """Run every audit module over `workdir/requests` and write `workdir/audit/summary.json`."""
+    workdir = Path(workdir)
+    if not has_requests(workdir):
+        raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
+    config = load_toml(config_path)
+    out_dir = workdir / "audit"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
+    for name in AUDIT_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                summary["skipped"].append(name)
+                continue
+            raise
+        t0 = time.perf_counter()
+        summary["sections"][name.split(".")[-1]] = module.run(workdir, out_dir, config)
+        summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
+    tmp = out_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(out_dir / "summary.json")
+    return AuditResult(out_dir, summary)

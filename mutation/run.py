@@ -1,0 +1,138 @@
+"""`make mutate`: mutation testing (mutmut 3) of the modules that compute figures, one module at a time.
+
+Each module in mutation/modules.toml is mutated in its own scratch copy of the project
+(`.mutate/<name>/`, git-ignored) against only its targeted tests, so a mutant costs a few seconds
+and a whole module fits in minutes on 2 cores. mutmut runs each mutant only against the tests that
+reach the mutated function (it records them in one stats pass first).
+
+    python -m mutation.run                 # every module, in the file's order
+    python -m mutation.run cache_sim cost  # some of them
+    python -m mutation.run --list          # the modules and their tests
+
+Results: `.mutate/results/<name>.json` (counts, score, every surviving mutant with its diff) and a
+summary table on stdout; docs/testing.md records the scores and why each survivor is acceptable.
+Score = killed / (killed + survived + no tests + suspicious); timeouts count as killed (the mutant
+made the tests hang), as mutmut's own badge does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRATCH = ROOT / ".mutate"
+MODULES = ROOT / "mutation" / "modules.toml"
+KILLED = {"killed", "timeout", "caught by type check"}
+
+
+def load_modules() -> dict[str, dict]:
+    return tomllib.loads(MODULES.read_text(encoding="utf-8"))["module"]
+
+
+def project_files() -> list[str]:
+    """Tracked files plus untracked, not ignored ones (a fresh clone has exactly the tracked ones)."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    return [f for f in out.splitlines() if f and (ROOT / f).is_file()]
+
+
+def make_scratch(name: str, spec: dict) -> Path:
+    scratch = SCRATCH / name
+    shutil.rmtree(scratch, ignore_errors=True)
+    for rel in project_files():
+        dest = scratch / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest)
+    sources = sorted({p.split("/")[0] for p in spec["paths"]})
+    copy = [d for d in ("audit", "pipeline", "schemas", "sample_logs", "bench") if d not in sources]
+    config = {
+        "source_paths": sources,
+        "only_mutate": spec["paths"],
+        "also_copy": copy,
+        "pytest_add_cli_args_test_selection": spec["tests"],
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-x", "-q"],
+        # Per-mutant timeout = multiplier x the covering tests' clean duration + constant.
+        "timeout_multiplier": 5.0,
+        "timeout_constant": 10.0,
+        "use_git_change_detection": False,
+    }
+    lines = ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in config.items()]
+    with (scratch / "pyproject.toml").open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return scratch
+
+
+def mutmut(scratch: Path, *args: str) -> str:
+    exe = Path(sys.executable).parent / "mutmut"
+    env = {**os.environ, "LOGAUDIT_CACHE_DIR": str(ROOT / ".tiktoken-cache")}
+    proc = subprocess.run([str(exe), *args], cwd=scratch, env=env, text=True, capture_output=True)
+    if args[0] == "run":
+        # mutmut redraws a progress line per mutant: keep it out of the terminal, in a log.
+        (scratch / "mutmut-run.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+        if proc.returncode != 0:
+            raise SystemExit(f"mutmut run failed in {scratch} (exit {proc.returncode}); see "
+                             f"{scratch / 'mutmut-run.log'}\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def run_module(name: str, spec: dict, max_children: int) -> dict:
+    t0 = time.monotonic()
+    scratch = make_scratch(name, spec)
+    print(f"{name}: mutating {', '.join(spec['paths'])} ...", flush=True)
+    mutmut(scratch, "run", "--max-children", str(max_children))
+    statuses: dict[str, str] = {}
+    for line in mutmut(scratch, "results", "--all", "true").splitlines():
+        key, sep, status = line.strip().rpartition(": ")
+        if sep:
+            statuses[key] = status
+    counts: dict[str, int] = {}
+    for status in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    killed = sum(n for s, n in counts.items() if s in KILLED)
+    scored = sum(n for s, n in counts.items() if s != "skipped")
+    survivors = {k: mutmut(scratch, "show", k) for k, s in sorted(statuses.items()) if s not in KILLED | {"skipped"}}
+    result = {
+        "module": name, "paths": spec["paths"], "tests": spec["tests"], "mutants": len(statuses),
+        "counts": counts, "killed": killed, "score": round(killed / scored, 4) if scored else None,
+        "minutes": round((time.monotonic() - t0) / 60, 1), "survivors": survivors,
+    }
+    (SCRATCH / "results").mkdir(parents=True, exist_ok=True)
+    (SCRATCH / "results" / f"{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    shutil.rmtree(scratch / "mutants" / "sample_logs", ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("modules", nargs="*", help="module names from mutation/modules.toml (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the modules and their tests")
+    parser.add_argument("--max-children", type=int, default=int(os.environ.get("MUTATE_JOBS", "2")))
+    args = parser.parse_args()
+    modules = load_modules()
+    if args.list:
+        for name, spec in modules.items():
+            print(f"{name}: {', '.join(spec['paths'])}\n    tests: {' '.join(spec['tests'])}")
+        return
+    unknown = [m for m in args.modules if m not in modules]
+    if unknown:
+        raise SystemExit(f"unknown module(s) {unknown}; known: {', '.join(modules)}")
+    results = [run_module(m, modules[m], args.max_children) for m in (args.modules or modules)]
+    print(f"\n{'module':<14} {'mutants':>7} {'killed':>6} {'survived':>8} {'no tests':>8} {'score':>6} {'min':>5}")
+    for r in results:
+        c = r["counts"]
+        score = f"{100 * r['score']:.1f}%" if r["score"] is not None else "-"
+        print(f"{r['module']:<14} {r['mutants']:>7} {r['killed']:>6} {c.get('survived', 0):>8} "
+              f"{c.get('no tests', 0):>8} {score:>6} {r['minutes']:>5}")
+    print(f"\nSurvivors and diffs: {SCRATCH / 'results'}/<module>.json")
+
+
+if __name__ == "__main__":
+    main()

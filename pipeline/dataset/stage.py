@@ -1,0 +1,532 @@
+"""Stage 3: build a fine-tuning dataset from the store: filter, redact, deduplicate, split, write.
+
+    requests --filters--> survivors --session collapse--> examples --redact--> --exact/near dedup-->
+        --group-aware split--> WORKDIR/dataset/{train,eval}.jsonl, lineage.parquet, manifest.json, dataset_card.md
+
+`build_dataset(workdir, config)` is the API; `logaudit dataset WORKDIR` calls it. It reads the
+store and, when present, `WORKDIR/audit/request_labels.parquet` (task types and the
+regenerated/edited/feedback signals). Without labels it still runs: every example is task type
+`unlabeled` and the label filters are skipped, which the manifest records under `labels`.
+
+Out of core, in three steps (memory follows `rows_per_bucket` and `memory_limit`, never the
+number of requests, and the files depend on neither):
+  1. partition (`sql/partition.sql`, `bucket.write_buckets`): the store joined with the labels,
+     split into buckets by a hash of how each conversation starts, so that every state of one
+     conversation shares a bucket;
+  2. per bucket (`bucket.build_bucket`, a pure function of its files, in a process pool): filters,
+     session collapse, tokens, redaction, the rendered records and the keys the global steps need;
+  3. global (`assemble`, DuckDB over the per-bucket Parquet): exact and near duplicates, the
+     split, the files, their validation, the leakage check, request outcomes, lineage, manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.config import from_section
+from pipeline.dataset import assemble
+from pipeline.dataset import dedup as dd
+from pipeline.dataset.bucket import (
+    BucketParams,
+    BucketSummary,
+    bucket_files,
+    build_bucket,
+    json_stats,
+    json_task_types,
+    whitespace,
+    write_buckets,
+)
+from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS
+from pipeline.dataset.targets import FORMATS
+from pipeline.errors import DatasetError
+from pipeline.tokens import encoding_name_for
+from pipeline.workdir.store import connect_store, current_version, requests_glob
+
+PII_MODES = ("redact", "drop", "keep")
+LABEL_COLUMNS = ("request_id", "task_type", "regenerated", "edited", "feedback_rating", "clean_example", "is_retry")
+# A typed, empty labels file read beside the audit's (or alone without it), so the partition query
+# always has the label columns it selects.
+EMPTY_LABELS = pa.schema([("request_id", pa.string()), ("task_type", pa.string()), ("regenerated", pa.bool_()),
+                          ("edited", pa.bool_()), ("feedback_rating", pa.float64())]).empty_table()
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    format: str = "openai"  # openai | anthropic | trl | sharegpt (see targets.py)
+    pii: str = "redact"  # redact (typed placeholders) | drop (the request) | keep (count only)
+    per_task: bool = False  # one train/eval pair per task type under dataset/tasks/<task>/
+    filters: tuple[str, ...] = tuple(f for f in FILTERS if f != "pii")  # ordered; remove a name to disable it
+    seed: int = 13  # seeds the eval split order
+    eval_fraction: float = 0.10  # share of each task type's examples held out
+    eval_cap_per_task: int = 300  # at most this many eval examples per task type (guides: 200-500)
+    split_group_threshold: float = 0.6  # Jaccard joining examples into one split group; > 1 disables
+    target_model: str = "gpt-4.1-mini"  # picks the tokenizer that counts example tokens
+    max_example_tokens: int = 65_536  # per-example limit of the target (OpenAI: 65,536 for 4o/4.1-mini)
+    price_per_million_training_tokens: float = 5.00  # USD; gpt-4.1-mini SFT list price
+    epochs: int = 0  # 0 = OpenAI's default rule (3, adjusted so examples x epochs is in [100, 25000])
+    refusal_prefix_chars: int = 300  # how far into an answer a refusal phrase may start
+    json_task_min_share: float = 0.8  # a task type whose answers are JSON at least this often is a JSON task
+    dropped_sample_size: int = 10  # dropped request ids listed per filter in the manifest
+    # Out of core: the store is processed one bucket (a hash of the conversation start) at a time;
+    # a bucket's memory is about 30 KB per request, so this bounds a worker's memory. Outputs do
+    # not depend on it, nor on `workers`.
+    rows_per_bucket: int = 2_000
+    workers: int = 2  # processes for the per-bucket step (1 = in this process)
+    memory_limit: str = "512MB"  # DuckDB's limit for the partition and global steps (spills beyond)
+    dedup: dd.DedupConfig = field(default_factory=dd.DedupConfig)
+
+    @classmethod
+    def from_toml(cls, config: dict[str, Any], **overrides: Any) -> DatasetConfig:
+        """`[dataset]` and `[dataset.dedup]` of a TOML config, then CLI overrides (None = not given)."""
+        section = dict(config.get("dataset", {}) if isinstance(config.get("dataset"), dict) else {})
+        section.pop("dedup", None)
+        if "filters" in section:
+            section["filters"] = tuple(section["filters"])
+        base = from_section(cls, {"dataset": section}, "dataset")
+        dedup_cfg = from_section(dd.DedupConfig, config, "dataset.dedup")
+        return dataclasses.replace(base, dedup=dedup_cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class DatasetResult:
+    out_dir: Path
+    manifest: dict[str, Any]
+
+    def summary(self) -> str:
+        m = self.manifest
+        c = m["counts"]
+        drops = ", ".join(f"{k} {v}" for k, v in c["dropped"].items() if v)
+        lines = [
+            f"Dataset written to {self.out_dir}/ ({m['config']['format']} format)",
+            f"  requests: {c['requests_in']} in = {c['requests_kept']} kept + {c['requests_dropped']} dropped"
+            + (f" ({drops})" if drops else ""),
+            f"  examples: {c['train']} train + {c['eval']} eval "
+            f"({c['examples_built']} built, {c['duplicates']} duplicates, {c['near_duplicates']} near-duplicates removed)",
+            f"  tokens: {m['tokens']['train']} train; estimated training cost "
+            f"${m['estimate']['training_cost_usd']:.2f} for {m['estimate']['epochs']} epochs",
+            f"  secrets/PII {m['pii']['mode']}: {sum(m['pii']['found'].values())} found; "
+            f"leakage pairs (eval~train, Jaccard >= {m['leakage']['threshold']}): {m['leakage']['pairs']}; "
+            f"invalid records: {m['validation']['invalid_records']}",
+        ]
+        if not m["labels"]["present"]:
+            lines.append("  note: no audit/request_labels.parquet; regenerated/edited filters skipped (run `logaudit audit`)")
+        return "\n".join(lines)
+
+
+def build_dataset(workdir: Path, config: DatasetConfig | None = None) -> DatasetResult:
+    """Filter, redact, deduplicate and split the store into `WORKDIR/dataset/`.
+
+    With more than one bucket and `workers` > 1 the buckets run in spawned worker processes: a
+    script calling this needs the usual `if __name__ == "__main__":` guard (or `workers = 1`).
+    Intermediate files live in `WORKDIR/.dataset.work-<pid>/` and are removed at the end.
+    """
+    cfg = config or DatasetConfig()
+    _check_config(cfg)
+    workdir = Path(workdir)
+    timings: dict[str, float] = {}
+    out_dir = workdir / "dataset"
+    tmp_dir = workdir / f".dataset.tmp-{os.getpid()}"
+    work = workdir / f".dataset.work-{os.getpid()}"
+    for d in (tmp_dir, work):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    try:
+        manifest = _build(workdir, cfg, work, tmp_dir, timings)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _swap_in(tmp_dir, out_dir)
+    return DatasetResult(out_dir, manifest)
+
+
+def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings: dict[str, float]) -> dict[str, Any]:
+    t = time.perf_counter()
+    labels_info = _labels_info(workdir)
+    fmt = FORMATS[cfg.format]
+    encoding = encoding_name_for(cfg.target_model)
+    buckets = _partition(workdir, work, cfg, Path(labels_info["path"]) if labels_info["present"] else None)
+    timings["partition"] = time.perf_counter() - t
+
+    # --- per bucket: filters, session collapse, tokens, redaction, dedup features ----------------
+    t = time.perf_counter()
+    active = tuple(f for f in cfg.filters if labels_info["present"] or f not in LABEL_FILTERS)
+    if cfg.pii == "drop" and "pii" not in active:
+        active = (*active, "pii")
+    folders = [bucket_files(work / "rows" / f"bucket={b}") for b in buckets]
+    with _executor(cfg.workers, len(buckets)) as pool:
+        stats = _map(pool, json_stats, [(files,) for files in folders])
+        params = BucketParams(
+            format=cfg.format, pii=cfg.pii, active_filters=active, max_example_tokens=cfg.max_example_tokens,
+            refusal_prefix_chars=cfg.refusal_prefix_chars, json_task_types=json_task_types(stats, cfg.json_task_min_share),
+            encoding=encoding, dedup=cfg.dedup, seed=cfg.seed,
+        )
+        summaries = _map(pool, build_bucket, [(files, b, work, params) for files, b in zip(folders, buckets, strict=True)])
+    shutil.rmtree(work / "rows", ignore_errors=True)
+    timings["buckets"] = time.perf_counter() - t
+
+    # --- global: dedup, split, write, verify, lineage --------------------------------------------
+    t = time.perf_counter()
+    inputs = assemble.Inputs(work)
+    con = assemble.open_work_db(work / "global.duckdb", cfg.memory_limit, threads=2)
+    try:
+        assemble.load_tables(con, inputs)
+        n_examples = _count(con, "SELECT count(*) FROM ex")
+        dedup = assemble.deduplicate(con, inputs, cfg.dedup, cfg.split_group_threshold, n_examples)
+        timings["dedup"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        n_kept = n_examples - dedup.duplicates - dedup.near_duplicates
+        split_stats = assemble.split(con, n_examples, n_kept, cfg.split_group_threshold, cfg.seed, cfg.eval_fraction,
+                                     cfg.eval_cap_per_task, cfg.per_task)
+        timings["split"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        written: dict[str, int] = {}
+        files = assemble.write_files(con, inputs, tmp_dir, cfg.per_task, written)
+        validation = assemble.validate_written(con, tmp_dir, files, fmt.validate, cfg.max_example_tokens, written)
+        leakage = assemble.leakage(con, inputs, cfg.dedup)
+        timings["write_verify"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        assemble.request_status(con)
+        assemble.write_lineage(con, inputs, tmp_dir / "lineage.parquet")
+        manifest = _manifest(con, workdir, cfg, active, labels_info, dedup, split_stats, files, validation, leakage,
+                             summaries, encoding)
+        manifest["execution"] = {"buckets": len(buckets), "workers": min(cfg.workers, len(buckets))}
+        timings["lineage_manifest"] = time.perf_counter() - t
+    finally:
+        con.close()
+    manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    (tmp_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    (tmp_dir / "dataset_card.md").write_text(_card(manifest), encoding="utf-8")
+    return manifest
+
+
+# --- loading and partitioning ----------------------------------------------------------------------
+
+
+def _check_config(cfg: DatasetConfig) -> None:
+    if cfg.format not in FORMATS:
+        raise DatasetError(f"Unknown dataset format `{cfg.format}`. Choose one of: {', '.join(FORMATS)}.")
+    if cfg.pii not in PII_MODES:
+        raise DatasetError(f"Unknown PII mode `{cfg.pii}`. Choose one of: {', '.join(PII_MODES)}.")
+    unknown = [f for f in cfg.filters if f not in FILTERS]
+    if unknown:
+        raise DatasetError(f"Unknown filter(s) {', '.join(unknown)} in [dataset] filters. Known: {', '.join(FILTERS)}.")
+    if not 0 <= cfg.eval_fraction < 1:
+        raise DatasetError(f"`eval_fraction` must be in [0, 1), got {cfg.eval_fraction}.")
+    if cfg.dedup.bands * cfg.dedup.rows > cfg.dedup.num_perm or cfg.dedup.check_bands * cfg.dedup.check_rows > cfg.dedup.num_perm:
+        raise DatasetError("[dataset.dedup] bands x rows must not exceed num_perm.")
+    if cfg.rows_per_bucket < 1 or cfg.workers < 1:
+        raise DatasetError("[dataset] `rows_per_bucket` and `workers` must be at least 1.")
+
+
+def _labels_info(workdir: Path) -> dict[str, Any]:
+    path = Path(workdir) / "audit" / "request_labels.parquet"
+    if not path.is_file():
+        return {"present": False, "path": str(path), "columns": []}
+    names = pq.read_schema(path).names
+    if "request_id" not in names:
+        raise DatasetError(f"`{path}` has no `request_id` column; re-run `logaudit audit`.")
+    columns = [c for c in LABEL_COLUMNS if c in names]
+    return {"present": True, "path": str(path), "columns": columns, "sha256": _sha256(path)}
+
+
+def _task_labels(workdir: Path) -> dict[str, str]:
+    """Human-readable task-type labels from audit/task_types.parquet, when the audit wrote it."""
+    path = Path(workdir) / "audit" / "task_types.parquet"
+    if not path.is_file() or not {"task_type", "label"} <= set(pq.read_schema(path).names):
+        return {}
+    return {r["task_type"]: r["label"] or "" for r in pq.read_table(path, columns=["task_type", "label"]).to_pylist()}
+
+
+def _partition(workdir: Path, work: Path, cfg: DatasetConfig, labels: Path | None) -> list[int]:
+    """Write the store (with labels) to `work/rows/bucket=K/`, one folder per conversation bucket."""
+    empty = work / "no_labels.parquet"
+    pq.write_table(EMPTY_LABELS, empty)
+    label_files = [str(labels), str(empty)] if labels else [str(empty)]
+    con = connect_store(workdir, memory_limit=cfg.memory_limit, threads=2)
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET preserve_insertion_order = false")  # each bucket is sorted by its reader
+        n_rows = _count(con, "SELECT count(*) FROM requests")
+        n_buckets = max(1, math.ceil(n_rows / cfg.rows_per_bucket))
+        assemble.execute(con, "strip_prefix_macro")
+        rows = assemble.query(con, "partition", whitespace=whitespace(), buckets=n_buckets, label_files=label_files)
+        return write_buckets(rows.to_arrow_reader(2048), work / "rows")
+    finally:
+        con.close()
+        pa.default_memory_pool().release_unused()  # else Arrow keeps the batches' pages while workers run
+
+
+def _count(con: Any, sql: str) -> int:
+    rows = con.execute(sql).fetchall()
+    row = rows[0] if rows else None
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+class _InProcess(Executor):
+    """Runs jobs in this process (one bucket, or `workers = 1`): no worker start-up cost."""
+
+    def map(self, fn: Callable[..., T], *iterables: Any, timeout: float | None = None,  # type: ignore[override]
+            chunksize: int = 1) -> Any:
+        return map(fn, *iterables)
+
+
+def _executor(workers: int, jobs: int) -> Executor:
+    if workers <= 1 or jobs <= 1:
+        return _InProcess()
+    # spawn, not fork: the parent holds DuckDB threads, and a forked copy of them can deadlock.
+    return ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=multiprocessing.get_context("spawn"))
+
+
+def _map(pool: Executor, fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]]) -> list[T]:
+    return list(pool.map(fn, *zip(*jobs, strict=True))) if jobs else []
+
+
+# --- manifest and card -----------------------------------------------------------------------------
+
+
+# --- manifest and card -----------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _store_fingerprint(workdir: Path) -> dict[str, Any]:
+    files = sorted(Path(p) for p in Path(workdir).glob("requests/*/*.parquet"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}\n".encode())
+    cur = current_version(workdir)
+    return {"store_version": cur.name if cur else None, "parquet_files": len(files),
+            "files_sha256": h.hexdigest(), "glob": requests_glob(workdir)}
+
+
+def _epochs(cfg: DatasetConfig, n_train: int) -> int:
+    """OpenAI's default epoch rule as the data-prep cookbook states it."""
+    if cfg.epochs:
+        return cfg.epochs
+    epochs, lo, hi = 3, 100, 25_000
+    if n_train and n_train * epochs < lo:
+        epochs = min(25, -(-lo // n_train))
+    elif n_train * epochs > hi:
+        epochs = max(1, hi // n_train)
+    return epochs
+
+
+def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ...], labels_info: dict[str, Any],
+              dedup: assemble.DedupOutcome, split_stats: assemble.SplitStats, files: dict[str, dict[str, Any]],
+              validation: dict[str, Any], leakage: dict[str, Any], summaries: list[BucketSummary],
+              encoding: str) -> dict[str, Any]:
+    """The manifest from DuckDB aggregates over `status`, `ex` and `placed`."""
+    reason_order = [*active, *DEDUP_REASONS]
+    outcomes = dict(con.sql("SELECT status, count(*) FROM status GROUP BY status").fetchall())
+    dropped = {r: int(n) for r, n in outcomes.items() if r != "kept"}
+    filtered = dict(con.sql("SELECT reason, count(*) FROM req WHERE reason IS NOT NULL GROUP BY reason").fetchall())
+    n_in = sum(int(n) for n in outcomes.values())
+    n_examples = _count(con, "SELECT count(*) FROM ex")
+    sides = dict(con.sql("SELECT split, count(*) FROM placed GROUP BY split").fetchall())
+    n_train, n_eval = int(sides.get("train", 0)), int(sides.get("eval", 0))
+    samples = {r: list(ids) for r, ids in
+               assemble.query(con, "dropped_samples", size=cfg.dropped_sample_size).fetchall()}
+    per_task = _per_task(con)
+    tok = assemble.query(con, "token_totals", max_tokens=cfg.max_example_tokens).fetchall()[0]
+    tokens_train, tokens_eval, train_assistant, max_example, n_train_tokens = (int(v) for v in tok)
+    epochs = _epochs(cfg, n_train)
+    billed = n_train_tokens * epochs
+    sig_seconds = sum(s.signature_seconds for s in summaries)
+    pii_found: dict[str, int] = {}
+    for s in summaries:
+        for kind, n in s.pii_found.items():
+            pii_found[kind] = pii_found.get(kind, 0) + n
+    n_dup, n_near = dedup.duplicates, dedup.near_duplicates
+    counts: dict[str, Any] = {
+        "requests_in": n_in,
+        "requests_kept": int(outcomes.get("kept", 0)),
+        "requests_dropped": sum(dropped.values()),
+        "dropped": {r: dropped.get(r, 0) for r in reason_order if r in dropped or r in active},
+        "examples_built": n_examples,
+        "duplicates": n_dup,
+        "near_duplicates": n_near,
+        "examples_kept": n_train + n_eval,
+        "train": n_train,
+        "eval": n_eval,
+    }
+    if counts["requests_in"] != counts["requests_kept"] + counts["requests_dropped"]:
+        raise DatasetError("internal: request counts do not reconcile (in != kept + dropped).")
+    stages = [
+        {"stage": "load", "requests": n_in},
+        *[{"stage": f"filter:{r}", "dropped": int(filtered.get(r, 0))} for r in active],
+        {"stage": "session_collapse", "requests": n_in - sum(int(n) for n in filtered.values()), "examples": n_examples},
+        {"stage": "dedup:exact", "dropped_examples": n_dup},
+        {"stage": "dedup:near", "dropped_examples": n_near},
+        {"stage": "split", "train": n_train, "eval": n_eval},
+    ]
+    return {
+        "schema_version": 1,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "workdir": str(workdir),
+        "config": _jsonable(dataclasses.asdict(cfg)),
+        "seed": cfg.seed,
+        "inputs": {"store": _store_fingerprint(workdir), "labels": labels_info},
+        "labels": {
+            "present": labels_info["present"],
+            "skipped_filters": [f for f in cfg.filters if f in LABEL_FILTERS and not labels_info["present"]],
+            "note": None if labels_info["present"] else
+            "audit/request_labels.parquet not found: task types are `unlabeled`, regenerated/edited filters skipped",
+        },
+        "filters_order": list(active),
+        "counts": counts,
+        "stages": stages,
+        "dropped_samples": samples,
+        "per_task": per_task,
+        "task_labels": _task_labels(workdir),
+        "dedup": {
+            "duplicate_rate": round(n_dup / n_examples, 4) if n_examples else 0.0,
+            "near_duplicate_rate": round(n_near / n_examples, 4) if n_examples else 0.0,
+            "near_pairs_verified": dedup.near_pairs_verified,
+            "method": f"word {cfg.dedup.ngram}-gram shingles of user+assistant text; MinHash num_perm="
+                      f"{cfg.dedup.num_perm} (datasketch affine32, seed {cfg.dedup.seed}, xxh32 shingle hashes); "
+                      f"MinHashLSH params=({cfg.dedup.bands}, {cfg.dedup.rows}); exact Jaccard >= {cfg.dedup.threshold}",
+            "signature_seconds": round(sig_seconds, 4),
+            "signature_docs_per_second": round(n_examples / sig_seconds) if sig_seconds > 0 else None,
+        },
+        "split": {"groups": split_stats.groups, "largest_group": split_stats.largest_group,
+                  "session_links": split_stats.session_links, "near_links": split_stats.near_links,
+                  "prompt_links": split_stats.prompt_links, "group_threshold": cfg.split_group_threshold},
+        "leakage": leakage,
+        "validation": validation,
+        "pii": {"mode": cfg.pii, "found": dict(sorted(pii_found.items())),
+                "examples_with_findings": _count(con, "SELECT count(*) FROM ex WHERE redactions > 0")},
+        "tokens": {
+            "encoding": encoding,
+            "train": tokens_train,
+            "eval": tokens_eval,
+            "train_assistant": train_assistant,
+            "max_example": max_example,
+        },
+        "estimate": {
+            "epochs": epochs,
+            "billed_training_tokens": billed,
+            "price_per_million_training_tokens": cfg.price_per_million_training_tokens,
+            "training_cost_usd": round(billed / 1e6 * cfg.price_per_million_training_tokens, 4),
+            "target_model": cfg.target_model,
+        },
+        "files": files,
+    }
+
+
+def _per_task(con: Any) -> dict[str, dict[str, int]]:
+    """Per task type counts, keys in the order they first occur (requests, examples, then splits)."""
+    out: dict[str, dict[str, int]] = {}
+    rel = assemble.query(con, "per_task")
+    for row in rel.fetchall():
+        r = dict(zip(rel.columns, row, strict=True))
+        entry: dict[str, int] = {"requests_in": int(r["requests_in"])}
+        outcome_keys = sorted(
+            (pos, key) for key, pos in (("requests_kept", r["first_kept"]), ("requests_dropped", r["first_dropped"]))
+            if pos is not None
+        )
+        for _, key in outcome_keys:
+            entry[key] = int(r[key])
+        if r["examples_built"]:
+            entry["examples_built"] = int(r["examples_built"])
+        splits = ("train", "eval") if r["first_split"] != "eval" else ("eval", "train")
+        for s in splits:
+            if r[s]:
+                entry[s] = int(r[s])
+                entry[f"{s}_tokens"] = int(r[f"{s}_tokens"])
+        out[str(r["task_type"])] = entry
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _card(m: dict[str, Any]) -> str:
+    template = Template(Path(__file__).with_name("card.md").read_text(encoding="utf-8"))
+    c = m["counts"]
+    filters = "\n".join(f"| `{r}` | {n} | {', '.join(m['dropped_samples'].get(r, [])[:3])} |" for r, n in c["dropped"].items())
+    tasks = "\n".join(
+        f"| `{t}` | {m['task_labels'].get(t, '').replace('|', '/')} | {v.get('requests_in', 0)} | {v.get('examples_built', 0)} "
+        f"| {v.get('train', 0)} | {v.get('eval', 0)} | {v.get('train_tokens', 0)} |"
+        for t, v in m["per_task"].items()
+    )
+    pii = ", ".join(f"{k} {v}" for k, v in m["pii"]["found"].items()) or "none"
+    files = "\n".join(f"| `{rel}` | {f['split']} | {f['examples']} |" for rel, f in m["files"].items())
+    validation = m["validation"]
+    return template.substitute(
+        format=m["config"]["format"],
+        created_at=m["created_at"],
+        requests_in=c["requests_in"],
+        requests_kept=c["requests_kept"],
+        requests_dropped=c["requests_dropped"],
+        examples_built=c["examples_built"],
+        train=c["train"],
+        eval=c["eval"],
+        filters_table=filters,
+        tasks_table=tasks,
+        files_table=files,
+        duplicates=c["duplicates"],
+        near_duplicates=c["near_duplicates"],
+        duplicate_rate=f"{m['dedup']['duplicate_rate']:.1%}",
+        near_duplicate_rate=f"{m['dedup']['near_duplicate_rate']:.1%}",
+        dedup_method=m["dedup"]["method"],
+        pii_mode=m["pii"]["mode"],
+        pii_found=pii,
+        leakage_pairs=m["leakage"]["pairs"],
+        leakage_threshold=m["leakage"]["threshold"],
+        split_groups=m["split"]["groups"],
+        seed=m["seed"],
+        eval_fraction=f"{m['config']['eval_fraction']:.0%}",
+        eval_cap=m["config"]["eval_cap_per_task"],
+        records_checked=validation["records_checked"],
+        invalid_records=validation["invalid_records"],
+        train_tokens=m["tokens"]["train"],
+        encoding=m["tokens"]["encoding"],
+        epochs=m["estimate"]["epochs"],
+        billed_tokens=m["estimate"]["billed_training_tokens"],
+        price=m["estimate"]["price_per_million_training_tokens"],
+        cost=f"{m['estimate']['training_cost_usd']:.2f}",
+        target_model=m["estimate"]["target_model"],
+        labels_note=m["labels"]["note"] or "Task types and regeneration/edit/feedback signals from `audit/request_labels.parquet`.",
+    )
+
+
+def _swap_in(tmp_dir: Path, out_dir: Path) -> None:
+    """Replace `out_dir` with `tmp_dir` so readers never see half a dataset."""
+    old = out_dir.with_name(f".dataset.old-{os.getpid()}")
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(tmp_dir, out_dir)
+    shutil.rmtree(old, ignore_errors=True)

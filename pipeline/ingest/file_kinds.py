@@ -1,0 +1,211 @@
+"""File kinds beyond JSON, JSON Lines and CSV, told apart by extension or by their first bytes.
+
+* YAML documents (`.yaml`/`.yml`: VCR and pytest-recording cassettes): one record per document,
+  read with PyYAML's safe loader (`!!binary` bodies become bytes).
+* inspect_ai `.eval` logs (a zip: `header.json` + `samples/<id>_epoch_<n>.json`): one record per
+  sample, shaped like a `.json` eval log holding that one sample, so the eval-log format reads it.
+* Raw server-sent-event captures (`event:` / `data:` lines as sent on the wire, e.g. a saved
+  `curl -N`): one record per event, numbered by the line its block starts on; `[DONE]` is a blank.
+* Concatenated JSON values (OpenTelemetry's ConsoleSpanExporter: pretty-printed objects one after
+  another; a pretty-printed JSON array in a `.txt`): one record per value (array elements each).
+
+Detection is by content for the text kinds, so an SSE capture saved as `.jsonl` or a console dump
+saved as `.log` reads right; a file whose first line is a complete JSON value stays JSON Lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import yaml
+
+YAML_SUFFIXES = (".yaml", ".yml")
+ZIP_SUFFIXES = (".eval",)
+EXTRA_SUFFIXES = (*YAML_SUFFIXES, *ZIP_SUFFIXES, ".sse")
+SNIFF_BYTES = 1 << 16
+_SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:")
+_SAMPLE_NAME = re.compile(r"samples/(.+)_epoch_(\d+)\.json$")
+
+
+def _first_line(head: bytes) -> bytes:
+    head = head.removeprefix(b"\xef\xbb\xbf")
+    for line in head.splitlines():
+        if line.strip():
+            return line.strip()
+    return b""
+
+
+def sniff(head: bytes) -> str | None:
+    """`"sse"`, `"concatenated_json"` or None (plain JSON Lines) from a file's first bytes."""
+    line = _first_line(head)
+    if not line:
+        return None
+    if line.startswith(_SSE_FIELDS) or (line.startswith(b":") and not line.startswith(b":{")):
+        return "sse"
+    # A pretty-printed value opens a bracket at the end of its first line; a JSON Lines file whose
+    # first line is merely broken does not, and keeps being read (and rejected) line by line.
+    if line[:1] in (b"{", b"[") and line[-1:] in (b"{", b"["):
+        return "concatenated_json"
+    return None
+
+
+def sniff_path(path: Path) -> str | None:
+    """`sniff` on an uncompressed file on disk (None when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return sniff(f.read(SNIFF_BYTES))
+    except OSError:
+        return None
+
+
+def peek(stream: IO[bytes]) -> bytes:
+    """The first bytes of a buffered stream without consuming them."""
+    peek_fn = getattr(stream, "peek", None)
+    return peek_fn(SNIFF_BYTES)[:SNIFF_BYTES] if peek_fn is not None else b""
+
+
+# Records are built by the caller's record type (reader.RawRecord) so this module stays free of it.
+MakeRecord = Callable[..., Any]
+
+
+def read_yaml(stream: IO[bytes], make: MakeRecord, fail: Callable[[str, str], Exception]) -> Iterator[Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        for i, doc in enumerate(yaml.load_all(stream, Loader=loader), start=1):
+            if doc is None:
+                yield make(i, blank=True)
+            else:
+                yield make(i, value=doc, snippet=_snippet(doc))
+    except yaml.YAMLError as e:
+        raise fail("invalid_yaml", f"not a valid YAML document: {e}") from e
+
+
+def read_inspect_zip(path: Path, make: MakeRecord, fail: Callable[[str, str], Exception],
+                     on_bytes: Callable[[int], None]) -> Iterator[Any]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise fail("corrupt_zip", f"not a readable zip archive (inspect_ai `.eval` log): {e}") from e
+    with archive:
+        names = archive.namelist()
+        try:
+            header_name = "header.json" if "header.json" in names else "_journal/start.json"
+            header = orjson.loads(archive.read(header_name)) if header_name in names else {}
+        except (orjson.JSONDecodeError, zipfile.BadZipFile, KeyError, OSError) as e:
+            raise fail("corrupt_zip", f"unreadable `.eval` header: {e}") from e
+        samples = sorted((n for n in names if _SAMPLE_NAME.search(n)), key=_sample_order)
+        base = {"version": header.get("version"), "eval": header.get("eval")}
+        if not samples:
+            yield make(1, value={**base, "samples": []}, snippet="header.json")
+        for i, name in enumerate(samples, start=1):
+            try:
+                sample = orjson.loads(archive.read(name))
+            except (orjson.JSONDecodeError, zipfile.BadZipFile, OSError) as e:
+                yield make(i, error=("invalid_json", f"{name}: {e}"), snippet=name)
+                continue
+            yield make(i, value={**base, "samples": [sample]}, snippet=name)
+    with contextlib.suppress(OSError):
+        on_bytes(path.stat().st_size)
+
+
+def _sample_order(name: str) -> tuple:
+    m = _SAMPLE_NAME.search(name)
+    sid, epoch = (m.group(1), int(m.group(2))) if m else (name, 0)
+    return (0, int(sid), "", epoch) if sid.isdigit() else (1, 0, sid, epoch)
+
+
+def read_sse(stream: IO[bytes], make: MakeRecord) -> Iterator[Any]:
+    """One record per event block; the event name becomes `type` when the payload has none."""
+    data: list[str] = []
+    event: str | None = None
+    start = 0
+    for n, raw in enumerate(stream, start=1):
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if n == 1:
+            line = line.removeprefix("\ufeff")
+        if not line.strip():
+            if data or event is not None:
+                yield _sse_record(start, data, event, make)
+            data, event = [], None
+            continue
+        if not data and event is None:
+            start = n
+        if line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+    if data or event is not None:
+        yield _sse_record(start, data, event, make)
+
+
+def _sse_record(line: int, data: list[str], event: str | None, make: MakeRecord) -> Any:
+    payload = "\n".join(data).strip()
+    if not payload or payload == "[DONE]":
+        return make(line, blank=True)  # a terminator, keep-alive or comment: nothing to ingest
+    snippet = payload[:300]
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError as e:
+        return make(line, error=("invalid_json", f"SSE `data:` payload: {e}"), snippet=snippet)
+    if isinstance(value, dict) and event and "type" not in value and event != "message":
+        value = {"type": event, **value}
+    return make(line, value=value, snippet=snippet)
+
+
+def read_concatenated(stream: IO[bytes], make: MakeRecord) -> Iterator[Any]:
+    """JSON values one after another, each numbered by the line it starts on.
+
+    A value that does not parse is rejected from its line to the next line starting with `{` or
+    `[` at column 0, where reading resumes (one bad span does not lose the rest of the dump).
+    """
+    text = stream.read().decode("utf-8", "replace").removeprefix("\ufeff")
+    decoder = json.JSONDecoder()
+    pos, line = 0, 1
+    size = len(text)
+    while True:
+        skipped = _skip_space(text, pos)
+        line += text.count("\n", pos, skipped)
+        pos = skipped
+        if pos >= size:
+            return
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            resume = _next_value_start(text, pos)
+            yield make(line, error=("invalid_json", f"{e.msg} (line {line + text.count(chr(10), pos, e.pos)})"),
+                       snippet=text[pos : pos + 300])
+            line += text.count("\n", pos, resume)
+            pos = resume
+            continue
+        if isinstance(value, list):
+            for item in value:
+                yield make(line, value=item, snippet=_snippet(item))
+        else:
+            yield make(line, value=value, snippet=text[pos : min(end, pos + 300)])
+        line += text.count("\n", pos, end)
+        pos = end
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n,":
+        pos += 1
+    return pos
+
+
+def _next_value_start(text: str, pos: int) -> int:
+    m = re.compile(r"\n(?=[{\[])").search(text, pos + 1)
+    return m.start() + 1 if m else len(text)
+
+
+def _snippet(value: Any) -> str:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)[:300].decode("utf-8", "replace")
+    except TypeError:
+        return repr(value)[:300]

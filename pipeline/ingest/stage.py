@@ -1,0 +1,538 @@
+"""Stage 1: exported LLM API logs -> the normalized, date-partitioned Parquet store.
+
+`ingest(paths, workdir)` streams every input record through format detection and its adapter,
+spools rows to staging Parquet in bounded batches, and commits a new store version atomically
+(see `writer.py`). Every record is accounted for:
+
+    lines_read = blank + ingested + skipped + rejected          (per file and in total)
+    rows_emitted = rows_written + rows_duplicate                 (already in the store / repeated)
+
+where an ingested record produced a row or was merged into one (batch input + output, stream
+chunks), a skipped record is valid but not an API call, and a rejected one is bad input; both of
+the latter are written to `WORKDIR/rejects/` with file, line, reason and a snippet.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from tqdm import tqdm
+
+from pipeline.errors import IngestError
+from pipeline.ingest import writer
+from pipeline.ingest.formats import (
+    FORMATS,
+    Context,
+    RecordFormat,
+    detect_format,
+    finish_file_rows,
+    finish_row_stages,
+    needs_whole_file,
+    run_row_stages,
+)
+from pipeline.ingest.reader import (
+    FileReadError,
+    RawRecord,
+    SkippedPath,
+    decode_line,
+    discover,
+    read_range,
+    read_records,
+    split_ranges,
+    splittable,
+)
+from pipeline.ingest.rows import RecordError, Row, Skip
+from schemas import REQUEST_SCHEMA, SCHEMA_VERSION
+
+BATCH_ROWS = 5000
+SNIPPET_CHARS = 300
+BATCH_BYTES = 64 << 20  # flush staged rows at this much text, whatever the row count
+CHUNK_BYTES = 64 << 20  # byte ranges of large JSONL files processed in parallel
+SMALL_INPUT_BYTES = 8 << 20  # below this, one process is faster than a pool
+
+
+@dataclass
+class FileStats:
+    path: str
+    status: str = "ingested"  # ingested | unchanged | error
+    error: str | None = None
+    lines_read: int = 0
+    blank: int = 0
+    ingested: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    rows_emitted: int = 0
+    # Items inside container records (trace spans, HAR entries) that are not LLM calls; outside
+    # the lines identity above, since their record was ingested.
+    items_skipped: int = 0
+    by_format: Counter = field(default_factory=Counter)
+    reject_reasons: Counter = field(default_factory=Counter)
+
+    def merge(self, other: FileStats) -> None:
+        """Add the counts of another unit of the same file."""
+        if other.status == "error":
+            self.status, self.error = "error", other.error
+        for k in ("lines_read", "blank", "ingested", "skipped", "rejected", "rows_emitted", "items_skipped"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.by_format.update(other.by_format)
+        self.reject_reasons.update(other.reject_reasons)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if not isinstance(v, Counter)}
+        d["by_format"] = dict(self.by_format)
+        d["reject_reasons"] = dict(self.reject_reasons)
+        return d
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    workdir: Path
+    manifest: dict[str, Any]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return self.manifest["totals"]
+
+    def summary(self) -> str:
+        t = self.totals
+        lines = [
+            f"Ingested {t['files_read']} file(s) ({t['files_unchanged']} unchanged, {t['files_error']} unreadable) "
+            f"into {self.workdir}/requests",
+            f"  records: {t['lines_read']} read = {t['ingested']} ingested + {t['skipped']} skipped "
+            f"+ {t['rejected']} rejected + {t['blank']} blank",
+            f"  rows:    {t['rows_written']} written, {t['rows_duplicate']} already present or repeated",
+        ]
+        if self.manifest["by_format"]:
+            fmts = ", ".join(f"{k} {v}" for k, v in sorted(self.manifest["by_format"].items()))
+            lines.append(f"  formats: {fmts}")
+        if t.get("items_skipped"):
+            lines.append(f"  items:   {t['items_skipped']} non-LLM item(s) inside container records skipped")
+        if t["rejected"] or t["skipped"] or t.get("items_skipped"):
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.manifest["reject_reasons"].items()))
+            lines.append(f"  rejects and skips ({reasons}): see {self.workdir}/rejects/")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One partition of the input: a whole file, or a byte range of a large JSONL file.
+
+    `process_unit` is a pure function of a unit and a staging folder, so units can run in a
+    process pool here, or as tasks on a distributed engine (Ray, Spark) later.
+    """
+
+    index: int
+    path: str
+    start: int = 0
+    end: int | None = None  # None: the whole file
+    first_line: int = 1
+
+
+@dataclass
+class UnitResult:
+    unit: WorkUnit
+    stats: FileStats
+    state: dict[str, Any]
+    bytes_done: int
+
+
+def plan_units(files: list[Path], chunk_bytes: int) -> list[WorkUnit]:
+    units: list[WorkUnit] = []
+    for f in files:
+        try:
+            size = f.stat().st_size
+        except OSError:
+            size = 0
+        if size > chunk_bytes and splittable(f) and not _whole_file(f):
+            for start, end, line in split_ranges(f, chunk_bytes):
+                units.append(WorkUnit(len(units), str(f), start, end, line))
+        else:
+            units.append(WorkUnit(len(units), str(f)))
+    return units
+
+
+def _whole_file(path: Path) -> bool:
+    """A file of a format that aggregates its records in order (stream chunks, transcripts) is
+    read by one worker: judged by its first record."""
+    try:
+        with open(path, "rb") as f:
+            for i, raw in enumerate(f, start=1):
+                rec = decode_line(raw, i)
+                if not rec.blank:
+                    return isinstance(rec.value, dict) and needs_whole_file(rec.value)
+    except OSError:
+        return False
+    return False
+
+
+def process_unit(unit: WorkUnit, staged: writer.StagedRun, batch_rows: int = BATCH_ROWS) -> UnitResult:
+    """Read, detect and normalize every record of one unit into the staging folder."""
+    spool = staged.spool(f"u{unit.index:06d}")
+    fs = FileStats(unit.path)
+
+    def skip_item(reason: str, detail: str) -> None:
+        fs.items_skipped += 1
+        fs.reject_reasons[reason] += 1
+        spool.write_reject(_reject("skipped", unit.path, ctx.source_line, None, reason, detail, ""))
+
+    ctx = Context(reject=lambda file, line, reason, detail: None, skip_item=skip_item)
+    done = 0
+
+    def count(n: int) -> None:
+        nonlocal done
+        done += n
+
+    path = Path(unit.path)
+    records = read_range(path, unit.start, unit.end, unit.first_line, count) if unit.end is not None else read_records(path, count)
+    batch = RowBatcher(spool, [fs], batch_rows)
+    for row in _ingest_records(records, path, fs, ctx, spool):
+        batch.add(row)
+    # Formats that aggregate a file's records (stream chunks, transcript lines) emit them now.
+    ctx.source_file = str(path)
+    for row in run_row_stages(_counted(finish_file_rows(ctx), fs), ctx):
+        batch.add(row)
+    batch.flush()
+    spool.close()
+    return UnitResult(unit, fs, ctx.state, done)
+
+
+def approx_row_bytes(row: Row) -> int:
+    """Rough in-memory size of a row's text; agent transcripts carry whole conversations per row."""
+    n = 256
+    for key in ("system_text", "response_text", "tools_json", "usage_raw", "request_params", "response_reasoning"):
+        v = row.get(key)
+        if v:
+            n += len(v)
+    for m in row.get("messages") or ():
+        n += 64 + len(m.get("content") or "") + len(m.get("parts_json") or "")
+    return n
+
+
+class RowBatcher:
+    """Buffers rows for the spool and flushes by row count OR size, so memory stays bounded even
+    when single rows are huge (long agent sessions rebuild the full prompt of every call)."""
+
+    def __init__(self, spool: writer.Spool, stats: list[FileStats], max_rows: int, max_bytes: int = BATCH_BYTES) -> None:
+        self.spool, self.stats, self.max_rows, self.max_bytes = spool, stats, max_rows, max_bytes
+        self.rows: list[Row] = []
+        self.bytes = 0
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        self.bytes += approx_row_bytes(row)
+        if len(self.rows) >= self.max_rows or self.bytes >= self.max_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        _flush(self.rows, self.spool, self.stats)
+        self.bytes = 0
+
+
+def _counted(rows: Iterable[Row], fs: FileStats) -> Iterator[Row]:
+    for row in rows:
+        fs.rows_emitted += 1
+        yield row
+
+
+def _run_units(units: list[WorkUnit], staged: writer.StagedRun, workers: int, batch_rows: int, bar: Any) -> Iterator[UnitResult]:
+    if workers <= 1 or len(units) <= 1:
+        for u in units:
+            r = process_unit(u, staged, batch_rows)
+            bar.update(r.bytes_done)
+            yield r
+        return
+    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with ctx.Pool(workers) as pool:
+        for r in pool.imap(_process_unit_star, [(u, staged, batch_rows) for u in units]):
+            bar.update(r.bytes_done)
+            yield r
+
+
+def _process_unit_star(args: tuple[WorkUnit, writer.StagedRun, int]) -> UnitResult:
+    return process_unit(*args)
+
+
+def ingest(
+    paths: Iterable[str | Path],
+    workdir: Path,
+    *,
+    strict: bool = False,
+    progress: bool | None = None,
+    batch_rows: int = BATCH_ROWS,
+    workers: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> IngestResult:
+    """Ingest log files, directories or globs into `workdir`; idempotent and incremental.
+
+    Files unchanged since they were last ingested (same path, size and mtime) are not re-read;
+    records already in the store (same id and content) are not written twice. Work is split into
+    units (files, and byte ranges of large JSONL files) processed by `workers` processes
+    (default: the CPU count; small inputs run in-process).
+    Raises IngestError when no input exists, or in `strict` mode when anything was rejected
+    (the store is still updated, so the rejects can be inspected).
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    files, skipped_paths = discover([str(p) for p in paths])
+    missing = [s for s in skipped_paths if s.reason in ("not_found", "no_match")]
+    if not files and missing:
+        raise IngestError(f"No input found: `{missing[0].path}` does not exist.")
+    # Unique per run (part files are named after it); ends with the pid so GC can spot live runs.
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}-{os.getpid()}"
+    writer.collect_garbage(workdir)
+    state = writer.read_state(workdir)
+    known = state.setdefault("files", {})
+    staged = writer.StagedRun(workdir, run_id)
+    started = time.time()
+    try:
+        stats: dict[str, FileStats] = {}
+        todo: list[Path] = []
+        stat_of: dict[str, os.stat_result] = {}
+        final = staged.spool("zfinish")
+        for f in files:
+            try:
+                st = f.stat()
+            except OSError as e:
+                fs = stats[str(f)] = FileStats(str(f), status="error", error=f"unreadable_file: {e.strerror or e}")
+                final.write_reject(_reject("rejected", str(f), 0, None, "unreadable_file", fs.error or "", ""))
+                continue
+            prev = known.get(str(f.resolve()))
+            if prev and prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns:
+                stats[str(f)] = FileStats(str(f), status="unchanged")
+                continue
+            todo.append(f)
+            stat_of[str(f)] = st
+        total_bytes = sum(st.st_size for st in stat_of.values())
+        units = plan_units(todo, chunk_bytes)
+        n_workers = workers if workers is not None else (os.cpu_count() or 1)
+        if total_bytes < SMALL_INPUT_BYTES:
+            n_workers = 1  # process start-up costs more than it saves
+        merged: dict[str, Any] = {}
+        show = progress if progress is not None else sys.stderr.isatty()
+        with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not show) as bar:
+            for result in _run_units(units, staged, n_workers, batch_rows, bar):
+                fs = stats.setdefault(result.unit.path, FileStats(result.unit.path))
+                fs.merge(result.stats)
+                _merge_state(merged, result.state)
+        for path, fs in stats.items():
+            if fs.status == "ingested" and path in stat_of:
+                st = stat_of[path]
+                known[str(Path(path).resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "run_id": run_id}
+
+        def late_reject(file: str, line: int, reason: str, detail: str) -> None:
+            fs = stats.get(file)
+            if fs is not None:
+                fs.ingested -= 1
+                fs.rejected += 1
+                fs.reject_reasons[reason] += 1
+            final.write_reject(_reject("rejected", file, line, None, reason, detail, ""))
+
+        # Formats that join records across lines or files (batch input + output) emit here.
+        ctx = Context(state=merged, reject=late_reject)
+        batch = RowBatcher(final, list(stats.values()), batch_rows)
+        for fmt in FORMATS:
+            if fmt.finish is not None:
+                for row in fmt.finish(ctx):
+                    _count_row(row, stats)
+                    for kept in run_row_stages([row], ctx):
+                        batch.add(kept)
+        # Rows held back by a row stage (counted when first emitted), e.g. Responses API chains.
+        for row in finish_row_stages(ctx):
+            batch.add(row)
+        batch.flush()
+        final.close()
+        manifest = _manifest(run_id, paths, list(stats.values()), skipped_paths, started, state)
+        state.setdefault("runs", []).append({"run_id": run_id, "totals": manifest["totals"]})
+        writer.commit_run(staged, manifest, state)
+    except BaseException:
+        staged.abort()
+        raise
+    result = IngestResult(workdir, manifest)
+    if strict and manifest["totals"]["rejected"]:
+        raise IngestError(
+            f"{manifest['totals']['rejected']} record(s) rejected (strict mode); see `{workdir}/rejects/`."
+        )
+    return result
+
+
+def _merge_state(into: dict[str, Any], part: dict[str, Any]) -> None:
+    """Combine per-unit format state: dicts of pending items keyed by id are merged key by key."""
+    for name, value in part.items():
+        target = into.setdefault(name, {})
+        for key, sub in value.items():
+            if isinstance(sub, dict) and isinstance(target.get(key), dict):
+                target[key].update(sub)
+            elif isinstance(sub, list) and isinstance(target.get(key), list):
+                target[key].extend(sub)
+            else:
+                target[key] = sub
+
+
+def _count_row(row: Row, stats: dict[str, FileStats]) -> None:
+    fs = stats.get(str(row.get("source_file")))
+    if fs is not None:
+        fs.rows_emitted += 1
+
+
+def _ingest_records(
+    records: Iterator[RawRecord], path: Path, fs: FileStats, ctx: Context, spool: writer.Spool
+) -> Iterator[Row]:
+    ctx.source_file = str(path)
+    while True:
+        try:
+            rec = next(records)
+        except StopIteration:
+            return
+        except FileReadError as e:
+            fs.status, fs.error = "error", f"{e.reason}: {e.detail}"
+            fs.reject_reasons[e.reason] += 1
+            spool.write_reject(_reject("rejected", str(path), fs.lines_read + 1, None, e.reason, e.detail, ""))
+            return
+        fs.lines_read += 1
+        if rec.blank:
+            fs.blank += 1
+            continue
+        yield from _ingest_record(rec, fs, ctx, spool)
+
+
+def _ingest_record(rec: RawRecord, fs: FileStats, ctx: Context, spool: writer.Spool) -> Iterator[Row]:
+    ctx.source_line = rec.line
+
+    def reject(kind: str, reason: str, detail: str, fmt: str | None = None) -> None:
+        if kind == "skipped":
+            fs.skipped += 1
+        else:
+            fs.rejected += 1
+        fs.reject_reasons[reason] += 1
+        spool.write_reject(_reject(kind, fs.path, rec.line, fmt, reason, detail, rec.snippet))
+
+    if rec.error is not None:
+        reject("rejected", rec.error[0], rec.error[1])
+        return
+    value = rec.value
+    if not isinstance(value, dict):
+        reject("rejected", "not_an_object", f"record is a JSON {_json_type(value)}, expected an object")
+        return
+    fmt = detect_format(value)
+    if fmt is None:
+        keys = ", ".join(sorted(value)[:12])
+        reject("rejected", "unknown_format", f"no known log format matches (keys: {keys}); see `logaudit formats`")
+        return
+    try:
+        rows = list(fmt.parse(value, ctx))
+        for row in rows:
+            _complete_row(row, fmt, fs.path, rec.line)
+    except Skip as e:
+        reject("skipped", e.reason, e.detail, fmt.name)
+        return
+    except RecordError as e:
+        reject("rejected", e.reason, e.detail, fmt.name)
+        return
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+        # A shape the adapter did not anticipate: quarantine the record, never crash the run.
+        reject("rejected", "malformed_record", f"{type(e).__name__}: {e}", fmt.name)
+        return
+    fs.ingested += 1
+    fs.by_format[fmt.name] += 1
+    fs.rows_emitted += len(rows)
+    yield from run_row_stages(rows, ctx)
+
+
+def _complete_row(row: Row, fmt: RecordFormat, path: str, line: int) -> None:
+    row.setdefault("source_format", fmt.name)
+    if row.get("source_format") is None:
+        row["source_format"] = fmt.name
+    if row.get("source_file") is None:
+        row["source_file"] = path
+    if row.get("source_line") is None:
+        row["source_line"] = line
+
+
+def _flush(buffer: list[Row], staged: writer.Spool, stats: list[FileStats]) -> None:
+    """Convert buffered rows to Arrow; a row the schema refuses is rejected on its own."""
+    if not buffer:
+        return
+    try:
+        staged.write_rows(pa.Table.from_pylist(buffer, schema=REQUEST_SCHEMA))
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        good = []
+        for row in buffer:
+            try:
+                pa.Table.from_pylist([row], schema=REQUEST_SCHEMA)
+                good.append(row)
+            except (pa.ArrowException, TypeError, ValueError, OverflowError) as e:
+                fs = next((s for s in reversed(stats) if s.path == row.get("source_file")), None)
+                if fs is not None:
+                    fs.rows_emitted -= 1
+                    fs.ingested -= 1
+                    fs.rejected += 1
+                    fs.reject_reasons["schema_mismatch"] += 1
+                staged.write_reject(
+                    _reject("rejected", str(row.get("source_file")), int(row.get("source_line") or 0),
+                            row.get("source_format"), "schema_mismatch", f"{type(e).__name__}: {e}", "")
+                )
+        if good:
+            staged.write_rows(pa.Table.from_pylist(good, schema=REQUEST_SCHEMA))
+    buffer.clear()
+
+
+def _reject(kind: str, path: str, line: int, fmt: str | None, reason: str, detail: str, snippet: str) -> dict:
+    return {
+        "kind": kind,
+        "source_file": path,
+        "source_line": line,
+        "source_format": fmt,
+        "reason": reason,
+        "detail": (detail or "")[:1000],
+        "snippet": (snippet or "")[:SNIPPET_CHARS],
+    }
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
+def _manifest(
+    run_id: str,
+    paths: Iterable[str | Path],
+    stats: list[FileStats],
+    skipped_paths: list[SkippedPath],
+    started: float,
+    state: dict[str, Any],
+) -> dict[str, Any]:
+    totals = Counter()
+    by_format: Counter = Counter()
+    reasons: Counter = Counter()
+    for fs in stats:
+        for k in ("lines_read", "blank", "ingested", "skipped", "rejected", "rows_emitted", "items_skipped"):
+            totals[k] += getattr(fs, k)
+        by_format.update(fs.by_format)
+        reasons.update(fs.reject_reasons)
+    totals["files_read"] = sum(1 for fs in stats if fs.status == "ingested")
+    totals["files_unchanged"] = sum(1 for fs in stats if fs.status == "unchanged")
+    totals["files_error"] = sum(1 for fs in stats if fs.status == "error")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "inputs": [str(p) for p in paths],
+        "elapsed_s": round(time.time() - started, 3),
+        "totals": dict(totals),
+        "by_format": dict(by_format),
+        "reject_reasons": dict(reasons),
+        "files": [fs.as_dict() for fs in stats],
+        "paths_not_read": [{"path": s.path, "reason": s.reason} for s in skipped_paths],
+        "previous_runs": [r["run_id"] for r in state.get("runs", [])],
+    }

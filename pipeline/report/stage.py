@@ -1,0 +1,87 @@
+"""Stage 4: the report. Reads what ingest, audit and dataset wrote; never recomputes their figures.
+
+`render_report(workdir, config)` writes `WORKDIR/report/{report.json, report.md, report.html}`:
+the verdict (stay with caching and fix the prefix breakers, or plan a migration and for which task
+types first), the five signs, the eight-factor framework with the "3 or more" rule, cost
+projections with break-even, per-task-type migration ranking, cache findings and the data-quality
+checklist. `weekly_report(workdir, config)` compares the last 7 days with the 7 before.
+
+Every threshold is a `ReportConfig` default (`thresholds.py`), overridable from the `[report]` section
+of a TOML file, and printed next to the value it was compared with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ReportError
+from pipeline.evaluate.report_section import evaluations
+from pipeline.report.decide import build_report
+from pipeline.report.inputs import read_facts
+from pipeline.report.render import render_html, render_markdown
+from pipeline.report.thresholds import ReportConfig, WeeklyConfig, report_config
+from pipeline.report.weekly import WeeklyResult, weekly_report
+
+__all__ = ["ReportConfig", "ReportResult", "WeeklyConfig", "WeeklyResult", "render_report", "weekly_report"]
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    out_dir: Path
+    report: dict[str, Any]
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        return {ext: self.out_dir / f"report.{ext}" for ext in ("md", "html", "json")}
+
+    def summary(self) -> str:
+        r = self.report
+        lines = [f"Report written to {self.out_dir}/ (report.md, report.html, report.json)",
+                 f"  verdict: {r['verdict']['headline']}"]
+        for s in r["signs"]:
+            state = "PRESENT" if s["triggered"] else ("absent" if s["measured"] else "not measured")
+            lines.append(f"  sign {s['id']} {state:<12} {s['name']}")
+        fw = r["framework"]
+        lines.append(f"  framework: {fw['switch_count']}/8 switch, {fw['stay_count']} stay, {fw['unknown_count']} unknown "
+                     f"-> {fw['recommendation']}")
+        if r["not_measured"]:
+            lines.append(f"  not measured: {len(r['not_measured'])} figure(s), listed in the report")
+        return "\n".join(lines)
+
+
+def render_report(workdir: Path, config: dict[str, Any] | ReportConfig | None = None) -> ReportResult:
+    """Read the stages' outputs under `workdir` and write the report in three formats.
+
+    Args:
+        workdir: the working directory every stage wrote into.
+        config: the parsed `--config` TOML (its `[report]` section is used) or a `ReportConfig`.
+    """
+    workdir = Path(workdir)
+    cfg = report_config(config)
+    facts = read_facts(workdir, cfg)
+    if not facts.sources.get("store") and not facts.sources.get("audit_summary"):
+        raise ReportError(
+            f"Nothing to report in `{workdir}`: no ingested requests and no audit. "
+            f"Run `logaudit run LOGS --out {workdir}` first."
+        )
+    report = build_report(facts, cfg)
+    # Every candidate `logaudit eval` scored (WORKDIR/eval/*/summary.json), in its own section.
+    report["evaluations"], unread = evaluations(workdir, report["task_types"])
+    report["not_measured"].update(unread)
+    out_dir = workdir / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write(out_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+    _write(out_dir / "report.md", render_markdown(report, cfg.max_task_types))
+    _write(out_dir / "report.html", render_html(report, cfg.max_task_types))
+    return ReportResult(out_dir, report)
+
+
+def _write(path: Path, text: str) -> None:
+    # Write then rename, so a reader (or a browser refresh) never sees half a report.
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,84 @@
+"""Where every handoff file of a working directory lives: one place, so no stage spells another's paths.
+
+    WORKDIR/requests/date=YYYY-MM-DD/*.parquet   ingest -> everyone     (schemas/logs.py)
+    WORKDIR/rejects/*.jsonl                      ingest -> report       (schemas/envelope.md)
+    WORKDIR/ingest_manifest.json                 ingest -> report
+    WORKDIR/audit/<table>.parquet                audit  -> dataset, report
+    WORKDIR/audit/summary.json                   audit  -> report
+    WORKDIR/dataset/{train,eval}.jsonl, lineage.parquet, manifest.json, dataset_card.md
+                                                 dataset -> report, the user
+    WORKDIR/report/report.{json,md,html}, weekly.{json,md}
+                                                 report -> the user
+    WORKDIR/eval/<candidate>/{scores.parquet, summary.json, eval.md, routing.json, litellm_router.yaml}
+                                                 eval   -> report, the user (schemas/eval.py)
+
+`requests`, `rejects` and `ingest_manifest.json` are links into the current store version
+(`pipeline/workdir/store.py`); the stage folders are replaced whole by the stage that owns them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class WorkdirPaths:
+    root: Path
+
+    # --- ingest -> everyone --------------------------------------------------------------------
+    @property
+    def requests(self) -> Path:
+        return self.root / "requests"
+
+    @property
+    def rejects(self) -> Path:
+        return self.root / "rejects"
+
+    @property
+    def ingest_manifest(self) -> Path:
+        return self.root / "ingest_manifest.json"
+
+    # --- audit -> dataset, report --------------------------------------------------------------
+    @property
+    def audit_dir(self) -> Path:
+        return self.root / "audit"
+
+    @property
+    def audit_summary(self) -> Path:
+        return self.audit_dir / "summary.json"
+
+    def audit_table(self, name: str) -> Path:
+        """`WORKDIR/audit/<name>.parquet` (e.g. request_costs, request_labels, task_types, cache_by_day)."""
+        return self.audit_dir / f"{name}.parquet"
+
+    # --- dataset -> report ---------------------------------------------------------------------
+    @property
+    def dataset_dir(self) -> Path:
+        return self.root / "dataset"
+
+    @property
+    def dataset_manifest(self) -> Path:
+        return self.dataset_dir / "manifest.json"
+
+    @property
+    def lineage(self) -> Path:
+        return self.dataset_dir / "lineage.parquet"
+
+    # --- report -> the user --------------------------------------------------------------------
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    # --- eval -> report, the user --------------------------------------------------------------
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
+
+    def eval_candidate(self, candidate: str) -> Path:
+        """`WORKDIR/eval/<candidate>/`: one evaluated candidate's outputs and answer cache."""
+        return self.eval_dir / candidate
+
+
+def workdir_paths(workdir: Path | str) -> WorkdirPaths:
+    return WorkdirPaths(Path(workdir))

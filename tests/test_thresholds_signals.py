@@ -1,0 +1,148 @@
+"""Every threshold of the user signals pinned from both sides (audit/signals.py and its SQL).
+
+Planted stores, written directly (no ingest): each case is its own conversation, so the expected
+flags are known by construction. Moving a threshold either way fails a case below.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow.parquet as pq
+import pytest
+from planted_store import msg, row, write_store
+
+from audit import tasks
+from audit.signals import SignalsConfig, edit_similarity
+
+T0 = datetime(2026, 9, 1, 9, tzinfo=UTC)
+WINDOW_S = 300  # the documented default: "resent within 5 minutes"
+EDIT_GAP_S = 3600  # a history-less client's reply counts for an hour
+
+
+def answered(rid: str, session: str, seconds: float, messages: list[dict], reply: str = "An answer.",
+             **kw: object) -> dict:
+    base = {"request_id": rid, "ts": T0 + timedelta(seconds=seconds), "session_id": session, "provider": "openai",
+            "model": "gpt-4o-mini", "messages": messages, "status_code": 200, "finish_reason": "stop",
+            "response_text": reply, "in_uncached": 50, "out_total": 10}
+    base.update(kw)
+    return row(**base)
+
+
+def failed(rid: str, session: str, seconds: float, messages: list[dict]) -> dict:
+    return row(request_id=rid, ts=T0 + timedelta(seconds=seconds), session_id=session, provider="openai",
+               model="gpt-4o-mini", messages=messages, status_code=429, error_type="rate_limit_exceeded",
+               usage_missing=True)
+
+
+REPLY = ("Your refund of forty dollars was approved today and will reach the card you paid with "
+         "within five business days after the bank processes it.")
+EDITED = REPLY.replace("five business days", "three business days")
+
+
+def planted_rows() -> list[dict]:
+    rows = []
+    # Regenerations: the same conversation state resent at the window's edge and just past it.
+    for name, gap in (("regen_299", WINDOW_S - 1), ("regen_300", WINDOW_S), ("regen_301", WINDOW_S + 1),
+                      ("regen_3000", 3000)):
+        q = [msg("user", f"Question for {name}?")]
+        rows += [answered(f"{name}_a", name, 0, q), answered(f"{name}_b", name, gap, q)]
+    # Retries after a failed call, same edges.
+    for name, gap in (("retry_299", WINDOW_S - 1), ("retry_301", WINDOW_S + 1)):
+        q = [msg("user", f"Question for {name}?")]
+        rows += [failed(f"{name}_a", name, 0, q), answered(f"{name}_b", name, gap, q)]
+    # Edits by a client that sends no history: the user pastes an edited reply as the next turn,
+    # matched to the previous answer only within the gap.
+    for name, gap in (("edit_3599", EDIT_GAP_S - 1), ("edit_3601", EDIT_GAP_S + 1)):
+        rows += [answered(f"{name}_a", name, 0, [msg("user", "Write the refund note.")], reply=REPLY),
+                 answered(f"{name}_b", name, gap, [msg("user", EDITED)])]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    wd = tmp_path_factory.mktemp("signal_edges")
+    write_store(wd, planted_rows())
+    tasks.run(wd, wd / "audit", {})
+    return {r["request_id"]: r for r in pq.read_table(wd / "audit" / "request_labels.parquet").to_pylist()}
+
+
+def test_default_window_is_five_minutes() -> None:
+    assert SignalsConfig().regeneration_window_s == WINDOW_S
+    assert SignalsConfig().edit_max_gap_s == EDIT_GAP_S
+
+
+@pytest.mark.parametrize(("name", "inside"), [("regen_299", True), ("regen_300", True), ("regen_301", False),
+                                              ("regen_3000", False)])
+def test_regeneration_window_both_sides(labels: dict[str, dict], name: str, inside: bool) -> None:
+    first, resend = labels[f"{name}_a"], labels[f"{name}_b"]
+    assert first["regenerated"] is inside
+    assert resend["regeneration_of"] == (f"{name}_a" if inside else None)
+    assert not resend["regenerated"] and not resend["is_retry"]
+    assert first["clean_example"] is not inside  # a regenerated answer never trains
+
+
+@pytest.mark.parametrize(("name", "inside"), [("retry_299", True), ("retry_301", False)])
+def test_retry_window_both_sides(labels: dict[str, dict], name: str, inside: bool) -> None:
+    resend = labels[f"{name}_b"]
+    assert resend["is_retry"] is inside
+    assert resend["retry_of"] == (f"{name}_a" if inside else None)
+    assert resend["regeneration_of"] is None and not labels[f"{name}_a"]["regenerated"]
+
+
+@pytest.mark.parametrize(("name", "inside"), [("edit_3599", True), ("edit_3601", False)])
+def test_edit_gap_both_sides(labels: dict[str, dict], name: str, inside: bool) -> None:
+    assert labels[f"{name}_a"]["edited"] is inside
+    assert not labels[f"{name}_b"]["edited"]
+
+
+# --- edit similarity: every cut-off of edit_similarity -------------------------------------------------
+
+WORDS = [f"w{i:03d}" for i in range(400)]  # distinct words: difflib's ratio is then 2 * kept / (n_a + n_b)
+
+
+def text(words: list[str]) -> str:
+    return " ".join(words) + "."
+
+
+@pytest.mark.parametrize(("kept", "expected"), [(50, 0.5), (49, None), (51, 0.51)])
+def test_min_similarity_both_sides(kept: int, expected: float | None) -> None:
+    """100-word reply; the user keeps `kept` of its words and replaces the rest: ratio = kept / 100."""
+    reply = WORDS[:100]
+    edited = reply[:kept] + WORDS[200 : 300 - kept]
+    assert edit_similarity(text(reply), text(edited)) == expected
+
+
+def test_min_similarity_is_configurable() -> None:
+    reply, edited = WORDS[:100], WORDS[:70] + WORDS[200:230]  # ratio 0.70
+    assert edit_similarity(text(reply), text(edited), min_similarity=0.7) == 0.7
+    assert edit_similarity(text(reply), text(edited), min_similarity=0.71) is None
+
+
+@pytest.mark.parametrize(("n_words", "judged"), [(7, False), (8, True)])
+def test_min_words_both_sides(n_words: int, judged: bool) -> None:
+    reply = WORDS[:n_words]
+    edited = [*reply[:-1], "changed"]
+    expected = round(2 * (n_words - 1) / (2 * n_words), 4)
+    assert edit_similarity(text(reply), text(edited)) == (expected if judged else None)
+
+
+def test_identical_words_are_not_an_edit() -> None:
+    """Only punctuation / spacing differs: ratio 1.0 is excluded (nothing was edited)."""
+    reply = " ".join(WORDS[:20])
+    assert edit_similarity(reply + ".", reply + "!") is None
+    assert edit_similarity(reply + ".", " ".join([*WORDS[:19], "x"]) + "!") == 0.95
+
+
+def test_verbatim_quote_with_more_text_is_not_an_edit() -> None:
+    reply = text(WORDS[:20])
+    assert edit_similarity(reply, "About this: " + reply + " why?") is None
+    assert edit_similarity(reply, "About this: " + reply.replace("w005", "w999") + " why?") is not None
+
+
+def test_max_words_bounds_the_comparison() -> None:
+    """Only the first max_words words are compared: a change past them is invisible."""
+    reply = WORDS[:40]
+    edited = [*WORDS[:30], *WORDS[300:310]]  # the last 10 words differ
+    assert edit_similarity(text(reply), text(edited), max_words=30) is None  # identical prefix: ratio 1.0
+    assert edit_similarity(text(reply), text(edited), max_words=40) == 0.75
