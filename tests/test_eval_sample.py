@@ -228,6 +228,11 @@ def test_routing_table_and_fingerprint_rule(workdir, planted) -> None:
         fp = task_fingerprint(ex.messages[0]["content"])
         assert fp == labels[ex.request_id], ex.example_id
         assert fp in routes[ex.task_type]["system_fingerprints"]
+    owners: dict[str, set[str]] = {}
+    for r in table["routes"]:
+        for fp in r["system_fingerprints"]:
+            owners.setdefault(fp, set()).add(r["task_type"])
+    assert all(len(v) == 1 for v in owners.values()), owners  # one fingerprint -> one route
     assert "md5" in table["fingerprint_rule"].lower()
     import yaml
 

@@ -3,7 +3,7 @@
 Fingerprint rule (the audit's `system_fp`, `audit/sql/tasks_system_prompts.sql`): take the
 request's system prompt (the top-level `system`, else a leading system/developer message), trim
 it, lower-case it, replace every dynamic span (UUIDs, dates, times, e-mails, ids, numbers; the
-patterns of `audit/fingerprints.py` `DYNAMIC_SPAN_PATTERNS`) by `#`, collapse whitespace runs to
+patterns of `pipeline/similarity.py` `DYNAMIC_SPAN_PATTERNS`) by `#`, collapse whitespace runs to
 one space, trim again; the fingerprint is the first 16 hex digits of the MD5 of that text.
 `task_fingerprint()` below computes it. A task type lists every fingerprint its requests carried
 (one per system-prompt version); a request whose fingerprint is in no routed task goes to the API.
@@ -28,7 +28,7 @@ from pipeline.workdir.paths import workdir_paths
 
 def task_fingerprint(system_prompt: str) -> str:
     """The audit's system-prompt fingerprint of one prompt (see the module docstring)."""
-    from audit.fingerprints import mask_dynamic
+    from pipeline.similarity import mask_dynamic
 
     return hashlib.md5(mask_dynamic(system_prompt.strip()).encode("utf-8")).hexdigest()[:16]
 
