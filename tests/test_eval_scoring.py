@@ -105,3 +105,20 @@ def test_interval_and_decision_rule() -> None:
     assert decide(30, None, None, None, 0.05, 20, "text").decision == "api"
     assert decide(30, -0.01, -0.02, 0.0, 0.05, 20, "json").uncertain is False
     assert decide(30, -0.01, -0.06, 0.0, 0.05, 20, "json").uncertain is True
+
+
+def test_routing_keeps_unroutable_task_types_on_the_api() -> None:
+    from pipeline.evaluate.routing import routing_table
+
+    def task(name: str, decision: str) -> dict:
+        return {"task_type": name, "label": name, "decision": decision, "reason": "r", "score": 1.0, "delta": 0.0, "n": 30}
+
+    fps = {"a": {"system": ["f1", "f2"], "tools": []}, "b": {"system": ["f3"], "tools": []},
+           "c": {"system": ["f3"], "tools": []}}
+    table = routing_table("cand", "m", [task("a", "candidate"), task("b", "candidate"), task("c", "api"),
+                                        task("d", "candidate")], fps, {})
+    targets = {r["task_type"]: (r["target"], r["reason"]) for r in table["routes"]}
+    assert targets["a"] == ("candidate", "r")
+    assert targets["b"][0] == "api" and "also serves c" in targets["b"][1]
+    assert targets["d"] == ("api", "no system-prompt fingerprint to route on")
+    assert table["fingerprint_rule"].startswith("Fingerprint rule")

@@ -7,7 +7,8 @@ patterns of `pipeline/similarity.py` `DYNAMIC_SPAN_PATTERNS`) by `#`, collapse w
 one space, trim again; the fingerprint is the first 16 hex digits of the MD5 of that text.
 `task_fingerprint()` below computes it. A task type lists every fingerprint its requests carried
 (one per system-prompt version); a request whose fingerprint is in no routed task goes to the API.
-Task types grouped without a stable system prompt have no fingerprint and stay on the API.
+Task types grouped without a stable system prompt have no fingerprint, and task types that share
+a system prompt cannot be told apart by it: both stay on the API.
 
 Written as `routing.json` (the table) and `litellm_router.yaml`: LiteLLM tag-based routing
 (`router_settings.enable_tag_filtering`): each routed task type is a deployment of the
@@ -51,12 +52,21 @@ def task_fingerprints(workdir: Path) -> dict[str, dict[str, list[str]]]:
 def routing_table(candidate: str, model: str | None, tasks: list[dict[str, Any]],
                   fingerprints: dict[str, dict[str, list[str]]], models: dict[str, list[str]]) -> dict[str, Any]:
     routes = []
+    owners: dict[str, set[str]] = {}
+    for task, fps in fingerprints.items():
+        for fp in fps["system"]:
+            owners.setdefault(fp, set()).add(task)
     for t in tasks:
         fps = fingerprints.get(t["task_type"], {"system": [], "tools": []})
         target = t["decision"]
         reason = t["reason"]
+        shared = sorted({o for fp in fps["system"] for o in owners[fp]} - {t["task_type"]})
         if target == "candidate" and not fps["system"]:
             target, reason = "api", "no system-prompt fingerprint to route on"
+        elif target == "candidate" and shared:
+            # One system prompt serving several task types (split by user template): a gateway
+            # routing on the fingerprint cannot tell them apart, so the API keeps them all.
+            target, reason = "api", f"its system prompt also serves {', '.join(shared)}: the fingerprint cannot tell them apart"
         routes.append({
             "task_type": t["task_type"], "label": t["label"], "target": target, "reason": reason,
             "tag": f"logaudit-{t['task_type']}", "system_fingerprints": fps["system"],
