@@ -211,6 +211,36 @@ def test_text_decisions_against_a_baseline_candidate(workdir, planted) -> None:
                 assert t["decision"] == ("candidate" if name == "close" else "api")
 
 
+def test_sample_eval_split_against_a_local_endpoint(workdir, planted, allow_only, monkeypatch) -> None:
+    """The `close` candidate served by an OpenAI-compatible server on 127.0.0.1 (with 429s, 503s and
+    slow answers) measures exactly what its predictions file measured."""
+    from tests.planted_eval import PlantedServer
+
+    split = read_eval_split(workdir)
+    answers = {json.loads(line)["id"]: json.loads(line)["answer"]
+               for line in planted["close"][0].read_text(encoding="utf-8").splitlines()}
+    examples = [{"example_id": ex.example_id, "messages": [*ex.messages, {"role": "assistant"}]} for ex in split.examples]
+    allowed, attempts = allow_only
+    monkeypatch.setenv("LOGAUDIT_TEST_KEY", "sk-sample-test")
+    config = {"eval": {"concurrency": 4, "timeout_s": 0.5, "backoff_initial_s": 0.01, "backoff_max_s": 0.05,
+                       "api_key_env": "LOGAUDIT_TEST_KEY"}}
+    with PlantedServer(examples, {i: {"content": a} for i, a in answers.items()}) as server:
+        allowed.append(server.address)
+        runner = CliRunner(env={"COLUMNS": "80"})
+        cfg = workdir / "eval-endpoint.toml"
+        cfg.write_text("[eval]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in config["eval"].items()) + "\n",
+                       encoding="utf-8")
+        result = runner.invoke(cli, ["eval", str(workdir), "--candidate", "close-served", "--endpoint", server.url,
+                                     "--model", "close-1", "--config", str(cfg), "--no-progress"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert sum(server.answered.values()) == len(split.examples)
+    served = json.loads((workdir / "eval" / "close-served" / "summary.json").read_text(encoding="utf-8"))
+    from_file = evaluate(workdir, "close", predictions=planted["close"][0]).summary
+    assert [(t["task_type"], t["score"], t["decision"]) for t in served["tasks"]] == \
+           [(t["task_type"], t["score"], t["decision"]) for t in from_file["tasks"]]
+    assert {tuple(a[:2]) for a in attempts} == {server.address}
+
+
 def test_routing_table_and_fingerprint_rule(workdir, planted) -> None:
     summary = evaluate(workdir, "close", predictions=planted["close"][0]).summary
     out = workdir / "eval" / "close"
