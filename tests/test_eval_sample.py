@@ -49,9 +49,13 @@ def workdir(sample_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def planted(workdir: Path, sample_truth_requests: dict[str, dict], tmp_path_factory: pytest.TempPathFactory):
-    """{candidate: (predictions path, {example_id: planted score or None (missing)})}."""
-    split = read_eval_split(workdir)
-    folder = tmp_path_factory.mktemp("predictions")
+    """{candidate: (predictions path, {example_id: planted score})}."""
+    return plant_candidates(read_eval_split(workdir), sample_truth_requests, tmp_path_factory.mktemp("predictions"))
+
+
+def plant_candidates(split, truth: dict[str, dict], folder: Path) -> dict[str, tuple[Path, dict[str, float]]]:
+    """Write one predictions file per planted candidate; return it with each example's planted score."""
+    sample_truth_requests = truth
     out = {}
     for name, plan in PLANS.items():
         rng = random.Random(f"plant/{name}")
@@ -316,6 +320,7 @@ def test_cli_eval_errors(workdir, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output == (f"Error: No line of `{bad}` names an eval example (1 unknown ids, e.g. nope). Ids are the "
                              "example_id values of `WORKDIR/eval/prompts.jsonl` (`logaudit eval WORKDIR --prompts`).\n")
+    assert not (workdir / "eval" / "c").exists()
     result = runner.invoke(cli, ["eval", str(workdir), "--candidate", "c"])
     assert result.output == "Error: Give exactly one of --predictions FILE or --endpoint URL (with --model).\n"
     result = runner.invoke(cli, ["eval", str(workdir), "--candidate", "../x", "--predictions", str(bad)])

@@ -101,8 +101,8 @@ def evaluate(
         raise EvalError("--baseline must name another candidate.")
     split = read_eval_split(workdir)
     out_dir = workdir_paths(workdir).eval_candidate(candidate)
-    out_dir.mkdir(parents=True, exist_ok=True)
     answers, source = _answers(split, out_dir, candidate, predictions, endpoint, model, cfg, on_answer)
+    out_dir.mkdir(parents=True, exist_ok=True)  # only now: a rejected predictions file leaves nothing behind
 
     profile = audit_profile(workdir)
     kinds = infer_kinds(split.examples, profile, cfg)
