@@ -63,11 +63,13 @@ REPORT_EVALUATIONS = {
     "description": "Every candidate `logaudit eval` scored; per task type beside the report's savings for it.",
     "items": {
         "type": "object",
-        "required": ["candidate", "source", "model", "baseline", "overall_score", "routed_request_share", "tasks"],
+        "required": ["candidate", "source", "model", "baseline", "overall_score", "routed_request_share", "stale",
+                     "tasks"],
         "properties": {
             "candidate": {"type": "string"}, "source": {"enum": ["predictions", "endpoint", None]},
             "model": {"type": ["string", "null"]}, "baseline": {"type": ["string", "null"]},
             "overall_score": _N, "routed_request_share": _N,
+            "stale": {"type": "boolean", "description": "scored on an earlier eval split than the dataset now holds"},
             "tasks": {"type": "array", "items": {
                 "type": "object",
                 "required": ["task_type", "kind", "n", "score", "ci_low", "ci_high", "delta", "decision", "uncertain",

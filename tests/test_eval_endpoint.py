@@ -211,3 +211,40 @@ def test_config_rejects_unknown_task_options() -> None:
         EvalConfig.from_toml({"eval": {"tasks": {"t1": {"kindd": "sql"}}}})
     with pytest.raises(ConfigError, match=r"Unknown key\(s\) in \[eval\]: marginn"):
         EvalConfig.from_toml({"eval": {"marginn": 0.1}})
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"margin": 1.0}, "[eval] margin = 1.0 must be between 0 and 1."),
+    ({"min_examples": 0}, "[eval] min_examples = 0 must be >= 1."),
+    ({"concurrency": 0}, "[eval] concurrency = 0 must be >= 1."),
+    ({"baselines": {"prose": 0.5}}, "Unknown kind(s) in [eval.baselines]: prose."),
+])
+def test_config_checks_values(section: dict, message: str) -> None:
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        EvalConfig.from_toml({"eval": section})
+    assert str(err.value).startswith(message)
+    assert EvalConfig.from_toml({"eval": {"margin": 0.0, "baselines": {"text": 0.6}}}).baselines["text"] == 0.6
+
+
+def test_report_section_flags_a_candidate_scored_on_an_older_split(planted, tmp_path: Path) -> None:
+    from pipeline.evaluate.report_section import evaluations, section_markdown
+
+    workdir, examples, replies, _ = planted
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text("\n".join(json.dumps({"id": i, "answer": r}) for i, r in replies.items()) + "\n",
+                           encoding="utf-8")
+    evaluate(workdir, "ft", predictions=predictions)
+    (entry,), problems = evaluations(workdir, [{"id": "task_json", "projected_monthly_savings": 12.5}])
+    assert entry["stale"] is False and problems == {}
+    assert next(t for t in entry["tasks"] if t["task_type"] == "task_json")["projected_monthly_savings"] == 12.5
+    examples[0]["messages"][-1]["content"] = "neutral"  # the dataset is rebuilt with another reference
+    write_workdir(workdir, examples)
+    (entry,), _ = evaluations(workdir, [])
+    assert entry["stale"] is True
+    assert "**Stale**" in section_markdown([entry], str, str)
+    (workdir / "eval" / "broken").mkdir()
+    (workdir / "eval" / "broken" / "summary.json").write_text("{", encoding="utf-8")
+    entries, problems = evaluations(workdir, [])
+    assert [e["candidate"] for e in entries] == ["ft"] and list(problems) == ["eval:broken"]

@@ -73,6 +73,17 @@ class EvalConfig:
             if unknown:
                 raise ConfigError(f"Unknown key(s) in [eval.tasks.{name}]: {', '.join(unknown)}. "
                                   f"Known: {', '.join(TASK_OPTIONS)}.")
+        from pipeline.evaluate.scoring import KINDS
+
+        unknown_kinds = sorted(set(baselines) - set(KINDS))
+        if unknown_kinds:
+            raise ConfigError(f"Unknown kind(s) in [eval.baselines]: {', '.join(unknown_kinds)}. Known: {', '.join(KINDS)}.")
+        checks = [("margin", 0 <= cfg.margin < 1, "between 0 and 1"), ("min_examples", cfg.min_examples >= 1, ">= 1"),
+                  ("concurrency", cfg.concurrency >= 1, ">= 1"), ("max_attempts", cfg.max_attempts >= 1, ">= 1"),
+                  ("timeout_s", cfg.timeout_s > 0, "> 0"), ("bootstrap_samples", cfg.bootstrap_samples >= 100, ">= 100")]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ConfigError(f"[eval] {name} = {getattr(cfg, name)!r} must be {rule}.")
         return dataclasses.replace(cfg, baselines=baselines)
 
     def task(self, task_type: str) -> dict[str, Any]:

@@ -21,7 +21,9 @@ def evaluations(workdir: Path, task_rows: list[dict[str, Any]]) -> tuple[list[di
     by_id = {t.get("id"): t for t in task_rows}
     out: list[dict[str, Any]] = []
     problems: dict[str, str] = {}
-    for path in sorted(workdir_paths(workdir).eval_dir.glob("*/summary.json")):
+    summaries = sorted(workdir_paths(workdir).eval_dir.glob("*/summary.json"))
+    current = _current_split(workdir) if summaries else None
+    for path in summaries:
         try:
             s = json.loads(path.read_text(encoding="utf-8"))
             tasks = s["tasks"]
@@ -36,6 +38,8 @@ def evaluations(workdir: Path, task_rows: list[dict[str, Any]]) -> tuple[list[di
             "baseline": s.get("baseline"),
             "overall_score": (s.get("overall") or {}).get("score"),
             "routed_request_share": (s.get("routing") or {}).get("routed_request_share"),
+            # Scored on another eval split than the dataset holds now (rebuilt since): re-run it.
+            "stale": current is not None and (s.get("inputs") or {}).get("eval_split_sha256") != current,
             "tasks": [{
                 "task_type": t["task_type"], "label": t.get("label"), "kind": t.get("kind"), "n": t.get("n"),
                 "score": t.get("score"), "ci_low": t.get("ci_low"), "ci_high": t.get("ci_high"),
@@ -68,3 +72,13 @@ def _render(name: str, autoescape: bool, evals: list[dict[str, Any]], money: Cal
     env.filters["pct"] = lambda v: "—" if v is None else f"{v:.1%}"
     text = resources.files("pipeline.evaluate").joinpath(name).read_text(encoding="utf-8")
     return env.from_string(text).render(evals=evals)
+
+
+def _current_split(workdir: Path) -> str | None:
+    from pipeline.errors import EvalError
+    from pipeline.evaluate.examples import read_eval_split
+
+    try:
+        return read_eval_split(workdir).fingerprint
+    except EvalError:
+        return None
