@@ -44,7 +44,7 @@ import xxhash
 from audit import dynamic_spans
 from audit.cache_sim import SimRow, simulate_partition
 from audit.prices import CacheRules, PriceTable, base_model_name
-from audit.tables import attach_labels, fetch_dicts, load_sql, open_store, query, write_batches, write_query
+from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_table, write_batches, write_query
 from audit.token_accounting import (
     REPLY_OVERHEAD,
     Block,
@@ -55,6 +55,7 @@ from audit.token_accounting import (
 )
 from pipeline.config import from_section
 from pipeline.errors import AuditError
+from pipeline.progress import StageProgress, is_enabled, stage_progress
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
 from pipeline.workdir.store import sql_literal
 
@@ -449,17 +450,21 @@ def simulate_cache(
         prep = Preparer(cfg, prices, variants, spans)
         prepared_path = work / "prepared.parquet"
 
-        def batches() -> Iterator[pa.RecordBatch]:
+        def batches(bar: StageProgress) -> Iterator[pa.RecordBatch]:
             rows: list[dict[str, Any]] = []
             for r in _stream_store(con, cfg.batch_rows):
                 rows.append(prep.prepare(r))
                 if len(rows) >= cfg.batch_rows:
+                    bar.advance(len(rows))
                     yield pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA)
                     rows = []
             if rows:
+                bar.advance(len(rows))
                 yield pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA)
 
-        requests = write_batches(PREPARED_SCHEMA, batches(), prepared_path)
+        total = int(fetch_dicts(con, "cache_request_count")[0]["requests"]) if is_enabled() else None
+        with stage_progress("audit.cache: tokenize", total=total, unit="request") as bar:
+            requests = write_batches(PREPARED_SCHEMA, batches(bar), prepared_path)
         timings["tokenize_and_hash"] = time.perf_counter() - t0
     finally:
         con.close()
@@ -605,7 +610,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
             f"{sql_literal(out_dir / 'cache_requests.parquet')})"
         )
         # One GROUPING SETS pass defines every metric once; the cache_by_* files select a level.
-        con.execute(f"CREATE TEMP TABLE cache_rollup AS {load_sql('cache_rollup').sql}")
+        temp_table(con, "cache_rollup", "cache_rollup")
         for name in ("cache_by_model", "cache_by_task_type", "cache_by_day"):
             write_query(con, name, out_dir / f"{name}.parquet")
         write_query(con, "cache_tokens_by_model", out_dir / "cache_tokens_by_model.parquet")

@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline.config import load_toml
 from pipeline.errors import StoreError
+from pipeline.progress import stage_progress
 from pipeline.workdir.store import has_requests
 
 AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
@@ -51,17 +52,21 @@ def run_audits(workdir: Path, config_path: Path | None = None) -> AuditResult:
     out_dir = workdir / "audit"
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
-    for name in AUDIT_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                summary["skipped"].append(name)
-                continue
-            raise
-        t0 = time.perf_counter()
-        summary["sections"][name.split(".")[-1]] = module.run(workdir, out_dir, config)
-        summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
+    with stage_progress("audit", total=len(AUDIT_MODULES), unit="module") as bar:
+        for name in AUDIT_MODULES:
+            bar.note(name)
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as e:
+                if e.name == name:
+                    summary["skipped"].append(name)
+                    bar.advance()
+                    continue
+                raise
+            t0 = time.perf_counter()
+            summary["sections"][name.split(".")[-1]] = module.run(workdir, out_dir, config)
+            summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
+            bar.advance()
     tmp = out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(out_dir / "summary.json")

@@ -36,6 +36,19 @@ def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def progress_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--progress/--no-progress`: bars with counts and ETA on stderr (default: when stderr is a terminal)."""
+
+    def apply(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool | None:
+        from pipeline.progress import configure
+
+        configure(value)
+        return value
+
+    return click.option("--progress/--no-progress", default=None, callback=apply, expose_value=False,
+                        help="Progress bars with counts and ETA (default: when stderr is a terminal).")(fn)
+
+
 def workdir_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("workdir", type=click.Path(path_type=Path), default=Path("out"))(fn)
 
@@ -57,25 +70,29 @@ def cli(debug: bool) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @out_option
 @click.option("--strict", is_flag=True, help="Exit non-zero when any record is rejected.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@progress_option
 @handle_errors
-def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, progress: bool | None) -> None:
+def ingest(paths: tuple[str, ...], workdir: Path, strict: bool) -> None:
     """Ingest log files, folders or globs into the normalized Parquet store.
 
     \b
     Example:
       logaudit ingest exports/2026-10/ 'gateway/*.jsonl.gz' --out out
-    Re-running is idempotent; new files are added incrementally.
+      logaudit ingest 'postgresql://reader@db:5432/litellm' --out out
+    Re-running is idempotent; new files are added incrementally, and a LiteLLM
+    database (PATHS may be postgresql:// URLs; PG* environment variables work)
+    is read from where the last run stopped.
     """
     from pipeline.ingest import ingest as run_ingest
 
-    result = run_ingest(paths, workdir, strict=strict, progress=progress)
+    result = run_ingest(paths, workdir, strict=strict)
     click.echo(result.summary())
 
 
 @cli.command()
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@progress_option
 @handle_errors
 def audit(workdir: Path, config_path: Path | None) -> None:
     """Measure cacheable share, tokens, spend, task types and signals over the store.
@@ -99,6 +116,7 @@ def audit(workdir: Path, config_path: Path | None) -> None:
 @click.option("--seed", type=int, default=None, help="Seed of the eval split (default 13).")
 @click.option("--eval-fraction", type=float, default=None, help="Share held out per task type (default 0.1).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
+@progress_option
 @handle_errors
 def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task: bool | None, seed: int | None,
             eval_fraction: float | None, config_path: Path | None) -> None:
@@ -165,9 +183,9 @@ def weekly(workdir: Path, config_path: Path | None) -> None:
 @out_option
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="One TOML for every stage ([audit.*], [dataset], [report]).")
-@click.option("--progress/--no-progress", default=None, help="Ingest progress bar (default: when stderr is a terminal).")
+@progress_option
 @handle_errors
-def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progress: bool | None) -> None:
+def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None) -> None:
     """Run the whole pipeline: ingest -> audit -> dataset -> report.
 
     \b
@@ -177,7 +195,7 @@ def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, progres
     """
     from pipeline.run import run_all
 
-    result = run_all(paths, workdir, config_path, echo=click.echo, progress=progress)
+    result = run_all(paths, workdir, config_path, echo=click.echo)
     click.echo(result.summary())
 
 
@@ -247,9 +265,16 @@ def formats() -> None:
       logaudit formats
     """
     from pipeline.ingest.bodies import BODY_FORMATS
+    from pipeline.ingest.file_kinds import FILE_KINDS
     from pipeline.ingest.formats import FORMATS
+    from pipeline.ingest.postgres import SOURCE_DESCRIPTION
 
-    click.echo("Record formats (auto-detected per record, first match wins):")
+    click.echo("Files (how each file is cut into records):")
+    for name, description in FILE_KINDS:
+        click.echo(f"  {name:<24} {description}")
+    click.echo("\nDatabases (`logaudit ingest postgresql://…`):")
+    click.echo(f"  {'litellm_postgres':<24} {SOURCE_DESCRIPTION}")
+    click.echo("\nRecord formats (auto-detected per record, first match wins):")
     for f in FORMATS:
         click.echo(f"  {f.name:<24} {f.description}")
     click.echo("\nProvider body formats (inside any wrapper above):")

@@ -33,3 +33,7 @@ class ConfigError(PipelineError):
 
 class EvalError(PipelineError):
     """A candidate could not be evaluated (no eval split, bad predictions file, endpoint failures)."""
+
+
+class SqlError(PipelineError):
+    """A `.sql` file is missing, has a bad header, or was run with parameters other than it declares."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_toml
+from pipeline.progress import enabled_for
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ def run_all(
         workdir: the working directory every stage writes into.
         config: a TOML file; each stage reads its own section (`[audit.*]`, `[dataset]`, `[report]`).
         echo: called with each stage's summary as soon as the stage finishes.
+        progress: progress bars for every stage (None: the process default, see `pipeline.progress`).
     """
     from audit import run_audits
     from pipeline.dataset import DatasetConfig, build_dataset
@@ -62,14 +64,15 @@ def run_all(
     report_settings = report_config(settings)
     stages: dict[str, Any] = {}
 
-    stages["ingest"] = ingest([str(p) for p in paths], workdir, progress=progress)
-    say(_titled("ingest", stages["ingest"].summary()))
-    stages["audit"] = run_audits(workdir, config)
-    say(_titled("audit", stages["audit"].summary_text()))
-    stages["dataset"] = build_dataset(workdir, dataset_config)
-    say(_titled("dataset", stages["dataset"].summary()))
-    stages["report"] = render_report(workdir, report_settings)
-    say(_titled("report", stages["report"].summary()))
+    with enabled_for(progress):
+        stages["ingest"] = ingest([str(p) for p in paths], workdir)
+        say(_titled("ingest", stages["ingest"].summary()))
+        stages["audit"] = run_audits(workdir, config)
+        say(_titled("audit", stages["audit"].summary_text()))
+        stages["dataset"] = build_dataset(workdir, dataset_config)
+        say(_titled("dataset", stages["dataset"].summary()))
+        stages["report"] = render_report(workdir, report_settings)
+        say(_titled("report", stages["report"].summary()))
     return RunResult(workdir, stages)
 
 

@@ -13,7 +13,10 @@ from typing import Any
 
 from schemas.eval import REPORT_EVALUATIONS
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2
+# The closed set of decisions (pipeline/report/decide.py DECISIONS), declared here as the contract.
+DECISION_VALUES = ["migrate", "pilot_fine_tune", "prepare_dataset", "fix_caching_first", "stay_with_caching",
+                   "insufficient_data"]
 
 NUM = {"type": ["number", "null"]}
 INT = {"type": ["integer", "null"]}
@@ -40,6 +43,7 @@ SIGN = _obj({
     "unit": {"type": "string", "description": "share | ms | count | the currency"},
     "triggered": {"type": "boolean"},
     "measured": {"type": "boolean", "description": "false when the inputs were missing (triggered is then false)"},
+    "state": {"enum": ["present", "absent", "not measured", "not stated"]},
     "evidence": {"type": "string"},
     "how": {"type": "string"},
     "measured_from": SOURCE,
@@ -70,12 +74,17 @@ TASK = _obj({
     "cacheable_share": SHARE,
     "consistency": SHARE,
     "repetitiveness": SHARE,
-    "clean_examples": INT,
+    "clean_requests": {**INT, "description": "requests the audit flagged clean (not examples)"},
+    "dataset_examples": {**INT, "description": "train + eval examples the dataset stage kept for this type"},
+    "eval_examples": INT,
+    "clean_examples": {**INT, "description": "= dataset_examples (kept for readers of schema 1)"},
     "enough_examples": {"type": ["boolean", "null"]},
+    "fit": {"type": "string", "description": "the guides' task-type fit (classification/extraction first)"},
     "migratable": {"type": "boolean"},
     "not_migratable_because": {"type": "array", "items": {"type": "string"}},
     "projected_monthly_savings": NUM,
     "rank": INT,
+    "rank_reason": STR,
     "spend_rule": STR,
 }, "One task type with its migration ranking (rank null = not a candidate).")
 
@@ -113,15 +122,25 @@ def json_schema() -> dict[str, Any]:
             "schema_version": {"const": REPORT_SCHEMA_VERSION},
             "sources": {"type": "object", "additionalProperties": {"type": "boolean"}},
             "verdict": _obj({
-                "decision": {"enum": ["plan_migration", "prepare_migration", "stay_with_caching", "insufficient_data"]},
+                "decision": {"enum": DECISION_VALUES},
+                "title": {"type": "string"},
                 "headline": {"type": "string"},
+                "decided_by": STR,
+                "reasons": {"type": "array", "items": _obj({
+                    "check": {"enum": ["framework", "payback", "ready", "caching", "ready_share"]},
+                    "passed": {"type": ["boolean", "null"]},
+                    "text": {"type": "string"},
+                })},
+                "actions": _obj({k: {"type": "array", "items": {"type": "string"}} for k in (
+                    "fine_tune", "fine_tune_next", "build_dataset", "fix_caching", "keep_on_api")},
+                    "task type ids for each action"),
                 "caveats": {"type": "array", "items": {"type": "string"}},
                 "switch_count": {"type": "integer"},
                 "signs_present": {"type": "integer"},
                 "migrate_first": {"type": "array", "items": {"type": "string"}},
                 "fix_prefix_breakers": {"type": "array"},
                 "evidence": {"type": "array", "items": {"type": "string"}},
-            }),
+            }, "THE decision: every output (md, html, CLI, weekly) renders this object."),
             "window": _obj({"start": STR, "end": STR, "days": NUM}),
             "requests": _obj({"total": INT, "succeeded": INT, "rejected_at_ingest": INT}),
             "tokens": _obj({"input": INT, "output": INT, "cached_reported": INT}),
@@ -130,6 +149,12 @@ def json_schema() -> dict[str, Any]:
                 "simulated_share": {"type": ["object", "null"], "additionalProperties": SHARE,
                                     "description": "rule set -> share of input tokens cacheable"},
                 "prefix_breakers": {"type": "array", "items": {"type": "object"}},
+                "calibration": {"type": ["object", "null"],
+                                "description": "documented vs calibrated caching rules per model (models[]: model, "
+                                               "status, documented, calibrated, reported_share, "
+                                               "as_logged_share_documented, as_logged_share_calibrated, flag); "
+                                               "flagged[]: models whose simulated share still misses the reported "
+                                               "one by more than flag_gap, with the likely cause"},
             }),
             "cost": _obj({
                 "currency": {"type": "string"},
@@ -152,7 +177,7 @@ def json_schema() -> dict[str, Any]:
                 "factors": {"type": "array", "items": FACTOR, "minItems": 8, "maxItems": 8},
                 "switch_count": {"type": "integer", "minimum": 0, "maximum": 8},
                 "switch_min": {"type": "integer"},
-                "recommendation": {"enum": ["plan the migration", "stay with caching"]},
+                "meets_switch_rule": {"type": "boolean", "description": "evidence for the decision, not a verdict"},
             }),
             "dataset": _obj({
                 "train": INT, "eval": INT,

@@ -39,7 +39,7 @@ def test_run_prints_every_stage_and_writes_the_report(small_logs: Path, tmp_path
     text = result.output
     positions = [text.index(f"== {stage} ==") for stage in ("ingest", "audit", "dataset", "report")]
     assert positions == sorted(positions)
-    assert "Ingested" in text and "Dataset written" in text and "verdict:" in text
+    assert "Ingested" in text and "Dataset written" in text and "decision:" in text
     assert f"Report: {out / 'report' / 'report.md'}" in text
     for name in ("report.md", "report.html", "report.json"):
         assert (out / "report" / name).stat().st_size > 0

@@ -29,7 +29,7 @@ import multiprocessing
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +55,7 @@ from pipeline.dataset.bucket import (
 from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS
 from pipeline.dataset.targets import FORMATS
 from pipeline.errors import DatasetError
+from pipeline.progress import StageProgress, stage_progress
 from pipeline.tokens import encoding_name_for
 from pipeline.workdir.store import connect_store, current_version, requests_glob
 
@@ -159,12 +160,25 @@ def build_dataset(workdir: Path, config: DatasetConfig | None = None) -> Dataset
 
 
 def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings: dict[str, float]) -> dict[str, Any]:
+    # One bar: a step per bucket (the long, parallel part) plus the global steps, so the ETA covers both.
+    with stage_progress("dataset", total=None, unit="step") as bar:
+        return _build_steps(workdir, cfg, work, tmp_dir, timings, bar)
+
+
+GLOBAL_STEPS = 4  # dedup, split, write + verify, lineage + manifest
+
+
+def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings: dict[str, float],
+                 bar: StageProgress) -> dict[str, Any]:
     t = time.perf_counter()
+    bar.note("partition")
     labels_info = _labels_info(workdir)
     fmt = FORMATS[cfg.format]
     encoding = encoding_name_for(cfg.target_model)
     buckets = _partition(workdir, work, cfg, Path(labels_info["path"]) if labels_info["present"] else None)
     timings["partition"] = time.perf_counter() - t
+    bar.set_total(len(buckets) + GLOBAL_STEPS)
+    bar.note(f"{len(buckets)} bucket(s)")
 
     # --- per bucket: filters, session collapse, tokens, redaction, dedup features ----------------
     t = time.perf_counter()
@@ -179,7 +193,10 @@ def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings
             refusal_prefix_chars=cfg.refusal_prefix_chars, json_task_types=json_task_types(stats, cfg.json_task_min_share),
             encoding=encoding, dedup=cfg.dedup, seed=cfg.seed,
         )
-        summaries = _map(pool, build_bucket, [(files, b, work, params) for files, b in zip(folders, buckets, strict=True)])
+        summaries = []
+        for summary in _imap(pool, build_bucket, [(files, b, work, params) for files, b in zip(folders, buckets, strict=True)]):
+            summaries.append(summary)
+            bar.advance()
     shutil.rmtree(work / "rows", ignore_errors=True)
     timings["buckets"] = time.perf_counter() - t
 
@@ -190,14 +207,19 @@ def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings
     try:
         assemble.load_tables(con, inputs)
         n_examples = _count(con, "SELECT count(*) FROM ex")
+        bar.note("dedup")
         dedup = assemble.deduplicate(con, inputs, cfg.dedup, cfg.split_group_threshold, n_examples)
         timings["dedup"] = time.perf_counter() - t
+        bar.advance()
+        bar.note("split")
 
         t = time.perf_counter()
         n_kept = n_examples - dedup.duplicates - dedup.near_duplicates
         split_stats = assemble.split(con, n_examples, n_kept, cfg.split_group_threshold, cfg.seed, cfg.eval_fraction,
                                      cfg.eval_cap_per_task, cfg.per_task)
         timings["split"] = time.perf_counter() - t
+        bar.advance()
+        bar.note("write + verify")
 
         t = time.perf_counter()
         written: dict[str, int] = {}
@@ -205,6 +227,8 @@ def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings
         validation = assemble.validate_written(con, tmp_dir, files, fmt.validate, cfg.max_example_tokens, written)
         leakage = assemble.leakage(con, inputs, cfg.dedup)
         timings["write_verify"] = time.perf_counter() - t
+        bar.advance()
+        bar.note("lineage + manifest")
 
         t = time.perf_counter()
         assemble.request_status(con)
@@ -213,6 +237,7 @@ def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings
                              summaries, encoding)
         manifest["execution"] = {"buckets": len(buckets), "workers": min(cfg.workers, len(buckets))}
         timings["lineage_manifest"] = time.perf_counter() - t
+        bar.advance()
     finally:
         con.close()
     manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
@@ -300,7 +325,12 @@ def _executor(workers: int, jobs: int) -> Executor:
 
 
 def _map(pool: Executor, fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]]) -> list[T]:
-    return list(pool.map(fn, *zip(*jobs, strict=True))) if jobs else []
+    return list(_imap(pool, fn, jobs))
+
+
+def _imap(pool: Executor, fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]]) -> Iterator[T]:
+    """Results in job order, each as soon as it (and those before it) finished: for progress."""
+    return iter(pool.map(fn, *zip(*jobs, strict=True))) if jobs else iter(())
 
 
 # --- manifest and card -----------------------------------------------------------------------------

@@ -1,5 +1,10 @@
 """From measured facts to the report: the five signs, the eight-factor framework, the volume and
-spend rules, cost projections with break-even, the data-quality checklist and the verdict.
+spend rules, cost projections with break-even, the data-quality checklist and THE decision.
+
+The decision (`decide`) is computed once, here, with a closed set of values (`DECISIONS`), the
+chain of checks that led to it and the task types for each action; report.md, report.html, the
+CLI line, report.json and the weekly report all render that one object. The eight-factor count
+is evidence shown beside it, not a second verdict.
 
 Pure functions over `Facts` and `ReportConfig` (no files), so every rule is testable with a
 hand-built `Facts`. Each threshold used is copied into the output next to the value it was
@@ -13,11 +18,22 @@ import dataclasses
 import math
 from typing import Any
 
+from pipeline.report.calibration import calibration_table
 from pipeline.report.facts import Facts, TaskFacts
 from pipeline.report.thresholds import ReportConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CACHING, FINE_TUNING, UNKNOWN = "caching", "fine-tuning", "unknown"
+
+# The closed set of decisions, strongest move first, with the title every output shows.
+DECISIONS: dict[str, str] = {
+    "migrate": "Migrate",
+    "pilot_fine_tune": "Pilot a fine-tune",
+    "prepare_dataset": "Prepare the dataset",
+    "fix_caching_first": "Fix caching first",
+    "stay_with_caching": "Stay with caching",
+    "insufficient_data": "Not enough data",
+}
 
 
 def build_report(facts: Facts, cfg: ReportConfig) -> dict[str, Any]:
@@ -50,14 +66,11 @@ def build_report(facts: Facts, cfg: ReportConfig) -> dict[str, Any]:
             "simulated_share": facts.simulated_share,
             "ideal_rule_set": facts.ideal_rule_set,
             "prefix_breakers": prefix_breakers(facts, cfg),
+            "calibration": calibration_table(facts.cache_calibration),
         },
         "cost": cost,
         "task_types": tasks,
-        "signals": {
-            "regeneration_rate": facts.regeneration_rate,
-            "edit_rate": facts.edit_rate,
-            "negative_feedback_rate": facts.negative_feedback_rate,
-        },
+        "signals": signals_section(facts),
         "latency": {"p50_ms": facts.latency_p50_ms, "p90_ms": facts.latency_p90_ms, "p99_ms": facts.latency_p99_ms},
         "growth": {
             "weekly_growth_rate": facts.weekly_growth_rate,
@@ -78,8 +91,39 @@ def build_report(facts: Facts, cfg: ReportConfig) -> dict[str, Any]:
         "thresholds": _thresholds(cfg),
         "not_measured": dict(sorted(facts.missing.items())),
     }
-    report["verdict"] = verdict(report, cfg)
+    report["verdict"] = decide(report, cfg)
     return report
+
+
+def signals_section(facts: Facts) -> dict[str, Any]:
+    """Each feedback rate with its base named and counted: regeneration and edits are per answered
+    request; negative feedback is per RATED response (most responses carry no rating)."""
+    counts = facts.signal_counts or {}
+    bases = {
+        "regeneration_rate": ("regenerated", "answered", "answered requests"),
+        "edit_rate": ("edited", "answered", "answered requests"),
+        "negative_feedback_rate": ("negative_feedback", "feedback_count", "rated responses"),
+    }
+    out: dict[str, Any] = {
+        "regeneration_rate": facts.regeneration_rate,
+        "edit_rate": facts.edit_rate,
+        "negative_feedback_rate": facts.negative_feedback_rate,
+    }
+    out["bases"] = {
+        key: {"count": counts.get(num), "base": counts.get(den), "base_label": label,
+              "display": rate_text(getattr(facts, key), counts.get(num), counts.get(den), label)}
+        for key, (num, den, label) in bases.items()
+    }
+    return out
+
+
+def rate_text(rate: float | None, count: int | None, base: int | None, label: str) -> str:
+    """'17.9% of 162 rated responses (29)': a rate never without its base."""
+    if rate is None:
+        return "—" if not base else f"0 of {base:,} {label}"
+    if base is None:
+        return f"{rate:.1%} ({label})"
+    return f"{rate:.1%} of {base:,} {label} ({count if count is not None else round(rate * base):,})"
 
 
 # --- cost -------------------------------------------------------------------------------------
@@ -105,7 +149,9 @@ def cost_section(facts: Facts, cfg: ReportConfig, tasks: list[dict[str, Any]]) -
     if baseline is not None:
         hybrid = baseline * (1.0 - migrated_share) + cfg.local_infra_monthly_cost
     savings = None if baseline is None or hybrid is None else baseline - hybrid
-    break_even = cfg.fine_tune_one_time_cost / savings if savings and savings > 0 else None
+    training = cfg.money(facts.training_cost_usd)
+    one_time = cfg.fine_tune_one_time_cost + (training or 0.0)
+    break_even = one_time / savings if savings and savings > 0 else None
 
     growth = monthly_growth_factor(facts, cfg)
     projection = []
@@ -136,9 +182,17 @@ def cost_section(facts: Facts, cfg: ReportConfig, tasks: list[dict[str, Any]]) -
         "migrated_spend_share": _round(migrated_share, 4),
         "break_even_baseline": "with_ideal_caching" if ideal is not None else "monthly_run_rate",
         "break_even_months": _round(break_even, 1),
-        "break_even_month_with_growth": _break_even_with_growth(baseline, migrated_share, growth, cfg),
-        "one_time_fine_tune_cost": cfg.fine_tune_one_time_cost,
+        "break_even_month_with_growth": _break_even_with_growth(baseline, migrated_share, growth, one_time, cfg),
+        "one_time_fine_tune_cost": _round(one_time, 2),
+        "one_time_parts": {
+            "fixed": cfg.fine_tune_one_time_cost,
+            "fixed_source": cfg.money_sources()["fine_tune_one_time_cost"],
+            "training_compute": _round(training, 2),
+            "training_compute_basis": facts.training_cost_basis
+            or "not measured: the dataset stage's estimate is missing (run `logaudit dataset`)",
+        },
         "local_infra_monthly_cost": cfg.local_infra_monthly_cost,
+        "money_defaults": cfg.money_sources(),
         "monthly_growth_factor": _round(growth, 4),
         "projection": projection,
         "projection_totals": totals,
@@ -146,7 +200,7 @@ def cost_section(facts: Facts, cfg: ReportConfig, tasks: list[dict[str, Any]]) -
 
 
 def _break_even_with_growth(
-    baseline: float | None, migrated_share: float, growth: float, cfg: ReportConfig
+    baseline: float | None, migrated_share: float, growth: float, one_time: float, cfg: ReportConfig
 ) -> int | None:
     """First month whose cumulative savings along the growth trend repay the one-time cost."""
     if baseline is None:
@@ -155,7 +209,7 @@ def _break_even_with_growth(
     for month in range(1, cfg.break_even_horizon_months + 1):
         f = growth ** (month - 1)
         cumulative += baseline * migrated_share * f - cfg.local_infra_monthly_cost
-        if cumulative >= cfg.fine_tune_one_time_cost:
+        if cumulative >= one_time:
             return month
     return None
 
@@ -164,7 +218,12 @@ def _break_even_with_growth(
 
 
 def task_table(facts: Facts, cfg: ReportConfig) -> list[dict[str, Any]]:
-    """Per task type: volume, tokens, spend, caching, consistency, examples, savings, rank."""
+    """Per task type: volume, tokens, spend, caching, fit, dataset examples, savings, rank.
+
+    Readiness is counted in DATASET examples (what the dataset stage kept for the type: a
+    multi-turn session is one example), not in clean requests. Candidates rank by the guides'
+    task-type fit first (classification and extraction, then fixed-format generation, then
+    open-ended text), then by projected savings; the reason is shown per row."""
     months = _div(facts.window_days, cfg.days_per_month)
     total_spend = sum(t.spend_usd or 0.0 for t in facts.task_types)
     ideal_monthly = cfg.money(facts.monthly_ideal_caching_usd if facts.monthly_ideal_caching_usd is not None
@@ -178,6 +237,9 @@ def task_table(facts: Facts, cfg: ReportConfig) -> list[dict[str, Any]]:
         savings = None
         if ideal_monthly is not None and spend_share is not None:
             savings = ideal_monthly * spend_share * cfg.hybrid_max_local_share
+        examples = t.dataset_examples
+        enough = None if examples is None else examples >= cfg.min_examples_per_task
+        fit, fit_tier, fit_why = task_fit(t, cfg)
         rows.append({
             "id": t.id,
             "label": t.label,
@@ -191,25 +253,45 @@ def task_table(facts: Facts, cfg: ReportConfig) -> list[dict[str, Any]]:
             "cacheable_share": _round(t.cacheable_share, 4),
             "consistency": _round(t.consistency, 4),
             "repetitiveness": _round(t.repetitiveness, 4),
-            "clean_examples": t.clean_examples,
-            "enough_examples": None if t.clean_examples is None else t.clean_examples >= cfg.min_examples_per_task,
-            "examples_needed": None if t.clean_examples is None else max(0, cfg.min_examples_per_task - t.clean_examples),
+            "clean_requests": t.clean_examples,
+            "dataset_examples": examples,
+            "eval_examples": t.eval_examples,
+            "clean_examples": examples,
+            "enough_examples": enough,
+            "examples_needed": None if examples is None else max(0, cfg.min_examples_per_task - examples),
             "regeneration_rate": _round(t.regeneration_rate, 4),
             "edit_rate": _round(t.edit_rate, 4),
             "negative_feedback_rate": _round(t.negative_feedback_rate, 4),
+            "fit": fit,
+            "fit_tier": fit_tier,
             "migratable": not reasons,
-            "ready": not reasons and t.clean_examples is not None and t.clean_examples >= cfg.min_examples_per_task,
+            "ready": not reasons and bool(enough),
             "not_migratable_because": reasons,
             "migrated_spend_share": _round(migrated_spend_share, 4),
             "projected_monthly_savings": _round(savings if not reasons else None, 2),
             "spend_rule": _spend_rule(monthly_spend, t, cfg),
             "rank": None,
+            "rank_reason": None if reasons else f"{fit_why}; saves {_money(savings, cfg.currency)}/month if migrated",
         })
-    ranked = sorted((r for r in rows if r["migratable"]), key=lambda r: -(r["projected_monthly_savings"] or 0.0))
+    ranked = sorted((r for r in rows if r["migratable"]),
+                    key=lambda r: (r["fit_tier"], -(r["projected_monthly_savings"] or 0.0), r["id"]))
     for i, r in enumerate(ranked, 1):
         r["rank"] = i
     rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, -(r["requests"] or 0)))
     return rows
+
+
+def task_fit(t: TaskFacts, cfg: ReportConfig) -> tuple[str, int, str]:
+    """The guides' task-type fit: (kind, tier 1-3, why). Classification and extraction gain most from
+    fine-tuning, then fixed-format generation; open-ended text least."""
+    mean_out = _div(t.output_tokens, t.requests)
+    if t.output_format == "json":
+        return "extraction / classification", 1, "structured JSON answers (extraction/classification: best fit)"
+    if mean_out is not None and mean_out <= cfg.task_fit_short_output_tokens:
+        return "classification", 1, f"short answers (mean {mean_out:,.0f} tokens: classification, best fit)"
+    if t.repetitiveness is not None and t.repetitiveness >= cfg.task_fit_fixed_format_repetitiveness:
+        return "fixed-format generation", 2, f"fixed-format text (repetitiveness {t.repetitiveness:.2f}: good fit)"
+    return "open-ended generation", 3, "open-ended text (weakest fit of the candidates)"
 
 
 def _not_migratable(t: TaskFacts, facts: Facts, cfg: ReportConfig) -> list[str]:
@@ -320,12 +402,16 @@ def _sign5(facts: Facts, cfg: ReportConfig) -> dict[str, Any]:
     need = cfg.latency_requirement_ms
     measured = f"measured p50 {_ms(facts.latency_p50_ms)}, p90 {_ms(p90)}"
     if need is None:
-        return _sign(
-            5, "Latency matters and caching is not enough", p90, cfg.sign5_local_latency_ms, False, "config",
+        # Without your requirement the sign cannot be judged: "not stated", like factor 6, never a
+        # green "absent" beside a measured latency.
+        sign = _sign(
+            5, "Latency matters and caching is not enough", p90, cfg.sign5_local_latency_ms, None, "config",
             f"{measured}; no latency requirement stated (set report.latency_requirement_ms); "
             f"sub-{cfg.sign5_local_latency_ms:.0f} ms needs local inference",
             "end-to-end latency of non-batch calls; the requirement must come from you", unit="ms",
         )
+        sign["state"] = "not stated"
+        return sign
     return _sign(
         5, "Latency matters and caching is not enough", p90, need,
         need < cfg.sign5_local_latency_ms and (p90 is None or p90 > need), "config",
@@ -340,6 +426,7 @@ def _sign(
 ) -> dict[str, Any]:
     if value is None and triggered is None:
         evidence = f"not measured: {missing or 'no upstream figure'}"
+    state = "present" if triggered else "absent" if triggered is not None else "not measured"
     return {
         "id": sign_id,
         "name": name,
@@ -348,6 +435,7 @@ def _sign(
         "unit": unit,
         "triggered": bool(triggered) if triggered is not None else False,
         "measured": triggered is not None,
+        "state": state,
         "evidence": evidence,
         "how": how,
         "measured_from": measured_from,
@@ -403,14 +491,7 @@ def decision_framework(facts: Facts, cfg: ReportConfig, cost: dict[str, Any]) ->
         "logs", f"high, changing often (< {_pct(cfg.factor_variety_stay_below)} repetitive)",
         f"low, well-defined (>= {_pct(cfg.sign3_min_pattern_share)} repetitive)", facts.missing.get("task_types"),
     ))
-    examples = None if facts.dataset_train is None else facts.dataset_train + (facts.dataset_eval or 0)
-    factors.append(_factor(
-        4, "Training data available", examples, "—" if examples is None else f"{examples:,} clean examples",
-        _side(examples is not None and examples < cfg.factor_examples_stay_below,
-              examples is not None and examples > cfg.factor_examples_switch_above, examples is None),
-        "logs", f"< {cfg.factor_examples_stay_below:,} examples", f"> {cfg.factor_examples_switch_above:,} examples",
-        facts.missing.get("dataset_train"),
-    ))
+    factors.append(_examples_factor(facts, cfg))
     if cfg.needs_frontier_reasoning is not None:
         factors.append(_factor(
             5, "Need for frontier reasoning", cfg.needs_frontier_reasoning,
@@ -464,15 +545,39 @@ def decision_framework(facts: Facts, cfg: ReportConfig, cost: dict[str, Any]) ->
     switch = sum(f["side"] == FINE_TUNING for f in factors)
     stay = sum(f["side"] == CACHING for f in factors)
     unknown = sum(f["side"] == UNKNOWN for f in factors)
-    plan = switch >= cfg.framework_switch_min
     return {
         "factors": factors,
         "switch_count": switch,
         "stay_count": stay,
         "unknown_count": unknown,
         "switch_min": cfg.framework_switch_min,
-        "recommendation": "plan the migration" if plan else "stay with caching",
+        # Evidence for the decision, not a verdict of its own: the decision also weighs payback and readiness.
+        "meets_switch_rule": switch >= cfg.framework_switch_min,
     }
+
+
+def _examples_factor(facts: Facts, cfg: ReportConfig) -> dict[str, Any]:
+    """Factor 4 judged per task type on the dataset's own examples, never pooled across types: the
+    switch column needs ONE candidate type with more than the threshold."""
+    measured = [t for t in facts.task_types if t.dataset_examples is not None]
+    if not measured:
+        reason = facts.missing.get("dataset_train") or facts.missing.get("task_types") or "no per-task dataset counts"
+        return _factor(4, "Training data available", None, "—", UNKNOWN, "logs",
+                       f"< {cfg.factor_examples_stay_below:,} examples per task type",
+                       f"> {cfg.factor_examples_switch_above:,} examples in a task type", reason)
+    pool = [t for t in measured if not _not_migratable(t, facts, cfg)] or measured
+    best = max(pool, key=lambda t: (t.dataset_examples or 0, t.id))
+    top = best.dataset_examples or 0
+    above = sum((t.dataset_examples or 0) > cfg.factor_examples_switch_above for t in pool)
+    kind = "candidate task type" if pool is not measured else "task type"
+    display = (f"largest {kind}: {best.id} with {top:,} dataset examples; {above} of {len(pool)} "
+               f"above {cfg.factor_examples_switch_above:,}")
+    return _factor(
+        4, "Training data available", top, display,
+        _side(top < cfg.factor_examples_stay_below, top > cfg.factor_examples_switch_above, False),
+        "logs", f"< {cfg.factor_examples_stay_below:,} examples per task type",
+        f"> {cfg.factor_examples_switch_above:,} examples in a task type", None,
+    )
 
 
 def _side(stay: bool, switch: bool, missing: bool) -> str:
@@ -602,75 +707,222 @@ def data_quality(facts: Facts, cfg: ReportConfig) -> dict[str, Any]:
     }
 
 
-# --- verdict ----------------------------------------------------------------------------------
+# --- the decision ------------------------------------------------------------------------------
 
 
-def verdict(report: dict[str, Any], cfg: ReportConfig) -> dict[str, Any]:
-    fw = report["framework"]
-    signs = report["signs"]
-    present = [s for s in signs if s["triggered"]]
-    candidates = [t for t in report["task_types"] if t["rank"] is not None][:3]
-    breakers = report["cache"]["prefix_breakers"][:3]
+def decide(report: dict[str, Any], cfg: ReportConfig) -> dict[str, Any]:
+    """THE decision: one value of `DECISIONS`, the chain of checks behind it and the task types for
+    each action. Every output renders this object; nothing else states a verdict.
+
+      no factor measured                                         -> insufficient_data
+      count >= rule, pays back (flat), candidate types ready     -> migrate (ready types carry
+                                                                    >= migrate_min_ready_spend_share
+                                                                    of spend) or pilot_fine_tune
+      count >= rule, pays back (flat or along the growth trend)  -> prepare_dataset
+      otherwise, caching can be improved                         -> fix_caching_first
+      otherwise                                                  -> stay_with_caching
+    """
+    fw, cost, cur = report["framework"], report["cost"], cfg.currency
+    tasks = report["task_types"]
+    present = [s for s in report["signs"] if s["triggered"]]
+    candidates = [t for t in tasks if t["rank"] is not None]
+    ready = [t for t in candidates if t["ready"]]
+    building = [t for t in candidates if not t["ready"]]
+    breakers = report["cache"]["prefix_breakers"]
+    measured_factors = len(fw["factors"]) - fw["unknown_count"]
+
+    count_ok = fw["switch_count"] >= cfg.framework_switch_min
+    saving = cost["monthly_savings_if_migrated"]
+    # Unrounded (the display rounds to 0.1 month): 24.02 months is beyond a 24-month horizon.
+    flat = cost["one_time_fine_tune_cost"] / saving if saving and saving > 0 else None
+    trend = cost["break_even_month_with_growth"]
+    pays_back = flat is not None and flat <= cfg.break_even_horizon_months
+    pays_back_on_trend = trend is not None
+    spend_total = sum(t["spend_share"] or 0.0 for t in tasks) or None
+    ready_share = _div(sum(t["spend_share"] or 0.0 for t in ready), spend_total) if ready else 0.0
+    shares = report["cache"]["simulated_share"] or {}
+    gain = None
+    if "as_logged" in shares and shares:
+        gain = _ideal_share_of(report) - shares["as_logged"]
+    breaker_saving = sum(b["monthly_saving"] or 0.0 for b in breakers)
+    fixable = bool(breakers) or (gain is not None and gain >= cfg.fix_caching_min_gain)
+
+    chain = [
+        _step("framework", count_ok,
+              f"{fw['switch_count']} of 8 factors in the switch column (rule: {cfg.framework_switch_min} or more; "
+              f"{fw['stay_count']} stay, {fw['unknown_count']} undecided)"),
+        _step("payback", None if cost["monthly_savings_if_migrated"] is None else pays_back, _payback_text(cost, cfg)),
+        _step("ready", bool(ready) if candidates else False, _ready_text(candidates, ready, cfg)),
+        _step("caching", fixable, _caching_text(shares, gain, breakers, breaker_saving, report, cfg)),
+    ]
+    if measured_factors == 0:
+        value, decided_by = "insufficient_data", None
+    elif count_ok and pays_back and ready:
+        value = "migrate" if ready_share is not None and ready_share >= cfg.migrate_min_ready_spend_share \
+            else "pilot_fine_tune"
+        decided_by = "ready"
+        chain.append(_step("ready_share", value == "migrate",
+                           f"ready task types carry {_pct(ready_share)} of spend (migrate at "
+                           f">= {_pct(cfg.migrate_min_ready_spend_share)}, else pilot on the first)"))
+    elif count_ok and (pays_back or pays_back_on_trend) and candidates:
+        value, decided_by = "prepare_dataset", ("ready" if pays_back else "payback")
+    elif fixable:
+        value, decided_by = "fix_caching_first", ("payback" if count_ok else "framework")
+    else:
+        value, decided_by = "stay_with_caching", ("payback" if count_ok else "framework")
+
+    fine_tune = [t["id"] for t in ready] if value == "migrate" else [t["id"] for t in ready[:1]] \
+        if value == "pilot_fine_tune" else []
+    build = [t["id"] for t in building] if value in ("migrate", "pilot_fine_tune", "prepare_dataset") else []
+    next_up = [t["id"] for t in ready[1:]] if value == "pilot_fine_tune" else []
+    actions = {
+        "fine_tune": fine_tune,
+        "fine_tune_next": next_up,
+        "build_dataset": build,
+        "fix_caching": sorted({str(b["task_type"]) for b in breakers if b.get("task_type")}),
+        "keep_on_api": [t["id"] for t in tasks if t["rank"] is None],
+    }
+    by_id = {t["id"]: t for t in tasks}
+    headline = _headline(value, report, cfg, by_id, actions, present, breakers, gain, ready_share)
+    caveats = _caveats(value, report, cfg)
     evidence = [f"{f['name']}: {f['why']}" for f in fw["factors"] if f["side"] == FINE_TUNING]
     evidence += [f"Sign {s['id']} ({s['name']}): {s['evidence']}" for s in present]
-    measured_factors = len(fw["factors"]) - fw["unknown_count"]
-    cost = report["cost"]
-    fix = "; ".join(_breaker_text(b) for b in breakers) or "no prefix breakers found"
-    first = "; ".join(_candidate_text(t, cfg) for t in candidates) or "no task type qualifies"
-    pays_back = cost["break_even_months"] is not None and cost["break_even_months"] <= cfg.break_even_horizon_months
-    caveats = []
-    if fw["switch_count"] >= cfg.framework_switch_min and pays_back:
-        decision = "plan_migration"
-        headline = (
-            f"Plan a migration: {fw['switch_count']} of 8 factors favour fine-tuning ({cfg.framework_switch_min} or more → "
-            f"migrate) and {len(present)} of 5 signs are present. Migrate first: {first}."
-        )
-    elif fw["switch_count"] >= cfg.framework_switch_min:
-        # The checklist's count says migrate, but the money says not yet: recommending a migration
-        # that never pays back would be wrong, so the verdict says what to do now and what to prepare.
-        decision = "prepare_migration"
-        headline = (
-            f"Not yet: {fw['switch_count']} of 8 factors favour fine-tuning ({cfg.framework_switch_min} or more → migrate), "
-            f"but at {_money(cost['monthly_run_rate'], cfg.currency)}/month a fine-tuned hybrid does not pay back within "
-            f"{cfg.break_even_horizon_months} months. Stay with caching and fix these prefix breakers: {fix}. "
-            f"Keep building the dataset for: {first}."
-        )
-        caveats.append(
-            f"A fine-tuned hybrid costs {_money(cfg.local_infra_monthly_cost, cfg.currency)}/month of infrastructure plus "
-            f"{_money(cfg.fine_tune_one_time_cost, cfg.currency)} once; the API spend it would replace is smaller, so the "
-            "migration pays back only when volume grows (see the break-even row)."
-        )
-    elif measured_factors == 0:
-        decision = "insufficient_data"
-        headline = "Not enough was measured to decide: run the audit (and dataset) stages first."
-    else:
-        decision = "stay_with_caching"
-        headline = (
-            f"Stay with caching: {fw['switch_count']} of 8 factors favour fine-tuning (fewer than "
-            f"{cfg.framework_switch_min}) and {len(present)} of 5 signs are present. Fix these prefix breakers: {fix}."
-        )
-    if fw["unknown_count"]:
-        names = ", ".join(f["name"].lower() for f in fw["factors"] if f["side"] == UNKNOWN)
-        caveats.append(f"{fw['unknown_count']} factor(s) undecided ({names}); state them in [report] to sharpen the count.")
     return {
-        "decision": decision,
+        "decision": value,
+        "title": DECISIONS[value],
         "headline": headline,
+        "decided_by": decided_by,
+        "reasons": chain,
+        "actions": actions,
         "caveats": caveats,
         "switch_count": fw["switch_count"],
+        "switch_min": fw["switch_min"],
         "signs_present": len(present),
-        "migrate_first": [t["id"] for t in candidates] if decision in ("plan_migration", "prepare_migration") else [],
-        "fix_prefix_breakers": [b.get("kind") or b.get("id") for b in breakers],
+        "currency": cur,
+        "migrate_first": fine_tune,
+        "fix_prefix_breakers": [b.get("kind") or b.get("id") for b in breakers[:3]],
         "evidence": evidence,
     }
 
 
+def _step(check: str, passed: bool | None, text: str) -> dict[str, Any]:
+    return {"check": check, "passed": passed, "text": text}
+
+
+def _ideal_share_of(report: dict[str, Any]) -> float:
+    shares = report["cache"]["simulated_share"] or {}
+    name = report["cache"]["ideal_rule_set"]
+    return shares[name] if name in shares else max(shares.values())
+
+
+def _payback_text(cost: dict[str, Any], cfg: ReportConfig) -> str:
+    cur = cfg.currency
+    saving = cost["monthly_savings_if_migrated"]
+    one_time = _money(cost["one_time_fine_tune_cost"], cur)
+    if saving is None:
+        return "payback not measured (no monthly cost figure)"
+    if cost["break_even_months"] is not None:
+        within = "within" if cost["break_even_months"] <= cfg.break_even_horizon_months else "beyond"
+        return (f"saves {_money(saving, cur)}/month against {one_time} one-time: break-even in "
+                f"{cost['break_even_months']:.1f} months ({within} the {cfg.break_even_horizon_months}-month horizon)")
+    if cost["break_even_month_with_growth"] is not None:
+        return (f"the hybrid costs {_money(-saving, cur)}/month MORE today; along the measured growth trend "
+                f"it repays {one_time} one-time by month {cost['break_even_month_with_growth']}")
+    return (f"a fine-tuned hybrid would cost {_money(-saving, cur)}/month more than cached API calls "
+            f"({_money(cost['local_infra_monthly_cost'], cur)}/month infrastructure) and never repays {one_time} "
+            f"one-time within {cfg.break_even_horizon_months} months")
+
+
+def _ready_text(candidates: list[dict[str, Any]], ready: list[dict[str, Any]], cfg: ReportConfig) -> str:
+    if not candidates:
+        return "no task type is a candidate (none is repetitive and specific enough)"
+    if ready:
+        names = ", ".join(f"{t['id']} ({t['dataset_examples']:,} examples)" for t in ready)
+        return f"{len(ready)} of {len(candidates)} candidate task types have >= {cfg.min_examples_per_task:,} dataset examples: {names}"
+    measured = [t for t in candidates if t["dataset_examples"] is not None]
+    if not measured:
+        return "dataset examples per task type not measured (run `logaudit dataset`)"
+    best = max(measured, key=lambda t: t["dataset_examples"])
+    return (f"no candidate task type has {cfg.min_examples_per_task:,} dataset examples yet (largest: "
+            f"{best['id']} with {best['dataset_examples']:,})")
+
+
+def _caching_text(shares: dict[str, float], gain: float | None, breakers: list[dict[str, Any]], saving: float,
+                  report: dict[str, Any], cfg: ReportConfig) -> str:
+    parts = []
+    if gain is not None:
+        parts.append(f"ideal ordering caches {_pct(_ideal_share_of(report))} of input tokens vs "
+                     f"{_pct(shares['as_logged'])} as logged ({gain * 100:+.1f} points; fixable at "
+                     f">= {cfg.fix_caching_min_gain * 100:.0f})")
+    if breakers:
+        parts.append(f"{len(breakers)} prefix breaker(s) worth {_money(saving, cfg.currency)}/month: "
+                     + "; ".join(_breaker_text(b) for b in breakers[:3]))
+    return "; ".join(parts) or "cache simulation not measured"
+
+
+def _headline(value: str, report: dict[str, Any], cfg: ReportConfig, by_id: dict[str, dict[str, Any]],
+              actions: dict[str, list[str]], present: list[dict[str, Any]], breakers: list[dict[str, Any]],
+              gain: float | None, ready_share: float | None) -> str:
+    fw, cost, cur = report["framework"], report["cost"], cfg.currency
+    count = f"{fw['switch_count']} of 8 factors favour fine-tuning and {len(present)} of 5 signs are present"
+    run_rate = f"{_money(cost['monthly_run_rate'], cur)}/month as logged"
+    fix = "; ".join(_breaker_text(b) for b in breakers[:3])
+
+    def names(ids: list[str]) -> str:
+        return "; ".join(_candidate_text(by_id[i], cfg) for i in ids)
+
+    if value == "migrate":
+        return (f"Migrate: fine-tune {names(actions['fine_tune'])} and keep the rest on cached API calls. {count}; "
+                f"break-even in {cost['break_even_months']:.1f} months at {run_rate}.")
+    if value == "pilot_fine_tune":
+        return (f"Pilot a fine-tune on {names(actions['fine_tune'])}, then extend. {count}; break-even in "
+                f"{cost['break_even_months']:.1f} months, but the ready task types carry only {_pct(ready_share)} of spend.")
+    if value == "prepare_dataset":
+        why = ("no candidate task type has enough dataset examples yet" if cost["break_even_months"] is not None
+               and cost["break_even_months"] <= cfg.break_even_horizon_months
+               else "the migration repays its cost only if the measured growth continues")
+        return (f"Not yet: keep caching and build the dataset for {names(actions['build_dataset'])}. {count}, "
+                f"but {why}.")
+    if value == "fix_caching_first":
+        target = f"fix {fix}" if fix else "move dynamic content after the stable prefix"
+        more = f" (+{gain * 100:.1f} points of input tokens cacheable)" if gain is not None and gain > 0 else ""
+        return (f"Stay with caching and fix it first: {target}{more}. Fine-tuning does not pay here: {count}; "
+                f"{run_rate}.")
+    if value == "stay_with_caching":
+        return f"Stay with caching: {count}; {run_rate}; caching is already close to its best."
+    return "Not enough was measured to decide: run the audit and dataset stages first."
+
+
+def _caveats(value: str, report: dict[str, Any], cfg: ReportConfig) -> list[str]:
+    fw, cost, cur = report["framework"], report["cost"], cfg.currency
+    out = []
+    if fw["switch_count"] >= cfg.framework_switch_min and value in ("fix_caching_first", "stay_with_caching"):
+        out.append(
+            f"The framework count alone ({fw['switch_count']} of 8) meets the {cfg.framework_switch_min}-or-more rule, but "
+            f"a fine-tuned hybrid costs {_money(cost['local_infra_monthly_cost'], cur)}/month of infrastructure plus "
+            f"{_money(cost['one_time_fine_tune_cost'], cur)} once, more than the API spend it would replace; "
+            "revisit when volume grows (see the break-even row)."
+        )
+    stated_by = {"Latency requirement": "report.latency_requirement_ms",
+                 "Data sensitivity": "report.on_premise_required",
+                 "Need for frontier reasoning": "report.needs_frontier_reasoning"}
+    for f in fw["factors"]:
+        if f["side"] != UNKNOWN:
+            continue
+        if f["name"] in stated_by and f["measured_from"] == "config":
+            out.append(f"{f['name']}: not stated; set {stated_by[f['name']]} to decide it.")
+        else:
+            out.append(f"{f['name']} undecided: {f['why']}.")
+    return out
+
+
 def _candidate_text(t: dict[str, Any], cfg: ReportConfig) -> str:
     if t["ready"]:
-        status = f"{t['clean_examples']:,} clean examples, ready"
-    elif t["clean_examples"] is not None:
-        status = f"{t['clean_examples']:,} of {cfg.min_examples_per_task:,} clean examples so far"
+        status = f"{t['dataset_examples']:,} dataset examples, ready"
+    elif t["dataset_examples"] is not None:
+        status = f"{t['dataset_examples']:,} of {cfg.min_examples_per_task:,} dataset examples so far"
     else:
-        status = "clean examples not measured"
+        status = "dataset examples not measured"
     label = t["label"] if len(t["label"]) <= 48 else t["label"][:47].rstrip() + "…"
     return f"{label} ({t['id']}, {status})"
 

@@ -25,7 +25,11 @@ class TaskFacts:
     consistency: float | None = None
     repetitiveness: float | None = None
     clean_examples: int | None = None
+    """Requests the audit flagged clean (answered, not regenerated/edited/rated down): requests, not examples."""
     train_examples: int | None = None
+    dataset_examples: int | None = None
+    """Examples the dataset stage kept for this task type (train + eval; a multi-turn session is one)."""
+    eval_examples: int | None = None
     regeneration_rate: float | None = None
     edit_rate: float | None = None
     negative_feedback_rate: float | None = None
@@ -62,6 +66,8 @@ class Facts:
     """Rule set name -> share of input tokens cacheable (e.g. as_logged, ideal)."""
     ideal_rule_set: str | None = None
     prefix_breakers: list[dict[str, Any]] = field(default_factory=list)
+    cache_calibration: dict[str, Any] | None = None
+    """The cache audit's `calibration` section: documented vs calibrated rules per model."""
 
     spend_window_usd: float | None = None
     monthly_run_rate_usd: float | None = None
@@ -74,6 +80,8 @@ class Facts:
     regeneration_rate: float | None = None
     edit_rate: float | None = None
     negative_feedback_rate: float | None = None
+    signal_counts: dict[str, int] | None = None
+    """The rates' numerators and bases: answered, regenerated, edited, feedback_count, negative_feedback."""
 
     latency_p50_ms: float | None = None
     latency_p90_ms: float | None = None
@@ -97,6 +105,9 @@ class Facts:
     dataset_candidates: int | None = None
     duplicate_share: float | None = None
     leakage_pairs: int | None = None
+    training_cost_usd: float | None = None
+    """The dataset stage's estimate of the training compute bill (its tokens x epochs x price)."""
+    training_cost_basis: str | None = None
     label_accuracy_proxy: float | None = None
     distribution_distance: float | None = None
     edge_case_share: float | None = None

@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.report.facts import Facts, TaskFacts
-from pipeline.report.sqlfiles import fetch
 from pipeline.report.thresholds import ReportConfig
+from pipeline.sql import SqlDir
 
 BINS_PER_DECADE = 8
+
+# The report's own SQL files (`pipeline/report/sql/`): read-only counts over the store and audit tables.
+SQL = SqlDir("pipeline.report")
+fetch = SQL.fetch_dicts
 
 
 def read_facts(workdir: Path, cfg: ReportConfig) -> Facts:
@@ -259,6 +263,8 @@ def _tasks(workdir: Path, tasks: dict[str, Any] | None, facts: Facts, cfg: Repor
             facts.regeneration_rate = _num(overall[0]["regeneration_rate"])
             facts.edit_rate = _num(overall[0]["edit_rate"])
             facts.negative_feedback_rate = _num(overall[0]["negative_feedback_rate"])
+            facts.signal_counts = {k: int(overall[0][k]) for k in (
+                "answered", "regenerated", "edited", "feedback_count", "negative_feedback") if overall[0].get(k) is not None}
     else:
         for figure in ("regeneration_rate", "edit_rate", "negative_feedback_rate"):
             facts.miss(figure, f"`{rates}` not found")
@@ -314,6 +320,8 @@ def _cache(cache: dict[str, Any], facts: Facts) -> None:
         names = {"tools": "tools", "system": "system", "history": "history", "new_turn": "user"}
         facts.token_composition = {names.get(k, k): int(v) for k, v in segments.items() if _num(v) is not None}
     facts.tokens_cached_reported = _get(cache, "cacheable_tokens.reported_cache_read")
+    calibration = cache.get("calibration")
+    facts.cache_calibration = calibration if isinstance(calibration, dict) else None
     facts.prefix_breakers = []
     labels = {t.id: t.label for t in facts.task_types}
     for b in cache.get("prefix_breakers") or []:
@@ -369,6 +377,22 @@ def _dataset(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
         if "duplicate_rate" in dedup:
             facts.duplicate_share = float(dedup["duplicate_rate"]) + float(dedup.get("near_duplicate_rate", 0.0))
         facts.leakage_pairs = _get(manifest, "leakage.pairs")
+        facts.training_cost_usd = _num(_get(manifest, "estimate.training_cost_usd"))
+        if facts.training_cost_usd is not None:
+            facts.training_cost_basis = (
+                f"{_get(manifest, 'estimate.billed_training_tokens') or 0:,} billed tokens at "
+                f"{_get(manifest, 'estimate.price_per_million_training_tokens')} USD/1M "
+                f"({_get(manifest, 'estimate.target_model')})"
+            )
+        by_id = {t.id: t for t in facts.task_types}
+        for task_id, counts in (manifest.get("per_task") or {}).items():
+            t = by_id.get(str(task_id))
+            if t is not None:
+                t.eval_examples = int(counts.get("eval", 0))
+                t.dataset_examples = int(counts.get("train", 0)) + t.eval_examples
+        for t in facts.task_types:
+            if t.dataset_examples is None and manifest.get("per_task") is not None:
+                t.dataset_examples, t.eval_examples = 0, 0
         with_findings = _get(manifest, "pii.examples_with_findings")
         if with_findings is not None and built:
             facts.sensitive_share = with_findings / built

@@ -39,18 +39,33 @@ class ReportResult:
         return {ext: self.out_dir / f"report.{ext}" for ext in ("md", "html", "json")}
 
     def summary(self) -> str:
-        r = self.report
-        lines = [f"Report written to {self.out_dir}/ (report.md, report.html, report.json)",
-                 f"  verdict: {r['verdict']['headline']}"]
-        for s in r["signs"]:
-            state = "PRESENT" if s["triggered"] else ("absent" if s["measured"] else "not measured")
-            lines.append(f"  sign {s['id']} {state:<12} {s['name']}")
-        fw = r["framework"]
-        lines.append(f"  framework: {fw['switch_count']}/8 switch, {fw['stay_count']} stay, {fw['unknown_count']} unknown "
-                     f"-> {fw['recommendation']}")
-        if r["not_measured"]:
-            lines.append(f"  not measured: {len(r['not_measured'])} figure(s), listed in the report")
-        return "\n".join(lines)
+        return summary_lines(self.report, self.out_dir)
+
+
+def summary_lines(r: dict[str, Any], out_dir: Path | str) -> str:
+    """The CLI's lines: the one decision first, then the evidence beside it (never a second verdict)."""
+    v = r["verdict"]
+    cost = r["cost"]
+    lines = [f"Report written to {out_dir}/ (report.md, report.html, report.json)",
+             f"  decision: {v['title'].upper()} ({v['decision']}): {v['headline']}"]
+    for name, ids in v["actions"].items():
+        if ids and name != "keep_on_api":
+            lines.append(f"    {name.replace('_', ' ')}: {', '.join(ids)}")
+    lines.append(f"  money in {cost['currency']} (USD x {cost['usd_to_currency']}): window total "
+                 f"{_money(cost['window_total'])} over {r['window']['days'] or '—'} days; monthly run-rate "
+                 f"{_money(cost['monthly_run_rate'])}")
+    for s in r["signs"]:
+        lines.append(f"  sign {s['id']} {s['state']:<12} {s['name']}")
+    fw = r["framework"]
+    lines.append(f"  evidence: {fw['switch_count']}/8 factors in the switch column ({fw['switch_min']} or more meets the "
+                 f"rule), {fw['stay_count']} stay, {fw['unknown_count']} undecided")
+    if r["not_measured"]:
+        lines.append(f"  not measured: {len(r['not_measured'])} figure(s), listed in the report")
+    return "\n".join(lines)
+
+
+def _money(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.2f}"
 
 
 def render_report(workdir: Path, config: dict[str, Any] | ReportConfig | None = None) -> ReportResult:

@@ -1,10 +1,13 @@
 """Report thresholds, prices and projection assumptions: every number the verdict rests on.
 
-The defaults are the practitioner guides' figures (`../shared/reference/checklist.md`). Money
-thresholds are in `currency` (the guides quote AU$); the audit's spend is in USD and is multiplied
-by `usd_to_currency` before it is compared. Each threshold is printed in the report next to the
-value it was compared with, so a reader can see which default decided a verdict and override it in
-the `[report]` section of a `--config` TOML file:
+The defaults are the practitioner guides' figures (`../shared/reference/checklist.md`). Every money
+figure of the report is in ONE currency, `currency`, at ONE rate, `usd_to_currency`: the audit's
+spend (USD) is multiplied by it, and each money default is declared in the currency its source
+used (`GUIDE_MONEY`: the five signs and the framework quote AU$, the break-even and spend-per-task
+rules US$) and converted, never relabelled. A money threshold you set in `[report]` is taken as
+already in `currency`. Each threshold is printed in the report next to the value it was compared
+with, so a reader can see which default decided the decision and override it in the `[report]`
+section of a `--config` TOML file:
 
     [report]
     currency = "USD"
@@ -19,26 +22,43 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import from_section
+from pipeline.errors import ConfigError
+
+# Money defaults in the currency their source quotes them in (checklist.md): converted to the
+# report currency when the config leaves them unset.
+GUIDE_MONEY: dict[str, tuple[float, str]] = {
+    "sign1_min_monthly_cost_after_caching": (5000.0, "AUD"),
+    "factor_cost_stay_below": (3000.0, "AUD"),
+    "factor_cost_switch_above": (5000.0, "AUD"),
+    "task_spend_stay_below": (1000.0, "USD"),
+    "task_spend_finetune_above": (10000.0, "USD"),
+    "fine_tune_one_time_cost": (80000.0, "USD"),
+    "local_infra_monthly_cost": (2000.0, "USD"),
+}
 
 
 @dataclass(frozen=True)
 class ReportConfig:
     # --- money ---------------------------------------------------------------------------------
     currency: str = "AUD"
-    """Currency of every money figure and money threshold in the report (the guides quote AU$)."""
+    """Currency of every money figure and money threshold in the report, the weekly report, the
+    dataset card and the CLI lines (the guides' thresholds quote AU$)."""
     usd_to_currency: float = 1.5
-    """Exchange factor applied to the audit's USD spend. An assumption: set today's rate."""
+    """The one exchange rate: units of `currency` per US dollar (the audit prices in USD). An
+    assumption: set today's rate."""
+    aud_per_usd: float = 1.5
+    """Used only to convert the guides' AU$ defaults when `currency` is not AUD."""
     days_per_month: float = 30.44
     """Average month length used to turn the window's spend into a monthly run-rate."""
 
     # --- sign 1 / factor 1: the bill after caching -----------------------------------------------
-    sign1_min_monthly_cost_after_caching: float = 5000.0
+    sign1_min_monthly_cost_after_caching: float | None = None  # default: 5,000 AUD (guide), converted
     """Sign 1 fires above this monthly cost with ideal caching, if usage is also growing."""
     sign1_min_weekly_growth: float = 0.0
     """'Growing with usage' means a fitted weekly growth rate above this."""
-    factor_cost_stay_below: float = 3000.0
+    factor_cost_stay_below: float | None = None  # default: 3,000 AUD (guide), converted
     """Framework: monthly cost after caching below this favours staying with caching."""
-    factor_cost_switch_above: float = 5000.0
+    factor_cost_switch_above: float | None = None  # default: 5,000 AUD (guide), converted
     """Framework: above this (and growing) favours fine-tuning; in between is 'unknown'."""
 
     # --- sign 2 / factor 2: cacheable share ------------------------------------------------------
@@ -99,7 +119,19 @@ class ReportConfig:
 
     # --- decision rule --------------------------------------------------------------------------
     framework_switch_min: int = 3
-    """'Count the switch column; 3 or more -> plan the migration.'"""
+    """'Count the switch column; 3 or more -> plan the migration.' Evidence for the decision, which
+    also needs the migration to pay back and task types with enough dataset examples."""
+    fix_caching_min_gain: float = 0.05
+    """Caching counts as fixable when ideal ordering caches at least this much more of the input
+    tokens than the traffic as logged (share points), or a prefix breaker saves money."""
+    migrate_min_ready_spend_share: float = 0.50
+    """Migrate (rather than pilot on one task type) when the task types ready to fine-tune carry at
+    least this share of spend."""
+    task_fit_short_output_tokens: int = 64
+    """Mean answer length at or below which a text task counts as classification (guides: classification
+    and extraction gain most from fine-tuning, then fixed-format generation, open-ended text least)."""
+    task_fit_fixed_format_repetitiveness: float = 0.85
+    """A free-text task this repetitive counts as fixed-format generation."""
 
     # --- volume and spend rules -----------------------------------------------------------------
     volume_bands: tuple[tuple[float, str], ...] = (
@@ -110,16 +142,16 @@ class ReportConfig:
         (float("inf"), "fine-tune + prompt optimization"),
     )
     """Requests/day upper bounds and the published rule for each band."""
-    task_spend_stay_below: float = 1000.0
+    task_spend_stay_below: float | None = None  # default: 1,000 USD (guide), converted
     """Spend per task type per month below which the task stays prompted."""
-    task_spend_finetune_above: float = 10000.0
+    task_spend_finetune_above: float | None = None  # default: 10,000 USD (guide), converted
     """Above this per month on one repetitive task, fine-tuning is on the table."""
 
     # --- projections and break-even -------------------------------------------------------------
     projection_months: int = 12
-    fine_tune_one_time_cost: float = 80000.0
+    fine_tune_one_time_cost: float | None = None  # default: 80,000 USD (guide), converted
     """One-time cost to fine-tune and evaluate (the guide's example: 80,000 upfront)."""
-    local_infra_monthly_cost: float = 2000.0
+    local_infra_monthly_cost: float | None = None  # default: 2,000 USD (guide), converted
     """Fixed monthly cost of serving the fine-tuned model (the guide's example: 2,000/month)."""
     hybrid_max_local_share: float = 0.90
     """At most this share of migratable traffic moves local (the hybrid end state keeps 10-30%
@@ -148,37 +180,81 @@ class ReportConfig:
     max_prefix_breakers: int = 10
     max_task_types: int = 30
 
+    def __post_init__(self) -> None:
+        if self.usd_to_currency <= 0 or self.aud_per_usd <= 0:
+            raise ConfigError("[report] `usd_to_currency` and `aud_per_usd` must be positive exchange rates.")
+        for name, (amount, source) in GUIDE_MONEY.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, round(self.convert(amount, source), 2))
+
     def money(self, usd: float | None) -> float | None:
         return None if usd is None else usd * self.usd_to_currency
+
+    def convert(self, amount: float, source: str) -> float:
+        """`amount` in `source` (USD, AUD or the report currency) -> the report currency."""
+        if source == self.currency:
+            return amount
+        if source == "USD":
+            return amount * self.usd_to_currency
+        if source == "AUD":
+            return amount / self.aud_per_usd * self.usd_to_currency
+        raise ConfigError(f"No rate from {source} to {self.currency}.")
+
+    def money_sources(self) -> dict[str, str]:
+        """Where each money threshold came from: the guide's figure and its conversion, or the config."""
+        out = {}
+        for name, (amount, source) in GUIDE_MONEY.items():
+            value = getattr(self, name)
+            if abs(value - round(self.convert(amount, source), 2)) > 0.005:
+                out[name] = f"{value:,.2f} {self.currency} (your config)"
+            elif source == self.currency:
+                out[name] = f"{amount:,.0f} {source} (guide)"
+            else:
+                out[name] = f"{amount:,.0f} {source} (guide) = {value:,.2f} {self.currency}"
+        return out
 
 
 @dataclass(frozen=True)
 class WeeklyConfig:
-    """Limits for `logaudit weekly`: a change beyond a limit is a regression (exit code 3)."""
+    """Limits for `logaudit weekly`.
+
+    A REGRESSION (exit code 3) is a change for the worse beyond a RELATIVE limit: this week's value
+    against last week's (a rate rising from 2% to 3% is +50%). An absolute ceiling (the checklist's
+    5% duplicates) is shown separately as "above limit" and a task-mix or per-task volume SHIFT as
+    "shift"; neither sets the exit code, since neither is by itself a change for the worse. Rates
+    whose base is smaller than `min_base` in either week are "too few to judge"."""
 
     days: int = 7
     """Compare the last `days` with the `days` before (anchored at the newest request)."""
+    min_base: int = 30
+    """A rate judged on fewer events than this (answered requests, rated responses, candidates) in
+    either week is not compared: 1 of 3 vs 1 of 9 is noise, not a regression."""
     max_volume_drop: float = 0.30
     """Relative drop in requests that counts as a regression (traffic lost somewhere)."""
     max_volume_rise: float = 1.00
-    """Relative rise in requests flagged (doubling in a week)."""
+    """Relative rise in requests shown as "above limit" (doubling in a week): not worse by itself."""
     max_spend_rise: float = 0.25
-    """Relative rise in spend per request flagged."""
-    max_cacheable_share_drop: float = 0.05
-    """Absolute drop in the cacheable share (e.g. a new prefix breaker)."""
+    """Relative rise in spend per request that is a regression."""
+    max_cacheable_share_drop: float = 0.10
+    """Relative drop in the cacheable share that is a regression (e.g. a new prefix breaker)."""
     max_task_mix_distance: float = 0.15
-    """Total-variation distance between the two weeks' task-type mix."""
+    """Total-variation distance between the two weeks' task-type mix shown as a shift."""
     new_task_type_min_share: float = 0.02
-    """A task type absent last week flags when it carries at least this share of this week."""
-    max_regeneration_rate_rise: float = 0.02
-    max_edit_rate_rise: float = 0.02
-    max_negative_feedback_rate_rise: float = 0.02
+    """A task type absent last week is shown as a shift when it carries at least this share of this week."""
+    max_task_volume_change: float = 0.30
+    """A task type whose requests change by more than this (relative, either way) is shown as a shift."""
+    max_regeneration_rate_rise: float = 0.25
+    """Relative rise of the regeneration rate that is a regression (2.0% -> 2.5% is +25%)."""
+    max_edit_rate_rise: float = 0.25
+    max_negative_feedback_rate_rise: float = 0.25
     max_filter_pass_rate_drop: float = 0.05
-    max_duplicate_rate_rise: float = 0.02
+    """Relative drop of the share of requests that became dataset examples."""
+    max_duplicate_rate_rise: float = 0.25
+    """Relative rise of the duplicate rate that is a regression."""
     max_duplicate_rate: float = 0.05
-    """The checklist's diversity target also applies to the week on its own."""
+    """The checklist's diversity target (absolute), shown as "above limit", never as a regression."""
     min_newly_eligible: int = 0
-    """Flag when fewer new clean examples than this arrived (0 disables)."""
+    """Show "above limit" when fewer new clean examples than this arrived (0 disables)."""
 
 
 def report_config(config: dict[str, Any] | ReportConfig | None) -> ReportConfig:
