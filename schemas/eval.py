@@ -48,7 +48,8 @@ SUMMARY_KEYS: list[tuple[str, str]] = [
     ("examples", "`{total, answered, missing, unscorable}` over the eval split."),
     ("tasks", "Per task type: task_type, label, kind, kind_basis, n, score, ci_low, ci_high, baseline_score, "
               "baseline_source, delta, delta_ci_low, delta_ci_high, margin, min_examples, decision "
-              "(candidate | api), reason, uncertain, metrics (per-scorer rates)."),
+              "(candidate | api), reason, uncertain, metrics (per-scorer rates), routed, not_routed_because "
+              "(a candidate decision the routing table cannot route: no or a shared fingerprint)."),
     ("overall", "`{n, score, ci_low, ci_high}` over every scored example."),
     ("routing", "`{candidate_tasks, api_tasks, routed_request_share}`; the table itself is routing.json."),
     ("config", "The `[eval]` settings used."),
@@ -79,6 +80,8 @@ REPORT_EVALUATIONS = {
                     "score": _N, "ci_low": _N, "ci_high": _N, "delta": _N, "margin": _N,
                     "decision": {"enum": ["candidate", "api", None]}, "uncertain": {"type": "boolean"},
                     "reason": {"type": ["string", "null"]}, "monthly_spend": _N, "projected_monthly_savings": _N,
+                    "not_routed_because": {"type": ["string", "null"],
+                                           "description": "decision candidate, but the routing table keeps the API"},
                 },
             }},
         },

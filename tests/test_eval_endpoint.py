@@ -248,3 +248,20 @@ def test_report_section_flags_a_candidate_scored_on_an_older_split(planted, tmp_
     (workdir / "eval" / "broken" / "summary.json").write_text("{", encoding="utf-8")
     entries, problems = evaluations(workdir, [])
     assert [e["candidate"] for e in entries] == ["ft"] and list(problems) == ["eval:broken"]
+
+
+def test_a_candidate_decision_without_a_fingerprint_stays_on_the_api(planted, tmp_path: Path) -> None:
+    from pipeline.evaluate.report_section import evaluations, section_markdown
+
+    workdir, examples, _, _ = planted  # no audit: no task fingerprints to route on
+    predictions = tmp_path / "perfect.jsonl"
+    predictions.write_text("\n".join(json.dumps({"id": ex["example_id"], "answer": ex["messages"][-1]})
+                                     for ex in examples) + "\n", encoding="utf-8")
+    s = evaluate(workdir, "perfect", predictions=predictions).summary
+    tasks = {t["task_type"]: t for t in s["tasks"]}
+    assert tasks["task_json"]["decision"] == "candidate" and tasks["task_json"]["routed"] is False
+    assert tasks["task_json"]["not_routed_because"] == "no system-prompt fingerprint to route on"
+    assert tasks["task_text"]["decision"] == "api"  # 10 examples, and no baseline for text
+    assert s["routing"]["candidate_tasks"] == [] and s["routing"]["routed_request_share"] is None
+    (entry,), _ = evaluations(workdir, [])
+    assert "stays on the API: no system-prompt fingerprint" in section_markdown([entry], str, str)

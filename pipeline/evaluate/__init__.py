@@ -114,8 +114,11 @@ def evaluate(
     models = {t: list(p.get("models") or []) for t, p in profile.items()}
     table = routing_table(candidate, model, tasks, task_fingerprints(workdir), models)
     routed = {r["task_type"] for r in table["routes"] if r["target"] == "candidate"}
+    route_reasons = {r["task_type"]: r["reason"] for r in table["routes"]}
     for t in tasks:
         t["routed"] = t["task_type"] in routed
+        if t["decision"] == "candidate" and not t["routed"]:
+            t["not_routed_because"] = route_reasons[t["task_type"]]
     scored = np.array([r["score"] for r in rows if r["score"] is not None], dtype=float)
     low, high = interval(scored, cfg.bootstrap_samples, cfg.seed)
     summary = {

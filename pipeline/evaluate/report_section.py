@@ -45,6 +45,7 @@ def evaluations(workdir: Path, task_rows: list[dict[str, Any]]) -> tuple[list[di
                 "score": t.get("score"), "ci_low": t.get("ci_low"), "ci_high": t.get("ci_high"),
                 "delta": t.get("delta"), "margin": t.get("margin"), "decision": t.get("decision"),
                 "uncertain": bool(t.get("uncertain")), "reason": t.get("reason"),
+                "not_routed_because": t.get("not_routed_because"),
                 "monthly_spend": by_id.get(t["task_type"], {}).get("monthly_spend"),
                 "projected_monthly_savings": by_id.get(t["task_type"], {}).get("projected_monthly_savings"),
             } for t in tasks],

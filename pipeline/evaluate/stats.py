@@ -42,6 +42,8 @@ def decide(n: int, delta: float | None, delta_low: float | None, delta_high: flo
         return Decision("api", f"no production baseline for {kind}: evaluate the production model as a candidate "
                                f"and pass --baseline, or set [eval.baselines] {kind}", False)
     uncertain = delta_low is not None and delta_high is not None and delta_low < -margin <= delta_high
+    if delta >= 0:
+        return Decision("candidate", f"delta {delta:+.1%}: no worse than the baseline", uncertain)
     if delta >= -margin:
         return Decision("candidate", f"delta {delta:+.1%} within the {margin:.0%} margin", uncertain)
     return Decision("api", f"delta {delta:+.1%} beyond the {margin:.0%} margin", uncertain)
