@@ -131,3 +131,16 @@ def test_eval_schema_doc_is_generated() -> None:
 
     root = Path(__file__).resolve().parent.parent
     assert (root / "schemas" / "eval.md").read_text(encoding="utf-8") == eval_schema.markdown()
+
+
+def test_readme_eval_config_example_loads() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from pipeline.evaluate.config import EvalConfig
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = next(b.split("\n", 1)[1] for b in readme.split("```")[1::2] if b.startswith("toml\n[eval]"))
+    cfg = EvalConfig.from_toml(tomllib.loads(block))
+    assert cfg.baselines["text"] == 0.55 and cfg.baselines["json"] == 1.0
+    assert cfg.task("task_02") == {"kind": "classification", "label_field": "category"}
