@@ -144,7 +144,8 @@ def ask_endpoint(examples: Sequence[EvalExample], url: str, model: str, cache: A
 
             return ex, _retrying(cfg)(attempt)
 
-        with ThreadPoolExecutor(max_workers=max(1, cfg.concurrency), thread_name_prefix="logaudit-eval") as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, cfg.concurrency), thread_name_prefix="logaudit-eval")
+        try:
             futures = {pool.submit(one, ex): ex for ex in todo}
             for future in as_completed(futures):
                 try:
@@ -157,6 +158,11 @@ def ask_endpoint(examples: Sequence[EvalExample], url: str, model: str, cache: A
                 counter["done"] += 1
                 if on_answer is not None:
                     on_answer(counter["done"], len(todo))
+        except BaseException:
+            # Ctrl-C (or any failure): stop asking now; what was answered is already in the cache.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     return EndpointRun(answers, len(todo), len(examples) - len(todo), failures, counter["attempts"])
 
 
