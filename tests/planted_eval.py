@@ -5,6 +5,7 @@ from the planted degradations (field counts, exact counts of broken answers)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import random
 import re
@@ -39,7 +40,9 @@ def write_workdir(workdir: Path, examples: list[dict[str, Any]], fmt: str = "ope
                      "line": i})
     (dataset / "eval.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     pq.write_table(pa.Table.from_pylist(rows, schema=LINEAGE_SCHEMA), dataset / "lineage.parquet")
-    (dataset / "manifest.json").write_text(json.dumps({"config": {"format": fmt}}), encoding="utf-8")
+    digest = hashlib.sha256((dataset / "eval.jsonl").read_bytes()).hexdigest()
+    manifest = {"config": {"format": fmt}, "files": {"eval.jsonl": {"split": "eval", "sha256": digest}}}
+    (dataset / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
 
 def last_answer(record_messages: list[dict[str, Any]]) -> dict[str, Any]:

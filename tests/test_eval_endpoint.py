@@ -229,7 +229,7 @@ def test_config_checks_values(section: dict, message: str) -> None:
 
 
 def test_report_section_flags_a_candidate_scored_on_an_older_split(planted, tmp_path: Path) -> None:
-    from pipeline.evaluate.report_section import evaluations, section_markdown
+    from pipeline.report.evaluations import evaluations, section_markdown
 
     workdir, examples, replies, _ = planted
     predictions = tmp_path / "p.jsonl"
@@ -251,7 +251,7 @@ def test_report_section_flags_a_candidate_scored_on_an_older_split(planted, tmp_
 
 
 def test_a_candidate_decision_without_a_fingerprint_stays_on_the_api(planted, tmp_path: Path) -> None:
-    from pipeline.evaluate.report_section import evaluations, section_markdown
+    from pipeline.report.evaluations import evaluations, section_markdown
 
     workdir, examples, _, _ = planted  # no audit: no task fingerprints to route on
     predictions = tmp_path / "perfect.jsonl"

@@ -17,8 +17,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from pipeline.evaluate.report_section import section_html, section_markdown
 from pipeline.report import charts
+from pipeline.report.evaluations import section_html, section_markdown
 
 # Display names of the cache audit's scenarios (audit/cache.py `scenarios`).
 RULE_NAMES = {

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ReportError
-from pipeline.evaluate.report_section import evaluations
 from pipeline.report.decide import build_report
+from pipeline.report.evaluations import evaluations
 from pipeline.report.inputs import read_facts
 from pipeline.report.render import render_html, render_markdown
 from pipeline.report.thresholds import ReportConfig, WeeklyConfig, report_config

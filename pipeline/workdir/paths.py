@@ -82,3 +82,32 @@ class WorkdirPaths:
 
 def workdir_paths(workdir: Path | str) -> WorkdirPaths:
     return WorkdirPaths(Path(workdir))
+
+
+def file_sha256(path: Path) -> str:
+    """A handoff file's digest: a later stage records it and compares it to notice a rebuilt input."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def eval_split_identity(workdir: Path | str) -> str | None:
+    """A digest of the dataset's eval split as written: lineage.parquet's bytes and the eval files'
+    sha256 from manifest.json. `logaudit eval` records it; the report compares it with the current
+    one to tell that a candidate was scored before the dataset was rebuilt. None without a dataset."""
+    import hashlib
+    import json
+
+    paths = workdir_paths(workdir)
+    if not paths.lineage.is_file():
+        return None
+    try:
+        files = json.loads(paths.dataset_manifest.read_text(encoding="utf-8")).get("files") or {}
+    except (OSError, ValueError):
+        files = {}
+    evals = sorted((name, str(f.get("sha256"))) for name, f in files.items() if isinstance(f, dict) and f.get("split") == "eval")
+    return hashlib.sha256((file_sha256(paths.lineage) + json.dumps(evals)).encode("utf-8")).hexdigest()

@@ -1,8 +1,11 @@
-"""The report's eval section: every candidate evaluated in `WORKDIR/eval/*/summary.json`, per task
-type its score, interval, delta and decision beside the savings the report computed for that task.
+"""The report's eval section: every candidate `logaudit eval` scored (`WORKDIR/eval/*/summary.json`,
+`schemas/eval.py`), per task type its score, interval, delta and decision beside the savings the
+report computed for that task.
 
-Kept apart from the report's own code: `render_report` calls `evaluations()` for report.json and
-the two renderers call `section_markdown()` / `section_html()`, each from its own template here.
+Kept apart from the rest of the report: `render_report` calls `evaluations()` for report.json and
+the two renderers call `section_markdown()` / `section_html()`, each with its own template
+(`eval_section.md`, `eval_section.html`). A candidate scored before the dataset was rebuilt (the
+eval-split identity it recorded differs from the current one, `eval_split_identity`) is marked stale.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pipeline.workdir.paths import workdir_paths
+from pipeline.workdir.paths import eval_split_identity, workdir_paths
 
 
 def evaluations(workdir: Path, task_rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -22,7 +25,7 @@ def evaluations(workdir: Path, task_rows: list[dict[str, Any]]) -> tuple[list[di
     out: list[dict[str, Any]] = []
     problems: dict[str, str] = {}
     summaries = sorted(workdir_paths(workdir).eval_dir.glob("*/summary.json"))
-    current = _current_split(workdir) if summaries else None
+    current = eval_split_identity(workdir) if summaries else None
     for path in summaries:
         try:
             s = json.loads(path.read_text(encoding="utf-8"))
@@ -39,7 +42,7 @@ def evaluations(workdir: Path, task_rows: list[dict[str, Any]]) -> tuple[list[di
             "overall_score": (s.get("overall") or {}).get("score"),
             "routed_request_share": (s.get("routing") or {}).get("routed_request_share"),
             # Scored on another eval split than the dataset holds now (rebuilt since): re-run it.
-            "stale": current is not None and (s.get("inputs") or {}).get("eval_split_sha256") != current,
+            "stale": current is not None and (s.get("inputs") or {}).get("eval_split_identity") != current,
             "tasks": [{
                 "task_type": t["task_type"], "label": t.get("label"), "kind": t.get("kind"), "n": t.get("n"),
                 "score": t.get("score"), "ci_low": t.get("ci_low"), "ci_high": t.get("ci_high"),
@@ -54,11 +57,11 @@ def evaluations(workdir: Path, task_rows: list[dict[str, Any]]) -> tuple[list[di
 
 
 def section_markdown(evals: list[dict[str, Any]], money: Callable[[Any], str], escape: Callable[[str], str]) -> str:
-    return _render("report_section.md", False, evals, money, escape)
+    return _render("eval_section.md", False, evals, money, escape)
 
 
 def section_html(evals: list[dict[str, Any]], money: Callable[[Any], str]) -> str:
-    return _render("report_section.html", True, evals, money, str)
+    return _render("eval_section.html", True, evals, money, str)
 
 
 def _render(name: str, autoescape: bool, evals: list[dict[str, Any]], money: Callable[[Any], str],
@@ -71,15 +74,7 @@ def _render(name: str, autoescape: bool, evals: list[dict[str, Any]], money: Cal
     env.filters["signed"] = lambda v: "—" if v is None else f"{v:+.3f}"
     env.filters["money"] = money
     env.filters["pct"] = lambda v: "—" if v is None else f"{v:.1%}"
-    text = resources.files("pipeline.evaluate").joinpath(name).read_text(encoding="utf-8")
+    text = resources.files("pipeline.report").joinpath(name).read_text(encoding="utf-8")
     return env.from_string(text).render(evals=evals)
 
 
-def _current_split(workdir: Path) -> str | None:
-    from pipeline.errors import EvalError
-    from pipeline.evaluate.examples import read_eval_split
-
-    try:
-        return read_eval_split(workdir).fingerprint
-    except EvalError:
-        return None
