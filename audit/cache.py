@@ -57,6 +57,7 @@ from pipeline.config import from_section
 from pipeline.errors import AuditError
 from pipeline.progress import StageProgress, is_enabled, stage_progress
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
+from pipeline.workdir import versions
 from pipeline.workdir.store import sql_literal
 
 SCENARIOS = ("as_logged", "ideal_bp", "ideal")
@@ -94,6 +95,9 @@ class CacheConfig:
     calibration_max_requests: int = 20_000
     """Requests per model the grid replays (the earliest ones, a contiguous window, so the cache
     dynamics are intact); the chosen rules then apply to all of them."""
+    calibration_screen_requests: int = 5_000
+    """Above this many requests per model, the whole grid is screened on the earliest ones and only
+    the best few candidates (and the documented rules) are scored on all of them."""
     calibration_margin: float = 0.005
     """The documented rules stay unless a candidate's error is lower by more than this (a share of
     the model's input tokens plus a share of its requests)."""
@@ -427,14 +431,16 @@ def simulate_cache(
 
     The entry point `make bench` times at 1x and 4x the requests: the work is linear in the input
     tokens (see audit/cache_sim.py). Work files (Parquet) go to `work_dir` (default
-    WORKDIR/audit/.cache_work); `run` turns them into the audit tables.
+    a scratch folder under WORKDIR/.stages/audit/); `run` turns them into the audit tables.
     """
     from audit.cost import price_table
 
     config = config or {}
     cfg = cache_config(config)
     prices = prices or price_table(config)
-    work = Path(work_dir) if work_dir else Path(workdir) / "audit" / ".cache_work"
+    # Never inside the current audit version (it is immutable once committed): a scratch folder the
+    # next audit removes if this process dies.
+    work = Path(work_dir) if work_dir else versions.work_folder(workdir, "audit")
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_toml
-from pipeline.errors import StoreError
+from pipeline.errors import MissingInputError
 from pipeline.progress import stage_progress
-from pipeline.workdir.store import has_requests
+from pipeline.workdir import versions
+from pipeline.workdir.lock import holds_writer_lock
+from pipeline.workdir.store import has_requests, missing_store_message, store_identity
 
 AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
 
@@ -43,6 +45,7 @@ class AuditResult:
         return "\n".join(lines)
 
 
+@holds_writer_lock
 def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None) -> AuditResult:
     """Run every audit module over `workdir/requests` and write `workdir/audit/summary.json`.
 
@@ -51,12 +54,13 @@ def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None) -> A
     """
     workdir = Path(workdir)
     if not has_requests(workdir):
-        raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
+        raise MissingInputError(missing_store_message(workdir))
     config = config if isinstance(config, dict) else load_toml(Path(config) if config is not None else None)
-    out_dir = workdir / "audit"
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
-    with stage_progress("audit", total=len(AUDIT_MODULES), unit="module") as bar:
+    # Built into a new version and switched in whole: a run killed (or a disk filling up) half way
+    # leaves the previous audit as it was, never a mix of new and old tables.
+    with versions.building(workdir, "audit", store=store_identity(workdir)) as build, \
+            stage_progress("audit", total=len(AUDIT_MODULES), unit="module") as bar:
         for name in AUDIT_MODULES:
             bar.note(name)
             try:
@@ -68,12 +72,11 @@ def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None) -> A
                     continue
                 raise
             t0 = time.perf_counter()
-            summary["sections"][name.split(".")[-1]] = module.run(workdir, out_dir, config)
+            summary["sections"][name.split(".")[-1]] = module.run(workdir, build, config)
             summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
             bar.advance()
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(out_dir / "summary.json")
+        (build / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    out_dir = workdir / "audit"  # the view of the version just committed
     return AuditResult(out_dir, summary)
 
 

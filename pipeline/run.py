@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.config import load_toml
 from pipeline.progress import enabled_for
+from pipeline.workdir.lock import holds_writer_lock
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class RunResult:
         return "Report: " + ", ".join(str(p) for p in paths.values())
 
 
+@holds_writer_lock(create=True)
 def run_all(
     paths: Sequence[str | Path],
     workdir: Path,

@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import multiprocessing
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -57,7 +56,10 @@ from pipeline.dataset.targets import FORMATS
 from pipeline.errors import DatasetError
 from pipeline.progress import StageProgress, stage_progress
 from pipeline.tokens import encoding_name_for
-from pipeline.workdir.store import connect_store, current_version, requests_glob
+from pipeline.workdir import versions
+from pipeline.workdir.lock import holds_writer_lock
+from pipeline.workdir.paths import workdir_paths
+from pipeline.workdir.store import connect_store, current_version, requests_dir, requests_glob, store_identity
 
 PII_MODES = ("redact", "drop", "keep")
 LABEL_COLUMNS = ("request_id", "task_type", "regenerated", "edited", "feedback_rating", "clean_example", "is_retry")
@@ -131,6 +133,7 @@ class DatasetResult:
         return "\n".join(lines)
 
 
+@holds_writer_lock
 def build_dataset(workdir: Path, config: DatasetConfig | dict[str, Any] | None = None) -> DatasetResult:
     """Filter, redact, deduplicate and split the store into `WORKDIR/dataset/`.
 
@@ -138,26 +141,23 @@ def build_dataset(workdir: Path, config: DatasetConfig | dict[str, Any] | None =
 
     With more than one bucket and `workers` > 1 the buckets run in spawned worker processes: a
     script calling this needs the usual `if __name__ == "__main__":` guard (or `workers = 1`).
-    Intermediate files live in `WORKDIR/.dataset.work-<pid>/` and are removed at the end.
+    Intermediate files live in `WORKDIR/.stages/dataset/tmp-work-<run>/` and are removed at the end
+    (or by the next run, when this one is killed); the output is a new version switched in whole.
     """
     cfg = DatasetConfig.from_toml(config) if isinstance(config, dict) else (config or DatasetConfig())
     _check_config(cfg)
     workdir = Path(workdir)
     timings: dict[str, float] = {}
-    out_dir = workdir / "dataset"
-    tmp_dir = workdir / f".dataset.tmp-{os.getpid()}"
-    work = workdir / f".dataset.work-{os.getpid()}"
-    for d in (tmp_dir, work):
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir(parents=True)
-    try:
-        manifest = _build(workdir, cfg, work, tmp_dir, timings)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    _swap_in(tmp_dir, out_dir)
+    out_dir = workdir / "dataset"  # the view of the version committed below
+    _remove_legacy_leftovers(workdir)
+    audit_version = versions.read_pointer(versions.stage_root(workdir, "audit"))
+    inputs = {"audit": audit_version.name} if audit_version is not None else {}
+    with versions.building(workdir, "dataset", store=store_identity(workdir), inputs=inputs) as tmp_dir:
+        work = versions.work_folder(workdir, "dataset")
+        try:
+            manifest = _build(workdir, cfg, work, tmp_dir, timings)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return DatasetResult(out_dir, manifest)
 
 
@@ -268,7 +268,7 @@ def _check_config(cfg: DatasetConfig) -> None:
 
 
 def _labels_info(workdir: Path) -> dict[str, Any]:
-    path = Path(workdir) / "audit" / "request_labels.parquet"
+    path = workdir_paths(workdir).audit_table("request_labels")
     if not path.is_file():
         return {"present": False, "path": str(path), "columns": []}
     names = pq.read_schema(path).names
@@ -280,7 +280,7 @@ def _labels_info(workdir: Path) -> dict[str, Any]:
 
 def _task_labels(workdir: Path) -> dict[str, str]:
     """Human-readable task-type labels from audit/task_types.parquet, when the audit wrote it."""
-    path = Path(workdir) / "audit" / "task_types.parquet"
+    path = workdir_paths(workdir).audit_table("task_types")
     if not path.is_file() or not {"task_type", "label"} <= set(pq.read_schema(path).names):
         return {}
     return {r["task_type"]: r["label"] or "" for r in pq.read_table(path, columns=["task_type", "label"]).to_pylist()}
@@ -350,7 +350,7 @@ def _sha256(path: Path) -> str:
 
 
 def _store_fingerprint(workdir: Path) -> dict[str, Any]:
-    files = sorted(Path(p) for p in Path(workdir).glob("requests/*/*.parquet"))
+    files = sorted(requests_dir(workdir).glob("*/*.parquet"))
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}\n".encode())
@@ -555,10 +555,8 @@ def _card(m: dict[str, Any]) -> str:
     )
 
 
-def _swap_in(tmp_dir: Path, out_dir: Path) -> None:
-    """Replace `out_dir` with `tmp_dir` so readers never see half a dataset."""
-    old = out_dir.with_name(f".dataset.old-{os.getpid()}")
-    if out_dir.exists():
-        os.replace(out_dir, old)
-    os.replace(tmp_dir, out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+def _remove_legacy_leftovers(workdir: Path) -> None:
+    """Temporary folders that runs before versioned outputs left when killed (`.dataset.tmp-PID`)."""
+    for p in [*workdir.glob(".dataset.tmp-*"), *workdir.glob(".dataset.work-*"), *workdir.glob(".dataset.old-*")]:
+        if not versions.run_alive(p.name.rsplit("-", 1)[-1]):
+            shutil.rmtree(p, ignore_errors=True)

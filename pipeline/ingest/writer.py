@@ -3,15 +3,18 @@
 Readers open the store through `pipeline/workdir/store.py`; only ingest writes it.
 
     WORKDIR/.store/v000003/{requests/date=YYYY-MM-DD/*.parquet, rejects/*.jsonl, ingest_manifest.json, state.json}
-    WORKDIR/.store/current -> v000003          (the one atomic switch: a symlink replaced with rename)
-    WORKDIR/requests       -> .store/current/requests
-    WORKDIR/rejects        -> .store/current/rejects
-    WORKDIR/ingest_manifest.json -> .store/current/ingest_manifest.json
+    WORKDIR/.store/CURRENT   "v000003": the one atomic switch, a pointer file replaced with rename
+    WORKDIR/requests       -> .store/v000003/requests        (convenience links, refreshed after
+    WORKDIR/rejects        -> .store/v000003/rejects          each commit; the tool itself always
+    WORKDIR/ingest_manifest.json -> .store/v000003/…          resolves CURRENT)
 
 A run builds the next version in a temporary folder (earlier files hard-linked, so this costs no
-copying), then renames it into place and swaps `current`. A crash at any moment leaves `current`
-pointing at a complete version: the store is as before or as after, never half-written. Readers
-can glob `WORKDIR/requests/*/*.parquet` like any hive-partitioned dataset.
+copying), then renames it into place and replaces CURRENT (`pipeline/workdir/versions.py`). A crash
+at any moment leaves CURRENT naming a complete version: the store is as before or as after, never
+half-written. The commit point is a file, not a symlink, so a WORKDIR copied by tools that drop
+symlinks keeps working; a store whose commit point is the older `current` symlink is read as is
+and migrated on its next ingest. Readers glob `requests_glob(workdir)` like any hive-partitioned
+dataset. Writers hold the WORKDIR lock (`pipeline/workdir/lock.py`), so commits never race.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import StoreError
 from pipeline.sql import SqlDir
+from pipeline.workdir import versions
 from pipeline.workdir.store import STORE_DIR, current_version, sql_literal
 from schemas import PARTITION_COLUMN, REQUEST_SCHEMA, UNDATED
 
@@ -117,16 +121,9 @@ def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any
         f["rows_written"] = f["rows_emitted"] - f["rows_duplicate"]
     _write_json(build / "ingest_manifest.json", manifest)
     _write_json(build / "state.json", state)
-    _fsync_tree(build)
 
-    store = workdir / STORE_DIR
-    n = 1 + max((int(p.name[1:]) for p in store.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
-    final = store / f"v{n:06d}"
-    os.replace(build, final)
-    link_tmp = store / f"current.{staged.run_id}"
-    os.symlink(final.name, link_tmp)
-    os.replace(link_tmp, store / "current")  # the commit point
-    _ensure_links(workdir)
+    final = versions.commit_version(workdir / STORE_DIR, build)  # the commit point
+    _ensure_links(workdir, final)
     shutil.rmtree(staged.tmp, ignore_errors=True)
     collect_garbage(workdir)
     return stats
@@ -223,54 +220,44 @@ def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
 
 
-def _fsync_tree(root: Path) -> None:
-    for p in [*root.rglob("*"), root]:
-        if p.is_file():
-            with open(p, "rb") as fh:
-                os.fsync(fh.fileno())
-
-
-def _ensure_links(workdir: Path) -> None:
+def _ensure_links(workdir: Path, version: Path) -> None:
+    """Point the convenience links at `version`. Best effort: the store is committed already, and
+    where symlinks cannot exist the links are simply absent. A link that a copy turned into a
+    plain folder or file (holding only what the store holds) is replaced; anything else is the
+    user's and is left alone."""
     for name in LINKS:
         link = workdir / name
-        target = Path(STORE_DIR) / "current" / name
+        target = Path(STORE_DIR) / version.name / name
         if link.is_symlink() and os.readlink(link) == str(target):
             continue
-        if link.exists() and not link.is_symlink():
+        if link.exists() and not link.is_symlink() and not _is_materialized_link(link, version / name):
             raise StoreError(f"`{link}` exists and is not managed by llm-log-audit; move it away and retry.")
         tmp = workdir / f".{name}.{uuid.uuid4().hex}"
-        os.symlink(target, tmp)
+        try:
+            os.symlink(target, tmp)
+        except OSError:
+            continue  # no symlinks here (some file systems, Windows without the privilege)
+        if link.is_dir() and not link.is_symlink():
+            shutil.rmtree(link)
         os.replace(tmp, link)
 
 
+def _is_materialized_link(path: Path, target: Path) -> bool:
+    """Is `path` a plain copy of one of our links (every file in it also in `target`)?"""
+    if path.is_file():
+        try:
+            return "run_id" in json.loads(path.read_text(encoding="utf-8")) and target.is_file()
+        except (OSError, ValueError):
+            return False
+    return all(
+        (target / f.relative_to(path)).is_file() and f.stat().st_size == (target / f.relative_to(path)).stat().st_size
+        for f in path.rglob("*") if f.is_file()
+    )
+
+
 def collect_garbage(workdir: Path) -> None:
-    """Remove versions other than `current` and temporary folders of runs that died."""
-    store = Path(workdir) / STORE_DIR
-    cur = current_version(workdir)
-    for p in store.iterdir() if store.is_dir() else []:
-        if p.name == "current" or (cur is not None and p.resolve() == cur):
-            continue
-        if p.is_symlink() or p.is_file():
-            p.unlink(missing_ok=True)
-        elif p.is_dir() and (p.name.startswith("v") or p.name.startswith("tmp-")):
-            if p.name.startswith("tmp-") and _run_alive(p.name[4:]):
-                continue
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _run_alive(run_id: str) -> bool:
-    """A run id ends with the pid that owns it; don't delete the staging of a live concurrent run."""
-    try:
-        pid = int(run_id.rsplit("-", 1)[-1])
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    """Remove versions other than the current one and temporary folders of runs that died."""
+    versions.remove_leftovers(Path(workdir) / STORE_DIR)
 
 
 def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:

@@ -19,6 +19,7 @@ from typing import Any
 from pipeline.report.facts import Facts, TaskFacts
 from pipeline.report.thresholds import ReportConfig
 from pipeline.sql import SqlDir
+from pipeline.workdir.paths import workdir_paths
 
 BINS_PER_DECADE = 8
 
@@ -31,7 +32,7 @@ def read_facts(workdir: Path, cfg: ReportConfig) -> Facts:
     workdir = Path(workdir)
     facts = Facts()
     _ingest(workdir, facts)
-    summary = _json(workdir / "audit" / "summary.json")
+    summary = _json(workdir_paths(workdir).audit_summary)
     facts.sources["audit_summary"] = summary is not None
     sections = (summary or {}).get("sections", {})
     skipped = (summary or {}).get("skipped", [])
@@ -94,15 +95,13 @@ def _json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _get(d: dict[str, Any] | None, *paths: str) -> Any:
-    """First non-null value among dotted `paths` in `d` (sections name things differently)."""
-    for path in paths:
-        node: Any = d
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is not None:
-            return node
-    return None
+def _get(d: dict[str, Any] | None, path: str) -> Any:
+    """The value at dotted `path` in `d`, None when absent. One name per figure: the name the stage
+    that computes it writes (schemas/audit.py declares the audit's)."""
+    node: Any = d
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def _num(value: Any) -> float | None:
@@ -119,9 +118,9 @@ def _num(value: Any) -> float | None:
 
 
 def _ingest(workdir: Path, facts: Facts) -> None:
-    manifest = _json(workdir / "ingest_manifest.json")
+    manifest = _json(workdir_paths(workdir).ingest_manifest)
     facts.sources["ingest_manifest"] = manifest is not None
-    rejects_dir = workdir / "rejects"
+    rejects_dir = workdir_paths(workdir).rejects
     if rejects_dir.is_dir():
         # The rejects folder holds every run's rejects; the manifest only the last run's.
         count = 0
@@ -186,16 +185,16 @@ def _store(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
 def _cost(cost: dict[str, Any], facts: Facts) -> None:
     facts.spend_window_usd = _num(_get(cost, "total_usd"))
     facts.monthly_run_rate_usd = _num(_get(cost, "monthly_run_rate_usd"))
-    facts.monthly_api_only_usd = _num(_get(cost, "monthly_run_rate_without_caching_usd", "monthly_api_only_usd"))
+    facts.monthly_api_only_usd = _num(_get(cost, "monthly_run_rate_without_caching_usd"))
 
 
 def _daily_spend(workdir: Path, facts: Facts) -> None:
     """Per-day spend and cacheable shares, and token totals, from the audit's Parquet tables."""
     import duckdb
 
-    costs = workdir / "audit" / "cost_by_period.parquet"
-    per_request = workdir / "audit" / "request_costs.parquet"
-    cache_days = workdir / "audit" / "cache_by_day.parquet"
+    costs = workdir_paths(workdir).audit_table("cost_by_period")
+    per_request = workdir_paths(workdir).audit_table("request_costs")
+    cache_days = workdir_paths(workdir).audit_table("cache_by_day")
     con = duckdb.connect()
     try:
         spend = {r["day"].isoformat(): r for r in fetch(con, "daily_spend", path=str(costs))} if costs.is_file() else {}
@@ -231,7 +230,7 @@ def _int(value: Any) -> int | None:
 
 
 def _tasks(workdir: Path, tasks: dict[str, Any] | None, facts: Facts, cfg: ReportConfig) -> None:
-    path = workdir / "audit" / "task_types.parquet"
+    path = workdir_paths(workdir).audit_table("task_types")
     if not path.is_file():
         facts.miss("task_types", f"`{path}` not found (the task-type audit did not run)")
         return
@@ -256,7 +255,7 @@ def _tasks(workdir: Path, tasks: dict[str, Any] | None, facts: Facts, cfg: Repor
             output_format="json" if (_num(r.get("json_output_rate")) or 0) >= 0.5 else "text",
         ))
     facts.task_type_count = len([t for t in facts.task_types if t.id != "other"])
-    rates = workdir / "audit" / "signal_rates.parquet"
+    rates = workdir_paths(workdir).audit_table("signal_rates")
     if rates.is_file():
         overall = [r for r in pq.read_table(rates).to_pylist() if r["dimension"] == "all"]
         if overall:
@@ -284,7 +283,7 @@ def format_consistency(row: dict[str, Any]) -> float | None:
 
 def _task_cache_shares(workdir: Path, facts: Facts) -> None:
     """Per-task cacheable share from the cache audit's per-task table, when it wrote one."""
-    path = workdir / "audit" / "cache_by_task_type.parquet"
+    path = workdir_paths(workdir).audit_table("cache_by_task_type")
     if not path.is_file() or not facts.task_types:
         return
     import pyarrow.parquet as pq
@@ -294,7 +293,7 @@ def _task_cache_shares(workdir: Path, facts: Facts) -> None:
         t = by_id.get(str(r.get("task_type")))
         if t is None:
             continue
-        t.cacheable_share = _num(_get(r, "cacheable_share_ideal", "ideal_share", "cacheable_share"))
+        t.cacheable_share = _num(_get(r, "ideal_share"))
         if t.spend_usd is None:
             t.spend_usd = _num(r.get("spend_usd"))
 
@@ -345,12 +344,12 @@ def _cache(cache: dict[str, Any], facts: Facts) -> None:
 
 
 def _traffic(traffic: dict[str, Any], facts: Facts) -> None:
-    facts.latency_p50_ms = _num(_get(traffic, "latency.p50_ms", "latency_ms.p50"))
-    facts.latency_p90_ms = _num(_get(traffic, "latency.p90_ms", "latency_ms.p90"))
-    facts.latency_p99_ms = _num(_get(traffic, "latency.p99_ms", "latency_ms.p99"))
-    facts.weekly_growth_rate = _num(_get(traffic, "growth.weekly_growth_rate", "weekly_growth_rate"))
-    facts.projected_6_month_factor = _num(_get(traffic, "growth.projected_6_month_factor", "projected_6_month_factor"))
-    rate_limited = _num(_get(traffic, "errors.rate_limited_share", "rate_limited_share"))
+    facts.latency_p50_ms = _num(_get(traffic, "latency.p50_ms"))
+    facts.latency_p90_ms = _num(_get(traffic, "latency.p90_ms"))
+    facts.latency_p99_ms = _num(_get(traffic, "latency.p99_ms"))
+    facts.weekly_growth_rate = _num(_get(traffic, "growth.weekly_growth_rate"))
+    facts.projected_6_month_factor = _num(_get(traffic, "growth.projected_6_month_factor"))
+    rate_limited = _num(_get(traffic, "errors.rate_limited_share"))
     if rate_limited is not None:
         facts.rate_limited_share = rate_limited
 
@@ -359,7 +358,7 @@ def _traffic(traffic: dict[str, Any], facts: Facts) -> None:
 
 
 def _dataset(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
-    manifest = _json(workdir / "dataset" / "manifest.json")
+    manifest = _json(workdir_paths(workdir).dataset_manifest)
     facts.sources["dataset_manifest"] = manifest is not None
     if manifest is None:
         reason = f"`{workdir}/dataset/manifest.json` not found (run `logaudit dataset {workdir}`)"
@@ -408,9 +407,9 @@ def _data_quality(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
     from pipeline.workdir.store import sql_literal
 
     tables = {
-        "lineage": workdir / "dataset" / "lineage.parquet",
-        "request_labels": workdir / "audit" / "request_labels.parquet",
-        "task_types": workdir / "audit" / "task_types.parquet",
+        "lineage": workdir_paths(workdir).lineage,
+        "request_labels": workdir_paths(workdir).audit_table("request_labels"),
+        "task_types": workdir_paths(workdir).audit_table("task_types"),
     }
     con = duckdb.connect()
     try:
