@@ -209,7 +209,7 @@ def test_config_rejects_unknown_task_options() -> None:
 
     with pytest.raises(ConfigError, match=r"Unknown key\(s\) in \[eval.tasks.t1\]: kindd"):
         EvalConfig.from_toml({"eval": {"tasks": {"t1": {"kindd": "sql"}}}})
-    with pytest.raises(ConfigError, match=r"Unknown key\(s\) in \[eval\]: marginn"):
+    with pytest.raises(ConfigError, match=r"unknown key `marginn` in \[eval\] \(did you mean `margin`\?\)"):
         EvalConfig.from_toml({"eval": {"marginn": 0.1}})
 
 
