@@ -36,6 +36,7 @@ SECTIONS = {
     "report": "pipeline.report.thresholds:ReportConfig",
     "weekly": "pipeline.report.thresholds:WeeklyConfig",
     "eval": "pipeline.evaluate.config:EvalConfig",
+    "run": "pipeline.executor:ExecutorConfig",
 }
 
 
