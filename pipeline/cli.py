@@ -291,6 +291,63 @@ def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, executo
     click.echo(result.summary())
 
 
+@cli.command(name="eval")
+@workdir_argument
+@click.option("--candidate", help="Name of the candidate model (names WORKDIR/eval/<candidate>/).")
+@click.option("--predictions", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="JSONL of {id, answer | messages} per eval example.")
+@click.option("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (the only network use).")
+@click.option("--model", help="Model name the endpoint serves (with --endpoint).")
+@click.option("--baseline", help="An evaluated candidate whose scores are production's level (e.g. the API model re-asked).")
+@click.option("--prompts", "prompts_only", is_flag=True,
+              help="Only write WORKDIR/eval/prompts.jsonl (the eval prompts with their ids) and stop.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
+              help="TOML overrides ([eval] margin, baselines, endpoint settings, [eval.tasks.<type>] kind ...).")
+@click.option("--progress/--no-progress", default=None, help="Endpoint progress bar (default: when stderr is a terminal).")
+@handle_errors
+def eval_(workdir: Path, candidate: str | None, predictions: Path | None, endpoint: str | None, model: str | None,
+          baseline: str | None, prompts_only: bool, config_path: Path | None, progress: bool | None) -> None:
+    """Score a candidate model against production on the eval split, task by task.
+
+    \b
+    Example:
+      logaudit eval out --prompts                       # out/eval/prompts.jsonl to answer
+      logaudit eval out --candidate ft-v1 --predictions answers.jsonl
+      OPENAI_API_KEY=... logaudit eval out --candidate ft-v1 --endpoint http://127.0.0.1:8000/v1 --model ft-v1
+    Writes out/eval/<candidate>/{scores.parquet, summary.json, eval.md, routing.json, litellm_router.yaml}.
+    """
+    import sys
+
+    from pipeline.config import load_toml
+    from pipeline.errors import EvalError
+    from pipeline.evaluate import EvalConfig, evaluate, export_prompts
+
+    if prompts_only:
+        click.echo(f"Eval prompts written to {export_prompts(workdir)}")
+        return
+    if not candidate:
+        raise EvalError("--candidate NAME is required (or --prompts to export the eval prompts).")
+    config = EvalConfig.from_toml(load_toml(config_path))
+    bar = None
+    if endpoint and (progress if progress is not None else sys.stderr.isatty()):
+        from tqdm import tqdm
+
+        bar = tqdm(desc="asking", unit="example", file=sys.stderr)
+
+    def on_answer(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        result = evaluate(workdir, candidate, predictions=predictions, endpoint=endpoint, model=model,
+                          baseline=baseline, config=config, on_answer=on_answer)
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo(result.summary_text())
+
+
 @cli.command()
 def formats() -> None:
     """List the log formats recognized, in detection order, with how each is detected.
