@@ -15,6 +15,7 @@ A module that is not installed yet is skipped (and listed under `skipped` in the
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 from pipeline.config import load_toml
 from pipeline.errors import MissingInputError
+from pipeline.executor import Executor, executor_config, make_executor
 from pipeline.progress import stage_progress
 from pipeline.workdir import versions
 from pipeline.workdir.lock import holds_writer_lock
@@ -47,16 +49,25 @@ class AuditResult:
 
 
 @holds_writer_lock
-def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None) -> AuditResult:
+def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None,
+          executor: Executor | None = None) -> AuditResult:
     """Run every audit module over `workdir/requests` and write `workdir/audit/summary.json`.
 
     `config` is the parsed TOML settings (each module reads its `[audit.*]` section) or the path of
-    a TOML file.
+    a TOML file. Modules whose `run` takes an `executor` run their heavy passes as tasks on it
+    (default: the `[run]` section's executor, closed at the end).
     """
     workdir = Path(workdir)
     if not has_requests(workdir):
         raise MissingInputError(missing_store_message(workdir))
     config = config if isinstance(config, dict) else load_toml(Path(config) if config is not None else None)
+    if executor is None:
+        with make_executor(executor_config(config)) as own:
+            return _audit(workdir, config, own)
+    return _audit(workdir, config, executor)
+
+
+def _audit(workdir: Path, config: dict[str, Any], executor: Executor) -> AuditResult:
     summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
     # Built into a new version and switched in whole: a run killed (or a disk filling up) half way
     # leaves the previous audit as it was, never a mix of new and old tables.
@@ -73,11 +84,12 @@ def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None) -> A
                     continue
                 raise
             t0 = time.perf_counter()
-            summary["sections"][name.split(".")[-1]] = module.run(workdir, build, config)
+            kwargs = {"executor": executor} if "executor" in inspect.signature(module.run).parameters else {}
+            summary["sections"][name.split(".")[-1]] = module.run(workdir, build, config, **kwargs)
             summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
             bar.advance()
         (build / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    out_dir = workdir_paths(workdir).view("audit")  # the view of the version just committed
+    out_dir = workdir_paths(workdir).view("audit")  # the link to the version just committed
     return AuditResult(out_dir, summary)
 
 

@@ -8,6 +8,7 @@ the CLI prints:
     audit(workdir, config)            -> AuditResult     (audit/stage.py)
     build_dataset(workdir, config)    -> DatasetResult   (pipeline/dataset/stage.py)
     report(workdir, config)           -> ReportResult    (pipeline/report/stage.py)
+    evaluate(workdir, candidate, ...) -> EvalResult      (pipeline/evaluate/stage.py)
 
 `config` is the parsed TOML settings (`pipeline.config.load_toml`), of which each stage reads its
 own section, or the stage's own config object. `docs/architecture.md` shows how the stages meet.
@@ -23,20 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # The stage packages' own __init__ files are light. Importing them here binds their names on this
-# package first, so the functions below, which share two of those names, are what `pipeline.ingest`
-# and `pipeline.report` mean from here on (a later import of a submodule does not rebind them).
-for _package in ("pipeline.dataset", "pipeline.ingest", "pipeline.report"):
+# package first, so the functions below, which share three of those names, are what `pipeline.ingest`,
+# `pipeline.report` and `pipeline.evaluate` mean from here on (a later import of a submodule does not rebind them).
+for _package in ("pipeline.dataset", "pipeline.evaluate", "pipeline.ingest", "pipeline.report"):
     importlib.import_module(_package)
 
 if TYPE_CHECKING:
     from audit.stage import AuditResult
     from pipeline.dataset.stage import DatasetConfig, DatasetResult
+    from pipeline.evaluate.stage import EvalResult
     from pipeline.ingest.stage import IngestResult
     from pipeline.report.stage import ReportConfig, ReportResult
 
 __all__ = [
-    "AuditResult", "DatasetConfig", "DatasetResult", "IngestResult", "ReportConfig", "ReportResult",
-    "audit", "build_dataset", "ingest", "report",
+    "AuditResult", "DatasetConfig", "DatasetResult", "EvalResult", "IngestResult", "ReportConfig", "ReportResult",
+    "audit", "build_dataset", "evaluate", "ingest", "report",
 ]
 
 
@@ -68,9 +70,18 @@ def report(workdir: Path, config: ReportConfig | dict[str, Any] | None = None) -
     return run(workdir, config)
 
 
+def evaluate(workdir: Path, candidate: str, **options: Any) -> EvalResult:
+    """Stage 5: a candidate scored on the eval split (`pipeline.evaluate.stage.evaluate`; options as there:
+    predictions= or endpoint= with model=, baseline=, config=)."""
+    from pipeline.evaluate.stage import evaluate as run
+
+    return run(workdir, candidate, **options)
+
+
 def __getattr__(name: str) -> Any:
     results = {"AuditResult": "audit.stage", "DatasetConfig": "pipeline.dataset.stage",
-               "DatasetResult": "pipeline.dataset.stage", "IngestResult": "pipeline.ingest.stage",
+               "DatasetResult": "pipeline.dataset.stage", "EvalResult": "pipeline.evaluate.stage",
+               "IngestResult": "pipeline.ingest.stage",
                "ReportConfig": "pipeline.report.stage", "ReportResult": "pipeline.report.stage"}
     if name in results:
         return getattr(importlib.import_module(results[name]), name)

@@ -78,6 +78,18 @@ def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--executor/--workers/--ray-address`: override `[run]` of the config (pipeline/executor.py)."""
+    fn = click.option("--ray-address", default=None,
+                      help="Ray cluster to run on (`auto`, `host:6379`); default RAY_ADDRESS, else a local Ray.")(fn)
+    fn = click.option("--workers", type=click.IntRange(min=0), default=None,
+                      help="Local worker processes (0 = CPU count), or Ray tasks in flight.")(fn)
+    return click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default=None,
+                        help="Where heavy tasks run: a local process pool (default) or a Ray cluster.")(fn)
+
+
+def _executor_overrides(executor_name: str | None, workers: int | None, ray_address: str | None) -> dict[str, Any]:
+    return {"executor": executor_name, "workers": workers, "ray_address": ray_address}
 def progress_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`--progress/--no-progress`: bars with counts and ETA on stderr (default: when stderr is a terminal)."""
 
@@ -115,9 +127,11 @@ def cli(debug: bool) -> None:
 @click.option("--max-record-mb", type=click.FloatRange(min=0.001), default=64, show_default=True,
               help="Quarantine (reject as record_too_large) any single record longer than this.")
 @progress_option
+@executor_options
 @handle_errors
 @writes_workdir(create=True)
-def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, max_record_mb: float) -> None:
+def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, max_record_mb: float, executor_name: str | None,
+           workers: int | None, ray_address: str | None) -> None:
     """Ingest log files, folders or globs into the normalized Parquet store.
 
     \b
@@ -128,9 +142,13 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, max_record_mb: f
     database (PATHS may be postgresql:// URLs; PG* environment variables work)
     is read from where the last run stopped.
     """
+    from pipeline.executor import executor_config, make_executor
     from pipeline.ingest import ingest as run_ingest
 
-    result = run_ingest(paths, workdir, strict=strict, max_record_bytes=int(max_record_mb * (1 << 20)))
+    cfg = executor_config({}, **_executor_overrides(executor_name, workers, ray_address))
+    with make_executor(cfg) as pool:
+        result = run_ingest(paths, workdir, strict=strict, max_record_bytes=int(max_record_mb * (1 << 20)),
+                            executor=pool)
     click.echo(result.summary())
 
 
@@ -138,18 +156,25 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, max_record_mb: f
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
 @progress_option
+@executor_options
 @handle_errors
 @writes_workdir()
-def audit(workdir: Path, config_path: Path | None) -> None:
+def audit(workdir: Path, config_path: Path | None, executor_name: str | None, workers: int | None,
+          ray_address: str | None) -> None:
     """Measure cacheable share, tokens, spend, task types and signals over the store.
 
     \b
     Example:
       logaudit audit out
+      logaudit audit out --executor ray --ray-address auto
     """
     from audit import audit as run_audit
+    from pipeline.config import load_toml
+    from pipeline.executor import executor_config, make_executor
 
-    click.echo(run_audit(workdir, config_path).summary())
+    cfg = executor_config(load_toml(config_path), **_executor_overrides(executor_name, workers, ray_address))
+    with make_executor(cfg) as pool:
+        click.echo(run_audit(workdir, config_path, executor=pool).summary())
 
 
 @cli.command()
@@ -163,10 +188,12 @@ def audit(workdir: Path, config_path: Path | None) -> None:
 @click.option("--eval-fraction", type=float, default=None, help="Share held out per task type (default 0.1).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
 @progress_option
+@executor_options
 @handle_errors
 @writes_workdir()
 def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task: bool | None, seed: int | None,
-            eval_fraction: float | None, config_path: Path | None) -> None:
+            eval_fraction: float | None, config_path: Path | None, executor_name: str | None, workers: int | None,
+            ray_address: str | None) -> None:
     """Build fine-tuning JSONL from the store: filter, redact, deduplicate, split.
 
     \b
@@ -176,12 +203,18 @@ def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task:
     """
     from pipeline.config import load_toml
     from pipeline.dataset import DatasetConfig, build_dataset
+    from pipeline.executor import executor_config, make_executor
 
+    settings = load_toml(config_path)
     config = DatasetConfig.from_toml(
-        load_toml(config_path), format=target_format, pii=pii, per_task=per_task, seed=seed,
-        eval_fraction=eval_fraction,
+        settings, format=target_format, pii=pii, per_task=per_task, seed=seed, eval_fraction=eval_fraction,
     )
-    click.echo(build_dataset(workdir, config).summary())
+    overrides = _executor_overrides(executor_name, workers, ray_address)
+    if all(v is None for v in overrides.values()) and "run" not in settings:
+        click.echo(build_dataset(workdir, config).summary())  # [dataset] workers, as before
+        return
+    with make_executor(executor_config(settings, **overrides)) as pool:
+        click.echo(build_dataset(workdir, config, executor=pool).summary())
 
 
 @cli.command()
@@ -237,20 +270,82 @@ def weekly(workdir: Path, config_path: Path | None, allow_mixed_versions: bool) 
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="One TOML for every stage ([audit.*], [dataset], [report]).")
 @progress_option
+@executor_options
 @handle_errors
 @writes_workdir(create=True)
-def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None) -> None:
+def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, executor_name: str | None,
+        workers: int | None, ray_address: str | None) -> None:
     """Run the whole pipeline: ingest -> audit -> dataset -> report.
 
     \b
     Example:
       logaudit run sample_logs --out out
+      logaudit run logs/ --out /shared/out --executor ray --ray-address auto
     Prints each stage's summary as it finishes, then where the report is.
+    Outputs never depend on the executor or the number of workers.
     """
     from pipeline.run import run_all
 
-    result = run_all(paths, workdir, config_path, echo=click.echo)
+    result = run_all(paths, workdir, config_path, echo=click.echo,
+                     executor=_executor_overrides(executor_name, workers, ray_address))
     click.echo(result.summary())
+
+
+@cli.command(name="eval")
+@workdir_argument
+@click.option("--candidate", help="Name of the candidate model (names WORKDIR/eval/<candidate>/).")
+@click.option("--predictions", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="JSONL of {id, answer | messages} per eval example.")
+@click.option("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (the only network use).")
+@click.option("--model", help="Model name the endpoint serves (with --endpoint).")
+@click.option("--baseline", help="An evaluated candidate whose scores are production's level (e.g. the API model re-asked).")
+@click.option("--prompts", "prompts_only", is_flag=True,
+              help="Only write WORKDIR/eval/prompts.jsonl (the eval prompts with their ids) and stop.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
+              help="TOML overrides ([eval] margin, baselines, endpoint settings, [eval.tasks.<type>] kind ...).")
+@click.option("--progress/--no-progress", default=None, help="Endpoint progress bar (default: when stderr is a terminal).")
+@handle_errors
+def eval_(workdir: Path, candidate: str | None, predictions: Path | None, endpoint: str | None, model: str | None,
+          baseline: str | None, prompts_only: bool, config_path: Path | None, progress: bool | None) -> None:
+    """Score a candidate model against production on the eval split, task by task.
+
+    \b
+    Example:
+      logaudit eval out --prompts                       # out/eval/prompts.jsonl to answer
+      logaudit eval out --candidate ft-v1 --predictions answers.jsonl
+      OPENAI_API_KEY=... logaudit eval out --candidate ft-v1 --endpoint http://127.0.0.1:8000/v1 --model ft-v1
+    Writes out/eval/<candidate>/{scores.parquet, summary.json, eval.md, routing.json, litellm_router.yaml}.
+    """
+    import sys
+
+    from pipeline.config import load_toml
+    from pipeline.errors import EvalError
+    from pipeline.evaluate import EvalConfig, evaluate, export_prompts
+
+    if prompts_only:
+        click.echo(f"Eval prompts written to {export_prompts(workdir)}")
+        return
+    if not candidate:
+        raise EvalError("--candidate NAME is required (or --prompts to export the eval prompts).")
+    config = EvalConfig.from_toml(load_toml(config_path))
+    bar = None
+    if endpoint and (progress if progress is not None else sys.stderr.isatty()):
+        from tqdm import tqdm
+
+        bar = tqdm(desc="asking", unit="example", file=sys.stderr)
+
+    def on_answer(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        result = evaluate(workdir, candidate, predictions=predictions, endpoint=endpoint, model=model,
+                          baseline=baseline, config=config, on_answer=on_answer)
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo(result.summary_text())
 
 
 @cli.command()

@@ -35,6 +35,8 @@ SECTIONS = {
     "dataset.dedup": "pipeline.dataset.dedup:DedupConfig",
     "report": "pipeline.report.thresholds:ReportConfig",
     "weekly": "pipeline.report.thresholds:WeeklyConfig",
+    "eval": "pipeline.evaluate.config:EvalConfig",
+    "run": "pipeline.executor:ExecutorConfig",
 }
 
 

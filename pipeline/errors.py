@@ -49,6 +49,10 @@ class ConfigError(PipelineError):
     """The configuration file is invalid."""
 
 
+class EvalError(PipelineError):
+    """A candidate could not be evaluated (no eval split, bad predictions file, endpoint failures)."""
+
+
 class LockedError(PipelineError):
     """Another process holds the WORKDIR's writer lock."""
 

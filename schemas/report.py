@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from schemas.eval import REPORT_EVALUATIONS
+
 REPORT_SCHEMA_VERSION = 2
 # The closed set of decisions (pipeline/report/decide.py DECISIONS), declared here as the contract.
 DECISION_VALUES = ["migrate", "pilot_fine_tune", "prepare_dataset", "fix_caching_first", "stay_with_caching",
@@ -189,6 +191,7 @@ def json_schema() -> dict[str, Any]:
             "series": {"type": "object", "description": "chart data: daily series and the latency histogram"},
             "thresholds": {"type": "object", "description": "every ReportConfig value used"},
             "not_measured": {"type": "object", "additionalProperties": {"type": "string"}},
+            "evaluations": REPORT_EVALUATIONS,
             "sanity": {
                 "type": "object",
                 "description": "figures no real API call can have (pipeline/report/sanity.py): warnings[] (one "

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -10,15 +11,34 @@ SAMPLE_LOGS = ROOT / "sample_logs"
 REAL_LOGS = ROOT.parent / "shared" / "real_logs"
 
 
+_REAL_CONNECT = socket.socket.connect  # taken at import, before `_no_network` replaces it
+
+
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tool must work air-gapped: any socket connection in a test is a failure."""
-    import socket
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise RuntimeError("network access attempted during a test")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture
+def allow_only(monkeypatch: pytest.MonkeyPatch):
+    """`logaudit eval --endpoint` tests: only the addresses the test appends to the returned list may be
+    connected to (the test's own server); every connection attempt is recorded."""
+    allowed: list[tuple[str, int]] = []
+    attempts: list[object] = []
+
+    def guarded(sock: socket.socket, address: object) -> object:
+        attempts.append(address)
+        if tuple(address[:2]) not in allowed:  # type: ignore[index]
+            raise RuntimeError(f"network access attempted during a test: {address}")
+        return _REAL_CONNECT(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    return allowed, attempts
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("pipeline.ingest", "audit", "pipeline.dataset", "pipeline.report")
+STAGES = ("pipeline.ingest", "audit", "pipeline.dataset", "pipeline.report", "pipeline.evaluate")
 ORCHESTRATORS = {"pipeline", "pipeline.__main__", "pipeline.cli", "pipeline.run"}
 
 

@@ -19,8 +19,8 @@ SQL_FILES = sorted(p.relative_to(ROOT) for d in CODE_DIRS for p in (ROOT / d).rg
 def test_the_sql_folders_are_the_ones_we_know() -> None:
     """A new `sql/` folder must be listed here (and get a SqlDir next to the code that runs it)."""
     assert {str(p.parent) for p in SQL_FILES} == {
-        "audit/sql", "bench/sql", "pipeline/dataset/sql", "pipeline/ingest/sql", "pipeline/report/sql",
-        "pipeline/workdir/sql",
+        "audit/sql", "bench/sql", "pipeline/dataset/sql", "pipeline/evaluate/sql", "pipeline/ingest/sql",
+        "pipeline/report/sql", "pipeline/workdir/sql",
     }
 
 

@@ -15,9 +15,7 @@ the latter are written to `WORKDIR/rejects/` with file, line, reason and a snipp
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
-import sys
 import time
 import uuid
 from collections import Counter
@@ -31,6 +29,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline.errors import IngestError
+from pipeline.executor import Executor, LocalExecutor
 from pipeline.ingest import postgres, writer
 from pipeline.ingest.formats import (
     FORMATS,
@@ -118,7 +117,8 @@ class IngestResult:
             f"into {self.workdir}/requests",
             f"  records: {t['lines_read']} read = {t['ingested']} ingested + {t['skipped']} skipped "
             f"+ {t['rejected']} rejected + {t['blank']} blank",
-            f"  rows:    {t['rows_written']} written, {t['rows_duplicate']} already present or repeated",
+            f"  rows:    {t['rows_written']} written, {t['rows_duplicate']} already present or repeated"
+            + (f" ({t['rows_completed']} completed a batch row stored earlier)" if t.get("rows_completed") else ""),
         ]
         if self.manifest["by_format"]:
             fmts = ", ".join(f"{k} {v}" for k, v in sorted(self.manifest["by_format"].items()))
@@ -213,6 +213,7 @@ def _whole_file(path: Path) -> bool:
 def process_unit(unit: WorkUnit, staged: writer.StagedRun, batch_rows: int = BATCH_ROWS) -> UnitResult:
     """Read, detect and normalize every record of one unit into the staging folder."""
     spool = staged.spool(f"u{unit.index:06d}")
+    spool.reset()
     fs = FileStats(unit.path)
 
     def skip_item(reason: str, detail: str) -> None:
@@ -310,22 +311,19 @@ def _counted(rows: Iterable[Row], fs: FileStats) -> Iterator[Row]:
         yield row
 
 
-def _run_units(units: list[WorkUnit], staged: writer.StagedRun, workers: int, batch_rows: int, bar: Any) -> Iterator[UnitResult]:
-    if workers <= 1 or len(units) <= 1:
-        for u in units:
-            r = process_unit(u, staged, batch_rows)
-            bar.update(r.bytes_done)
-            yield r
-        return
-    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    with ctx.Pool(workers) as pool:
-        for r in pool.imap(_process_unit_star, [(u, staged, batch_rows) for u in units]):
-            bar.update(r.bytes_done)
-            yield r
+def _run_units(units: list[WorkUnit], staged: writer.StagedRun, executor: Executor, batch_rows: int,
+               bar: Any) -> Iterator[UnitResult]:
+    # The ingest bar counts bytes: no second bar from the executor.
+    for r in executor.map(_unit_task, units, shared=(staged, batch_rows), label="ingest.units", total=len(units),
+                          show_progress=False):
+        bar.update(r.bytes_done)
+        yield r
 
 
-def _process_unit_star(args: tuple[WorkUnit, writer.StagedRun, int]) -> UnitResult:
-    return process_unit(*args)
+def _unit_task(shared: tuple[writer.StagedRun, int], unit: WorkUnit) -> UnitResult:
+    """Task: one work unit (a file, or a byte range of a large JSONL file) into its own spool files."""
+    staged, batch_rows = shared
+    return process_unit(unit, staged, batch_rows)
 
 
 @holds_writer_lock(create=True)
@@ -339,13 +337,16 @@ def ingest(
     workers: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    executor: Executor | None = None,
 ) -> IngestResult:
     """Ingest log files, directories or globs into `workdir`; idempotent and incremental.
 
     Files unchanged since they were last ingested (same path, size and mtime) are not re-read;
     records already in the store (same id and content) are not written twice. Work is split into
-    units (files, and byte ranges of large JSONL files) processed by `workers` processes
-    (default: the CPU count; small inputs run in-process).
+    units (files, and byte ranges of large JSONL files), tasks on `executor` (default: a local
+    pool of `workers` processes, the CPU count by default; small inputs run in this process unless
+    the executor is a Ray cluster). Work units read the input files and write spool files under
+    `workdir`: on a multi-machine Ray cluster both must be reachable by every node.
     Raises IngestError when no input exists, or in `strict` mode when anything was rejected
     (the store is still updated, so the rejects can be inspected).
     """
@@ -394,16 +395,21 @@ def ingest(
             stat_of[str(f)] = st
         total_bytes = sum(st.st_size for st in stat_of.values())
         units = plan_units(todo, chunk_bytes, max_record_bytes)
-        n_workers = workers if workers is not None else (os.cpu_count() or 1)
-        if total_bytes < SMALL_INPUT_BYTES:
-            n_workers = 1  # process start-up costs more than it saves
+        pool: Executor = executor or LocalExecutor(workers if workers is not None else (os.cpu_count() or 1))
+        if total_bytes < SMALL_INPUT_BYTES and pool.name == "local":
+            pool = LocalExecutor(1)  # process start-up costs more than it saves
+        own_pool = pool is not executor
         merged: dict[str, Any] = {}
         show = is_enabled(progress)
         with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not show) as bar:
-            for done in _run_units(units, staged, n_workers, batch_rows, bar):
-                fs = stats.setdefault(done.unit.path, FileStats(done.unit.path))
-                fs.merge(done.stats)
-                _merge_state(merged, done.state)
+            try:
+                for done in _run_units(units, staged, pool, batch_rows, bar):
+                    fs = stats.setdefault(done.unit.path, FileStats(done.unit.path))
+                    fs.merge(done.stats)
+                    _merge_state(merged, done.state)
+            finally:
+                if own_pool:
+                    pool.close()
         for source in sources:
             fs, source_state, read = process_source(source, staged, postgres.since_for(state, source.label), batch_rows)
             stats.setdefault(source.label, FileStats(source.label)).merge(fs)

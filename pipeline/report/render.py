@@ -18,6 +18,7 @@ import jinja2
 from markupsafe import Markup
 
 from pipeline.report import charts
+from pipeline.report.evaluations import section_html, section_markdown
 
 # Display names of the cache audit's scenarios (audit/cache.py `scenarios`).
 RULE_NAMES = {
@@ -124,8 +125,10 @@ def _deep(value: Any, fn: Any) -> Any:
 
 def render_markdown(report: dict[str, Any], max_tasks: int = 30) -> str:
     safe = _deep(report, md_escape)
+    fmt = Formats(report["cost"]["currency"])
     text = _env(False).from_string(_template("template.md")).render(
-        r=safe, f=Formats(report["cost"]["currency"]), max_tasks=max_tasks, rule_names=RULE_NAMES
+        r=safe, f=fmt, max_tasks=max_tasks, rule_names=RULE_NAMES,
+        eval_section=section_markdown(report.get("evaluations") or [], fmt.money, md_escape),
     )
     # Collapse the blank-line runs that template control blocks leave behind.
     lines: list[str] = []
@@ -146,6 +149,7 @@ def render_html(report: dict[str, Any], max_tasks: int = 30) -> str:
         max_tasks=max_tasks,
         rule_names=RULE_NAMES,
         sources_text=", ".join(sources) or "no upstream outputs",
+        eval_section=Markup(section_html(report.get("evaluations") or [], fmt.money)),  # autoescaped by its template
     )
 
 

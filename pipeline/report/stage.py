@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeline.errors import ReportError
 from pipeline.report.decide import build_report
+from pipeline.report.evaluations import evaluations
 from pipeline.report.inputs import read_facts
 from pipeline.report.render import render_html, render_markdown
 from pipeline.report.sanity import sanity_checks
@@ -95,6 +96,9 @@ def render_report(
             f"Run `logaudit run LOGS --out {workdir}` first."
         )
     report = build_report(facts, cfg)
+    # Every candidate `logaudit eval` scored (WORKDIR/eval/*/summary.json), in its own section.
+    report["evaluations"], unread = evaluations(workdir, report["task_types"])
+    report["not_measured"].update(unread)
     report["sanity"] = sanity_checks(workdir, cfg)
     if report["sanity"]["window"] is not None:  # implausible timestamps: show the trimmed window
         report["window_untrimmed"], report["window"] = report["window"], report["sanity"]["window"]

@@ -9,6 +9,8 @@
                                                  dataset -> report, the user
     WORKDIR/report/report.{json,md,html}, weekly.{json,md}
                                                  report -> the user
+    WORKDIR/eval/<candidate>/{scores.parquet, summary.json, eval.md, routing.json, litellm_router.yaml}
+                                                 eval   -> report, the user (schemas/eval.py)
 
 `requests`, `rejects` and `ingest_manifest.json` are convenience links into the current store
 version; these properties resolve the store's pointer file instead (`pipeline/workdir/store.py`),
@@ -74,12 +76,50 @@ class WorkdirPaths:
     def report_dir(self) -> Path:
         return stage_dir(self.root, "report")
 
+    # --- eval -> report, the user --------------------------------------------------------------
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
 
+    def eval_candidate(self, candidate: str) -> Path:
+        """`WORKDIR/eval/<candidate>/`: one evaluated candidate's outputs and answer cache."""
+        return self.eval_dir / candidate
+
+
+    # --- the user-facing folders (links to the current versions; printed, never read) ----------
     def view(self, stage: str) -> Path:
-        """`WORKDIR/<stage>/` as the user sees it: the view of the stage's current version (what a
-        result names); readers resolve `audit_dir` / `dataset_dir` / `report_dir` instead."""
+        """`WORKDIR/<stage>`: what a stage's summary points the user at (`versions.refresh_view`)."""
         return self.root / stage
 
 
 def workdir_paths(workdir: Path | str) -> WorkdirPaths:
     return WorkdirPaths(Path(workdir))
+
+
+def file_sha256(path: Path) -> str:
+    """A handoff file's digest: a later stage records it and compares it to notice a rebuilt input."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def eval_split_identity(workdir: Path | str) -> str | None:
+    """A digest of the dataset's eval split as written: lineage.parquet's bytes and the eval files'
+    sha256 from manifest.json. `logaudit eval` records it; the report compares it with the current
+    one to tell that a candidate was scored before the dataset was rebuilt. None without a dataset."""
+    import hashlib
+    import json
+
+    paths = workdir_paths(workdir)
+    if not paths.lineage.is_file():
+        return None
+    try:
+        files = json.loads(paths.dataset_manifest.read_text(encoding="utf-8")).get("files") or {}
+    except (OSError, ValueError):
+        files = {}
+    evals = sorted((name, str(f.get("sha256"))) for name, f in files.items() if isinstance(f, dict) and f.get("split") == "eval")
+    return hashlib.sha256((file_sha256(paths.lineage) + json.dumps(evals)).encode("utf-8")).hexdigest()

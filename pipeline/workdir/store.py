@@ -52,10 +52,14 @@ def has_requests(workdir: Path) -> bool:
     return any(requests_dir(workdir).glob("*/*.parquet"))
 
 
-def connect_store(workdir: Path, *, memory_limit: str = "3GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect_store(workdir: Path, *, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the `requests` view over the store (UTC session time zone) and the
     request-outcome macros (`request_failed`, `request_succeeded`, `request_rate_limited`,
-    `request_server_error`: `sql/request_outcome.sql`), the one definition every stage uses."""
+    `request_server_error`: `sql/request_outcome.sql`), the one definition every stage uses.
+
+    1 GB, not more: beside it run the executor's workers, and the whole process tree is to stay
+    under 2 GB; DuckDB spills sorts and joins beyond the limit to `WORKDIR/.duckdb_tmp`.
+    """
     workdir = Path(workdir)
     if not has_requests(workdir):
         raise MissingInputError(missing_store_message(workdir))

@@ -1,0 +1,80 @@
+"""The report's eval section: every candidate `logaudit eval` scored (`WORKDIR/eval/*/summary.json`,
+`schemas/eval.py`), per task type its score, interval, delta and decision beside the savings the
+report computed for that task.
+
+Kept apart from the rest of the report: `render_report` calls `evaluations()` for report.json and
+the two renderers call `section_markdown()` / `section_html()`, each with its own template
+(`eval_section.md`, `eval_section.html`). A candidate scored before the dataset was rebuilt (the
+eval-split identity it recorded differs from the current one, `eval_split_identity`) is marked stale.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pipeline.workdir.paths import eval_split_identity, workdir_paths
+
+
+def evaluations(workdir: Path, task_rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """(one entry per candidate, {figure: reason} for summaries that could not be read)."""
+    by_id = {t.get("id"): t for t in task_rows}
+    out: list[dict[str, Any]] = []
+    problems: dict[str, str] = {}
+    summaries = sorted(workdir_paths(workdir).eval_dir.glob("*/summary.json"))
+    current = eval_split_identity(workdir) if summaries else None
+    for path in summaries:
+        try:
+            s = json.loads(path.read_text(encoding="utf-8"))
+            tasks = s["tasks"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            problems[f"eval:{path.parent.name}"] = f"`{path}` could not be read ({type(e).__name__}: {e})"
+            continue
+        source = s.get("source") or {}
+        out.append({
+            "candidate": s.get("candidate", path.parent.name),
+            "source": source.get("kind"),
+            "model": source.get("model"),
+            "baseline": s.get("baseline"),
+            "overall_score": (s.get("overall") or {}).get("score"),
+            "routed_request_share": (s.get("routing") or {}).get("routed_request_share"),
+            # Scored on another eval split than the dataset holds now (rebuilt since): re-run it.
+            "stale": current is not None and (s.get("inputs") or {}).get("eval_split_identity") != current,
+            "tasks": [{
+                "task_type": t["task_type"], "label": t.get("label"), "kind": t.get("kind"), "n": t.get("n"),
+                "score": t.get("score"), "ci_low": t.get("ci_low"), "ci_high": t.get("ci_high"),
+                "delta": t.get("delta"), "margin": t.get("margin"), "decision": t.get("decision"),
+                "uncertain": bool(t.get("uncertain")), "reason": t.get("reason"),
+                "not_routed_because": t.get("not_routed_because"),
+                "monthly_spend": by_id.get(t["task_type"], {}).get("monthly_spend"),
+                "projected_monthly_savings": by_id.get(t["task_type"], {}).get("projected_monthly_savings"),
+            } for t in tasks],
+        })
+    return out, problems
+
+
+def section_markdown(evals: list[dict[str, Any]], money: Callable[[Any], str], escape: Callable[[str], str]) -> str:
+    return _render("eval_section.md", False, evals, money, escape)
+
+
+def section_html(evals: list[dict[str, Any]], money: Callable[[Any], str]) -> str:
+    return _render("eval_section.html", True, evals, money, str)
+
+
+def _render(name: str, autoescape: bool, evals: list[dict[str, Any]], money: Callable[[Any], str],
+            escape: Callable[[str], str]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(autoescape=autoescape, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["e_md"] = lambda v: "—" if v is None else escape(str(v))
+    env.filters["f3"] = lambda v: "—" if v is None else f"{v:.3f}"
+    env.filters["signed"] = lambda v: "—" if v is None else f"{v:+.3f}"
+    env.filters["money"] = money
+    env.filters["pct"] = lambda v: "—" if v is None else f"{v:.1%}"
+    text = resources.files("pipeline.report").joinpath(name).read_text(encoding="utf-8")
+    return env.from_string(text).render(evals=evals)
+
+
