@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from pipeline.config import from_section
 from pipeline.errors import ConfigError, PipelineError
@@ -200,7 +200,7 @@ class _Base:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> _Base:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
