@@ -105,3 +105,51 @@ def test_run_killed_before_the_commit_leaves_the_store_as_before(tmp_path: Path,
     monkeypatch.undo()
     ingest([logs], work, progress=False)
     assert _rows(work, root) == joint
+
+
+def _joint_named(tmp_path: Path, files: dict[str, str]) -> list[dict]:
+    root = tmp_path / "joint"
+    (root / "logs").mkdir(parents=True)
+    for name, text in files.items():
+        (root / "logs" / name).write_text(text)
+    ingest([root / "logs"], root / "work", progress=False)
+    return _rows(root / "work", root)
+
+
+def test_results_complete_their_own_batch_when_custom_ids_repeat(tmp_path: Path) -> None:
+    """Two batches in one folder reuse `ticket-1` for different requests: batch b's results complete
+    b's request row (stored as `ticket-1~…`), not a's, as the single-run join pairs them by file stem."""
+    req, res = SHAPES["openai"]
+    a_in = req.read_text()
+    b_in = a_in.replace("My refund never arrived", "My card was charged twice").replace(
+        "Classify the ticket.", "Classify the ticket, in one word.")
+    files = {"a_batch_input.jsonl": a_in, "b_batch_input.jsonl": b_in, "b_batch_output.jsonl": res.read_text()}
+    joint = _joint_named(tmp_path, files)
+    root = tmp_path / "split"
+    logs, work = root / "logs", root / "work"
+    logs.mkdir(parents=True)
+    for name in ("a_batch_input.jsonl", "b_batch_input.jsonl"):
+        (logs / name).write_text(files[name])
+    ingest([logs], work, progress=False)
+    (logs / "b_batch_output.jsonl").write_text(files["b_batch_output.jsonl"])
+    ingest([logs], work, progress=False)
+    split = _rows(work, root)
+    assert split == joint
+    answered = [r for r in split if r["response_text"] == "returns"]
+    assert len(answered) == 1 and answered[0]["messages"][0]["content"] == "My card was charged twice"
+    assert len(split) == 6 and sum(r["response_id"] is not None for r in split) == 2
+
+
+def test_results_whose_file_stem_differs_still_complete(tmp_path: Path) -> None:
+    """OpenAI names the downloaded output `batch_<id>_output.jsonl`, whatever the input was called."""
+    req, res = SHAPES["openai"]
+    files = {"batchinput.jsonl": req.read_text(), "batch_6721f0_output.jsonl": res.read_text()}
+    joint = _joint_named(tmp_path, files)
+    root = tmp_path / "split"
+    logs, work = root / "logs", root / "work"
+    logs.mkdir(parents=True)
+    (logs / "batchinput.jsonl").write_text(files["batchinput.jsonl"])
+    ingest([logs], work, progress=False)
+    (logs / "batch_6721f0_output.jsonl").write_text(files["batch_6721f0_output.jsonl"])
+    two = ingest([logs], work, progress=False)
+    assert _rows(work, root) == joint and two.totals["rows_completed"] == 3

@@ -3,7 +3,8 @@
 -- description: Staged batch rows that complete a row already in the store, so a batch whose input
 --   file and results were ingested in different runs ends as one row per call, as if both had been
 --   read together: a staged half (`request` or `result`) completes the stored opposite half of its
---   custom_id in its folder (several of one custom_id pair in file order, as in batch_join.py); a
+--   custom_id in its batch (folder and file stem; several of one custom_id pair in file order; when the
+--   stems do not line up, the one leftover of each side in the folder), as in batch_join.py; a
 --   staged `full` row replaces a stored half whose fingerprint it shares. A half that a stored
 --   `full` row already holds is a repeat (`half_repeats`), not a link. Each stored row is
 --   completed at most once; the completed row keeps the stored row's id.
@@ -14,21 +15,37 @@ WITH st AS (
       AND NOT EXISTS (SELECT 1 FROM existing_keys e WHERE e.base_id = k.request_id AND e._fp = k._fp)
       AND NOT EXISTS (SELECT 1 FROM half_repeats h WHERE h._file = k._file AND h._row = k._row)
 ), st_half AS (
-    SELECT *, row_number() OVER (PARTITION BY request_id, source_format, _folder, _kind
-                                 ORDER BY source_file, source_line) AS _nth
+    SELECT *, split_part(_folder, chr(0), 1) AS _dir,
+           row_number() OVER (PARTITION BY request_id, source_format, _folder, _kind
+                              ORDER BY source_file, source_line) AS _nth
     FROM st WHERE _kind IN ('request', 'result')
 ), ex_half AS (
-    SELECT *, row_number() OVER (PARTITION BY base_id, source_format, _folder, _kind
-                                 ORDER BY source_file, source_line) AS _nth
+    SELECT *, split_part(_folder, chr(0), 1) AS _dir,
+           row_number() OVER (PARTITION BY base_id, source_format, _folder, _kind
+                              ORDER BY source_file, source_line) AS _nth
     FROM existing_keys WHERE _kind IN ('request', 'result')
-), linked AS (
+), same_batch AS (  -- same folder and file stem: pair in file order
     SELECT s._file, s._row, s._kind AS kind, e._file AS stored_file, e._row AS stored_row,
            e.request_id AS stored_id, 0 AS _pref
     FROM st_half s JOIN ex_half e
       ON e.base_id = s.request_id AND e.source_format = s.source_format AND e._folder = s._folder
      AND e._kind <> s._kind AND e._nth = s._nth
-    UNION ALL
+), st_left AS (
+    SELECT * FROM st_half s WHERE NOT EXISTS (SELECT 1 FROM same_batch b WHERE b._file = s._file AND b._row = s._row)
+    QUALIFY count(*) OVER (PARTITION BY request_id, source_format, _dir, _kind) = 1
+), ex_left AS (
+    SELECT * FROM ex_half e
+    WHERE NOT EXISTS (SELECT 1 FROM same_batch b WHERE b.stored_file = e._file AND b.stored_row = e._row)
+    QUALIFY count(*) OVER (PARTITION BY base_id, source_format, _dir, _kind) = 1
+), linked AS (
+    SELECT * FROM same_batch
+    UNION ALL  -- the stems did not line up (`requests.jsonl` ~ `batch_abc_results.jsonl`): the one
+               -- leftover half of that custom_id in the folder on each side
     SELECT s._file, s._row, s._kind, e._file, e._row, e.request_id, 1
+    FROM st_left s JOIN ex_left e
+      ON e.base_id = s.request_id AND e.source_format = s.source_format AND e._dir = s._dir AND e._kind <> s._kind
+    UNION ALL
+    SELECT s._file, s._row, s._kind, e._file, e._row, e.request_id, 2
     FROM st s JOIN ex_half e
       ON e.base_id = s.request_id AND e.source_format = s.source_format
      AND ((e._kind = 'request' AND e._req_fp = s._req_fp) OR (e._kind = 'result' AND e._res_fp = s._res_fp))

@@ -4,7 +4,8 @@
 --   model as requested, prompt, tools, parameters) from the row holding the request, every other
 --   column (what happened: ids, time, response, status, usage, source line of the result) from the
 --   row holding the result, each falling back to the other half, exactly as `batch_join.py` would
---   have joined the two lines in one run. Keeps the stored row's id.
+--   have joined the two lines in one run. Keeps the stored row's id (its `~<fp8>` suffix, if any,
+--   recomputed for the whole row).
 CREATE TEMP TABLE completed_rows AS
 WITH halves AS (
     SELECT l.stored_id,
@@ -68,4 +69,12 @@ WITH halves AS (
            coalesce(a.source_line, q.source_line) AS source_line
     FROM halves
 )
-SELECT *, coalesce(strftime(ts, '%Y-%m-%d'), $undated) AS date FROM merged;
+SELECT * REPLACE (
+           -- a reused custom_id stored as `id~<fp8>` takes the fingerprint of the whole row, as a
+           -- single-run ingest would have given it
+           CASE WHEN contains(request_id, '~')
+                THEN split_part(request_id, '~', 1) || '~'
+                     || substr(record_fp(source_format, response_id, ts, model, response_text, error_type, system_text, messages), 1, 8)
+                ELSE request_id END AS request_id),
+       coalesce(strftime(ts, '%Y-%m-%d'), $undated) AS date
+FROM merged;

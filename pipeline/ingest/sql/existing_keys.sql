@@ -4,7 +4,7 @@
 --   where each is, so a batch half completed by this run can be replaced).
 CREATE TEMP TABLE existing_keys AS
 SELECT split_part(request_id, '~', 1) AS base_id, request_id, filename AS _file, file_row_number AS _row,
-       record_fp(source_format, response_id, ts, model, response_text, messages) AS _fp,
+       record_fp(source_format, response_id, ts, model, response_text, error_type, system_text, messages) AS _fp,
        source_format, source_file, source_line, _kind, batch_folder(source_file) AS _folder,
        CASE WHEN _kind IS NOT NULL THEN batch_request_fp(system_text, messages, request_params, tools_json) END AS _req_fp,
        CASE WHEN _kind IS NOT NULL THEN batch_result_fp(response_id, response_text, finish_reason_raw, error_type,

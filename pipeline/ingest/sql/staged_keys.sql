@@ -6,7 +6,7 @@
 CREATE TEMP TABLE staged_keys AS
 SELECT filename AS _file, file_row_number AS _row, request_id, source_file, source_line,
        coalesce(strftime(ts, '%Y-%m-%d'), $undated) AS date,
-       record_fp(source_format, response_id, ts, model, response_text, messages) AS _fp,
+       record_fp(source_format, response_id, ts, model, response_text, error_type, system_text, messages) AS _fp,
        source_format, _kind, batch_folder(source_file) AS _folder, response_id,
        replay_fp(source_format, response_id, response_text, response_tool_calls, response_reasoning) AS _replay,
        coalesce(json_extract(metadata_json, '$.is_sidechain')::BOOLEAN, false) AS _sidechain,
