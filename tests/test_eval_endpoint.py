@@ -174,15 +174,17 @@ def test_interrupted_run_resumes_without_reasking(planted, allow_only, tmp_path:
             if proc.poll() is None:
                 proc.kill()
         answered_before = {json.loads(line)["example_id"] for line in cache.read_text(encoding="utf-8").splitlines()}
-        assert len(answered_before) == 10
+        assert 10 <= len(answered_before) <= 12  # + at most the 2 requests in flight when the hold began
         server.block_after = None
         server.release.set()
         result = evaluate(workdir, "ft", endpoint=server.url, model="ft-1",
                           config={"eval": {"concurrency": 2, "backoff_initial_s": 0.01}})
     # nothing answered before the kill was asked again; everything else was asked and answered
+    # (an answer the killed run received but had not yet written is asked again: it was never cached)
     assert all(server.answered[e] == 1 and server.asks[e] == 1 for e in answered_before)
-    assert sum(server.answered.values()) == len(examples)
-    assert result.summary["source"]["cached"] == 10 and result.summary["source"]["asked"] == len(examples) - 10
+    assert set(server.answered) == {ex["example_id"] for ex in examples}
+    cached = len(answered_before)
+    assert result.summary["source"]["cached"] == cached and result.summary["source"]["asked"] == len(examples) - cached
     tasks = {t["task_type"]: t for t in result.summary["tasks"]}
     assert {t: pytest.approx(v) for t, v in scores.items()} == {t: tasks[t]["score"] for t in scores}
 
