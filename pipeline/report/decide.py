@@ -269,7 +269,7 @@ def task_table(facts: Facts, cfg: ReportConfig) -> list[dict[str, Any]]:
             "projected_monthly_savings": _round(savings if not reasons else None, 2),
             "spend_rule": _spend_rule(monthly_spend, t, cfg),
             "rank": None,
-            "rank_reason": None if reasons else f"{fit_why}; saves {_money(savings, cfg.currency)}/month if migrated",
+            "rank_reason": None if reasons else f"fit: {fit} ({fit_why}, tier {fit_tier} of 3), then savings",
         })
     ranked = sorted((r for r in rows if r["migratable"]),
                     key=lambda r: (r["fit_tier"], -(r["projected_monthly_savings"] or 0.0), r["id"]))
@@ -284,12 +284,12 @@ def task_fit(t: TaskFacts, cfg: ReportConfig) -> tuple[str, int, str]:
     fine-tuning, then fixed-format generation; open-ended text least."""
     mean_out = _div(t.output_tokens, t.requests)
     if t.output_format == "json":
-        return "extraction / classification", 1, "structured JSON answers (extraction/classification: best fit)"
+        return "extraction / classification", 1, "structured JSON answers"
     if mean_out is not None and mean_out <= cfg.task_fit_short_output_tokens:
-        return "classification", 1, f"short answers (mean {mean_out:,.0f} tokens: classification, best fit)"
+        return "classification", 1, f"short answers, mean {mean_out:,.0f} tokens"
     if t.repetitiveness is not None and t.repetitiveness >= cfg.task_fit_fixed_format_repetitiveness:
-        return "fixed-format generation", 2, f"fixed-format text (repetitiveness {t.repetitiveness:.2f}: good fit)"
-    return "open-ended generation", 3, "open-ended text (weakest fit of the candidates)"
+        return "fixed-format generation", 2, f"repetitiveness {t.repetitiveness:.2f}"
+    return "open-ended generation", 3, "free-form text answers"
 
 
 def _not_migratable(t: TaskFacts, facts: Facts, cfg: ReportConfig) -> list[str]:
