@@ -97,6 +97,7 @@ def _planted(root: Path) -> dict[str, Any]:
     turn2 = [*turn1, {"role": "assistant", "content": a1}, {"role": "user", "content": u2}]
     turn3 = [*turn2, {"role": "assistant", "content": a2}, {"role": "user", "content": u3}]
     p["session"] = [logs.add(turn1, a1, session="s1"), logs.add(turn2, a2, session="s1"), logs.add(turn3, a3, session="s1")]
+    p["edited_answer"] = a2
     # A tool flow: the call, then the answer after the tool result.
     ask = [{"role": "user", "content": "what is the weather in paris today?"}]
     p["tools"] = [
@@ -280,6 +281,37 @@ def test_other_formats_validate_and_drop_what_they_cannot_represent(planted: Any
     for name in ("train.jsonl", "eval.jsonl"):
         for record in _read(workdir / "dataset" / name):
             assert FORMATS[fmt].validate(record) == []
+    build_dataset(workdir)
+
+
+@pytest.mark.parametrize("fmt", ["openai", "anthropic", "sharegpt", "trl"])
+def test_no_format_trains_on_a_rejected_turn(planted: Any, fmt: str) -> None:
+    """The session's middle answer was edited (rejected). OpenAI keeps it as context with weight 0; a
+    format without per-turn weights would train on it, so its example is dropped and counted."""
+    workdir, p = planted
+    manifest = build_dataset(workdir, DatasetConfig(format=fmt)).manifest
+    rejected = p["edited_answer"]
+    targets = []  # every assistant turn a trainer would learn from
+    for name in ("train.jsonl", "eval.jsonl"):
+        for record in _read(workdir / "dataset" / name):
+            turns = record.get("messages") or record.get("conversations")
+            targets += [m.get("content") or m.get("value") or "" for m in turns
+                        if (m.get("role") == "assistant" or m.get("from") == "gpt") and m.get("weight") != 0]
+    assert not any(rejected in t for t in targets)
+    card = (workdir / "dataset" / "dataset_card.md").read_text(encoding="utf-8")
+    assert manifest["rejected_turns"]["examples_with_rejected_turn"] == 1
+    reason_of = {r["request_id"]: r["reason"] for r in _lineage(workdir) if r["kind"] == "dropped"}
+    if fmt == "openai":
+        assert manifest["rejected_turns"]["examples_dropped"] == 0 and "weight 0" in card
+        assert reason_of.get(p["session"][2]) is None  # the session is an example
+    else:
+        assert manifest["rejected_turns"]["examples_dropped"] == 1
+        assert manifest["counts"]["dropped"]["rejected_turn"] == 2 == manifest["rejected_turns"]["requests_dropped"]
+        assert reason_of[p["session"][0]] == reason_of[p["session"][2]] == "rejected_turn"
+        assert reason_of[p["session"][1]] == "edited"
+        assert "1 example(s) dropped" in card
+    # The estimate says whether it priced the target the way it is billed.
+    assert manifest["estimate"]["approximate"] is (fmt != "openai")
     build_dataset(workdir)
 
 

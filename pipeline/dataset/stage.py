@@ -52,11 +52,12 @@ from pipeline.dataset.bucket import (
     whitespace,
     write_buckets,
 )
-from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS
+from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS, REJECTED_TURN
 from pipeline.dataset.targets import FORMATS
 from pipeline.errors import DatasetError
+from pipeline.money import Money
 from pipeline.progress import StageProgress, stage_progress
-from pipeline.tokens import encoding_name_for
+from pipeline.tokens import encoding_name_for, is_approximate
 from pipeline.workdir.store import connect_store, current_version, requests_glob
 
 PII_MODES = ("redact", "drop", "keep")
@@ -92,6 +93,7 @@ class DatasetConfig:
     workers: int = 2  # processes for the per-bucket step (1 = in this process)
     memory_limit: str = "512MB"  # DuckDB's limit for the partition and global steps (spills beyond)
     dedup: dd.DedupConfig = field(default_factory=dd.DedupConfig)
+    money: Money = field(default_factory=Money)  # the reporting currency, from [report] (pipeline/money.py)
 
     @classmethod
     def from_toml(cls, config: dict[str, Any], **overrides: Any) -> DatasetConfig:
@@ -102,7 +104,8 @@ class DatasetConfig:
             section["filters"] = tuple(section["filters"])
         base = from_section(cls, {"dataset": section}, "dataset")
         dedup_cfg = from_section(dd.DedupConfig, config, "dataset.dedup")
-        return dataclasses.replace(base, dedup=dedup_cfg, **{k: v for k, v in overrides.items() if v is not None})
+        return dataclasses.replace(base, dedup=dedup_cfg, money=Money.from_config(config),
+                                   **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -121,11 +124,15 @@ class DatasetResult:
             f"  examples: {c['train']} train + {c['eval']} eval "
             f"({c['examples_built']} built, {c['duplicates']} duplicates, {c['near_duplicates']} near-duplicates removed)",
             f"  tokens: {m['tokens']['train']} train; estimated training cost "
-            f"${m['estimate']['training_cost_usd']:.2f} for {m['estimate']['epochs']} epochs",
+            f"{m['estimate']['training_cost']:,.2f} {m['estimate']['currency']} for {m['estimate']['epochs']} epochs"
+            + (" (approximate: see the card)" if m["estimate"]["approximate"] else ""),
             f"  secrets/PII {m['pii']['mode']}: {sum(m['pii']['found'].values())} found; "
             f"leakage pairs (eval~train, Jaccard >= {m['leakage']['threshold']}): {m['leakage']['pairs']}; "
             f"invalid records: {m['validation']['invalid_records']}",
         ]
+        if m["rejected_turns"]["examples_dropped"]:
+            lines.append(f"  {m['rejected_turns']['examples_dropped']} example(s) with a rejected earlier answer dropped "
+                         f"(the {m['config']['format']} format has no per-turn weight)")
         if not m["labels"]["present"]:
             lines.append("  note: no audit/request_labels.parquet; regenerated/edited filters skipped (run `logaudit audit`)")
         return "\n".join(lines)
@@ -374,7 +381,7 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
               validation: dict[str, Any], leakage: dict[str, Any], summaries: list[BucketSummary],
               encoding: str) -> dict[str, Any]:
     """The manifest from DuckDB aggregates over `status`, `ex` and `placed`."""
-    reason_order = [*active, *DEDUP_REASONS]
+    reason_order = [*active, REJECTED_TURN, *DEDUP_REASONS]
     outcomes = dict(con.sql("SELECT status, count(*) FROM status GROUP BY status").fetchall())
     dropped = {r: int(n) for r, n in outcomes.items() if r != "kept"}
     filtered = dict(con.sql("SELECT reason, count(*) FROM req WHERE reason IS NOT NULL GROUP BY reason").fetchall())
@@ -409,10 +416,16 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
     }
     if counts["requests_in"] != counts["requests_kept"] + counts["requests_dropped"]:
         raise DatasetError("internal: request counts do not reconcile (in != kept + dropped).")
+    holding = sum(s.rejected_turn_examples for s in summaries)
+    weighted = FORMATS[cfg.format].supports_weight
+    rejected_examples = 0 if weighted else holding
     stages = [
         {"stage": "load", "requests": n_in},
         *[{"stage": f"filter:{r}", "dropped": int(filtered.get(r, 0))} for r in active],
-        {"stage": "session_collapse", "requests": n_in - sum(int(n) for n in filtered.values()), "examples": n_examples},
+        {"stage": "session_collapse",
+         "requests": n_in - sum(int(n) for r, n in filtered.items() if r != REJECTED_TURN),
+         "examples": n_examples + rejected_examples},
+        {"stage": "rejected_turns", "dropped": int(filtered.get(REJECTED_TURN, 0)), "dropped_examples": rejected_examples},
         {"stage": "dedup:exact", "dropped_examples": n_dup},
         {"stage": "dedup:near", "dropped_examples": n_near},
         {"stage": "split", "train": n_train, "eval": n_eval},
@@ -432,6 +445,15 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
         },
         "filters_order": list(active),
         "counts": counts,
+        "rejected_turns": {
+            "examples_with_rejected_turn": holding,
+            "examples_dropped": rejected_examples,
+            "requests_dropped": int(filtered.get(REJECTED_TURN, 0)),
+            "policy": (f"the {cfg.format} format carries per-turn weights: a rejected earlier answer kept as context "
+                       "has weight 0 and is never a training target") if weighted else
+                      (f"the {cfg.format} format has no per-turn weight: an example holding a rejected earlier answer "
+                       "is dropped, never trained on"),
+        },
         "stages": stages,
         "dropped_samples": samples,
         "per_task": per_task,
@@ -465,10 +487,31 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
             "billed_training_tokens": billed,
             "price_per_million_training_tokens": cfg.price_per_million_training_tokens,
             "training_cost_usd": round(billed / 1e6 * cfg.price_per_million_training_tokens, 4),
+            "training_cost": round(cfg.money.convert(billed / 1e6 * cfg.price_per_million_training_tokens) or 0.0, 2),
+            "currency": cfg.money.currency,
+            "usd_to_currency": cfg.money.usd_to_currency,
             "target_model": cfg.target_model,
+            **_estimate_basis(cfg, encoding),
         },
         "files": files,
     }
+
+
+def _estimate_basis(cfg: DatasetConfig, encoding: str) -> dict[str, Any]:
+    """Whether the training-cost estimate counts and prices the way the target is billed. Exact only
+    for the OpenAI format with an OpenAI target model (its tokenizer is public and its price is the
+    configured one); any other family is counted with an OpenAI encoding, so it is approximate."""
+    openai_target = not is_approximate(cfg.target_model)
+    exact = cfg.format == "openai" and openai_target
+    family = {"openai": "OpenAI", "anthropic": "Claude (Bedrock)", "trl": "an open model (TRL)",
+              "sharegpt": "an open model (ShareGPT)"}[cfg.format]
+    if exact:
+        note = f"{cfg.target_model}: tokens counted with its tokenizer ({encoding}), its training price per 1M tokens"
+    else:
+        note = (f"approximate: a {cfg.format} dataset trains {family}, but tokens were counted with {encoding} and "
+                f"priced at {cfg.price_per_million_training_tokens} USD/1M for {cfg.target_model}; set [dataset] "
+                "target_model and price_per_million_training_tokens for your target")
+    return {"approximate": not exact, "basis": note}
 
 
 def _per_task(con: Any) -> dict[str, dict[str, int]]:
@@ -547,7 +590,14 @@ def _card(m: dict[str, Any]) -> str:
         epochs=m["estimate"]["epochs"],
         billed_tokens=m["estimate"]["billed_training_tokens"],
         price=m["estimate"]["price_per_million_training_tokens"],
-        cost=f"{m['estimate']['training_cost_usd']:.2f}",
+        cost=f"{m['estimate']['training_cost']:,.2f} {m['estimate']['currency']}",
+        cost_usd=f"{m['estimate']['training_cost_usd']:,.2f}",
+        estimate_basis=m["estimate"]["basis"],
+        rejected_turns=m["rejected_turns"]["policy"] + (
+            f": {m['rejected_turns']['examples_dropped']} example(s) dropped "
+            f"({m['rejected_turns']['requests_dropped']} request(s) in no other example)"
+            if m["rejected_turns"]["examples_dropped"] else
+            f" ({m['rejected_turns']['examples_with_rejected_turn']} example(s) hold such a turn)"),
         target_model=m["estimate"]["target_model"],
         labels_note=m["labels"]["note"] or "Task types and regeneration/edit/feedback signals from `audit/request_labels.parquet`.",
     )
