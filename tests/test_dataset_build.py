@@ -221,13 +221,31 @@ def test_split_is_stratified_seeded_and_keeps_sessions_whole(built: Any) -> None
     workdir, p, manifest = built
     rows = [r for r in _lineage(workdir) if r["kind"] == "example"]
     per_task = manifest["per_task"]
-    for v in per_task.values():
+    sizes = manifest["split"]["eval_per_task"]
+    for task, v in per_task.items():
         n = v.get("train", 0) + v.get("eval", 0)
-        assert v.get("eval", 0) <= round(0.1 * n)
-    assert per_task["chat"]["eval"] == round(0.1 * (per_task["chat"]["train"] + per_task["chat"]["eval"]))
+        # Small planted types: the 200 target is out of reach, so 30% at most (20% at least, groups allowing).
+        assert sizes[task]["target"] == min(200, max(round(0.2 * n), round(0.3 * n)))
+        assert v.get("eval", 0) <= sizes[task]["target"]
+        assert sizes[task]["warning"] and f"{v.get('eval', 0)} eval examples" in sizes[task]["warning"]
+    chat = per_task["chat"]["train"] + per_task["chat"]["eval"]
+    assert per_task["chat"]["eval"] == round(0.3 * chat)
+    card = (workdir / "dataset" / "dataset_card.md").read_text(encoding="utf-8")
+    assert "below the 200-example test set" in card
     split_of = {rid: r["split"] for r in rows for rid in r["source_request_ids"]}
     assert split_of[p["session"][0]] == split_of[p["session"][2]]
     assert manifest["seed"] == 13
+
+
+@pytest.mark.parametrize(("n", "target"), [
+    (0, 0), (126, 38),  # small: 30% at most
+    (660, 198), (667, 200),  # 30% reaches the 200-example target at 667
+    (1000, 200), (2500, 500), (2505, 500), (5000, 500),  # 20% from 1,000 up to the 500 cap
+])
+def test_eval_policy_targets(n: int, target: int) -> None:
+    from pipeline.dataset.assemble import EvalPolicy
+
+    assert EvalPolicy().target(n) == target
 
 
 def test_rebuild_is_byte_identical(built: Any, tmp_path: Path) -> None:

@@ -76,8 +76,13 @@ class DatasetConfig:
     per_task: bool = False  # one train/eval pair per task type under dataset/tasks/<task>/
     filters: tuple[str, ...] = tuple(f for f in FILTERS if f != "pii")  # ordered; remove a name to disable it
     seed: int = 13  # seeds the eval split order
-    eval_fraction: float = 0.10  # share of each task type's examples held out
-    eval_cap_per_task: int = 300  # at most this many eval examples per task type (guides: 200-500)
+    # Eval split per task type (checklist: a 200-500 example test set; hold out at least 20% when data
+    # is small): at least `eval_fraction` and at least `eval_min_per_task`, at most `eval_cap_per_task`,
+    # and never more than `eval_max_fraction` of a small type. A type below `eval_min_per_task` is warned about.
+    eval_fraction: float = 0.20
+    eval_min_per_task: int = 200
+    eval_cap_per_task: int = 500
+    eval_max_fraction: float = 0.30
     split_group_threshold: float = 0.6  # Jaccard joining examples into one split group; > 1 disables
     target_model: str = "gpt-4.1-mini"  # picks the tokenizer that counts example tokens
     max_example_tokens: int = 65_536  # per-example limit of the target (OpenAI: 65,536 for 4o/4.1-mini)
@@ -130,6 +135,10 @@ class DatasetResult:
             f"leakage pairs (eval~train, Jaccard >= {m['leakage']['threshold']}): {m['leakage']['pairs']}; "
             f"invalid records: {m['validation']['invalid_records']}",
         ]
+        short = [t for t, e in m["split"]["eval_per_task"].items() if e["warning"]]
+        if short:
+            lines.append(f"  eval: {len(short)} task type(s) below {m['config']['eval_min_per_task']} eval examples "
+                         f"({', '.join(short[:5])}{'…' if len(short) > 5 else ''}): see the card")
         if m["rejected_turns"]["examples_dropped"]:
             lines.append(f"  {m['rejected_turns']['examples_dropped']} example(s) with a rejected earlier answer dropped "
                          f"(the {m['config']['format']} format has no per-turn weight)")
@@ -222,8 +231,8 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
 
         t = time.perf_counter()
         n_kept = n_examples - dedup.duplicates - dedup.near_duplicates
-        split_stats = assemble.split(con, n_examples, n_kept, cfg.split_group_threshold, cfg.seed, cfg.eval_fraction,
-                                     cfg.eval_cap_per_task, cfg.per_task)
+        split_stats = assemble.split(con, n_examples, n_kept, cfg.split_group_threshold, cfg.seed, eval_policy(cfg),
+                                     cfg.per_task)
         timings["split"] = time.perf_counter() - t
         bar.advance()
         bar.note("write + verify")
@@ -264,8 +273,11 @@ def _check_config(cfg: DatasetConfig) -> None:
     unknown = [f for f in cfg.filters if f not in FILTERS]
     if unknown:
         raise DatasetError(f"Unknown filter(s) {', '.join(unknown)} in [dataset] filters. Known: {', '.join(FILTERS)}.")
-    if not 0 <= cfg.eval_fraction < 1:
-        raise DatasetError(f"`eval_fraction` must be in [0, 1), got {cfg.eval_fraction}.")
+    if not 0 <= cfg.eval_fraction <= cfg.eval_max_fraction < 1:
+        raise DatasetError(f"`eval_fraction` ({cfg.eval_fraction}) and `eval_max_fraction` ({cfg.eval_max_fraction}) "
+                           "must satisfy 0 <= eval_fraction <= eval_max_fraction < 1.")
+    if not 0 <= cfg.eval_min_per_task <= cfg.eval_cap_per_task:
+        raise DatasetError("[dataset] `eval_min_per_task` must be between 0 and `eval_cap_per_task`.")
     if cfg.dedup.bands * cfg.dedup.rows > cfg.dedup.num_perm or cfg.dedup.check_bands * cfg.dedup.check_rows > cfg.dedup.num_perm:
         raise DatasetError("[dataset.dedup] bands x rows must not exceed num_perm.")
     if cfg.rows_per_bucket < 1 or cfg.workers < 1:
@@ -470,7 +482,9 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
         },
         "split": {"groups": split_stats.groups, "largest_group": split_stats.largest_group,
                   "session_links": split_stats.session_links, "near_links": split_stats.near_links,
-                  "prompt_links": split_stats.prompt_links, "group_threshold": cfg.split_group_threshold},
+                  "prompt_links": split_stats.prompt_links, "group_threshold": cfg.split_group_threshold,
+                  "eval_policy": dataclasses.asdict(eval_policy(cfg)),
+                  "eval_per_task": eval_sizes(per_task, split_stats.eval_targets, cfg)},
         "leakage": leakage,
         "validation": validation,
         "pii": {"mode": cfg.pii, "found": dict(sorted(pii_found.items())),
@@ -495,6 +509,27 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
         },
         "files": files,
     }
+
+
+def eval_policy(cfg: DatasetConfig) -> assemble.EvalPolicy:
+    return assemble.EvalPolicy(cfg.eval_fraction, cfg.eval_min_per_task, cfg.eval_cap_per_task, cfg.eval_max_fraction)
+
+
+def eval_sizes(per_task: dict[str, dict[str, int]], targets: dict[str, int], cfg: DatasetConfig) -> dict[str, Any]:
+    """Per task type: eval examples wanted and achieved, and a warning where a type cannot reach the
+    guides' minimum test set (its eval figures are then indicative only)."""
+    out: dict[str, Any] = {}
+    for task, counts in per_task.items():
+        n = counts.get("train", 0) + counts.get("eval", 0)
+        achieved = counts.get("eval", 0)
+        entry: dict[str, Any] = {"examples": n, "target": targets.get(task, 0), "eval": achieved,
+                                 "share": round(achieved / n, 4) if n else None, "warning": None}
+        if n and achieved < cfg.eval_min_per_task:
+            entry["warning"] = (f"{achieved} eval examples ({achieved / n:.0%} of {n}), below the "
+                                f"{cfg.eval_min_per_task}-example test set the guides ask for: judge this task type "
+                                "on more data")
+        out[task] = entry
+    return out
 
 
 def _estimate_basis(cfg: DatasetConfig, encoding: str) -> dict[str, Any]:
@@ -552,9 +587,11 @@ def _card(m: dict[str, Any]) -> str:
     filters = "\n".join(f"| `{r}` | {n} | {', '.join(m['dropped_samples'].get(r, [])[:3])} |" for r, n in c["dropped"].items())
     tasks = "\n".join(
         f"| `{t}` | {m['task_labels'].get(t, '').replace('|', '/')} | {v.get('requests_in', 0)} | {v.get('examples_built', 0)} "
-        f"| {v.get('train', 0)} | {v.get('eval', 0)} | {v.get('train_tokens', 0)} |"
+        f"| {v.get('train', 0)} | {v.get('eval', 0)} of {m['split']['eval_per_task'].get(t, {}).get('target', 0)} "
+        f"| {v.get('train_tokens', 0)} |"
         for t, v in m["per_task"].items()
     )
+    warnings = "\n".join(f"- `{t}`: {e['warning']}" for t, e in m["split"]["eval_per_task"].items() if e["warning"])
     pii = ", ".join(f"{k} {v}" for k, v in m["pii"]["found"].items()) or "none"
     files = "\n".join(f"| `{rel}` | {f['split']} | {f['examples']} |" for rel, f in m["files"].items())
     validation = m["validation"]
@@ -583,6 +620,10 @@ def _card(m: dict[str, Any]) -> str:
         seed=m["seed"],
         eval_fraction=f"{m['config']['eval_fraction']:.0%}",
         eval_cap=m["config"]["eval_cap_per_task"],
+        eval_min=m["config"]["eval_min_per_task"],
+        eval_max_fraction=f"{m['config']['eval_max_fraction']:.0%}",
+        eval_warnings=("Task types whose eval set is smaller than the guides ask for:\n\n" + warnings) if warnings
+        else f"Every task type reached {m['config']['eval_min_per_task']} eval examples.",
         records_checked=validation["records_checked"],
         invalid_records=validation["invalid_records"],
         train_tokens=m["tokens"]["train"],
