@@ -44,7 +44,7 @@ import xxhash
 from audit import dynamic_spans
 from audit.cache_sim import SimRow, simulate_partition
 from audit.prices import CacheRules, PriceTable, base_model_name
-from audit.tables import attach_labels, fetch_dicts, load_sql, open_store, query, write_batches, write_query
+from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_table, write_batches, write_query
 from audit.token_accounting import (
     REPLY_OVERHEAD,
     Block,
@@ -610,7 +610,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
             f"{sql_literal(out_dir / 'cache_requests.parquet')})"
         )
         # One GROUPING SETS pass defines every metric once; the cache_by_* files select a level.
-        con.execute(f"CREATE TEMP TABLE cache_rollup AS {load_sql('cache_rollup').sql}")
+        temp_table(con, "cache_rollup", "cache_rollup")
         for name in ("cache_by_model", "cache_by_task_type", "cache_by_day"):
             write_query(con, name, out_dir / f"{name}.parquet")
         write_query(con, "cache_tokens_by_model", out_dir / "cache_tokens_by_model.parquet")

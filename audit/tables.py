@@ -1,20 +1,10 @@
-"""Run the `.sql` files of the cost, cache and traffic audits and write their results atomically.
-
-Each file in `audit/sql/` holds one query behind a comment header DuckDB ignores:
-
-    -- name: cost_by_model            (equals the file stem)
-    -- params: grain                  (named `$params` the query uses; DuckDB rejects unused ones)
-    -- description: ...
-
-Values always travel as parameters, never formatted into the SQL text.
+"""The audit's tables: open the store, run `audit/sql/*.sql` (through `pipeline/sql.py`) and write
+the results to `WORKDIR/audit/*.parquet` atomically.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,63 +12,24 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import AuditError
-from pipeline.workdir.store import sql_literal
-
-SQL_DIR = Path(__file__).with_name("sql")
+from pipeline.sql import SqlDir
+from pipeline.workdir.store import connect_store, sql_literal
 
 
 def open_store(workdir: Path) -> duckdb.DuckDBPyConnection:
     """`connect_store` without DuckDB's progress bar (it would interleave with the CLI output)."""
-    from pipeline.workdir.store import connect_store
-
     con = connect_store(workdir)
     con.execute("SET enable_progress_bar = false")
     return con
 
 
-@dataclass(frozen=True)
-class SqlFile:
-    name: str
-    params: tuple[str, ...]
-    description: str
-    sql: str
-
-
-@functools.cache
-def load_sql(name: str) -> SqlFile:
-    path = SQL_DIR / f"{name}.sql"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise AuditError(f"SQL file `{path}` is missing; reinstall llm-log-audit.") from e
-    header: dict[str, str] = {}
-    for line in text.splitlines():
-        m = re.match(r"^--\s*(name|params|description):\s*(.*)$", line)
-        if m:
-            header[m.group(1)] = m.group(2).strip()
-        elif line.strip() and not line.startswith("--"):
-            break
-    if header.get("name") != name:
-        raise AuditError(f"SQL file `{path}`: header `-- name:` must be {name!r}, found {header.get('name')!r}.")
-    params = tuple(p.strip() for p in header.get("params", "").split(",") if p.strip() and p.strip() != "-")
-    return SqlFile(name, params, header.get("description", ""), text)
-
-
-def query(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> duckdb.DuckDBPyRelation:
-    """`audit/sql/<name>.sql` as a relation, bound to exactly the parameters its header declares."""
-    q = load_sql(name)
-    missing = set(q.params) - set(params)
-    extra = set(params) - set(q.params)
-    if missing or extra:
-        raise ValueError(f"{name}.sql declares params {q.params}; got {sorted(params)}")
-    return con.sql(q.sql, params={k: params[k] for k in q.params} if q.params else None)
-
-
-def fetch_dicts(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> list[dict[str, Any]]:
-    rel = query(con, name, **params)
-    cols = rel.columns
-    return [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]
+# The audit's SQL files, run through the one runner (pipeline/sql.py).
+SQL = SqlDir("audit")
+load_sql = SQL.load
+query = SQL.query
+fetch_dicts = SQL.fetch_dicts
+temp_table = SQL.temp_table
+temp_view = SQL.temp_view
 
 
 def write_query(con: duckdb.DuckDBPyConnection, name: str, path: Path, **params: Any) -> int:

@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from audit.signals import SignalsConfig, detect_signals
-from audit.tables import attach_parquet_view, load_sql, open_store, query, write_batches
+from audit.tables import attach_parquet_view, open_store, query, temp_table, write_batches
 from pipeline.config import from_section
 from pipeline.similarity import (
     DYNAMIC_SPAN_PATTERN,
@@ -117,15 +117,6 @@ class TaskAssignment:
 
 
 # --- features ----------------------------------------------------------------------------------
-
-
-def temp_table(con: duckdb.DuckDBPyConnection, table: str, sql_name: str, **params: Any) -> None:
-    """`CREATE OR REPLACE TEMP TABLE <table> AS <audit/sql/<sql_name>.sql>` (table names are ours)."""
-    q = load_sql(sql_name)
-    if set(params) != set(q.params):
-        raise ValueError(f"{sql_name}.sql declares params {q.params}; got {sorted(params)}")
-    body = "\n".join(line for line in q.sql.splitlines() if not line.startswith("--"))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {body}", params or None)
 
 
 def temp_table_from_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:

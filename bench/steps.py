@@ -18,8 +18,6 @@ from typing import Any
 
 from bench.measure import self_usage
 
-SQL_DIR = Path(__file__).with_name("sql")
-
 
 def _cpu() -> float:
     """CPU seconds of this process and its finished children: `inner_cpu_s` is the work's CPU time,
@@ -251,12 +249,12 @@ def step_dedup_texts(workdir: str, out: str, limit: int) -> dict[str, Any]:
     """Write the sample the dedup steps share: final-state dialog texts, oldest first (not timed)."""
     import pyarrow.parquet as pq
 
+    from pipeline.sql import SqlDir
     from pipeline.workdir.store import connect_store
 
     con = connect_store(Path(workdir))
     try:
-        sql = (SQL_DIR / "dedup_texts.sql").read_text(encoding="utf-8")
-        table = con.sql(sql, params={"limit": limit}).to_arrow_table()
+        table = SqlDir("bench").query(con, "dedup_texts", limit=limit).to_arrow_table()
     finally:
         con.close()
     pq.write_table(table, out)

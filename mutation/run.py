@@ -18,6 +18,7 @@ made the tests hang), as mutmut's own badge does.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -86,12 +87,15 @@ def mutmut(scratch: Path, *args: str) -> str:
 def run_module(name: str, spec: dict, max_children: int) -> dict:
     t0 = time.monotonic()
     scratch = make_scratch(name, spec)
-    print(f"{name}: mutating {', '.join(spec['paths'])} ...", flush=True)
-    mutmut(scratch, "run", "--max-children", str(max_children))
+    # `functions` narrows a shared file to the functions that compute the figure (mutmut names a
+    # mutant <module>.x_<function>__mutmut_<n>, or xǁ<Class>ǁ<method>__mutmut_<n> for a method).
+    patterns = [f"*{fn}__mutmut_*" for fn in spec.get("functions", [])]
+    print(f"{name}: mutating {', '.join(spec['paths'])} {' '.join(spec.get('functions', []))}...", flush=True)
+    mutmut(scratch, "run", "--max-children", str(max_children), *patterns)
     statuses: dict[str, str] = {}
     for line in mutmut(scratch, "results", "--all", "true").splitlines():
         key, sep, status = line.strip().rpartition(": ")
-        if sep:
+        if sep and (not patterns or any(fnmatch.fnmatch(key, p) for p in patterns)):
             statuses[key] = status
     counts: dict[str, int] = {}
     for status in statuses.values():

@@ -78,7 +78,10 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool) -> None:
     \b
     Example:
       logaudit ingest exports/2026-10/ 'gateway/*.jsonl.gz' --out out
-    Re-running is idempotent; new files are added incrementally.
+      logaudit ingest 'postgresql://reader@db:5432/litellm' --out out
+    Re-running is idempotent; new files are added incrementally, and a LiteLLM
+    database (PATHS may be postgresql:// URLs; PG* environment variables work)
+    is read from where the last run stopped.
     """
     from pipeline.ingest import ingest as run_ingest
 
@@ -206,9 +209,16 @@ def formats() -> None:
       logaudit formats
     """
     from pipeline.ingest.bodies import BODY_FORMATS
+    from pipeline.ingest.file_kinds import FILE_KINDS
     from pipeline.ingest.formats import FORMATS
+    from pipeline.ingest.postgres import SOURCE_DESCRIPTION
 
-    click.echo("Record formats (auto-detected per record, first match wins):")
+    click.echo("Files (how each file is cut into records):")
+    for name, description in FILE_KINDS:
+        click.echo(f"  {name:<24} {description}")
+    click.echo("\nDatabases (`logaudit ingest postgresql://…`):")
+    click.echo(f"  {'litellm_postgres':<24} {SOURCE_DESCRIPTION}")
+    click.echo("\nRecord formats (auto-detected per record, first match wins):")
     for f in FORMATS:
         click.echo(f"  {f.name:<24} {f.description}")
     click.echo("\nProvider body formats (inside any wrapper above):")

@@ -29,3 +29,7 @@ class ReportError(PipelineError):
 
 class ConfigError(PipelineError):
     """The configuration file is invalid."""
+
+
+class SqlError(PipelineError):
+    """A `.sql` file is missing, has a bad header, or was run with parameters other than it declares."""

@@ -147,6 +147,12 @@ def json_schema() -> dict[str, Any]:
                 "simulated_share": {"type": ["object", "null"], "additionalProperties": SHARE,
                                     "description": "rule set -> share of input tokens cacheable"},
                 "prefix_breakers": {"type": "array", "items": {"type": "object"}},
+                "calibration": {"type": ["object", "null"],
+                                "description": "documented vs calibrated caching rules per model (models[]: model, "
+                                               "status, documented, calibrated, reported_share, "
+                                               "as_logged_share_documented, as_logged_share_calibrated, flag); "
+                                               "flagged[]: models whose simulated share still misses the reported "
+                                               "one by more than flag_gap, with the likely cause"},
             }),
             "cost": _obj({
                 "currency": {"type": "string"},

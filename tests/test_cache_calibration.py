@@ -4,6 +4,7 @@ the documented rules (tests/planted_cache_world.py plays the provider with its o
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pyarrow.parquet as pq
 import pytest
@@ -46,7 +47,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
         section = cache.run(wd, d, config)
         by_model = {r["model"]: r for r in pq.read_table(d / "cache_by_model.parquet").to_pylist()}
         out[name] = (section, by_model)
-    return {"records": records, "truth": per_model_truth(records), **out}
+    return {"records": records, "truth": per_model_truth(records), "workdir": wd, **out}
 
 
 def test_planted_words_are_single_tokens() -> None:
@@ -134,3 +135,27 @@ def test_flag_gap_both_sides(simulated: float, flagged: bool) -> None:
 def test_calibration_off_keeps_the_documented_rules(world: dict) -> None:
     section, _ = world["before"]
     assert section["calibration"]["enabled"] is False
+
+
+def test_report_shows_documented_vs_calibrated(world: dict) -> None:
+    """The report's own table: per model documented and used rules, shares before and after, flags."""
+    from audit import run_audits
+    from pipeline.report import render_report
+
+    wd = world["workdir"]
+    run_audits(wd)
+    render_report(wd)
+    report = json.loads((wd / "report" / "report.json").read_text(encoding="utf-8"))
+    table = report["cache"]["calibration"]
+    rows = {m["model"]: m for m in table["models"]}
+    assert rows["claude-haiku-4-5"]["documented"].startswith("min 4,096 tokens, TTL 5 min")
+    assert rows["claude-haiku-4-5"]["calibrated"].startswith("min 2,048 tokens, TTL 5 min")
+    assert rows["gpt-4.1"]["calibrated"] == "min 1,024 tokens, TTL 1 h, refreshed on hit"
+    assert rows["gpt-4o-mini"]["status_text"].startswith("documented rules: the logs carry no reported cache fields")
+    assert [f["model"] for f in table["flagged"]] == ["gpt-4o"]
+    md = (wd / "report" / "report.md").read_text(encoding="utf-8")
+    assert "### Cache rules: documented vs calibrated" in md
+    assert "| claude-haiku-4-5 | min 4,096 tokens, TTL 5 min, refreshed on hit | min 2,048 tokens" in md
+    assert "**gpt-4o**: simulated share still more than 3.0% from the reported one" in md
+    html = (wd / "report" / "report.html").read_text(encoding="utf-8")
+    assert "Cache rules: documented vs calibrated" in html and "<b>min 2,048 tokens" in html

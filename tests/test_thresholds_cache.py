@@ -244,3 +244,20 @@ def test_rounding_never_bills_more_than_the_input() -> None:
     # with a 1-hour write beside it: 1h 1,100 + 5m 400 against 1,490 input -> 5m trimmed to 390
     both = bp("x", 0, [1, 2, 3], [1100, 1500, 1600], [(0, True), (1, False)], input_tokens=1490)
     assert sim([both])["x"] == (0, 390, 1100)
+
+
+def test_lookback_hit_at_block_zero_refreshes_it() -> None:
+    """The same refresh when the entry read through the lookback is block 0."""
+    out = sim([bp("a", 0, [1, 2], [1100, 1200], [(0, False)]),
+               bp("b", 4 * MIN, [1, 30, 31], [1100, 1200, 1300], [(2, False)]),
+               bp("c", 8 * MIN, [1, 40], [1100, 1250], [(1, False)])])
+    assert out["b"] == (1100, 200, 0)
+    assert out["c"] == (1100, 150, 0)
+
+
+def test_only_the_latest_four_breakpoints_count() -> None:
+    """Five markers on one request: the provider keeps the latest four, so the first writes nothing
+    and the write starts at block 0's end only through the second marker."""
+    ends = [1100, 1200, 1300, 1400, 1500, 1600]
+    out = sim([bp("a", 0, [1, 2, 3, 4, 5, 6], ends, [(0, True), (1, False), (2, False), (3, False), (4, False)])])
+    assert out["a"] == (0, 1500, 0)  # no 1-hour write: the block-0 marker was dropped

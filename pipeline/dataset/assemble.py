@@ -12,11 +12,9 @@ SQL lives in `sql/*.sql` (one query per file, `-- name:` / `-- params:` header, 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,38 +29,17 @@ import xxhash
 
 from pipeline.dataset import dedup as dd
 from pipeline.errors import DatasetError
+from pipeline.sql import SqlDir
 from schemas.dataset import LINEAGE_SCHEMA
 
-SQL_DIR = Path(__file__).with_name("sql")
 BATCH_ROWS = 4096
 LINEAGE_ROW_GROUP = 131_072  # rows per lineage row group (one group below that, as pyarrow writes it)
 
 
-@functools.cache
-def _sql(name: str) -> tuple[str, tuple[str, ...]]:
-    path = SQL_DIR / f"{name}.sql"
-    text = path.read_text(encoding="utf-8")
-    header = dict(re.findall(r"^--\s*(name|params):\s*(.*)$", text, flags=re.MULTILINE))
-    if header.get("name", "").strip() != name:
-        raise DatasetError(f"SQL file `{path}`: header `-- name:` must be {name!r}.")
-    params = tuple(p.strip() for p in header.get("params", "").split(",") if p.strip() and p.strip() != "-")
-    return text, params
-
-
-def query(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> duckdb.DuckDBPyRelation:
-    """`sql/<name>.sql` as a relation, bound to exactly the parameters its header declares."""
-    text, declared = _sql(name)
-    if set(declared) != set(params):
-        raise ValueError(f"{name}.sql declares params {declared}; got {sorted(params)}")
-    return con.sql(text, params=params or None)
-
-
-def execute(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> None:
-    """Run a statement file (CREATE TABLE / INSERT)."""
-    text, declared = _sql(name)
-    if set(declared) != set(params):
-        raise ValueError(f"{name}.sql declares params {declared}; got {sorted(params)}")
-    con.execute(text, params or None)
+# The dataset stage's SQL files, run through the one runner (pipeline/sql.py).
+SQL = SqlDir("pipeline.dataset")
+query = SQL.query
+execute = SQL.execute
 
 
 def batches(rel: duckdb.DuckDBPyRelation, rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:

@@ -26,6 +26,18 @@ from typing import IO, Any
 import orjson
 import yaml
 
+# (kind, how a file is recognized and read), for `logaudit formats`.
+FILE_KINDS = (
+    ("jsonl", "`.jsonl`/`.ndjson`/`.txt`/`.log` (optionally .gz/.zst) whose first line is a JSON value: one record per line"),
+    ("json", "`.json`/`.har`: one JSON document (an array gives one record per element)"),
+    ("csv", "`.csv` with a header row (nested columns JSON-decoded): one record per row"),
+    ("yaml", "`.yaml`/`.yml` (VCR / pytest-recording cassettes), PyYAML safe loader: one record per YAML document"),
+    ("inspect_eval_zip", "`.eval` (inspect_ai's zip log): one record per `samples/<id>_epoch_<n>.json`, with the header's `eval`"),
+    ("sse", "any text file whose first line is an SSE field (`data:`, `event:`, `id:`, `:` comment), e.g. a saved "
+            "`curl -N`: one record per event block; `[DONE]` and comments are blanks"),
+    ("concatenated_json", "any text file whose first line opens a pretty-printed value (`{` or `[` at its end), e.g. "
+                          "OpenTelemetry `ConsoleSpanExporter` output: one record per value"),
+)
 YAML_SUFFIXES = (".yaml", ".yml")
 ZIP_SUFFIXES = (".eval",)
 EXTRA_SUFFIXES = (*YAML_SUFFIXES, *ZIP_SUFFIXES, ".sse")
@@ -125,23 +137,22 @@ def read_sse(stream: IO[bytes], make: MakeRecord) -> Iterator[Any]:
     """One record per event block; the event name becomes `type` when the payload has none."""
     data: list[str] = []
     event: str | None = None
-    start = 0
+    start = 0  # line of the block being read (0: between blocks)
     for n, raw in enumerate(stream, start=1):
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if n == 1:
             line = line.removeprefix("\ufeff")
         if not line.strip():
-            if data or event is not None:
+            if start:
                 yield _sse_record(start, data, event, make)
-            data, event = [], None
+            data, event, start = [], None, 0
             continue
-        if not data and event is None:
-            start = n
+        start = start or n
         if line.startswith("data:"):
             data.append(line[5:].removeprefix(" "))
         elif line.startswith("event:"):
             event = line[6:].strip()
-    if data or event is not None:
+    if start:
         yield _sse_record(start, data, event, make)
 
 

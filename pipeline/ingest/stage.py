@@ -14,6 +14,7 @@ the latter are written to `WORKDIR/rejects/` with file, line, reason and a snipp
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import sys
@@ -30,7 +31,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline.errors import IngestError
-from pipeline.ingest import writer
+from pipeline.ingest import postgres, writer
 from pipeline.ingest.formats import (
     FORMATS,
     Context,
@@ -119,10 +120,28 @@ class IngestResult:
             lines.append(f"  formats: {fmts}")
         if t.get("items_skipped"):
             lines.append(f"  items:   {t['items_skipped']} non-LLM item(s) inside container records skipped")
+        not_read = self.manifest.get("paths_not_read") or []
+        if not_read:
+            kinds = Counter(_not_read_kind(p) for p in not_read)
+            shown = ", ".join(Path(p["path"]).name or p["path"] for p in not_read[:NOT_READ_SHOWN])
+            more = f", … ({len(not_read) - NOT_READ_SHOWN} more in ingest_manifest.json)" if len(not_read) > NOT_READ_SHOWN else ""
+            lines.append(f"  not read: {len(not_read)} path(s) ({', '.join(f'{k} {v}' for k, v in kinds.most_common())}): "
+                         f"{shown}{more}")
         if t["rejected"] or t["skipped"] or t.get("items_skipped"):
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.manifest["reject_reasons"].items()))
             lines.append(f"  rejects and skips ({reasons}): see {self.workdir}/rejects/")
         return "\n".join(lines)
+
+
+NOT_READ_SHOWN = 5
+
+
+def _not_read_kind(entry: dict[str, str]) -> str:
+    """`.png`, `no extension`, or the reason (`not_found`) for a path the ingest did not read."""
+    if entry.get("reason") != "not_a_log_file_extension":
+        return entry.get("reason") or "unknown"
+    suffix = Path(entry["path"]).suffix.lower()
+    return suffix or "no extension"
 
 
 @dataclass(frozen=True)
@@ -208,6 +227,34 @@ def process_unit(unit: WorkUnit, staged: writer.StagedRun, batch_rows: int = BAT
     return UnitResult(unit, fs, ctx.state, done)
 
 
+def process_source(source: postgres.DatabaseSource, staged: writer.StagedRun, since: datetime | None,
+                   batch_rows: int = BATCH_ROWS) -> tuple[FileStats, dict[str, Any], postgres.ReadProgress]:
+    """Read a database table (LiteLLM's spend logs) like one file whose lines are the table's rows."""
+    spool = staged.spool("db" + hashlib.sha1(source.label.encode()).hexdigest()[:10])
+    fs = FileStats(source.label)
+    progress = postgres.ReadProgress()
+
+    def skip_item(reason: str, detail: str) -> None:
+        fs.items_skipped += 1
+        fs.reject_reasons[reason] += 1
+        spool.write_reject(_reject("skipped", source.label, ctx.source_line, None, reason, detail, ""))
+
+    ctx = Context(skip_item=skip_item)
+    records = (
+        RawRecord(n, value=row, snippet=f"request_id={row.get('request_id')} startTime={row.get('startTime')}")
+        for n, row in enumerate(postgres.read_rows(source, since, progress), start=1)
+    )
+    batch = RowBatcher(spool, [fs], batch_rows)
+    for row in _ingest_records(records, source.label, fs, ctx, spool):
+        batch.add(row)
+    ctx.source_file = source.label
+    for row in run_row_stages(_counted(finish_file_rows(ctx), fs), ctx):
+        batch.add(row)
+    batch.flush()
+    spool.close()
+    return fs, ctx.state, progress
+
+
 def approx_row_bytes(row: Row) -> int:
     """Rough in-memory size of a row's text; agent transcripts carry whole conversations per row."""
     n = 256
@@ -285,9 +332,14 @@ def ingest(
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    files, skipped_paths = discover([str(p) for p in paths])
+    paths = [str(p) for p in paths]
+    sources = [postgres.DatabaseSource.parse(p) for p in paths if postgres.is_database_url(p)]
+    file_specs = [p for p in paths if not postgres.is_database_url(p)]
+    # Database URLs may carry credentials: only their labels are ever written or printed.
+    shown_inputs = file_specs + [s.label for s in sources]
+    files, skipped_paths = discover(file_specs) if file_specs else ([], [])
     missing = [s for s in skipped_paths if s.reason in ("not_found", "no_match")]
-    if not files and missing:
+    if not files and not sources and missing:
         raise IngestError(f"No input found: `{missing[0].path}` does not exist.")
     # Unique per run (part files are named after it); ends with the pid so GC can spot live runs.
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}-{os.getpid()}"
@@ -326,6 +378,11 @@ def ingest(
                 fs = stats.setdefault(result.unit.path, FileStats(result.unit.path))
                 fs.merge(result.stats)
                 _merge_state(merged, result.state)
+        for source in sources:
+            fs, source_state, progress = process_source(source, staged, postgres.since_for(state, source.label), batch_rows)
+            stats.setdefault(source.label, FileStats(source.label)).merge(fs)
+            _merge_state(merged, source_state)
+            postgres.remember(state, source.label, progress, run_id)
         for path, fs in stats.items():
             if fs.status == "ingested" and path in stat_of:
                 st = stat_of[path]
@@ -353,7 +410,7 @@ def ingest(
             batch.add(row)
         batch.flush()
         final.close()
-        manifest = _manifest(run_id, paths, list(stats.values()), skipped_paths, started, state)
+        manifest = _manifest(run_id, shown_inputs, list(stats.values()), skipped_paths, started, state)
         state.setdefault("runs", []).append({"run_id": run_id, "totals": manifest["totals"]})
         writer.commit_run(staged, manifest, state)
     except BaseException:
@@ -387,7 +444,7 @@ def _count_row(row: Row, stats: dict[str, FileStats]) -> None:
 
 
 def _ingest_records(
-    records: Iterator[RawRecord], path: Path, fs: FileStats, ctx: Context, spool: writer.Spool
+    records: Iterator[RawRecord], path: Path | str, fs: FileStats, ctx: Context, spool: writer.Spool
 ) -> Iterator[Row]:
     ctx.source_file = str(path)
     while True:

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import StoreError
+from pipeline.sql import SqlDir
 from pipeline.workdir.store import STORE_DIR, current_version, sql_literal
 from schemas import PARTITION_COLUMN, REQUEST_SCHEMA, UNDATED
 
@@ -131,16 +132,8 @@ def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any
     return stats
 
 
-SQL_DIR = Path(__file__).with_name("sql")
-
-
-def _run_sql(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> None:
-    """Run one statement file from `sql/`; DDL cannot be prepared, so path parameters are
-    substituted as escaped SQL literals (never raw values)."""
-    sql = (SQL_DIR / name).read_text(encoding="utf-8")
-    for key, value in params.items():
-        sql = sql.replace(f"${key}", sql_literal(value))
-    con.execute(sql)
+# Deduplication against the store, in `sql/*.sql` (run through the one runner, pipeline/sql.py).
+SQL = SqlDir("pipeline.ingest")
 
 
 def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[str, Any]:
@@ -153,13 +146,13 @@ def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[s
     con.execute(f"SET temp_directory = {sql_literal(staged.tmp / 'duckdb_tmp')}")
     staging = str(staged.tmp / "staging" / "*.parquet")
     prev_files = [str(p) for p in sorted((prev / "requests").glob("*/*.parquet"))] if prev else []
-    _run_sql(con, "record_fingerprint.sql")
-    _run_sql(con, "staged_keys.sql", staging=staging, undated=UNDATED)
+    SQL.execute(con, "record_fingerprint")
+    SQL.execute(con, "staged_keys", staging=staging, undated=UNDATED)
     if prev_files:
-        _run_sql(con, "existing_keys.sql", previous=prev_files)
+        SQL.execute(con, "existing_keys", previous=prev_files)
     else:
         con.execute("CREATE TEMP TABLE existing_keys (base_id VARCHAR, request_id VARCHAR, _fp VARCHAR)")
-    _run_sql(con, "decide_rows.sql")
+    SQL.execute(con, "decide_rows")
     dup_rows = con.execute("SELECT source_file, count(*) FROM decided WHERE is_duplicate GROUP BY ALL").fetchall()
     duplicates_by_file = {f: int(c) for f, c in dup_rows}
     rows_written = con.execute("SELECT count(*) FROM decided WHERE NOT is_duplicate").fetchone()[0]

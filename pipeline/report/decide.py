@@ -18,6 +18,7 @@ import dataclasses
 import math
 from typing import Any
 
+from pipeline.report.calibration import calibration_table
 from pipeline.report.facts import Facts, TaskFacts
 from pipeline.report.thresholds import ReportConfig
 
@@ -65,6 +66,7 @@ def build_report(facts: Facts, cfg: ReportConfig) -> dict[str, Any]:
             "simulated_share": facts.simulated_share,
             "ideal_rule_set": facts.ideal_rule_set,
             "prefix_breakers": prefix_breakers(facts, cfg),
+            "calibration": calibration_table(facts.cache_calibration),
         },
         "cost": cost,
         "task_types": tasks,

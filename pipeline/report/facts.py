@@ -66,6 +66,8 @@ class Facts:
     """Rule set name -> share of input tokens cacheable (e.g. as_logged, ideal)."""
     ideal_rule_set: str | None = None
     prefix_breakers: list[dict[str, Any]] = field(default_factory=list)
+    cache_calibration: dict[str, Any] | None = None
+    """The cache audit's `calibration` section: documented vs calibrated rules per model."""
 
     spend_window_usd: float | None = None
     monthly_run_rate_usd: float | None = None

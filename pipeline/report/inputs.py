@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.report.facts import Facts, TaskFacts
-from pipeline.report.sqlfiles import fetch
 from pipeline.report.thresholds import ReportConfig
+from pipeline.sql import SqlDir
 
 BINS_PER_DECADE = 8
+
+# The report's own SQL files (`pipeline/report/sql/`): read-only counts over the store and audit tables.
+SQL = SqlDir("pipeline.report")
+fetch = SQL.fetch_dicts
 
 
 def read_facts(workdir: Path, cfg: ReportConfig) -> Facts:
@@ -316,6 +320,8 @@ def _cache(cache: dict[str, Any], facts: Facts) -> None:
         names = {"tools": "tools", "system": "system", "history": "history", "new_turn": "user"}
         facts.token_composition = {names.get(k, k): int(v) for k, v in segments.items() if _num(v) is not None}
     facts.tokens_cached_reported = _get(cache, "cacheable_tokens.reported_cache_read")
+    calibration = cache.get("calibration")
+    facts.cache_calibration = calibration if isinstance(calibration, dict) else None
     facts.prefix_breakers = []
     labels = {t.id: t.label for t in facts.task_types}
     for b in cache.get("prefix_breakers") or []:

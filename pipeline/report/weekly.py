@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.report.sqlfiles import fetch
+from pipeline.report.inputs import fetch
 from pipeline.report.thresholds import WeeklyConfig, report_config, weekly_config
 
 EXIT_OK = 0

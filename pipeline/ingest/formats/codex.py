@@ -8,6 +8,9 @@ token_counts with an unchanged total are the same call, `info: null` ones carry 
 The prompt of a call is every item logged before the call's first output item; its response is the
 model-generated items since the previous call.
 
+Without any token_count (older CLIs), a call ends where its outputs are followed by the next input
+item (a tool output or a user turn): one row per call, usage missing, time of its last output.
+
 Traps: a file may hold several sessions (each `session_meta` resets the totals and history); some
 timestamps are not ISO ("[trimmed for fixture]") and then the row has no `ts`; `compacted` lines
 replace the history with a summary.
@@ -59,6 +62,11 @@ def parse_line(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             "id": as_str(payload.get("id") or payload.get("session_id")) if t == "session_meta" else None,
             "instructions": as_str(get_path(payload, "base_instructions", "text") or payload.get("instructions")),
             "meta": {k: payload.get(k) for k in ("cli_version", "originator", "cwd", "source", "model_provider") if payload.get(k)},
+            "model": as_str(payload.get("model")) if t == "session_meta" else None,
+            # Rollouts without token_count lines (older CLIs, some desktop builds) still mark each
+            # call's end: its outputs are followed by the next input item (tool output, user turn).
+            "metered": False,
+            "last_output_ts": None,
             # The conversation so far, normalized once: each call's prompt is a prefix of it, and
             # the message objects are shared between calls (linear memory per session).
             "system": [],
@@ -77,7 +85,10 @@ def parse_line(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             s["turn"]["model"] = payload["collaboration_mode"]["settings"]["model"]
     elif t == "response_item" and payload.get("type") != "ghost_snapshot":
         item = dict(payload)
+        if not _is_output(item) and s["outputs"] and not s["metered"]:
+            out.append(_row(ctx, s, {"timestamp": s["last_output_ts"]}, {"usage_missing": True}))
         if _is_output(item):
+            s["last_output_ts"] = rec.get("timestamp")
             if s["prompt_len"] is None:
                 s["prompt_len"] = (len(s["msgs"]), len(s["system"]))
             if item.get("type") == "agent_message":
@@ -105,6 +116,7 @@ def _on_token_count(ctx: Context, s: dict, payload: Mapping[str, Any], rec: Mapp
     info = payload.get("info")
     if not isinstance(info, Mapping):
         return []  # `info: null`: rate limits only, no usage
+    s["metered"] = True
     totals = info.get("total_token_usage")
     if isinstance(totals, Mapping):
         delta = _delta(totals, s["totals"])
@@ -146,7 +158,7 @@ def _row(ctx: Context, s: dict, rec: Mapping[str, Any] | None, usage: Row) -> Ro
         ts=parse_ts(rec.get("timestamp")) if rec else None,
         provider=as_str(s["meta"].get("model_provider")) or "openai",
         endpoint="responses",
-        model=as_str(s["turn"].get("model")),
+        model=as_str(s["turn"].get("model")) or s.get("model"),
         session_id=sid,
         parent_id=s["last_id"],
         system_text="\n".join(instructions + system) or None,
@@ -168,7 +180,7 @@ def _flush_unmetered(ctx: Context, st: dict) -> list[Row]:
     s = st.get("session")
     if not s or not s["outputs"]:
         return []
-    return [_row(ctx, s, None, {"usage_missing": True})]
+    return [_row(ctx, s, {"timestamp": s.get("last_output_ts")}, {"usage_missing": True})]
 
 
 def _finish_file(ctx: Context) -> Iterator[Row]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.ingest.bodies import parse_bodies
+from pipeline.ingest.bodies.partial import recover_bodies, with_partial
 from pipeline.ingest.formats import Context, record_format
 from pipeline.ingest.rows import (
     RecordError,
@@ -80,7 +80,8 @@ def capture_time(rec: Mapping[str, Any]) -> Any:
 
 @record_format(
     "envelope",
-    "llm-log-audit envelope or a generic wrapper: an object with `request` and `response` (or `error`); bodies auto-detected",
+    "llm-log-audit envelope or a generic wrapper: an object with `request` and `response` (or `error`); bodies auto-detected; "
+    "time from `timestamp`/`logged_at`/`created_at` or capture-time fields (`_captured`, `captured_at`, `_meta.ts`, …)",
     _is_envelope,
     order=60,
 )
@@ -93,7 +94,13 @@ def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
         for key in ("id", "timestamp"):
             if rec.get(key) in (None, ""):
                 raise RecordError("missing_field", f"envelope record has no `{key}`")
-    fields = parse_bodies(rec.get("request"), rec.get("response"), hint=_BODY_HINTS.get(endpoint or ""))
+    for side in ("request", "response"):
+        if rec.get(side) is not None and not isinstance(rec.get(side), Mapping):
+            raise RecordError("wrong_type", f"{side} body is {type(rec.get(side)).__name__}, expected an object")
+    # A side in another shape, or unreadable, no longer costs the side that parses.
+    recovered = recover_bodies({"request": rec.get("request")}, {"response": rec.get("response")},
+                               hint=_BODY_HINTS.get(endpoint or ""))
+    fields = recovered.fields
     ts_raw = capture_time(rec)
     ts = parse_ts(ts_raw)
     if ts_raw is not None and ts is None:
@@ -111,6 +118,9 @@ def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
         overrides |= {"finish_reason": "error", "error_type": "error", "error_message": bounded(as_str(err))}
     feedback = rec.get("feedback")
     metadata = rec.get("metadata")
+    partial = dict(recovered.partial)
+    if err is not None:
+        partial.pop("response", None)  # a failed call has no response by nature
     provider = as_str(rec.get("provider"))
     return [
         make_row(
@@ -125,7 +135,7 @@ def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             ttft_ms=as_float(rec.get("ttft_ms")),
             feedback_score=feedback_score(feedback),
             feedback_json=dumps(feedback) if isinstance(feedback, Mapping) else None,
-            metadata_json=dumps(metadata) if isinstance(metadata, Mapping) else None,
+            metadata_json=dumps(with_partial(metadata if isinstance(metadata, Mapping) else None, partial)),
             **overrides,
         )
     ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.ingest.bodies import parse_bodies
+from pipeline.ingest.bodies.partial import recover_bodies
 from pipeline.ingest.formats import Context, record_format
 from pipeline.ingest.formats.envelope import feedback_score
 from pipeline.ingest.rows import (
@@ -74,7 +74,13 @@ def parse_helicone(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     fields: Row = {}
     if req is not None or resp is not None:
         try:
-            fields = parse_bodies(req, resp, hint=_PATH_HINTS.get(as_str(rec.get("request_path")) or ""))
+            # A request in one shape and a response in another, or one side unreadable, keeps the
+            # side that parses (the usage columns keep the row even when neither does).
+            recovered = recover_bodies({"request_body": req}, {"response_body": resp}, usage_recovered=True,
+                                       hint=_PATH_HINTS.get(as_str(rec.get("request_path")) or ""))
+            fields = recovered.fields
+            if recovered.partial:
+                notes["partial"] = recovered.partial
         except RecordError as e:
             notes["body_not_parsed"] = e.detail
     elif rec.get("signed_body_url"):

@@ -19,6 +19,7 @@ import orjson
 
 from pipeline.ingest.bodies import message, provider_from_model, tool_call
 from pipeline.ingest.bodies.openai_chat import openai_chat_request
+from pipeline.ingest.bodies.partial import missing_parts, with_partial
 from pipeline.ingest.formats import Context, record_format
 from pipeline.ingest.rows import (
     RecordError,
@@ -148,7 +149,7 @@ def parse_observation(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             latency_ms=(end - start).total_seconds() * 1000 if start and end else None,
             ttft_ms=(first_token - start).total_seconds() * 1000 if start and first_token else None,
             cost_reported_usd=as_float(rec.get("total_cost")),
-            metadata_json=dumps(meta),
+            metadata_json=dumps(with_partial(meta, missing_parts({**fields, "finish_reason": "error" if level == "ERROR" else None}))),
             source_format=NAME,
         )
     ]

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline.ingest.bodies import message, provider_from_model, tool_call
 from pipeline.ingest.bodies.openai_chat import openai_chat_request, openai_chat_response
+from pipeline.ingest.bodies.partial import missing_parts, with_partial
 from pipeline.ingest.formats import Context, record_format
 from pipeline.ingest.rows import (
     RecordError,
@@ -180,7 +181,7 @@ def parse_run(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             ttft_ms=(first - start).total_seconds() * 1000 if start and first else None,
             cost_reported_usd=as_float(rec.get("total_cost")),
             feedback_json=dumps(rec.get("feedback_stats")) if isinstance(rec.get("feedback_stats"), Mapping) else None,
-            metadata_json=dumps(info),
+            metadata_json=dumps(with_partial(info, missing_parts({**fields, "finish_reason": "error" if failed else norm}))),
             source_format=NAME,
         )
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.ingest.bodies import parse_bodies
+from pipeline.ingest.bodies.partial import Recovered, recover_bodies, with_partial
 from pipeline.ingest.formats import Context, record_format
 from pipeline.ingest.rows import (
     RecordError,
@@ -56,30 +56,25 @@ def _usage(rec: Mapping[str, Any]) -> Row:
     )
 
 
-def _bodies(rec: Mapping[str, Any]) -> Row:
-    req = rec.get("proxy_server_request")
-    if not isinstance(req, Mapping) or not req:
-        msgs = rec.get("messages")
-        req = {"model": rec.get("model"), "messages": msgs} if isinstance(msgs, list) and msgs else None
-    resp = rec.get("response")
-    if not isinstance(resp, Mapping) or not resp:
-        resp = None
-    if req is None and resp is None:
-        return {}
-    try:
-        return parse_bodies(req, resp)
-    except RecordError:
-        if resp is not None:  # e.g. an Anthropic passthrough request with an OpenAI-shaped response
-            if not req:
-                return parse_bodies(None, resp)
-            asked, answered = parse_bodies(req, None), parse_bodies(None, resp)
-            # The model the client asked for comes from the request; the response names the snapshot.
-            return {**asked, **answered, "model": asked.get("model") or answered.get("model")}
-        raise
+def _bodies(rec: Mapping[str, Any], usage: Row) -> Recovered:
+    # The conversation may sit in `proxy_server_request` (store_prompts_in_spend_logs) or only in
+    # the top-level `messages` column, with tools and parameters in the request body: merge them.
+    return recover_bodies(
+        {"proxy_server_request": rec.get("proxy_server_request"),
+         "messages": {"model": rec.get("model"), "messages": rec.get("messages")}
+         if isinstance(rec.get("messages"), list) else None,
+         # StandardLoggingPayload: the non-message request parameters (tools, temperature, ...).
+         "model_parameters": rec.get("model_parameters")},
+        {"response": rec.get("response")},
+        usage_recovered=usage.get("usage_missing") is False or any(
+            usage.get(k) is not None for k in ("in_uncached", "out_total")),
+    )
 
 
 def _row(rec: Mapping[str, Any], request_id: Any, start: Any, end: Any, first_token: Any, spend: Any) -> Row:
-    fields = _bodies(rec)
+    usage = _usage(rec)
+    recovered = _bodies(rec, usage)
+    fields = recovered.fields
     t0, t1, tf = parse_ts(start), parse_ts(end), parse_ts(first_token)
     if start is not None and t0 is None:
         raise RecordError("bad_timestamp", f"`startTime` {start!r} is not a timestamp")
@@ -105,13 +100,15 @@ def _row(rec: Mapping[str, Any], request_id: Any, start: Any, end: Any, first_to
         latency_ms=latency,
         ttft_ms=(tf - t0).total_seconds() * 1000 if (t0 and tf and tf > t0) else None,
         cost_reported_usd=as_float(spend),
-        metadata_json=dumps({k: rec.get(k) for k in ("request_tags", "team_id", "api_key", "cache_hit", "metadata") if rec.get(k) not in (None, "", {}, [])}),
+        metadata_json=dumps(with_partial(
+            {k: rec.get(k) for k in ("request_tags", "team_id", "api_key", "cache_hit", "metadata")
+             if rec.get(k) not in (None, "", {}, [])}, recovered.partial)),
         finish_reason="error" if failed else None,
         error_type=(as_str(err.get("error_class")) or "error") if failed else None,
         error_message=bounded(as_str(rec.get("error_str") or err.get("error_message"))) if failed else None,
         status_code=as_int(err.get("error_code")) if failed else (
             200 if fields.get("response_id") or fields.get("response_text") else None),
-        **_usage(rec),
+        **usage,
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from pipeline.ingest.bodies import finish, message, provider_from_model, tool_call, tools_json
+from pipeline.ingest.bodies.partial import missing_parts, with_partial
 from pipeline.ingest.formats import Context, record_format
 from pipeline.ingest.rows import Row, Skip, as_float, as_int, as_str, bounded, dumps, make_row, usage_buckets
 
@@ -238,7 +239,11 @@ def span_row(ctx: Context, span: Mapping[str, Any]) -> Row:
         ttft_ms=ttft * 1000 if ttft is not None else None,
         is_stream=bool(_first(attrs, "gen_ai.request.stream", "llm.is_streaming")) or None,
         service_tier=as_str(_first(attrs, "gen_ai.openai.response.service_tier", "openai.response.service_tier")),
-        metadata_json=dumps({k: v for k, v in meta.items() if v}),
+        # Content capture is opt-in in OTel GenAI: say when the span carried no conversation or reply.
+        metadata_json=dumps(with_partial({k: v for k, v in meta.items() if v}, missing_parts(
+            {"messages": messages, "system_text": "\n".join(system_texts) or None,
+             "response_text": reply["content"] if reply else None,
+             "response_tool_calls": reply["tool_calls"] if reply else None, "finish_reason": norm}))),
     )
 
 

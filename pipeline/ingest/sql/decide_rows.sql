@@ -1,4 +1,5 @@
 -- name: decide_rows
+-- params: -
 -- description: For each staged row: is it a repeat (same id and content earlier in this run or
 --   already stored)? If new, its final id: the first new record with an id keeps it unless the store
 --   already holds a different record under it; later ones get `id~<fp8>`.

@@ -1,4 +1,5 @@
 -- name: record_fingerprint
+-- params: -
 -- description: Content fingerprint of a normalized row. Two rows are the same record when their
 --   base id (before any "~" disambiguation suffix) and this fingerprint agree; the same id with a
 --   different fingerprint means two sources reused an id (batch custom_ids such as "request-0").

@@ -1,5 +1,5 @@
 -- name: staged_keys
--- params: staging
+-- params: staging, undated
 -- description: Only the identity of every staged row (not its content), so deduplication stays
 --   small in memory whatever the input size.
 CREATE TEMP TABLE staged_keys AS

@@ -1,0 +1,135 @@
+"""The one runner for the headed `.sql` files that live next to the code that runs them.
+
+Every file holds one statement (a query, or a CREATE / INSERT) behind a comment header DuckDB ignores:
+
+    -- name: cost_by_model                  (equals the file stem)
+    -- params: grain, since                 (the named `$params` the statement uses; `-` for none)
+    -- description: what it computes, in a sentence or two
+
+Loading checks the header against the text (the name is the stem, the declared params are exactly
+the `$params` the statement uses, a description is present); running checks the caller passes
+exactly the declared params. Values always travel as bound parameters, never formatted into SQL.
+Every failure is a `SqlError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import duckdb
+
+from pipeline.errors import SqlError
+
+_HEADER = re.compile(r"^--\s*(name|params|description):\s*(.*)$")
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    name: str
+    params: tuple[str, ...]
+    description: str
+    sql: str  # the whole file, header included (DuckDB ignores the comments)
+    path: str
+
+    @property
+    def body(self) -> str:
+        """The statement without its comment lines (to embed it, e.g. after `CREATE TABLE x AS`)."""
+        return "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+
+
+def parse_sql_file(name: str, text: str, path: str) -> SqlFile:
+    """Read and check the header of one file's `text`."""
+    header: dict[str, str] = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = _HEADER.match(line)
+        if m:
+            value = m.group(2).strip()
+            # A description may continue on indented comment lines.
+            if m.group(1) == "description":
+                for more in lines[i + 1 :]:
+                    if not more.startswith("--   "):
+                        break
+                    value += " " + more[2:].strip()
+            header[m.group(1)] = value
+        elif line.strip() and not line.startswith("--"):
+            break
+    if header.get("name") != name:
+        raise SqlError(f"SQL file `{path}`: header `-- name:` must be {name!r}, found {header.get('name')!r}.")
+    if not header.get("description"):
+        raise SqlError(f"SQL file `{path}`: header `-- description:` is missing.")
+    declared = tuple(p.strip() for p in header.get("params", "").split(",") if p.strip() not in ("", "-"))
+    code = "\n".join(line.split("--", 1)[0] if line.lstrip().startswith("--") else line for line in lines)
+    used = set(_PARAM.findall(code))
+    if used != set(declared):
+        raise SqlError(
+            f"SQL file `{path}`: header `-- params:` declares {sorted(declared)} but the statement uses {sorted(used)}."
+        )
+    return SqlFile(name, declared, header["description"], text, path)
+
+
+class SqlDir:
+    """The `.sql` files of one package folder (read through importlib.resources, so installed copies work)."""
+
+    def __init__(self, package: str, folder: str = "sql") -> None:
+        self.package = package
+        self.folder = folder
+
+    def __repr__(self) -> str:
+        return f"SqlDir({self.package!r}, {self.folder!r})"
+
+    def path(self, name: str) -> str:
+        return f"{self.package.replace('.', '/')}/{self.folder}/{name}.sql"
+
+    def names(self) -> list[str]:
+        root = resources.files(self.package).joinpath(self.folder)
+        return sorted(p.name.removesuffix(".sql") for p in root.iterdir() if p.name.endswith(".sql"))
+
+    def load(self, name: str) -> SqlFile:
+        return _load(self.package, self.folder, name)
+
+    def bind(self, name: str, params: dict[str, Any]) -> tuple[SqlFile, dict[str, Any] | None]:
+        q = self.load(name)
+        if set(params) != set(q.params):
+            raise SqlError(f"{self.path(name)} declares params {list(q.params)}; got {sorted(params)}.")
+        return q, ({k: params[k] for k in q.params} if q.params else None)
+
+    def query(self, con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> duckdb.DuckDBPyRelation:
+        """The file's query as a relation, bound to exactly the parameters its header declares."""
+        q, bound = self.bind(name, params)
+        return con.sql(q.sql, params=bound)
+
+    def execute(self, con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> None:
+        """Run a statement file (CREATE TABLE / INSERT / CREATE MACRO)."""
+        q, bound = self.bind(name, params)
+        con.execute(q.sql, bound)
+
+    def fetch_dicts(self, con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> list[dict[str, Any]]:
+        rel = self.query(con, name, **params)
+        cols = rel.columns
+        return [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]
+
+    def temp_table(self, con: duckdb.DuckDBPyConnection, table: str, name: str, **params: Any) -> None:
+        """`CREATE OR REPLACE TEMP TABLE <table> AS <the file's query>` (table names are ours, never input)."""
+        q, bound = self.bind(name, params)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {q.body}", bound)
+
+    def temp_view(self, con: duckdb.DuckDBPyConnection, view: str, name: str) -> None:
+        """`CREATE OR REPLACE TEMP VIEW <view> AS <the file's query>`; a view cannot take parameters."""
+        q, _ = self.bind(name, {})
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {q.body}")
+
+
+@functools.cache
+def _load(package: str, folder: str, name: str) -> SqlFile:
+    path = f"{package.replace('.', '/')}/{folder}/{name}.sql"
+    try:
+        text = resources.files(package).joinpath(folder, f"{name}.sql").read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError) as e:
+        raise SqlError(f"SQL file `{path}` is missing; reinstall llm-log-audit.") from e
+    return parse_sql_file(name, text, path)

@@ -1,0 +1,89 @@
+"""The house rules that keep the data flow readable from the folder names (docs/architecture.md).
+
+A stage package never imports another stage package: stages meet only through the working
+directory (the store and the handoff files, `pipeline/workdir/`) and the shared kits
+(`pipeline/sql.py`, `pipeline/similarity.py`, `pipeline/tokens.py`, `pipeline/config.py`,
+`pipeline/errors.py`, `schemas/`). Only the orchestrators (`pipeline/__init__.py`, `cli.py`,
+`run.py`) call several stages.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("pipeline.ingest", "audit", "pipeline.dataset", "pipeline.report")
+ORCHESTRATORS = {"pipeline", "pipeline.__main__", "pipeline.cli", "pipeline.run"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path, module: str | None = None) -> set[str]:
+    """Every module `path` imports, at any depth (function-level imports included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    module = module or _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _stage_of(module: str) -> str | None:
+    return next((s for s in STAGES if module == s or module.startswith(s + ".")), None)
+
+
+def _project_modules() -> list[Path]:
+    return sorted(p for d in ("pipeline", "audit", "schemas") for p in (ROOT / d).rglob("*.py"))
+
+
+def test_walk_sees_every_stage_and_its_imports() -> None:
+    """Guard the walk itself: it finds modules of each stage and the imports we know are there."""
+    stages_seen = {_stage_of(_module_name(p)) for p in _project_modules()}
+    assert set(STAGES) <= stages_seen
+    assert "pipeline.workdir.store" in _imports(ROOT / "audit" / "tables.py")
+    assert "pipeline.ingest" in _imports(ROOT / "pipeline" / "run.py")  # a function-level import
+
+
+def _crossings(path: Path, module: str) -> list[str]:
+    """The other stages' modules that `path` (module `module`) imports."""
+    if module in ORCHESTRATORS:
+        return []
+    own = _stage_of(module)
+    return sorted(m for m in _imports(path, module) if _stage_of(m) not in (None, own))
+
+
+@pytest.mark.parametrize("path", [str(p.relative_to(ROOT)) for p in _project_modules()])
+def test_no_stage_imports_another_stage(path: str) -> None:
+    module = _module_name(ROOT / path)
+    crossing = _crossings(ROOT / path, module)
+    assert crossing == [], f"{path} ({_stage_of(module) or 'shared'}) imports another stage: {crossing}"
+
+
+def test_the_rule_catches_a_crossing(tmp_path: Path) -> None:
+    """The check finds the imports it forbids, relative and function-level ones included."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from pipeline.report.render import md_escape\n"
+        "from ..ingest import writer\n"
+        "def f():\n    import audit.cache\n",
+        encoding="utf-8",
+    )
+    assert _crossings(probe, "pipeline.report.probe") == ["audit.cache", "pipeline.ingest", "pipeline.ingest.writer"]
+    assert _crossings(probe, "pipeline.run") == []  # the orchestrator may

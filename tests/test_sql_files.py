@@ -1,0 +1,72 @@
+"""Every `.sql` file of the project goes through the one runner (pipeline/sql.py) and its header holds."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.errors import SqlError
+from pipeline.sql import SqlDir, parse_sql_file
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE_DIRS = ("audit", "bench", "pipeline", "schemas")
+SQL_FILES = sorted(p.relative_to(ROOT) for d in CODE_DIRS for p in (ROOT / d).rglob("*.sql"))
+
+
+def test_the_sql_folders_are_the_ones_we_know() -> None:
+    """A new `sql/` folder must be listed here (and get a SqlDir next to the code that runs it)."""
+    assert {str(p.parent) for p in SQL_FILES} == {
+        "audit/sql", "bench/sql", "pipeline/dataset/sql", "pipeline/ingest/sql", "pipeline/report/sql",
+    }
+
+
+@pytest.mark.parametrize("rel", [str(p) for p in SQL_FILES])
+def test_every_sql_file_loads_through_the_runner(rel: str) -> None:
+    """Name = stem, description present, declared params = the `$params` the statement uses."""
+    path = Path(rel)
+    package = ".".join(path.parent.parent.parts)
+    q = SqlDir(package).load(path.stem)
+    assert q.name == path.stem and q.description
+    used = set(re.findall(r"\$([a-z_][a-z0-9_]*)", q.body))
+    assert used == set(q.params), rel
+
+
+def test_no_module_reads_sql_files_itself() -> None:
+    """Only pipeline/sql.py opens `.sql` files: no loader of its own in any stage."""
+    offenders = []
+    for d in CODE_DIRS:
+        for py in (ROOT / d).rglob("*.py"):
+            if py.name == "sql.py" and py.parent.name == "pipeline":
+                continue
+            text = py.read_text(encoding="utf-8")
+            if re.search(r"""\.sql["']\)?\s*\)?\.read_text|with_name\(["']sql["']\)|joinpath\(["']sql["']""", text):
+                offenders.append(str(py.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_header_errors_are_sql_errors() -> None:
+    ok = "-- name: q\n-- params: n\n-- description: one row.\nSELECT $n AS n\n"
+    assert parse_sql_file("q", ok, "x/q.sql").params == ("n",)
+    with pytest.raises(SqlError, match="`-- name:` must be 'q'"):
+        parse_sql_file("q", ok.replace("name: q", "name: other"), "x/q.sql")
+    with pytest.raises(SqlError, match="declares \\['n'\\] but the statement uses \\['m', 'n'\\]"):
+        parse_sql_file("q", ok.replace("$n AS n", "$n AS n, $m AS m"), "x/q.sql")
+    with pytest.raises(SqlError, match="declares \\[\\] but the statement uses \\['n'\\]"):
+        parse_sql_file("q", ok.replace("-- params: n", "-- params: -"), "x/q.sql")
+    with pytest.raises(SqlError, match="description"):
+        parse_sql_file("q", ok.replace("-- description: one row.\n", ""), "x/q.sql")
+
+
+def test_run_binds_exactly_the_declared_params() -> None:
+    sql = SqlDir("audit")
+    con = duckdb.connect()
+    con.execute("CREATE TABLE requests AS SELECT 'r1' AS request_id, 'hello' AS system_text")
+    with pytest.raises(SqlError, match="declares params \\['limit'\\]; got \\[\\]"):
+        sql.query(con, "tokens_prompts")
+    with pytest.raises(SqlError, match="declares params \\['limit'\\]; got \\['limit', 'other'\\]"):
+        sql.query(con, "tokens_prompts", limit=1, other=2)
+    with pytest.raises(SqlError, match="audit/sql/no_such_file.sql` is missing"):
+        sql.load("no_such_file")
