@@ -869,6 +869,8 @@ def _headline(value: str, report: dict[str, Any], cfg: ReportConfig, by_id: dict
     fix = "; ".join(_breaker_text(b) for b in breakers[:3])
 
     def names(ids: list[str]) -> str:
+        if len(ids) > 3:  # the per-task detail is in the actions and the task table
+            return f"{len(ids)} task types ({', '.join(ids)})"
         return "; ".join(_candidate_text(by_id[i], cfg) for i in ids)
 
     if value == "migrate":
