@@ -595,7 +595,7 @@ def _factor(
     elif side == CACHING:
         why = f"{display}: meets the stay column ({stay_if})"
     elif missing:
-        why = f"not measured: {missing}"
+        why = f"not stated: {missing}" if measured_from == "config" else f"not measured: {missing}"
     else:
         why = f"{display}: between the columns (stay {stay_if}; switch {switch_if})"
     return {
