@@ -32,8 +32,9 @@ test: $(STAMP) ## Lint and run the test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff check + format check
+lint: $(STAMP) ## ruff check + format check + mypy over pipeline/ audit/ schemas/ (config: pyproject.toml [tool.mypy])
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/ruff format --check .
 
 format: $(STAMP) ## Apply ruff format

@@ -12,21 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Order matters: the first pattern to claim a character wins, so timestamps beat dates beat numbers.
-_KINDS: tuple[tuple[str, str], ...] = (
-    ("timestamp", r"\b\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?"),
-    ("uuid", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
-    ("timestamp", r"\b1[5-9]\d{8}(?:\d{3})?\b"),  # epoch seconds / milliseconds (2017-2033)
-    ("date", r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"),
-    ("date", r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+\d{1,2}\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\s+\d{4}\b"),
-    ("date", r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b"),
-    ("time", r"\b\d{1,2}:\d{2}(?::\d{2})?(?:\s?[AaPp][Mm])?\b"),
-    ("id", r"\b[0-9a-fA-F]{12,}\b"),  # hex digests, trace ids
-    ("id", r"\b[A-Za-z][A-Za-z0-9]*[_-](?:[A-Za-z0-9]+[_-])*[A-Za-z0-9]*\d[A-Za-z0-9]*\b"),  # user_123, sess-9f2c
-    ("id", r"\b(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{10,}\b"),  # opaque tokens
-    ("counter", r"\b\d+\b"),
-)
-_PATTERNS = tuple((kind, re.compile(p)) for kind, p in _KINDS)
+from pipeline.similarity import PREFIX_BREAKER_SPANS
+
+# The candidate patterns live with the other dynamic-span sets in pipeline/similarity.py.
+_PATTERNS = tuple((kind, re.compile(p)) for kind, p in PREFIX_BREAKER_SPANS)
 _ANY_DIGIT = re.compile(r"\d")
 
 

@@ -1,6 +1,6 @@
 """Stage 2: metrics over the normalized Parquet store, written to `WORKDIR/audit/`.
 
-`run_audits` runs the audit modules in dependency order; each module has a
+`audit(workdir, config)` runs the audit modules in dependency order; each module has a
 `run(workdir, out_dir, config) -> dict` that writes its Parquet tables and returns its section
 of `summary.json`:
 
@@ -33,13 +33,13 @@ AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
 @dataclass(frozen=True)
 class AuditResult:
     out_dir: Path
-    summary: dict[str, Any]
+    summary_json: dict[str, Any]  # what `WORKDIR/audit/summary.json` holds
     money: Money = field(default_factory=Money)
     """The reporting currency the CLI line uses (summary.json itself keeps the audit's USD)."""
 
-    def summary_text(self) -> str:
+    def summary(self) -> str:
         lines = [f"Audit written to {self.out_dir}/ (summary.json)"]
-        for name, section in self.summary.get("sections", {}).items():
+        for name, section in self.summary_json.get("sections", {}).items():
             headline = section.get("headline") if isinstance(section, dict) else None
             if name == "cost" and isinstance(section, dict) and section.get("total_usd") is not None:
                 headline = cost_line(section, self.money)
@@ -58,12 +58,16 @@ def cost_line(cost: dict[str, Any], money: Money) -> str:
             f"{money.text(cost.get('monthly_run_rate_without_caching_usd'))}/month without caching; top model {top}")
 
 
-def run_audits(workdir: Path, config_path: Path | None = None) -> AuditResult:
-    """Run every audit module over `workdir/requests` and write `workdir/audit/summary.json`."""
+def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None) -> AuditResult:
+    """Run every audit module over `workdir/requests` and write `workdir/audit/summary.json`.
+
+    `config` is the parsed TOML settings (each module reads its `[audit.*]` section) or the path of
+    a TOML file.
+    """
     workdir = Path(workdir)
     if not has_requests(workdir):
         raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
-    config = load_toml(config_path)
+    config = config if isinstance(config, dict) else load_toml(Path(config) if config is not None else None)
     out_dir = workdir / "audit"
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
@@ -86,3 +90,7 @@ def run_audits(workdir: Path, config_path: Path | None = None) -> AuditResult:
     tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(out_dir / "summary.json")
     return AuditResult(out_dir, summary, Money.from_config(config))
+
+
+# The stage's earlier name (its second argument was the TOML path, which `audit` still accepts).
+run_audits = audit

@@ -427,11 +427,11 @@ def step_task_types(workdir: str) -> dict[str, Any]:
 
 
 def step_audit(workdir: str) -> dict[str, Any]:
-    from audit import run_audits
+    from audit import audit
 
-    result = run_audits(Path(workdir))
+    result = audit(Path(workdir))
     n = _store_rows(workdir)
-    return {"records": n, "timings_s": result.summary.get("timings_s", {}), **self_usage()}
+    return {"records": n, "timings_s": result.summary_json.get("timings_s", {}), **self_usage()}
 
 
 def step_dataset(workdir: str) -> dict[str, Any]:

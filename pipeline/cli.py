@@ -101,9 +101,9 @@ def audit(workdir: Path, config_path: Path | None) -> None:
     Example:
       logaudit audit out
     """
-    from audit import run_audits
+    from audit import audit as run_audit
 
-    click.echo(run_audits(workdir, config_path).summary_text())
+    click.echo(run_audit(workdir, config_path).summary())
 
 
 @cli.command()

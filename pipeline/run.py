@@ -50,7 +50,7 @@ def run_all(
         echo: called with each stage's summary as soon as the stage finishes.
         progress: progress bars for every stage (None: the process default, see `pipeline.progress`).
     """
-    from audit import run_audits
+    from audit import audit
     from pipeline.dataset import DatasetConfig, build_dataset
     from pipeline.ingest import ingest
     from pipeline.report import render_report
@@ -67,8 +67,8 @@ def run_all(
     with enabled_for(progress):
         stages["ingest"] = ingest([str(p) for p in paths], workdir)
         say(_titled("ingest", stages["ingest"].summary()))
-        stages["audit"] = run_audits(workdir, config)
-        say(_titled("audit", stages["audit"].summary_text()))
+        stages["audit"] = audit(workdir, settings)
+        say(_titled("audit", stages["audit"].summary()))
         stages["dataset"] = build_dataset(workdir, dataset_config)
         say(_titled("dataset", stages["dataset"].summary()))
         stages["report"] = render_report(workdir, report_settings)

@@ -1,32 +1,50 @@
-"""Fingerprints for grouping prompts: dynamic-span masking, shingles, bulk MinHash, LSH linking.
+"""The similarity kit, one for the whole tool: task-type clustering (audit/tasks.py) and dataset
+dedup (pipeline/dataset/dedup.py, assemble.py) both use it.
 
-Production prompts are templates: a system prompt with dynamic spans (dates, ids, numbers), a tool
-set and a user message with slots. Masking the dynamic spans makes one template version hash to one
-value; MinHash + LSH then links near-identical texts (prompt versions, templated user messages)
-without comparing all pairs.
-
-Signatures follow datasketch's `affine32` scheme exactly (32-bit shingle hash -> MurmurHash3
-fmix32 -> `a*h + b mod 2^32` with datasketch's own `(a, b)` for the seed -> min), computed for many
-documents at once in numpy: per-shingle Python work is the bottleneck (dedup.md §3.2), so the only
-Python loop is over words (xxh32, cached), and k-shingle hashes are a numpy rolling combination of
-word hashes. The rows wrap as `LeanMinHash` for `datasketch.MinHashLSH` and equal
-`MinHash(num_perm, seed, hashfunc=int).update_batch(shingle_hashes)` bit for bit (tested).
+- Dynamic spans: the regex table of per-request values (dates, ids, numbers) in one place; masking
+  them makes one template version hash to one value (`mask_dynamic`, also applied in SQL with the
+  same pattern), dedup masks its `VOLATILE` subset, the cache audit's prefix-breaker search uses
+  `PREFIX_BREAKER_SPANS` (audit/dynamic_spans.py).
+- Shingles: word k-shingle hashes (`ShingleHasher`, a numpy rolling combination of cached xxh32
+  word hashes, for prompt templates); dedup hashes joined word n-grams with xxh32 (dedup.py).
+- MinHash signatures in datasketch's `affine32` scheme (32-bit shingle hash -> MurmurHash3 fmix32
+  -> `a*h + b mod 2^32` with datasketch's own `(a, b)` for the seed -> min), computed for many
+  documents at once in numpy (`minhash_signatures`): per-shingle Python work is the bottleneck
+  (dedup.md §3.2). The rows wrap as `LeanMinHash` for `datasketch.MinHashLSH` and equal
+  datasketch's own MinHash of the same shingle hashes bit for bit (tested).
+- LSH: banding parameters (`lsh_params`), 64-bit band keys DuckDB can join (`band_keys`), and
+  query-then-insert linking through a `MinHashLSH` index (`lsh_link`).
+- Exact Jaccard of sorted unique hash arrays (`jaccard`; vectorized over pairs: `intersections`,
+  `jaccards`) and connected components (`UnionFind`; vectorized: `components`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 import xxhash
-from datasketch import LeanMinHash, MinHash, MinHashLSH
 
-# One alternation, valid in both RE2 (DuckDB's regexp_replace) and Python `re`, applied to
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash
+
+# datasketch (which imports scipy and pandas, ~80 MB) is imported only by the functions that build
+# its objects: the dataset stage's worker processes need none of it.
+
+# --- dynamic spans -------------------------------------------------------------------------------
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+_ISO_TIME = r"[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?"
+
+# Template masking: one alternation, valid in both RE2 (DuckDB's regexp_replace) and Python `re`, applied to
 # LOWER-CASED text. Order matters: longer, more specific spans first.
 DYNAMIC_SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("uuid", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
-    ("iso_datetime", r"\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?"),
+    ("uuid", _UUID),
+    ("iso_datetime", rf"{_ISO_DATE}(?:{_ISO_TIME})?"),
     ("numeric_date", r"\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b"),
     (
         "month_date",
@@ -46,6 +64,26 @@ MASK = "#"
 _DYNAMIC = re.compile(DYNAMIC_SPAN_PATTERN)
 _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"[a-z0-9#]+(?:'[a-z]+)?")
+
+# Dedup: the volatile spans that make otherwise identical requests differ (ids, timestamps with a
+# time), masked in lower-cased text before hashing so exact dedup is not defeated by them.
+VOLATILE = re.compile(rf"{_UUID}|{_ISO_DATE}{_ISO_TIME}")
+
+# The cache audit's prefix-breaker candidates (audit/dynamic_spans.py), on the raw (cased) text.
+# Order matters: the first pattern to claim a character wins, so timestamps beat dates beat numbers.
+PREFIX_BREAKER_SPANS: tuple[tuple[str, str], ...] = (
+    ("timestamp", r"\b\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?"),
+    ("uuid", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+    ("timestamp", r"\b1[5-9]\d{8}(?:\d{3})?\b"),  # epoch seconds / milliseconds (2017-2033)
+    ("date", r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"),
+    ("date", r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+\d{1,2}\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\s+\d{4}\b"),
+    ("date", r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b"),
+    ("time", r"\b\d{1,2}:\d{2}(?::\d{2})?(?:\s?[AaPp][Mm])?\b"),
+    ("id", r"\b[0-9a-fA-F]{12,}\b"),  # hex digests, trace ids
+    ("id", r"\b[A-Za-z][A-Za-z0-9]*[_-](?:[A-Za-z0-9]+[_-])*[A-Za-z0-9]*\d[A-Za-z0-9]*\b"),  # user_123, sess-9f2c
+    ("id", r"\b(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{10,}\b"),  # opaque tokens
+    ("counter", r"\b\d+\b"),
+)
 
 _MAX_HASH = np.uint32(0xFFFFFFFF)
 
@@ -101,12 +139,67 @@ class ShingleHasher:
         self._cache.clear()
 
 
+# --- MinHash signatures ---------------------------------------------------------------------------
+
+
 def _fmix32(h: np.ndarray) -> np.ndarray:
+    # MurmurHash3 finalizer, as datasketch applies it before the affine32 permutation.
     h = h ^ (h >> np.uint32(16))
     h = h * np.uint32(0x85EBCA6B)
     h = h ^ (h >> np.uint32(13))
     h = h * np.uint32(0xC2B2AE35)
     return h ^ (h >> np.uint32(16))
+
+
+def affine32_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's own affine32 (a, b) parameters for (num_perm, seed), as uint32.
+
+    The same draws as datasketch 2's `MinHash._init_permutations` for the affine32 scheme (an odd
+    `a`, any `b`, from `RandomState(seed)`), without importing datasketch; tests check equality.
+    """
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
+def minhash_signatures(hash_sets: Sequence[np.ndarray], num_perm: int, seed: int, *, chunk_shingles: int,
+                       empty: str = "max") -> np.ndarray:
+    """MinHash signatures (n_docs x num_perm, uint32) from per-document 32-bit shingle hashes, in bulk.
+
+    Documents are processed in blocks of about `chunk_shingles` shingles: the permuted block is
+    (num_perm x shingles), laid out so that the per-document minimum (`np.minimum.reduceat` along
+    the contiguous axis) streams through memory, and small enough (4 MB at 8k shingles) to stay in
+    cache; one block of everything was 10x slower. An empty set gets datasketch's empty signature
+    (all 2^32-1) with `empty="max"`, or that of the single shingle hash 0 with `empty="zero"` (what
+    dedup has always used; the choice only matters for texts without words).
+    """
+    a, b = affine32_permutations(num_perm, seed)
+    n = len(hash_sets)
+    out = np.empty((n, num_perm), dtype=np.uint32)
+    lengths = np.fromiter((len(h) for h in hash_sets), dtype=np.int64, count=n)
+    if empty == "max":
+        out[lengths == 0] = _MAX_HASH
+    elif empty == "zero":
+        out[lengths == 0] = b
+    else:
+        raise ValueError(f"empty must be 'max' or 'zero', not {empty!r}")
+    docs = np.flatnonzero(lengths)
+    a2, b2 = a[:, None], b[:, None]
+    start = 0
+    while start < docs.size:
+        end, total = start, 0
+        while end < docs.size and (end == start or total + lengths[docs[end]] <= chunk_shingles):
+            total += lengths[docs[end]]
+            end += 1
+        block = docs[start:end]
+        flat = _fmix32(np.concatenate([hash_sets[i] for i in block]).astype(np.uint32, copy=False))
+        offsets = np.concatenate(([0], np.cumsum(lengths[block])[:-1]))
+        with np.errstate(over="ignore"):
+            permuted = a2 * flat[None, :] + b2  # uint32 wraparound is the mod 2^32 of affine32
+        out[block] = np.minimum.reduceat(permuted, offsets, axis=1).T
+        start = end
+    return out
 
 
 class MinHasher:
@@ -115,37 +208,19 @@ class MinHasher:
     def __init__(self, num_perm: int = 64, seed: int = 1, chunk_shingles: int = 65_536) -> None:
         self.num_perm = num_perm
         self.seed = seed
-        a, b = MinHash(num_perm=num_perm, seed=seed).permutations
-        self._a = np.asarray(a, dtype=np.uint32)
-        self._b = np.asarray(b, dtype=np.uint32)
         self._chunk = chunk_shingles
 
     def signatures(self, shingle_sets: Sequence[np.ndarray]) -> np.ndarray:
         """(len(shingle_sets), num_perm) uint32; an empty set gets the all-max 'empty' signature."""
-        n = len(shingle_sets)
-        sig = np.full((n, self.num_perm), _MAX_HASH, dtype=np.uint32)
-        lengths = np.fromiter((len(s) for s in shingle_sets), dtype=np.int64, count=n)
-        nonempty = np.flatnonzero(lengths)
-        if not len(nonempty):
-            return sig
-        # Process documents in groups whose shingles fit one chunk, so memory stays bounded.
-        start = 0
-        while start < len(nonempty):
-            stop, total = start, 0
-            while stop < len(nonempty) and (total == 0 or total + lengths[nonempty[stop]] <= self._chunk):
-                total += lengths[nonempty[stop]]
-                stop += 1
-            docs = nonempty[start:stop]
-            flat = np.concatenate([shingle_sets[i] for i in docs]).astype(np.uint32, copy=False)
-            mixed = _fmix32(flat)
-            permuted = mixed[:, None] * self._a[None, :] + self._b[None, :]  # wraps mod 2^32
-            offsets = np.concatenate(([0], np.cumsum(lengths[docs])[:-1]))
-            sig[docs] = np.minimum.reduceat(permuted, offsets, axis=0)
-            start = stop
-        return sig
+        return minhash_signatures(shingle_sets, self.num_perm, self.seed, chunk_shingles=self._chunk, empty="max")
 
     def lean(self, row: np.ndarray) -> LeanMinHash:
+        from datasketch import LeanMinHash
+
         return LeanMinHash(seed=self.seed, hashvalues=row, scheme="affine32")
+
+
+# --- connected components ---------------------------------------------------------------------------
 
 
 class UnionFind:
@@ -177,6 +252,66 @@ class UnionFind:
         smallest = np.full(len(roots), len(roots), dtype=np.int64)
         np.minimum.at(smallest, roots, np.arange(len(roots)))
         return smallest[roots]
+
+
+def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Connected components of the graph on 0..n-1 with edges (i, j): the smallest member per node.
+
+    Min-label propagation with pointer jumping, vectorized: each round hooks the label of both ends
+    of every edge to the smaller one, then jumps every node to its label's label until stable.
+    Labels only ever move to a smaller member of the same component, and the loop ends when every
+    edge joins equal labels, i.e. one label per component. One int64 per node, no Python per edge.
+    """
+    labels = np.arange(n, dtype=np.int64)
+    if not i.size:
+        return labels
+    while True:
+        li, lj = labels[i], labels[j]
+        low = np.minimum(li, lj)
+        for target in (li, lj, i, j):
+            np.minimum.at(labels, target, low)
+        while True:
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
+        if np.array_equal(labels[i], labels[j]):
+            return labels
+
+
+# --- LSH ----------------------------------------------------------------------------------------------
+
+
+# Odd 64-bit constants (splitmix64's) for band keys.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix64(h: np.ndarray) -> np.ndarray:
+    # splitmix64's finalizer: every input bit affects every output bit.
+    h = (h ^ (h >> np.uint64(30))) * _MIX1
+    h = (h ^ (h >> np.uint64(27))) * _MIX2
+    return h ^ (h >> np.uint64(31))
+
+
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n_docs x bands) uint64 LSH band keys: band b's key hashes (b, sigs[:, b*rows:(b+1)*rows]).
+
+    Two documents share a key exactly when `MinHashLSH(params=(bands, rows))` would put them in one
+    bucket of that band (datasketch compares the band's bytes; a 64-bit key adds a collision
+    chance of ~2^-64 per pair, and every candidate is verified by exact Jaccard anyway). As plain
+    integers the keys can be joined by DuckDB, so candidate pairs need no in-memory index.
+    """
+    n = sigs.shape[0]
+    out = np.empty((n, bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for b in range(bands):
+            h = np.full(n, np.uint64(b + 1) * _GOLDEN, dtype=np.uint64)
+            for r in range(b * rows, (b + 1) * rows):
+                h = _mix64(h ^ sigs[:, r].astype(np.uint64))
+            out[:, b] = h
+    return out
 
 
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -218,6 +353,8 @@ def lsh_link(
     uf = union_find or UnionFind(n)
     if n == 0:
         return uf
+    from datasketch import LeanMinHash, MinHashLSH
+
     bands, rows = lsh_params(threshold, num_perm)
     lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
     core = (1 + threshold) / 2
@@ -237,9 +374,59 @@ def lsh_link(
     return uf
 
 
+# --- exact Jaccard ---------------------------------------------------------------------------------
+
+
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact Jaccard of two distinct-hash arrays."""
-    if not len(a) and not len(b):
-        return 1.0
-    inter = len(np.intersect1d(a, b, assume_unique=True))
-    return inter / (len(a) + len(b) - inter)
+    """Exact Jaccard of two sorted unique hash arrays."""
+    if a.size > b.size:
+        a, b = b, a
+    if not a.size:
+        return 1.0 if not b.size else 0.0
+    # Binary-search the smaller array in the larger: O(a log b), no concatenate-and-sort.
+    idx = np.searchsorted(b, a)
+    idx[idx == b.size] = 0
+    inter = int(np.count_nonzero(b[idx] == a))
+    return inter / (a.size + b.size - inter)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The concatenation of arange(start, start + length) for each (start, length)."""
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if ends.size else 0
+    return np.arange(total, dtype=np.int64) - np.repeat(ends - lengths, lengths) + np.repeat(starts, lengths)
+
+
+def intersections(i: np.ndarray, j: np.ndarray, uids: np.ndarray, sets: pa.ListArray) -> np.ndarray:
+    """|set(i) & set(j)| for every pair, vectorized over the pairs.
+
+    `sets` holds sorted unique uint32 hashes per uid. Each distinct left document's hashes become
+    keys (rank << 32 | hash), sorted as a whole; each pair's right-hand hashes, keyed with its left
+    document's rank, are looked up in them with one searchsorted: an exact count in C, with no
+    Python per pair (DuckDB's list_intersect took 40 us per pair).
+    """
+    if not i.size:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(uids)
+    offsets = sets.offsets.to_numpy().astype(np.int64)
+    flat = sets.values.to_numpy().astype(np.uint64)
+    lefts, rank = np.unique(i, return_inverse=True)
+    ki = order[np.searchsorted(uids, lefts, sorter=order)]
+    kj = order[np.searchsorted(uids, j, sorter=order)]
+    a_len = offsets[ki + 1] - offsets[ki]
+    a_keys = (np.repeat(np.arange(lefts.size, dtype=np.uint64), a_len) << np.uint64(32)) | flat[_ranges(offsets[ki], a_len)]
+    b_len = offsets[kj + 1] - offsets[kj]
+    b_keys = (np.repeat(rank.astype(np.uint64), b_len) << np.uint64(32)) | flat[_ranges(offsets[kj], b_len)]
+    pos = np.minimum(np.searchsorted(a_keys, b_keys), max(a_keys.size - 1, 0))
+    hit = a_keys[pos] == b_keys if a_keys.size else np.zeros(b_keys.size, dtype=bool)
+    pair = np.repeat(np.arange(i.size), b_len)
+    return np.bincount(pair, weights=hit, minlength=i.size).astype(np.int64)
+
+
+def jaccards(inter: np.ndarray, ni: np.ndarray, nj: np.ndarray) -> np.ndarray:
+    """Exact Jaccard from intersection and set sizes (1.0 for two empty sets), as dedup.jaccard."""
+    ni, nj = ni.astype(np.int64), nj.astype(np.int64)
+    union = ni + nj - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jac = inter / union
+    return np.where(np.minimum(ni, nj) == 0, np.where(np.maximum(ni, nj) == 0, 1.0, 0.0), jac)

@@ -4,12 +4,14 @@ Every file holds one statement (a query, or a CREATE / INSERT) behind a comment 
 
     -- name: cost_by_model                  (equals the file stem)
     -- params: grain, since                 (the named `$params` the statement uses; `-` for none)
+    -- identifiers: table                   (optional: `{table}` slots a driver composes, e.g. psycopg.sql)
     -- description: what it computes, in a sentence or two
 
 Loading checks the header against the text (the name is the stem, the declared params are exactly
 the `$params` the statement uses, a description is present); running checks the caller passes
 exactly the declared params. Values always travel as bound parameters, never formatted into SQL.
-Every failure is a `SqlError`.
+DuckDB files use `$name`; the one Postgres file (ingest's LiteLLM source, run by psycopg) uses
+`%(name)s` and composes its table name as an identifier. Every failure is a `SqlError`.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ import duckdb
 
 from pipeline.errors import SqlError
 
-_HEADER = re.compile(r"^--\s*(name|params|description):\s*(.*)$")
-_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+_HEADER = re.compile(r"^--\s*(name|params|identifiers|description):\s*(.*)$")
+# `$name` (DuckDB) or `%(name)s` (psycopg).
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)|%\(([a-z_][a-z0-9_]*)\)s")
+_IDENTIFIER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class SqlFile:
     description: str
     sql: str  # the whole file, header included (DuckDB ignores the comments)
     path: str
+    identifiers: tuple[str, ...] = ()
 
     @property
     def body(self) -> str:
@@ -63,14 +68,24 @@ def parse_sql_file(name: str, text: str, path: str) -> SqlFile:
         raise SqlError(f"SQL file `{path}`: header `-- name:` must be {name!r}, found {header.get('name')!r}.")
     if not header.get("description"):
         raise SqlError(f"SQL file `{path}`: header `-- description:` is missing.")
-    declared = tuple(p.strip() for p in header.get("params", "").split(",") if p.strip() not in ("", "-"))
-    code = "\n".join(line.split("--", 1)[0] if line.lstrip().startswith("--") else line for line in lines)
-    used = set(_PARAM.findall(code))
+    declared = _names(header.get("params", ""))
+    identifiers = _names(header.get("identifiers", ""))
+    code = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
+    used = {a or b for a, b in _PARAM.findall(code)}
     if used != set(declared):
         raise SqlError(
             f"SQL file `{path}`: header `-- params:` declares {sorted(declared)} but the statement uses {sorted(used)}."
         )
-    return SqlFile(name, declared, header["description"], text, path)
+    slots = set(_IDENTIFIER.findall(code))
+    if slots != set(identifiers):
+        raise SqlError(
+            f"SQL file `{path}`: header `-- identifiers:` declares {sorted(identifiers)} but the statement has {sorted(slots)}."
+        )
+    return SqlFile(name, declared, header["description"], text, path, identifiers)
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip() not in ("", "-"))
 
 
 class SqlDir:

@@ -10,6 +10,7 @@ directory (the store and the handoff files, `pipeline/workdir/`) and the shared 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,20 @@ def test_the_rule_catches_a_crossing(tmp_path: Path) -> None:
     )
     assert _crossings(probe, "pipeline.report.probe") == ["audit.cache", "pipeline.ingest", "pipeline.ingest.writer"]
     assert _crossings(probe, "pipeline.run") == []  # the orchestrator may
+
+
+def test_architecture_doc_names_only_what_exists() -> None:
+    """docs/architecture.md and the README's Stages section match the code: every module or folder
+    they name exists, every stage's body is a `stage.py`, and every shared kit is in the doc."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    stages_section = readme[readme.index("## Stages"):readme.index("## CLI")]
+    named = set()
+    for text in (doc, stages_section):
+        named |= set(re.findall(r"`((?:pipeline|audit|schemas|bench|tests)/[a-z_/]*(?:\.py|\.toml|/))`", text))
+    assert len(named) >= 15
+    assert sorted(p for p in named if not (ROOT / p).exists()) == []
+    for stage in STAGES:
+        assert (ROOT / stage.replace(".", "/") / "stage.py").is_file(), stage
+    for kit in ("pipeline/sql.py", "pipeline/similarity.py", "pipeline/workdir/", "pipeline/tokens.py"):
+        assert f"`{kit}`" in doc, kit

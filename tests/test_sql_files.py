@@ -30,8 +30,9 @@ def test_every_sql_file_loads_through_the_runner(rel: str) -> None:
     package = ".".join(path.parent.parent.parts)
     q = SqlDir(package).load(path.stem)
     assert q.name == path.stem and q.description
-    used = set(re.findall(r"\$([a-z_][a-z0-9_]*)", q.body))
+    used = {a or b for a, b in re.findall(r"\$([a-z_][a-z0-9_]*)|%\(([a-z_][a-z0-9_]*)\)s", q.body)}
     assert used == set(q.params), rel
+    assert set(re.findall(r"\{([a-z_][a-z0-9_]*)\}", q.body)) == set(q.identifiers), rel
 
 
 def test_no_module_reads_sql_files_itself() -> None:
@@ -56,6 +57,12 @@ def test_header_errors_are_sql_errors() -> None:
         parse_sql_file("q", ok.replace("$n AS n", "$n AS n, $m AS m"), "x/q.sql")
     with pytest.raises(SqlError, match="declares \\[\\] but the statement uses \\['n'\\]"):
         parse_sql_file("q", ok.replace("-- params: n", "-- params: -"), "x/q.sql")
+    with pytest.raises(SqlError, match="`-- identifiers:` declares \\[\\] but the statement has \\['table'\\]"):
+        parse_sql_file("q", ok.replace("AS n", "AS n FROM {table}"), "x/q.sql")
+    psycopg = "-- name: q\n-- params: since\n-- identifiers: table\n-- description: d.\nSELECT * FROM {table} WHERE t > %(since)s\n"
+    assert parse_sql_file("q", psycopg, "x/q.sql").identifiers == ("table",)
+    with pytest.raises(SqlError, match="`-- params:` declares \\['since'\\] but the statement uses \\[\\]"):
+        parse_sql_file("q", psycopg.replace("%(since)s", "now()"), "x/q.sql")
     with pytest.raises(SqlError, match="description"):
         parse_sql_file("q", ok.replace("-- description: one row.\n", ""), "x/q.sql")
 

@@ -261,3 +261,15 @@ def test_only_the_latest_four_breakpoints_count() -> None:
     ends = [1100, 1200, 1300, 1400, 1500, 1600]
     out = sim([bp("a", 0, [1, 2, 3, 4, 5, 6], ends, [(0, True), (1, False), (2, False), (3, False), (4, False)])])
     assert out["a"] == (0, 1500, 0)  # no 1-hour write: the block-0 marker was dropped
+
+
+@pytest.mark.parametrize(("model", "minimum"), [("claude-haiku-4-5", 4096), ("claude-3-5-haiku", 2048),
+                                                ("claude-sonnet-4-5", 1024), ("claude-opus-4-5", 4096)])
+def test_per_model_minimum_both_sides(model: str, minimum: int) -> None:
+    """prices.toml's `cache_min_tokens` overrides the rule set's minimum: a breakpoint one token below
+    the model's minimum caches nothing, at the minimum it is written."""
+    rules = PRICES.rules_for(PRICES.lookup(model))
+    assert rules.min_tokens == minimum
+    below = sim([bp("a", 0, [1, 2], [minimum - 1, minimum + 100], [(0, False)], rules=rules)])
+    at = sim([bp("a", 0, [1, 2], [minimum, minimum + 100], [(0, False)], rules=rules)])
+    assert below["a"] == (0, 0, 0) and at["a"] == (0, minimum, 0)

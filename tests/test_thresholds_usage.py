@@ -85,3 +85,18 @@ def test_anthropic_ttl_split_and_remainder() -> None:
     assert buckets(usage_anthropic(no_total))[:5] == (5, None, 300, None, None)
     thinking = {"input_tokens": 5, "output_tokens": 90, "output_tokens_details": {"thinking_tokens": 60}}
     assert usage_anthropic(thinking)["out_reasoning"] == 60
+
+
+def test_openai_chat_shape_with_either_field_alone() -> None:
+    assert buckets(usage_openai({"prompt_tokens": 100})) == (100, None, None, None, None, None, None, False)
+    assert buckets(usage_openai({"completion_tokens": 7})) == (None, None, None, None, None, 7, None, False)
+
+
+def test_anthropic_5m_split_only_leaves_the_rest_unspecified() -> None:
+    only_5m = {"input_tokens": 5, "cache_creation_input_tokens": 1500,
+               "cache_creation": {"ephemeral_5m_input_tokens": 1000}}
+    row = usage_anthropic(only_5m)
+    assert buckets(row)[:5] == (5, None, 1000, None, 500)
+    assert row["usage_raw"] is not None
+    zero = {"input_tokens": 5, "cache_creation_input_tokens": 0}
+    assert buckets(usage_anthropic(zero))[:5] == (5, None, None, None, 0)

@@ -29,6 +29,7 @@ import xxhash
 
 from pipeline.dataset import dedup as dd
 from pipeline.errors import DatasetError
+from pipeline.similarity import components, intersections, jaccards
 from pipeline.sql import SqlDir
 from schemas.dataset import LINEAGE_SCHEMA
 
@@ -79,73 +80,6 @@ def load_tables(con: duckdb.DuckDBPyConnection, inputs: Inputs) -> None:
     execute(con, "requests_table", requests=inputs.requests)
     execute(con, "request_examples_table", requests=inputs.requests)
     con.execute("CREATE TABLE dup (uid BIGINT, reason VARCHAR, best_uid BIGINT, jaccard DOUBLE)")
-
-
-def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Connected components of the graph on 0..n-1 with edges (i, j): the smallest member per node.
-
-    Min-label propagation with pointer jumping, vectorized: each round hooks the label of both ends
-    of every edge to the smaller one, then jumps every node to its label's label until stable.
-    Labels only ever move to a smaller member of the same component, and the loop ends when every
-    edge joins equal labels, i.e. one label per component. One int64 per node, no Python per edge.
-    """
-    labels = np.arange(n, dtype=np.int64)
-    if not i.size:
-        return labels
-    while True:
-        li, lj = labels[i], labels[j]
-        low = np.minimum(li, lj)
-        for target in (li, lj, i, j):
-            np.minimum.at(labels, target, low)
-        while True:
-            jumped = labels[labels]
-            if np.array_equal(jumped, labels):
-                break
-            labels = jumped
-        if np.array_equal(labels[i], labels[j]):
-            return labels
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The concatenation of arange(start, start + length) for each (start, length)."""
-    ends = np.cumsum(lengths)
-    total = int(ends[-1]) if ends.size else 0
-    return np.arange(total, dtype=np.int64) - np.repeat(ends - lengths, lengths) + np.repeat(starts, lengths)
-
-
-def intersections(i: np.ndarray, j: np.ndarray, uids: np.ndarray, sets: pa.ListArray) -> np.ndarray:
-    """|set(i) & set(j)| for every pair, vectorized over the pairs.
-
-    `sets` holds sorted unique uint32 hashes per uid. Each distinct left document's hashes become
-    keys (rank << 32 | hash), sorted as a whole; each pair's right-hand hashes, keyed with its left
-    document's rank, are looked up in them with one searchsorted: an exact count in C, with no
-    Python per pair (DuckDB's list_intersect took 40 us per pair).
-    """
-    if not i.size:
-        return np.zeros(0, dtype=np.int64)
-    order = np.argsort(uids)
-    offsets = sets.offsets.to_numpy().astype(np.int64)
-    flat = sets.values.to_numpy().astype(np.uint64)
-    lefts, rank = np.unique(i, return_inverse=True)
-    ki = order[np.searchsorted(uids, lefts, sorter=order)]
-    kj = order[np.searchsorted(uids, j, sorter=order)]
-    a_len = offsets[ki + 1] - offsets[ki]
-    a_keys = (np.repeat(np.arange(lefts.size, dtype=np.uint64), a_len) << np.uint64(32)) | flat[_ranges(offsets[ki], a_len)]
-    b_len = offsets[kj + 1] - offsets[kj]
-    b_keys = (np.repeat(rank.astype(np.uint64), b_len) << np.uint64(32)) | flat[_ranges(offsets[kj], b_len)]
-    pos = np.minimum(np.searchsorted(a_keys, b_keys), max(a_keys.size - 1, 0))
-    hit = a_keys[pos] == b_keys if a_keys.size else np.zeros(b_keys.size, dtype=bool)
-    pair = np.repeat(np.arange(i.size), b_len)
-    return np.bincount(pair, weights=hit, minlength=i.size).astype(np.int64)
-
-
-def jaccards(inter: np.ndarray, ni: np.ndarray, nj: np.ndarray) -> np.ndarray:
-    """Exact Jaccard from intersection and set sizes (1.0 for two empty sets), as dedup.jaccard."""
-    ni, nj = ni.astype(np.int64), nj.astype(np.int64)
-    union = ni + nj - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        jac = inter / union
-    return np.where(np.minimum(ni, nj) == 0, np.where(np.maximum(ni, nj) == 0, 1.0, 0.0), jac)
 
 
 def verified_pairs(con: duckdb.DuckDBPyConnection, pairs_sql: str, sets_sql: str, threshold: float,

@@ -38,6 +38,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xxhash
 
+from pipeline.similarity import (  # noqa: F401  (UnionFind, band_keys: part of this module's API)
+    VOLATILE,
+    UnionFind,
+    affine32_permutations,
+    band_keys,
+    jaccard,
+    minhash_signatures,
+)
+
 if TYPE_CHECKING:
     from datasketch import MinHashLSH
 
@@ -62,12 +71,6 @@ class DedupConfig:
     chunk_shingles: int = 8_192  # shingles per numpy block (chunk * num_perm * 4 bytes: 4 MB, cache-sized)
 
 
-# Volatile spans that make otherwise identical requests differ (ids, timestamps), masked before
-# hashing so exact dedup is not defeated by them.
-_VOLATILE = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-    r"|\d{4}-\d{2}-\d{2}[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?"
-)
 _WORD = re.compile(r"\w+")
 # For ASCII text, `\w+` tokens are exactly the runs left after mapping every other ASCII character to
 # a space, and str.translate + split is about twice as fast as the regex.
@@ -79,7 +82,7 @@ def normalize(text: str) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     text = text.lower()
-    return _VOLATILE.sub(" ", text) if "-" in text else text
+    return VOLATILE.sub(" ", text) if "-" in text else text
 
 
 def words(text: str) -> list[str]:
@@ -125,19 +128,6 @@ def text_features(text: str, ngram: int = 5) -> tuple[bytes, np.ndarray]:
     return _key_of_words(tokens), _hashes_of_shingles(_shingles_of_words(tokens, ngram))
 
 
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact Jaccard of two sorted unique hash arrays."""
-    if a.size > b.size:
-        a, b = b, a
-    if not a.size:
-        return 1.0 if not b.size else 0.0
-    # Binary-search the smaller array in the larger: O(a log b), no concatenate-and-sort.
-    idx = np.searchsorted(b, a)
-    idx[idx == b.size] = 0
-    inter = int(np.count_nonzero(b[idx] == a))
-    return inter / (a.size + b.size - inter)
-
-
 def could_reach(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
     """Jaccard <= min/max of the set sizes, so most size-mismatched candidates need no intersection."""
     small, large = sorted((a.size, b.size))
@@ -145,51 +135,14 @@ def could_reach(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
 
 
 def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's own affine32 (a, b) parameters for (num_perm, seed), as uint32.
-
-    The same draws as datasketch 2's `MinHash._init_permutations` for the affine32 scheme (an odd
-    `a`, any `b`, from `RandomState(seed)`), without importing datasketch; tests check equality.
-    """
-    gen = np.random.RandomState(cfg.seed)
-    a = gen.randint(0, 1 << 31, cfg.num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
-    b = gen.randint(0, 1 << 32, cfg.num_perm, dtype=np.uint32)
-    return a, b
-
-
-def _fmix32(h: np.ndarray) -> np.ndarray:
-    # MurmurHash3 finalizer, as datasketch applies it before the affine32 permutation.
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
+    """datasketch's own affine32 (a, b) parameters for the config's (num_perm, seed), as uint32."""
+    return affine32_permutations(cfg.num_perm, cfg.seed)
 
 
 def signatures_from_hashes(hash_sets: Sequence[np.ndarray], cfg: DedupConfig) -> np.ndarray:
-    """MinHash signatures (n_docs x num_perm, uint32) from per-document shingle hashes, in bulk.
-
-    Documents are processed in blocks of about `chunk_shingles` shingles: the permuted block is
-    (num_perm x shingles), laid out so that the per-document minimum (`np.minimum.reduceat` along
-    the contiguous axis) streams through memory, and small enough (4 MB at 8k shingles) to stay in
-    cache; one block of everything was 10x slower.
-    """
-    a, b = permutations(cfg)
-    a, b = a[:, None], b[:, None]
-    out = np.empty((len(hash_sets), cfg.num_perm), dtype=np.uint32)
-    start = 0
-    while start < len(hash_sets):
-        end, total = start, 0
-        while end < len(hash_sets) and (end == start or total + hash_sets[end].size <= cfg.chunk_shingles):
-            total += max(hash_sets[end].size, 1)
-            end += 1
-        block = [h if h.size else np.zeros(1, dtype=np.uint32) for h in hash_sets[start:end]]
-        flat = _fmix32(np.concatenate(block))
-        offsets = np.cumsum([0] + [h.size for h in block[:-1]])
-        with np.errstate(over="ignore"):
-            permuted = a * flat[None, :] + b  # uint32 wraparound is the mod 2^32 of affine32
-        out[start:end] = np.minimum.reduceat(permuted, offsets, axis=1).T
-        start = end
-    return out
+    """MinHash signatures (n_docs x num_perm, uint32) from per-document shingle hashes, in bulk
+    (pipeline/similarity.py; a text without words signs as the single shingle hash 0)."""
+    return minhash_signatures(hash_sets, cfg.num_perm, cfg.seed, chunk_shingles=cfg.chunk_shingles, empty="zero")
 
 
 def signatures(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray:
@@ -219,38 +172,6 @@ def signatures_bulk(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray:
         num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=xxhash.xxh32_intdigest, scheme="affine32",
     )
     return np.array([m.hashvalues for m in sketches], dtype=np.uint32).reshape(-1, cfg.num_perm)
-
-
-# Odd 64-bit constants (splitmix64's) for band keys.
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-def _mix64(h: np.ndarray) -> np.ndarray:
-    # splitmix64's finalizer: every input bit affects every output bit.
-    h = (h ^ (h >> np.uint64(30))) * _MIX1
-    h = (h ^ (h >> np.uint64(27))) * _MIX2
-    return h ^ (h >> np.uint64(31))
-
-
-def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """(n_docs x bands) uint64 LSH band keys: band b's key hashes (b, sigs[:, b*rows:(b+1)*rows]).
-
-    Two documents share a key exactly when `MinHashLSH(params=(bands, rows))` would put them in one
-    bucket of that band (datasketch compares the band's bytes; a 64-bit key adds a collision
-    chance of ~2^-64 per pair, and every candidate is verified by exact Jaccard anyway). As plain
-    integers the keys can be joined by DuckDB, so candidate pairs need no in-memory index.
-    """
-    n = sigs.shape[0]
-    out = np.empty((n, bands), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for b in range(bands):
-            h = np.full(n, np.uint64(b + 1) * _GOLDEN, dtype=np.uint64)
-            for r in range(b * rows, (b + 1) * rows):
-                h = _mix64(h ^ sigs[:, r].astype(np.uint64))
-            out[:, b] = h
-    return out
 
 
 def _lsh(sigs: np.ndarray, keys: Iterable[int], cfg: DedupConfig, params: tuple[int, int]) -> MinHashLSH:
@@ -316,30 +237,6 @@ def cross_pairs(
             if jac >= threshold:
                 pairs.append((i, int(j), jac))
     return sorted(pairs)
-
-
-class UnionFind:
-    """Disjoint sets over 0..n-1 (path halving, union by size)."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-        self.size = [1] * n
-
-    def find(self, x: int) -> int:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(self, x: int, y: int) -> None:
-        rx, ry = self.find(x), self.find(y)
-        if rx == ry:
-            return
-        if self.size[rx] < self.size[ry]:
-            rx, ry = ry, rx
-        self.parent[ry] = rx
-        self.size[rx] += self.size[ry]
 
 
 def find_near_duplicates(texts: Sequence[str], cfg: DedupConfig | None = None) -> list[tuple[int, int, float]]:

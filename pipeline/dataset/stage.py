@@ -147,14 +147,16 @@ class DatasetResult:
         return "\n".join(lines)
 
 
-def build_dataset(workdir: Path, config: DatasetConfig | None = None) -> DatasetResult:
+def build_dataset(workdir: Path, config: DatasetConfig | dict[str, Any] | None = None) -> DatasetResult:
     """Filter, redact, deduplicate and split the store into `WORKDIR/dataset/`.
+
+    `config` is a `DatasetConfig` or the parsed TOML settings (its `[dataset]` section is read).
 
     With more than one bucket and `workers` > 1 the buckets run in spawned worker processes: a
     script calling this needs the usual `if __name__ == "__main__":` guard (or `workers = 1`).
     Intermediate files live in `WORKDIR/.dataset.work-<pid>/` and are removed at the end.
     """
-    cfg = config or DatasetConfig()
+    cfg = DatasetConfig.from_toml(config) if isinstance(config, dict) else (config or DatasetConfig())
     _check_config(cfg)
     workdir = Path(workdir)
     timings: dict[str, float] = {}

@@ -25,18 +25,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from pipeline.errors import IngestError
+from pipeline.sql import SqlDir
 
 SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_TABLE = "LiteLLM_SpendLogs"
 OVERLAP = timedelta(hours=1)
 PAGE_ROWS = 2000
 _OWN_PARAMS = ("table", "schema")
-SQL_FILE = Path(__file__).with_name("sql") / "litellm_spend_logs_since.sql"
+# Postgres dialect (psycopg `%(since)s`, `{table}` composed as an identifier), loaded by the one runner.
+SQL_FILE = SqlDir("pipeline.ingest").load("litellm_spend_logs_since")
 
 
 SOURCE_DESCRIPTION = (
@@ -125,8 +126,7 @@ def read_rows(source: DatabaseSource, since: datetime | None, progress: ReadProg
     from psycopg import sql
 
     name = sql.Identifier(source.schema, source.table) if source.schema else sql.Identifier(source.table)
-    text = "\n".join(ln for ln in SQL_FILE.read_text(encoding="utf-8").splitlines() if not ln.lstrip().startswith("--"))
-    query = sql.SQL(text).format(table=name)
+    query = sql.SQL(SQL_FILE.body).format(table=name)
     conn = connect(source)
     try:
         with conn.transaction(), conn.cursor(name="logaudit_spend_logs") as cur:

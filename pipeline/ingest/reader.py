@@ -112,7 +112,7 @@ def _match(name: str, patterns: list[str]) -> bool:
 class _CountingReader(io.RawIOBase):
     """Counts compressed bytes consumed, for a progress bar over the bytes on disk."""
 
-    def __init__(self, raw: IO[bytes], on_bytes: Callable[[int], None]) -> None:
+    def __init__(self, raw: io.BufferedReader, on_bytes: Callable[[int], None]) -> None:
         self._raw = raw
         self._on_bytes = on_bytes
 

@@ -332,9 +332,9 @@ def ingest(
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    paths = [str(p) for p in paths]
-    sources = [postgres.DatabaseSource.parse(p) for p in paths if postgres.is_database_url(p)]
-    file_specs = [p for p in paths if not postgres.is_database_url(p)]
+    specs = [str(p) for p in paths]
+    sources = [postgres.DatabaseSource.parse(p) for p in specs if postgres.is_database_url(p)]
+    file_specs = [p for p in specs if not postgres.is_database_url(p)]
     # Database URLs may carry credentials: only their labels are ever written or printed.
     shown_inputs = file_specs + [s.label for s in sources]
     files, skipped_paths = discover(file_specs) if file_specs else ([], [])
@@ -374,15 +374,15 @@ def ingest(
         merged: dict[str, Any] = {}
         show = is_enabled(progress)
         with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not show) as bar:
-            for result in _run_units(units, staged, n_workers, batch_rows, bar):
-                fs = stats.setdefault(result.unit.path, FileStats(result.unit.path))
-                fs.merge(result.stats)
-                _merge_state(merged, result.state)
+            for done in _run_units(units, staged, n_workers, batch_rows, bar):
+                fs = stats.setdefault(done.unit.path, FileStats(done.unit.path))
+                fs.merge(done.stats)
+                _merge_state(merged, done.state)
         for source in sources:
-            fs, source_state, progress = process_source(source, staged, postgres.since_for(state, source.label), batch_rows)
+            fs, source_state, read = process_source(source, staged, postgres.since_for(state, source.label), batch_rows)
             stats.setdefault(source.label, FileStats(source.label)).merge(fs)
             _merge_state(merged, source_state)
-            postgres.remember(state, source.label, progress, run_id)
+            postgres.remember(state, source.label, read, run_id)
         for path, fs in stats.items():
             if fs.status == "ingested" and path in stat_of:
                 st = stat_of[path]
@@ -571,7 +571,7 @@ def _manifest(
     started: float,
     state: dict[str, Any],
 ) -> dict[str, Any]:
-    totals = Counter()
+    totals: Counter[str] = Counter()
     by_format: Counter = Counter()
     reasons: Counter = Counter()
     for fs in stats:

@@ -228,7 +228,7 @@ def task_table(facts: Facts, cfg: ReportConfig) -> list[dict[str, Any]]:
     total_spend = sum(t.spend_usd or 0.0 for t in facts.task_types)
     ideal_monthly = cfg.money(facts.monthly_ideal_caching_usd if facts.monthly_ideal_caching_usd is not None
                               else facts.monthly_run_rate_usd)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for t in facts.task_types:
         monthly_spend = cfg.money(_div(t.spend_usd, months))
         spend_share = _div(t.spend_usd, total_spend) if total_spend else None

@@ -8,6 +8,7 @@ are SVG built by `charts.py`, which escapes its own text, and are the only value
 
 from __future__ import annotations
 
+import builtins
 import math
 import re
 from importlib import resources
@@ -61,7 +62,7 @@ class Formats:
     def months(self, value: Any) -> str:
         return "never (no monthly saving)" if self._none(value) else f"{value:,.1f} months"
 
-    def month_no(self, value: Any, horizon: int) -> str:
+    def month_no(self, value: Any, horizon: builtins.int) -> str:  # `int` here is the method above
         return f"not within {horizon} months" if self._none(value) else f"month {value}"
 
     def _by_unit(self, value: Any, unit: str) -> str:

@@ -113,7 +113,7 @@ _V1_ROLES = {"USER": "user", "CHATBOT": "assistant", "SYSTEM": "system", "TOOL":
 def parse_cohere_v1_chat(req: Body, resp: Body) -> Row:
     row: Row = {"endpoint": "chat", "provider": "cohere"}
     if req is not None:
-        msgs = []
+        msgs: list[dict[str, Any]] = []
         system = [as_str(req.get("preamble"))] if req.get("preamble") else []
         for m in req.get("chat_history") or []:
             if isinstance(m, Mapping):

@@ -68,7 +68,10 @@ def usage_interactions(u: Any) -> Row:
 
 def _parts(parts: Any) -> tuple[list[str], list[str], list[dict], list[Any]]:
     """Gemini parts -> (texts, thought texts, tool calls, other parts)."""
-    texts, thoughts, calls, rest = [], [], [], []
+    texts: list[str] = []
+    thoughts: list[str] = []
+    calls: list[dict] = []
+    rest: list[Any] = []
     for p in parts or []:
         if not isinstance(p, Mapping):
             continue

@@ -120,7 +120,8 @@ def openai_chat_request(req: Mapping[str, Any]) -> Row:
     for t in req.get("tools") or req.get("functions") or []:
         if not isinstance(t, Mapping):
             continue
-        fn = t.get("function") if isinstance(t.get("function"), Mapping) else t
+        function = t.get("function")  # type: ignore[attr-defined]  # mypy: `t` from an untyped JSON list
+        fn: Mapping[str, Any] = function if isinstance(function, Mapping) else t
         tools.append({"name": fn.get("name"), "description": fn.get("description"), "parameters": fn.get("parameters")})
     meta = req.get("metadata") if isinstance(req.get("metadata"), Mapping) else None
     return {

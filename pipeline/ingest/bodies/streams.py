@@ -438,7 +438,7 @@ def _cohere_v1(evs: list[Mapping[str, Any]]) -> dict:
             return body
     text = "".join(e.get("text") or "" for e in evs if e.get("event_type") in ("text-generation", None))
     start = next((e for e in evs if e.get("event_type") == "stream-start"), {})
-    final = next((e for e in reversed(evs) if e.get("is_finished")), {})
+    final: Mapping[str, Any] = next((e for e in reversed(evs) if e.get("is_finished")), {})
     return {"text": text, "generation_id": start.get("generation_id"), "finish_reason": final.get("finish_reason")}
 
 

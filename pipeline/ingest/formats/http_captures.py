@@ -320,8 +320,8 @@ def parse_har(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     if not rows:  # the whole record is skipped, for the first entry's reason
         reasons = sorted({s.reason for s in skipped}) or ["empty_capture"]
         raise Skip(reasons[0], "; ".join(s.detail for s in skipped)[:900] or "HAR file without entries")
-    for skip in skipped:
-        ctx.skip_item(skip.reason, skip.detail)
+    for skipped_item in skipped:
+        ctx.skip_item(skipped_item.reason, skipped_item.detail)
     return rows
 
 

@@ -61,7 +61,8 @@ def _inspect_usage(u: Any) -> Row:
 
 
 def _fallback_fields(event: Mapping[str, Any]) -> Row:
-    system, msgs = [], []
+    system: list[str] = []
+    msgs: list[dict[str, Any]] = []
     for m in event.get("input") or []:
         if not isinstance(m, Mapping):
             continue

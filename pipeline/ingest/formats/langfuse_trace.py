@@ -126,6 +126,6 @@ def parse_trace(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     if not rows:
         reasons = sorted({s.reason for s in skipped}) or ["no_llm_calls"]
         raise Skip(reasons[0], f"Langfuse trace {trace.get('id')} without GENERATION observations")
-    for skip in skipped:
-        ctx.skip_item(skip.reason, skip.detail)
+    for skipped_item in skipped:
+        ctx.skip_item(skipped_item.reason, skipped_item.detail)
     return rows

@@ -112,7 +112,7 @@ def _outputs(outputs: Any) -> Row:
         reply = _lc_message(msg) if msg else message("assistant", as_str(first.get("text")))
         meta = kwargs.get("response_metadata") if isinstance(kwargs.get("response_metadata"), Mapping) else {}
         raw = meta.get("finish_reason") or meta.get("stop_reason") or get_path(first, "generation_info", "finish_reason")
-        fields: Row = {
+        fields = {
             "response_text": reply["content"] if reply["content"] is not None else as_str(first.get("text")),
             "response_tool_calls": reply["tool_calls"],
             "n_choices": 1,

@@ -56,7 +56,7 @@ def _looks_like_call(run: Mapping[str, Any]) -> bool:
 
 
 def _row(ctx: Context, run: Mapping[str, Any], src: tuple[str, int]) -> list[Row]:
-    rows = parse_run({**run, "run_type": run.get("run_type") or "llm"}, ctx)
+    rows = list(parse_run({**run, "run_type": run.get("run_type") or "llm"}, ctx))
     for row in rows:
         row.update(source_format=NAME, source_file=src[0], source_line=src[1])
     return rows

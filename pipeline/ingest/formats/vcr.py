@@ -95,6 +95,6 @@ def parse_cassette(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     if not rows:
         reasons = sorted({s.reason for s in skipped}) or ["empty_capture"]
         raise Skip(reasons[0], "; ".join(s.detail for s in skipped)[:900] or "cassette without interactions")
-    for skip in skipped:
-        ctx.skip_item(skip.reason, skip.detail)
+    for skipped_item in skipped:
+        ctx.skip_item(skipped_item.reason, skipped_item.detail)
     return rows

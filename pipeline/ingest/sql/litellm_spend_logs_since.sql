@@ -1,6 +1,8 @@
 -- name: litellm_spend_logs_since
--- params: since (timestamptz or NULL), table (an identifier, composed by psycopg.sql, never text)
--- description: LiteLLM proxy spend-log rows started at or after `since` (all rows when NULL), in
+-- params: since
+-- identifiers: table
+-- description: LiteLLM proxy spend-log rows started at or after `since` (a timestamptz, or NULL for
+--   all rows) from `table` (an identifier composed by psycopg.sql, never text), in
 --   `startTime` order with the request id as tie-breaker, so a run's watermark is its last row.
 --   Read through a server-side cursor in a read-only transaction (one consistent snapshot, paged).
 SELECT *

@@ -1,0 +1,147 @@
+"""Task typing cut-offs pinned from both sides (audit/tasks.py): the system-prompt family merge at a
+word 3-shingle Jaccard of 0.5, and the `min_type_requests` = 10 requests a type needs.
+
+System prompts are 102 letter-only words (no digits or hex runs, so masking leaves them as they are)
+= 100 distinct 3-shingles. Two versions sharing their first m words and differing after share the
+m - 2 shingles inside that prefix: J = (m - 2) / (200 - (m - 2)).
+  m = 69 -> 67/133 = 0.5038 (one family)     m = 68 -> 66/134 = 0.4925 (two families)
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from planted_store import msg, row, write_store
+
+from audit import tasks
+from pipeline.similarity import ShingleHasher, jaccard, mask_dynamic, words
+
+LETTERS = "ghijklmnopqrstuvwxyz"  # no a-f: a run of those could read as a hex id and be masked
+T0 = datetime(2026, 9, 1, 8, tzinfo=UTC)
+
+
+def word(prefix: str, i: int) -> str:
+    return prefix + LETTERS[i // 400 % 20] + LETTERS[i // 20 % 20] + LETTERS[i % 20]
+
+
+def prompt(prefix: str, shared_with: str | None = None, shared: int = 0) -> str:
+    head = [word(shared_with, i) for i in range(shared)] if shared_with else []
+    return " ".join(head + [word(prefix, i) for i in range(len(head), 102)])
+
+
+def by_hand(m: int) -> float:
+    return (m - 2) / (200 - (m - 2))
+
+
+PROMPTS = {
+    "merge_v1": prompt("mv"), "merge_v2": prompt("mw", "mv", 69),  # J = 0.5038: one family
+    "apart_v1": prompt("pv"), "apart_v2": prompt("pw", "pv", 68),  # J = 0.4925: two families
+    "ten": prompt("tn"),  # 10 requests: a task type
+    "nine": prompt("nn"),  # 9 requests: too few, `other`
+}
+COUNTS = {"merge_v1": 12, "merge_v2": 12, "apart_v1": 12, "apart_v2": 12, "ten": 10, "nine": 9}
+
+
+def test_planted_jaccards_by_hand() -> None:
+    hasher = ShingleHasher(3)
+
+    def shingles(text: str):  # noqa: ANN202
+        return hasher.shingles(words(mask_dynamic(text)))
+
+    assert mask_dynamic(PROMPTS["ten"]) == PROMPTS["ten"]  # nothing masked
+    assert shingles(PROMPTS["merge_v1"]).size == 100
+    assert jaccard(shingles(PROMPTS["merge_v1"]), shingles(PROMPTS["merge_v2"])) == pytest.approx(by_hand(69))
+    assert jaccard(shingles(PROMPTS["apart_v1"]), shingles(PROMPTS["apart_v2"])) == pytest.approx(by_hand(68))
+    assert by_hand(69) > 0.5 > by_hand(68)
+
+
+@pytest.fixture(scope="module")
+def task_of(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    wd = tmp_path_factory.mktemp("tasks_edges")
+    rng = random.Random(5)
+    vocab = [word("u", i) for i in range(3000)]
+    rows, n = [], 0
+    for name, count in COUNTS.items():
+        for k in range(count):
+            user = " ".join(rng.choice(vocab) for _ in range(12))  # free text: no user template
+            rows.append(row(request_id=f"{name}_{k}", ts=T0 + timedelta(minutes=n), provider="openai",
+                            model="gpt-4o-mini", system_text=PROMPTS[name], messages=[msg("user", user)],
+                            status_code=200, finish_reason="stop", response_text="ok", in_uncached=200,
+                            out_total=5))
+            n += 1
+    write_store(wd, rows)
+    tasks.run(wd, wd / "audit", {})
+    labels = pq.read_table(wd / "audit" / "request_labels.parquet").to_pylist()
+    return {r["request_id"]: r["task_type"] for r in labels}
+
+
+def types_of(task_of: dict[str, str], name: str) -> set[str]:
+    return {t for rid, t in task_of.items() if rid.rsplit("_", 1)[0] == name}
+
+
+def test_versions_at_0_5038_are_one_task_type(task_of: dict[str, str]) -> None:
+    (v1,), (v2,) = types_of(task_of, "merge_v1"), types_of(task_of, "merge_v2")
+    assert v1 == v2 != tasks.OTHER
+
+
+def test_versions_at_0_4925_are_two_task_types(task_of: dict[str, str]) -> None:
+    (v1,), (v2,) = types_of(task_of, "apart_v1"), types_of(task_of, "apart_v2")
+    assert tasks.OTHER not in (v1, v2) and v1 != v2
+
+
+def test_ten_requests_make_a_type_nine_do_not(task_of: dict[str, str]) -> None:
+    assert types_of(task_of, "ten") != {tasks.OTHER} and len(types_of(task_of, "ten")) == 1
+    assert types_of(task_of, "nine") == {tasks.OTHER}
+
+
+def test_all_types_distinct(task_of: dict[str, str]) -> None:
+    named = [next(iter(types_of(task_of, n))) for n in ("merge_v1", "apart_v1", "apart_v2", "ten")]
+    assert len(set(named)) == 4
+
+
+# --- a system prompt serving two user templates: split at a 0.2 share ---------------------------------
+
+GENERIC = prompt("gq")
+TEMPLATES = {
+    "translate": ("Please translate the following text into French.", "Keep the original formatting exactly."),
+    "review": ("Summarize this customer review in one sentence.", "Mention the product name first."),
+}
+
+
+def _template_store(wd: Path, counts: dict[str, int]) -> dict[str, str]:
+    rng = random.Random(9)
+    vocab = [word("s", i) for i in range(3000)]
+    rows, n = [], 0
+    for name, count in counts.items():
+        head, tail = TEMPLATES[name]
+        for k in range(count):
+            user = f"{head}\n{' '.join(rng.choice(vocab) for _ in range(10))}\n{tail}"
+            rows.append(row(request_id=f"{name}_{k}", ts=T0 + timedelta(minutes=n), provider="openai",
+                            model="gpt-4o-mini", system_text=GENERIC, messages=[msg("user", user)],
+                            status_code=200, finish_reason="stop", response_text="ok", in_uncached=200,
+                            out_total=5))
+            n += 1
+    write_store(wd, rows)
+    tasks.run(wd, wd / "audit", {})
+    return {r["request_id"]: r["task_type"] for r in pq.read_table(wd / "audit" / "request_labels.parquet").to_pylist()}
+
+
+@pytest.mark.parametrize(("minor", "split"), [(10, True), (9, False)])
+def test_family_split_needs_two_templates_of_a_fifth(tmp_path: Path, minor: int, split: bool) -> None:
+    """40 + 10 requests: the minor template holds 10/50 = 0.2 of the family -> two types.
+    40 + 9: 9/49 = 0.18 (and 9 < 10 requests) -> one type."""
+    task_of = _template_store(tmp_path, {"translate": 40, "review": minor})
+    assert (len(types_of(task_of, "translate") | types_of(task_of, "review")) == 2) is split
+    assert tasks.OTHER not in types_of(task_of, "translate")
+
+
+def test_family_split_share_without_the_count_limit(tmp_path: Path) -> None:
+    """50 + 12: 12/62 = 0.194 < 0.2 although 12 >= 10 requests -> one type; 48 + 12 = 0.2 -> two."""
+    one = _template_store(tmp_path / "one", {"translate": 50, "review": 12})
+    assert len(types_of(one, "translate") | types_of(one, "review")) == 1
+    two = _template_store(tmp_path / "two", {"translate": 48, "review": 12})
+    assert len(types_of(two, "translate") | types_of(two, "review")) == 2
