@@ -57,6 +57,7 @@ from pipeline.config import from_section
 from pipeline.errors import AuditError
 from pipeline.progress import StageProgress, is_enabled, stage_progress
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
+from pipeline.workdir.paths import workdir_paths
 from pipeline.workdir.store import sql_literal
 
 SCENARIOS = ("as_logged", "ideal_bp", "ideal")
@@ -94,6 +95,9 @@ class CacheConfig:
     calibration_max_requests: int = 20_000
     """Requests per model the grid replays (the earliest ones, a contiguous window, so the cache
     dynamics are intact); the chosen rules then apply to all of them."""
+    calibration_screen_requests: int = 5_000
+    """Above this many requests per model, the whole grid is screened on the earliest ones and only
+    the best few candidates (and the documented rules) are scored on all of them."""
     calibration_margin: float = 0.005
     """The documented rules stay unless a candidate's error is lower by more than this (a share of
     the model's input tokens plus a share of its requests)."""
@@ -434,7 +438,7 @@ def simulate_cache(
     config = config or {}
     cfg = cache_config(config)
     prices = prices or price_table(config)
-    work = Path(work_dir) if work_dir else Path(workdir) / "audit" / ".cache_work"
+    work = Path(work_dir) if work_dir else workdir_paths(workdir).audit_dir / ".cache_work"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)

@@ -38,6 +38,7 @@ from audit.cache_sim import simulate_partition
 from audit.prices import CacheRules, PriceTable
 from audit.tables import fetch_dicts, query
 
+SCREEN_KEEP = 6  # candidates the early-window screen passes on to the full scoring
 TIE = 0.002  # errors this close to the best are equally good; the rules nearest the documented win
 # Direct TTL evidence: the k-th longest idle gap before a read, k = max(3, 1% of reads), so one read
 # whose writer the log happens to miss cannot rule out every shorter TTL on its own.
@@ -165,18 +166,28 @@ def _calibrate_scope(cal: ScopeCalibration, rows: list[dict[str, Any]], cfg: Any
     evidence = _direct_evidence(rows, base, reported, doc, cfg.block_tokens)
     cal.evidence = evidence
 
-    def score(rules: CacheRules) -> Score:
-        sims = [dataclasses.replace(b, rules=rules) for b in base]
+    def score(rules: CacheRules, n: int = len(base)) -> Score:
+        # The first n requests in time order: a contiguous window, so the cache dynamics are intact.
+        sims = [dataclasses.replace(b, rules=rules) for b in base[:n]]
         reads = [res.read for res in simulate_partition(sims, cfg.block_tokens)]
-        inp = sum(base[i].input_tokens for i in scored) or 1
-        tok_err = sum(abs(reads[i] - reported[i]) for i in scored) / inp
-        mismatch = sum((reads[i] > 0) != (reported[i] > 0) for i in scored) / max(1, len(scored))
-        return Score(tok_err + mismatch, tok_err, mismatch, sum(reads[i] for i in scored) / inp,
-                     sum(reported.values()) / inp)
+        idx = [i for i in scored if i < n]
+        inp = sum(base[i].input_tokens for i in idx) or 1
+        tok_err = sum(abs(reads[i] - reported[i]) for i in idx) / inp
+        mismatch = sum((reads[i] > 0) != (reported[i] > 0) for i in idx) / max(1, len(idx))
+        return Score(tok_err + mismatch, tok_err, mismatch, sum(reads[i] for i in idx) / inp,
+                     sum(reported[i] for i in idx) / inp)
 
     grid = _grid(doc, cfg, evidence)
     cal.candidates = len(grid)
-    scores = {c: score(c) for c in grid}
+    if len(base) > cfg.calibration_screen_requests and len(grid) > SCREEN_KEEP:
+        # Screen the whole grid on an early window, then score the few best (and the documented
+        # rules) on every request: the cost is grid x window + a handful x all.
+        screen = {c: score(c, cfg.calibration_screen_requests) for c in grid}
+        finalists = sorted(grid, key=lambda c: (screen[c].error, _distance(c, doc)))[:SCREEN_KEEP]
+        grid_scored = [*finalists, *([doc] if doc in grid and doc not in finalists else [])]
+    else:
+        grid_scored = grid
+    scores = {c: score(c) for c in grid_scored}
     before = scores.get(doc) or score(doc)
     cal.before = before
     eligible = doc in scores  # the direct evidence may already contradict the documented rules
@@ -206,10 +217,13 @@ def _grid(doc: CacheRules, cfg: Any, evidence: dict[str, Any]) -> list[CacheRule
     gap = evidence.get("ttl_lower_bound_minutes")
     if gap:
         ttls = [t for t in ttls if t >= gap] or [max(ttls)]
+    # Automatic prefix caching re-arms every prefix a request touches (audit/cache_sim.py), so
+    # refresh-on-hit is a free parameter of the breakpoint regime only.
+    refreshes = (doc.refresh_on_hit, not doc.refresh_on_hit) if doc.kind == "breakpoints" else (doc.refresh_on_hit,)
     out = []
     for m in mins:
         for t in ttls:
-            for refresh in (doc.refresh_on_hit, not doc.refresh_on_hit):
+            for refresh in refreshes:
                 out.append(dataclasses.replace(doc, min_tokens=m, ttl_minutes=t, refresh_on_hit=refresh))
     return out
 

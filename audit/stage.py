@@ -25,6 +25,7 @@ from pipeline.config import load_toml
 from pipeline.errors import StoreError
 from pipeline.money import Money
 from pipeline.progress import stage_progress
+from pipeline.workdir.paths import workdir_paths
 from pipeline.workdir.store import has_requests
 
 AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
@@ -68,7 +69,7 @@ def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None) -> A
     if not has_requests(workdir):
         raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
     config = config if isinstance(config, dict) else load_toml(Path(config) if config is not None else None)
-    out_dir = workdir / "audit"
+    out_dir = workdir_paths(workdir).audit_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
     with stage_progress("audit", total=len(AUDIT_MODULES), unit="module") as bar:
@@ -88,7 +89,7 @@ def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None) -> A
             bar.advance()
     tmp = out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(out_dir / "summary.json")
+    tmp.replace(workdir_paths(workdir).audit_summary)
     return AuditResult(out_dir, summary, Money.from_config(config))
 
 

@@ -84,6 +84,15 @@ class TasksConfig:
     family_split_min_share: float = 0.2
     """A system-prompt family is split by user template only when at least two templates each
     hold this share of its requests and share no line. Set above 0.5 to never split."""
+    tool_split: bool = True
+    """Split a system-prompt group by tool set (agents sharing a base prompt with different tools)."""
+    tool_split_min_share: float = 0.1
+    """Each part of a tool-set split holds at least this share of the group's requests."""
+    tool_split_min_stability: float = 0.9
+    """A tool-set split needs at least this share of sessions to keep one tool set throughout."""
+    tool_version_max_overlap: float = 0.1
+    """Two nested tool sets are versions of one task (the tools grew) when at most this share of the
+    older set's requests falls inside the newer set's active period."""
     content_threshold: float = 0.5
     """Estimated Jaccard of recurring shingles that links two prompts without a stable system prompt."""
     content_num_perm: int = 64
@@ -220,6 +229,12 @@ def assign_task_types(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> TaskA
         group_of[rid] = group
         basis_of_group[group] = "system_prompt+user_template" if split_key else "system_prompt"
     del system_rows
+    tool_names: dict[str, str] = {}
+    if cfg.tool_split:
+        split, tool_names = _tool_splits(con, cfg, group_of)
+        for rid, group in split.items():
+            basis_of_group[group] = basis_of_group[group_of[rid]] + "+tool_set"
+            group_of[rid] = group
 
     content_groups = _content_groups(con, cfg)
     for rid, group in content_groups.items():
@@ -231,6 +246,9 @@ def assign_task_types(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> TaskA
     width = max(2, len(str(len(ordered))))
     type_of_group = {g: f"task_{i + 1:0{width}d}" for i, g in enumerate(ordered)}
     labels = _labels(con, cfg, fams, ordered, group_of, basis_of_group)
+    for g, names in tool_names.items():
+        if g in labels:
+            labels[g] = f"{labels[g]} [tools: {names}]"
 
     ids = list(group_of)
     types = [type_of_group.get(group_of[r], OTHER) for r in ids]
@@ -276,6 +294,86 @@ def _family_splits(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[str
         # every other request of the family (minor templates, free text) joins the largest template
         keys[f"{fam}|*"] = f"{fam}/{big[0][0]}"
     return keys
+
+
+@dataclass
+class _ToolSet:
+    names: frozenset[str]
+    ts: list[int] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+
+def _tool_splits(con: duckdb.DuckDBPyConnection, cfg: TasksConfig,
+                 group_of: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(request id -> sub-group, sub-group -> its tool names) for system-prompt groups that serve several tasks by tool set.
+
+    Agent frameworks share a base system prompt and vary the tools. Within one group, requests are
+    keyed by their tool set (the names, order-insensitive: a schema edited under the same names is a
+    version of the same tools); sets are then merged back where they are versions of one task: a set
+    that REPLACED a subset of itself over time (tools that grew; at most `tool_version_max_overlap` of the older
+    set's requests fall inside the newer one's active period). The group is split only when at
+    least two merged sets are large (`min_type_requests` and `tool_split_min_share`) and the split
+    is stable: sessions keep one tool set (`tool_split_min_stability`)."""
+    rows = query(con, "tasks_tool_sets").fetchall()
+    by_group: dict[str, list[tuple[str, int, str | None, str | None]]] = defaultdict(list)
+    for rid, ts_ms, session, names in rows:
+        group = group_of.get(rid)
+        if group is not None:
+            by_group[group].append((rid, int(ts_ms or 0), session, names))
+    out: dict[str, str] = {}
+    names_of: dict[str, str] = {}
+    for group, reqs in by_group.items():
+        if len(reqs) < 2 * cfg.min_type_requests:
+            continue
+        # Same names = one set (a schema edit is a new version of the same tools).
+        sets: dict[str, _ToolSet] = {}
+        for rid, ts_ms, _, names in reqs:
+            key = names or ""
+            ts_set = sets.setdefault(key, _ToolSet(frozenset(key.split("\x1f")) if key else frozenset()))
+            ts_set.ts.append(ts_ms)
+            ts_set.ids.append(rid)
+        if len(sets) < 2:
+            continue
+        keys = sorted(sets, key=lambda k: (-len(sets[k].ids), k))
+        uf = UnionFind(len(keys))
+        for i, a in enumerate(keys):
+            for j in range(i + 1, len(keys)):
+                if _grown_version(sets[a], sets[keys[j]], cfg.tool_version_max_overlap):
+                    uf.union(i, j)
+        parts: dict[int, list[str]] = defaultdict(list)
+        part_names: dict[int, frozenset[str]] = {}
+        for i, lab in enumerate(uf.labels().tolist()):
+            parts[lab].extend(sets[keys[i]].ids)
+            part_names[lab] = part_names.get(lab, frozenset()) | sets[keys[i]].names
+        total = len(reqs)
+        big_labels = sorted((lab for lab, ids in parts.items()
+                             if len(ids) >= cfg.min_type_requests and len(ids) >= cfg.tool_split_min_share * total),
+                            key=lambda lab: (-len(parts[lab]), min(parts[lab])))
+        if len(big_labels) < 2:
+            continue
+        part_of = {rid: n for n, lab in enumerate(big_labels) for rid in parts[lab]}
+        sessions: dict[str, set[int]] = defaultdict(set)
+        for rid, _, session, _ in reqs:
+            if session:
+                sessions[session].add(part_of.get(rid, -1))
+        multi = [p for p in sessions.values() if len(p) > 1 or -1 in p]
+        if sessions and 1 - len(multi) / len(sessions) < cfg.tool_split_min_stability:
+            continue  # tools vary within sessions: the set follows the turn, not the task
+        for rid, *_ in reqs:
+            out[rid] = f"{group}/tools{part_of.get(rid, 0)}"
+        for n, lab in enumerate(big_labels):
+            names_of[f"{group}/tools{n}"] = ", ".join(sorted(part_names[lab])) or "none"
+    return out, names_of
+
+
+def _grown_version(a: _ToolSet, b: _ToolSet, max_overlap: float) -> bool:
+    """One tool set replaced the other over time and one contains the other: versions of one task."""
+    if not (a.names <= b.names or b.names <= a.names):
+        return False
+    older, newer = (a, b) if np.median(a.ts) <= np.median(b.ts) else (b, a)
+    lo, hi = np.percentile(newer.ts, [5, 95])
+    inside = sum(1 for t in older.ts if lo <= t <= hi)
+    return inside <= max_overlap * len(older.ts)
 
 
 def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[str, str]:

@@ -46,7 +46,7 @@ _REQUEST_LABELS: list[tuple[str, pa.DataType, str]] = [
 _TASK_TYPES: list[tuple[str, pa.DataType, str]] = [
     ("task_type", pa.string(), "Task type id, ordered by requests (`task_01` largest); `other` collects requests without a recurring template."),
     ("label", pa.string(), "Human-readable label: the prompt's first distinctive instruction line."),
-    ("basis", pa.string(), "What grouped it: system_prompt (near-identical masked system prompts), system_prompt+user_template, content (MinHash LSH over recurring prompt text), other."),
+    ("basis", pa.string(), "What grouped it: system_prompt (near-identical masked system prompts), system_prompt+user_template, either with +tool_set when split by tool set (agents sharing a base prompt), content (MinHash LSH over recurring prompt text), other."),
     ("requests", pa.int64(), "Requests of this type."),
     ("share_requests", pa.float64(), "Share of all requests."),
     ("cumulative_share_requests", pa.float64(), "Share of requests covered by this type and every larger one (top-k coverage)."),

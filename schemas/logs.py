@@ -104,7 +104,7 @@ _FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("service_tier", pa.string(), "Provider service tier where reported."),
     ("feedback_score", pa.float64(), "Explicit feedback normalized to [-1, 1] (thumbs down = -1, up = +1; stars rescaled)."),
     ("feedback_json", pa.string(), "The explicit feedback as logged (JSON)."),
-    ("metadata_json", pa.string(), "Free-form metadata/tags as logged (JSON)."),
+    ("metadata_json", pa.string(), "Free-form metadata/tags as logged (JSON); `partial` notes what a gateway record did not carry or could not be parsed (pipeline/ingest/bodies/partial.py)."),
     ("source_format", pa.string(), "Detected input format (see `logaudit formats`)."),
     ("source_file", pa.string(), "Input file the record came from."),
     ("source_line", pa.int64(), "Line (JSONL/CSV) or record number (JSON arrays) in that file."),

@@ -105,3 +105,18 @@ def sample_cost_cache_traffic(
     for name, module in (("cost", cost), ("cache", cache), ("traffic", traffic)):
         sections[name] = module.run(sample_workdir, out, {})
     return out, sections
+
+
+@pytest.fixture(scope="session")
+def agents_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Planted agent traffic (tests/planted_agents.py) ingested once: (workdir, truth per request).
+    Audits write under their own tmp dirs; test_dataset_agent_near_dups builds the dataset in it."""
+    from planted_agents import write_agents
+
+    from pipeline.ingest import ingest
+
+    src = tmp_path_factory.mktemp("agents_src")
+    truth = write_agents(src)
+    wd = tmp_path_factory.mktemp("agents_wd")
+    ingest([src], wd, progress=False)
+    return wd, truth

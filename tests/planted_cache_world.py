@@ -127,11 +127,15 @@ def default_tasks(hidden_writers: bool = False) -> list[Task]:
     return tasks
 
 
-def generate(seed: int = 13, hidden_writers: bool = False, start: datetime | None = None) -> list[dict[str, Any]]:
-    """Requests in time order, each with its prompt, the provider's reported usage and the truth."""
+def generate(seed: int = 13, hidden_writers: bool = False, start: datetime | None = None,
+             scale: float = 1.0) -> list[dict[str, Any]]:
+    """Requests in time order, each with its prompt, the provider's reported usage and the truth
+    (`scale` multiplies every task's requests: 12 gives ~20,000)."""
     rng = random.Random(seed)
     start = start or datetime(2026, 9, 1, 8, tzinfo=UTC)
     tasks = default_tasks(hidden_writers)
+    for task in tasks:
+        task.requests = max(1, round(task.requests * scale))
     events: list[tuple[float, int, Task, int]] = []
     for ti, task in enumerate(tasks):
         task.system = [rng.choice(WORDS) for _ in range(task.system_words)]

@@ -12,6 +12,7 @@ conversation, no usage) and are the only ones that may be rejected.
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 from pathlib import Path
@@ -137,16 +138,46 @@ def other_adapters() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     ]
 
 
+def otel_span_without_content() -> dict[str, Any]:
+    """An OTLP/JSON export of one GenAI chat span whose instrumentation did not capture content
+    (opt-in in the semantic conventions): usage and model only."""
+    def attr(key: str, value: Any) -> dict[str, Any]:
+        return {"key": key, "value": {"intValue": str(value)} if isinstance(value, int) else {"stringValue": value}}
+
+    span = {"traceId": "7c8efff798038103d269b633813fc60c", "spanId": "bbbb000000000001", "name": "chat gpt-4.1-mini",
+            "kind": 3, "startTimeUnixNano": "1784020323101000000", "endTimeUnixNano": "1784020324065000000",
+            "attributes": [attr("gen_ai.operation.name", "chat"), attr("gen_ai.provider.name", "openai"),
+                           attr("gen_ai.request.model", "gpt-4.1-mini"), attr("gen_ai.usage.input_tokens", 1300),
+                           attr("gen_ai.usage.output_tokens", 12)], "status": {"code": 1}}
+    return {"resourceSpans": [{"resource": {"attributes": [attr("service.name", "support-api")]},
+                               "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.openai_v2"},
+                                               "spans": [span]}]}]}
+
+
 def write_world(folder: Path) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     rows, spend_truth = litellm_spend_logs()
     with (folder / "litellm_spend_logs.jsonl").open("w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r) + "\n")
+    # The same rows as a UI/SQL CSV export (JSON columns as JSON text): the first 40.
+    with (folder / "litellm_spend_logs.csv").open("w", encoding="utf-8", newline="") as fh:
+        cols = list(rows[0])
+        out = csv.DictWriter(fh, fieldnames=cols)
+        out.writeheader()
+        for r in rows[:40]:
+            if not r.get("prompt_tokens"):
+                continue  # the nothing-recoverable rows are already tested in JSON
+            out.writerow({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in
+                          {**r, "request_id": "csv-" + r["request_id"]}.items() if k in cols})
+            spend_truth["csv-" + r["request_id"]] = {**spend_truth[r["request_id"]], "csv": True}
     others = other_adapters()
     for name in sorted({n for n, _, _ in others}):
         with (folder / name).open("w", encoding="utf-8") as fh:
             for n, rec, _ in others:
                 if n == name:
                     fh.write(json.dumps(rec) + "\n")
-    return {"spend_logs": spend_truth, "others": {t["id"]: t for _, _, t in others}}
+    (folder / "otel.jsonl").write_text(json.dumps(otel_span_without_content()) + "\n", encoding="utf-8")
+    otel = {"id": "7c8efff798038103d269b633813fc60c:bbbb000000000001", "user": None, "tools": False,
+            "response": None, "prompt": 1300}
+    return {"spend_logs": spend_truth, "others": {**{t["id"]: t for _, _, t in others}, otel["id"]: otel}}

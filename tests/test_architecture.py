@@ -105,3 +105,12 @@ def test_architecture_doc_names_only_what_exists() -> None:
         assert (ROOT / stage.replace(".", "/") / "stage.py").is_file(), stage
     for kit in ("pipeline/sql.py", "pipeline/similarity.py", "pipeline/workdir/", "pipeline/tokens.py"):
         assert f"`{kit}`" in doc, kit
+
+
+def test_handoff_paths_are_spelled_in_one_place() -> None:
+    """Stages reach each other's files through pipeline/workdir/paths.py, never `workdir / "audit"`."""
+    pattern = re.compile(r"""workdir\)? / ["'](audit|dataset|report|requests|rejects|ingest_manifest\.json)["']""")
+    offenders = [str(p.relative_to(ROOT)) for p in _project_modules()
+                 if "workdir" not in p.parts and pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
+    assert pattern.search('x = Path(workdir) / "audit" / "summary.json"')  # the check can fail

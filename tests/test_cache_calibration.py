@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -159,3 +160,13 @@ def test_report_shows_documented_vs_calibrated(world: dict) -> None:
     assert "**gpt-4o**: simulated share still more than 3.0% from the reported one" in md
     html = (wd / "report" / "report.html").read_text(encoding="utf-8")
     assert "Cache rules: documented vs calibrated" in html and "<b>min 2,048 tokens" in html
+
+
+def test_screened_grid_finds_the_same_rules(world: dict, tmp_path: Path) -> None:
+    """Screening the grid on an early window (large logs) keeps the same choice as the full grid."""
+    config = {"audit": {"cache": {"calibration_screen_requests": 120}}}
+    cost.run(world["workdir"], tmp_path, config)
+    section = cache.run(world["workdir"], tmp_path, config)
+    full, _ = world["after"]
+    got = {m["model"]: m["calibrated"] for m in section["calibration"]["models"]}
+    assert got == {m["model"]: m["calibrated"] for m in full["calibration"]["models"]}

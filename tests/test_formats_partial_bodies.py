@@ -29,11 +29,12 @@ def test_litellm_partial_rows_are_all_kept(world: tuple[Ingested, dict]) -> None
     spend = truth["spend_logs"]
     rows = {r["request_id"]: r for r in case.rows if r["source_format"] == "litellm_spend_log"}
     keep = {k for k, t in spend.items() if t["keep"]}
-    assert set(rows) == keep  # 798 of 800: only the two rows with nothing recoverable are rejected
+    assert set(rows) == keep  # JSON 798 of 800 (+ the CSV rows): only the two with nothing recoverable are rejected
     rejected = sorted(r["detail"][:60] for r in case.rejects if "litellm_spend_logs" in r["source_file"])
     assert len(rejected) == 2 and all("not recognized" in d for d in rejected)
     partial = [k for k, t in spend.items() if t["kind"] == "model_and_tools_only"]
-    assert len(partial) == 94
+    assert len([k for k in partial if not spend[k].get("csv")]) == 94  # the issue's 94 rows (JSON export)
+    assert any(spend[k].get("csv") for k in partial)  # ... and the same shape in a CSV export
     for k in partial:
         r, t = rows[k], spend[k]
         assert r["messages"][-1]["content"] == t["user"] and r["system_text"] == "You are the order assistant."
@@ -53,7 +54,8 @@ def test_litellm_partial_rows_are_all_kept(world: tuple[Ingested, dict]) -> None
             assert partial_of(rows[k]) == {} and rows[k]["response_text"] == t["response"]
 
 
-@pytest.mark.parametrize("rid", ["pl-1", "h-partial-1", "h-partial-2", "obs-partial", "ls-partial", "chatcmpl-w1", "chatcmpl-w2"])
+@pytest.mark.parametrize("rid", ["pl-1", "h-partial-1", "h-partial-2", "obs-partial", "ls-partial", "chatcmpl-w1", "chatcmpl-w2",
+                                 "7c8efff798038103d269b633813fc60c:bbbb000000000001"])
 def test_other_adapters_keep_partial_records(world: tuple[Ingested, dict], rid: str) -> None:
     case, truth = world
     t = truth["others"][rid]
@@ -75,3 +77,21 @@ def test_other_adapters_keep_partial_records(world: tuple[Ingested, dict], rid: 
 def test_no_other_adapter_rejects(world: tuple[Ingested, dict]) -> None:
     case, _ = world
     assert [r for r in case.rejects if "litellm_spend_logs" not in r["source_file"]] == []
+
+
+def test_wrapper_with_nothing_is_rejected_and_a_failed_call_kept(tmp_path: Path) -> None:
+    """The floor of the rule: a record with no body and no usage is rejected with its reason; a
+    failed call that logged only its error is a call (it is counted, not quarantined)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "wrappers.jsonl").write_text(
+        json.dumps({"request": None, "response": None}) + "\n"
+        + json.dumps({"id": "e-1", "timestamp": "2026-07-14T09:12:03Z", "provider": "openai",
+                      "endpoint": "/v1/chat/completions", "request": None, "response": None,
+                      "error": {"status": 429, "type": "rate_limit_exceeded", "message": "slow down"}}) + "\n",
+        encoding="utf-8")
+    case = ingest_case(src, tmp_path / "wd")
+    assert_reconciles(case.manifest)
+    assert [r["reason"] for r in case.rejects] == ["unknown_body_format"]
+    r = case.by_id("e-1")
+    assert (r["finish_reason"], r["status_code"], r["error_type"]) == ("error", 429, "rate_limit_exceeded")

@@ -33,7 +33,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     build = tmp_path_factory.mktemp("build")
     # A copy of the tracked tree keeps build/ and egg-info out of the checkout.
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    # Tracked files and new ones not yet added (ignored files such as .venv/ stay out).
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, check=True).stdout
     src = build / "src"
     for rel in filter(None, files.decode().split("\0")):
         if (ROOT / rel).is_file():
@@ -47,8 +49,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_carries_every_sql_file_and_template(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    tracked = subprocess.run(["git", "ls-files", "pipeline", "audit", "schemas"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.split()
+    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "pipeline", "audit",
+                              "schemas"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     data = [p for p in tracked if p.endswith((".sql", ".html", ".md", ".toml", ".json", ".py"))]
     assert len([p for p in data if p.endswith(".sql")]) >= 80
     assert [p for p in data if p not in names] == []

@@ -20,6 +20,7 @@ def test_the_sql_folders_are_the_ones_we_know() -> None:
     """A new `sql/` folder must be listed here (and get a SqlDir next to the code that runs it)."""
     assert {str(p.parent) for p in SQL_FILES} == {
         "audit/sql", "bench/sql", "pipeline/dataset/sql", "pipeline/ingest/sql", "pipeline/report/sql",
+        "pipeline/workdir/sql",
     }
 
 
@@ -77,3 +78,33 @@ def test_run_binds_exactly_the_declared_params() -> None:
         sql.query(con, "tokens_prompts", limit=1, other=2)
     with pytest.raises(SqlError, match="audit/sql/no_such_file.sql` is missing"):
         sql.load("no_such_file")
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "error_type", "status_code", "error_message", "expected"),
+    [
+        (None, None, None, None, (False, True, False, False)),  # no finish reason logged: still a success
+        ("stop", None, 200, None, (False, True, False, False)),
+        ("error", None, None, None, (True, False, False, False)),  # an error finish without a status
+        (None, "invalid_request_error", 400, "bad", (True, False, False, False)),
+        (None, None, 399, None, (False, True, False, False)),  # just below the HTTP error range
+        (None, None, 429, None, (True, False, True, False)),
+        (None, "rate_limit_exceeded", None, None, (True, False, True, False)),
+        (None, "api_error", None, "Too Many Requests, slow down", (True, False, True, False)),
+        (None, None, 499, None, (True, False, False, False)),  # just below the server range
+        (None, None, 500, None, (True, False, False, True)),
+        (None, "overloaded_error", 529, None, (True, False, False, True)),
+    ],
+)
+def test_one_definition_of_a_request_outcome(finish_reason: str | None, error_type: str | None,
+                                             status_code: int | None, error_message: str | None,
+                                             expected: tuple[bool, bool, bool, bool]) -> None:
+    """The macros every store connection gets (pipeline/workdir/sql/request_outcome.sql) are never NULL."""
+    con = duckdb.connect()
+    SqlDir("pipeline.workdir").execute(con, "request_outcome")
+    got = con.execute(
+        "SELECT request_failed($f, $e, $s), request_succeeded($f, $e, $s), request_rate_limited($s, $e, $m), "
+        "request_server_error($s, $e)",
+        {"f": finish_reason, "e": error_type, "s": status_code, "m": error_message},
+    ).fetchone()
+    assert got == expected

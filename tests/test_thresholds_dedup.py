@@ -182,3 +182,20 @@ def test_split_groups_at_0_6_and_not_below(built: Any) -> None:
     for k, a, b in members.values():
         if k == 10:
             assert lineage[a]["split"] == lineage[b]["split"]
+
+
+def test_signatures_follow_the_configured_ngram() -> None:
+    cfg3 = dd.DedupConfig(ngram=3)
+    text = "one two three four five six seven"
+    assert np.array_equal(dd.signatures([text], cfg3), dd.signatures_from_hashes([dd.shingle_hashes(text, 3)], cfg3))
+    assert not np.array_equal(dd.signatures([text], cfg3), dd.signatures([text], dd.DedupConfig()))
+
+
+def test_cross_pairs_skips_a_size_mismatch_and_goes_on() -> None:
+    """Index 0 is a subset of half the size (an LSH candidate the size bound rejects), index 1 the
+    same set: the rejection of the first candidate must not end the query's loop."""
+    cfg = dd.DedupConfig()
+    query, index = [hset(range(0, 100))], [hset(range(0, 50)), hset(range(0, 100))]
+    sigs_q, sigs_i = dd.signatures_from_hashes(query, cfg), dd.signatures_from_hashes(index, cfg)
+    assert dd.cross_pairs(query, sigs_q, index, sigs_i, cfg) == [(0, 1, 1.0)]
+    assert dd.cross_pairs(query, sigs_q, index, sigs_i, cfg, threshold=0.5) == [(0, 0, 0.5), (0, 1, 1.0)]

@@ -189,3 +189,73 @@ def test_cached_redactor_counts_every_use_and_stays_bounded() -> None:
     chars.redact("mail a.b@example.com", counts)
     chars.redact("mail c.d@example.com", counts)
     assert len(chars._cache) == 1  # the first redacted copy filled the character budget
+
+
+@pytest.mark.parametrize("value", ["NK123456A", "KN123456A", "NT123456A"])
+def test_more_excluded_nino_prefixes(value: str) -> None:
+    assert kinds(f"my NI number {value} ok") == []
+
+
+@pytest.mark.parametrize("value", ["0:0:0:0:0:0:0:1", "0:0:0:0:0:0:0:0"])
+def test_full_form_ipv6_loopback_and_unspecified_are_not_addresses(value: str) -> None:
+    assert kinds(f"host {value} answered") == []
+    assert kinds("host 2001:db8:0:0:0:0:0:1 answered") == [("IP_ADDRESS", "2001:db8:0:0:0:0:0:1")]
+
+
+def test_symbol_without_digit_is_a_credential() -> None:
+    assert kinds("password=correct-horse! in the config") == [("SECRET", "correct-horse!")]
+
+
+def test_findings_at_the_start_and_their_families() -> None:
+    found = find_sensitive("a.b@example.com wrote sk-proj-" + "Ab3dE5gH7jK9mN1pQ3sT5vX7")
+    assert [(f.kind, f.family, f.start) for f in found] == [("EMAIL", "pii", 0), ("OPENAI_KEY", "secret", 22)]
+    # one token character before the key at offset 1: part of a longer word, not a key
+    assert kinds("xsk-proj-" + "Ab3dE5gH7jK9mN1pQ3sT5vX7") == []
+
+
+def test_a_rejected_match_does_not_stop_the_detector() -> None:
+    key = "sk-proj-" + "Ab3dE5gH7jK9mN1pQ3sT5vX7"
+    assert kinds(f"x{key} then {key}") == [("OPENAI_KEY", key)]  # boundary rejected, then found
+    good = luhn_complete("453201511283036")
+    assert kinds(f"4111 1111 1111 1112 then {good}") == [("CREDIT_CARD", good)]  # checksum rejected first
+
+
+def test_counts_add_up_per_kind() -> None:
+    counts: Counter[str] = Counter()
+    redact("a.b@example.com and c.d@example.com", counts)
+    assert counts == {"EMAIL": 2}
+
+
+def test_cached_redactor_memoizes_by_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.dataset.redact as module
+
+    calls: list[str] = []
+    real = module.redact
+    monkeypatch.setattr(module, "redact", lambda text, counts=None: calls.append(text) or real(text, counts))
+    cache = CachedRedactor()
+    counts: Counter[str] = Counter()
+    for _ in range(3):
+        assert cache.redact("mail a.b@example.com", counts) == "mail [REDACTED_EMAIL]"
+    assert calls == ["mail a.b@example.com"] and counts == {"EMAIL": 3}
+    assert cache.redact("lone surrogate \ud800 here", counts) == "lone surrogate \ud800 here"
+
+
+def test_cached_redactor_character_budget_boundary() -> None:
+    """The cache is emptied once the redacted copies it holds reach max_chars; texts without findings
+    are held by hash alone and cost no characters."""
+    redacted = "mail [REDACTED_EMAIL]"  # 21 characters
+    below = CachedRedactor(max_chars=len(redacted) + 1)
+    counts: Counter[str] = Counter()
+    below.redact("plain words only", counts)
+    below.redact("mail a.b@example.com", counts)
+    below.redact("more plain words", counts)
+    assert len(below._cache) == 3  # 21 < 22: nothing emptied
+    at = CachedRedactor(max_chars=len(redacted))
+    at.redact("mail a.b@example.com", counts)
+    at.redact("more plain words", counts)
+    assert len(at._cache) == 1  # 21 >= 21: emptied before the second entry
+    twice = CachedRedactor(max_chars=2 * len(redacted))
+    twice.redact("mail a.b@example.com", counts)
+    twice.redact("mail c.d@example.com", counts)
+    twice.redact("more plain words", counts)
+    assert len(twice._cache) == 1  # 21 + 21 = 42 >= 42: the copies add up

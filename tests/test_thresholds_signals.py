@@ -146,3 +146,19 @@ def test_max_words_bounds_the_comparison() -> None:
     edited = [*WORDS[:30], *WORDS[300:310]]  # the last 10 words differ
     assert edit_similarity(text(reply), text(edited), max_words=30) is None  # identical prefix: ratio 1.0
     assert edit_similarity(text(reply), text(edited), max_words=40) == 0.75
+
+
+@pytest.mark.parametrize(("kept", "expected"), [(34, round(68 / 134, 4)), (33, None)])
+def test_a_shortened_copy_near_the_length_bound(kept: int, expected: float | None) -> None:
+    """The user keeps the first `kept` of 100 words: ratio 2k / (100 + k), 0.5075 at 34 and 0.4962 at
+    33. The cheap length and vocabulary pre-checks must not reject the one that qualifies."""
+    assert edit_similarity(text(WORDS[:100]), text(WORDS[:kept])) == expected
+
+
+def test_vocabulary_gate_keeps_repeated_word_edits() -> None:
+    """Word repeats make the sequence ratio and the word-set overlap differ: the reply repeats a
+    phrase, the edit keeps it once and changes the rest a little."""
+    reply = WORDS[:30] + WORDS[:30]
+    edited = WORDS[:30] + WORDS[:20] + WORDS[300:310]
+    expected = round(2 * 50 / 120, 4)
+    assert edit_similarity(text(reply), text(edited)) == expected

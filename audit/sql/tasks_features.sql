@@ -23,8 +23,7 @@ WITH base AS (
         r.messages,
         hash(coalesce(r.parent_id, ''), coalesce(sp.system_fp, ''), coalesce(r.tools_json, ''), r.messages)
             AS state_hash,
-        coalesce(r.finish_reason = 'error', false) OR coalesce(r.status_code >= 400, false)
-            OR r.error_type IS NOT NULL AS failed,
+        request_failed(r.finish_reason, r.error_type, r.status_code) AS failed,
         coalesce(r.n_choices, 1) > 1
             OR coalesce(TRY_CAST(json_extract_string(r.request_params, '$.n') AS INTEGER), 1) > 1 AS multi_choice,
         r.finish_reason,
@@ -48,6 +47,9 @@ WITH base AS (
 SELECT
     * EXCLUDE (answer_body, tool_names, first_user_text, messages, last_user_pos),
     CASE WHEN len(tool_names) > 0 THEN md5(array_to_string(tool_names, chr(31)))[1:16] END AS tools_fp,
+    -- the tool set as a set, in any order the client sent it (a schema edit under the same names is a
+    -- new version of the same tools, so names are the key)
+    CASE WHEN len(tool_names) > 0 THEN array_to_string(tool_names, chr(31)) END AS tool_names_key,
     -- the raw first user message is not kept (memory): its hash and first line are enough
     hash(first_user_text) AS first_user_hash,
     left(split_part(trim(first_user_text), chr(10), 1), 200) AS first_user_line,

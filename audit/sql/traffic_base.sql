@@ -6,12 +6,9 @@ SELECT
     r.request_id, r.ts, CAST(r.ts AS DATE) AS day, CAST(date_trunc('week', r.ts) AS DATE) AS week,
     r.model, coalesce(l.task_type, 'unlabeled') AS task_type,
     coalesce(r.is_batch, false) AS is_batch,
-    (r.finish_reason = 'error' OR r.error_type IS NOT NULL OR coalesce(r.status_code, 0) >= 400) AS failed,
-    (r.status_code = 429
-        OR regexp_matches(coalesce(r.error_type, '') || ' ' || coalesce(r.error_message, ''),
-                          '(?i)rate.?limit|too many requests|429')) AS rate_limited,
-    (coalesce(r.status_code, 0) >= 500
-        OR regexp_matches(coalesce(r.error_type, ''), '(?i)server|overload|internal|timeout')) AS server_error,
+    request_failed(r.finish_reason, r.error_type, r.status_code) AS failed,
+    request_rate_limited(r.status_code, r.error_type, r.error_message) AS rate_limited,
+    request_server_error(r.status_code, r.error_type) AS server_error,
     CASE WHEN NOT coalesce(r.is_batch, false) THEN r.latency_ms END AS latency_ms,
     CASE WHEN NOT coalesce(r.is_batch, false) THEN r.ttft_ms END AS ttft_ms,
     rc.cost_usd, rc.input_tokens, rc.out_total AS output_tokens

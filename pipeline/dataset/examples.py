@@ -12,6 +12,7 @@ lineage lists every request an example came from. Prefixes are compared by a has
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,7 @@ from typing import Any
 
 import xxhash
 
+from pipeline.similarity import mask_dynamic
 from pipeline.tokens import TokenCounter
 
 # Non-text parts that a text-only training example would silently lose (the answer would refer to
@@ -166,12 +168,24 @@ def count_tokens(
     return total, assistant
 
 
+_PARTLY_MASKED = re.compile(r"[\w#]*#[\w#]*")
+
+
+def tool_turn_text(text: str | None) -> str:
+    """A tool result or tool-call arguments as dedup compares them: machine-written JSON whose ids,
+    timestamps and counters (call ids, request ids, epoch times) differ between two runs of the same
+    agent task, so they are masked (pipeline/similarity.py); user and assistant prose is not. A token
+    left partly masked (`req_e3f9a2` -> `req_e#f#a#`) is an id too: it becomes one `#`."""
+    return _PARTLY_MASKED.sub("#", mask_dynamic(text)) if text else ""
+
+
 def dialog_text(messages: Iterable[Message]) -> str:
-    """The user + assistant (+ tool) text that dedup and the leakage check compare; no system prompt."""
+    """The user + assistant (+ tool) text that dedup and the leakage check compare; no system prompt.
+    Tool turns enter with their volatile spans masked (`tool_turn_text`)."""
     parts = []
     for m in messages:
         if m.content:
-            parts.append(m.content)
+            parts.append(tool_turn_text(m.content) if m.role == "tool" else m.content)
         for c in m.tool_calls or []:
-            parts.append(f"{c.get('name') or ''} {c.get('arguments') or ''}")
+            parts.append(f"{c.get('name') or ''} {tool_turn_text(c.get('arguments'))}")
     return "\n".join(parts)

@@ -58,6 +58,7 @@ from pipeline.errors import DatasetError
 from pipeline.money import Money
 from pipeline.progress import StageProgress, stage_progress
 from pipeline.tokens import encoding_name_for, is_approximate
+from pipeline.workdir.paths import workdir_paths
 from pipeline.workdir.store import connect_store, current_version, requests_glob
 
 PII_MODES = ("redact", "drop", "keep")
@@ -160,7 +161,7 @@ def build_dataset(workdir: Path, config: DatasetConfig | dict[str, Any] | None =
     _check_config(cfg)
     workdir = Path(workdir)
     timings: dict[str, float] = {}
-    out_dir = workdir / "dataset"
+    out_dir = workdir_paths(workdir).dataset_dir
     tmp_dir = workdir / f".dataset.tmp-{os.getpid()}"
     work = workdir / f".dataset.work-{os.getpid()}"
     for d in (tmp_dir, work):
@@ -287,7 +288,7 @@ def _check_config(cfg: DatasetConfig) -> None:
 
 
 def _labels_info(workdir: Path) -> dict[str, Any]:
-    path = Path(workdir) / "audit" / "request_labels.parquet"
+    path = workdir_paths(workdir).audit_table("request_labels")
     if not path.is_file():
         return {"present": False, "path": str(path), "columns": []}
     names = pq.read_schema(path).names
@@ -299,7 +300,7 @@ def _labels_info(workdir: Path) -> dict[str, Any]:
 
 def _task_labels(workdir: Path) -> dict[str, str]:
     """Human-readable task-type labels from audit/task_types.parquet, when the audit wrote it."""
-    path = Path(workdir) / "audit" / "task_types.parquet"
+    path = workdir_paths(workdir).audit_table("task_types")
     if not path.is_file() or not {"task_type", "label"} <= set(pq.read_schema(path).names):
         return {}
     return {r["task_type"]: r["label"] or "" for r in pq.read_table(path, columns=["task_type", "label"]).to_pylist()}

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.dataset.examples import Example, Message
+from pipeline.dataset.examples import Example, Message, tool_turn_text
 
 Record = dict[str, Any]
 
@@ -228,10 +228,10 @@ def record_dialog_text(record: Record) -> str:
         if m.get("role") in ("system", "developer"):
             continue
         if m.get("content"):
-            parts.append(m["content"])
+            parts.append(tool_turn_text(m["content"]) if m.get("role") == "tool" else m["content"])
         for c in m.get("tool_calls") or []:
             fn = c.get("function") or {}
-            parts.append(f"{fn.get('name') or ''} {fn.get('arguments') or ''}")
+            parts.append(f"{fn.get('name') or ''} {tool_turn_text(fn.get('arguments'))}")
     return "\n".join(parts)
 
 

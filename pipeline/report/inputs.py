@@ -19,6 +19,7 @@ from typing import Any
 from pipeline.report.facts import Facts, TaskFacts
 from pipeline.report.thresholds import ReportConfig
 from pipeline.sql import SqlDir
+from pipeline.workdir.paths import workdir_paths
 
 BINS_PER_DECADE = 8
 
@@ -31,7 +32,7 @@ def read_facts(workdir: Path, cfg: ReportConfig) -> Facts:
     workdir = Path(workdir)
     facts = Facts()
     _ingest(workdir, facts)
-    summary = _json(workdir / "audit" / "summary.json")
+    summary = _json(workdir_paths(workdir).audit_summary)
     facts.sources["audit_summary"] = summary is not None
     sections = (summary or {}).get("sections", {})
     skipped = (summary or {}).get("skipped", [])
@@ -119,9 +120,9 @@ def _num(value: Any) -> float | None:
 
 
 def _ingest(workdir: Path, facts: Facts) -> None:
-    manifest = _json(workdir / "ingest_manifest.json")
+    manifest = _json(workdir_paths(workdir).ingest_manifest)
     facts.sources["ingest_manifest"] = manifest is not None
-    rejects_dir = workdir / "rejects"
+    rejects_dir = workdir_paths(workdir).rejects
     if rejects_dir.is_dir():
         # The rejects folder holds every run's rejects; the manifest only the last run's.
         count = 0
@@ -193,9 +194,9 @@ def _daily_spend(workdir: Path, facts: Facts) -> None:
     """Per-day spend and cacheable shares, and token totals, from the audit's Parquet tables."""
     import duckdb
 
-    costs = workdir / "audit" / "cost_by_period.parquet"
-    per_request = workdir / "audit" / "request_costs.parquet"
-    cache_days = workdir / "audit" / "cache_by_day.parquet"
+    costs = workdir_paths(workdir).audit_table("cost_by_period")
+    per_request = workdir_paths(workdir).audit_table("request_costs")
+    cache_days = workdir_paths(workdir).audit_table("cache_by_day")
     con = duckdb.connect()
     try:
         spend = {r["day"].isoformat(): r for r in fetch(con, "daily_spend", path=str(costs))} if costs.is_file() else {}
@@ -231,7 +232,7 @@ def _int(value: Any) -> int | None:
 
 
 def _tasks(workdir: Path, tasks: dict[str, Any] | None, facts: Facts, cfg: ReportConfig) -> None:
-    path = workdir / "audit" / "task_types.parquet"
+    path = workdir_paths(workdir).audit_table("task_types")
     if not path.is_file():
         facts.miss("task_types", f"`{path}` not found (the task-type audit did not run)")
         return
@@ -256,7 +257,7 @@ def _tasks(workdir: Path, tasks: dict[str, Any] | None, facts: Facts, cfg: Repor
             output_format="json" if (_num(r.get("json_output_rate")) or 0) >= 0.5 else "text",
         ))
     facts.task_type_count = len([t for t in facts.task_types if t.id != "other"])
-    rates = workdir / "audit" / "signal_rates.parquet"
+    rates = workdir_paths(workdir).audit_table("signal_rates")
     if rates.is_file():
         overall = [r for r in pq.read_table(rates).to_pylist() if r["dimension"] == "all"]
         if overall:
@@ -284,7 +285,7 @@ def format_consistency(row: dict[str, Any]) -> float | None:
 
 def _task_cache_shares(workdir: Path, facts: Facts) -> None:
     """Per-task cacheable share from the cache audit's per-task table, when it wrote one."""
-    path = workdir / "audit" / "cache_by_task_type.parquet"
+    path = workdir_paths(workdir).audit_table("cache_by_task_type")
     if not path.is_file() or not facts.task_types:
         return
     import pyarrow.parquet as pq
@@ -359,7 +360,7 @@ def _traffic(traffic: dict[str, Any], facts: Facts) -> None:
 
 
 def _dataset(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
-    manifest = _json(workdir / "dataset" / "manifest.json")
+    manifest = _json(workdir_paths(workdir).dataset_manifest)
     facts.sources["dataset_manifest"] = manifest is not None
     if manifest is None:
         reason = f"`{workdir}/dataset/manifest.json` not found (run `logaudit dataset {workdir}`)"
@@ -410,9 +411,9 @@ def _data_quality(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
     from pipeline.workdir.store import sql_literal
 
     tables = {
-        "lineage": workdir / "dataset" / "lineage.parquet",
-        "request_labels": workdir / "audit" / "request_labels.parquet",
-        "task_types": workdir / "audit" / "task_types.parquet",
+        "lineage": workdir_paths(workdir).lineage,
+        "request_labels": workdir_paths(workdir).audit_table("request_labels"),
+        "task_types": workdir_paths(workdir).audit_table("task_types"),
     }
     con = duckdb.connect()
     try:

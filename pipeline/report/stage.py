@@ -24,6 +24,7 @@ from pipeline.report.inputs import read_facts
 from pipeline.report.render import render_html, render_markdown
 from pipeline.report.thresholds import ReportConfig, WeeklyConfig, report_config
 from pipeline.report.weekly import WeeklyResult, weekly_report
+from pipeline.workdir.paths import workdir_paths
 
 __all__ = ["ReportConfig", "ReportResult", "WeeklyConfig", "WeeklyResult", "render_report", "weekly_report"]
 
@@ -83,7 +84,7 @@ def render_report(workdir: Path, config: dict[str, Any] | ReportConfig | None = 
             f"Run `logaudit run LOGS --out {workdir}` first."
         )
     report = build_report(facts, cfg)
-    out_dir = workdir / "report"
+    out_dir = workdir_paths(workdir).report_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     _write(out_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
     _write(out_dir / "report.md", render_markdown(report, cfg.max_task_types))

@@ -24,6 +24,7 @@ from typing import Any
 
 from pipeline.report.inputs import fetch
 from pipeline.report.thresholds import WeeklyConfig, report_config, weekly_config
+from pipeline.workdir.paths import workdir_paths
 
 EXIT_OK = 0
 EXIT_REGRESSIONS = 3
@@ -111,7 +112,7 @@ def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = 
         con.close()
 
     metrics = compare(traffic, labels, mix, dataset, present, cfg, money.currency, money.usd_to_currency)
-    report = _json(workdir / "report" / "report.json")
+    report = _json(workdir_paths(workdir).report_dir / "report.json")
     weekly = {
         "schema_version": 2,
         "this_week": _week(this_start, end),
@@ -135,7 +136,7 @@ def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = 
     }
     weekly["regressions"] = [m["id"] for m in metrics if m["regression"]]
     weekly["exit_code"] = EXIT_REGRESSIONS if weekly["regressions"] else EXIT_OK
-    out_dir = workdir / "report"
+    out_dir = workdir_paths(workdir).report_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     _write(out_dir / "weekly.json", json.dumps(weekly, indent=2, ensure_ascii=False, default=str) + "\n")
     _write(out_dir / "weekly.md", render_weekly_markdown(weekly))

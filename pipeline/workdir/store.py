@@ -15,8 +15,11 @@ from pathlib import Path
 import duckdb
 
 from pipeline.errors import StoreError
+from pipeline.sql import SqlDir
 
 STORE_DIR = ".store"
+# Store-wide SQL: the request-outcome macros every connection gets.
+SQL = SqlDir("pipeline.workdir")
 
 
 def sql_literal(value: str | Path | list) -> str:
@@ -35,7 +38,9 @@ def has_requests(workdir: Path) -> bool:
 
 
 def connect_store(workdir: Path, *, memory_limit: str = "3GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the `requests` view over the store (UTC session time zone)."""
+    """A DuckDB connection with the `requests` view over the store (UTC session time zone) and the
+    request-outcome macros (`request_failed`, `request_succeeded`, `request_rate_limited`,
+    `request_server_error`: `sql/request_outcome.sql`), the one definition every stage uses."""
     workdir = Path(workdir)
     if not has_requests(workdir):
         raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
@@ -50,6 +55,7 @@ def connect_store(workdir: Path, *, memory_limit: str = "3GB", threads: int | No
         "CREATE VIEW requests AS SELECT * FROM read_parquet("
         f"{sql_literal(requests_glob(workdir))}, hive_partitioning = true, union_by_name = true)"
     )
+    SQL.execute(con, "request_outcome")
     return con
 
 

@@ -101,6 +101,8 @@ def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     recovered = recover_bodies({"request": rec.get("request")}, {"response": rec.get("response")},
                                hint=_BODY_HINTS.get(endpoint or ""))
     fields = recovered.fields
+    if not fields and rec.get("error") is None:
+        raise RecordError("unknown_body_format", "record carries neither a request nor a response body")
     ts_raw = capture_time(rec)
     ts = parse_ts(ts_raw)
     if ts_raw is not None and ts is None:

@@ -5,9 +5,9 @@
 --   the log window. Plain counting over the store; no audit figure is recomputed here.
 SELECT
     count(*) AS requests,
-    count(*) FILTER (WHERE error_type IS NULL AND coalesce(status_code, 200) < 400) AS succeeded,
-    count(*) FILTER (WHERE status_code = 429 OR error_type ILIKE '%rate_limit%') AS rate_limited,
-    count(*) FILTER (WHERE error_type IS NOT NULL OR coalesce(status_code, 200) >= 400) AS errors,
+    count(*) FILTER (WHERE request_succeeded(finish_reason, error_type, status_code)) AS succeeded,
+    count(*) FILTER (WHERE request_rate_limited(status_code, error_type, error_message)) AS rate_limited,
+    count(*) FILTER (WHERE request_failed(finish_reason, error_type, status_code)) AS errors,
     count(*) FILTER (WHERE coalesce(out_reasoning, 0) > 0 OR coalesce(out_total, 0) > $long_output_tokens)
         AS reasoning_or_long,
     min(ts) AS first_ts,

@@ -6,7 +6,7 @@
 SELECT
     CASE WHEN r.ts > $this_start THEN 'this' ELSE 'prev' END AS week,
     count(*) AS requests,
-    count(*) FILTER (WHERE r.error_type IS NULL AND coalesce(r.status_code, 200) < 400) AS succeeded,
+    count(*) FILTER (WHERE request_succeeded(r.finish_reason, r.error_type, r.status_code)) AS succeeded,
     sum(c.cost_usd) AS spend_usd,
     count(c.cost_usd) AS priced_requests,
     sum(c.in_cache_read) AS cache_read_tokens,
