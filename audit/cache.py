@@ -32,7 +32,7 @@ import itertools
 import shutil
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +55,9 @@ from audit.token_accounting import (
 )
 from pipeline.config import from_section
 from pipeline.errors import AuditError
-from pipeline.progress import StageProgress, is_enabled, stage_progress
+from pipeline.executor import Executor
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
-from pipeline.workdir.paths import workdir_paths
+from pipeline.workdir import versions
 from pipeline.workdir.store import sql_literal
 
 SCENARIOS = ("as_logged", "ideal_bp", "ideal")
@@ -84,7 +84,11 @@ class CacheConfig:
     batch_rows: int = 2000
     """Rows per streamed batch (memory vs. per-batch overhead)."""
     memo_max_tokens: int = 40_000_000
-    """Token arrays kept by the tokenization memo (~4 bytes each)."""
+    """Token arrays kept by a task's tokenization memo (~4 bytes each)."""
+    rows_per_task: int = 4000
+    """Requests per task of the dynamic-span and prepare passes (consecutive rows of the store).
+    Outputs never depend on it; memory per worker follows it, and the tokenization memo is per task,
+    so larger tasks re-tokenize less of what repeats across tasks."""
     calibrate: bool = True
     """Fit each model's effective minimum, TTL and refresh-on-hit to its reported cache reads
     (audit/cache_calibrate.py) before simulating; off = the documented rules as they are."""
@@ -114,8 +118,8 @@ def cache_config(config: dict[str, Any]) -> CacheConfig:
     bad = set(cfg.ideal_breakpoints) - {"stable", "history", "last"}
     if bad:
         raise AuditError(f"[audit.cache] ideal_breakpoints: unknown position(s) {sorted(bad)}; use stable, history, last.")
-    if cfg.block_tokens < 1 or cfg.buckets < 1:
-        raise AuditError("[audit.cache] block_tokens and buckets must be positive.")
+    if cfg.block_tokens < 1 or cfg.buckets < 1 or cfg.rows_per_task < 1 or cfg.batch_rows < 1:
+        raise AuditError("[audit.cache] block_tokens, buckets, rows_per_task and batch_rows must be positive.")
     return cfg
 
 
@@ -155,33 +159,81 @@ def _masked_key(b: Block, masked: str) -> int:
     return text_key(f"{b.segment}\x1f{b.role or ''}\x1f{masked}")
 
 
-def _stream_store(con: Any, batch_rows: int) -> Iterator[dict[str, Any]]:
-    for batch in query(con, "cache_prepare_input").to_arrow_reader(batch_rows):
+def table_chunks(reader: Any, rows: int) -> Iterator[pa.Table]:
+    """A record-batch stream cut into tables of exactly `rows` rows (the last one shorter): the
+    task partitions depend on the row order only, never on the reader's batch sizes."""
+    held: list[pa.RecordBatch] = []
+    n = 0
+    for batch in reader:
+        while batch.num_rows:
+            take = min(rows - n, batch.num_rows)
+            held.append(batch.slice(0, take))
+            n += take
+            batch = batch.slice(take)
+            if n == rows:
+                yield pa.Table.from_batches(held)
+                held, n = [], 0
+    if n:
+        yield pa.Table.from_batches(held)
+
+
+def _rows(table: pa.Table, batch_rows: int) -> Iterator[dict[str, Any]]:
+    """A task's rows as dicts, converted one slice at a time (dicts cost several times the Arrow)."""
+    for batch in table.to_batches(max_chunksize=batch_rows):
         yield from batch.to_pylist()
 
 
-def find_dynamic_blocks(con: Any, cfg: CacheConfig, spans: SpanMemo) -> dict[int, int]:
-    """masked-text key -> raw key of its only value, or _VARIES when several raw values exist."""
+def dynamic_blocks_task(cfg: CacheConfig, table: pa.Table) -> dict[int, int]:
+    """Task: one partition's candidate blocks -> {masked-text key: raw key, or _VARIES}."""
+    spans = SpanMemo()
     variants: dict[int, int] = {}
     k = int(cfg.mask_history_messages)
-    reader = query(con, "cache_mask_candidates", k=k).to_arrow_reader(cfg.batch_rows)
-    for batch in reader:
-        for r in batch.to_pylist():
-            msgs = (r["messages"] or [])[: min(k, r["last_assistant"] or 0)]
-            # A trailing assistant stub keeps the kept messages in the history segment.
-            blocks = request_blocks(r["system_text"], [*msgs, {"role": "assistant"}] if msgs else [],
-                                    r["tools_json"], r["provider"])
-            for _, b in _candidates(blocks, k):
-                sp = spans.spans(b.key, b.text)
-                if not sp:
-                    continue
-                mk = _masked_key(b, dynamic_spans.mask(b.text, sp))
-                prev = variants.get(mk)
-                if prev is None:
-                    variants[mk] = b.key
-                elif prev != b.key:
-                    variants[mk] = _VARIES
+    for r in _rows(table, cfg.batch_rows):
+        msgs = (r["messages"] or [])[: min(k, r["last_assistant"] or 0)]
+        # A trailing assistant stub keeps the kept messages in the history segment.
+        blocks = request_blocks(r["system_text"], [*msgs, {"role": "assistant"}] if msgs else [],
+                                r["tools_json"], r["provider"])
+        for _, b in _candidates(blocks, k):
+            sp = spans.spans(b.key, b.text)
+            if not sp:
+                continue
+            _note_variant(variants, _masked_key(b, dynamic_spans.mask(b.text, sp)), b.key)
     return variants
+
+
+def _note_variant(variants: dict[int, int], masked: int, raw: int) -> None:
+    prev = variants.get(masked)
+    if prev is None:
+        variants[masked] = raw
+    elif prev != raw:
+        variants[masked] = _VARIES
+
+
+def merge_variants(parts: Iterable[dict[int, int]]) -> dict[int, int]:
+    """Merge per-partition variants: a masked text is dynamic when any partition saw it vary or two
+    partitions saw different raw values (order-free, so the partitioning never changes it)."""
+    out: dict[int, int] = {}
+    for part in parts:
+        for masked, raw in part.items():
+            _note_variant(out, masked, raw)
+    return out
+
+
+def find_dynamic_blocks(con: Any, cfg: CacheConfig, executor: Executor | None = None) -> dict[int, int]:
+    """masked-text key -> raw key of its only value, or _VARIES when several raw values exist."""
+    total = _tasks(con, cfg)  # before the reader: a connection serves one open result at a time
+    k = int(cfg.mask_history_messages)
+    reader = query(con, "cache_mask_candidates", k=k).to_arrow_reader(cfg.batch_rows)
+    chunks = table_chunks(reader, cfg.rows_per_task)
+    if executor is None:
+        return merge_variants(dynamic_blocks_task(cfg, t) for t in chunks)
+    return merge_variants(executor.map(dynamic_blocks_task, chunks, shared=cfg, label="audit.cache.dynamic_spans",
+                                       total=total))
+
+
+def _tasks(con: Any, cfg: CacheConfig) -> int:
+    n = int(fetch_dicts(con, "cache_request_count")[0]["requests"])
+    return max(1, -(-n // cfg.rows_per_task))
 
 
 # --- 2. prepare ----------------------------------------------------------------------------------
@@ -270,8 +322,47 @@ def map_breakpoints(logged: list[dict[str, Any]] | None, blocks: list[Block]) ->
     return sorted(out.items())
 
 
+@dataclass(frozen=True)
+class PrepareContext:
+    """What every prepare task shares (read-only): the settings, prices and the dynamic blocks."""
+
+    cfg: CacheConfig
+    prices: PriceTable
+    variants: dict[int, int]
+
+
+@dataclass(frozen=True)
+class PreparedChunk:
+    """A prepare task's output: its rows of PREPARED_SCHEMA (input order) and what it cost."""
+
+    table: pa.Table
+    memo: dict[str, int]
+    models: frozenset[str]
+
+
+def prepare_task(ctx: PrepareContext, table: pa.Table) -> PreparedChunk:
+    """Task: tokenize, hash and place breakpoints for one partition of requests (fresh memos, so the
+    result and its memo counts depend only on the partition)."""
+    prep = Preparer(ctx.cfg, ctx.prices, ctx.variants, SpanMemo())
+    batches = []
+    for batch in table.to_batches(max_chunksize=ctx.cfg.batch_rows):
+        requests = batch.to_pylist()
+        blocks = [request_blocks(r["system_text"], r["messages"], r["tools_json"], r["provider"]) for r in requests]
+        # The batch's cache misses in one encode_ordinary_batch call per encoding (tiktoken's own
+        # threads, no GIL), instead of one call per text.
+        by_encoding: dict[str, list[Block]] = {}
+        for r, bl in zip(requests, blocks, strict=True):
+            by_encoding.setdefault(encoding_name_for(r["model"] or r["model_resolved"]), []).extend(bl)
+        for encoding, bl in by_encoding.items():
+            prep.memo.prefill(encoding, bl)
+        rows = [prep.prepare(r, bl) for r, bl in zip(requests, blocks, strict=True)]
+        batches.append(pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA))
+    return PreparedChunk(pa.Table.from_batches(batches, schema=PREPARED_SCHEMA), prep.memo.stats(),
+                         frozenset(prep.models))
+
+
 class Preparer:
-    """Per-request preparation; holds the memos, so one instance serves a whole run."""
+    """Per-request preparation; holds the memos, so one instance serves a whole task."""
 
     def __init__(self, cfg: CacheConfig, prices: PriceTable, variants: dict[int, int], spans: SpanMemo) -> None:
         self.cfg = cfg
@@ -282,7 +373,8 @@ class Preparer:
         self._prices: dict[tuple[Any, Any, Any], Any] = {}
         self.models: set[str] = set()
 
-    def prepare(self, r: dict[str, Any]) -> dict[str, Any]:
+    def prepare(self, r: dict[str, Any], blocks: list[Block] | None = None) -> dict[str, Any]:
+        """One request's row of PREPARED_SCHEMA (`blocks`: its `request_blocks`, when already built)."""
         cfg = self.cfg
         model = r["model_resolved"] or r["model"]
         self.models.add(r["model"] or model or "")
@@ -308,7 +400,8 @@ class Preparer:
         out["reported_input"] = reported if not r["usage_missing"] and reported > 0 else None
         out["has_cache_fields"] = any(b is not None for b in buckets[1:])
         out["reported_read"] = (r["in_cache_read"] or 0) if out["has_cache_fields"] else None
-        blocks = request_blocks(r["system_text"], r["messages"], r["tools_json"], r["provider"])
+        if blocks is None:
+            blocks = request_blocks(r["system_text"], r["messages"], r["tools_json"], r["provider"])
         failed = (r["finish_reason"] == "error" or r["error_type"] is not None
                   or (r["status_code"] is not None and r["status_code"] >= 400))
         if not blocks:
@@ -425,50 +518,60 @@ class CacheSimRun:
 
 def simulate_cache(
     workdir: Path, *, config: dict[str, Any] | None = None, prices: PriceTable | None = None,
-    work_dir: Path | None = None,
+    work_dir: Path | None = None, executor: Executor | None = None,
 ) -> CacheSimRun:
     """Tokenize, hash and simulate every request of the store under each scenario.
 
+    The dynamic-span and prepare passes run as tasks over consecutive `rows_per_task` requests, and
+    each scenario's simulation as tasks over groups of whole hash-bucket partitions, on `executor`
+    (default: the `[run]` section's, closed again at the end); results never depend on the
+    executor or its number of workers.
+
     The entry point `make bench` times at 1x and 4x the requests: the work is linear in the input
     tokens (see audit/cache_sim.py). Work files (Parquet) go to `work_dir` (default
-    WORKDIR/audit/.cache_work); `run` turns them into the audit tables.
+    a scratch folder under WORKDIR/.stages/audit/); `run` turns them into the audit tables.
     """
     from audit.cost import price_table
 
     config = config or {}
+    if executor is None:
+        from pipeline.executor import executor_config, make_executor
+
+        with make_executor(executor_config(config)) as own:
+            return simulate_cache(workdir, config=config, prices=prices, work_dir=work_dir, executor=own)
     cfg = cache_config(config)
     prices = prices or price_table(config)
-    work = Path(work_dir) if work_dir else workdir_paths(workdir).audit_dir / ".cache_work"
+    # Never inside the current audit version (it is immutable once committed): a scratch folder the
+    # next audit removes if this process dies.
+    work = Path(work_dir) if work_dir else versions.work_folder(workdir, "audit")
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     timings: dict[str, float] = {}
+    memo: dict[str, int] = dict.fromkeys(("hits", "misses", "distinct_held", "tokens_encoded"), 0)
+    models: set[str] = set()
     con = open_store(workdir)
     try:
         t0 = time.perf_counter()
-        spans = SpanMemo()
-        variants = find_dynamic_blocks(con, cfg, spans)
+        variants = find_dynamic_blocks(con, cfg, executor)
         timings["dynamic_spans"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        prep = Preparer(cfg, prices, variants, spans)
         prepared_path = work / "prepared.parquet"
+        total = _tasks(con, cfg)
+        reader = query(con, "cache_prepare_input").to_arrow_reader(cfg.batch_rows)
+        chunks = executor.map(prepare_task, table_chunks(reader, cfg.rows_per_task),
+                              shared=PrepareContext(cfg, prices, variants), label="audit.cache.prepare",
+                              total=total)
 
-        def batches(bar: StageProgress) -> Iterator[pa.RecordBatch]:
-            rows: list[dict[str, Any]] = []
-            for r in _stream_store(con, cfg.batch_rows):
-                rows.append(prep.prepare(r))
-                if len(rows) >= cfg.batch_rows:
-                    bar.advance(len(rows))
-                    yield pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA)
-                    rows = []
-            if rows:
-                bar.advance(len(rows))
-                yield pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA)
+        def batches() -> Iterator[pa.RecordBatch]:
+            for chunk in chunks:
+                for k, v in chunk.memo.items():
+                    memo[k] = memo.get(k, 0) + v
+                models.update(chunk.models)
+                yield from chunk.table.to_batches()
 
-        total = int(fetch_dicts(con, "cache_request_count")[0]["requests"]) if is_enabled() else None
-        with stage_progress("audit.cache: tokenize", total=total, unit="request") as bar:
-            requests = write_batches(PREPARED_SCHEMA, batches(bar), prepared_path)
+        requests = write_batches(PREPARED_SCHEMA, batches(), prepared_path)
         timings["tokenize_and_hash"] = time.perf_counter() - t0
     finally:
         con.close()
@@ -481,6 +584,7 @@ def simulate_cache(
     try:
         scon.execute("SET TimeZone = 'UTC'")
         scon.execute("SET enable_progress_bar = false")
+        scon.execute("SET memory_limit = '1GB'")  # the sort by partition spills beyond (see connect_store)
         scon.execute(f"SET temp_directory = {sql_literal(work / 'duckdb_tmp')}")
         scon.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal(prepared_path)})")
         factors = {s: f for s, f in query(scon, "cache_scope_factors").fetchall()}
@@ -497,13 +601,12 @@ def simulate_cache(
         rules_of = RulesOf(prices, calibration.rules if calibration else None)
         for scenario in SCENARIOS:
             results[scenario] = work / f"sim_{scenario}.parquet"
-            _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario])
+            _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario], executor)
     finally:
         scon.close()
     timings["simulate"] = time.perf_counter() - t0
     return CacheSimRun(work, prepared_path, results, requests, int(simulated),
-                       {k: round(v, 3) for k, v in timings.items()}, prep.memo.stats(), sorted(prep.models - {""}),
-                       calibration)
+                       {k: round(v, 3) for k, v in timings.items()}, memo, sorted(models - {""}), calibration)
 
 
 SIM_SCHEMA = pa.schema([("request_id", pa.string()), ("read", pa.int64()), ("write_5m", pa.int64()),
@@ -546,28 +649,57 @@ class RulesOf:
         return self.calibrated.get(r["scope"]) or self.documented(r["rules"], r["min_tokens"])
 
 
-def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, rules_of: RulesOf, factors: dict[str, float],
-                       path: Path) -> None:
-    ideal = scenario == "ideal"
-    reader = query(con, "cache_sim_input", ideal=ideal).to_arrow_reader(cfg.batch_rows)
+@dataclass(frozen=True)
+class SimulateContext:
+    """What every simulation task of one scenario shares (read-only)."""
+
+    scenario: str
+    cfg: CacheConfig
+    rules_of: RulesOf
+    factors: dict[str, float]
+
+
+def simulate_task(ctx: SimulateContext, table: pa.Table) -> pa.Table:
+    """Task: simulate whole partitions (hash buckets; rows in `cache_sim_input` order) -> SIM_SCHEMA."""
+    out: list[tuple[str, int, int, int]] = []
 
     def rows() -> Iterator[tuple[int, SimRow]]:
-        for batch in reader:
+        for batch in table.to_batches(max_chunksize=ctx.cfg.batch_rows):
             for r in batch.to_pylist():
-                yield r["part"], sim_row(r, scenario, cfg, rules_of(r), factors)
+                yield r["part"], sim_row(r, ctx.scenario, ctx.cfg, ctx.rules_of(r), ctx.factors)
 
-    def results() -> Iterator[pa.RecordBatch]:
-        out: list[tuple[str, int, int, int]] = []
-        for _, part in itertools.groupby(rows(), key=lambda x: x[0]):
-            for res in simulate_partition((row for _, row in part), cfg.block_tokens):
-                out.append((res.request_id, res.read, res.write_5m, res.write_1h))
-                if len(out) >= 50_000:
-                    yield _sim_batch(out)
-                    out = []
-        if out:
-            yield _sim_batch(out)
+    for _, part in itertools.groupby(rows(), key=lambda x: x[0]):
+        for res in simulate_partition((row for _, row in part), ctx.cfg.block_tokens):
+            out.append((res.request_id, res.read, res.write_5m, res.write_1h))
+    return pa.Table.from_batches([_sim_batch(out)] if out else [], schema=SIM_SCHEMA)
 
-    write_batches(SIM_SCHEMA, results(), path)
+
+def partition_chunks(reader: Any, rows: int, key: str = "part") -> Iterator[pa.Table]:
+    """A stream sorted by `key` cut into tables of at least `rows` rows that never split a
+    partition (all rows of one `key` value stay in one table)."""
+    held: pa.Table | None = None
+    for batch in reader:
+        held = pa.Table.from_batches([batch]) if held is None else pa.concat_tables([held, pa.Table.from_batches([batch])])
+        while held is not None and held.num_rows > rows:
+            parts = held.column(key).to_numpy(zero_copy_only=False)
+            after = np.flatnonzero(parts[rows - 1 :] != parts[rows - 1])
+            if not len(after):
+                break  # the partition at the cut runs on into the next batch
+            cut = rows - 1 + int(after[0])
+            yield held.slice(0, cut).combine_chunks()
+            held = held.slice(cut)
+    if held is not None and held.num_rows:
+        yield held.combine_chunks()
+
+
+def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, rules_of: RulesOf, factors: dict[str, float],
+                       path: Path, executor: Executor) -> None:
+    """One scenario as tasks over groups of whole hash-bucket partitions (results in input order)."""
+    reader = query(con, "cache_sim_input", ideal=scenario == "ideal").to_arrow_reader(cfg.batch_rows)
+    results = executor.map(simulate_task, partition_chunks(reader, cfg.rows_per_task),
+                           shared=SimulateContext(scenario, cfg, rules_of, factors),
+                           label=f"audit.cache.simulate.{scenario}")
+    write_batches(SIM_SCHEMA, (b for t in results for b in t.to_batches()), path)
 
 
 def _sim_batch(rows: list[tuple[str, int, int, int]]) -> pa.RecordBatch:
@@ -590,7 +722,7 @@ def _with_ideal(bps: list[tuple[int, bool]], r: dict[str, Any], where: tuple[str
 # --- 4. report -----------------------------------------------------------------------------------
 
 
-def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+def run(workdir: Path, out_dir: Path, config: dict[str, Any], executor: Executor | None = None) -> dict[str, Any]:
     from audit.cost import attach_request_costs, price_table, register_prices
 
     cfg = cache_config(config)
@@ -599,7 +731,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         from audit import cost
 
         cost.run(workdir, out_dir, config)
-    sim = simulate_cache(workdir, config=config, prices=prices, work_dir=out_dir / ".cache_work")
+    sim = simulate_cache(workdir, config=config, prices=prices, work_dir=out_dir / ".cache_work", executor=executor)
     con = open_store(workdir)
     try:
         register_prices(con, prices)

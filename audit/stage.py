@@ -15,6 +15,7 @@ A module that is not installed yet is skipped (and listed under `skipped` in the
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -22,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_toml
-from pipeline.errors import StoreError
+from pipeline.errors import MissingInputError
+from pipeline.executor import Executor, executor_config, make_executor
 from pipeline.money import Money
 from pipeline.progress import stage_progress
-from pipeline.workdir.paths import workdir_paths
-from pipeline.workdir.store import has_requests
+from pipeline.workdir import versions
+from pipeline.workdir.lock import holds_writer_lock
+from pipeline.workdir.store import has_requests, missing_store_message, store_identity
 
 AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
 
@@ -59,20 +62,31 @@ def cost_line(cost: dict[str, Any], money: Money) -> str:
             f"{money.text(cost.get('monthly_run_rate_without_caching_usd'))}/month without caching; top model {top}")
 
 
-def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None) -> AuditResult:
+@holds_writer_lock
+def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None,
+          executor: Executor | None = None) -> AuditResult:
     """Run every audit module over `workdir/requests` and write `workdir/audit/summary.json`.
 
     `config` is the parsed TOML settings (each module reads its `[audit.*]` section) or the path of
-    a TOML file.
+    a TOML file. Modules whose `run` takes an `executor` run their heavy passes as tasks on it
+    (default: the `[run]` section's executor, closed at the end).
     """
     workdir = Path(workdir)
     if not has_requests(workdir):
-        raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
+        raise MissingInputError(missing_store_message(workdir))
     config = config if isinstance(config, dict) else load_toml(Path(config) if config is not None else None)
-    out_dir = workdir_paths(workdir).audit_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if executor is None:
+        with make_executor(executor_config(config)) as own:
+            return _audit(workdir, config, own)
+    return _audit(workdir, config, executor)
+
+
+def _audit(workdir: Path, config: dict[str, Any], executor: Executor) -> AuditResult:
     summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
-    with stage_progress("audit", total=len(AUDIT_MODULES), unit="module") as bar:
+    # Built into a new version and switched in whole: a run killed (or a disk filling up) half way
+    # leaves the previous audit as it was, never a mix of new and old tables.
+    with versions.building(workdir, "audit", store=store_identity(workdir)) as build, \
+            stage_progress("audit", total=len(AUDIT_MODULES), unit="module") as bar:
         for name in AUDIT_MODULES:
             bar.note(name)
             try:
@@ -84,12 +98,12 @@ def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None) -> A
                     continue
                 raise
             t0 = time.perf_counter()
-            summary["sections"][name.split(".")[-1]] = module.run(workdir, out_dir, config)
+            kwargs = {"executor": executor} if "executor" in inspect.signature(module.run).parameters else {}
+            summary["sections"][name.split(".")[-1]] = module.run(workdir, build, config, **kwargs)
             summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
             bar.advance()
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(workdir_paths(workdir).audit_summary)
+        (build / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    out_dir = workdir / "audit"  # the view of the version just committed
     return AuditResult(out_dir, summary, Money.from_config(config))
 
 

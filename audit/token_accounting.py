@@ -168,12 +168,38 @@ class TokenMemo:
         self.hits = 0
         self.misses = 0
         self.tokens_encoded = 0
+        self._prefilled: set[tuple[str, int]] = set()  # encoded ahead by `prefill`, not looked up yet
+
+    def prefill(self, encoding: str, blocks: Iterable[Block]) -> None:
+        """Encode the texts of the blocks not held yet in one `encode_ordinary_batch` call.
+
+        Counted as misses when encoded; their first lookup is then not counted as a hit, so the
+        statistics are those of encoding each text on first use.
+        """
+        todo: dict[tuple[str, int], str] = {}
+        for b in blocks:
+            if (encoding, b.key) in self._arrays or not b.text:
+                continue
+            k = (encoding, text_key(b.text))
+            if k not in self._arrays:
+                todo.setdefault(k, b.text)
+        if not todo:
+            return
+        for k, toks in zip(todo, get_encoding(encoding).encode_ordinary_batch(list(todo.values())), strict=True):
+            arr = np.asarray(toks, dtype=np.uint32)
+            self.misses += 1
+            self.tokens_encoded += len(arr)
+            self._put(k, arr)
+            self._prefilled.add(k)
 
     def tokens(self, encoding: str, text: str, key: int | None = None) -> np.ndarray:
         k = (encoding, text_key(text) if key is None else key)
         arr = self._arrays.get(k)
         if arr is not None:
-            self.hits += 1
+            if self._prefilled and k in self._prefilled:
+                self._prefilled.discard(k)
+            else:
+                self.hits += 1
             self._arrays.move_to_end(k)
             return arr
         self.misses += 1

@@ -51,6 +51,9 @@ TARGET_TOKENIZE_SPEEDUP = 5.0
 TARGET_DEDUP_SPEEDUP = 5.0
 TARGET_RECALL_J085 = 0.95
 TARGET_SCALING_4X = 4.4
+TARGET_RAY_OVERHEAD = 1.2  # the ray executor on this machine vs the local pool, same work
+TARGET_SMALL_FILES = 3.0  # 10,000 one-record files vs one file with the same records
+SMALL_FILES = 10_000
 
 # When a one-shot ingest fails, the input is cut into parts of INCREMENT_LINES records and folders
 # larger than INCREMENT_BYTES on disk are ingested a part per run (62,500 requests committed in one
@@ -331,6 +334,21 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     b.step("dataset", "dataset", "bench.steps:step_dataset", workdir=str(store))
     b.step("report", "report", "bench.steps:step_report", workdir=str(store))
 
+    # --- executors: the cache simulation on the local pool and on Ray (same machine) ----------------
+    b.step("cache_sim_local", f"cache simulation, local pool ({full.requests:,})", "bench.steps:step_cache_sim",
+           workdir=str(store), executor="local")
+    if not args.quick:  # tests/test_executors.py runs Ray; the smoke test stays quick
+        b.step("cache_sim_ray", f"cache simulation, ray ({full.requests:,})", "bench.steps:step_cache_sim",
+               workdir=str(store), executor="ray")
+
+    # --- many small files vs one file with the same records ---------------------------------------
+    small = work / f"small-files-{scale_label(SMALL_FILES)}"
+    if b.step("small_files_make", f"write {SMALL_FILES:,} one-record files", "bench.steps:step_small_files",
+              logs=str(full.logs), out=str(small), records=SMALL_FILES) is not None:
+        for key, sub in (("ingest_small_files", "many"), ("ingest_one_file", "one")):
+            b.step(key, f"ingest {SMALL_FILES:,} records, {'one file each' if sub == 'many' else 'one file'}",
+                   "bench.steps:step_ingest", logs=str(small / sub), workdir=str(work / f"store-{key}"))
+
     # --- linear scaling: cache simulation and task clustering at 1x and 4x -----------------------
     if scaling:
         one, four = scaling
@@ -446,8 +464,15 @@ def summarize(s: dict[str, Measurement], failures: dict[str, dict[str, Any]], fu
             out[f"{name}_scaling_4x"] = {**_check(_ratio(_inner(four), _inner(one)), TARGET_SCALING_4X),
                                          "cpu_ratio": _ratio(_inner_cpu(four), _inner_cpu(one)),
                                          "requests_ratio": _ratio(four.records, one.records)}
+    if "cache_sim_local" in s and "cache_sim_ray" in s:
+        out["ray_overhead"] = _check(_ratio(_inner(s["cache_sim_ray"]), _inner(s["cache_sim_local"])),
+                                     TARGET_RAY_OVERHEAD)
+    if "ingest_small_files" in s and "ingest_one_file" in s:
+        out["small_files"] = {**_check(_ratio(_inner(s["ingest_small_files"]), _inner(s["ingest_one_file"])),
+                                       TARGET_SMALL_FILES),
+                              "cpu_ratio": _ratio(_inner_cpu(s["ingest_small_files"]), _inner_cpu(s["ingest_one_file"]))}
     if quick:
-        out["note"] = "quick mode: polars peer, datasketch bulk peer and the 1x/4x scaling runs skipped"
+        out["note"] = "quick mode: polars peer, datasketch bulk peer, the ray row and the 1x/4x scaling runs skipped"
     return out
 
 
@@ -500,6 +525,10 @@ def table(results: dict[str, Any]) -> str:
         ("cache_sim_4x", _cmp(sm.get("cache_sim_scaling_4x"), "4x requests: {v}x time")),
         ("tasks_1x", ""),
         ("tasks_4x", _cmp(sm.get("tasks_scaling_4x"), "4x requests: {v}x time")),
+        ("cache_sim_local", ""),
+        ("cache_sim_ray", _cmp(sm.get("ray_overhead"), "{v}x the local pool's time")),
+        ("ingest_one_file", ""),
+        ("ingest_small_files", _cmp(sm.get("small_files"), "{v}x one file's time")),
         ("ingest_1x", "(store of the 1x runs)"),
         ("ingest_1x_incremental", "(store of the 1x runs)"),
         ("ingest_4x", "(store of the 4x runs)"),

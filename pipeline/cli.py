@@ -9,24 +9,66 @@ from typing import Any
 
 import click
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, disk_error
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn PipelineError into `Error: …` and exit code 1; `--debug` re-raises with the traceback."""
+    """The one place errors become messages: a PipelineError, an OS-level failure (disk full,
+    read-only, permission) or any unexpected exception prints one `Error: …` line and exits 1;
+    `logaudit --debug …` re-raises with the traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except PipelineError as e:
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as e:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
-            raise click.ClickException(str(e)) from e
+            raise click.ClickException(user_message(e, kwargs.get("workdir"))) from e
+        except KeyboardInterrupt:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            raise click.ClickException("Interrupted; earlier results are unchanged.") from None
 
     return wrapper
+
+
+def user_message(e: BaseException, workdir: Path | None = None) -> str:
+    if isinstance(e, PipelineError):
+        return str(e)
+    as_disk = disk_error(e, workdir)
+    if as_disk is not None:
+        return str(as_disk)
+    if type(e).__name__ in ("OutOfMemoryException", "MemoryError"):
+        return (f"Out of memory ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}). Free memory, "
+                "or lower `ingest --max-record-mb` when single records are huge. Earlier results are unchanged.")
+    return f"Unexpected {type(e).__name__}: {e}. Rerun with `logaudit --debug …` for the traceback, and report it."
+
+
+def writes_workdir(create: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command that writes into WORKDIR: `--wait` option, and the writer lock held for the whole
+    command (the stage functions re-enter it), so a second writer queues or is refused by name."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, wait: bool, **kwargs: Any) -> Any:
+            from pipeline.workdir.lock import writer_lock
+
+            say = functools.partial(click.echo, err=True)
+            with writer_lock(kwargs["workdir"], wait=wait, create=create, on_wait=say) as stale:
+                if stale:
+                    say(f"Note: took over the lock left by pid {stale.get('pid')} ({stale.get('command')}), which died.")
+                return fn(*args, **kwargs)
+
+        return click.option(
+            "--wait", is_flag=True, help="When another logaudit is writing WORKDIR, wait for it instead of exiting."
+        )(wrapper)
+
+    return decorate
 
 
 def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -36,6 +78,18 @@ def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--executor/--workers/--ray-address`: override `[run]` of the config (pipeline/executor.py)."""
+    fn = click.option("--ray-address", default=None,
+                      help="Ray cluster to run on (`auto`, `host:6379`); default RAY_ADDRESS, else a local Ray.")(fn)
+    fn = click.option("--workers", type=click.IntRange(min=0), default=None,
+                      help="Local worker processes (0 = CPU count), or Ray tasks in flight.")(fn)
+    return click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default=None,
+                        help="Where heavy tasks run: a local process pool (default) or a Ray cluster.")(fn)
+
+
+def _executor_overrides(executor_name: str | None, workers: int | None, ray_address: str | None) -> dict[str, Any]:
+    return {"executor": executor_name, "workers": workers, "ray_address": ray_address}
 def progress_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`--progress/--no-progress`: bars with counts and ETA on stderr (default: when stderr is a terminal)."""
 
@@ -69,10 +123,15 @@ def cli(debug: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @out_option
-@click.option("--strict", is_flag=True, help="Exit non-zero when any record is rejected.")
+@click.option("--strict", is_flag=True, help="Exit non-zero when any record is rejected or any file is unreadable.")
+@click.option("--max-record-mb", type=click.FloatRange(min=0.001), default=64, show_default=True,
+              help="Quarantine (reject as record_too_large) any single record longer than this.")
 @progress_option
+@executor_options
 @handle_errors
-def ingest(paths: tuple[str, ...], workdir: Path, strict: bool) -> None:
+@writes_workdir(create=True)
+def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, max_record_mb: float, executor_name: str | None,
+           workers: int | None, ray_address: str | None) -> None:
     """Ingest log files, folders or globs into the normalized Parquet store.
 
     \b
@@ -83,9 +142,13 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool) -> None:
     database (PATHS may be postgresql:// URLs; PG* environment variables work)
     is read from where the last run stopped.
     """
+    from pipeline.executor import executor_config, make_executor
     from pipeline.ingest import ingest as run_ingest
 
-    result = run_ingest(paths, workdir, strict=strict)
+    cfg = executor_config({}, **_executor_overrides(executor_name, workers, ray_address))
+    with make_executor(cfg) as pool:
+        result = run_ingest(paths, workdir, strict=strict, max_record_bytes=int(max_record_mb * (1 << 20)),
+                            executor=pool)
     click.echo(result.summary())
 
 
@@ -93,17 +156,25 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool) -> None:
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
 @progress_option
+@executor_options
 @handle_errors
-def audit(workdir: Path, config_path: Path | None) -> None:
+@writes_workdir()
+def audit(workdir: Path, config_path: Path | None, executor_name: str | None, workers: int | None,
+          ray_address: str | None) -> None:
     """Measure cacheable share, tokens, spend, task types and signals over the store.
 
     \b
     Example:
       logaudit audit out
+      logaudit audit out --executor ray --ray-address auto
     """
     from audit import audit as run_audit
+    from pipeline.config import load_toml
+    from pipeline.executor import executor_config, make_executor
 
-    click.echo(run_audit(workdir, config_path).summary())
+    cfg = executor_config(load_toml(config_path), **_executor_overrides(executor_name, workers, ray_address))
+    with make_executor(cfg) as pool:
+        click.echo(run_audit(workdir, config_path, executor=pool).summary())
 
 
 @cli.command()
@@ -118,9 +189,12 @@ def audit(workdir: Path, config_path: Path | None) -> None:
               help="Minimum share held out per task type (default 0.2; see [dataset] eval_min_per_task, eval_cap_per_task).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
 @progress_option
+@executor_options
 @handle_errors
+@writes_workdir()
 def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task: bool | None, seed: int | None,
-            eval_fraction: float | None, config_path: Path | None) -> None:
+            eval_fraction: float | None, config_path: Path | None, executor_name: str | None, workers: int | None,
+            ray_address: str | None) -> None:
     """Build fine-tuning JSONL from the store: filter, redact, deduplicate, split.
 
     \b
@@ -130,20 +204,29 @@ def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task:
     """
     from pipeline.config import load_toml
     from pipeline.dataset import DatasetConfig, build_dataset
+    from pipeline.executor import executor_config, make_executor
 
+    settings = load_toml(config_path)
     config = DatasetConfig.from_toml(
-        load_toml(config_path), format=target_format, pii=pii, per_task=per_task, seed=seed,
-        eval_fraction=eval_fraction,
+        settings, format=target_format, pii=pii, per_task=per_task, seed=seed, eval_fraction=eval_fraction,
     )
-    click.echo(build_dataset(workdir, config).summary())
+    overrides = _executor_overrides(executor_name, workers, ray_address)
+    if all(v is None for v in overrides.values()) and "run" not in settings:
+        click.echo(build_dataset(workdir, config).summary())  # [dataset] workers, as before
+        return
+    with make_executor(executor_config(settings, **overrides)) as pool:
+        click.echo(build_dataset(workdir, config, executor=pool).summary())
 
 
 @cli.command()
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="TOML overrides ([report] thresholds, prices, currency, your latency/privacy needs).")
+@click.option("--allow-mixed-versions", is_flag=True,
+              help="Read the audit and dataset even when they were computed from different store versions.")
 @handle_errors
-def report(workdir: Path, config_path: Path | None) -> None:
+@writes_workdir()
+def report(workdir: Path, config_path: Path | None, allow_mixed_versions: bool) -> None:
     """Write the verdict, five signs, decision framework, costs and data quality.
 
     \b
@@ -154,15 +237,18 @@ def report(workdir: Path, config_path: Path | None) -> None:
     from pipeline.config import load_toml
     from pipeline.report import render_report
 
-    click.echo(render_report(workdir, load_toml(config_path)).summary())
+    click.echo(render_report(workdir, load_toml(config_path), allow_mixed_versions=allow_mixed_versions).summary())
 
 
 @cli.command()
 @workdir_argument
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="TOML overrides ([weekly] regression limits).")
+@click.option("--allow-mixed-versions", is_flag=True,
+              help="Read the audit and dataset even when they were computed from different store versions.")
 @handle_errors
-def weekly(workdir: Path, config_path: Path | None) -> None:
+@writes_workdir()
+def weekly(workdir: Path, config_path: Path | None, allow_mixed_versions: bool) -> None:
     """Compare the last 7 days with the 7 before and flag regressions.
 
     \b
@@ -174,7 +260,7 @@ def weekly(workdir: Path, config_path: Path | None) -> None:
     from pipeline.config import load_toml
     from pipeline.report import weekly_report
 
-    result = weekly_report(workdir, load_toml(config_path))
+    result = weekly_report(workdir, load_toml(config_path), allow_mixed_versions=allow_mixed_versions)
     click.echo(result.summary())
     raise SystemExit(result.exit_code)
 
@@ -185,18 +271,24 @@ def weekly(workdir: Path, config_path: Path | None) -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="One TOML for every stage ([audit.*], [dataset], [report]).")
 @progress_option
+@executor_options
 @handle_errors
-def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None) -> None:
+@writes_workdir(create=True)
+def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, executor_name: str | None,
+        workers: int | None, ray_address: str | None) -> None:
     """Run the whole pipeline: ingest -> audit -> dataset -> report.
 
     \b
     Example:
       logaudit run sample_logs --out out
+      logaudit run logs/ --out /shared/out --executor ray --ray-address auto
     Prints each stage's summary as it finishes, then where the report is.
+    Outputs never depend on the executor or the number of workers.
     """
     from pipeline.run import run_all
 
-    result = run_all(paths, workdir, config_path, echo=click.echo)
+    result = run_all(paths, workdir, config_path, echo=click.echo,
+                     executor=_executor_overrides(executor_name, workers, ray_address))
     click.echo(result.summary())
 
 

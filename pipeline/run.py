@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_toml
+from pipeline.executor import execution_summary, executor_config, make_executor, write_execution
 from pipeline.progress import enabled_for
+from pipeline.workdir.lock import holds_writer_lock
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,8 @@ class RunResult:
     workdir: Path
     stages: dict[str, Any] = field(default_factory=dict)
     """Stage name -> that stage's result object (IngestResult, AuditResult, DatasetResult, ReportResult)."""
+    execution: dict[str, Any] = field(default_factory=dict)
+    """The executor's record: per task label, tasks, nodes, task times and worker memory."""
 
     @property
     def report_paths(self) -> dict[str, Path]:
@@ -34,21 +38,27 @@ class RunResult:
         return "Report: " + ", ".join(str(p) for p in paths.values())
 
 
+@holds_writer_lock(create=True)
 def run_all(
     paths: Sequence[str | Path],
     workdir: Path,
     config: Path | None = None,
     echo: Callable[[str], None] | None = None,
     progress: bool | None = None,
+    executor: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run every stage over `paths` into `workdir`.
 
     Args:
         paths: log files, folders or globs for the ingest stage.
         workdir: the working directory every stage writes into.
-        config: a TOML file; each stage reads its own section (`[audit.*]`, `[dataset]`, `[report]`).
+        config: a TOML file; each stage reads its own section (`[run]`, `[audit.*]`, `[dataset]`, `[report]`).
         echo: called with each stage's summary as soon as the stage finishes.
         progress: progress bars for every stage (None: the process default, see `pipeline.progress`).
+        executor: overrides of the `[run]` section (`executor`, `workers`, `ray_address`, ...).
+
+    Every stage's heavy tasks run on one executor (pipeline/executor.py); what ran where and what
+    each task cost is written to `WORKDIR/execution.json`.
     """
     from audit import audit
     from pipeline.dataset import DatasetConfig, build_dataset
@@ -62,18 +72,22 @@ def run_all(
     settings = load_toml(config)
     dataset_config = DatasetConfig.from_toml(settings)
     report_settings = report_config(settings)
+    exec_cfg = executor_config(settings, **(executor or {}))
     stages: dict[str, Any] = {}
 
-    with enabled_for(progress):
-        stages["ingest"] = ingest([str(p) for p in paths], workdir)
+    with enabled_for(progress), make_executor(exec_cfg) as pool:
+        stages["ingest"] = ingest([str(p) for p in paths], workdir, executor=pool)
         say(_titled("ingest", stages["ingest"].summary()))
-        stages["audit"] = audit(workdir, settings)
+        stages["audit"] = audit(workdir, settings, executor=pool)
         say(_titled("audit", stages["audit"].summary()))
-        stages["dataset"] = build_dataset(workdir, dataset_config)
+        stages["dataset"] = build_dataset(workdir, dataset_config, executor=pool)
         say(_titled("dataset", stages["dataset"].summary()))
+        execution = pool.stats()
         stages["report"] = render_report(workdir, report_settings)
         say(_titled("report", stages["report"].summary()))
-    return RunResult(workdir, stages)
+    write_execution(workdir, execution)
+    say(_titled("execution", execution_summary(execution)))
+    return RunResult(workdir, stages, execution)
 
 
 def _titled(stage: str, text: str) -> str:

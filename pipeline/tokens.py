@@ -13,12 +13,15 @@ import functools
 import gzip
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
 import tiktoken
 import xxhash
+
+from pipeline.errors import DiskError
 
 _URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
 OFFLINE_ENCODINGS = ("o200k_base", "cl100k_base")
@@ -45,7 +48,25 @@ def cache_dir() -> Path:
 
 
 def _seed_cache() -> Path:
-    target = cache_dir()
+    """The seeded cache folder: `cache_dir()`, or (when that cannot be written, e.g. a read-only
+    HOME, and no LOGAUDIT_CACHE_DIR was set) a per-user folder in the system temp dir."""
+    explicit = bool(os.environ.get("LOGAUDIT_CACHE_DIR"))
+    candidates = [cache_dir()]
+    if not explicit:
+        uid = os.getuid() if hasattr(os, "getuid") else 0
+        candidates.append(Path(tempfile.gettempdir()) / f"llm-log-audit-{uid}" / "tiktoken")
+    failures = []
+    for target in candidates:
+        try:
+            return _seed(target)
+        except OSError as e:
+            failures.append(f"`{target}` ({e.strerror or e})")
+    where = "LOGAUDIT_CACHE_DIR" if explicit else "the default cache folder and the temp folder"
+    raise DiskError(f"Cannot write the tokenizer cache: {', '.join(failures)} ({where}). "
+                    "Set LOGAUDIT_CACHE_DIR to a writable folder.")
+
+
+def _seed(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     missing = [
         (name, dest)

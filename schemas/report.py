@@ -189,6 +189,15 @@ def json_schema() -> dict[str, Any]:
             "series": {"type": "object", "description": "chart data: daily series and the latency histogram"},
             "thresholds": {"type": "object", "description": "every ReportConfig value used"},
             "not_measured": {"type": "object", "additionalProperties": {"type": "string"}},
+            "sanity": {
+                "type": "object",
+                "description": "figures no real API call can have (pipeline/report/sanity.py): warnings[] (one "
+                               "sentence each), outliers[] (reason tokens|timestamp|cost, request_id, ts, model, "
+                               "tokens, cost_usd, source file:line; the largest 10 per reason), counts (reason -> "
+                               "requests), window (the trimmed window, when timestamps were implausible; else null), "
+                               "bounds (the [report] sanity_* settings used)",
+            },
+            "window_untrimmed": {"type": "object", "description": "the raw window, present when `window` was trimmed"},
         },
     }
 

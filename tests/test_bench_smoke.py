@@ -63,7 +63,8 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 0
     steps = results["steps"]
     for key in ("ingest", "duckdb_read_json", "audit", "dataset", "report", "tokenize_memo", "tokenize_naive",
-                "minhash_bulk", "minhash_loop", "dedup_recall", "cache_sim_4x", "tasks_4x"):
+                "minhash_bulk", "minhash_loop", "dedup_recall", "cache_sim_4x", "tasks_4x", "cache_sim_local",
+                "ingest_small_files", "ingest_one_file"):
         assert steps[key]["wall_s"] > 0 and steps[key]["cpu_s"] > 0 and steps[key]["peak_tree_mb"] > 10, key
     # The generator's 300 calls all reach the store; both floors saw the same records.
     assert steps["ingest"]["extra"]["rows_written"] == 300
@@ -72,5 +73,8 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert summary["tokenize_speedup"]["same_token_total"] is True
     assert summary["minhash_speedup"]["bit_identical"] is True
     assert summary["end_to_end"]["wall_target"]["met"] is None  # targets are for the 1 M run
+    # The small-files case ingests the same records both ways (one file each, and one file).
+    assert steps["ingest_small_files"]["extra"]["rows_written"] == steps["ingest_one_file"]["extra"]["rows_written"] > 0
+    assert summary["small_files"]["value"] > 0
     assert results["machine"]["nproc"] >= 1 and len(results["machine"]["loadavg_1_5_15"]) == 3
     assert "end to end" in out and "DuckDB" in out

@@ -71,4 +71,5 @@ def test_bad_report_config_key_is_a_clear_error(small_logs: Path, tmp_path: Path
     config.write_text("[report]\nsign_one = 3\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["run", str(small_logs), "--out", str(tmp_path / "o"), "--config", str(config)])
     assert result.exit_code == 1
-    assert "Error: Unknown key(s) in [report]: sign_one" in result.output
+    # Message reworded by issue 17 (config validated up front, with a "did you mean" when one is close).
+    assert "unknown key `sign_one` in [report]" in result.output

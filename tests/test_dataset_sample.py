@@ -200,7 +200,7 @@ def test_buckets_and_worker_processes_do_not_change_the_output(ds: dict[str, Any
     work = tmp_path / "work"
     shutil.copytree(ds["workdir"], work, symlinks=True, ignore=shutil.ignore_patterns("dataset", "report"))
     manifest = build_dataset(work, DatasetConfig(rows_per_bucket=500, workers=2)).manifest
-    assert manifest["execution"] == {"buckets": 8, "workers": 2}
+    assert manifest["execution"] == {"buckets": 8, "executor": "local", "workers": 2}
     for name in ("train.jsonl", "eval.jsonl", "lineage.parquet"):
         assert (work / "dataset" / name).read_bytes() == (ds["out"] / name).read_bytes(), name
     volatile = {"created_at", "workdir", "config", "inputs", "timings_s", "execution", "dedup"}

@@ -126,3 +126,100 @@ def test_codex_rollout_without_token_counts_gives_one_row_per_call(case: Ingeste
     assert rows[0]["response_tool_calls"][0]["name"] == "shell"
     assert all(r["usage_missing"] and r["session_id"] == "0199aaaa-0000-7000-8000-000000000001" for r in rows)
     assert [r["parent_id"] for r in rows] == [None, rows[0]["request_id"], rows[1]["request_id"]]
+
+
+def _eventstream(event_type: str, payload: dict) -> bytes:
+    """One AWS event-stream message (prelude, CRCs, string headers), as Bedrock sends it."""
+    import struct
+    import zlib
+
+    headers = b""
+    for name, value in ((":event-type", event_type), (":message-type", "event"), (":content-type", "application/json")):
+        headers += bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(value)) + value.encode()
+    body = json.dumps(payload).encode()
+    total = 16 + len(headers) + len(body)
+    prelude = struct.pack(">II", total, len(headers))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + body
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def test_bedrock_invoke_agent_stream_in_a_har(tmp_path: Path) -> None:
+    import base64
+
+    def step(kind: str, model: str, tokens: tuple[int, int]) -> bytes:
+        trace = {kind: {"modelInvocationInput": {"foundationModel": model, "text": "Human: …", "type": kind}}}
+        out = {kind: {"modelInvocationOutput": {"metadata": {"usage": {"inputTokens": tokens[0], "outputTokens": tokens[1]}},
+                                                 "rawResponse": {"content": "…"}}}}
+        part = {"agentId": "AGENT1", "agentAliasId": "TSTALIASID", "sessionId": "sess-77"}
+        return _eventstream("trace", {**part, "trace": trace}) + _eventstream("trace", {**part, "trace": out})
+
+    model = "anthropic.claude-3-5-sonnet-20241022-v2:0"
+    stream = (step("preProcessingTrace", model, (1183, 42)) + step("orchestrationTrace", model, (1601, 108))
+              + _eventstream("chunk", {"bytes": base64.b64encode(b"Your refund ").decode()})
+              + _eventstream("chunk", {"bytes": base64.b64encode(b"was issued.").decode()})
+              + step("postProcessingTrace", model, (300, 20)))
+    har = {"log": {"version": "1.2", "entries": [{
+        "startedDateTime": "2026-10-05T09:00:00.000Z", "time": 5120.0, "timings": {"wait": 900.0},
+        "request": {"method": "POST", "url": "https://bedrock-agent-runtime.us-east-1.amazonaws.com/agents/AGENT1/agentAliases/"
+                    "TSTALIASID/sessions/sess-77/text", "headers": [],
+                    "postData": {"mimeType": "application/json", "text": json.dumps({"inputText": "Where is my refund?",
+                                                                                      "enableTrace": True})}},
+        "response": {"status": 200, "headers": [{"name": "x-amzn-RequestId", "value": "req-agent-1"},
+                                                {"name": "Content-Type", "value": "application/vnd.amazon.eventstream"}],
+                     "content": {"mimeType": "application/vnd.amazon.eventstream", "encoding": "base64",
+                                 "text": base64.b64encode(stream).decode()}},
+    }]}}
+    (tmp_path / "agent.har").write_text(json.dumps(har))
+    got = ingest_case(tmp_path / "agent.har", tmp_path / "out")
+    (row,) = got.rows
+    # Usage is the sum over the agent's three model invocations; the answer is the text chunks.
+    assert buckets(row) == (1183 + 1601 + 300, None, None, None, None, 42 + 108 + 20, None)
+    assert (row["model"], row["provider"], row["endpoint"], row["session_id"]) == (model, "bedrock", "invoke_agent", "sess-77")
+    assert (row["response_text"], row["messages"][0]["content"]) == ("Your refund was issued.", "Where is my refund?")
+    assert row["request_id"] == "req-agent-1" and row["latency_ms"] == 5120.0
+    assert json.loads(row["metadata_json"])["model_invocations"] == 3
+
+
+@pytest.mark.parametrize("chunk_chars", [7, 64, 1000, 1 << 23])
+def test_concatenated_json_reads_the_same_whatever_the_chunk_size(chunk_chars: int) -> None:
+    import io
+
+    from pipeline.ingest import file_kinds
+    from pipeline.ingest.reader import RawRecord
+
+    data = (CASES / "exports_edge" / "otel_console_dump.log").read_bytes() + b'\n[1, 2.5e3]\n{"n": 12345678901234567890}'
+    got = [(r.line, r.error is not None, r.value if not isinstance(r.value, dict) else r.value.get("name", sorted(r.value)[0]))
+           for r in file_kinds.read_concatenated(io.BytesIO(data), RawRecord, chunk_chars=chunk_chars)]
+    assert got == [(1, False, "POST"), (30, False, "chat gpt-4o-mini"), (67, True, None), (71, False, "openai.chat"),
+                   (104, False, "resource_metrics"), (119, False, 1), (119, False, 2500.0), (120, False, "n")]
+
+
+def test_compressed_captures_read_like_plain_ones(tmp_path: Path) -> None:
+    import gzip
+
+    import zstandard
+
+    plain = {"sse.txt": CASES / "exports" / "sse" / "anthropic_stream.txt",
+             "cassette.yaml": CASES / "exports" / "vcr" / "test_anthropic_with_raw_response_test_messages_with_raw_response_sync.yaml",
+             "spans.log": CASES / "exports_edge" / "otel_console_dump.log"}
+    (tmp_path / "gz").mkdir()
+    for name, src in plain.items():
+        data = src.read_bytes()
+        packed = gzip.compress(data) if name != "spans.log" else zstandard.ZstdCompressor().compress(data)
+        (tmp_path / "gz" / (name + (".gz" if name != "spans.log" else ".zst"))).write_bytes(packed)
+    got = ingest_case(tmp_path / "gz", tmp_path / "out")
+    assert sorted((r["request_id"], buckets(r)) for r in got.rows) == sorted(
+        (r["request_id"], buckets(r)) for name in plain for r in ingest_case(plain[name], tmp_path / name).rows)
+    assert len(got.rows) == 1 + 2 + 2
+
+
+def test_curl_include_capture_with_headers_before_the_stream(tmp_path: Path) -> None:
+    body = (CASES / "exports" / "sse" / "openai_stream.txt").read_bytes()
+    headers = b"HTTP/2 200 \r\ncontent-type: text/event-stream; charset=utf-8\r\nx-request-id: req_1\r\n\r\n"
+    (tmp_path / "curl-i.txt").write_bytes(headers + body)
+    got = ingest_case(tmp_path / "curl-i.txt", tmp_path / "out")
+    plain = ingest_case(CASES / "exports" / "sse" / "openai_stream.txt", tmp_path / "plain")
+    (row,) = got.rows
+    assert buckets(row) == buckets(plain.rows[0]) == (10, 0, None, None, None, 5, 0)
+    f = got.manifest["files"][0]
+    assert (f["blank"], f["rejected"], row["source_line"]) == (2, 0, 5)  # header block and [DONE] are blanks

@@ -7,6 +7,7 @@ including partial ones (prompts not stored, a failed call), and read back from t
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -93,6 +94,18 @@ def plant_first_week(conn: psycopg.Connection) -> None:
     insert(conn, request_id="c3-no-prompts", call_type="acompletion", spend=0.0005, prompt_tokens=800, completion_tokens=20,
            total_tokens=820, startTime=at("11:00"), endTime=at("11:00"), model="gpt-4.1-mini", custom_llm_provider="openai",
            status="success")
+    # As LiteLLM's writer stores bodies: `json.dumps`ed strings inside the jsonb columns, and the
+    # request body only in metadata.proxy_server_request (a string as well), the column left `{}`.
+    insert(conn, request_id="chatcmpl-g7", call_type="acompletion", spend=0.0009, prompt_tokens=1500, completion_tokens=12,
+           total_tokens=1512, startTime=at("10:30"), endTime=at("10:30"), model="gpt-4.1-mini", custom_llm_provider="openai",
+           status="success",
+           metadata={**usage(1500, 12, read=1024), "proxy_server_request": json.dumps(
+               {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Track order 7"}],
+                "tools": [{"type": "function", "function": {"name": "track", "parameters": {"type": "object"}}}]})},
+           messages=json.dumps([{"role": "user", "content": "Track order 7"}]),
+           response=json.dumps({"id": "chatcmpl-g7", "object": "chat.completion", "created": 1791196200, "model": "gpt-4.1-mini",
+                                "choices": [{"index": 0, "message": {"role": "assistant", "content": "In transit."},
+                                             "finish_reason": "stop"}]}))
     # A failed call: LiteLLM records the provider's status and error class in metadata.
     insert(conn, request_id="d4-failed", call_type="acompletion", startTime=at("11:30"), endTime=at("11:30"),
            model="gpt-4.1-mini", custom_llm_provider="openai", status="failure",
@@ -106,7 +119,7 @@ def test_reads_the_table_then_only_new_rows(server: PgServer, db: tuple[str, psy
     url = server.url(name)
     first = ingest([url], tmp_path, progress=False)
     assert_reconciles(first.manifest)
-    assert first.totals["lines_read"] == 4 and first.totals["rows_written"] == 4
+    assert first.totals["lines_read"] == 5 and first.totals["rows_written"] == 5
     rows = {r["request_id"]: r for r in read_rows(tmp_path)}
     # (uncached, cache read, 5m, 1h, write unspecified, output, reasoning): prompt_tokens are inclusive.
     assert buckets(rows["chatcmpl-a1"]) == (12480 - 11904, 11904, None, None, 0, 210, None)
@@ -118,15 +131,18 @@ def test_reads_the_table_then_only_new_rows(server: PgServer, db: tuple[str, psy
     assert a1["ts"] == datetime(2026, 10, 5, 9, 0, tzinfo=UTC) and a1["cost_reported_usd"] == pytest.approx(0.004127)
     assert rows["chatcmpl-b2"]["system_text"] == "Classify the ticket." and rows["chatcmpl-b2"]["response_text"] == "billing"
     assert rows["c3-no-prompts"]["messages"] in (None, []) and rows["c3-no-prompts"]["usage_missing"] is False
+    g7 = rows["chatcmpl-g7"]  # bodies stored as JSON strings are decoded, tools from metadata's request body
+    assert (g7["messages"][-1]["content"], g7["response_text"]) == ("Track order 7", "In transit.")
+    assert json.loads(g7["tools_json"])[0]["name"] == "track" and buckets(g7) == (1500 - 1024, 1024, None, None, 0, 12, None)
     failed = rows["d4-failed"]
     assert (failed["finish_reason"], failed["error_type"], failed["status_code"]) == ("error", "RateLimitError", 429)
     label = f"postgresql://{server.socket_dir.replace('/', '%2F')}:5433/{name}/LiteLLM_SpendLogs"
     assert first.manifest["inputs"] == [label] and {r["source_file"] for r in rows.values()} == {label}
     assert read_state(tmp_path)["sources"][label]["watermark"] == "2026-10-05T11:30:00+00:00"
 
-    # Nothing new: only the overlap hour before the watermark (11:00 and 11:30) is read again, as duplicates.
+    # Nothing new: only the overlap hour before the watermark (10:30, 11:00, 11:30) is read again, as duplicates.
     second = ingest([url], tmp_path, progress=False)
-    assert (second.totals["lines_read"], second.totals["rows_written"], second.totals["rows_duplicate"]) == (2, 0, 2)
+    assert (second.totals["lines_read"], second.totals["rows_written"], second.totals["rows_duplicate"]) == (3, 0, 3)
 
     # A new row, and a late one LiteLLM committed after the watermark row although it started before it.
     insert(conn, request_id="e5-new", call_type="acompletion", spend=0.001, prompt_tokens=100, completion_tokens=5,
@@ -135,9 +151,9 @@ def test_reads_the_table_then_only_new_rows(server: PgServer, db: tuple[str, psy
            total_tokens=94, startTime=at("11:10"), endTime=at("11:10"), model="gpt-4.1-mini", status="success")
     third = ingest([url], tmp_path, progress=False)
     assert_reconciles(third.manifest)
-    assert (third.totals["lines_read"], third.totals["rows_written"], third.totals["rows_duplicate"]) == (4, 2, 2)
+    assert (third.totals["lines_read"], third.totals["rows_written"], third.totals["rows_duplicate"]) == (5, 2, 3)
     rows = {r["request_id"]: r for r in read_rows(tmp_path)}
-    assert sorted(rows) == ["c3-no-prompts", "chatcmpl-a1", "chatcmpl-b2", "d4-failed", "e5-new", "f6-late"]
+    assert sorted(rows) == ["c3-no-prompts", "chatcmpl-a1", "chatcmpl-b2", "chatcmpl-g7", "d4-failed", "e5-new", "f6-late"]
     assert buckets(rows["f6-late"])[0::5] == (90, 4)
     assert read_state(tmp_path)["sources"][label]["watermark"] == "2026-10-05T12:00:00+00:00"
 
@@ -171,7 +187,7 @@ def test_credentials_never_reach_any_output(server: PgServer, db: tuple[str, psy
     plant_first_week(conn)
     result = CliRunner().invoke(cli, ["ingest", server.url(name), "--out", str(tmp_path / "out")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "rows:    4 written" in result.output
+    assert "rows:    5 written" in result.output
     assert PASSWORD not in result.output and USER not in result.output
     written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert any(p.name == "state.json" for p in written) and any(p.suffix == ".parquet" for p in written)
@@ -192,7 +208,7 @@ def test_credentials_from_the_pg_environment(server: PgServer, db: tuple[str, ps
                        "PGDATABASE": name}.items():
         monkeypatch.setenv(key, value)
     result = ingest(["postgresql://"], tmp_path, progress=False)
-    assert result.totals["rows_written"] == 4
+    assert result.totals["rows_written"] == 5
     assert result.manifest["inputs"] == [f"postgresql://{server.socket_dir.replace('/', '%2F')}:5433/{name}/LiteLLM_SpendLogs"]
 
 

@@ -228,3 +228,19 @@ def test_summarize_rounding_keys_and_limits() -> None:
 @pytest.mark.parametrize(("days", "rate"), [(1.0, 30.44), (0.5, 60.88), (0.0, 0.0)])
 def test_monthly_for_short_windows(days: float, rate: float) -> None:
     assert round(cost.monthly(1.0, days), 2) == rate
+
+
+def test_versions_are_half_open_utc_intervals(tmp_path: Path) -> None:
+    """Three versions of one key: [1970, v2), [v2, v3), [v3, open); the first reaches back to 1970 so
+    that older logs are priced."""
+    p = tmp_path / "prices.toml"
+    entries = "".join(f'[[models]]\nkey = "k"\nmatch = ["k"]\ninput = {i}\noutput = 1\ncache_rules = "none"\n'
+                      f'effective_from = "{day}"\n' for i, day in enumerate(["2026-01-01", "2026-03-01", "2026-06-15"]))
+    p.write_text('version = "t"\n[cache_rules.none]\nkind = "none"\n' + entries, encoding="utf-8")
+    got = [(m.input, start, end) for m, start, end in load_prices(p).versions()]
+    assert got == [
+        (0.0, datetime(1970, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)),
+        (1.0, datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 6, 15, tzinfo=UTC)),
+        (2.0, datetime(2026, 6, 15, tzinfo=UTC), None),
+    ]
+    assert all(s.tzinfo is UTC and (e is None or e.tzinfo is UTC) for _, s, e in got)

@@ -162,3 +162,32 @@ def test_vocabulary_gate_keeps_repeated_word_edits() -> None:
     edited = WORDS[:30] + WORDS[:20] + WORDS[300:310]
     expected = round(2 * 50 / 120, 4)
     assert edit_similarity(text(reply), text(edited)) == expected
+
+
+def test_configured_edit_cut_offs_reach_the_comparison() -> None:
+    from audit.signals import _similarity
+
+    reply, edited = text(WORDS[:100]), text(WORDS[:70] + WORDS[200:230])  # ratio 0.70
+    assert _similarity(reply, edited, SignalsConfig()) == 0.7
+    assert _similarity(reply, edited, SignalsConfig(edit_min_similarity=0.71)) is None
+    assert _similarity(text(WORDS[:9]), text([*WORDS[:8], "x"]), SignalsConfig(edit_min_words=10)) is None
+    long_reply, long_edit = text(WORDS[:40]), text(WORDS[:30] + WORDS[300:310])
+    assert _similarity(long_reply, long_edit, SignalsConfig(edit_max_words=30)) is None  # differs past 30
+    assert _similarity(long_reply, long_edit, SignalsConfig()) == 0.75
+
+
+@pytest.mark.parametrize(("feedback", "metadata", "expected"), [
+    ("not json", '{"correction": "fixed"}', (True, "fixed")),  # a bad blob does not hide the next
+    ("[1, 2]", None, (False, None)),
+    ('{"a": {"b": {"correction": "deep"}}}', None, (True, "deep")),  # two levels down
+    ('{"a": {"b": {"c": {"correction": "too deep"}}}}', None, (False, None)),  # three is too deep
+    ('{"correction": {"value": "by value"}}', None, (True, "by value")),
+    ('{"correction": {"text": "by text", "value": "v"}}', None, (True, "by text")),
+    ('{"edited": {}}', None, (True, None)),
+    ('{"edited": "  "}', None, (False, None)),
+])
+def test_explicit_edit_field_shapes(feedback: str | None, metadata: str | None,
+                                    expected: tuple[bool, str | None]) -> None:
+    from audit.signals import explicit_edit
+
+    assert explicit_edit(feedback, metadata) == expected

@@ -1,5 +1,5 @@
 -- name: cache_request_count
 -- params: -
--- description: How many requests the per-request preparation will read (the progress bar's total).
+-- description: How many requests the dynamic-span and prepare passes read (their number of tasks).
 SELECT count(*) AS requests
 FROM requests

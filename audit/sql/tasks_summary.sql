@@ -28,7 +28,7 @@ WITH l AS (
     LEFT JOIN costs c USING (request_id)
 ),
 totals AS (
-    SELECT count(*) AS requests, sum(input_tokens + output_tokens) AS tokens, sum(cost_usd) AS spend
+    SELECT count(*) AS requests, sum(input_tokens + output_tokens) AS tokens, sum(cost_usd ORDER BY request_id) AS spend
     FROM l
 ),
 keysets AS (
@@ -52,7 +52,7 @@ per_type AS (
         count(*) AS requests,
         sum(input_tokens) AS input_tokens,
         sum(output_tokens) AS output_tokens,
-        sum(cost_usd) AS spend_usd,
+        sum(cost_usd ORDER BY request_id) AS spend_usd,
         count(DISTINCT tools_fp) AS tool_sets,
         quantile_cont(input_tokens, 0.5) AS input_tokens_p50,
         quantile_cont(input_tokens, 0.9) AS input_tokens_p90,
@@ -61,9 +61,9 @@ per_type AS (
         avg(output_tokens) FILTER (WHERE answered) AS output_tokens_mean,
         avg(CAST(answer_is_json AS INTEGER)) FILTER (WHERE answered AND has_text) AS json_output_rate,
         avg(CAST(is_tool_call AS INTEGER)) FILTER (WHERE answered) AS tool_call_rate,
-        stddev_pop(output_tokens) FILTER (WHERE answered)
+        stddev_pop(output_tokens ORDER BY request_id) FILTER (WHERE answered)
             / nullif(avg(output_tokens) FILTER (WHERE answered), 0) AS output_length_cv,
-        avg(template_share) AS template_share,
+        avg(template_share ORDER BY request_id) AS template_share,
         sum(CAST(regenerated AS INTEGER)) / nullif(sum(CAST(answered AS INTEGER)), 0) AS regeneration_rate,
         avg(CAST(is_retry AS INTEGER)) AS retry_rate,
         sum(CAST(edited AS INTEGER)) / nullif(sum(CAST(answered AS INTEGER)), 0) AS edit_rate,

@@ -12,7 +12,7 @@ size of one bucket, not of the store.
 
 Its outputs, one file of each per bucket:
   - `examples/bucket-NNNNN.parquet` (`EXAMPLE_SCHEMA`): one row per example;
-  - `requests/bucket-NNNNN.parquet` (`REQUEST_SCHEMA`): one row per request, with the filter that
+  - `requests/bucket-NNNNN.parquet` (`BUCKET_REQUEST_SCHEMA`): one row per request, with the filter that
     dropped it or the examples it is part of.
 """
 
@@ -79,7 +79,8 @@ EXAMPLE_SCHEMA = pa.schema([
     ("record_bytes", pa.int64()),  # its UTF-8 length with the newline: file offsets need no sort
 ])
 
-REQUEST_SCHEMA = pa.schema([
+# Per-request outcome rows of one bucket (an intermediate of this stage, not the store's REQUEST_SCHEMA).
+BUCKET_REQUEST_SCHEMA = pa.schema([
     ("request_id", pa.string()),
     ("ts", pa.timestamp("us", tz="UTC")),
     ("task_type", pa.string()),
@@ -367,7 +368,7 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     (out_dir / "examples").mkdir(parents=True, exist_ok=True)
     (out_dir / "requests").mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(example_rows, schema=schema), out_dir / "examples" / name, compression="zstd")
-    req_schema = REQUEST_SCHEMA.set(REQUEST_SCHEMA.get_field_index("ts"), pa.field("ts", ts_type))
+    req_schema = BUCKET_REQUEST_SCHEMA.set(BUCKET_REQUEST_SCHEMA.get_field_index("ts"), pa.field("ts", ts_type))
     pq.write_table(pa.table(request_rows, schema=req_schema), out_dir / "requests" / name, compression="zstd")
     del example_rows, request_rows
     pa.default_memory_pool().release_unused()

@@ -25,16 +25,13 @@ import dataclasses
 import hashlib
 import json
 import math
-import multiprocessing
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -55,11 +52,14 @@ from pipeline.dataset.bucket import (
 from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS, REJECTED_TURN
 from pipeline.dataset.targets import FORMATS
 from pipeline.errors import DatasetError
+from pipeline.executor import Executor, LocalExecutor
 from pipeline.money import Money
 from pipeline.progress import StageProgress, stage_progress
 from pipeline.tokens import encoding_name_for, is_approximate
+from pipeline.workdir import versions
+from pipeline.workdir.lock import holds_writer_lock
 from pipeline.workdir.paths import workdir_paths
-from pipeline.workdir.store import connect_store, current_version, requests_glob
+from pipeline.workdir.store import connect_store, current_version, requests_dir, requests_glob, store_identity
 
 PII_MODES = ("redact", "drop", "keep")
 LABEL_COLUMNS = ("request_id", "task_type", "regenerated", "edited", "feedback_rating", "clean_example", "is_retry")
@@ -67,7 +67,6 @@ LABEL_COLUMNS = ("request_id", "task_type", "regenerated", "edited", "feedback_r
 # always has the label columns it selects.
 EMPTY_LABELS = pa.schema([("request_id", pa.string()), ("task_type", pa.string()), ("regenerated", pa.bool_()),
                           ("edited", pa.bool_()), ("feedback_rating", pa.float64())]).empty_table()
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ class DatasetConfig:
     # a bucket's memory is about 30 KB per request, so this bounds a worker's memory. Outputs do
     # not depend on it, nor on `workers`.
     rows_per_bucket: int = 2_000
-    workers: int = 2  # processes for the per-bucket step (1 = in this process)
+    workers: int = 2  # processes for the per-bucket step when called alone (1 = in this process); `run` uses [run] workers
     memory_limit: str = "512MB"  # DuckDB's limit for the partition and global steps (spills beyond)
     dedup: dd.DedupConfig = field(default_factory=dd.DedupConfig)
     money: Money = field(default_factory=Money)  # the reporting currency, from [report] (pipeline/money.py)
@@ -148,47 +147,54 @@ class DatasetResult:
         return "\n".join(lines)
 
 
-def build_dataset(workdir: Path, config: DatasetConfig | dict[str, Any] | None = None) -> DatasetResult:
+@holds_writer_lock
+def build_dataset(workdir: Path, config: DatasetConfig | dict[str, Any] | None = None,
+                  executor: Executor | None = None) -> DatasetResult:
     """Filter, redact, deduplicate and split the store into `WORKDIR/dataset/`.
 
     `config` is a `DatasetConfig` or the parsed TOML settings (its `[dataset]` section is read).
 
-    With more than one bucket and `workers` > 1 the buckets run in spawned worker processes: a
-    script calling this needs the usual `if __name__ == "__main__":` guard (or `workers = 1`).
-    Intermediate files live in `WORKDIR/.dataset.work-<pid>/` and are removed at the end.
+    The per-bucket passes are tasks on `executor` (default: a local pool of `workers` processes).
+    Spawned worker processes need the usual `if __name__ == "__main__":` guard in a script calling
+    this (or `workers = 1`). Intermediate files live in `WORKDIR/.stages/dataset/tmp-work-<run>/`
+    and are removed at the end (or by the next run, when this one is killed); on a multi-machine
+    Ray cluster WORKDIR must be reachable by every node. The output is a new version switched in whole.
     """
     cfg = DatasetConfig.from_toml(config) if isinstance(config, dict) else (config or DatasetConfig())
     _check_config(cfg)
     workdir = Path(workdir)
     timings: dict[str, float] = {}
-    out_dir = workdir_paths(workdir).dataset_dir
-    tmp_dir = workdir / f".dataset.tmp-{os.getpid()}"
-    work = workdir / f".dataset.work-{os.getpid()}"
-    for d in (tmp_dir, work):
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir(parents=True)
+    out_dir = workdir / "dataset"  # the view of the version committed below
+    _remove_legacy_leftovers(workdir)
+    audit_version = versions.read_pointer(versions.stage_root(workdir, "audit"))
+    inputs = {"audit": audit_version.name} if audit_version is not None else {}
+    own = executor is None
+    pool = LocalExecutor(cfg.workers) if executor is None else executor
     try:
-        manifest = _build(workdir, cfg, work, tmp_dir, timings)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
+        with versions.building(workdir, "dataset", store=store_identity(workdir), inputs=inputs) as tmp_dir:
+            work = versions.work_folder(workdir, "dataset")
+            try:
+                manifest = _build(workdir, cfg, work, tmp_dir, timings, pool)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    _swap_in(tmp_dir, out_dir)
+        if own:
+            pool.close()
     return DatasetResult(out_dir, manifest)
 
 
-def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings: dict[str, float]) -> dict[str, Any]:
+def _build(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings: dict[str, float],
+           executor: Executor) -> dict[str, Any]:
     # One bar: a step per bucket (the long, parallel part) plus the global steps, so the ETA covers both.
     with stage_progress("dataset", total=None, unit="step") as bar:
-        return _build_steps(workdir, cfg, work, tmp_dir, timings, bar)
+        return _build_steps(workdir, cfg, work, tmp_dir, timings, bar, executor)
 
 
 GLOBAL_STEPS = 4  # dedup, split, write + verify, lineage + manifest
 
 
 def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, timings: dict[str, float],
-                 bar: StageProgress) -> dict[str, Any]:
+                 bar: StageProgress, executor: Executor) -> dict[str, Any]:
     t = time.perf_counter()
     bar.note("partition")
     labels_info = _labels_info(workdir)
@@ -205,17 +211,19 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
     if cfg.pii == "drop" and "pii" not in active:
         active = (*active, "pii")
     folders = [bucket_files(work / "rows" / f"bucket={b}") for b in buckets]
-    with _executor(cfg.workers, len(buckets)) as pool:
-        stats = _map(pool, json_stats, [(files,) for files in folders])
-        params = BucketParams(
-            format=cfg.format, pii=cfg.pii, active_filters=active, max_example_tokens=cfg.max_example_tokens,
-            refusal_prefix_chars=cfg.refusal_prefix_chars, json_task_types=json_task_types(stats, cfg.json_task_min_share),
-            encoding=encoding, dedup=cfg.dedup, seed=cfg.seed,
-        )
-        summaries = []
-        for summary in _imap(pool, build_bucket, [(files, b, work, params) for files, b in zip(folders, buckets, strict=True)]):
-            summaries.append(summary)
-            bar.advance()
+    # The dataset's own bar counts buckets and global steps: no second bar from the executor.
+    stats = list(executor.map(_json_stats_task, folders, label="dataset.json_stats", total=len(folders),
+                              show_progress=False))
+    params = BucketParams(
+        format=cfg.format, pii=cfg.pii, active_filters=active, max_example_tokens=cfg.max_example_tokens,
+        refusal_prefix_chars=cfg.refusal_prefix_chars, json_task_types=json_task_types(stats, cfg.json_task_min_share),
+        encoding=encoding, dedup=cfg.dedup, seed=cfg.seed,
+    )
+    summaries = []
+    for summary in executor.map(_bucket_task, list(zip(folders, buckets, strict=True)), shared=(work, params),
+                                label="dataset.buckets", total=len(buckets), show_progress=False):
+        summaries.append(summary)
+        bar.advance()
     shutil.rmtree(work / "rows", ignore_errors=True)
     timings["buckets"] = time.perf_counter() - t
 
@@ -254,7 +262,8 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
         assemble.write_lineage(con, inputs, tmp_dir / "lineage.parquet")
         manifest = _manifest(con, workdir, cfg, active, labels_info, dedup, split_stats, files, validation, leakage,
                              summaries, encoding)
-        manifest["execution"] = {"buckets": len(buckets), "workers": min(cfg.workers, len(buckets))}
+        manifest["execution"] = {"buckets": len(buckets), "executor": executor.name,
+                                 "workers": min(executor.workers, len(buckets))}
         timings["lineage_manifest"] = time.perf_counter() - t
         bar.advance()
     finally:
@@ -331,31 +340,14 @@ def _count(con: Any, sql: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-class _InProcess(Executor):
-    """Runs jobs in this process (one bucket, or `workers = 1`): no worker start-up cost."""
-
-    def map(self, fn: Callable[..., T], *iterables: Any, timeout: float | None = None,  # type: ignore[override]
-            chunksize: int = 1) -> Any:
-        return map(fn, *iterables)
+def _json_stats_task(_shared: None, files: Sequence[Path]) -> dict[str, tuple[int, int]]:
+    return json_stats(files)
 
 
-def _executor(workers: int, jobs: int) -> Executor:
-    if workers <= 1 or jobs <= 1:
-        return _InProcess()
-    # spawn, not fork: the parent holds DuckDB threads, and a forked copy of them can deadlock.
-    return ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=multiprocessing.get_context("spawn"))
-
-
-def _map(pool: Executor, fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]]) -> list[T]:
-    return list(_imap(pool, fn, jobs))
-
-
-def _imap(pool: Executor, fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]]) -> Iterator[T]:
-    """Results in job order, each as soon as it (and those before it) finished: for progress."""
-    return iter(pool.map(fn, *zip(*jobs, strict=True))) if jobs else iter(())
-
-
-# --- manifest and card -----------------------------------------------------------------------------
+def _bucket_task(shared: tuple[Path, BucketParams], job: tuple[Sequence[Path], int]) -> BucketSummary:
+    work, params = shared
+    files, bucket = job
+    return build_bucket(files, bucket, work, params)
 
 
 # --- manifest and card -----------------------------------------------------------------------------
@@ -370,7 +362,7 @@ def _sha256(path: Path) -> str:
 
 
 def _store_fingerprint(workdir: Path) -> dict[str, Any]:
-    files = sorted(Path(p) for p in Path(workdir).glob("requests/*/*.parquet"))
+    files = sorted(requests_dir(workdir).glob("*/*.parquet"))
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}\n".encode())
@@ -647,10 +639,8 @@ def _card(m: dict[str, Any]) -> str:
     )
 
 
-def _swap_in(tmp_dir: Path, out_dir: Path) -> None:
-    """Replace `out_dir` with `tmp_dir` so readers never see half a dataset."""
-    old = out_dir.with_name(f".dataset.old-{os.getpid()}")
-    if out_dir.exists():
-        os.replace(out_dir, old)
-    os.replace(tmp_dir, out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+def _remove_legacy_leftovers(workdir: Path) -> None:
+    """Temporary folders that runs before versioned outputs left when killed (`.dataset.tmp-PID`)."""
+    for p in [*workdir.glob(".dataset.tmp-*"), *workdir.glob(".dataset.work-*"), *workdir.glob(".dataset.old-*")]:
+        if not versions.run_alive(p.name.rsplit("-", 1)[-1]):
+            shutil.rmtree(p, ignore_errors=True)

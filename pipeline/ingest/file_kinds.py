@@ -5,7 +5,8 @@
 * inspect_ai `.eval` logs (a zip: `header.json` + `samples/<id>_epoch_<n>.json`): one record per
   sample, shaped like a `.json` eval log holding that one sample, so the eval-log format reads it.
 * Raw server-sent-event captures (`event:` / `data:` lines as sent on the wire, e.g. a saved
-  `curl -N`): one record per event, numbered by the line its block starts on; `[DONE]` is a blank.
+  `curl -N`, also with `-i`'s status line and headers first): one record per event, numbered by the
+  line its block starts on; `[DONE]`, comments and the header block are blanks.
 * Concatenated JSON values (OpenTelemetry's ConsoleSpanExporter: pretty-printed objects one after
   another; a pretty-printed JSON array in a `.txt`): one record per value (array elements each).
 
@@ -16,6 +17,7 @@ saved as `.log` reads right; a file whose first line is a complete JSON value st
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import zipfile
@@ -42,6 +44,8 @@ YAML_SUFFIXES = (".yaml", ".yml")
 ZIP_SUFFIXES = (".eval",)
 EXTRA_SUFFIXES = (*YAML_SUFFIXES, *ZIP_SUFFIXES, ".sse")
 SNIFF_BYTES = 1 << 16
+MAX_VALUE_CHARS = 1 << 28  # one dumped value this long is treated as broken, not read on forever
+_TAIL = 64  # a parse error this close to the end of the text read so far may just be the chunk boundary
 _SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:")
 _SAMPLE_NAME = re.compile(r"samples/(.+)_epoch_(\d+)\.json$")
 
@@ -59,6 +63,10 @@ def sniff(head: bytes) -> str | None:
     line = _first_line(head)
     if not line:
         return None
+    if re.match(rb"HTTP/[0-9.]+ \d{3}", line):
+        # `curl -i -N` keeps the status line and headers: the stream starts after the first blank line.
+        body = re.split(rb"\r?\n\r?\n", head.removeprefix(b"\xef\xbb\xbf"), maxsplit=1)
+        return "sse" if len(body) == 2 and _first_line(body[1]).startswith(_SSE_FIELDS) else None
     if line.startswith(_SSE_FIELDS) or (line.startswith(b":") and not line.startswith(b":{")):
         return "sse"
     # A pretty-printed value opens a bracket at the end of its first line; a JSON Lines file whose
@@ -170,31 +178,49 @@ def _sse_record(line: int, data: list[str], event: str | None, make: MakeRecord)
     return make(line, value=value, snippet=snippet)
 
 
-def read_concatenated(stream: IO[bytes], make: MakeRecord) -> Iterator[Any]:
-    """JSON values one after another, each numbered by the line it starts on.
+def read_concatenated(stream: IO[bytes], make: MakeRecord, chunk_chars: int = 1 << 23) -> Iterator[Any]:
+    """JSON values one after another, each numbered by the line it starts on, read in bounded chunks.
 
     A value that does not parse is rejected from its line to the next line starting with `{` or
     `[` at column 0, where reading resumes (one bad span does not lose the rest of the dump).
     """
-    text = stream.read().decode("utf-8", "replace").removeprefix("\ufeff")
+    reader = io.TextIOWrapper(stream, encoding="utf-8", errors="replace")
     decoder = json.JSONDecoder()
-    pos, line = 0, 1
-    size = len(text)
+    text, pos, line, eof = "", 0, 1, False
+
+    def more() -> bool:
+        nonlocal text, pos, eof
+        chunk = reader.read(chunk_chars)
+        if not chunk:
+            eof = True
+            return False
+        text = text[pos:] + chunk.removeprefix("\ufeff") if not text else text[pos:] + chunk
+        pos = 0
+        return True
+
+    more()
     while True:
         skipped = _skip_space(text, pos)
         line += text.count("\n", pos, skipped)
         pos = skipped
-        if pos >= size:
+        if pos >= len(text) and not more():
             return
+        if pos >= len(text):
+            continue
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
+            # Cut by the chunk boundary (not by bad bytes): read on, unless the value is absurdly long.
+            if not eof and e.pos >= len(text) - 1 - _TAIL and len(text) - pos < MAX_VALUE_CHARS and more():
+                continue
             resume = _next_value_start(text, pos)
             yield make(line, error=("invalid_json", f"{e.msg} (line {line + text.count(chr(10), pos, e.pos)})"),
                        snippet=text[pos : pos + 300])
             line += text.count("\n", pos, resume)
             pos = resume
             continue
+        if end >= len(text) and not eof and more():
+            continue  # a number or literal may go on in the next chunk: parse again with more text
         if isinstance(value, list):
             for item in value:
                 yield make(line, value=item, snippet=_snippet(item))

@@ -28,6 +28,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+import orjson
+
 from pipeline.errors import IngestError
 from pipeline.sql import SqlDir
 
@@ -138,12 +140,14 @@ def read_rows(source: DatabaseSource, since: datetime | None, progress: ReadProg
                     f"No table `{source.table}` in `{source.label}`: is this LiteLLM's database? "
                     "Name another table with `?table=` (and `&schema=`)."
                 ) from None
-            columns = None
+            columns: list[str] = []
+            at = -1
             for values in cur:
-                if columns is None:
+                if not columns:
                     columns = [c.name for c in cur.description or []]
-                record = {c: _json_ready(v) for c, v in zip(columns, values, strict=True)}
-                start = _utc(dict(zip(columns, values, strict=True)).get("startTime"))
+                    at = columns.index("startTime")
+                record = litellm_record({c: _json_ready(v) for c, v in zip(columns, values, strict=True)})
+                start = _utc(values[at])
                 if start is not None and (progress.watermark is None or start > progress.watermark):
                     progress.watermark = start
                 progress.rows += 1
@@ -155,6 +159,34 @@ def read_rows(source: DatabaseSource, since: datetime | None, progress: ReadProg
         raise IngestError(f"Reading `{source.label}` failed: {_scrub(str(e), source)}") from None
     finally:
         conn.close()
+
+
+_JSON_COLUMNS = ("metadata", "messages", "response", "proxy_server_request", "request_tags")
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def litellm_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A spend-log row as LiteLLM meant it. Its writer `json.dumps` the bodies before storing them,
+    so a jsonb column often holds a JSON *string* (`"[{\"role\": …}]"`) rather than the array;
+    newer proxies put the request body into `metadata.proxy_server_request` (a string too) and leave
+    the column `{}`. Both are decoded here, so prompts stored by LiteLLM are never lost."""
+    for column in _JSON_COLUMNS:
+        if column in row:
+            row[column] = _maybe_json(row[column])
+    meta = row.get("metadata")
+    if isinstance(meta, dict) and "proxy_server_request" in meta:
+        meta["proxy_server_request"] = inner = _maybe_json(meta["proxy_server_request"])
+        if isinstance(inner, dict) and inner and not row.get("proxy_server_request"):
+            row["proxy_server_request"] = inner
+    return row
 
 
 def _utc(value: Any) -> datetime | None:

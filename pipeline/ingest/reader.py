@@ -7,6 +7,7 @@ so the ingest can account for each: decoded, blank, or undecodable with a reason
 
 from __future__ import annotations
 
+import codecs
 import csv
 import fnmatch
 import glob
@@ -27,6 +28,9 @@ from pipeline.ingest import file_kinds
 IGNORE_FILE = ".logauditignore"
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".har", ".txt", ".log", *file_kinds.EXTRA_SUFFIXES)
 COMPRESSED_SUFFIXES = (".gz", ".zst")
+# Records longer than this are quarantined unread (`record_too_large`): far above any real API call
+# (a 1M-token prompt is ~4 MB of JSON), and it bounds the memory one line can take.
+MAX_RECORD_BYTES = 64 << 20
 SNIPPET_CHARS = 300
 
 csv.field_size_limit(1 << 30)
@@ -83,6 +87,8 @@ def discover(paths: list[str]) -> tuple[list[Path], list[SkippedPath]]:
         for p in candidates:
             if p.is_dir():
                 _walk(p, found, skipped)
+            elif p.exists() and not p.is_file():
+                skipped.append(SkippedPath(str(p), _special_kind(p)))
             elif p.exists():
                 found[str(p)] = p  # an explicitly named file is always read
             else:
@@ -99,10 +105,19 @@ def _walk(root: Path, found: dict[str, Path], skipped: list[SkippedPath]) -> Non
             p = folder / name
             if name.startswith(".") or _match(name, patterns):
                 continue
-            if is_data_file(p):
+            if not p.is_file():  # a FIFO would block the read forever; sockets and devices are not logs
+                skipped.append(SkippedPath(str(p), _special_kind(p)))
+            elif is_data_file(p):
                 found[str(p)] = p
             else:
                 skipped.append(SkippedPath(str(p), "not_a_log_file_extension"))
+
+
+def _special_kind(p: Path) -> str:
+    """Why a path that exists is not read: it is not a regular file."""
+    kind = ("fifo" if p.is_fifo() else "socket" if p.is_socket() else
+            "device" if p.is_block_device() or p.is_char_device() else "broken_link" if p.is_symlink() else "special")
+    return f"not_a_regular_file ({kind})"
 
 
 def _match(name: str, patterns: list[str]) -> bool:
@@ -126,16 +141,106 @@ class _CountingReader(io.RawIOBase):
         return n or 0
 
 
+class _Decoded(io.RawIOBase):
+    """A raw stream serving bytes that `_refill` produces block by block (b"" at the end)."""
+
+    def __init__(self) -> None:
+        self._out = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _refill(self) -> bytes | None:
+        """The next decoded block; None at the end of the input."""
+        raise NotImplementedError
+
+    def readinto(self, b: Any) -> int:
+        while self._pos >= len(self._out):
+            block = self._refill()
+            if block is None:
+                return 0
+            self._out, self._pos = block, 0
+        n = min(len(b), len(self._out) - self._pos)
+        b[:n] = self._out[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+class _ZstdReader(_Decoded):
+    """Decompresses a zstd stream of one or more frames, and fails at the end of input when the
+    last frame is incomplete (zstandard's stream_reader reports a silent EOF there, so a file cut
+    off mid-stream looked complete)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._in_frame = False
+
+    def _refill(self) -> bytes | None:
+        chunk = self._raw.read(1 << 20)
+        if not chunk:
+            if self._in_frame:
+                raise zstandard.ZstdError("truncated zstd stream: the input ends inside a frame")
+            return None
+        out = []
+        while chunk:
+            self._in_frame = True
+            out.append(self._frame.decompress(chunk))
+            if not self._frame.eof:
+                break
+            chunk, self._in_frame = self._frame.unused_data, False
+            self._frame = zstandard.ZstdDecompressor().decompressobj()
+        return b"".join(out)
+
+
+UNICODE_BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
+    (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"),
+)
+
+
+def wide_encoding(head: bytes) -> str | None:
+    """UTF-16 or UTF-32 when `head` starts with that byte-order mark (Windows tools write them)."""
+    return next((enc for bom, enc in UNICODE_BOMS if head.startswith(bom)), None)
+
+
+class _Utf8Transcoder(_Decoded):
+    """Re-encodes a UTF-16/32 text stream as UTF-8 bytes, so every reader downstream sees UTF-8.
+    Invalid code units raise UnicodeDecodeError (a file-level error) after the text before them."""
+
+    def __init__(self, stream: IO[bytes], encoding: str) -> None:
+        super().__init__()
+        self._raw = stream
+        self._decoder = codecs.getincrementaldecoder(encoding)("strict")
+        self._error: UnicodeDecodeError | None = None
+
+    def _refill(self) -> bytes | None:
+        if self._error is not None:
+            raise self._error
+        chunk = self._raw.read(1 << 18)
+        pending = self._decoder.buffer  # type: ignore[attr-defined]  # bytes held from the last chunk
+        try:
+            text = self._decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as e:
+            self._error = e
+            self._decoder.buffer = b""  # type: ignore[attr-defined]
+            text = self._decoder.decode((pending + chunk)[: e.start])
+        return text.encode("utf-8") if chunk or text else None
+
+
 def open_binary(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -> IO[bytes]:
     raw = open(path, "rb")  # noqa: SIM115 - closed by the caller via the returned stream
-    counted = io.BufferedReader(_CountingReader(raw, on_bytes), buffer_size=1 << 20)
+    stream: IO[bytes] = io.BufferedReader(_CountingReader(raw, on_bytes), buffer_size=1 << 20)
     name = path.name.lower()
     if name.endswith(".gz"):
-        return gzip.GzipFile(fileobj=counted)  # type: ignore[return-value]
-    if name.endswith(".zst"):
-        reader = zstandard.ZstdDecompressor().stream_reader(counted, read_across_frames=True)
-        return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[arg-type]  # adds readline
-    return counted
+        stream = io.BufferedReader(gzip.GzipFile(fileobj=stream), buffer_size=1 << 20)  # type: ignore[arg-type]
+    elif name.endswith(".zst"):
+        stream = io.BufferedReader(_ZstdReader(stream), buffer_size=1 << 20)
+    encoding = wide_encoding(stream.peek(4)[:4])  # type: ignore[attr-defined]
+    if encoding:
+        stream = io.BufferedReader(_Utf8Transcoder(stream, encoding), buffer_size=1 << 20)
+    return stream
 
 
 def _logical_name(path: Path) -> str:
@@ -152,7 +257,10 @@ _DECOMPRESS_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdErro
 def splittable(path: Path) -> bool:
     """Plain (uncompressed) line-oriented files can be cut into byte ranges and read in parallel;
     SSE captures and concatenated JSON dumps cannot (a record spans several lines)."""
-    return path.name.lower().endswith((".jsonl", ".ndjson", ".txt", ".log")) and file_kinds.sniff_path(path) is None
+    if not path.name.lower().endswith((".jsonl", ".ndjson", ".txt", ".log")) or file_kinds.sniff_path(path) is not None:
+        return False
+    with open(path, "rb") as f:
+        return wide_encoding(f.read(4)) is None  # byte ranges of UTF-16/32 text are not lines
 
 
 def split_ranges(path: Path, chunk_bytes: int) -> list[tuple[int, int, int]]:
@@ -172,9 +280,12 @@ def split_ranges(path: Path, chunk_bytes: int) -> list[tuple[int, int, int]]:
             pos += len(block)
             lines_in_range += block.count(b"\n")
             if pos - start >= chunk_bytes:
-                tail = f.readline()  # finish the current line
-                pos += len(tail)
-                lines_in_range += tail.count(b"\n")
+                while True:  # finish the current line, in bounded steps (it may be huge)
+                    tail = f.readline(1 << 20)
+                    pos += len(tail)
+                    if not tail or tail.endswith(b"\n"):
+                        lines_in_range += tail.count(b"\n")
+                        break
                 ranges.append((start, pos, line))
                 line += lines_in_range
                 start, lines_in_range = pos, 0
@@ -184,7 +295,8 @@ def split_ranges(path: Path, chunk_bytes: int) -> list[tuple[int, int, int]]:
 
 
 def read_range(
-    path: Path, start: int, end: int, first_line: int, on_bytes: Callable[[int], None] = lambda n: None
+    path: Path, start: int, end: int, first_line: int, on_bytes: Callable[[int], None] = lambda n: None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> Iterator[RawRecord]:
     """Records of one byte range of a JSONL file (see split_ranges)."""
     try:
@@ -195,25 +307,59 @@ def read_range(
         f.seek(start)
         pos, line = start, first_line
         try:
-            while pos < end:
-                raw = f.readline()
-                if not raw:
+            for raw in bounded_lines(f, max_record_bytes):
+                if pos >= end:
                     break
-                pos += len(raw)
-                on_bytes(len(raw))
+                size = raw.size if isinstance(raw, Oversized) else len(raw)
+                pos += size
+                on_bytes(size)
                 yield decode_line(raw, line)
                 line += 1
         except OSError as e:
             raise FileReadError("unreadable_file", f"read failed: {e}") from e
 
 
-def read_records(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -> Iterator[RawRecord]:
+@dataclass(frozen=True)
+class Oversized:
+    """A line longer than the per-record limit: only its size and first bytes are kept."""
+
+    size: int
+    head: bytes
+    limit: int
+
+
+def bounded_lines(stream: IO[bytes], limit: int) -> Iterator[bytes | Oversized]:
+    """The lines of a binary stream, never holding more than `limit` bytes of one line: a longer
+    line is skipped in 1 MiB steps and yielded as `Oversized` (one 1 GB record used to take the
+    whole ingest down, good lines included)."""
+    while True:
+        raw = stream.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw
+            continue
+        size, head = len(raw), raw[:SNIPPET_CHARS]
+        del raw
+        while True:
+            more = stream.readline(1 << 20)
+            size += len(more)
+            if not more or more.endswith(b"\n"):
+                break
+        yield Oversized(size, head, limit)
+
+
+def read_records(
+    path: Path, on_bytes: Callable[[int], None] = lambda n: None, max_record_bytes: int = MAX_RECORD_BYTES
+) -> Iterator[RawRecord]:
     """Yield every record of a file. Raises FileReadError (after yielding what was readable)."""
     if _logical_name(path).endswith(file_kinds.ZIP_SUFFIXES):
         yield from file_kinds.read_inspect_zip(path, RawRecord, FileReadError, on_bytes)
         return
     try:
         stream = open_binary(path, on_bytes)
+    except _DECOMPRESS_ERRORS as e:
+        raise FileReadError("corrupt_compressed_file", f"decompression failed: {e}") from e
     except OSError as e:
         raise FileReadError("unreadable_file", f"cannot open: {e.strerror or e}") from e
     try:
@@ -231,16 +377,23 @@ def read_records(path: Path, on_bytes: Callable[[int], None] = lambda n: None) -
             elif kind == "concatenated_json":
                 yield from file_kinds.read_concatenated(stream, RawRecord)
             else:
-                yield from _read_jsonl(stream)
+                yield from _read_jsonl(stream, max_record_bytes)
     except _DECOMPRESS_ERRORS as e:
         raise FileReadError("corrupt_compressed_file", f"decompression failed: {e}") from e
+    except UnicodeDecodeError as e:
+        raise FileReadError("invalid_utf16_or_32", f"the file starts with a {e.encoding} byte-order mark but "
+                            f"is not valid {e.encoding} at byte {e.start} of a block: {e.reason}") from e
     except OSError as e:
         raise FileReadError("unreadable_file", f"read failed: {e}") from e
     finally:
         stream.close()
 
 
-def decode_line(raw: bytes, line_no: int) -> RawRecord:
+def decode_line(raw: bytes | Oversized, line_no: int) -> RawRecord:
+    if isinstance(raw, Oversized):
+        return RawRecord(line_no, error=("record_too_large", f"{raw.size:,} bytes, above the per-record limit of "
+                         f"{raw.limit:,} bytes (ingest --max-record-mb)"),
+                         snippet=raw.head.decode("utf-8", errors="replace"))
     if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     stripped = raw.strip()
@@ -256,8 +409,8 @@ def decode_line(raw: bytes, line_no: int) -> RawRecord:
     return RawRecord(line_no, value=value, snippet=snippet)
 
 
-def _read_jsonl(stream: IO[bytes]) -> Iterator[RawRecord]:
-    for i, raw in enumerate(stream, start=1):
+def _read_jsonl(stream: IO[bytes], max_record_bytes: int = 0) -> Iterator[RawRecord]:
+    for i, raw in enumerate(bounded_lines(stream, max_record_bytes or MAX_RECORD_BYTES), start=1):
         yield decode_line(raw, i)
 
 

@@ -15,9 +15,7 @@ the latter are written to `WORKDIR/rejects/` with file, line, reason and a snipp
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
-import sys
 import time
 import uuid
 from collections import Counter
@@ -31,6 +29,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline.errors import IngestError
+from pipeline.executor import Executor, LocalExecutor
 from pipeline.ingest import postgres, writer
 from pipeline.ingest.formats import (
     FORMATS,
@@ -43,9 +42,13 @@ from pipeline.ingest.formats import (
     run_row_stages,
 )
 from pipeline.ingest.reader import (
+    COMPRESSED_SUFFIXES,
+    DATA_SUFFIXES,
+    MAX_RECORD_BYTES,
     FileReadError,
     RawRecord,
     SkippedPath,
+    bounded_lines,
     decode_line,
     discover,
     read_range,
@@ -55,6 +58,7 @@ from pipeline.ingest.reader import (
 )
 from pipeline.ingest.rows import RecordError, Row, Skip
 from pipeline.progress import is_enabled
+from pipeline.workdir.lock import holds_writer_lock
 from schemas import REQUEST_SCHEMA, SCHEMA_VERSION
 
 BATCH_ROWS = 5000
@@ -113,7 +117,8 @@ class IngestResult:
             f"into {self.workdir}/requests",
             f"  records: {t['lines_read']} read = {t['ingested']} ingested + {t['skipped']} skipped "
             f"+ {t['rejected']} rejected + {t['blank']} blank",
-            f"  rows:    {t['rows_written']} written, {t['rows_duplicate']} already present or repeated",
+            f"  rows:    {t['rows_written']} written, {t['rows_duplicate']} already present or repeated"
+            + (f" ({t['rows_completed']} completed a batch row stored earlier)" if t.get("rows_completed") else ""),
         ]
         if self.manifest["by_format"]:
             fmts = ", ".join(f"{k} {v}" for k, v in sorted(self.manifest["by_format"].items()))
@@ -130,6 +135,14 @@ class IngestResult:
         if t["rejected"] or t["skipped"] or t.get("items_skipped"):
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.manifest["reject_reasons"].items()))
             lines.append(f"  rejects and skips ({reasons}): see {self.workdir}/rejects/")
+        special = [p for p in self.manifest.get("paths_not_read", []) if p["reason"].startswith("not_a_regular_file")]
+        if special:
+            shown = ", ".join(f"{p['path']} ({p['reason']})" for p in special[:3])
+            lines.append(f"  not read: {len(special)} path(s) that are not regular files: {shown}")
+        errors = [f for f in self.manifest.get("files", []) if f.get("status") == "error"]
+        if errors:
+            shown = "; ".join(f"{f['path']}: {f['error']}" for f in errors[:3])
+            lines.append(f"  file errors: {shown}")
         return "\n".join(lines)
 
 
@@ -157,6 +170,7 @@ class WorkUnit:
     start: int = 0
     end: int | None = None  # None: the whole file
     first_line: int = 1
+    max_record_bytes: int = MAX_RECORD_BYTES
 
 
 @dataclass
@@ -167,7 +181,7 @@ class UnitResult:
     bytes_done: int
 
 
-def plan_units(files: list[Path], chunk_bytes: int) -> list[WorkUnit]:
+def plan_units(files: list[Path], chunk_bytes: int, max_record_bytes: int = MAX_RECORD_BYTES) -> list[WorkUnit]:
     units: list[WorkUnit] = []
     for f in files:
         try:
@@ -176,9 +190,9 @@ def plan_units(files: list[Path], chunk_bytes: int) -> list[WorkUnit]:
             size = 0
         if size > chunk_bytes and splittable(f) and not _whole_file(f):
             for start, end, line in split_ranges(f, chunk_bytes):
-                units.append(WorkUnit(len(units), str(f), start, end, line))
+                units.append(WorkUnit(len(units), str(f), start, end, line, max_record_bytes))
         else:
-            units.append(WorkUnit(len(units), str(f)))
+            units.append(WorkUnit(len(units), str(f), max_record_bytes=max_record_bytes))
     return units
 
 
@@ -187,7 +201,7 @@ def _whole_file(path: Path) -> bool:
     read by one worker: judged by its first record."""
     try:
         with open(path, "rb") as f:
-            for i, raw in enumerate(f, start=1):
+            for i, raw in enumerate(bounded_lines(f, MAX_RECORD_BYTES), start=1):
                 rec = decode_line(raw, i)
                 if not rec.blank:
                     return isinstance(rec.value, dict) and needs_whole_file(rec.value)
@@ -199,6 +213,7 @@ def _whole_file(path: Path) -> bool:
 def process_unit(unit: WorkUnit, staged: writer.StagedRun, batch_rows: int = BATCH_ROWS) -> UnitResult:
     """Read, detect and normalize every record of one unit into the staging folder."""
     spool = staged.spool(f"u{unit.index:06d}")
+    spool.reset()
     fs = FileStats(unit.path)
 
     def skip_item(reason: str, detail: str) -> None:
@@ -214,7 +229,10 @@ def process_unit(unit: WorkUnit, staged: writer.StagedRun, batch_rows: int = BAT
         done += n
 
     path = Path(unit.path)
-    records = read_range(path, unit.start, unit.end, unit.first_line, count) if unit.end is not None else read_records(path, count)
+    records = (
+        read_range(path, unit.start, unit.end, unit.first_line, count, unit.max_record_bytes)
+        if unit.end is not None else read_records(path, count, unit.max_record_bytes)
+    )
     batch = RowBatcher(spool, [fs], batch_rows)
     for row in _ingest_records(records, path, fs, ctx, spool):
         batch.add(row)
@@ -293,24 +311,22 @@ def _counted(rows: Iterable[Row], fs: FileStats) -> Iterator[Row]:
         yield row
 
 
-def _run_units(units: list[WorkUnit], staged: writer.StagedRun, workers: int, batch_rows: int, bar: Any) -> Iterator[UnitResult]:
-    if workers <= 1 or len(units) <= 1:
-        for u in units:
-            r = process_unit(u, staged, batch_rows)
-            bar.update(r.bytes_done)
-            yield r
-        return
-    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    with ctx.Pool(workers) as pool:
-        for r in pool.imap(_process_unit_star, [(u, staged, batch_rows) for u in units]):
-            bar.update(r.bytes_done)
-            yield r
+def _run_units(units: list[WorkUnit], staged: writer.StagedRun, executor: Executor, batch_rows: int,
+               bar: Any) -> Iterator[UnitResult]:
+    # The ingest bar counts bytes: no second bar from the executor.
+    for r in executor.map(_unit_task, units, shared=(staged, batch_rows), label="ingest.units", total=len(units),
+                          show_progress=False):
+        bar.update(r.bytes_done)
+        yield r
 
 
-def _process_unit_star(args: tuple[WorkUnit, writer.StagedRun, int]) -> UnitResult:
-    return process_unit(*args)
+def _unit_task(shared: tuple[writer.StagedRun, int], unit: WorkUnit) -> UnitResult:
+    """Task: one work unit (a file, or a byte range of a large JSONL file) into its own spool files."""
+    staged, batch_rows = shared
+    return process_unit(unit, staged, batch_rows)
 
 
+@holds_writer_lock(create=True)
 def ingest(
     paths: Iterable[str | Path],
     workdir: Path,
@@ -320,13 +336,17 @@ def ingest(
     batch_rows: int = BATCH_ROWS,
     workers: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    executor: Executor | None = None,
 ) -> IngestResult:
     """Ingest log files, directories or globs into `workdir`; idempotent and incremental.
 
     Files unchanged since they were last ingested (same path, size and mtime) are not re-read;
     records already in the store (same id and content) are not written twice. Work is split into
-    units (files, and byte ranges of large JSONL files) processed by `workers` processes
-    (default: the CPU count; small inputs run in-process).
+    units (files, and byte ranges of large JSONL files), tasks on `executor` (default: a local
+    pool of `workers` processes, the CPU count by default; small inputs run in this process unless
+    the executor is a Ray cluster). Work units read the input files and write spool files under
+    `workdir`: on a multi-machine Ray cluster both must be reachable by every node.
     Raises IngestError when no input exists, or in `strict` mode when anything was rejected
     (the store is still updated, so the rejects can be inspected).
     """
@@ -341,6 +361,13 @@ def ingest(
     missing = [s for s in skipped_paths if s.reason in ("not_found", "no_match")]
     if not files and not sources and missing:
         raise IngestError(f"No input found: `{missing[0].path}` does not exist.")
+    if not files and not sources:
+        others = "; ".join(f"`{s.path}` ({s.reason})" for s in skipped_paths[:5])
+        raise IngestError(
+            f"No log files in {', '.join(f'`{p}`' for p in shown_inputs)}"
+            + (f" (not read: {others}{' …' if len(skipped_paths) > 5 else ''})" if others else " (it is empty)")
+            + f". Logs are {' '.join(DATA_SUFFIXES)} files, optionally {' '.join(COMPRESSED_SUFFIXES)}; nothing was written."
+        )
     # Unique per run (part files are named after it); ends with the pid so GC can spot live runs.
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}-{os.getpid()}"
     writer.collect_garbage(workdir)
@@ -367,17 +394,22 @@ def ingest(
             todo.append(f)
             stat_of[str(f)] = st
         total_bytes = sum(st.st_size for st in stat_of.values())
-        units = plan_units(todo, chunk_bytes)
-        n_workers = workers if workers is not None else (os.cpu_count() or 1)
-        if total_bytes < SMALL_INPUT_BYTES:
-            n_workers = 1  # process start-up costs more than it saves
+        units = plan_units(todo, chunk_bytes, max_record_bytes)
+        pool: Executor = executor or LocalExecutor(workers if workers is not None else (os.cpu_count() or 1))
+        if total_bytes < SMALL_INPUT_BYTES and pool.name == "local":
+            pool = LocalExecutor(1)  # process start-up costs more than it saves
+        own_pool = pool is not executor
         merged: dict[str, Any] = {}
         show = is_enabled(progress)
         with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not show) as bar:
-            for done in _run_units(units, staged, n_workers, batch_rows, bar):
-                fs = stats.setdefault(done.unit.path, FileStats(done.unit.path))
-                fs.merge(done.stats)
-                _merge_state(merged, done.state)
+            try:
+                for done in _run_units(units, staged, pool, batch_rows, bar):
+                    fs = stats.setdefault(done.unit.path, FileStats(done.unit.path))
+                    fs.merge(done.stats)
+                    _merge_state(merged, done.state)
+            finally:
+                if own_pool:
+                    pool.close()
         for source in sources:
             fs, source_state, read = process_source(source, staged, postgres.since_for(state, source.label), batch_rows)
             stats.setdefault(source.label, FileStats(source.label)).merge(fs)
@@ -417,10 +449,18 @@ def ingest(
         staged.abort()
         raise
     result = IngestResult(workdir, manifest)
-    if strict and manifest["totals"]["rejected"]:
-        raise IngestError(
-            f"{manifest['totals']['rejected']} record(s) rejected (strict mode); see `{workdir}/rejects/`."
-        )
+    if strict:
+        problems = []
+        bad_files = [f for f in manifest["files"] if f["status"] == "error"]
+        if bad_files:
+            shown = "; ".join(f"`{f['path']}`: {f['error']}" for f in bad_files[:3])
+            problems.append(f"{len(bad_files)} file(s) unreadable or cut short ({shown})")
+        if manifest["totals"]["rejected"]:
+            problems.append(f"{manifest['totals']['rejected']} record(s) rejected")
+        if problems:
+            raise IngestError(
+                f"{' and '.join(problems)} (strict mode); the readable records were stored, see `{workdir}/rejects/`."
+            )
     return result
 
 
@@ -571,7 +611,9 @@ def _manifest(
     started: float,
     state: dict[str, Any],
 ) -> dict[str, Any]:
-    totals: Counter[str] = Counter()
+    totals: Counter[str] = Counter(
+        dict.fromkeys(("lines_read", "blank", "ingested", "skipped", "rejected", "rows_emitted", "items_skipped"), 0)
+    )
     by_format: Counter = Counter()
     reasons: Counter = Counter()
     for fs in stats:

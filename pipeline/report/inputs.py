@@ -95,15 +95,13 @@ def _json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _get(d: dict[str, Any] | None, *paths: str) -> Any:
-    """First non-null value among dotted `paths` in `d` (sections name things differently)."""
-    for path in paths:
-        node: Any = d
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is not None:
-            return node
-    return None
+def _get(d: dict[str, Any] | None, path: str) -> Any:
+    """The value at dotted `path` in `d`, None when absent. One name per figure: the name the stage
+    that computes it writes (schemas/audit.py declares the audit's)."""
+    node: Any = d
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def _num(value: Any) -> float | None:
@@ -187,7 +185,7 @@ def _store(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
 def _cost(cost: dict[str, Any], facts: Facts) -> None:
     facts.spend_window_usd = _num(_get(cost, "total_usd"))
     facts.monthly_run_rate_usd = _num(_get(cost, "monthly_run_rate_usd"))
-    facts.monthly_api_only_usd = _num(_get(cost, "monthly_run_rate_without_caching_usd", "monthly_api_only_usd"))
+    facts.monthly_api_only_usd = _num(_get(cost, "monthly_run_rate_without_caching_usd"))
 
 
 def _daily_spend(workdir: Path, facts: Facts) -> None:
@@ -295,7 +293,7 @@ def _task_cache_shares(workdir: Path, facts: Facts) -> None:
         t = by_id.get(str(r.get("task_type")))
         if t is None:
             continue
-        t.cacheable_share = _num(_get(r, "cacheable_share_ideal", "ideal_share", "cacheable_share"))
+        t.cacheable_share = _num(_get(r, "ideal_share"))
         if t.spend_usd is None:
             t.spend_usd = _num(r.get("spend_usd"))
 
@@ -346,12 +344,12 @@ def _cache(cache: dict[str, Any], facts: Facts) -> None:
 
 
 def _traffic(traffic: dict[str, Any], facts: Facts) -> None:
-    facts.latency_p50_ms = _num(_get(traffic, "latency.p50_ms", "latency_ms.p50"))
-    facts.latency_p90_ms = _num(_get(traffic, "latency.p90_ms", "latency_ms.p90"))
-    facts.latency_p99_ms = _num(_get(traffic, "latency.p99_ms", "latency_ms.p99"))
-    facts.weekly_growth_rate = _num(_get(traffic, "growth.weekly_growth_rate", "weekly_growth_rate"))
-    facts.projected_6_month_factor = _num(_get(traffic, "growth.projected_6_month_factor", "projected_6_month_factor"))
-    rate_limited = _num(_get(traffic, "errors.rate_limited_share", "rate_limited_share"))
+    facts.latency_p50_ms = _num(_get(traffic, "latency.p50_ms"))
+    facts.latency_p90_ms = _num(_get(traffic, "latency.p90_ms"))
+    facts.latency_p99_ms = _num(_get(traffic, "latency.p99_ms"))
+    facts.weekly_growth_rate = _num(_get(traffic, "growth.weekly_growth_rate"))
+    facts.projected_6_month_factor = _num(_get(traffic, "growth.projected_6_month_factor"))
+    rate_limited = _num(_get(traffic, "errors.rate_limited_share"))
     if rate_limited is not None:
         facts.rate_limited_share = rate_limited
 

@@ -22,9 +22,12 @@ from pipeline.errors import ReportError
 from pipeline.report.decide import build_report
 from pipeline.report.inputs import read_facts
 from pipeline.report.render import render_html, render_markdown
+from pipeline.report.sanity import sanity_checks
 from pipeline.report.thresholds import ReportConfig, WeeklyConfig, report_config
 from pipeline.report.weekly import WeeklyResult, weekly_report
-from pipeline.workdir.paths import workdir_paths
+from pipeline.workdir import versions
+from pipeline.workdir.lock import holds_writer_lock
+from pipeline.workdir.store import store_identity
 
 __all__ = ["ReportConfig", "ReportResult", "WeeklyConfig", "WeeklyResult", "render_report", "weekly_report"]
 
@@ -68,15 +71,22 @@ def _money(value: float | None) -> str:
     return "—" if value is None else f"{value:,.2f}"
 
 
-def render_report(workdir: Path, config: dict[str, Any] | ReportConfig | None = None) -> ReportResult:
+@holds_writer_lock
+def render_report(
+    workdir: Path, config: dict[str, Any] | ReportConfig | None = None, *, allow_mixed_versions: bool = False
+) -> ReportResult:
     """Read the stages' outputs under `workdir` and write the report in three formats.
 
     Args:
         workdir: the working directory every stage wrote into.
         config: the parsed `--config` TOML (its `[report]` section is used) or a `ReportConfig`.
+        allow_mixed_versions: report even when the audit and dataset were computed from different
+            store versions (otherwise a ReportError says what to rerun).
     """
     workdir = Path(workdir)
     cfg = report_config(config)
+    store = store_identity(workdir)
+    check_versions(workdir, store, ("audit", "dataset"), allow_mixed_versions)
     facts = read_facts(workdir, cfg)
     if not facts.sources.get("store") and not facts.sources.get("audit_summary"):
         raise ReportError(
@@ -84,12 +94,30 @@ def render_report(workdir: Path, config: dict[str, Any] | ReportConfig | None = 
             f"Run `logaudit run LOGS --out {workdir}` first."
         )
     report = build_report(facts, cfg)
-    out_dir = workdir_paths(workdir).report_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write(out_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
-    _write(out_dir / "report.md", render_markdown(report, cfg.max_task_types))
-    _write(out_dir / "report.html", render_html(report, cfg.max_task_types))
-    return ReportResult(out_dir, report)
+    report["sanity"] = sanity_checks(workdir, cfg)
+    if report["sanity"]["window"] is not None:  # implausible timestamps: show the trimmed window
+        report["window_untrimmed"], report["window"] = report["window"], report["sanity"]["window"]
+    # The three files switch together as one new version: a run killed half way leaves the previous
+    # report whole. The weekly files (written by `logaudit weekly`) are carried over.
+    with versions.building(workdir, "report", store=store, carry=WEEKLY_FILES) as build:
+        _write(build / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+        _write(build / "report.md", render_markdown(report, cfg.max_task_types))
+        _write(build / "report.html", render_html(report, cfg.max_task_types))
+    return ReportResult(workdir / "report", report)
+
+
+REPORT_FILES = ("report.json", "report.md", "report.html")
+WEEKLY_FILES = ("weekly.json", "weekly.md")
+
+
+def check_versions(workdir: Path, store: dict[str, Any], stages: tuple[str, ...], allow: bool) -> None:
+    """Refuse outputs computed from different store versions (an audit of v7 beside a dataset of v6)."""
+    problems = versions.mismatched_inputs(workdir, store, stages)
+    if problems and not allow:
+        raise ReportError(
+            "Inputs from different store versions: " + "; ".join(problems)
+            + ". Or pass --allow-mixed-versions to report them anyway."
+        )
 
 
 def _write(path: Path, text: str) -> None:

@@ -181,6 +181,16 @@ class ReportConfig:
     max_prefix_breakers: int = 10
     max_task_types: int = 30
 
+    # --- sanity bounds (pipeline/report/sanity.py): figures no real API call can have -----------
+    sanity_max_request_tokens: int = 2_000_000
+    """A request reporting more tokens than this (beyond any model's context window) is an outlier."""
+    sanity_earliest: str = "2020-01-01"
+    """Timestamps before this date (ISO) are implausible for LLM API logs; the window is trimmed."""
+    sanity_future_days: int = 1
+    """Timestamps more than this many days after the report is made are implausible."""
+    sanity_max_request_cost_usd: float = 1000.0
+    """A single request costing more than this (USD) is listed as an outlier."""
+
     def __post_init__(self) -> None:
         if self.usd_to_currency <= 0 or self.aud_per_usd <= 0:
             raise ConfigError("[report] `usd_to_currency` and `aud_per_usd` must be positive exchange rates.")

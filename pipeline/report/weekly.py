@@ -24,7 +24,9 @@ from typing import Any
 
 from pipeline.report.inputs import fetch
 from pipeline.report.thresholds import WeeklyConfig, report_config, weekly_config
-from pipeline.workdir.paths import workdir_paths
+from pipeline.workdir import versions
+from pipeline.workdir.lock import holds_writer_lock
+from pipeline.workdir.versions import stage_dir
 
 EXIT_OK = 0
 EXIT_REGRESSIONS = 3
@@ -65,6 +67,9 @@ class WeeklyResult:
         lines = [f"Weekly report written to {self.out_dir}/ (weekly.md, weekly.json)",
                  f"  this week {_span(w['this_week'])} vs previous {_span(w['previous_week'])}",
                  f"  {decision_line(w['decision'])}"]
+        if w.get("no_previous_week"):
+            lines.append("  no previous week: the store holds no requests before "
+                         f"{w['this_week']['start']}, so nothing is compared (exit code 0)")
         for m in w["metrics"]:
             lines.append(f"  {m['status'].upper() if m['status'] == 'regression' else m['status']:<17} {m['name']}: {m['display']}")
         for t in w["task_shifts"]:
@@ -84,19 +89,25 @@ def _span(week: dict[str, Any]) -> str:
     return f"{week['start']} → {week['end']}"
 
 
-def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = None) -> WeeklyResult:
+@holds_writer_lock
+def weekly_report(
+    workdir: Path, config: dict[str, Any] | WeeklyConfig | None = None, *, allow_mixed_versions: bool = False
+) -> WeeklyResult:
     """Compare the last `days` with the `days` before and write `WORKDIR/report/weekly.{md,json}`."""
-
-    from pipeline.workdir.store import connect_store, sql_literal
+    from pipeline.report.stage import REPORT_FILES, check_versions
+    from pipeline.workdir.store import connect_store, sql_literal, store_identity
 
     workdir = Path(workdir)
     cfg = weekly_config(config)
     money = report_config(config if isinstance(config, dict) else None)
+    store = store_identity(workdir)
+    check_versions(workdir, store, ("audit", "dataset"), allow_mixed_versions)
     con = connect_store(workdir)
     try:
         present = {}
         for view, (rel, empty) in _OPTIONAL.items():
-            path = workdir / rel
+            stage, name = rel.split("/", 1)
+            path = stage_dir(workdir, stage) / name
             present[view] = path.is_file()
             source = f"SELECT * FROM read_parquet({sql_literal(path)})" if path.is_file() else empty
             con.execute(f"CREATE OR REPLACE VIEW {view} AS {source}")
@@ -112,7 +123,12 @@ def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = 
         con.close()
 
     metrics = compare(traffic, labels, mix, dataset, present, cfg, money.currency, money.usd_to_currency)
-    report = _json(workdir_paths(workdir).report_dir / "report.json")
+    no_previous_week = not (traffic.get("prev") or {}).get("requests")
+    if no_previous_week:  # nothing to compare with: no figure can have regressed
+        for m in metrics:
+            if m["regression"]:
+                m["regression"], m["status"] = False, "no previous week"
+    report = _json(stage_dir(workdir, "report") / "report.json")
     weekly = {
         "schema_version": 2,
         "this_week": _week(this_start, end),
@@ -123,7 +139,8 @@ def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = 
         "limits": dict(cfg.__dict__),
         "sources": present,
         "metrics": metrics,
-        "task_shifts": task_shifts(mix, cfg),
+        "no_previous_week": no_previous_week,
+        "task_shifts": [] if no_previous_week else task_shifts(mix, cfg),
         "new_task_types": [
             {"task_type": m["task_type"], "label": m["task_label"], "requests": m["this_requests"]}
             for m in mix if m["new_this_week"]
@@ -136,11 +153,10 @@ def weekly_report(workdir: Path, config: dict[str, Any] | WeeklyConfig | None = 
     }
     weekly["regressions"] = [m["id"] for m in metrics if m["regression"]]
     weekly["exit_code"] = EXIT_REGRESSIONS if weekly["regressions"] else EXIT_OK
-    out_dir = workdir_paths(workdir).report_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write(out_dir / "weekly.json", json.dumps(weekly, indent=2, ensure_ascii=False, default=str) + "\n")
-    _write(out_dir / "weekly.md", render_weekly_markdown(weekly))
-    return WeeklyResult(out_dir, weekly)
+    with versions.building(workdir, "report", store=store, carry=REPORT_FILES) as build:
+        _write(build / "weekly.json", json.dumps(weekly, indent=2, ensure_ascii=False, default=str) + "\n")
+        _write(build / "weekly.md", render_weekly_markdown(weekly))
+    return WeeklyResult(workdir / "report", weekly)
 
 
 def _week(start: Any, end: Any) -> dict[str, Any]:
@@ -365,6 +381,8 @@ def render_weekly_markdown(weekly: dict[str, Any]) -> str:
         "for the worse beyond a relative limit; \"above limit\" (an absolute target missed) and \"shift\" (the mix "
         "moved) are shown, not counted.",
         "",
+        *(["No previous week: the store holds no requests before this week, so nothing is compared.", ""]
+          if weekly.get("no_previous_week") else []),
         "| Metric | This week vs previous | Limit | Result |",
         "|---|---|---|---|",
     ]

@@ -10,8 +10,9 @@
     WORKDIR/report/report.{json,md,html}, weekly.{json,md}
                                                  report -> the user
 
-`requests`, `rejects` and `ingest_manifest.json` are links into the current store version
-(`pipeline/workdir/store.py`); the stage folders are replaced whole by the stage that owns them.
+`requests`, `rejects` and `ingest_manifest.json` are convenience links into the current store
+version; these properties resolve the store's pointer file instead (`pipeline/workdir/store.py`),
+so a WORKDIR copied without its links reads the same.
 """
 
 from __future__ import annotations
@@ -19,28 +20,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.workdir.store import store_path
+from pipeline.workdir.versions import stage_dir
+
 
 @dataclass(frozen=True)
 class WorkdirPaths:
     root: Path
 
     # --- ingest -> everyone --------------------------------------------------------------------
+    # Resolved through the store's pointer file, not the convenience links (which a copy may lose).
     @property
     def requests(self) -> Path:
-        return self.root / "requests"
+        return store_path(self.root, "requests")
 
     @property
     def rejects(self) -> Path:
-        return self.root / "rejects"
+        return store_path(self.root, "rejects")
 
     @property
     def ingest_manifest(self) -> Path:
-        return self.root / "ingest_manifest.json"
+        return store_path(self.root, "ingest_manifest.json")
 
     # --- audit -> dataset, report --------------------------------------------------------------
+    # Stage outputs resolve their version pointer (`versions.stage_dir`), like the store.
     @property
     def audit_dir(self) -> Path:
-        return self.root / "audit"
+        return stage_dir(self.root, "audit")
 
     @property
     def audit_summary(self) -> Path:
@@ -53,7 +59,7 @@ class WorkdirPaths:
     # --- dataset -> report ---------------------------------------------------------------------
     @property
     def dataset_dir(self) -> Path:
-        return self.root / "dataset"
+        return stage_dir(self.root, "dataset")
 
     @property
     def dataset_manifest(self) -> Path:
@@ -66,7 +72,7 @@ class WorkdirPaths:
     # --- report -> the user --------------------------------------------------------------------
     @property
     def report_dir(self) -> Path:
-        return self.root / "report"
+        return stage_dir(self.root, "report")
 
 
 def workdir_paths(workdir: Path | str) -> WorkdirPaths:

@@ -1,21 +1,25 @@
 """The read side of the normalized store: every stage after ingest opens it here.
 
     WORKDIR/.store/v000003/{requests/date=YYYY-MM-DD/*.parquet, rejects/*.jsonl, ingest_manifest.json, state.json}
-    WORKDIR/.store/current -> v000003
-    WORKDIR/requests       -> .store/current/requests
+    WORKDIR/.store/CURRENT   "v000003" (the commit point: a pointer file, `versions.py`)
+    WORKDIR/requests       -> .store/v000003/requests   (a convenience link; never read by the tool)
 
-Only ingest writes the store (`pipeline/ingest/writer.py`); readers glob `WORKDIR/requests/*/*.parquet`
-like any hive-partitioned dataset.
+Only ingest writes the store (`pipeline/ingest/writer.py`); readers resolve the pointer and glob
+`requests_glob(workdir)` like any hive-partitioned dataset, so a WORKDIR whose links were lost in
+a copy reads the same.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import duckdb
 
-from pipeline.errors import StoreError
+from pipeline.errors import MissingInputError
 from pipeline.sql import SqlDir
+from pipeline.workdir import versions
 
 STORE_DIR = ".store"
 # Store-wide SQL: the request-outcome macros every connection gets.
@@ -29,21 +33,36 @@ def sql_literal(value: str | Path | list) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def store_path(workdir: Path, name: str) -> Path:
+    """`name` (requests, rejects, ingest_manifest.json, state.json) in the current store version."""
+    cur = current_version(workdir)
+    return cur / name if cur is not None else Path(workdir) / name
+
+
+def requests_dir(workdir: Path) -> Path:
+    """The current version's `requests/` folder (resolved through the pointer, never a symlink)."""
+    return store_path(workdir, "requests")
+
+
 def requests_glob(workdir: Path) -> str:
-    return str(Path(workdir) / "requests" / "*" / "*.parquet")
+    return str(requests_dir(workdir) / "*" / "*.parquet")
 
 
 def has_requests(workdir: Path) -> bool:
-    return any((Path(workdir) / "requests").glob("*/*.parquet"))
+    return any(requests_dir(workdir).glob("*/*.parquet"))
 
 
-def connect_store(workdir: Path, *, memory_limit: str = "3GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect_store(workdir: Path, *, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the `requests` view over the store (UTC session time zone) and the
     request-outcome macros (`request_failed`, `request_succeeded`, `request_rate_limited`,
-    `request_server_error`: `sql/request_outcome.sql`), the one definition every stage uses."""
+    `request_server_error`: `sql/request_outcome.sql`), the one definition every stage uses.
+
+    1 GB, not more: beside it run the executor's workers, and the whole process tree is to stay
+    under 2 GB; DuckDB spills sorts and joins beyond the limit to `WORKDIR/.duckdb_tmp`.
+    """
     workdir = Path(workdir)
     if not has_requests(workdir):
-        raise StoreError(f"No ingested requests under `{workdir}/requests`. Run `logaudit ingest LOGS --out {workdir}` first.")
+        raise MissingInputError(missing_store_message(workdir))
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
@@ -59,6 +78,36 @@ def connect_store(workdir: Path, *, memory_limit: str = "3GB", threads: int | No
     return con
 
 
+def missing_store_message(workdir: Path) -> str:
+    """Why there is nothing to read in `workdir`, and what to run: never ingested, or everything
+    ingested so far was rejected or skipped."""
+    workdir = Path(workdir)
+    cur = current_version(workdir)
+    if cur is None:
+        return f"No store in `{workdir}`: nothing was ingested there yet. Run `logaudit ingest LOGS --out {workdir}` first."
+    lines = 0
+    try:
+        runs = json.loads((cur / "state.json").read_text(encoding="utf-8")).get("runs", [])
+        lines = sum(int(r.get("totals", {}).get("lines_read", 0)) for r in runs)
+    except (OSError, ValueError):
+        pass
+    return (
+        f"The store in `{workdir}` holds no requests: all {lines} record(s) ingested so far were rejected or "
+        f"skipped (reasons in `{cur / 'rejects'}`). Check the input with `logaudit formats`, then "
+        f"`logaudit ingest LOGS --out {workdir}`."
+    )
+
+
+def store_identity(workdir: Path) -> dict[str, str | None]:
+    """What a stage output records as the store it was computed from: the version name, and a
+    fingerprint of its files (names and sizes; an ingest that added nothing keeps it)."""
+    cur = current_version(workdir)
+    h = hashlib.sha256()
+    if cur is not None:
+        for f in sorted([*cur.glob("requests/*/*.parquet"), *cur.glob("rejects/*.jsonl")]):
+            h.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}\n".encode())
+    return {"version": cur.name if cur is not None else None, "fingerprint": h.hexdigest()}
+
+
 def current_version(workdir: Path) -> Path | None:
-    cur = Path(workdir) / STORE_DIR / "current"
-    return cur.resolve() if cur.is_symlink() and cur.resolve().is_dir() else None
+    return versions.read_pointer(Path(workdir) / STORE_DIR)

@@ -138,8 +138,14 @@ def decode_aws_eventstream(data: bytes) -> list[dict]:
             events.append({"error": {"type": headers.get(":exception-type") or "exception", **body}})
         elif event_type == "chunk" and isinstance(body.get("bytes"), str):
             try:
-                inner = orjson.loads(base64.b64decode(body["bytes"]))
+                raw = base64.b64decode(body["bytes"])
             except (binascii.Error, ValueError):
+                continue
+            try:
+                inner = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                # Bedrock Agents' InvokeAgent streams the answer as plain text chunks.
+                events.append({"chunk": {"text": raw.decode("utf-8", "replace")}})
                 continue
             if isinstance(inner, dict):
                 events.append(inner)

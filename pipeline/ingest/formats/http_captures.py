@@ -21,7 +21,7 @@ import gzip
 import re
 import zlib
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -31,6 +31,7 @@ from pipeline.ingest.bodies import is_error_body, parse_bodies
 from pipeline.ingest.bodies.bedrock import bedrock_header_usage, vendor_hint
 from pipeline.ingest.bodies.streams import decode_stream_body, reduce_events
 from pipeline.ingest.formats import Context, record_format
+from pipeline.ingest.formats.bedrock_agent import agent_call_row
 from pipeline.ingest.rows import (
     RecordError,
     Row,
@@ -55,6 +56,7 @@ _ROUTES: tuple[tuple[re.Pattern, str | None, str], ...] = tuple(
         (r"/v1/complete$", "anthropic_text_completion", "complete"),
         (r"/model/[^/]+/converse(-stream)?$", "bedrock_converse", "converse"),
         (r"/model/[^/]+/invoke(-with-response-stream)?$", None, "invoke"),
+        (r"/agents/[^/]+/agentAliases/[^/]+/sessions/[^/]+/text$", None, "invoke_agent"),
         (r":(stream)?[gG]enerateContent$", "gemini_generate_content", "generate_content"),
         (r"/v1beta/interactions$|/interactions$", "gemini_interaction", "interactions"),
         (r"/v2/chat$", "cohere_chat_v2", "chat"),
@@ -146,6 +148,17 @@ def _decoded(body: Any, content_type: str, headers: Mapping[str, str]) -> tuple[
     return body, False
 
 
+def _exchange_time(started: Any, headers: Mapping[str, str]) -> datetime | None:
+    """When the exchange happened: the capture's start time, else the response's `Date` header."""
+    ts = parse_ts(started) if isinstance(started, str | int | float) else None
+    if ts is None and headers.get("date"):
+        try:
+            ts = email.utils.parsedate_to_datetime(headers["date"]).astimezone(UTC)
+        except (TypeError, ValueError):
+            ts = None
+    return ts
+
+
 def call_row(
     ctx: Context,
     *,
@@ -180,6 +193,9 @@ def call_row(
         req = None
     resp, streamed = _decoded(response_body, content_type, response_headers)
     extras: Row = {}
+    if endpoint == "invoke_agent":
+        return agent_call_row(path, request_body, resp if streamed else [], status, response_headers, label,
+                              ts=_exchange_time(started, response_headers), total_ms=total_ms)
     if streamed:
         resp, extras = reduce_events(resp)
     if endpoint is None and req is None and not isinstance(resp, Mapping):
@@ -218,12 +234,7 @@ def call_row(
     server_ms = as_float(response_headers.get("openai-processing-ms")) or as_float(response_headers.get("x-amzn-bedrock-invocation-latency"))
     latency = total_ms if total_ms is not None and total_ms >= 0 else (server_ms if server_ms is not None else extras.get("latency_ms") or fields.get("latency_ms"))
     ttft = wait_ms if streamed and wait_ms is not None and wait_ms >= 0 else extras.get("ttft_ms")
-    ts = parse_ts(started) if isinstance(started, str | int | float) else None
-    if ts is None and response_headers.get("date"):
-        try:
-            ts = email.utils.parsedate_to_datetime(response_headers["date"]).astimezone(UTC)
-        except (TypeError, ValueError):
-            ts = None
+    ts = _exchange_time(started, response_headers)
     host_provider = _provider(parts.netloc)
     if not fields.get("model") and model_id:
         fields["model"] = model_id

@@ -61,7 +61,12 @@ def _joined(inp: Mapping[str, Any] | None, out: Mapping[str, Any] | None, src: t
     resp_body = resp.get("body") if isinstance(resp, Mapping) else None
     if isinstance(resp_body, str):
         resp_body = None
-    fields = parse_bodies(body, resp_body, hint=_URL_HINT.get(url or ""))
+    if body is None and resp_body is None:
+        # An error line whose request is not in this run (it may be in the store: the writer
+        # completes that row): nothing to parse, but still an OpenAI call that failed.
+        fields: dict[str, Any] = {"provider": "openai", "endpoint": None, "model": None}
+    else:
+        fields = parse_bodies(body, resp_body, hint=_URL_HINT.get(url or ""))
     overrides: dict[str, Any] = {}
     if isinstance(resp, Mapping):
         status = as_int(resp.get("status_code"))

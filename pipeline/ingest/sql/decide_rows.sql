@@ -1,13 +1,16 @@
 -- name: decide_rows
 -- params: -
 -- description: For each staged row: is it a repeat (same id and content earlier in this run or
---   already stored)? If new, its final id: the first new record with an id keeps it unless the store
---   already holds a different record under it; later ones get `id~<fp8>`.
+--   already stored, or a batch half a stored row already holds)? If new, its final id: the first new
+--   record with an id keeps it unless the store already holds a different record under it; later
+--   ones get `id~<fp8>`. A row that completes a stored batch half (`batch_links`) is written merged
+--   with it, under its id (`completed_rows`), and the stored half is dropped.
 CREATE TEMP TABLE decided AS
 WITH ranked AS (
     SELECT k.*,
            row_number() OVER (PARTITION BY request_id, _fp ORDER BY source_file, source_line) AS _copy,
-           EXISTS (SELECT 1 FROM existing_keys e WHERE e.base_id = k.request_id AND e._fp = k._fp) AS _in_store
+           EXISTS (SELECT 1 FROM existing_keys e WHERE e.base_id = k.request_id AND e._fp = k._fp)
+           OR EXISTS (SELECT 1 FROM half_repeats h WHERE h._file = k._file AND h._row = k._row) AS _in_store
     FROM staged_keys k
 ), fresh AS (
     SELECT *,
@@ -16,6 +19,8 @@ WITH ranked AS (
 )
 SELECT r._file, r._row, r.source_file, r.date,
        (r._copy > 1 OR r._in_store) AS is_duplicate,
-       CASE WHEN f._nth = 1 AND NOT EXISTS (SELECT 1 FROM existing_keys e WHERE e.base_id = r.request_id)
-            THEN r.request_id ELSE r.request_id || '~' || substr(r._fp, 1, 8) END AS final_id
-FROM ranked r LEFT JOIN fresh f USING (_file, _row);
+       CASE WHEN l.stored_id IS NOT NULL THEN l.stored_id
+            WHEN f._nth = 1 AND NOT EXISTS (SELECT 1 FROM existing_keys e WHERE e.base_id = r.request_id)
+            THEN r.request_id ELSE r.request_id || '~' || substr(r._fp, 1, 8) END AS final_id,
+       l.stored_file IS NOT NULL AND r._copy = 1 AND NOT r._in_store AS completes
+FROM ranked r LEFT JOIN fresh f USING (_file, _row) LEFT JOIN batch_links l USING (_file, _row);
