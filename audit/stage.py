@@ -29,6 +29,7 @@ from pipeline.money import Money
 from pipeline.progress import stage_progress
 from pipeline.workdir import versions
 from pipeline.workdir.lock import holds_writer_lock
+from pipeline.workdir.paths import workdir_paths
 from pipeline.workdir.store import has_requests, missing_store_message, store_identity
 
 AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
@@ -103,7 +104,7 @@ def _audit(workdir: Path, config: dict[str, Any], executor: Executor) -> AuditRe
             summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
             bar.advance()
         (build / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    out_dir = workdir / "audit"  # the view of the version just committed
+    out_dir = workdir_paths(workdir).view("audit")  # the link to the version just committed
     return AuditResult(out_dir, summary, Money.from_config(config))
 
 

@@ -60,9 +60,12 @@ def make_scratch(name: str, spec: dict) -> Path:
         "also_copy": copy,
         "pytest_add_cli_args_test_selection": spec["tests"],
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-x", "-q"],
-        # Per-mutant timeout = multiplier x the covering tests' clean duration + constant.
+        # Per-mutant CPU limit = multiplier x the covering tests' clean duration + constant. The
+        # constant must cover module fixtures (a planted store, a dataset build) that the stats
+        # pass charged to the first test only but every mutant run sets up again: at 10 s,
+        # detect_signals' mutants hit the limit without hanging.
         "timeout_multiplier": 5.0,
-        "timeout_constant": 10.0,
+        "timeout_constant": 60.0,
         "use_git_change_detection": False,
     }
     lines = ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in config.items()]
@@ -134,12 +137,13 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown module(s) {unknown}; known: {', '.join(modules)}")
     results = [run_module(m, modules[m], args.max_children) for m in (args.modules or modules)]
-    print(f"\n{'module':<14} {'mutants':>7} {'killed':>6} {'survived':>8} {'no tests':>8} {'score':>6} {'min':>5}")
+    print(f"\n{'module':<14} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no tests':>8} "
+          f"{'score':>6} {'min':>5}")
     for r in results:
         c = r["counts"]
         score = f"{100 * r['score']:.1f}%" if r["score"] is not None else "-"
-        print(f"{r['module']:<14} {r['mutants']:>7} {r['killed']:>6} {c.get('survived', 0):>8} "
-              f"{c.get('no tests', 0):>8} {score:>6} {r['minutes']:>5}")
+        print(f"{r['module']:<14} {r['mutants']:>7} {r['killed']:>6} {c.get('timeout', 0):>7} "
+              f"{c.get('survived', 0):>8} {c.get('no tests', 0):>8} {score:>6} {r['minutes']:>5}")
     print(f"\nSurvivors and diffs: {SCRATCH / 'results'}/<module>.json")
 
 

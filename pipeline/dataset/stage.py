@@ -164,7 +164,7 @@ def build_dataset(workdir: Path, config: DatasetConfig | dict[str, Any] | None =
     _check_config(cfg)
     workdir = Path(workdir)
     timings: dict[str, float] = {}
-    out_dir = workdir / "dataset"  # the view of the version committed below
+    out_dir = workdir_paths(workdir).view("dataset")  # the link to the version committed below
     _remove_legacy_leftovers(workdir)
     audit_version = versions.read_pointer(versions.stage_root(workdir, "audit"))
     inputs = {"audit": audit_version.name} if audit_version is not None else {}

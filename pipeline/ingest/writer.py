@@ -154,14 +154,16 @@ def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[s
     con.execute(f"SET temp_directory = {sql_literal(staged.tmp / 'duckdb_tmp')}")
     staging = str(staged.tmp / "staging" / "*.parquet")
     prev_files = [str(p) for p in sorted((prev / "requests").glob("*/*.parquet"))] if prev else []
-    for macro in ("record_fingerprint", "batch_kind", "batch_request_fp", "batch_result_fp", "batch_folder"):
+    for macro in ("record_fingerprint", "batch_kind", "batch_request_fp", "batch_result_fp", "batch_folder", "replay_fp"):
         SQL.execute(con, macro)
     SQL.execute(con, "staged_keys", staging=staging, undated=UNDATED)
     if prev_files:
         SQL.execute(con, "existing_keys", previous=prev_files)
+        SQL.execute(con, "stored_replays", previous=prev_files)
     else:
         con.execute("CREATE TEMP TABLE existing_keys AS SELECT * FROM staged_keys LIMIT 0")
         con.execute("ALTER TABLE existing_keys ADD COLUMN base_id VARCHAR")
+        con.execute("CREATE TEMP TABLE stored_replays (_replay VARCHAR)")
     SQL.execute(con, "half_repeats")
     SQL.execute(con, "batch_links")
     SQL.execute(con, "decide_rows")

@@ -27,6 +27,7 @@ from pipeline.report.thresholds import ReportConfig, WeeklyConfig, report_config
 from pipeline.report.weekly import WeeklyResult, weekly_report
 from pipeline.workdir import versions
 from pipeline.workdir.lock import holds_writer_lock
+from pipeline.workdir.paths import workdir_paths
 from pipeline.workdir.store import store_identity
 
 __all__ = ["ReportConfig", "ReportResult", "WeeklyConfig", "WeeklyResult", "render_report", "weekly_report"]
@@ -103,7 +104,7 @@ def render_report(
         _write(build / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
         _write(build / "report.md", render_markdown(report, cfg.max_task_types))
         _write(build / "report.html", render_html(report, cfg.max_task_types))
-    return ReportResult(workdir / "report", report)
+    return ReportResult(workdir_paths(workdir).view("report"), report)
 
 
 REPORT_FILES = ("report.json", "report.md", "report.html")

@@ -26,6 +26,7 @@ from pipeline.report.inputs import fetch
 from pipeline.report.thresholds import WeeklyConfig, report_config, weekly_config
 from pipeline.workdir import versions
 from pipeline.workdir.lock import holds_writer_lock
+from pipeline.workdir.paths import workdir_paths
 from pipeline.workdir.versions import stage_dir
 
 EXIT_OK = 0
@@ -156,7 +157,7 @@ def weekly_report(
     with versions.building(workdir, "report", store=store, carry=REPORT_FILES) as build:
         _write(build / "weekly.json", json.dumps(weekly, indent=2, ensure_ascii=False, default=str) + "\n")
         _write(build / "weekly.md", render_weekly_markdown(weekly))
-    return WeeklyResult(workdir / "report", weekly)
+    return WeeklyResult(workdir_paths(workdir).view("report"), weekly)
 
 
 def _week(start: Any, end: Any) -> dict[str, Any]:

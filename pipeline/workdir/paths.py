@@ -75,5 +75,11 @@ class WorkdirPaths:
         return stage_dir(self.root, "report")
 
 
+    # --- the user-facing folders (links to the current versions; printed, never read) ----------
+    def view(self, stage: str) -> Path:
+        """`WORKDIR/<stage>`: what a stage's summary points the user at (`versions.refresh_view`)."""
+        return self.root / stage
+
+
 def workdir_paths(workdir: Path | str) -> WorkdirPaths:
     return WorkdirPaths(Path(workdir))

@@ -1,16 +1,20 @@
 -- name: decide_rows
 -- params: -
 -- description: For each staged row: is it a repeat (same id and content earlier in this run or
---   already stored, or a batch half a stored row already holds)? If new, its final id: the first new
+--   already stored, a batch half a stored row already holds, or a transcript response recorded again
+--   under another request id, `replay_fp`: the parent's copy is kept over a sidechain's)? If new, its final id: the first new
 --   record with an id keeps it unless the store already holds a different record under it; later
 --   ones get `id~<fp8>`. A row that completes a stored batch half (`batch_links`) is written merged
 --   with it, under its id (`completed_rows`), and the stored half is dropped.
 CREATE TEMP TABLE decided AS
 WITH ranked AS (
     SELECT k.*,
-           row_number() OVER (PARTITION BY request_id, _fp ORDER BY source_file, source_line) AS _copy,
+           greatest(row_number() OVER (PARTITION BY request_id, _fp ORDER BY source_file, source_line),
+                    CASE WHEN _replay IS NOT NULL
+                         THEN row_number() OVER (PARTITION BY _replay ORDER BY _sidechain, source_file, source_line) END) AS _copy,
            EXISTS (SELECT 1 FROM existing_keys e WHERE e.base_id = k.request_id AND e._fp = k._fp)
-           OR EXISTS (SELECT 1 FROM half_repeats h WHERE h._file = k._file AND h._row = k._row) AS _in_store
+           OR EXISTS (SELECT 1 FROM half_repeats h WHERE h._file = k._file AND h._row = k._row)
+           OR EXISTS (SELECT 1 FROM stored_replays p WHERE p._replay = k._replay) AS _in_store
     FROM staged_keys k
 ), fresh AS (
     SELECT *,
