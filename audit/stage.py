@@ -18,13 +18,14 @@ import importlib
 import inspect
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_toml
 from pipeline.errors import MissingInputError
 from pipeline.executor import Executor, executor_config, make_executor
+from pipeline.money import Money
 from pipeline.progress import stage_progress
 from pipeline.workdir import versions
 from pipeline.workdir.lock import holds_writer_lock
@@ -38,14 +39,28 @@ AUDIT_MODULES = ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic")
 class AuditResult:
     out_dir: Path
     summary_json: dict[str, Any]  # what `WORKDIR/audit/summary.json` holds
+    money: Money = field(default_factory=Money)
+    """The reporting currency the CLI line uses (summary.json itself keeps the audit's USD)."""
 
     def summary(self) -> str:
         lines = [f"Audit written to {self.out_dir}/ (summary.json)"]
         for name, section in self.summary_json.get("sections", {}).items():
             headline = section.get("headline") if isinstance(section, dict) else None
+            if name == "cost" and isinstance(section, dict) and section.get("total_usd") is not None:
+                headline = cost_line(section, self.money)
             if headline:
                 lines.append(f"  {name}: {headline}")
         return "\n".join(lines)
+
+
+def cost_line(cost: dict[str, Any], money: Money) -> str:
+    """The cost audit in the reporting currency, each figure with its period."""
+    days = (cost.get("window") or {}).get("days")
+    period = f"{days:.0f}-day window" if isinstance(days, int | float) else "window"
+    top = (cost.get("by_model") or [{}])[0].get("model") or "-"
+    return (f"{money.text(cost['total_usd'])} in the {period} ({money.text(cost.get('total_without_caching_usd'))} "
+            f"without caching); run-rate {money.text(cost.get('monthly_run_rate_usd'))}/month as logged, "
+            f"{money.text(cost.get('monthly_run_rate_without_caching_usd'))}/month without caching; top model {top}")
 
 
 @holds_writer_lock
@@ -90,7 +105,7 @@ def _audit(workdir: Path, config: dict[str, Any], executor: Executor) -> AuditRe
             bar.advance()
         (build / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     out_dir = workdir_paths(workdir).view("audit")  # the link to the version just committed
-    return AuditResult(out_dir, summary)
+    return AuditResult(out_dir, summary, Money.from_config(config))
 
 
 # The stage's earlier name (its second argument was the TOML path, which `audit` still accepts).

@@ -600,8 +600,10 @@ def summarize(types: pa.Table, rates: pa.Table, assignment: TaskAssignment, cfg:
     headline = (
         f"{len(named)} task types; top {min(cfg.top_k, len(named))} cover {top_k_share:.0%} of {total} requests"
         + (f", {needed} reach {cfg.coverage_target:.0%}" if needed else "")
-        + f"; regenerated {overall.get('regeneration_rate') or 0:.1%}, edited {overall.get('edit_rate') or 0:.1%}"
-        + f", {clean} clean examples"
+        + f"; regenerated {overall.get('regeneration_rate') or 0:.1%} and edited {overall.get('edit_rate') or 0:.1%} "
+        f"of {overall.get('answered') or 0:,} answered ({overall.get('regenerated') or 0:,}, {overall.get('edited') or 0:,}); "
+        f"negative feedback {overall.get('negative_feedback_rate') or 0:.1%} of {overall.get('feedback_count') or 0:,} rated "
+        f"({overall.get('negative_feedback') or 0:,}); {clean:,} clean requests (dataset examples are counted by the dataset)"
     )
     return {
         "headline": headline,

@@ -185,7 +185,8 @@ def audit(workdir: Path, config_path: Path | None, executor_name: str | None, wo
               help="Secrets/PII: redact with typed placeholders (default), drop the request, or keep.")
 @click.option("--per-task", is_flag=True, default=None, help="One train/eval pair per task type.")
 @click.option("--seed", type=int, default=None, help="Seed of the eval split (default 13).")
-@click.option("--eval-fraction", type=float, default=None, help="Share held out per task type (default 0.1).")
+@click.option("--eval-fraction", type=float, default=None,
+              help="Minimum share held out per task type (default 0.2; see [dataset] eval_min_per_task, eval_cap_per_task).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True), help="TOML overrides.")
 @progress_option
 @executor_options

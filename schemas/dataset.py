@@ -7,7 +7,9 @@
   dropped request (kind = dropped). Every request of the store appears exactly once, either in the
   `source_request_ids` of an example row or as the `request_id` of a dropped row.
 - `manifest.json`: counts per stage and filter (`counts.requests_in = counts.requests_kept +
-  counts.requests_dropped`), per task type, tokens, training-cost estimate, dedup and split
+  counts.requests_dropped`), per task type, tokens, training-cost estimate (`estimate`: USD and
+  the reporting currency, `approximate` and its `basis`), `rejected_turns` (a weight-0 turn is never a
+  target: formats without per-turn weights drop the example, reason `rejected_turn`), dedup and split
   statistics, the leakage check, validation results, seed, config and input fingerprints.
 - `dataset_card.md`: the same for people.
 

@@ -178,7 +178,7 @@ def test_cli_audit_prints_the_tasks_headline(planted: tuple[Path, dict, dict[str
     result = CliRunner(env={"COLUMNS": "80"}).invoke(cli, ["audit", str(work)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     line = next(ln for ln in result.output.splitlines() if ln.strip().startswith("tasks:"))
-    assert "task types" in line and "clean examples" in line
+    assert "task types" in line and "clean requests" in line and "answered" in line  # issue 12: requests, not examples
     summary = json.loads((work / "audit" / "summary.json").read_text(encoding="utf-8"))
     assert summary["sections"]["tasks"]["headline"] in line
     assert (work / "audit" / "request_labels.parquet").is_file()

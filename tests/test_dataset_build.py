@@ -97,6 +97,7 @@ def _planted(root: Path) -> dict[str, Any]:
     turn2 = [*turn1, {"role": "assistant", "content": a1}, {"role": "user", "content": u2}]
     turn3 = [*turn2, {"role": "assistant", "content": a2}, {"role": "user", "content": u3}]
     p["session"] = [logs.add(turn1, a1, session="s1"), logs.add(turn2, a2, session="s1"), logs.add(turn3, a3, session="s1")]
+    p["edited_answer"] = a2
     # A tool flow: the call, then the answer after the tool result.
     ask = [{"role": "user", "content": "what is the weather in paris today?"}]
     p["tools"] = [
@@ -220,13 +221,31 @@ def test_split_is_stratified_seeded_and_keeps_sessions_whole(built: Any) -> None
     workdir, p, manifest = built
     rows = [r for r in _lineage(workdir) if r["kind"] == "example"]
     per_task = manifest["per_task"]
-    for v in per_task.values():
+    sizes = manifest["split"]["eval_per_task"]
+    for task, v in per_task.items():
         n = v.get("train", 0) + v.get("eval", 0)
-        assert v.get("eval", 0) <= round(0.1 * n)
-    assert per_task["chat"]["eval"] == round(0.1 * (per_task["chat"]["train"] + per_task["chat"]["eval"]))
+        # Small planted types: the 200 target is out of reach, so 30% at most (20% at least, groups allowing).
+        assert sizes[task]["target"] == min(200, max(round(0.2 * n), round(0.3 * n)))
+        assert v.get("eval", 0) <= sizes[task]["target"]
+        assert sizes[task]["warning"] and f"{v.get('eval', 0)} eval examples" in sizes[task]["warning"]
+    chat = per_task["chat"]["train"] + per_task["chat"]["eval"]
+    assert per_task["chat"]["eval"] == round(0.3 * chat)
+    card = (workdir / "dataset" / "dataset_card.md").read_text(encoding="utf-8")
+    assert "below the 200-example test set" in card
     split_of = {rid: r["split"] for r in rows for rid in r["source_request_ids"]}
     assert split_of[p["session"][0]] == split_of[p["session"][2]]
     assert manifest["seed"] == 13
+
+
+@pytest.mark.parametrize(("n", "target"), [
+    (0, 0), (126, 38),  # small: 30% at most
+    (660, 198), (667, 200),  # 30% reaches the 200-example target at 667
+    (1000, 200), (2500, 500), (2505, 500), (5000, 500),  # 20% from 1,000 up to the 500 cap
+])
+def test_eval_policy_targets(n: int, target: int) -> None:
+    from pipeline.dataset.assemble import EvalPolicy
+
+    assert EvalPolicy().target(n) == target
 
 
 def test_rebuild_is_byte_identical(built: Any, tmp_path: Path) -> None:
@@ -280,6 +299,37 @@ def test_other_formats_validate_and_drop_what_they_cannot_represent(planted: Any
     for name in ("train.jsonl", "eval.jsonl"):
         for record in _read(workdir / "dataset" / name):
             assert FORMATS[fmt].validate(record) == []
+    build_dataset(workdir)
+
+
+@pytest.mark.parametrize("fmt", ["openai", "anthropic", "sharegpt", "trl"])
+def test_no_format_trains_on_a_rejected_turn(planted: Any, fmt: str) -> None:
+    """The session's middle answer was edited (rejected). OpenAI keeps it as context with weight 0; a
+    format without per-turn weights would train on it, so its example is dropped and counted."""
+    workdir, p = planted
+    manifest = build_dataset(workdir, DatasetConfig(format=fmt)).manifest
+    rejected = p["edited_answer"]
+    targets = []  # every assistant turn a trainer would learn from
+    for name in ("train.jsonl", "eval.jsonl"):
+        for record in _read(workdir / "dataset" / name):
+            turns = record.get("messages") or record.get("conversations")
+            targets += [m.get("content") or m.get("value") or "" for m in turns
+                        if (m.get("role") == "assistant" or m.get("from") == "gpt") and m.get("weight") != 0]
+    assert not any(rejected in t for t in targets)
+    card = (workdir / "dataset" / "dataset_card.md").read_text(encoding="utf-8")
+    assert manifest["rejected_turns"]["examples_with_rejected_turn"] == 1
+    reason_of = {r["request_id"]: r["reason"] for r in _lineage(workdir) if r["kind"] == "dropped"}
+    if fmt == "openai":
+        assert manifest["rejected_turns"]["examples_dropped"] == 0 and "weight 0" in card
+        assert reason_of.get(p["session"][2]) is None  # the session is an example
+    else:
+        assert manifest["rejected_turns"]["examples_dropped"] == 1
+        assert manifest["counts"]["dropped"]["rejected_turn"] == 2 == manifest["rejected_turns"]["requests_dropped"]
+        assert reason_of[p["session"][0]] == reason_of[p["session"][2]] == "rejected_turn"
+        assert reason_of[p["session"][1]] == "edited"
+        assert "1 example(s) dropped" in card
+    # The estimate says whether it priced the target the way it is billed.
+    assert manifest["estimate"]["approximate"] is (fmt != "openai")
     build_dataset(workdir)
 
 

@@ -67,7 +67,7 @@ def test_planted_markup_renders_inert(chromium: str, tmp_path: Path) -> None:
     assert console == []
     assert "<script" not in dom.lower() and "<img" not in dom.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # shown as text
-    assert "Verdict" in dom
+    assert "Decision — " in dom  # the one decision banner (was "Verdict" before issue 12)
 
 
 def test_sample_report_renders_without_console_errors(chromium: str, sample_run, tmp_path: Path) -> None:

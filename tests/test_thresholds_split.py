@@ -91,6 +91,9 @@ def test_groups_are_never_split_across_train_and_eval(split: Any) -> None:
 
 
 def test_eval_size_is_the_fraction(split: Any) -> None:
+    # Issue 12's policy: 200 examples cannot give the guides' 200-example test set, so the split holds
+    # out the most a small type may lose, 30% (60); 20% (40) is the floor it exceeds.
     split_of, _, _ = split
     n = len(split_of)
-    assert sum(v == "eval" for v in split_of.values()) == round(0.1 * n)
+    assert n == 200
+    assert sum(v == "eval" for v in split_of.values()) == round(0.3 * n) == 60

@@ -165,3 +165,13 @@ def test_cli_exit_code_for_cron(sample_run, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["weekly", str(sample_run.workdir), "--config", str(strict)])
     assert result.exit_code == EXIT_REGRESSIONS, result.output
     assert "REGRESSION" in result.output and "Requests" in result.output
+
+
+def test_money_is_in_the_reporting_currency() -> None:
+    metrics = compare(traffic(100, 100, spend_this=2.0, spend_prev=1.0), labels(), MIX, DATASET, ALL, WeeklyConfig(),
+                      currency="AUD", usd_to_currency=1.5)
+    spend = next(m for m in metrics if m["id"] == "spend")
+    assert spend["name"] == "Spend (AUD, the week's total)"
+    assert spend["this_week"] == 3.0 and spend["previous_week"] == 1.5
+    per_request = next(m for m in metrics if m["id"] == "spend_per_request")
+    assert per_request["this_week"] == 0.03 and per_request["regression"]  # doubled: +100% > +25%

@@ -36,6 +36,7 @@ from pipeline.dataset import dedup as dd
 from pipeline.dataset.examples import Example, count_tokens, dialog_text, messages_of, prefix_keys, tools_of
 from pipeline.dataset.filters import (
     BAD_ANSWER_REASONS,
+    REJECTED_TURN,
     Candidate,
     FilterContext,
     first_reason,
@@ -113,6 +114,7 @@ class BucketSummary:
     examples: int
     pii_found: dict[str, int] = field(default_factory=dict)
     signature_seconds: float = 0.0  # shingling + hashing + signatures (what bench compares)
+    rejected_turn_examples: int = 0  # examples holding a weight-0 turn: dropped, or kept with the weight
 
 
 # Per-process memos: repeated system prompts and tool results are tokenized and scanned once per
@@ -289,6 +291,7 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
             reasons[c.request_id] = reason
 
     examples = collapse_sessions(cands, reasons)
+    examples, rejected_turn_examples = _rejected_turns(examples, fmt.supports_weight, params.format, reasons, ctx.details)
     request_rows = {
         "request_id": [c.request_id for c in cands],
         "ts": [c.row.get("ts") for c in cands],
@@ -369,7 +372,27 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     pq.write_table(pa.table(request_rows, schema=req_schema), out_dir / "requests" / name, compression="zstd")
     del example_rows, request_rows
     pa.default_memory_pool().release_unused()
-    return BucketSummary(bucket, len(cands), len(examples), dict(pii_found), sig_seconds)
+    return BucketSummary(bucket, len(cands), len(examples), dict(pii_found), sig_seconds, rejected_turn_examples)
+
+
+def _rejected_turns(examples: list[Example], supports_weight: bool, format_name: str, reasons: dict[str, str],
+                    details: dict[str, str]) -> tuple[list[Example], int]:
+    """Never train on a rejected turn: a format with per-turn weights keeps such an example (the turn
+    carries weight 0); any other format drops it, and its requests that are in no kept example get
+    the reason `rejected_turn`. Returns the examples to keep and how many held a rejected turn."""
+    holding = [ex for ex in examples if any(m.role == "assistant" and m.weight == 0 for m in ex.messages)]
+    if supports_weight or not holding:
+        return examples, len(holding)
+    dropped = {id(ex) for ex in holding}
+    kept = [ex for ex in examples if id(ex) not in dropped]
+    in_kept = {rid for ex in kept for rid in ex.request_ids}
+    for ex in holding:
+        for rid in ex.request_ids:
+            if rid not in in_kept and rid not in reasons:
+                reasons[rid] = REJECTED_TURN
+                details[rid] = (f"part of a conversation with a rejected earlier answer; the {format_name} format has "
+                                "no per-turn weight, so the example is dropped rather than trained on that answer")
+    return kept, len(holding)
 
 
 def _signatures(hash_sets: list[np.ndarray], cfg: dd.DedupConfig) -> np.ndarray:

@@ -185,6 +185,9 @@ BAD_ANSWER_REASONS = frozenset(
 )
 # Reasons given after filtering, to whole examples.
 DEDUP_REASONS = ("duplicate", "near_duplicate")
+# Given, for a target format with no per-turn weight, to the requests of an example that holds a
+# rejected assistant turn (weight 0): such a format would train on that turn, so the example is dropped.
+REJECTED_TURN = "rejected_turn"
 
 
 def first_reason(c: Candidate, names: tuple[str, ...], ctx: FilterContext) -> str | None:

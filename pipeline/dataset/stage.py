@@ -49,12 +49,13 @@ from pipeline.dataset.bucket import (
     whitespace,
     write_buckets,
 )
-from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS
+from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS, REJECTED_TURN
 from pipeline.dataset.targets import FORMATS
 from pipeline.errors import DatasetError
 from pipeline.executor import Executor, LocalExecutor
+from pipeline.money import Money
 from pipeline.progress import StageProgress, stage_progress
-from pipeline.tokens import encoding_name_for
+from pipeline.tokens import encoding_name_for, is_approximate
 from pipeline.workdir import versions
 from pipeline.workdir.lock import holds_writer_lock
 from pipeline.workdir.paths import workdir_paths
@@ -75,8 +76,13 @@ class DatasetConfig:
     per_task: bool = False  # one train/eval pair per task type under dataset/tasks/<task>/
     filters: tuple[str, ...] = tuple(f for f in FILTERS if f != "pii")  # ordered; remove a name to disable it
     seed: int = 13  # seeds the eval split order
-    eval_fraction: float = 0.10  # share of each task type's examples held out
-    eval_cap_per_task: int = 300  # at most this many eval examples per task type (guides: 200-500)
+    # Eval split per task type (checklist: a 200-500 example test set; hold out at least 20% when data
+    # is small): at least `eval_fraction` and at least `eval_min_per_task`, at most `eval_cap_per_task`,
+    # and never more than `eval_max_fraction` of a small type. A type below `eval_min_per_task` is warned about.
+    eval_fraction: float = 0.20
+    eval_min_per_task: int = 200
+    eval_cap_per_task: int = 500
+    eval_max_fraction: float = 0.30
     split_group_threshold: float = 0.6  # Jaccard joining examples into one split group; > 1 disables
     target_model: str = "gpt-4.1-mini"  # picks the tokenizer that counts example tokens
     max_example_tokens: int = 65_536  # per-example limit of the target (OpenAI: 65,536 for 4o/4.1-mini)
@@ -92,6 +98,7 @@ class DatasetConfig:
     workers: int = 2  # processes for the per-bucket step when called alone (1 = in this process); `run` uses [run] workers
     memory_limit: str = "512MB"  # DuckDB's limit for the partition and global steps (spills beyond)
     dedup: dd.DedupConfig = field(default_factory=dd.DedupConfig)
+    money: Money = field(default_factory=Money)  # the reporting currency, from [report] (pipeline/money.py)
 
     @classmethod
     def from_toml(cls, config: dict[str, Any], **overrides: Any) -> DatasetConfig:
@@ -102,7 +109,8 @@ class DatasetConfig:
             section["filters"] = tuple(section["filters"])
         base = from_section(cls, {"dataset": section}, "dataset")
         dedup_cfg = from_section(dd.DedupConfig, config, "dataset.dedup")
-        return dataclasses.replace(base, dedup=dedup_cfg, **{k: v for k, v in overrides.items() if v is not None})
+        return dataclasses.replace(base, dedup=dedup_cfg, money=Money.from_config(config),
+                                   **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -121,11 +129,19 @@ class DatasetResult:
             f"  examples: {c['train']} train + {c['eval']} eval "
             f"({c['examples_built']} built, {c['duplicates']} duplicates, {c['near_duplicates']} near-duplicates removed)",
             f"  tokens: {m['tokens']['train']} train; estimated training cost "
-            f"${m['estimate']['training_cost_usd']:.2f} for {m['estimate']['epochs']} epochs",
+            f"{m['estimate']['training_cost']:,.2f} {m['estimate']['currency']} for {m['estimate']['epochs']} epochs"
+            + (" (approximate: see the card)" if m["estimate"]["approximate"] else ""),
             f"  secrets/PII {m['pii']['mode']}: {sum(m['pii']['found'].values())} found; "
             f"leakage pairs (eval~train, Jaccard >= {m['leakage']['threshold']}): {m['leakage']['pairs']}; "
             f"invalid records: {m['validation']['invalid_records']}",
         ]
+        short = [t for t, e in m["split"]["eval_per_task"].items() if e["warning"]]
+        if short:
+            lines.append(f"  eval: {len(short)} task type(s) below {m['config']['eval_min_per_task']} eval examples "
+                         f"({', '.join(short[:5])}{'…' if len(short) > 5 else ''}): see the card")
+        if m["rejected_turns"]["examples_dropped"]:
+            lines.append(f"  {m['rejected_turns']['examples_dropped']} example(s) with a rejected earlier answer dropped "
+                         f"(the {m['config']['format']} format has no per-turn weight)")
         if not m["labels"]["present"]:
             lines.append("  note: no audit/request_labels.parquet; regenerated/edited filters skipped (run `logaudit audit`)")
         return "\n".join(lines)
@@ -226,8 +242,8 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
 
         t = time.perf_counter()
         n_kept = n_examples - dedup.duplicates - dedup.near_duplicates
-        split_stats = assemble.split(con, n_examples, n_kept, cfg.split_group_threshold, cfg.seed, cfg.eval_fraction,
-                                     cfg.eval_cap_per_task, cfg.per_task)
+        split_stats = assemble.split(con, n_examples, n_kept, cfg.split_group_threshold, cfg.seed, eval_policy(cfg),
+                                     cfg.per_task)
         timings["split"] = time.perf_counter() - t
         bar.advance()
         bar.note("write + verify")
@@ -269,8 +285,11 @@ def _check_config(cfg: DatasetConfig) -> None:
     unknown = [f for f in cfg.filters if f not in FILTERS]
     if unknown:
         raise DatasetError(f"Unknown filter(s) {', '.join(unknown)} in [dataset] filters. Known: {', '.join(FILTERS)}.")
-    if not 0 <= cfg.eval_fraction < 1:
-        raise DatasetError(f"`eval_fraction` must be in [0, 1), got {cfg.eval_fraction}.")
+    if not 0 <= cfg.eval_fraction <= cfg.eval_max_fraction < 1:
+        raise DatasetError(f"`eval_fraction` ({cfg.eval_fraction}) and `eval_max_fraction` ({cfg.eval_max_fraction}) "
+                           "must satisfy 0 <= eval_fraction <= eval_max_fraction < 1.")
+    if not 0 <= cfg.eval_min_per_task <= cfg.eval_cap_per_task:
+        raise DatasetError("[dataset] `eval_min_per_task` must be between 0 and `eval_cap_per_task`.")
     if cfg.dedup.bands * cfg.dedup.rows > cfg.dedup.num_perm or cfg.dedup.check_bands * cfg.dedup.check_rows > cfg.dedup.num_perm:
         raise DatasetError("[dataset.dedup] bands x rows must not exceed num_perm.")
     if cfg.rows_per_bucket < 1 or cfg.workers < 1:
@@ -369,7 +388,7 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
               validation: dict[str, Any], leakage: dict[str, Any], summaries: list[BucketSummary],
               encoding: str) -> dict[str, Any]:
     """The manifest from DuckDB aggregates over `status`, `ex` and `placed`."""
-    reason_order = [*active, *DEDUP_REASONS]
+    reason_order = [*active, REJECTED_TURN, *DEDUP_REASONS]
     outcomes = dict(con.sql("SELECT status, count(*) FROM status GROUP BY status").fetchall())
     dropped = {r: int(n) for r, n in outcomes.items() if r != "kept"}
     filtered = dict(con.sql("SELECT reason, count(*) FROM req WHERE reason IS NOT NULL GROUP BY reason").fetchall())
@@ -404,10 +423,16 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
     }
     if counts["requests_in"] != counts["requests_kept"] + counts["requests_dropped"]:
         raise DatasetError("internal: request counts do not reconcile (in != kept + dropped).")
+    holding = sum(s.rejected_turn_examples for s in summaries)
+    weighted = FORMATS[cfg.format].supports_weight
+    rejected_examples = 0 if weighted else holding
     stages = [
         {"stage": "load", "requests": n_in},
         *[{"stage": f"filter:{r}", "dropped": int(filtered.get(r, 0))} for r in active],
-        {"stage": "session_collapse", "requests": n_in - sum(int(n) for n in filtered.values()), "examples": n_examples},
+        {"stage": "session_collapse",
+         "requests": n_in - sum(int(n) for r, n in filtered.items() if r != REJECTED_TURN),
+         "examples": n_examples + rejected_examples},
+        {"stage": "rejected_turns", "dropped": int(filtered.get(REJECTED_TURN, 0)), "dropped_examples": rejected_examples},
         {"stage": "dedup:exact", "dropped_examples": n_dup},
         {"stage": "dedup:near", "dropped_examples": n_near},
         {"stage": "split", "train": n_train, "eval": n_eval},
@@ -427,6 +452,15 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
         },
         "filters_order": list(active),
         "counts": counts,
+        "rejected_turns": {
+            "examples_with_rejected_turn": holding,
+            "examples_dropped": rejected_examples,
+            "requests_dropped": int(filtered.get(REJECTED_TURN, 0)),
+            "policy": (f"the {cfg.format} format carries per-turn weights: a rejected earlier answer kept as context "
+                       "has weight 0 and is never a training target") if weighted else
+                      (f"the {cfg.format} format has no per-turn weight: an example holding a rejected earlier answer "
+                       "is dropped, never trained on"),
+        },
         "stages": stages,
         "dropped_samples": samples,
         "per_task": per_task,
@@ -443,7 +477,9 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
         },
         "split": {"groups": split_stats.groups, "largest_group": split_stats.largest_group,
                   "session_links": split_stats.session_links, "near_links": split_stats.near_links,
-                  "prompt_links": split_stats.prompt_links, "group_threshold": cfg.split_group_threshold},
+                  "prompt_links": split_stats.prompt_links, "group_threshold": cfg.split_group_threshold,
+                  "eval_policy": dataclasses.asdict(eval_policy(cfg)),
+                  "eval_per_task": eval_sizes(per_task, split_stats.eval_targets, cfg)},
         "leakage": leakage,
         "validation": validation,
         "pii": {"mode": cfg.pii, "found": dict(sorted(pii_found.items())),
@@ -460,10 +496,52 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
             "billed_training_tokens": billed,
             "price_per_million_training_tokens": cfg.price_per_million_training_tokens,
             "training_cost_usd": round(billed / 1e6 * cfg.price_per_million_training_tokens, 4),
+            "training_cost": round(cfg.money.convert(billed / 1e6 * cfg.price_per_million_training_tokens) or 0.0, 2),
+            "currency": cfg.money.currency,
+            "usd_to_currency": cfg.money.usd_to_currency,
             "target_model": cfg.target_model,
+            **_estimate_basis(cfg, encoding),
         },
         "files": files,
     }
+
+
+def eval_policy(cfg: DatasetConfig) -> assemble.EvalPolicy:
+    return assemble.EvalPolicy(cfg.eval_fraction, cfg.eval_min_per_task, cfg.eval_cap_per_task, cfg.eval_max_fraction)
+
+
+def eval_sizes(per_task: dict[str, dict[str, int]], targets: dict[str, int], cfg: DatasetConfig) -> dict[str, Any]:
+    """Per task type: eval examples wanted and achieved, and a warning where a type cannot reach the
+    guides' minimum test set (its eval figures are then indicative only)."""
+    out: dict[str, Any] = {}
+    for task, counts in per_task.items():
+        n = counts.get("train", 0) + counts.get("eval", 0)
+        achieved = counts.get("eval", 0)
+        entry: dict[str, Any] = {"examples": n, "target": targets.get(task, 0), "eval": achieved,
+                                 "share": round(achieved / n, 4) if n else None, "warning": None}
+        if n and achieved < cfg.eval_min_per_task:
+            entry["warning"] = (f"{achieved} eval examples ({achieved / n:.0%} of {n}), below the "
+                                f"{cfg.eval_min_per_task}-example test set the guides ask for: judge this task type "
+                                "on more data")
+        out[task] = entry
+    return out
+
+
+def _estimate_basis(cfg: DatasetConfig, encoding: str) -> dict[str, Any]:
+    """Whether the training-cost estimate counts and prices the way the target is billed. Exact only
+    for the OpenAI format with an OpenAI target model (its tokenizer is public and its price is the
+    configured one); any other family is counted with an OpenAI encoding, so it is approximate."""
+    openai_target = not is_approximate(cfg.target_model)
+    exact = cfg.format == "openai" and openai_target
+    family = {"openai": "OpenAI", "anthropic": "Claude (Bedrock)", "trl": "an open model (TRL)",
+              "sharegpt": "an open model (ShareGPT)"}[cfg.format]
+    if exact:
+        note = f"{cfg.target_model}: tokens counted with its tokenizer ({encoding}), its training price per 1M tokens"
+    else:
+        note = (f"approximate: a {cfg.format} dataset trains {family}, but tokens were counted with {encoding} and "
+                f"priced at {cfg.price_per_million_training_tokens} USD/1M for {cfg.target_model}; set [dataset] "
+                "target_model and price_per_million_training_tokens for your target")
+    return {"approximate": not exact, "basis": note}
 
 
 def _per_task(con: Any) -> dict[str, dict[str, int]]:
@@ -504,9 +582,11 @@ def _card(m: dict[str, Any]) -> str:
     filters = "\n".join(f"| `{r}` | {n} | {', '.join(m['dropped_samples'].get(r, [])[:3])} |" for r, n in c["dropped"].items())
     tasks = "\n".join(
         f"| `{t}` | {m['task_labels'].get(t, '').replace('|', '/')} | {v.get('requests_in', 0)} | {v.get('examples_built', 0)} "
-        f"| {v.get('train', 0)} | {v.get('eval', 0)} | {v.get('train_tokens', 0)} |"
+        f"| {v.get('train', 0)} | {v.get('eval', 0)} of {m['split']['eval_per_task'].get(t, {}).get('target', 0)} "
+        f"| {v.get('train_tokens', 0)} |"
         for t, v in m["per_task"].items()
     )
+    warnings = "\n".join(f"- `{t}`: {e['warning']}" for t, e in m["split"]["eval_per_task"].items() if e["warning"])
     pii = ", ".join(f"{k} {v}" for k, v in m["pii"]["found"].items()) or "none"
     files = "\n".join(f"| `{rel}` | {f['split']} | {f['examples']} |" for rel, f in m["files"].items())
     validation = m["validation"]
@@ -535,6 +615,10 @@ def _card(m: dict[str, Any]) -> str:
         seed=m["seed"],
         eval_fraction=f"{m['config']['eval_fraction']:.0%}",
         eval_cap=m["config"]["eval_cap_per_task"],
+        eval_min=m["config"]["eval_min_per_task"],
+        eval_max_fraction=f"{m['config']['eval_max_fraction']:.0%}",
+        eval_warnings=("Task types whose eval set is smaller than the guides ask for:\n\n" + warnings) if warnings
+        else f"Every task type reached {m['config']['eval_min_per_task']} eval examples.",
         records_checked=validation["records_checked"],
         invalid_records=validation["invalid_records"],
         train_tokens=m["tokens"]["train"],
@@ -542,7 +626,14 @@ def _card(m: dict[str, Any]) -> str:
         epochs=m["estimate"]["epochs"],
         billed_tokens=m["estimate"]["billed_training_tokens"],
         price=m["estimate"]["price_per_million_training_tokens"],
-        cost=f"{m['estimate']['training_cost_usd']:.2f}",
+        cost=f"{m['estimate']['training_cost']:,.2f} {m['estimate']['currency']}",
+        cost_usd=f"{m['estimate']['training_cost_usd']:,.2f}",
+        estimate_basis=m["estimate"]["basis"],
+        rejected_turns=m["rejected_turns"]["policy"] + (
+            f": {m['rejected_turns']['examples_dropped']} example(s) dropped "
+            f"({m['rejected_turns']['requests_dropped']} request(s) in no other example)"
+            if m["rejected_turns"]["examples_dropped"] else
+            f" ({m['rejected_turns']['examples_with_rejected_turn']} example(s) hold such a turn)"),
         target_model=m["estimate"]["target_model"],
         labels_note=m["labels"]["note"] or "Task types and regeneration/edit/feedback signals from `audit/request_labels.parquet`.",
     )

@@ -239,6 +239,9 @@ def record_dialog_text(record: Record) -> str:
 class TargetFormat:
     name: str
     supports_tools: bool
+    supports_weight: bool
+    """Per-turn loss weights (OpenAI's `weight: 0`). Without them a rejected earlier turn kept as
+    context would become a training target, so examples holding one are dropped for that format."""
     render: Callable[[Example], Record]
     validate: Callable[..., list[str]]
     description: str
@@ -247,11 +250,11 @@ class TargetFormat:
 FORMATS: dict[str, TargetFormat] = {
     f.name: f
     for f in (
-        TargetFormat("openai", True, to_openai, validate_openai, "OpenAI chat fine-tuning JSONL (messages + tools)"),
-        TargetFormat("anthropic", False, to_anthropic, validate_anthropic,
+        TargetFormat("openai", True, True, to_openai, validate_openai, "OpenAI chat fine-tuning JSONL (messages + tools)"),
+        TargetFormat("anthropic", False, False, to_anthropic, validate_anthropic,
                      "Anthropic Claude fine-tuning on Bedrock (system + alternating messages)"),
-        TargetFormat("trl", True, to_trl, validate_trl, "Hugging Face TRL conversational `messages`"),
-        TargetFormat("sharegpt", False, to_sharegpt, validate_sharegpt, "ShareGPT `conversations` (from/value)"),
+        TargetFormat("trl", True, False, to_trl, validate_trl, "Hugging Face TRL conversational `messages`"),
+        TargetFormat("sharegpt", False, False, to_sharegpt, validate_sharegpt, "ShareGPT `conversations` (from/value)"),
     )
 }
 

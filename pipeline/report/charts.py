@@ -12,6 +12,10 @@ from html import escape
 
 PALETTE = ("#2f6fb0", "#e07b39", "#3a9d5d", "#c4473d", "#8a63b8", "#8c6d3f", "#d46aa8", "#6f7d8c", "#b5a22c",
            "#2aa3b5")
+# Overlapping series stay distinguishable: each has its own dash pattern and width (the first drawn
+# widest, so a line exactly on top of it still shows its edges) and its own marker shape.
+DASHES = ("", "7 4", "2 3", "10 3 2 3")
+WIDTHS = (4.0, 2.5, 1.6, 1.6)
 INK = "#1f2933"
 MUTED = "#6b7785"
 GRID = "#e3e8ee"
@@ -76,12 +80,14 @@ def bars_and_line(
     line_name: str = "",
     line_format: str = "{:.2f}",
     width: int = 560,
-    height: int = 220,
+    height: int = 230,
+    bar_unit: str = "",
+    line_unit: str = "",
 ) -> str:
-    """Daily bars (left axis) with an optional line on its own right axis."""
+    """Daily bars (left axis) with an optional line on its own right axis; each axis names its unit."""
     if not labels:
         return _empty(title, "no days in the window")
-    left, right, top, bottom = 44, 52 if line else 12, 22, 34
+    left, right, top, bottom = 44, 52 if line else 12, 22, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     bar_max = _nice_max(max((b or 0) for b in bars))
     n = len(labels)
@@ -114,6 +120,9 @@ def bars_and_line(
                 )
     body += _x_labels(labels, left, slot, top + plot_h)
     body.append(_legend([(bar_name, PALETTE[0])] + ([(line_name, PALETTE[1])] if line else []), left, 12))
+    body.append(_axis_unit(bar_unit, left, top + plot_h + 28, "start"))
+    if line and line_unit:
+        body.append(_axis_unit(line_unit, width - 2, top + plot_h + 28, "end", PALETTE[1]))
     return _svg(width, height, title, body)
 
 
@@ -124,28 +133,93 @@ def line_chart(
     y_max: float | None = None,
     y_format: str = "{:.0%}",
     width: int = 560,
-    height: int = 220,
+    height: int = 230,
+    unit: str = "",
+    color_offset: int = 0,
 ) -> str:
-    """One or more lines over days, sharing one axis (e.g. cacheable share by rule set)."""
+    """One or more lines sharing one axis (e.g. cacheable share by rule set), each with its own dash
+    pattern, width and markers so that lines lying on top of each other stay distinguishable."""
     values = [v for _, s in series for v in s if v is not None]
     if not labels or not values:
-        return _empty(title, "no daily values")
-    left, right, top, bottom = 44, 12, 22, 34
+        return _empty(title, "no values")
+    left, right, top, bottom = 52, 12, 22, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = y_max if y_max is not None else _nice_max(max(values))
     slot = plot_w / len(labels)
     body = _grid(left, top, plot_w, plot_h, top_value, lambda v: y_format.format(v))
-    for k, (_name, points_in) in enumerate(series):
-        color = PALETTE[k % len(PALETTE)]
-        points = [
-            f"{_num(left + (i + 0.5) * slot)},{_num(top + plot_h - plot_h * min(v, top_value) / top_value)}"
-            for i, v in enumerate(points_in)
-            if v is not None
-        ]
-        body.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{color}" stroke-width="2"/>')
+    items = []
+    for k, (name, points_in) in enumerate(series):
+        color = PALETTE[(k + color_offset) % len(PALETTE)]
+        xy = [(left + (i + 0.5) * slot, top + plot_h - plot_h * min(v, top_value) / top_value)
+              for i, v in enumerate(points_in) if v is not None]
+        dash = DASHES[k % len(DASHES)]
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        body.append(f'<polyline points="{" ".join(f"{_num(x)},{_num(y)}" for x, y in xy)}" fill="none" '
+                    f'stroke="{color}" stroke-width="{WIDTHS[k % len(WIDTHS)]}"{dash_attr} stroke-linejoin="round">'
+                    f"<title>{_esc(name)}</title></polyline>")
+        every = max(1, math.ceil(len(xy) / 12))
+        body += [_marker(k, x, y, color) for x, y in xy[::every]]
+        items.append((name, color, k))
     body += _x_labels(labels, left, slot, top + plot_h)
-    body.append(_legend([(name, PALETTE[k % len(PALETTE)]) for k, (name, _) in enumerate(series)], left, 12))
+    body.append(_line_legend(items, left, 12))
+    if unit:
+        body.append(_axis_unit(unit, 4, top + plot_h + 28, "start"))
     return _svg(width, height, title, body)
+
+
+def panels(
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    y_format: str = "{:,.0f}",
+    unit: str = "",
+    dwarf_ratio: float = 5.0,
+    width: int = 560,
+) -> str:
+    """Lines on one axis, or, when one series dwarfs another (their maxima differ more than
+    `dwarf_ratio`-fold, which would flatten the small ones to zero), one panel per series, each
+    with its own axis and unit, stacked and labelled."""
+    maxima = [max((v for v in s if v is not None), default=0.0) for _, s in series]
+    positive = [m for m in maxima if m > 0]
+    if len(positive) < 2 or max(positive) / min(positive) <= dwarf_ratio:
+        return line_chart(title, labels, series, y_format=y_format, unit=unit, width=width)
+    parts = []
+    for k, one in enumerate(series):
+        top = max((v for v in one[1] if v is not None), default=0.0)
+        fmt = y_format if top >= 100 else "{:,.2f}"  # each panel on its own scale, so its own precision
+        svg = line_chart(f"{title}: {one[0]}", labels, [one], y_format=fmt, unit=unit, width=width, height=150,
+                         color_offset=k)
+        parts.append(svg)
+    note = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 18" width="100%" font-family="system-ui, '
+            f'sans-serif" font-size="11"><text x="0" y="13" fill="{MUTED}">{_esc("One panel per series, each on its own scale: the largest is more than " + format(dwarf_ratio, "g") + "x the smallest.")}</text></svg>')
+    return note + "".join(parts)
+
+
+def _marker(k: int, x: float, y: float, color: str) -> str:
+    shape = k % 3
+    if shape == 0:
+        return f'<circle cx="{_num(x)}" cy="{_num(y)}" r="3.2" fill="{color}"/>'
+    if shape == 1:
+        return f'<rect x="{_num(x - 3)}" y="{_num(y - 3)}" width="6" height="6" fill="#fff" stroke="{color}" stroke-width="1.5"/>'
+    return (f'<path d="M{_num(x)},{_num(y - 4)} L{_num(x + 4)},{_num(y + 3)} L{_num(x - 4)},{_num(y + 3)} Z" '
+            f'fill="{color}"/>')
+
+
+def _line_legend(items: Sequence[tuple[str, str, int]], x: float, y: float) -> str:
+    out, cx = [], x
+    for name, color, k in items:
+        dash = DASHES[k % len(DASHES)]
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        out.append(f'<line x1="{_num(cx)}" x2="{_num(cx + 22)}" y1="{y - 3}" y2="{y - 3}" stroke="{color}" '
+                   f'stroke-width="{min(WIDTHS[k % len(WIDTHS)], 3)}"{dash_attr}/>')
+        out.append(_marker(k, cx + 11, y - 3, color))
+        out.append(f'<text x="{_num(cx + 26)}" y="{y + 1}" fill="{INK}">{_esc(name)}</text>')
+        cx += 36 + 6.0 * len(name)
+    return "".join(out)
+
+
+def _axis_unit(text: str, x: float, y: float, anchor: str, color: str = MUTED) -> str:
+    return f'<text x="{_num(x)}" y="{_num(y)}" text-anchor="{anchor}" fill="{color}" font-style="italic">{_esc(text)}</text>'
 
 
 def stacked_bar(title: str, parts: Sequence[tuple[str, float]], unit: str = "tokens", width: int = 560) -> str:
@@ -179,22 +253,26 @@ def stacked_bar(title: str, parts: Sequence[tuple[str, float]], unit: str = "tok
 
 
 def hbars(
-    title: str, rows: Sequence[tuple[str, float]], value_format: str = "{:.1%}", width: int = 560, label_w: int = 210
+    title: str, rows: Sequence[tuple[str, str, float]], value_format: str = "{:.1%}", width: int = 560,
+    label_w: int = 270,
 ) -> str:
-    """Horizontal bars, one per row, labelled (e.g. task-type shares)."""
+    """Horizontal bars, one per row: (id, label, value). The id is always shown in full; the label is
+    shortened to fit, with the whole label in the tooltip."""
     if not rows:
         return _empty(title, "no rows")
     row_h, top = 20, 4
     height = top + row_h * len(rows) + 6
-    vmax = max(v for _, v in rows) or 1.0
-    plot_w = width - label_w - 60
+    vmax = max(v for _, _, v in rows) or 1.0
+    plot_w = width - label_w - 50
     body = []
-    for i, (label, value) in enumerate(rows):
+    for i, (row_id, label, value) in enumerate(rows):
         y = top + i * row_h
-        short = label if len(label) <= 30 else label[:29] + "…"
+        room = max(8, int((label_w - 14) / 6.1) - len(row_id) - 2)  # ~6 px per character at 11 px
+        short = label if len(label) <= room else label[: room - 1].rstrip() + "…"
         w = plot_w * value / vmax
-        body.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" fill="{INK}">{_esc(short)}<title>'
-                    f"{_esc(label)}</title></text>")
+        body.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" fill="{INK}">'
+                    f'<tspan font-weight="600">{_esc(row_id)}</tspan> {_esc(short)}<title>{_esc(row_id)}: {_esc(label)}'
+                    f"</title></text>")
         body.append(f'<rect x="{label_w}" y="{y + 3}" width="{_num(max(w, 1))}" height="{row_h - 6}" '
                     f'fill="{PALETTE[i % len(PALETTE)]}" rx="2"/>')
         body.append(f'<text x="{_num(label_w + w + 4)}" y="{y + 14}" fill="{MUTED}">{_esc(value_format.format(value))}</text>')
@@ -208,7 +286,7 @@ def histogram(
     """Bins on a log-ish axis given by their edges, with vertical marks (p50/p90/p99, thresholds)."""
     if not counts or sum(counts) == 0:
         return _empty(title, "no latencies in the logs")
-    left, right, top, bottom = 44, 12, 22, 34
+    left, right, top, bottom = 44, 12, 26, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     cmax = _nice_max(max(counts))
     slot = plot_w / len(counts)
@@ -228,17 +306,25 @@ def histogram(
                 return left + slot * (i + (value - edges[i]) / (edges[i + 1] - edges[i]))
         return left + plot_w if value >= edges[-1] else left
 
+    # Marks are named in a legend row above the plot, never beside their lines, so close
+    # percentiles (p90 and p99 a few pixels apart) cannot overprint each other.
+    legend_x = left
     for k, (name, value) in enumerate(marks):
         x = x_of(value)
         color = PALETTE[(k + 1) % len(PALETTE)]
         body.append(f'<line x1="{_num(x)}" x2="{_num(x)}" y1="{top}" y2="{top + plot_h}" stroke="{color}" '
-                    f'stroke-dasharray="4 3" stroke-width="1.5"/>')
-        body.append(f'<text x="{_num(x + 3)}" y="{top + 10 + 12 * k}" fill="{color}">{_esc(name)}</text>')
-    step = max(1, len(counts) // 8)
+                    f'stroke-dasharray="{DASHES[1 + k % 3]}" stroke-width="1.8"><title>{_esc(name)}</title></line>')
+        body.append(f'<line x1="{_num(legend_x)}" x2="{_num(legend_x + 16)}" y1="9" y2="9" stroke="{color}" '
+                    f'stroke-dasharray="{DASHES[1 + k % 3]}" stroke-width="1.8"/>')
+        body.append(f'<text x="{_num(legend_x + 20)}" y="13" fill="{color}">{_esc(name)}</text>')
+        legend_x += 34 + 6.0 * len(name)
+    # Tick labels at bin edges, thinned so that neighbours are at least ~44 px apart.
+    step = max(1, math.ceil(44 / slot))
     for i in range(0, len(edges), step):
         body.append(f'<text x="{_num(left + i * slot)}" y="{top + plot_h + 14}" text-anchor="middle" fill="{MUTED}">'
                     f"{_esc(compact(edges[i]))}</text>")
-    body.append(f'<text x="{left + plot_w}" y="{top + plot_h + 28}" text-anchor="end" fill="{MUTED}">{_esc(unit)}</text>')
+    body.append(_axis_unit(f"{unit}, log scale (bins of equal ratio)", left + plot_w, top + plot_h + 30, "end"))
+    body.append(_axis_unit("requests", 4, top + plot_h + 30, "start"))
     return _svg(width, height, title, body)
 
 

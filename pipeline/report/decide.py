@@ -271,7 +271,7 @@ def task_table(facts: Facts, cfg: ReportConfig) -> list[dict[str, Any]]:
             "projected_monthly_savings": _round(savings if not reasons else None, 2),
             "spend_rule": _spend_rule(monthly_spend, t, cfg),
             "rank": None,
-            "rank_reason": None if reasons else f"{fit_why}; saves {_money(savings, cfg.currency)}/month if migrated",
+            "rank_reason": None if reasons else f"fit: {fit} ({fit_why}, tier {fit_tier} of 3), then savings",
         })
     ranked = sorted((r for r in rows if r["migratable"]),
                     key=lambda r: (r["fit_tier"], -(r["projected_monthly_savings"] or 0.0), r["id"]))
@@ -286,12 +286,12 @@ def task_fit(t: TaskFacts, cfg: ReportConfig) -> tuple[str, int, str]:
     fine-tuning, then fixed-format generation; open-ended text least."""
     mean_out = _div(t.output_tokens, t.requests)
     if t.output_format == "json":
-        return "extraction / classification", 1, "structured JSON answers (extraction/classification: best fit)"
+        return "extraction / classification", 1, "structured JSON answers"
     if mean_out is not None and mean_out <= cfg.task_fit_short_output_tokens:
-        return "classification", 1, f"short answers (mean {mean_out:,.0f} tokens: classification, best fit)"
+        return "classification", 1, f"short answers, mean {mean_out:,.0f} tokens"
     if t.repetitiveness is not None and t.repetitiveness >= cfg.task_fit_fixed_format_repetitiveness:
-        return "fixed-format generation", 2, f"fixed-format text (repetitiveness {t.repetitiveness:.2f}: good fit)"
-    return "open-ended generation", 3, "open-ended text (weakest fit of the candidates)"
+        return "fixed-format generation", 2, f"repetitiveness {t.repetitiveness:.2f}"
+    return "open-ended generation", 3, "free-form text answers"
 
 
 def _not_migratable(t: TaskFacts, facts: Facts, cfg: ReportConfig) -> list[str]:
@@ -595,7 +595,7 @@ def _factor(
     elif side == CACHING:
         why = f"{display}: meets the stay column ({stay_if})"
     elif missing:
-        why = f"not measured: {missing}"
+        why = f"not stated: {missing}" if measured_from == "config" else f"not measured: {missing}"
     else:
         why = f"{display}: between the columns (stay {stay_if}; switch {switch_if})"
     return {
@@ -869,6 +869,8 @@ def _headline(value: str, report: dict[str, Any], cfg: ReportConfig, by_id: dict
     fix = "; ".join(_breaker_text(b) for b in breakers[:3])
 
     def names(ids: list[str]) -> str:
+        if len(ids) > 3:  # the per-task detail is in the actions and the task table
+            return f"{len(ids)} task types ({', '.join(ids)})"
         return "; ".join(_candidate_text(by_id[i], cfg) for i in ids)
 
     if value == "migrate":

@@ -377,7 +377,9 @@ def _dataset(workdir: Path, facts: Facts, cfg: ReportConfig) -> None:
             facts.duplicate_share = float(dedup["duplicate_rate"]) + float(dedup.get("near_duplicate_rate", 0.0))
         facts.leakage_pairs = _get(manifest, "leakage.pairs")
         facts.training_cost_usd = _num(_get(manifest, "estimate.training_cost_usd"))
-        if facts.training_cost_usd is not None:
+        if facts.training_cost_usd is not None and _get(manifest, "estimate.basis"):
+            facts.training_cost_basis = str(_get(manifest, "estimate.basis"))
+        elif facts.training_cost_usd is not None:
             facts.training_cost_basis = (
                 f"{_get(manifest, 'estimate.billed_training_tokens') or 0:,} billed tokens at "
                 f"{_get(manifest, 'estimate.price_per_million_training_tokens')} USD/1M "

@@ -170,7 +170,7 @@ def build_charts(report: dict[str, Any]) -> dict[str, Markup]:
     out["daily"] = charts.bars_and_line(
         "Daily requests and spend", labels, [d.get("requests") for d in daily],
         [d.get("spend") for d in daily] if any(d.get("spend") is not None for d in daily) else None,
-        "requests", f"spend ({currency})",
+        "requests", f"spend ({currency})", bar_unit="requests per day", line_unit=f"{currency} per day",
     )
     series = []
     for key, name in (("cacheable_share_ideal", "simulated, ideal ordering"),
@@ -179,14 +179,15 @@ def build_charts(report: dict[str, Any]) -> dict[str, Markup]:
         values = [d.get(key) for d in daily]
         if any(v is not None for v in values):
             series.append((name, values))
-    out["cacheable"] = charts.line_chart("Cacheable share of input tokens by day", labels, series, y_max=1.0)
+    out["cacheable"] = charts.line_chart("Cacheable share of input tokens by day", labels, series, y_max=1.0,
+                                         unit="share of the day's input tokens")
     comp = report["tokens"]["composition"] or {}
     out["tokens"] = charts.stacked_bar(
         "Token composition", [(k.replace("_", " "), float(v or 0)) for k, v in comp.items()]
     )
     tasks = sorted(report["task_types"], key=lambda t: -(t["share"] or 0))[:12]
     out["tasks"] = charts.hbars(
-        "Share of requests by task type", [(t["label"] or t["id"], t["share"] or 0.0) for t in tasks]
+        "Share of requests by task type", [(t["id"], t["label"] or "", t["share"] or 0.0) for t in tasks]
     )
     hist = report["series"]["latency_histogram"] or {}
     lat = report["latency"]
@@ -195,12 +196,13 @@ def build_charts(report: dict[str, Any]) -> dict[str, Markup]:
         "Latency distribution", hist.get("edges", []), [int(c) for c in hist.get("counts", [])], marks
     )
     proj = report["cost"]["projection"]
-    out["projection"] = charts.line_chart(
+    out["projection"] = charts.panels(
         "Monthly cost projection", [f"m{p['month']}" for p in proj],
         [(name, [p[key] for p in proj]) for key, name in (
             ("api_only", "API only"), ("with_ideal_caching", "API + ideal caching"),
             ("fine_tuned_hybrid", "fine-tuned hybrid"))
          if any(p[key] is not None for p in proj)],
         y_format="{:,.0f}",
+        unit=f"{currency} per month",
     )
     return {k: Markup(v) for k, v in out.items()}

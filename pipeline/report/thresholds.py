@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline.config import from_section
 from pipeline.errors import ConfigError
+from pipeline.money import DEFAULT_CURRENCY, DEFAULT_USD_TO_CURRENCY
 
 # Money defaults in the currency their source quotes them in (checklist.md): converted to the
 # report currency when the config leaves them unset.
@@ -40,10 +41,10 @@ GUIDE_MONEY: dict[str, tuple[float, str]] = {
 @dataclass(frozen=True)
 class ReportConfig:
     # --- money ---------------------------------------------------------------------------------
-    currency: str = "AUD"
+    currency: str = DEFAULT_CURRENCY
     """Currency of every money figure and money threshold in the report, the weekly report, the
     dataset card and the CLI lines (the guides' thresholds quote AU$)."""
-    usd_to_currency: float = 1.5
+    usd_to_currency: float = DEFAULT_USD_TO_CURRENCY
     """The one exchange rate: units of `currency` per US dollar (the audit prices in USD). An
     assumption: set today's rate."""
     aud_per_usd: float = 1.5
