@@ -20,7 +20,7 @@ import email.utils
 import gzip
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -290,47 +290,59 @@ def _har_body(content: Mapping[str, Any], headers: Mapping[str, str]) -> Any:
     order=10,
 )
 def parse_har(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
-    entries = rec["log"]["entries"]
+    return call_rows(ctx, rec["log"]["entries"], "entry", _har_call, "HAR file without entries")
+
+
+def _har_call(e: Any, label: str, ctx: Context) -> Row:
+    if not isinstance(e, Mapping) or not isinstance(e.get("request"), Mapping):
+        raise Skip("malformed_record", f"{label}: no `request` object")
+    req, resp = e["request"], e.get("response") if isinstance(e.get("response"), Mapping) else {}
+    headers = _headers(resp.get("headers"))
+    content = resp.get("content") if isinstance(resp.get("content"), Mapping) else {}
+    post = req.get("postData") if isinstance(req.get("postData"), Mapping) else {}
+    timings = e.get("timings") if isinstance(e.get("timings"), Mapping) else {}
+    return call_row(
+        ctx,
+        method=as_str(req.get("method")) or "",
+        url=as_str(req.get("url")) or "",
+        request_body=post.get("text"),
+        status=as_int(resp.get("status")),
+        response_body=_har_body(content, headers),
+        response_headers=headers,
+        content_type=as_str(content.get("mimeType")) or headers.get("content-type", ""),
+        started=e.get("startedDateTime"),
+        total_ms=as_float(e.get("time")),
+        wait_ms=as_float(timings.get("wait")),
+        label=label,
+    )
+
+
+def call_rows(ctx: Context, items: Iterable[Any], noun: str, build: Callable[[Any, str, Context], Row],
+              empty: str) -> list[Row]:
+    """One row per item of a capture (HAR entry, cassette interaction) that is an LLM call.
+
+    One bad item must not lose the capture's other calls: it is listed as a skipped item and the
+    rest kept. With no call at all the whole record is skipped, for the first item's reason.
+    `source_line` is the item's number within the capture.
+    """
     rows: list[Row] = []
     skipped: list[Skip] = []
-    for i, e in enumerate(entries, start=1):
-        label = f"entry {i}"
-        if not isinstance(e, Mapping) or not isinstance(e.get("request"), Mapping):
-            skipped.append(Skip("malformed_record", f"{label}: no `request` object"))
-            continue
-        req, resp = e["request"], e.get("response") if isinstance(e.get("response"), Mapping) else {}
-        headers = _headers(resp.get("headers"))
-        content = resp.get("content") if isinstance(resp.get("content"), Mapping) else {}
-        post = req.get("postData") if isinstance(req.get("postData"), Mapping) else {}
-        timings = e.get("timings") if isinstance(e.get("timings"), Mapping) else {}
+    for i, item in enumerate(items, start=1):
+        label = f"{noun} {i}"
         try:
-            row = call_row(
-                ctx,
-                method=as_str(req.get("method")) or "",
-                url=as_str(req.get("url")) or "",
-                request_body=post.get("text"),
-                status=as_int(resp.get("status")),
-                response_body=_har_body(content, headers),
-                response_headers=headers,
-                content_type=as_str(content.get("mimeType")) or headers.get("content-type", ""),
-                started=e.get("startedDateTime"),
-                total_ms=as_float(e.get("time")),
-                wait_ms=as_float(timings.get("wait")),
-                label=label,
-            )
+            row = build(item, label, ctx)
         except Skip as skip:
             skipped.append(skip)
             continue
         except (RecordError, TypeError, ValueError, KeyError, AttributeError) as err:
-            # One bad entry must not lose the file's other calls: list it and carry on.
             detail = err.detail if isinstance(err, RecordError) else f"{type(err).__name__}: {err}"
             skipped.append(Skip("malformed_record", f"{label}: {detail}"))
             continue
-        row["source_line"] = i  # the entry number within the file
+        row["source_line"] = i
         rows.append(row)
-    if not rows:  # the whole record is skipped, for the first entry's reason
+    if not rows:
         reasons = sorted({s.reason for s in skipped}) or ["empty_capture"]
-        raise Skip(reasons[0], "; ".join(s.detail for s in skipped)[:900] or "HAR file without entries")
+        raise Skip(reasons[0], "; ".join(s.detail for s in skipped)[:900] or empty)
     for skipped_item in skipped:
         ctx.skip_item(skipped_item.reason, skipped_item.detail)
     return rows

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.ingest.formats import Context, record_format
-from pipeline.ingest.formats.http_captures import _decompress, call_row
-from pipeline.ingest.rows import RecordError, Row, Skip, as_int, as_str
+from pipeline.ingest.formats.http_captures import _decompress, call_row, call_rows
+from pipeline.ingest.rows import Row, Skip, as_int, as_str
 
 NAME = "vcr_cassette"
 
@@ -60,41 +60,24 @@ def _text(body: Any) -> Any:
     order=10,
 )
 def parse_cassette(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
-    rows: list[Row] = []
-    skipped: list[Skip] = []
-    for i, item in enumerate(rec["interactions"], start=1):
-        label = f"interaction {i}"
-        req = item.get("request") if isinstance(item, Mapping) else None
-        resp = item.get("response") if isinstance(item, Mapping) and isinstance(item.get("response"), Mapping) else {}
-        if not isinstance(req, Mapping):
-            skipped.append(Skip("malformed_record", f"{label}: no `request` mapping"))
-            continue
-        req_headers, resp_headers = _headers(req.get("headers")), _headers(resp.get("headers"))
-        status = resp.get("status")
-        try:
-            row = call_row(
-                ctx,
-                method=as_str(req.get("method")) or "",
-                url=as_str(req.get("uri") or req.get("url")) or "",
-                request_body=_text(_body(req.get("body"), req_headers)),
-                status=as_int(status.get("code") if isinstance(status, Mapping) else status),
-                response_body=_body(resp.get("body"), resp_headers),
-                response_headers=resp_headers,
-                content_type=resp_headers.get("content-type", ""),
-                label=label,
-            )
-        except Skip as skip:
-            skipped.append(skip)
-            continue
-        except (RecordError, TypeError, ValueError, KeyError, AttributeError) as err:
-            detail = err.detail if isinstance(err, RecordError) else f"{type(err).__name__}: {err}"
-            skipped.append(Skip("malformed_record", f"{label}: {detail}"))
-            continue
-        row["source_line"] = i  # the interaction number within the cassette
-        rows.append(row)
-    if not rows:
-        reasons = sorted({s.reason for s in skipped}) or ["empty_capture"]
-        raise Skip(reasons[0], "; ".join(s.detail for s in skipped)[:900] or "cassette without interactions")
-    for skipped_item in skipped:
-        ctx.skip_item(skipped_item.reason, skipped_item.detail)
-    return rows
+    return call_rows(ctx, rec["interactions"], "interaction", _cassette_call, "cassette without interactions")
+
+
+def _cassette_call(item: Any, label: str, ctx: Context) -> Row:
+    req = item.get("request") if isinstance(item, Mapping) else None
+    resp = item.get("response") if isinstance(item, Mapping) and isinstance(item.get("response"), Mapping) else {}
+    if not isinstance(req, Mapping):
+        raise Skip("malformed_record", f"{label}: no `request` mapping")
+    req_headers, resp_headers = _headers(req.get("headers")), _headers(resp.get("headers"))
+    status = resp.get("status")
+    return call_row(
+        ctx,
+        method=as_str(req.get("method")) or "",
+        url=as_str(req.get("uri") or req.get("url")) or "",
+        request_body=_text(_body(req.get("body"), req_headers)),
+        status=as_int(status.get("code") if isinstance(status, Mapping) else status),
+        response_body=_body(resp.get("body"), resp_headers),
+        response_headers=resp_headers,
+        content_type=resp_headers.get("content-type", ""),
+        label=label,
+    )
