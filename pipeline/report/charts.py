@@ -308,7 +308,7 @@ def histogram(
 
     # Marks are named in a legend row above the plot, never beside their lines, so close
     # percentiles (p90 and p99 a few pixels apart) cannot overprint each other.
-    legend_x = left
+    legend_x = float(left)
     for k, (name, value) in enumerate(marks):
         x = x_of(value)
         color = PALETTE[(k + 1) % len(PALETTE)]
