@@ -75,9 +75,10 @@ def make_scratch(name: str, spec: dict) -> Path:
 
 
 def mutmut(scratch: Path, *args: str) -> str:
-    exe = Path(sys.executable).parent / "mutmut"
+    # mutmut's CLI with each function's tests widened to whole test files (mutation/mutmut_cli.py says why).
     env = {**os.environ, "LOGAUDIT_CACHE_DIR": str(ROOT / ".tiktoken-cache")}
-    proc = subprocess.run([str(exe), *args], cwd=scratch, env=env, text=True, capture_output=True)
+    proc = subprocess.run([sys.executable, "-m", "mutation.mutmut_cli", *args], cwd=scratch, env=env, text=True,
+                          capture_output=True)
     if args[0] == "run":
         # mutmut redraws a progress line per mutant: keep it out of the terminal, in a log.
         (scratch / "mutmut-run.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")

@@ -6,6 +6,7 @@ flags are known by construction. Moving a threshold either way fails a case belo
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
@@ -38,6 +39,11 @@ def failed(rid: str, session: str, seconds: float, messages: list[dict]) -> dict
 REPLY = ("Your refund of forty dollars was approved today and will reach the card you paid with "
          "within five business days after the bank processes it.")
 EDITED = REPLY.replace("five business days", "three business days")
+# REPLY is 25 words; EDITED changes one of them: difflib's ratio 2 x 24 / 50 = 0.96.
+EDITED_SIM = 0.96
+# Two words changed (five -> three, forty -> fifty): 2 x 23 / 50 = 0.92.
+EDITED_TWICE = EDITED.replace("forty", "fifty")
+EDITED_TWICE_SIM = 0.92
 
 
 def planted_rows() -> list[dict]:
@@ -56,6 +62,28 @@ def planted_rows() -> list[dict]:
     for name, gap in (("edit_3599", EDIT_GAP_S - 1), ("edit_3601", EDIT_GAP_S + 1)):
         rows += [answered(f"{name}_a", name, 0, [msg("user", "Write the refund note.")], reply=REPLY),
                  answered(f"{name}_b", name, gap, [msg("user", EDITED)])]
+    # A client that sends history with the reply edited in place (no request answered EDITED, so the
+    # history does not name its parent by content: the conversation's previous answer is the parent).
+    ask = msg("user", "Write the refund note.")
+    rows += [answered("inplace_a", "inplace", 0, [ask], reply=REPLY),
+             answered("inplace_b", "inplace", 60, [ask, msg("assistant", EDITED),
+                                                    msg("user", "Thanks, please send it to the customer now.")])]
+    # Both at once: the history carries EDITED (0.96) in place and the user pastes EDITED_TWICE (0.92): the
+    # closer copy (0.96, edited in history) is the one recorded.
+    rows += [answered("both_a", "both", 0, [ask], reply=REPLY),
+             answered("both_b", "both", 60, [ask, msg("assistant", EDITED), msg("user", EDITED_TWICE)])]
+    # The reverse: the history is edited twice (0.92), the pasted copy once (0.96).
+    rows += [answered("both2_a", "both2", 0, [ask], reply=REPLY),
+             answered("both2_b", "both2", 60, [ask, msg("assistant", EDITED_TWICE), msg("user", EDITED)])]
+    # Explicit corrections: a corrected text (compared with the response: 0.96), a bare flag (no
+    # similarity), and a corrected text on a reply that was also pasted back edited (the field wins).
+    rows += [answered("explicit_text", "explicit_text", 0, [msg("user", "Refund?")], reply=REPLY,
+                      feedback_json=json.dumps({"rating": -1, "correction": EDITED})),
+             answered("explicit_flag", "explicit_flag", 0, [msg("user", "Refund?")], reply=REPLY,
+                      metadata_json='{"edited": true}'),
+             answered("explicit_over_a", "explicit_over", 0, [msg("user", "Refund?")], reply=REPLY,
+                      feedback_json=json.dumps({"correction": EDITED_TWICE})),
+             answered("explicit_over_b", "explicit_over", 60, [msg("user", EDITED)])]
     return rows
 
 
@@ -93,7 +121,30 @@ def test_retry_window_both_sides(labels: dict[str, dict], name: str, inside: boo
 @pytest.mark.parametrize(("name", "inside"), [("edit_3599", True), ("edit_3601", False)])
 def test_edit_gap_both_sides(labels: dict[str, dict], name: str, inside: bool) -> None:
     assert labels[f"{name}_a"]["edited"] is inside
+    assert labels[f"{name}_a"]["edit_source"] == ("pasted_in_user_turn" if inside else None)
+    assert labels[f"{name}_a"]["edit_similarity"] == (EDITED_SIM if inside else None)
     assert not labels[f"{name}_b"]["edited"]
+
+
+@pytest.mark.parametrize(("name", "similarity", "source"), [
+    ("inplace", EDITED_SIM, "edited_in_history"),
+    ("both", EDITED_SIM, "edited_in_history"),
+    ("both2", EDITED_SIM, "pasted_in_user_turn"),
+])
+def test_edit_in_history_and_the_closer_copy(labels: dict[str, dict], name: str, similarity: float,
+                                             source: str) -> None:
+    first = labels[f"{name}_a"]
+    assert (first["edited"], first["edit_similarity"], first["edit_source"]) == (True, similarity, source)
+    assert not labels[f"{name}_b"]["edited"]
+
+
+@pytest.mark.parametrize(("rid", "similarity"), [("explicit_text", EDITED_SIM), ("explicit_flag", None),
+                                                 ("explicit_over_a", EDITED_TWICE_SIM)])
+def test_explicit_corrections(labels: dict[str, dict], rid: str, similarity: float | None) -> None:
+    """A correction field flags the response, with the corrected text's similarity to it when given;
+    it replaces an implicit edit found for the same response (explicit_over_a was pasted back at 0.96)."""
+    lab = labels[rid]
+    assert (lab["edited"], lab["edit_similarity"], lab["edit_source"]) == (True, similarity, "explicit_field")
 
 
 # --- edit similarity: every cut-off of edit_similarity -------------------------------------------------
