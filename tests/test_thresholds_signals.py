@@ -242,3 +242,66 @@ def test_explicit_edit_field_shapes(feedback: str | None, metadata: str | None,
     from audit.signals import explicit_edit
 
     assert explicit_edit(feedback, metadata) == expected
+
+
+def test_missing_texts_are_not_an_edit() -> None:
+    assert edit_similarity(None, text(WORDS[:20])) is None
+    assert edit_similarity(text(WORDS[:20]), None) is None
+
+
+def test_default_max_words_is_3000() -> None:
+    """Texts differing only in their 3,001st word compare equal on the first 3,000 (ratio 1: no edit)."""
+    words = [f"d{i}" for i in range(3001)]
+    assert edit_similarity(" ".join(words), " ".join([*words[:3000], "changed"])) is None
+    assert edit_similarity(" ".join(words), " ".join([*words[:3000], "changed"]), max_words=3001) == round(
+        3000 / 3001, 4)
+
+
+# The length pre-filter counts WHITESPACE tokens (no regex yet): the shorter text must hold at least
+# 0.5 / 1.5 x 0.8 = 0.2667 of the longer one's tokens, 8.0 of 30. Words joined by commas are one token
+# there but several words for the comparison, so a copy can sit exactly on that cut: 8 tokens holding 21
+# of the reply's 30 words (ratio 2 x 21 / 51 = 0.8235) is compared, 7 tokens holding the same 21 are not.
+# Six of the tokens are single words, so the vocabulary pre-filter (2 x 6 >= 0.28 x 38) lets both pass.
+REPLY30 = " ".join(WORDS[:30]) + "."
+PACKED8 = " ".join(WORDS[:6]) + " " + ",".join(WORDS[6:16]) + " " + ",".join(WORDS[16:21]) + "."
+PACKED7 = " ".join(WORDS[:6]) + " " + ",".join(WORDS[6:21]) + "."
+
+
+@pytest.mark.parametrize(("packed", "expected"), [(PACKED8, round(42 / 51, 4)), (PACKED7, None)])
+def test_length_prefilter_both_sides(packed: str, expected: float | None) -> None:
+    assert packed.count(" ") + 1 in (7, 8)
+    assert edit_similarity(REPLY30, packed) == expected  # the edited copy is the shorter text
+    assert edit_similarity(packed, REPLY30) == expected  # the reply is
+
+
+# The vocabulary pre-filter compares WHITESPACE tokens (punctuation attached): 2 x shared tokens must
+# reach 0.7 x 0.4 = 0.28 of both token counts. Twenty-word reply; the copy changes its last word (ratio
+# 2 x 19 / 40 = 0.95) and keeps `kept` tokens as they are, the other words followed by a comma (the
+# same words, other tokens): 2 x 6 = 12 >= 0.28 x 40 = 11.2 is compared, 2 x 5 = 10 is not.
+def _commas_after(kept: int, n: int) -> str:
+    return " ".join([*WORDS[:kept], *(f"{w}," for w in WORDS[kept : n - 1]), "changed."])
+
+
+@pytest.mark.parametrize(("kept", "expected"), [(6, 0.95), (5, None)])
+def test_vocabulary_prefilter_both_sides(kept: int, expected: float | None) -> None:
+    assert edit_similarity(" ".join(WORDS[:20]), _commas_after(kept, 20)) == expected
+
+
+def test_vocabulary_prefilter_exactly_at_the_cut() -> None:
+    """0.28 x 950 = 266 exactly in floating point: 475 tokens a side, 133 shared (2 x 133 = 266) is not
+    below the cut, so the pair is compared (ratio 2 x 474 / 950 = 0.9979)."""
+    words = [f"e{i}" for i in range(475)]
+    edited = " ".join([*words[:133], *(f"{w}," for w in words[133:474]), "changed."])
+    assert 0.7 * 0.4 * 950 == 266
+    assert edit_similarity(" ".join(words), edited) == round(948 / 950, 4)
+
+
+def test_word_set_overlap_gate() -> None:
+    """A copy that repeats one word but shares little vocabulary is no edit, although difflib's ratio
+    is high: reply = 'a' x 30 + p0..p9, copy = 'a' x 30 + p0..p2 + q0..q7; the sequences match on 33
+    words (ratio 66 / 81 = 0.81) but the word sets share 4 of 11 + 12 (Dice 8 / 23 = 0.35 < 0.4).
+    The same shape sharing 6 (p0..p4 kept, Dice 12 / 23 = 0.52) is an edit: ratio 70 / 81 = 0.8642."""
+    reply = " ".join(["a"] * 30 + [f"p{i}" for i in range(10)])
+    assert edit_similarity(reply, " ".join(["a"] * 30 + [f"p{i}" for i in range(3)] + [f"q{i}" for i in range(8)])) is None
+    assert edit_similarity(reply, " ".join(["a"] * 30 + [f"p{i}" for i in range(5)] + [f"q{i}" for i in range(6)])) \
+        == round(70 / 81, 4)
