@@ -305,3 +305,10 @@ def test_word_set_overlap_gate() -> None:
     assert edit_similarity(reply, " ".join(["a"] * 30 + [f"p{i}" for i in range(3)] + [f"q{i}" for i in range(8)])) is None
     assert edit_similarity(reply, " ".join(["a"] * 30 + [f"p{i}" for i in range(5)] + [f"q{i}" for i in range(6)])) \
         == round(70 / 81, 4)
+
+
+def test_word_set_overlap_gate_exactly_at_the_cut() -> None:
+    """Dice exactly 0.4 (2 x 2 shared of 5 + 5 words) is not below the cut: 'a' x 30 + p0..p3 against
+    'a' x 30 + p0 + q0..q2 is compared, ratio 2 x 31 / 68 = 0.9118."""
+    reply = " ".join(["a"] * 30 + [f"p{i}" for i in range(4)])
+    assert edit_similarity(reply, " ".join(["a"] * 30 + ["p0"] + [f"q{i}" for i in range(3)])) == round(62 / 68, 4)
