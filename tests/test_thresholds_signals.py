@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -78,12 +79,23 @@ def planted_rows() -> list[dict]:
     # Explicit corrections: a corrected text (compared with the response: 0.96), a bare flag (no
     # similarity), and a corrected text on a reply that was also pasted back edited (the field wins).
     rows += [answered("explicit_text", "explicit_text", 0, [msg("user", "Refund?")], reply=REPLY,
-                      feedback_json=json.dumps({"rating": -1, "correction": EDITED})),
+                      feedback_json=json.dumps({"rating": -1, "correction": REPLY.replace(" today", "")})),
              answered("explicit_flag", "explicit_flag", 0, [msg("user", "Refund?")], reply=REPLY,
                       metadata_json='{"edited": true}'),
              answered("explicit_over_a", "explicit_over", 0, [msg("user", "Refund?")], reply=REPLY,
                       feedback_json=json.dumps({"correction": EDITED_TWICE})),
              answered("explicit_over_b", "explicit_over", 60, [msg("user", EDITED)])]
+    # A long correction whose common word ("the", 168 of 252 words) only matches where its neighbours
+    # differ: compared word for word (no autojunk), 2 x 168 / 504 = 0.6667.
+    rows += [answered("explicit_long", "explicit_long", 0, [msg("user", "Refund?")],
+                      reply=" ".join(f"a{i} the the" for i in range(84)),
+                      feedback_json=json.dumps({"correction": " ".join(f"b{i} the the" for i in range(84))}))]
+    # One reply, two follow-ups that paste it back edited (the user branched the conversation): the reply
+    # keeps the closer copy (0.96) whichever child comes first.
+    for name, first, second in (("branch_hi_lo", EDITED, EDITED_TWICE), ("branch_lo_hi", EDITED_TWICE, EDITED)):
+        rows += [answered(f"{name}_a", name, 0, [ask], reply=REPLY),
+                 answered(f"{name}_b", name, 30, [ask, msg("assistant", REPLY), msg("user", first)]),
+                 answered(f"{name}_c", name, 60, [ask, msg("assistant", REPLY), msg("user", second)])]
     return rows
 
 
@@ -130,6 +142,8 @@ def test_edit_gap_both_sides(labels: dict[str, dict], name: str, inside: bool) -
     ("inplace", EDITED_SIM, "edited_in_history"),
     ("both", EDITED_SIM, "edited_in_history"),
     ("both2", EDITED_SIM, "pasted_in_user_turn"),
+    ("branch_hi_lo", EDITED_SIM, "pasted_in_user_turn"),
+    ("branch_lo_hi", EDITED_SIM, "pasted_in_user_turn"),
 ])
 def test_edit_in_history_and_the_closer_copy(labels: dict[str, dict], name: str, similarity: float,
                                              source: str) -> None:
@@ -138,8 +152,9 @@ def test_edit_in_history_and_the_closer_copy(labels: dict[str, dict], name: str,
     assert not labels[f"{name}_b"]["edited"]
 
 
-@pytest.mark.parametrize(("rid", "similarity"), [("explicit_text", EDITED_SIM), ("explicit_flag", None),
-                                                 ("explicit_over_a", EDITED_TWICE_SIM)])
+@pytest.mark.parametrize(("rid", "similarity"), [
+    ("explicit_text", round(48 / 49, 4)),  # one of 25 words dropped: 2 x 24 / 49 = 0.97959 -> 0.9796
+    ("explicit_flag", None), ("explicit_over_a", EDITED_TWICE_SIM), ("explicit_long", round(336 / 504, 4))])
 def test_explicit_corrections(labels: dict[str, dict], rid: str, similarity: float | None) -> None:
     """A correction field flags the response, with the corrected text's similarity to it when given;
     it replaces an implicit edit found for the same response (explicit_over_a was pasted back at 0.96)."""
@@ -312,3 +327,20 @@ def test_word_set_overlap_gate_exactly_at_the_cut() -> None:
     'a' x 30 + p0 + q0..q2 is compared, ratio 2 x 31 / 68 = 0.9118."""
     reply = " ".join(["a"] * 30 + [f"p{i}" for i in range(4)])
     assert edit_similarity(reply, " ".join(["a"] * 30 + ["p0"] + [f"q{i}" for i in range(3)])) == round(62 / 68, 4)
+
+
+def test_signal_table_schema_with_an_all_null_column(tmp_path: Path) -> None:
+    """The sparse signal table keeps its declared types when a column has no value at all (one bare
+    edit flag: no regeneration, no retry, no similarity)."""
+    from audit.signals import SIGNALS_SCHEMA, detect_signals
+    from pipeline.workdir.store import connect_store
+
+    write_store(tmp_path, [answered("flag", "flag", 0, [msg("user", "Refund?")], metadata_json='{"edited": true}')])
+    con = connect_store(tmp_path)
+    tasks.build_features(con, tasks.TasksConfig())
+    table = detect_signals(con, SignalsConfig())
+    con.close()
+    assert table.schema == SIGNALS_SCHEMA
+    assert table.to_pylist() == [{"request_id": "flag", "regenerated": False, "regeneration_of": None, "is_retry": False,
+                                  "retry_of": None, "edited": True, "edit_similarity": None,
+                                  "edit_source": "explicit_field"}]
