@@ -8,6 +8,7 @@ reach the mutated function (it records them in one stats pass first).
     python -m mutation.run                 # every module, in the file's order
     python -m mutation.run cache_sim cost  # some of them
     python -m mutation.run --list          # the modules and their tests
+    python -m mutation.run --resume signals  # after adding tests: test the last run's survivors again
 
 Results: `.mutate/results/<name>.json` (counts, score, every surviving mutant with its diff) and a
 summary table on stdout; docs/testing.md records the scores and why each survivor is acceptable.
@@ -45,9 +46,13 @@ def project_files() -> list[str]:
     return [f for f in out.splitlines() if f and (ROOT / f).is_file()]
 
 
-def make_scratch(name: str, spec: dict) -> Path:
+def make_scratch(name: str, spec: dict, resume: bool = False) -> Path:
+    """A fresh copy of the project for the module; with `resume`, the files are copied over the
+    existing copy and mutmut keeps its mutants, stats and verdicts (it regenerates the mutants of a
+    function whose source changed and records new tests)."""
     scratch = SCRATCH / name
-    shutil.rmtree(scratch, ignore_errors=True)
+    if not resume:
+        shutil.rmtree(scratch, ignore_errors=True)
     for rel in project_files():
         dest = scratch / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -88,19 +93,30 @@ def mutmut(scratch: Path, *args: str) -> str:
     return proc.stdout
 
 
-def run_module(name: str, spec: dict, max_children: int) -> dict:
-    t0 = time.monotonic()
-    scratch = make_scratch(name, spec)
-    # `functions` narrows a shared file to the functions that compute the figure (mutmut names a
-    # mutant <module>.x_<function>__mutmut_<n>, or xǁ<Class>ǁ<method>__mutmut_<n> for a method).
-    patterns = [f"*{fn}__mutmut_*" for fn in spec.get("functions", [])]
-    print(f"{name}: mutating {', '.join(spec['paths'])} {' '.join(spec.get('functions', []))}...", flush=True)
-    mutmut(scratch, "run", "--max-children", str(max_children), *patterns)
+def statuses_of(scratch: Path, patterns: list[str]) -> dict[str, str]:
     statuses: dict[str, str] = {}
     for line in mutmut(scratch, "results", "--all", "true").splitlines():
         key, sep, status = line.strip().rpartition(": ")
         if sep and (not patterns or any(fnmatch.fnmatch(key, p) for p in patterns)):
             statuses[key] = status
+    return statuses
+
+
+def run_module(name: str, spec: dict, max_children: int, resume: bool = False) -> dict:
+    t0 = time.monotonic()
+    resume = resume and (SCRATCH / name / "mutants").is_dir()
+    scratch = make_scratch(name, spec, resume)
+    # `functions` narrows a shared file to the functions that compute the figure (mutmut names a
+    # mutant <module>.x_<function>__mutmut_<n>, or xǁ<Class>ǁ<method>__mutmut_<n> for a method).
+    patterns = [f"*{fn}__mutmut_*" for fn in spec.get("functions", [])]
+    print(f"{name}: mutating {', '.join(spec['paths'])} {' '.join(spec.get('functions', []))}...", flush=True)
+    if resume:
+        # Tests added since the last run: run the mutants that were not killed again (mutmut keeps a
+        # verdict unless the mutant is named), and the ones not run yet.
+        again = [k for k, s in statuses_of(scratch, patterns).items() if s not in KILLED | {"skipped"}]
+        patterns = again or patterns
+    mutmut(scratch, "run", "--max-children", str(max_children), *patterns)
+    statuses = statuses_of(scratch, [f"*{fn}__mutmut_*" for fn in spec.get("functions", [])])
     # `exclude`: functions mutmut cannot test by construction (they run at import time, before a
     # forked worker activates its mutant); modules.toml says why for each.
     excluded = {k for k in statuses if any(fnmatch.fnmatch(k, f"*{fn}__mutmut_*") for fn in spec.get("exclude", []))}
@@ -115,7 +131,8 @@ def run_module(name: str, spec: dict, max_children: int) -> dict:
     result = {
         "module": name, "paths": spec["paths"], "tests": spec["tests"], "mutants": len(statuses),
         "counts": counts, "killed": killed, "score": round(killed / scored, 4) if scored else None,
-        "excluded": len(excluded), "minutes": round((time.monotonic() - t0) / 60, 1), "survivors": survivors,
+        "excluded": len(excluded), "minutes": round((time.monotonic() - t0) / 60, 1), "resumed": resume,
+        "survivors": survivors,
     }
     (SCRATCH / "results").mkdir(parents=True, exist_ok=True)
     (SCRATCH / "results" / f"{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
@@ -128,6 +145,8 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help="module names from mutation/modules.toml (default: all)")
     parser.add_argument("--list", action="store_true", help="list the modules and their tests")
     parser.add_argument("--max-children", type=int, default=int(os.environ.get("MUTATE_JOBS", "2")))
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the module's last run and test its surviving mutants again (after adding tests)")
     args = parser.parse_args()
     modules = load_modules()
     if args.list:
@@ -137,7 +156,7 @@ def main() -> None:
     unknown = [m for m in args.modules if m not in modules]
     if unknown:
         raise SystemExit(f"unknown module(s) {unknown}; known: {', '.join(modules)}")
-    results = [run_module(m, modules[m], args.max_children) for m in (args.modules or modules)]
+    results = [run_module(m, modules[m], args.max_children, args.resume) for m in (args.modules or modules)]
     print(f"\n{'module':<14} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no tests':>8} "
           f"{'score':>6} {'min':>5}")
     for r in results:
