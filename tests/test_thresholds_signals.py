@@ -344,3 +344,12 @@ def test_signal_table_schema_with_an_all_null_column(tmp_path: Path) -> None:
     assert table.to_pylist() == [{"request_id": "flag", "regenerated": False, "regeneration_of": None, "is_retry": False,
                                   "retry_of": None, "edited": True, "edit_similarity": None,
                                   "edit_source": "explicit_field"}]
+
+
+def test_long_texts_are_compared_word_for_word() -> None:
+    """No autojunk: in texts of 200+ words difflib would otherwise skip a common word ("the", 84 of 252)
+    that stands between changed words. Half of the 84 'a<i> the c<i>' groups change both outer words:
+    matched 126 + 42 = 168 words, ratio 2 x 168 / 504 = 0.6667 (autojunk would give 0.5)."""
+    reply = " ".join(f"a{i} the c{i}" for i in range(84))
+    edited = " ".join(f"a{i} the c{i}" if i % 2 == 0 else f"b{i} the d{i}" for i in range(84))
+    assert edit_similarity(reply, edited) == round(336 / 504, 4)
