@@ -58,7 +58,8 @@ def make_scratch(name: str, spec: dict, resume: bool = False) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest)
     sources = sorted({p.split("/")[0] for p in spec["paths"]})
-    copy = [d for d in ("audit", "pipeline", "schemas", "sample_logs", "bench") if d not in sources]
+    # Everything the tests read besides the code (README.md: the config example a report test parses).
+    copy = [d for d in ("audit", "pipeline", "schemas", "sample_logs", "bench", "README.md", "docs") if d not in sources]
     config = {
         "source_paths": sources,
         "only_mutate": spec["paths"],
