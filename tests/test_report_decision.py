@@ -103,6 +103,18 @@ def test_all_outputs_state_the_one_decision(value: str) -> None:
         assert actions["build_dataset"] == []
 
 
+@pytest.mark.parametrize("value", list(WORLDS))
+def test_each_planted_world_decides_its_value(value: str) -> None:
+    """The decision and its actions for each planted world, without rendering (`make mutate` runs this
+    per mutant; the rendering test above checks every output states the same)."""
+    verdict = build_report(WORLDS[value], USD)["verdict"]
+    assert (verdict["decision"], verdict["title"]) == (value, DECISIONS[value])
+    actions = verdict["actions"]
+    assert actions["fine_tune"] == (["task_01"] if value in ("migrate", "pilot_fine_tune") else [])
+    if value in ("fix_caching_first", "stay_with_caching", "insufficient_data"):
+        assert actions["build_dataset"] == []
+
+
 def test_pilot_and_prepare_name_their_tasks() -> None:
     pilot = build_report(WORLDS["pilot_fine_tune"], USD)
     assert pilot["cost"]["break_even_months"] == 11.4
