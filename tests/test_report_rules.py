@@ -283,3 +283,67 @@ def test_readme_config_example_is_valid() -> None:
     config = tomllib.loads(block)
     assert report_config(config).latency_requirement_ms == 150
     assert weekly_config(config).max_volume_drop == 0.3
+
+
+# --- cost figures and the limits the decision compares them with, worked by hand ---------------------------
+# USD, the guide's defaults: 80,000 one-time, 2,000/month of local infrastructure, 90% of a migratable
+# type's traffic moved local.
+
+MONTH_WEEKS = 30.44 / 7
+
+
+def test_run_rate_is_the_baseline_without_the_cache_simulation() -> None:
+    """No ideal-caching figure: the bill as logged (12,000) is the baseline. task_01 is 75% of spend, 90%
+    of it local: hybrid 12,000 x (1 - 0.675) + 2,000 = 5,900, saving 6,100/month; 80,000 / 6,100 = 13.1
+    months flat; along a flat trend 13 x 6,100 = 79,300 < 80,000 <= 14 x 6,100."""
+    cost = build_report(busy_facts(monthly_ideal_caching_usd=None, weekly_growth_rate=0.0), USD)["cost"]
+    assert cost["monthly_run_rate"] == 12_000 and cost["monthly_with_ideal_caching"] is None
+    assert cost["break_even_baseline"] == "monthly_run_rate"
+    assert cost["monthly_fine_tuned_hybrid"] == 5_900 and cost["monthly_savings_if_migrated"] == 6_100
+    assert cost["break_even_months"] == 13.1 and cost["break_even_month_with_growth"] == 14
+
+
+def test_training_compute_adds_to_the_one_time_cost() -> None:
+    """80,000 + 500 of training compute = 80,500; / 4,750 saved a month = 16.9 months."""
+    cost = build_report(busy_facts(training_cost_usd=500.0), USD)["cost"]
+    assert cost["one_time_fine_tune_cost"] == 80_500 and cost["one_time_parts"]["training_compute"] == 500
+    assert cost["break_even_months"] == 16.9
+
+
+ALL_LOCAL = [TaskFacts("t", "all", 1000, share=1.0, spend_usd=1.0, repetitiveness=1.0)]
+
+
+@pytest.mark.parametrize(("ideal", "saving", "months"), [
+    (2_001.0, 1.0, 80_000.0),  # everything local: hybrid = 2,000 infrastructure, saving = ideal - 2,000
+    (2_000.5, 0.5, 160_000.0),  # half a dollar a month still breaks even, in 160,000 months
+    (2_000.0, 0.0, None),  # no saving, no break-even
+])
+def test_any_positive_saving_has_a_break_even(ideal: float, saving: float, months: float | None) -> None:
+    cfg = dataclasses.replace(USD, hybrid_max_local_share=1.0)
+    cost = build_report(busy_facts(task_types=ALL_LOCAL, monthly_ideal_caching_usd=ideal, weekly_growth_rate=0.0),
+                        cfg)["cost"]
+    assert cost["monthly_savings_if_migrated"] == saving and cost["break_even_months"] == months
+
+
+@pytest.mark.parametrize(("weekly", "monthly"), [
+    (None, 1.0),  # not measured: flat
+    (0.0, 1.0),
+    (-0.05, round(0.95**MONTH_WEEKS, 4)),  # a shrinking trend shrinks (0.8001)
+    (0.02, round(1.02**MONTH_WEEKS, 4)),  # 1.0899
+    (0.5, 2.0),  # 1.5 ** 4.35 = 5.8: capped at 2 a month
+])
+def test_monthly_growth_factor(weekly: float | None, monthly: float) -> None:
+    cost = build_report(busy_facts(weekly_growth_rate=weekly), USD)["cost"]
+    assert cost["monthly_growth_factor"] == monthly
+
+
+def test_projection_to_the_cent() -> None:
+    """Month m costs the first month x f^(m-1), f = 1.02^(30.44/7): api 15,000, ideal 10,000, hybrid
+    10,000 x 0.325 x f^(m-1) + 2,000 (the infrastructure does not grow); totals are the sums."""
+    cost = build_report(busy_facts(weekly_growth_rate=0.02), USD)["cost"]
+    f = 1.02**MONTH_WEEKS
+    want = [{"month": m, "api_only": round(15_000 * f ** (m - 1), 2), "with_ideal_caching": round(10_000 * f ** (m - 1), 2),
+             "fine_tuned_hybrid": round(10_000 * (1 - 0.675) * f ** (m - 1) + 2_000, 2)} for m in range(1, 13)]
+    assert cost["projection"] == want
+    for key in ("api_only", "with_ideal_caching", "fine_tuned_hybrid"):
+        assert cost["projection_totals"][key] == round(sum(p[key] for p in want), 2)
