@@ -347,3 +347,73 @@ def test_projection_to_the_cent() -> None:
     assert cost["projection"] == want
     for key in ("api_only", "with_ideal_caching", "fine_tuned_hybrid"):
         assert cost["projection_totals"][key] == round(sum(p[key] for p in want), 2)
+
+
+def test_cost_section_figures_to_their_rounding() -> None:
+    """Odd amounts in AUD (1.5 per USD), so every figure shows its rounding: money to the cent, USD and
+    shares to 4 places. task_01 carries 9,001 of 12,000 USD of spend (0.750083), 90% of it local:
+    migrated share 0.6750675, which the hybrid takes as the task table shows it (0.6751); the one-time
+    cost and the infrastructure are the guide's, converted."""
+    aud = ReportConfig(currency="AUD", usd_to_currency=1.5)
+    tasks = [dataclasses.replace(t, spend_usd=s) for t, s in zip(busy_facts().task_types, (9_001.0, 2_999.0), strict=True)]
+    facts = busy_facts(task_types=tasks, spend_window_usd=12_345.678912, monthly_run_rate_usd=12_345.6789,
+                       monthly_api_only_usd=15_432.1098, monthly_ideal_caching_usd=10_123.4567, weekly_growth_rate=0.0)
+    cost = build_report(facts, aud)["cost"]
+    share = round(9_001 / 12_000 * 0.9, 4)
+    ideal = 10_123.4567 * 1.5
+    hybrid = ideal * (1 - share) + 2_000 * 1.5
+    expected = {
+        "currency": "AUD", "usd_to_currency": 1.5,
+        "window_total": round(12_345.678912 * 1.5, 2), "window_total_usd": 12_345.6789,
+        "monthly_run_rate": round(12_345.6789 * 1.5, 2), "monthly_api_only": round(15_432.1098 * 1.5, 2),
+        "monthly_with_ideal_caching": round(ideal, 2), "monthly_fine_tuned_hybrid": round(hybrid, 2),
+        "monthly_savings_if_migrated": round(ideal - hybrid, 2), "migrated_spend_share": share,
+        "break_even_baseline": "with_ideal_caching", "break_even_months": round(80_000 * 1.5 / (ideal - hybrid), 1),
+        "one_time_fine_tune_cost": 120_000, "local_infra_monthly_cost": 3_000, "monthly_growth_factor": 1.0,
+    }
+    assert {k: cost[k] for k in expected} == expected
+    assert (expected["window_total"], expected["migrated_spend_share"]) == (18_518.52, 0.6751)
+
+
+GUIDE_FLAT = [TaskFacts("t", "all", 1000, share=1.0, spend_usd=1.0, repetitiveness=1.0, clean_examples=5000)]
+
+
+@pytest.mark.parametrize(("one_time", "month"), [
+    (80_000.0, 10),  # 8,000 saved a month: exactly 80,000 at month 10
+    (80_001.0, 11),  # one dollar more: month 11
+    (192_000.0, 24),  # exactly at the 24-month horizon
+    (192_001.0, None),  # past it: never, within the horizon
+])
+def test_break_even_month_with_growth_on_a_flat_trend(one_time: float, month: int | None) -> None:
+    cfg = dataclasses.replace(USD, hybrid_max_local_share=1.0, fine_tune_one_time_cost=one_time)
+    cost = build_report(busy_facts(task_types=GUIDE_FLAT, weekly_growth_rate=0.0), cfg)["cost"]
+    assert cost["break_even_month_with_growth"] == month
+
+
+def test_break_even_month_with_growth_on_a_doubling_trend() -> None:
+    """Growth capped at x2 a month (weekly 50%): the saving before infrastructure is 6,750 x 2^(m-1)
+    (10,000 x 0.675), so the cumulative saving is 4,750, 16,250, 41,250, 93,250: month 4 repays 80,000."""
+    cost = build_report(busy_facts(weekly_growth_rate=0.5), USD)["cost"]
+    assert cost["monthly_growth_factor"] == 2.0 and cost["break_even_month_with_growth"] == 4
+
+
+def test_task_table_money_per_month() -> None:
+    """Two months of logs (60.88 days), no ideal-caching figure (the run rate, 12,000, stands in) and a
+    third type without a spend figure: task_01 spent 9,000 of 12,000 (0.75) = 4,500 a month, and would
+    save 12,000 x 0.75 x 0.9 = 8,100 a month; task_02 (3,000: 1,500 a month, not repetitive) saves nothing."""
+    tasks = [*busy_facts().task_types, TaskFacts("task_03", "Unpriced", 10, share=0.0, repetitiveness=0.9)]
+    rows = {t["id"]: t for t in build_report(busy_facts(task_types=tasks, window_days=60.88, monthly_ideal_caching_usd=None),
+                                             USD)["task_types"]}
+    assert (rows["task_01"]["monthly_spend"], rows["task_01"]["spend_share"]) == (4_500, 0.75)
+    assert rows["task_01"]["projected_monthly_savings"] == 8_100
+    assert (rows["task_02"]["monthly_spend"], rows["task_02"]["projected_monthly_savings"]) == (1_500, None)
+    assert rows["task_03"]["spend_share"] is None and rows["task_03"]["monthly_spend"] is None
+
+
+@pytest.mark.parametrize(("monthly", "rule"), [(999.0, "stay prompted"), (1_000.0, "evaluate both"),
+                                               (10_000.0, "evaluate both"), (10_001.0, "fine-tuning on the table")])
+def test_task_spend_rule_both_sides(monthly: float, rule: str) -> None:
+    """The guide's per-task money rule: below 1,000 USD a month stay prompted, above 10,000 fine-tune."""
+    one = [TaskFacts("t", "all", 1000, share=1.0, spend_usd=monthly, repetitiveness=0.9)]
+    row = build_report(busy_facts(task_types=one), USD)["task_types"][0]
+    assert row["monthly_spend"] == monthly and row["spend_rule"] == rule
