@@ -408,6 +408,29 @@ def test_task_table_money_per_month() -> None:
     assert rows["task_01"]["projected_monthly_savings"] == 8_100
     assert (rows["task_02"]["monthly_spend"], rows["task_02"]["projected_monthly_savings"]) == (1_500, None)
     assert rows["task_03"]["spend_share"] is None and rows["task_03"]["monthly_spend"] is None
+    assert rows["task_03"]["migratable"] and rows["task_03"]["migrated_spend_share"] == 0.0  # nothing to move
+
+
+def test_task_row_carries_each_figure_at_its_rounding() -> None:
+    """One type with odd figures: money to the cent (AUD at 1.5), shares and rates to 4 places, counts as
+    they are; exactly 1,000 dataset examples is enough (>= 1,000); answers of 22,222 / 111 = 200 tokens
+    are not short (> 64), so repetitiveness 0.876543 >= 0.85 makes it fixed-format generation, tier 2."""
+    t = TaskFacts("task_01", "Odd", 111, share=0.123456, input_tokens=1_111, output_tokens=22_222, spend_usd=1_234.5678,
+                  cacheable_share=0.654321, consistency=0.987654, repetitiveness=0.876543, clean_examples=1_200,
+                  dataset_examples=1_000, eval_examples=123, regeneration_rate=0.012345, edit_rate=0.023456,
+                  negative_feedback_rate=0.034567)
+    row = build_report(busy_facts(task_types=[t]), ReportConfig(currency="AUD", usd_to_currency=1.5))["task_types"][0]
+    expected = {
+        "id": "task_01", "label": "Odd", "requests": 111, "share": 0.1235, "input_tokens": 1_111, "output_tokens": 22_222,
+        "spend": round(1_234.5678 * 1.5, 2), "monthly_spend": round(1_234.5678 * 1.5, 2), "spend_share": 1.0,
+        "cacheable_share": 0.6543, "consistency": 0.9877, "repetitiveness": 0.8765, "clean_requests": 1_200,
+        "dataset_examples": 1_000, "eval_examples": 123, "clean_examples": 1_000, "enough_examples": True,
+        "examples_needed": 0, "regeneration_rate": 0.0123, "edit_rate": 0.0235, "negative_feedback_rate": 0.0346,
+        "fit_tier": 2, "migratable": True, "ready": True, "not_migratable_because": [], "migrated_spend_share": 0.9,
+        "rank": 1,
+    }
+    assert {k: row[k] for k in expected} == expected
+    assert row["spend"] == 1_851.85
 
 
 @pytest.mark.parametrize(("monthly", "rule"), [(999.0, "stay prompted"), (1_000.0, "evaluate both"),
