@@ -440,3 +440,40 @@ def test_task_spend_rule_both_sides(monthly: float, rule: str) -> None:
     one = [TaskFacts("t", "all", 1000, share=1.0, spend_usd=monthly, repetitiveness=0.9)]
     row = build_report(busy_facts(task_types=one), USD)["task_types"][0]
     assert row["monthly_spend"] == monthly and row["spend_rule"] == rule
+
+
+def _fit_task(**kw: object) -> TaskFacts:
+    base: dict = {"id": "task_01", "label": "t", "requests": 10, "output_tokens": 650, "repetitiveness": 0.5}
+    return TaskFacts(**{**base, **kw})
+
+
+@pytest.mark.parametrize(("task", "fit"), [
+    (_fit_task(output_format="json", output_tokens=5_000), ("extraction / classification", 1, "structured JSON answers")),
+    (_fit_task(output_tokens=640), ("classification", 1, "short answers, mean 64 tokens")),  # mean 64 <= 64
+    (_fit_task(output_tokens=650, repetitiveness=0.85), ("fixed-format generation", 2, "repetitiveness 0.85")),
+    (_fit_task(output_tokens=650, repetitiveness=0.84), ("open-ended generation", 3, "free-form text answers")),
+    (_fit_task(output_tokens=None, repetitiveness=None), ("open-ended generation", 3, "free-form text answers")),
+    (_fit_task(requests=0, output_tokens=0, repetitiveness=0.9), ("fixed-format generation", 2, "repetitiveness 0.90")),
+])
+def test_task_fit_tiers_both_sides(task: TaskFacts, fit: tuple[str, int, str]) -> None:
+    """The guides' fit: JSON answers, then answers of at most 64 tokens on average (65 is not short),
+    then repetitiveness of at least 0.85, else open-ended text."""
+    from pipeline.report.decide import task_fit
+
+    assert task_fit(task, USD) == fit
+
+
+@pytest.mark.parametrize(("task", "reasons"), [
+    (_fit_task(id="other", repetitiveness=0.9), ["no recurring template"]),
+    (_fit_task(repetitiveness=0.70), []),
+    (_fit_task(repetitiveness=0.69), ["repetitiveness 0.69 < 0.70"]),
+    (_fit_task(repetitiveness=None), []),
+    (_fit_task(repetitiveness=0.9, reasoning_share=0.19), []),
+    (_fit_task(repetitiveness=0.9, reasoning_share=0.20), ["reasoning/long outputs in 20% of requests"]),
+])
+def test_not_migratable_both_sides(task: TaskFacts, reasons: list[str]) -> None:
+    """A type stays on the API when it has no template, is less repetitive than 0.70, or reasons / writes
+    long outputs in at least 20% of its requests."""
+    from pipeline.report.decide import _not_migratable
+
+    assert _not_migratable(task, busy_facts(), USD) == reasons
