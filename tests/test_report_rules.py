@@ -477,3 +477,108 @@ def test_not_migratable_both_sides(task: TaskFacts, reasons: list[str]) -> None:
     from pipeline.report.decide import _not_migratable
 
     assert _not_migratable(task, busy_facts(), USD) == reasons
+
+
+# --- the signs and factors as the report states them (busy_facts, USD), written out by hand ----------------
+
+BUSY_SIGNS = [
+    {"id": 1, "name": "The bill after caching is still too high", "value": 10_000, "threshold": 3_333.33, "unit": "USD",
+     "triggered": True, "measured": True, "state": "present", "measured_from": "logs",
+     "evidence": "monthly API cost with ideal caching: 10,000 USD (threshold 3,333 USD and growing); as logged "
+                 "12,000 USD; weekly growth 5.0%",
+     "how": "monthly spend projected from the window's per-request cost (usage x price table), with the cache "
+            "simulation's ideal ordering applied"},
+    {"id": 2, "name": "Most tokens are user input, not system prompt", "value": 0.2, "threshold": 0.3, "unit": "share",
+     "triggered": True, "measured": True, "state": "present", "measured_from": "logs",
+     # input tokens: system 100, history 300, user 500 -> (300 + 500) / 900 = 88.9%
+     "evidence": "cacheable share of input tokens with ideal ordering 20.0% (fires below 30.0%); user turn + history "
+                 "are 88.9% of input tokens",
+     "how": "prefix-cache simulation over the requests in time order under each provider's rules"},
+    {"id": 3, "name": "Tasks are well-defined and repetitive", "value": 0.8, "threshold": 0.8, "unit": "share",
+     "triggered": True, "measured": True, "state": "present", "measured_from": "logs",
+     "evidence": "80.0% of requests belong to repetitive task types (repetitiveness >= 0.70); 2 task types",
+     "how": "task-type clustering (system-prompt, tool-set and user-template fingerprints) and each type's "
+            "repetitiveness score"},
+    {"id": 4, "name": "You want to own the model and data pipeline", "value": 0.01, "threshold": 0.05, "unit": "share",
+     "triggered": False, "measured": True, "state": "absent", "measured_from": "inferred",
+     "evidence": "PII/secrets in 1.0% of requests (threshold 5.0%); 429 rate limits on 0.2% of calls (threshold 2.0%); "
+                 "top provider openai carries 100.0%; set report.on_premise_required to state the requirement",
+     "how": "inferred from the share of requests carrying PII or secrets and from 429 rate limits"},
+    {"id": 5, "name": "Latency matters and caching is not enough", "value": 1_800, "threshold": 200.0, "unit": "ms",
+     "triggered": False, "measured": False, "state": "not stated", "measured_from": "config",
+     "evidence": "measured p50 900 ms, p90 1,800 ms; no latency requirement stated (set report.latency_requirement_ms); "
+                 "sub-200 ms needs local inference",
+     "how": "end-to-end latency of non-batch calls; the requirement must come from you"},
+]
+
+SWITCH, STAY = "meets the switch column", "meets the stay column"
+BUSY_FACTORS = [
+    {"id": 1, "name": "Monthly API cost after caching", "value": 10_000, "display": "10,000 USD", "side": "fine-tuning",
+     "measured_from": "logs", "stay_if": "< 2,000 USD", "switch_if": "> 3,333 USD and growing",
+     "why": f"10,000 USD: {SWITCH} (> 3,333 USD and growing)"},
+    {"id": 2, "name": "Share of tokens that are cacheable", "value": 0.2, "display": "20.0%", "side": "fine-tuning",
+     "measured_from": "logs", "stay_if": "> 60.0%", "switch_if": "< 30.0%", "why": f"20.0%: {SWITCH} (< 30.0%)"},
+    {"id": 3, "name": "Task variety", "value": 0.8, "display": "80.0% of requests in repetitive types; 2 types",
+     "side": "fine-tuning", "measured_from": "logs", "stay_if": "high, changing often (< 50.0% repetitive)",
+     "switch_if": "low, well-defined (>= 80.0% repetitive)",
+     "why": f"80.0% of requests in repetitive types; 2 types: {SWITCH} (low, well-defined (>= 80.0% repetitive))"},
+    {"id": 4, "name": "Training data available", "value": 4_000,
+     "display": "largest candidate task type: task_01 with 4,000 dataset examples; 1 of 1 above 1,000",
+     "side": "fine-tuning", "measured_from": "logs", "stay_if": "< 500 examples per task type",
+     "switch_if": "> 1,000 examples in a task type",
+     "why": f"largest candidate task type: task_01 with 4,000 dataset examples; 1 of 1 above 1,000: {SWITCH} "
+            "(> 1,000 examples in a task type)"},
+    {"id": 5, "name": "Need for frontier reasoning", "value": 0.02,
+     "display": "2.0% of requests use reasoning tokens or outputs > 2,000 tokens", "side": "fine-tuning",
+     "measured_from": "inferred", "stay_if": ">= 20.0% reasoning/long outputs", "switch_if": "< 20.0%",
+     "why": f"2.0% of requests use reasoning tokens or outputs > 2,000 tokens: {SWITCH} (< 20.0%)"},
+    {"id": 6, "name": "Latency requirement", "value": None, "display": "not stated (measured p90 1,800 ms)",
+     "side": "unknown", "measured_from": "config", "stay_if": "> 500 ms acceptable", "switch_if": "< 200 ms needed",
+     "why": "not stated: set report.latency_requirement_ms"},
+    {"id": 7, "name": "Data sensitivity", "value": 0.01, "display": "PII/secrets in 1.0% of requests", "side": "caching",
+     "measured_from": "inferred", "stay_if": "< 5.0% sensitive", "switch_if": ">= 5.0% sensitive",
+     "why": f"PII/secrets in 1.0% of requests: {STAY} (< 5.0% sensitive)"},
+    {"id": 8, "name": "Usage trajectory", "value": 3.5, "display": "x3.50 in 6 months (weekly 5.0%)", "side": "fine-tuning",
+     "measured_from": "logs", "stay_if": "stable or slow (< x1.25 in 6 months)", "switch_if": "rapid (>= x2 in 6 months)",
+     "why": f"x3.50 in 6 months (weekly 5.0%): {SWITCH} (rapid (>= x2 in 6 months))"},
+]
+
+
+def test_signs_as_stated() -> None:
+    assert build_report(busy_facts(), USD)["signs"] == BUSY_SIGNS
+
+
+def test_factors_as_stated() -> None:
+    fw = build_report(busy_facts(), USD)["framework"]
+    assert fw["factors"] == BUSY_FACTORS
+    assert (fw["switch_count"], fw["stay_count"], fw["unknown_count"], fw["switch_min"]) == (6, 1, 1, 3)
+
+
+def test_stated_requirements_as_stated() -> None:
+    """Factors 5-7 and signs 4-5 from the config: reasoning needed (caching side), 300 ms required (between
+    the columns: neither above 500 nor below 200), cloud acceptable (caching side)."""
+    cfg = dataclasses.replace(USD, on_premise_required=False, needs_frontier_reasoning=True, latency_requirement_ms=300)
+    r = build_report(busy_facts(), cfg)
+    assert [factor(r, i) for i in (5, 6, 7)] == [
+        {"id": 5, "name": "Need for frontier reasoning", "value": True, "display": "yes (config)", "side": "caching",
+         "measured_from": "config", "stay_if": "yes, genuinely complex", "switch_if": "no, specific and learnable",
+         "why": f"yes (config): {STAY} (yes, genuinely complex)"},
+        {"id": 6, "name": "Latency requirement", "value": 300, "display": "required 300 ms (measured p90 1,800 ms)",
+         "side": "unknown", "measured_from": "config", "stay_if": "> 500 ms acceptable", "switch_if": "< 200 ms needed",
+         "why": "required 300 ms (measured p90 1,800 ms): between the columns (stay > 500 ms acceptable; "
+                "switch < 200 ms needed)"},
+        {"id": 7, "name": "Data sensitivity", "value": False, "display": "cloud acceptable (config)", "side": "caching",
+         "measured_from": "config", "stay_if": "cloud processing acceptable", "switch_if": "on-premise / private required",
+         "why": f"cloud acceptable (config): {STAY} (cloud processing acceptable)"},
+    ]
+    assert [sign(r, i) for i in (4, 5)] == [
+        {"id": 4, "name": "You want to own the model and data pipeline", "value": 0.01, "threshold": 0.05,
+         "unit": "share", "triggered": False, "measured": True, "state": "absent", "measured_from": "config",
+         "evidence": "report.on_premise_required = false; PII/secrets in 1.0% of requests (threshold 5.0%); 429 rate "
+                     "limits on 0.2% of calls (threshold 2.0%); top provider openai carries 100.0%",
+         "how": "your configuration, with the log-derived risk figures beside it"},
+        {"id": 5, "name": "Latency matters and caching is not enough", "value": 1_800, "threshold": 300, "unit": "ms",
+         "triggered": False, "measured": True, "state": "absent", "measured_from": "config",
+         "evidence": "measured p50 900 ms, p90 1,800 ms; required p90 300 ms (local inference needed below 200 ms)",
+         "how": "end-to-end latency of non-batch calls against your stated requirement"},
+    ]
