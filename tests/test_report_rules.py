@@ -582,3 +582,32 @@ def test_stated_requirements_as_stated() -> None:
          "evidence": "measured p50 900 ms, p90 1,800 ms; required p90 300 ms (local inference needed below 200 ms)",
          "how": "end-to-end latency of non-batch calls against your stated requirement"},
     ]
+
+
+def test_nothing_measured_says_why_per_sign_and_factor() -> None:
+    """Each sign and factor names the reason its own upstream figure is missing (one reason per figure)."""
+    missing = {k: f"no {k}" for k in ("monthly_run_rate_usd", "simulated_share", "task_types", "dataset_train",
+                                      "sensitive_share", "reasoning_share", "projected_6_month_factor")}
+    r = build_report(Facts(missing=missing), USD)
+    assert [(s["state"], s["evidence"]) for s in r["signs"]] == [
+        ("not measured", "not measured: no monthly_run_rate_usd"),  # no ideal-caching reason: the run rate's
+        ("not measured", "not measured: no simulated_share"),
+        ("not measured", "not measured: no task_types"),
+        ("not measured", "not measured: no sensitive_share"),
+        ("not stated", "not measured: no upstream figure"),
+    ]
+    assert [(f["side"], f["display"], f["why"]) for f in r["framework"]["factors"]] == [
+        ("unknown", "—", "not measured: no monthly_run_rate_usd"),
+        ("unknown", "—", "not measured: no simulated_share"),
+        ("unknown", "—", "not measured: no task_types"),
+        ("unknown", "—", "not measured: no dataset_train"),
+        ("unknown", "—", "not measured: no reasoning_share"),
+        ("unknown", "not stated (measured p90 —)", "not stated: set report.latency_requirement_ms"),
+        ("unknown", "—", "not measured: no sensitive_share"),
+        ("unknown", "—", "not measured: no projected_6_month_factor"),
+    ]
+    assert r["verdict"]["decision"] == "insufficient_data"
+    # Without a dataset reason, factor 4 falls back to the task-type reason, then to a sentence of its own.
+    del missing["dataset_train"]
+    assert factor(build_report(Facts(missing=missing), USD), 4)["why"] == "not measured: no task_types"
+    assert factor(build_report(Facts(), USD), 4)["why"] == "not measured: no per-task dataset counts"
