@@ -611,3 +611,63 @@ def test_nothing_measured_says_why_per_sign_and_factor() -> None:
     del missing["dataset_train"]
     assert factor(build_report(Facts(missing=missing), USD), 4)["why"] == "not measured: no task_types"
     assert factor(build_report(Facts(), USD), 4)["why"] == "not measured: no per-task dataset counts"
+
+
+# --- the verdict object, written out by hand ------------------------------------------------------------
+
+
+def _checks(verdict: dict) -> list[tuple[str, bool | None]]:
+    return [(step["check"], step["passed"]) for step in verdict["reasons"]]
+
+
+def test_migrate_verdict_as_stated() -> None:
+    v = build_report(busy_facts(), USD)["verdict"]
+    assert (v["decision"], v["title"], v["decided_by"]) == ("migrate", "Migrate", "ready")
+    # ideal ordering caches 20% vs 10% as logged: +10 points >= 5, so caching is fixable too
+    assert _checks(v) == [("framework", True), ("payback", True), ("ready", True), ("caching", True), ("ready_share", True)]
+    assert v["actions"] == {"fine_tune": ["task_01"], "fine_tune_next": [], "build_dataset": [], "fix_caching": [],
+                            "keep_on_api": ["task_02"]}
+    assert (v["switch_count"], v["switch_min"], v["signs_present"], v["currency"]) == (6, 3, 3, "USD")
+    assert (v["migrate_first"], v["fix_prefix_breakers"]) == (["task_01"], [])
+    assert v["evidence"] == [f"{f['name']}: {f['why']}" for f in BUSY_FACTORS if f["side"] == "fine-tuning"] + [
+        f"Sign {s['id']} ({s['name']}): {s['evidence']}" for s in BUSY_SIGNS if s["triggered"]]
+    assert v["headline"] == ("Migrate: fine-tune Ticket triage (task_01, 4,000 dataset examples, ready) and keep the rest "
+                             "on cached API calls. 6 of 8 factors favour fine-tuning and 3 of 5 signs are present; "
+                             "break-even in 16.8 months at 12,000 USD/month as logged.")
+    assert v["caveats"] == ["Latency requirement: not stated; set report.latency_requirement_ms to decide it."]
+
+
+def test_pilot_names_the_next_ready_type() -> None:
+    """Three JSON types (tier 1) ranked by savings: task_03 (60% of spend, 150 examples, not ready), then
+    task_01 and task_02 (20% each, ready). Ready types carry 40% < 50%: pilot on task_01, task_02 next,
+    build task_03's dataset. Hybrid 10,000 x (1 - 0.9) + 2,000 = 3,000: saves 7,000, 11.4 months."""
+    tasks = [TaskFacts(f"task_0{i}", f"T{i}", 100, share=s, spend_usd=12_000 * s, repetitiveness=0.9, dataset_examples=n,
+                       output_format="json") for i, s, n in ((1, 0.2, 2_000), (2, 0.2, 2_000), (3, 0.6, 150))]
+    r = build_report(busy_facts(task_types=tasks), USD)
+    v = r["verdict"]
+    assert r["cost"]["break_even_months"] == 11.4
+    assert (v["decision"], v["decided_by"]) == ("pilot_fine_tune", "ready")
+    assert _checks(v)[-1] == ("ready_share", False)
+    assert v["actions"] == {"fine_tune": ["task_01"], "fine_tune_next": ["task_02"], "build_dataset": ["task_03"],
+                            "fix_caching": [], "keep_on_api": []}
+
+
+def test_fix_caching_verdict_names_the_breakers() -> None:
+    """The fix-caching world with four prefix breakers: the three with the largest monthly saving are named
+    (largest first), every affected task type is in the fix list once."""
+    breakers = [{"kind": k, "task_type": t, "monthly_saving_usd": m}
+                for k, t, m in (("counter", "task_03", 10.0), ("uuid", "task_01", 40.0), ("timestamp", "task_02", 50.0),
+                                ("date", "task_01", 30.0))]
+    facts = busy_facts(monthly_ideal_caching_usd=1_000.0, monthly_run_rate_usd=1_200.0, weekly_growth_rate=0.0,
+                       prefix_breakers=breakers)
+    v = build_report(facts, USD)["verdict"]
+    # 1,000 a month after caching is in the stay column; the other five switch factors still count 5 of 8.
+    assert (v["decision"], v["decided_by"], v["switch_count"]) == ("fix_caching_first", "payback", 5)
+    assert _checks(v) == [("framework", True), ("payback", False), ("ready", True), ("caching", True)]
+    assert v["fix_prefix_breakers"] == ["timestamp", "uuid", "date"]
+    assert v["actions"] == {"fine_tune": [], "fine_tune_next": [], "build_dataset": [],
+                            "fix_caching": ["task_01", "task_02", "task_03"], "keep_on_api": ["task_02"]}
+    assert v["caveats"][0] == (
+        "The framework count alone (5 of 8) meets the 3-or-more rule, but a fine-tuned hybrid costs 2,000 USD/month "
+        "of infrastructure plus 80,000 USD once, more than the API spend it would replace; revisit when volume grows "
+        "(see the break-even row).")
