@@ -671,3 +671,19 @@ def test_fix_caching_verdict_names_the_breakers() -> None:
         "The framework count alone (5 of 8) meets the 3-or-more rule, but a fine-tuned hybrid costs 2,000 USD/month "
         "of infrastructure plus 80,000 USD once, more than the API spend it would replace; revisit when volume grows "
         "(see the break-even row).")
+
+
+@pytest.mark.parametrize(("sensitive", "limited", "state"), [
+    (0.05, 0.002, "present"), (0.0499, 0.002, "absent"),  # PII/secrets in at least 5% of requests
+    (0.01, 0.02, "present"), (0.01, 0.0199, "absent"),  # 429s on at least 2% of calls
+    (None, 0.01, "absent"),  # one figure measured is enough to judge
+    (None, None, "not measured"),
+])
+def test_sign_four_inferred_both_sides(sensitive: float | None, limited: float | None, state: str) -> None:
+    assert sign(build_report(busy_facts(sensitive_share=sensitive, rate_limited_share=limited), USD), 4)["state"] == state
+
+
+@pytest.mark.parametrize(("shares", "top"), [({"zeta": 0.3, "openai": 0.7}, "top provider openai carries 70.0%"),
+                                             ({}, "top provider unknown carries —")])
+def test_sign_four_names_the_largest_provider(shares: dict[str, float], top: str) -> None:
+    assert sign(build_report(busy_facts(provider_shares=shares), USD), 4)["evidence"].split("; ")[2] == top
