@@ -130,6 +130,7 @@ def _write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+    versions.pause_point(path)
 
 
 # The uniform stage name (`pipeline.report(workdir, config)`); `render_report` stays for callers.

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,6 +31,17 @@ POINTER = "CURRENT"
 LEGACY_POINTER = "current"  # a symlink to the version (before the pointer file); a plain folder once copied
 VERSION_PREFIX = "v"
 TMP_PREFIX = "tmp-"
+
+
+PAUSE_ENV = "LOGAUDIT_TEST_PAUSE_AFTER"
+
+
+def pause_point(path: Path) -> None:
+    """Test hook: when the environment variable LOGAUDIT_TEST_PAUSE_AFTER names the file just
+    written (`report.md`), stop here for a while, so a test can SIGKILL the process at a known point
+    between two files of one version (tests/test_stage_versions.py). Unset in normal use."""
+    if os.environ.get(PAUSE_ENV) == Path(path).name:
+        time.sleep(600)
 
 
 def run_token() -> str:
