@@ -173,6 +173,12 @@ def stage_dir(workdir: Path, stage: str) -> Path:
     return current if current is not None else Path(workdir) / stage
 
 
+def stage_version_name(workdir: Path, stage: str) -> str | None:
+    """The name of a stage's current version (`v000003`), None before its first versioned run."""
+    current = read_pointer(stage_root(workdir, stage))
+    return current.name if current is not None else None
+
+
 def stage_version(workdir: Path, stage: str) -> dict[str, Any]:
     """The `_version.json` of a stage's current output ({} when absent or from before versions)."""
     try:
@@ -220,6 +226,21 @@ def building(
         raise
     refresh_view(Path(workdir) / stage, final)
     remove_leftovers(root)
+
+
+def carry_entries(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> None:
+    """Hard-link (copy where links cannot be made) every entry of the current version `src` not in
+    `skip` into the version being built: a stage whose version holds several independent parts
+    (one folder per evaluated candidate) rebuilds one part and keeps the rest."""
+    if not Path(src).is_dir():
+        return
+    for entry in Path(src).iterdir():
+        if entry.name in (*skip, VERSION_FILE) or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, Path(dst) / entry.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, Path(dst) / entry.name)
 
 
 def work_folder(workdir: Path, stage: str) -> Path:
