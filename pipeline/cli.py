@@ -56,12 +56,12 @@ def writes_workdir(create: bool = False) -> Callable[[Callable[..., Any]], Calla
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def wrapper(*args: Any, wait: bool, **kwargs: Any) -> Any:
-            from pipeline.workdir.lock import writer_lock
+            from pipeline.workdir.lock import stale_note, writer_lock
 
             say = functools.partial(click.echo, err=True)
             with writer_lock(kwargs["workdir"], wait=wait, create=create, on_wait=say) as stale:
                 if stale:
-                    say(f"Note: took over the lock left by pid {stale.get('pid')} ({stale.get('command')}), which died.")
+                    say(stale_note(stale, kwargs["workdir"]))
                 return fn(*args, **kwargs)
 
         return click.option(
