@@ -66,6 +66,9 @@ def summary_lines(r: dict[str, Any], out_dir: Path | str) -> str:
                  f"rule), {fw['stay_count']} stay, {fw['unknown_count']} undecided")
     if r["not_measured"]:
         lines.append(f"  not measured: {len(r['not_measured'])} figure(s), listed in the report")
+    warnings = (r.get("sanity") or {}).get("warnings") or []
+    if warnings:
+        lines.append(f"  sanity: {len(warnings)} warning(s) (implausible tokens, timestamps or costs), listed in the report")
     return "\n".join(lines)
 
 
