@@ -18,7 +18,7 @@ from pipeline.evaluate.examples import read_eval_split
 from pipeline.workdir.paths import workdir_paths
 from pipeline.workdir.versions import PAUSE_ENV, VERSION_FILE, stage_dir, stage_root, stage_version
 from tests.test_stage_versions import kill_when
-from tests.test_workdir_lock import finish, logaudit, start_holder, write_logs
+from tests.test_workdir_lock import finish, logaudit, start_holder, waits_then_runs, write_logs
 
 
 def predictions(workdir: Path, path: Path, wrong: int = 0) -> Path:
@@ -104,12 +104,7 @@ def test_eval_takes_the_writer_lock(built: Path, tmp_path: Path) -> None:
             rc, text = finish(logaudit(*command))
             assert rc == 1 and f"is being written by pid {holder.pid}" in text and "Traceback" not in text, text
         assert not (work / "eval").exists()
-        waiting = logaudit("eval", work, "--candidate", "ft", "--predictions", answers, "--wait")
-        assert waiting.stderr is not None and f"Waiting for pid {holder.pid}" in waiting.stderr.readline()
-        holder.terminate()
-        holder.wait()
-        rc, text = finish(waiting)
-        assert rc == 0, text
+        waits_then_runs(holder, "eval", work, "--candidate", "ft", "--predictions", answers, "--wait")
     finally:
         holder.kill()
         holder.wait()

@@ -125,19 +125,24 @@ def test_second_writer_names_the_holder_and_waits(tmp_path: Path) -> None:
             rc, text = finish(logaudit(*command))
             assert rc == 1, (command, text)
             assert f"pid {holder.pid}" in text and "holder-for-test" in text and "Traceback" not in text
-        waiting = logaudit("ingest", logs, "--out", work, "--wait")
-        assert waiting.stderr is not None
-        assert f"Waiting for pid {holder.pid}" in waiting.stderr.readline()  # queued behind the holder
-        time.sleep(0.5)
-        assert waiting.poll() is None
-        holder.terminate()
-        holder.wait()
-        rc, text = finish(waiting)
-        assert rc == 0, text
+        waits_then_runs(holder, "ingest", logs, "--out", work, "--wait")
     finally:
         holder.kill()
         holder.wait()
     assert set(stored_ids(work)) == ids
+
+
+def waits_then_runs(holder: subprocess.Popen, *command: str | Path) -> None:
+    """`logaudit *command` (with --wait) queues behind `holder`, then runs once the holder ends."""
+    waiting = logaudit(*command)
+    assert waiting.stderr is not None
+    assert f"Waiting for pid {holder.pid}" in waiting.stderr.readline()  # queued behind the holder
+    time.sleep(0.5)
+    assert waiting.poll() is None
+    holder.terminate()
+    holder.wait()
+    rc, text = finish(waiting)
+    assert rc == 0, text
 
 
 def test_lock_of_a_killed_writer_is_taken_over(tmp_path: Path) -> None:

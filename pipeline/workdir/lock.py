@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import LockedError, MissingInputError
+from pipeline.workdir.versions import pid_alive
 
 LOCK_FILE = ".lock"
 POLL_SECONDS = 0.2
@@ -182,20 +183,10 @@ def stale_note(stale: dict[str, Any], workdir: Path) -> str:
                 f"from that machine while it was being written there (or `{host}` stopped without releasing it). "
                 f"The record is stale here and was replaced.")
     pid = stale.get("pid")
-    if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+    if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
         return (f"Note: the lock record of `{workdir}` names {who}, which is running but does not hold the lock: the "
                 f"lock file was copied or restored in place. The record is stale and was replaced.")
     return f"Note: took over the lock left by pid {pid} ({stale.get('command')}), which died."
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_holder(fd: int, workdir: Path, command: str | None) -> None:

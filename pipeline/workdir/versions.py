@@ -129,8 +129,11 @@ def run_alive(token: str) -> bool:
         pid = int(token.rsplit("-", 1)[-1])
     except ValueError:
         return False
-    if pid == os.getpid():
-        return True
+    return pid == os.getpid() or pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process `pid` running (on this host)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
