@@ -373,6 +373,19 @@ def test_cost_section_figures_to_their_rounding() -> None:
     }
     assert {k: cost[k] for k in expected} == expected
     assert (expected["window_total"], expected["migrated_spend_share"]) == (18_518.52, 0.6751)
+    assert build_report(facts, aud)["task_types"][0]["spend_share"] == 0.7501  # 0.750083 to 4 places
+
+
+def test_one_time_parts() -> None:
+    """80,000 fixed (the guide's, in USD) + 500.5555 of training compute = 80,500.56 to the cent; without a
+    training estimate the basis says so."""
+    cost = build_report(busy_facts(training_cost_usd=500.5555, training_cost_basis="3 epochs x 2.1 M tokens"), USD)["cost"]
+    assert cost["one_time_fine_tune_cost"] == 80_500.56
+    assert cost["one_time_parts"] == {"fixed": 80_000, "fixed_source": "80,000 USD (guide)", "training_compute": 500.56,
+                                      "training_compute_basis": "3 epochs x 2.1 M tokens"}
+    assert cost["money_defaults"]["fine_tune_one_time_cost"] == "80,000 USD (guide)"
+    assert build_report(busy_facts(), USD)["cost"]["one_time_parts"]["training_compute_basis"] == (
+        "not measured: the dataset stage's estimate is missing (run `logaudit dataset`)")
 
 
 GUIDE_FLAT = [TaskFacts("t", "all", 1000, share=1.0, spend_usd=1.0, repetitiveness=1.0, clean_examples=5000)]
@@ -419,7 +432,8 @@ def test_task_row_carries_each_figure_at_its_rounding() -> None:
                   cacheable_share=0.654321, consistency=0.987654, repetitiveness=0.876543, clean_examples=1_200,
                   dataset_examples=1_000, eval_examples=123, regeneration_rate=0.012345, edit_rate=0.023456,
                   negative_feedback_rate=0.034567)
-    row = build_report(busy_facts(task_types=[t]), ReportConfig(currency="AUD", usd_to_currency=1.5))["task_types"][0]
+    row = build_report(busy_facts(task_types=[t], monthly_ideal_caching_usd=10_123.4567),
+                       ReportConfig(currency="AUD", usd_to_currency=1.5))["task_types"][0]
     expected = {
         "id": "task_01", "label": "Odd", "requests": 111, "share": 0.1235, "input_tokens": 1_111, "output_tokens": 22_222,
         "spend": round(1_234.5678 * 1.5, 2), "monthly_spend": round(1_234.5678 * 1.5, 2), "spend_share": 1.0,
@@ -427,7 +441,10 @@ def test_task_row_carries_each_figure_at_its_rounding() -> None:
         "dataset_examples": 1_000, "eval_examples": 123, "clean_examples": 1_000, "enough_examples": True,
         "examples_needed": 0, "regeneration_rate": 0.0123, "edit_rate": 0.0235, "negative_feedback_rate": 0.0346,
         "fit_tier": 2, "migratable": True, "ready": True, "not_migratable_because": [], "migrated_spend_share": 0.9,
-        "rank": 1,
+        "rank": 1, "fit": "fixed-format generation",
+        "rank_reason": "fit: fixed-format generation (repetitiveness 0.88, tier 2 of 3), then savings",
+        # the type is all the spend: 10,123.4567 USD x 1.5 with ideal caching x 1.0 x 0.9 moved local
+        "projected_monthly_savings": round(10_123.4567 * 1.5 * 0.9, 2),
     }
     assert {k: row[k] for k in expected} == expected
     assert row["spend"] == 1_851.85
@@ -677,6 +694,7 @@ def test_fix_caching_verdict_names_the_breakers() -> None:
     (0.05, 0.002, "present"), (0.0499, 0.002, "absent"),  # PII/secrets in at least 5% of requests
     (0.01, 0.02, "present"), (0.01, 0.0199, "absent"),  # 429s on at least 2% of calls
     (None, 0.01, "absent"),  # one figure measured is enough to judge
+    (0.01, None, "absent"),
     (None, None, "not measured"),
 ])
 def test_sign_four_inferred_both_sides(sensitive: float | None, limited: float | None, state: str) -> None:
@@ -687,3 +705,67 @@ def test_sign_four_inferred_both_sides(sensitive: float | None, limited: float |
                                              ({}, "top provider unknown carries —")])
 def test_sign_four_names_the_largest_provider(shares: dict[str, float], top: str) -> None:
     assert sign(build_report(busy_facts(provider_shares=shares), USD), 4)["evidence"].split("; ")[2] == top
+
+
+def test_sign_one_edges() -> None:
+    """Sign 1 needs a bill ABOVE the threshold and growth ABOVE 0 a week; without the cache simulation the
+    bill as logged stands in, and the ideal-caching reason is named first when both are missing."""
+    at = dataclasses.replace(USD, sign1_min_monthly_cost_after_caching=10_000.0)
+    assert sign(build_report(busy_facts(), at), 1)["state"] == "absent"  # 10,000 is not above 10,000
+    assert sign(build_report(busy_facts(weekly_growth_rate=0.0), USD), 1)["state"] == "absent"  # flat is not growing
+    logged = sign(build_report(busy_facts(monthly_ideal_caching_usd=None), USD), 1)
+    assert logged["value"] == 12_000 and logged["evidence"].startswith("monthly API cost as logged: 12,000 USD")
+    both = Facts(missing={"monthly_ideal_caching_usd": "no simulation", "monthly_run_rate_usd": "no costs"})
+    assert sign(build_report(both, USD), 1)["evidence"] == "not measured: no simulation"
+
+
+@pytest.mark.parametrize(("composition", "share"), [
+    ({"system": 100, "history": 300, "output": 100}, "75.0%"),  # no user tokens: 300 / 400
+    ({"system": 100, "user": 300}, "75.0%"),  # no history: 300 / 400
+])
+def test_sign_two_user_share_with_a_part_missing(composition: dict[str, int], share: str) -> None:
+    evidence = sign(build_report(busy_facts(token_composition=composition), USD), 2)["evidence"]
+    assert evidence.endswith(f"user turn + history are {share} of input tokens")
+
+
+def test_sign_two_fires_below_the_share_only() -> None:
+    assert sign(build_report(busy_facts(simulated_share={"as_logged": 0.1, "ideal": 0.30}), USD), 2)["state"] == "absent"
+    assert sign(build_report(busy_facts(simulated_share={"as_logged": 0.1, "ideal": 0.2999}), USD), 2)["state"] == "present"
+
+
+def test_sign_three_counts_the_types_without_a_count() -> None:
+    assert sign(build_report(busy_facts(task_type_count=None), USD), 3)["evidence"].endswith("; 2 task types")
+
+
+@pytest.mark.parametrize(("need", "p90", "state"), [
+    (199, 1_800, "present"), (200, 1_800, "absent"),  # local inference is needed below 200 ms only
+    (150, None, "present"),  # no measured latency: the stated need decides
+    (150, 150, "absent"), (150, 151, "present"),  # measured p90 above the need
+])
+def test_sign_five_both_sides(need: float, p90: float | None, state: str) -> None:
+    r = build_report(busy_facts(latency_p90_ms=p90), dataclasses.replace(USD, latency_requirement_ms=need))
+    assert sign(r, 5)["state"] == state
+
+
+def test_task_rows_in_rank_order_then_by_volume() -> None:
+    """Candidates by fit tier, then savings (B: JSON, tier 1; A: open-ended, tier 3, more requests);
+    then the types kept on the API, largest first (D 300 requests before C 100, though listed after)."""
+    tasks = [TaskFacts("A", "a", 500, share=0.4, output_tokens=32_500, spend_usd=4_000.0, repetitiveness=0.75),
+             TaskFacts("B", "b", 200, share=0.2, spend_usd=2_000.0, repetitiveness=0.9, output_format="json"),
+             TaskFacts("C", "c", 100, share=0.1, spend_usd=1_000.0, repetitiveness=0.3),
+             TaskFacts("D", "d", 300, share=0.3, spend_usd=3_000.0, repetitiveness=0.3)]
+    rows = build_report(busy_facts(task_types=tasks), USD)["task_types"]
+    assert [(t["id"], t["rank"]) for t in rows] == [("B", 1), ("A", 2), ("D", None), ("C", None)]
+    assert rows[2]["rank_reason"] is None
+
+
+def test_candidates_of_one_tier_rank_by_savings() -> None:
+    """Same tier: the larger saving first; a type without a spend figure saves nothing (0), so a type saving
+    0.90 a month (1 USD ideal-caching bill, all its spend, 90% local) still ranks before it."""
+    tasks = [TaskFacts("A", "a", 100, share=0.5, repetitiveness=0.9, output_format="json"),
+             TaskFacts("B", "b", 100, share=0.5, spend_usd=1.0, repetitiveness=0.9, output_format="json")]
+    rows = build_report(busy_facts(task_types=tasks, monthly_ideal_caching_usd=1.0), USD)["task_types"]
+    assert [(t["id"], t["projected_monthly_savings"]) for t in rows] == [("B", 0.9), ("A", None)]
+    tasks[0] = dataclasses.replace(tasks[0], spend_usd=3.0)  # A: 3 of 4 USD of spend -> 0.675 vs B 0.225
+    rows = build_report(busy_facts(task_types=tasks, monthly_ideal_caching_usd=1.0), USD)["task_types"]
+    assert [(t["id"], t["rank"]) for t in rows] == [("A", 1), ("B", 2)]
