@@ -769,3 +769,70 @@ def test_candidates_of_one_tier_rank_by_savings() -> None:
     tasks[0] = dataclasses.replace(tasks[0], spend_usd=3.0)  # A: 3 of 4 USD of spend -> 0.675 vs B 0.225
     rows = build_report(busy_facts(task_types=tasks, monthly_ideal_caching_usd=1.0), USD)["task_types"]
     assert [(t["id"], t["rank"]) for t in rows] == [("A", 1), ("B", 2)]
+
+
+def _two_types(repetitive_share: float) -> list[TaskFacts]:
+    return [TaskFacts("task_01", "r", 100, share=repetitive_share, spend_usd=9_000.0, repetitiveness=0.9,
+                      dataset_examples=4_000, output_format="json"),
+            TaskFacts("task_02", "o", 100, share=1 - repetitive_share, spend_usd=3_000.0, repetitiveness=0.3,
+                      dataset_examples=150)]
+
+
+@pytest.mark.parametrize(("factor_id", "facts", "cfg", "side"), [
+    # 1: cost after caching: switch above 4,000 (set) and growing; flat growth is not growing
+    (1, {"monthly_ideal_caching_usd": 4_000.0}, {"factor_cost_switch_above": 4_000.0}, "unknown"),
+    (1, {"monthly_ideal_caching_usd": 4_000.01}, {"factor_cost_switch_above": 4_000.0}, "fine-tuning"),
+    (1, {"weekly_growth_rate": 0.0}, {}, "unknown"),
+    # 2: cacheable share: stay above 60%, switch below 30%
+    (2, {"simulated_share": {"as_logged": 0.1, "ideal": 0.60}}, {}, "unknown"),
+    (2, {"simulated_share": {"as_logged": 0.1, "ideal": 0.6001}}, {}, "caching"),
+    (2, {"simulated_share": {"as_logged": 0.1, "ideal": 0.30}}, {}, "unknown"),
+    (2, {"simulated_share": {"as_logged": 0.1, "ideal": 0.2999}}, {}, "fine-tuning"),
+    # 3: repetitive share: stay below 50%, switch at 80% or more
+    (3, {"task_types": _two_types(0.5)}, {}, "unknown"),
+    (3, {"task_types": _two_types(0.4999)}, {}, "caching"),
+    (3, {"task_types": _two_types(0.7999)}, {}, "unknown"),
+    (3, {"task_types": _two_types(0.8)}, {}, "fine-tuning"),
+    # 5: reasoning share: stay at 20% or more, switch below; or stated
+    (5, {"reasoning_share": 0.2}, {}, "caching"),
+    (5, {"reasoning_share": 0.1999}, {}, "fine-tuning"),
+    (5, {}, {"needs_frontier_reasoning": False}, "fine-tuning"),
+    # 6: stated latency: stay above 500 ms, switch below 200 ms
+    (6, {}, {"latency_requirement_ms": 500}, "unknown"),
+    (6, {}, {"latency_requirement_ms": 501}, "caching"),
+    (6, {}, {"latency_requirement_ms": 200}, "unknown"),
+    (6, {}, {"latency_requirement_ms": 199}, "fine-tuning"),
+    # 7: sensitive share: switch at 5% or more
+    (7, {"sensitive_share": 0.05}, {}, "fine-tuning"),
+    (7, {"sensitive_share": 0.0499}, {}, "caching"),
+    # 8: six-month growth: stay below x1.25, switch at x2 or more
+    (8, {"projected_6_month_factor": 1.25}, {}, "unknown"),
+    (8, {"projected_6_month_factor": 1.2499}, {}, "caching"),
+    (8, {"projected_6_month_factor": 1.9999}, {}, "unknown"),
+    (8, {"projected_6_month_factor": 2.0}, {}, "fine-tuning"),
+])
+def test_factor_sides_both_sides(factor_id: int, facts: dict, cfg: dict, side: str) -> None:
+    assert factor(build_report(busy_facts(**facts), dataclasses.replace(USD, **cfg)), factor_id)["side"] == side
+
+
+def test_factor_three_counts_the_types() -> None:
+    assert factor(build_report(busy_facts(task_type_count=7), USD), 3)["display"].endswith("; 7 types")
+    assert factor(build_report(busy_facts(task_type_count=None), USD), 3)["display"].endswith("; 2 types")
+    no = factor(build_report(busy_facts(), dataclasses.replace(USD, needs_frontier_reasoning=False)), 5)
+    assert (no["value"], no["display"]) == (False, "no (config)")
+
+
+def test_pattern_share_counts_repetitive_scored_types() -> None:
+    """A type at exactly 0.70 repetitiveness counts; a type without a share is not scored."""
+    tasks = [TaskFacts("a", "a", 1, share=0.3, repetitiveness=0.70), TaskFacts("b", "b", 1, share=0.5, repetitiveness=0.69),
+             TaskFacts("c", "c", 1, share=None, repetitiveness=0.9), TaskFacts("d", "d", 1, share=0.2, repetitiveness=None)]
+    assert sign(build_report(busy_facts(task_types=tasks), USD), 3)["value"] == 0.3
+
+
+@pytest.mark.parametrize(("rule_set", "ideal"), [("ideal", 0.123456), ("missing", 0.4), (None, 0.4)])
+def test_ideal_share_is_the_named_rule_set_else_the_best(rule_set: str | None, ideal: float) -> None:
+    """The audit's ideal rule set when it is among the simulated shares, else the best share; the sign
+    shows it to 4 places."""
+    shares = {"as_logged": 0.1, "other": 0.4, "ideal": 0.123456}
+    s2 = sign(build_report(busy_facts(simulated_share=shares, ideal_rule_set=rule_set), USD), 2)
+    assert s2["value"] == round(ideal, 4)
