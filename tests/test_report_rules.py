@@ -836,3 +836,38 @@ def test_ideal_share_is_the_named_rule_set_else_the_best(rule_set: str | None, i
     shares = {"as_logged": 0.1, "other": 0.4, "ideal": 0.123456}
     s2 = sign(build_report(busy_facts(simulated_share=shares, ideal_rule_set=rule_set), USD), 2)
     assert s2["value"] == round(ideal, 4)
+
+
+def test_factor_four_edges() -> None:
+    """Factor 4 on the dataset examples per type: 500 is not below the stay column; a type at exactly
+    1,000 is not counted above 1,000; with no candidate type the largest type of all is named; without any
+    per-type count the factor says so in full."""
+    nine = [TaskFacts(f"task_{i}", f"t{i}", 100, share=1 / 9, spend_usd=1.0, repetitiveness=0.9, dataset_examples=600)
+            for i in range(9)]
+    at_500 = [dataclasses.replace(t, dataset_examples=500) for t in nine]
+    assert factor(build_report(busy_facts(task_types=at_500), USD), 4)["side"] == "unknown"
+    nine[0] = dataclasses.replace(nine[0], dataset_examples=1_000)
+    assert factor(build_report(busy_facts(task_types=nine), USD), 4)["display"] == (
+        "largest candidate task type: task_0 with 1,000 dataset examples; 0 of 9 above 1,000")
+    dull = [dataclasses.replace(t, repetitiveness=0.3) for t in nine]  # none is a candidate
+    assert factor(build_report(busy_facts(task_types=dull), USD), 4)["display"] == (
+        "largest task type: task_0 with 1,000 dataset examples; 0 of 9 above 1,000")
+    one_and_none = [dataclasses.replace(nine[1], id="task_a", dataset_examples=1),
+                    dataclasses.replace(nine[2], id="task_b", dataset_examples=0)]
+    four = factor(build_report(busy_facts(task_types=one_and_none), USD), 4)
+    assert (four["value"], four["side"]) == (1, "caching") and four["display"].startswith("largest candidate task type: task_a ")
+    zero = factor(build_report(busy_facts(task_types=[one_and_none[1]]), USD), 4)
+    assert zero["value"] == 0 and zero["display"].startswith("largest candidate task type: task_b with 0 dataset examples")
+    assert factor(build_report(Facts(), USD), 4) == {
+        "id": 4, "name": "Training data available", "value": None, "display": "—", "side": "unknown",
+        "why": "not measured: no per-task dataset counts", "measured_from": "logs",
+        "stay_if": "< 500 examples per task type", "switch_if": "> 1,000 examples in a task type"}
+
+
+def test_factor_values_keep_their_type() -> None:
+    """Floats to 4 places; stated answers stay booleans, counts stay integers."""
+    r = build_report(busy_facts(simulated_share={"as_logged": 0.1, "ideal": 0.123456}), USD)
+    assert factor(r, 2)["value"] == 0.1235 and factor(r, 4)["value"] == 4_000
+    stated = build_report(busy_facts(), dataclasses.replace(USD, needs_frontier_reasoning=False, on_premise_required=True))
+    assert factor(stated, 5)["value"] is False and factor(stated, 7)["value"] is True
+    assert (factor(stated, 7)["display"], factor(stated, 7)["side"]) == ("on-premise required (config)", "fine-tuning")
