@@ -682,6 +682,7 @@ def test_fix_caching_verdict_names_the_breakers() -> None:
     assert (v["decision"], v["decided_by"], v["switch_count"]) == ("fix_caching_first", "payback", 5)
     assert _checks(v) == [("framework", True), ("payback", False), ("ready", True), ("caching", True)]
     assert v["fix_prefix_breakers"] == ["timestamp", "uuid", "date"]
+    assert "; 4 prefix breaker(s) worth 130 USD/month: " in v["reasons"][3]["text"]  # 50 + 40 + 30 + 10
     assert v["actions"] == {"fine_tune": [], "fine_tune_next": [], "build_dataset": [],
                             "fix_caching": ["task_01", "task_02", "task_03"], "keep_on_api": ["task_02"]}
     assert v["caveats"][0] == (
@@ -871,3 +872,61 @@ def test_factor_values_keep_their_type() -> None:
     stated = build_report(busy_facts(), dataclasses.replace(USD, needs_frontier_reasoning=False, on_premise_required=True))
     assert factor(stated, 5)["value"] is False and factor(stated, 7)["value"] is True
     assert (factor(stated, 7)["display"], factor(stated, 7)["side"]) == ("on-premise required (config)", "fine-tuning")
+
+
+def test_migrate_reasons_as_stated() -> None:
+    texts = [step["text"] for step in build_report(busy_facts(), USD)["verdict"]["reasons"]]
+    assert texts == [
+        "6 of 8 factors in the switch column (rule: 3 or more; 1 stay, 1 undecided)",
+        "saves 4,750 USD/month against 80,000 USD one-time: break-even in 16.8 months (within the 24-month horizon)",
+        "1 of 1 candidate task types have >= 1,000 dataset examples: task_01 (4,000 examples)",
+        "ideal ordering caches 20.0% of input tokens vs 10.0% as logged (+10.0 points; fixable at >= 5)",
+        "ready task types carry 75.0% of spend (migrate at >= 50.0%, else pilot on the first)",
+    ]
+
+
+def test_three_or_more_meets_the_rule_exactly_at_three() -> None:
+    fw = build_report(at_three(), USD)["framework"]
+    assert (fw["switch_count"], fw["meets_switch_rule"]) == (3, True)
+    assert build_report(at_three(projected_6_month_factor=1.5), USD)["framework"]["meets_switch_rule"] is False
+
+
+def test_prepare_dataset_when_only_the_growth_trend_repays() -> None:
+    """One-time 200,000: flat, 200,000 / 4,750 = 42.1 months is beyond the 24-month horizon; along a
+    doubling trend the saving (6,750 x 2^(m-1) - 2,000) adds up to 4,750, 16,250, 41,250, 93,250,
+    199,250, 410,250: month 6 repays it. No type has 1,000 examples yet: prepare the dataset, decided by
+    the payback; the candidate type's dataset is the one to build."""
+    cfg = dataclasses.replace(USD, fine_tune_one_time_cost=200_000.0)
+    tasks = [dataclasses.replace(t, dataset_examples=400) for t in busy_facts().task_types]
+    r = build_report(busy_facts(task_types=tasks, weekly_growth_rate=0.5), cfg)
+    assert (r["cost"]["break_even_months"], r["cost"]["break_even_month_with_growth"]) == (42.1, 6)
+    v = r["verdict"]
+    assert (v["decision"], v["decided_by"]) == ("prepare_dataset", "payback")
+    assert v["actions"]["build_dataset"] == ["task_01"] and v["actions"]["fine_tune"] == []
+
+
+def test_stay_with_caching_below_the_count() -> None:
+    """Two factors only (trajectory x1.5), caching already at its best (as logged = ideal): stay, decided
+    by the framework count; no type is a candidate (all repetitiveness 0.3), so the ready check fails."""
+    dull = [dataclasses.replace(t, repetitiveness=0.3) for t in busy_facts().task_types]
+    r = build_report(at_three(projected_6_month_factor=1.5, task_types=dull,
+                              simulated_share={"as_logged": 0.45, "ideal": 0.45}), USD)
+    v = r["verdict"]
+    assert (v["decision"], v["decided_by"]) == ("stay_with_caching", "framework")
+    assert ("ready", False) in _checks(v)
+
+
+@pytest.mark.parametrize(("shares", "rule_set", "breakers", "decision"), [
+    ({"as_logged": 0.5, "ideal": 0.75}, "ideal", [], "fix_caching_first"),  # a gain of exactly 0.25 (min set to 0.25)
+    ({"as_logged": 0.5, "ideal": 0.7499}, "ideal", [], "stay_with_caching"),
+    ({"ideal": 0.75}, "ideal", [], "stay_with_caching"),  # no as-logged share: no gain to measure
+    ({"as_logged": 0.5, "other": 0.9, "ideal": 0.6}, "ideal", [], "stay_with_caching"),  # the named rule set's gain
+    ({"as_logged": 0.5, "ideal": 0.5}, "ideal", [{"kind": "timestamp", "task_type": "task_01"}], "fix_caching_first"),
+])
+def test_caching_is_fixable_by_gain_or_breakers(shares: dict, rule_set: str, breakers: list, decision: str) -> None:
+    """The caching check: ideal ordering gains at least the minimum over the bill as logged, or a prefix
+    breaker was found (the no-saving world: the migration never pays, so caching decides)."""
+    cfg = dataclasses.replace(USD, fix_caching_min_gain=0.25)
+    facts = busy_facts(monthly_ideal_caching_usd=1_000.0, monthly_run_rate_usd=1_200.0, weekly_growth_rate=0.0,
+                       simulated_share=shares, ideal_rule_set=rule_set, prefix_breakers=breakers)
+    assert build_report(facts, cfg)["verdict"]["decision"] == decision
