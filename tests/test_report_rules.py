@@ -930,3 +930,26 @@ def test_caching_is_fixable_by_gain_or_breakers(shares: dict, rule_set: str, bre
     facts = busy_facts(monthly_ideal_caching_usd=1_000.0, monthly_run_rate_usd=1_200.0, weekly_growth_rate=0.0,
                        simulated_share=shares, ideal_rule_set=rule_set, prefix_breakers=breakers)
     assert build_report(facts, cfg)["verdict"]["decision"] == decision
+
+
+def test_verdict_lists_and_fallbacks() -> None:
+    """Migrate with two ready types (both fine-tuned, none 'next') and one candidate still building; the
+    fix-caching world never builds a dataset; factor 1 and sign 3 fall back / use what was measured."""
+    tasks = [TaskFacts(i, i, 100, share=s, spend_usd=12_000 * s, repetitiveness=r, dataset_examples=n, output_format="json")
+             for i, s, r, n in (("t1", 0.5, 0.9, 2_000), ("t2", 0.3, 0.9, 2_000), ("t3", 0.1, 0.9, 100), ("t4", 0.1, 0.3, 100))]
+    v = build_report(busy_facts(task_types=tasks), USD)["verdict"]  # hybrid 10,000 x 0.19 + 2,000: saves 6,100
+    assert v["decision"] == "migrate"
+    assert v["actions"] == {"fine_tune": ["t1", "t2"], "fine_tune_next": [], "build_dataset": ["t3"], "fix_caching": [],
+                            "keep_on_api": ["t4"]}
+    building = [dataclasses.replace(t, dataset_examples=400) for t in busy_facts().task_types]
+    fix = build_report(busy_facts(task_types=building, monthly_ideal_caching_usd=1_000.0, monthly_run_rate_usd=1_200.0,
+                                  weekly_growth_rate=0.0), USD)["verdict"]
+    assert fix["decision"] == "fix_caching_first" and fix["actions"]["build_dataset"] == []
+    stay = build_report(busy_facts(monthly_ideal_caching_usd=1_000.0, monthly_run_rate_usd=1_200.0, weekly_growth_rate=0.0,
+                                   simulated_share={"as_logged": 0.2, "ideal": 0.2}), USD)["verdict"]
+    assert (stay["decision"], stay["decided_by"]) == ("stay_with_caching", "payback")
+    logged = factor(build_report(busy_facts(monthly_ideal_caching_usd=None), USD), 1)
+    assert (logged["value"], logged["side"]) == (12_000, "fine-tuning")
+    assert sign(build_report(busy_facts(task_type_count=7), USD), 3)["evidence"].endswith("; 7 task types")
+    nothing = build_report(Facts(missing={"simulated_share": "none"}), USD)["verdict"]
+    assert ("payback", None) in _checks(nothing)
