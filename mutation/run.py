@@ -118,6 +118,11 @@ def run_module(name: str, spec: dict, max_children: int, resume: bool = False) -
         patterns = again or patterns
     mutmut(scratch, "run", "--max-children", str(max_children), *patterns)
     statuses = statuses_of(scratch, [f"*{fn}__mutmut_*" for fn in spec.get("functions", [])])
+    unchecked = [k for k, s in statuses.items() if s == "not checked"]
+    if resume and unchecked:
+        # A function whose source changed since the last run has new mutants, not named above.
+        mutmut(scratch, "run", "--max-children", str(max_children), *unchecked)
+        statuses = statuses_of(scratch, [f"*{fn}__mutmut_*" for fn in spec.get("functions", [])])
     # `exclude`: functions mutmut cannot test by construction (they run at import time, before a
     # forked worker activates its mutant); modules.toml says why for each.
     excluded = {k for k in statuses if any(fnmatch.fnmatch(k, f"*{fn}__mutmut_*") for fn in spec.get("exclude", []))}
