@@ -40,6 +40,8 @@ def failed(rid: str, session: str, seconds: float, messages: list[dict]) -> dict
 REPLY = ("Your refund of forty dollars was approved today and will reach the card you paid with "
          "within five business days after the bank processes it.")
 EDITED = REPLY.replace("five business days", "three business days")
+_LETTERS = "абвгдежзиклмнопрстуфхцчшщ"
+CYRILLIC = [a + b + "ка" for a in _LETTERS for b in _LETTERS]  # distinct words without an ASCII letter
 # REPLY is 25 words; EDITED changes one of them: difflib's ratio 2 x 24 / 50 = 0.96.
 EDITED_SIM = 0.96
 # Two words changed (five -> three, forty -> fifty): 2 x 23 / 50 = 0.92.
@@ -90,6 +92,9 @@ def planted_rows() -> list[dict]:
     rows += [answered("explicit_long", "explicit_long", 0, [msg("user", "Refund?")],
                       reply=" ".join(f"a{i} the the" for i in range(84)),
                       feedback_json=json.dumps({"correction": " ".join(f"b{i} the the" for i in range(84))}))]
+    # A correction in Cyrillic: words are Unicode words (25, one changed: 0.96), not only ASCII ones.
+    rows += [answered("explicit_cyrillic", "explicit_cyrillic", 0, [msg("user", "Refund?")], reply=" ".join(CYRILLIC[:25]),
+                      feedback_json=json.dumps({"correction": " ".join([*CYRILLIC[:24], "иначе"])}))]
     # One reply, two follow-ups that paste it back edited (the user branched the conversation): the reply
     # keeps the closer copy (0.96) whichever child comes first.
     for name, first, second in (("branch_hi_lo", EDITED, EDITED_TWICE), ("branch_lo_hi", EDITED_TWICE, EDITED)):
@@ -154,7 +159,8 @@ def test_edit_in_history_and_the_closer_copy(labels: dict[str, dict], name: str,
 
 @pytest.mark.parametrize(("rid", "similarity"), [
     ("explicit_text", round(48 / 49, 4)),  # one of 25 words dropped: 2 x 24 / 49 = 0.97959 -> 0.9796
-    ("explicit_flag", None), ("explicit_over_a", EDITED_TWICE_SIM), ("explicit_long", round(336 / 504, 4))])
+    ("explicit_flag", None), ("explicit_over_a", EDITED_TWICE_SIM), ("explicit_long", round(336 / 504, 4)),
+    ("explicit_cyrillic", EDITED_SIM)])
 def test_explicit_corrections(labels: dict[str, dict], rid: str, similarity: float | None) -> None:
     """A correction field flags the response, with the corrected text's similarity to it when given;
     it replaces an implicit edit found for the same response (explicit_over_a was pasted back at 0.96)."""
@@ -353,3 +359,8 @@ def test_long_texts_are_compared_word_for_word() -> None:
     reply = " ".join(f"a{i} the c{i}" for i in range(84))
     edited = " ".join(f"a{i} the c{i}" if i % 2 == 0 else f"b{i} the d{i}" for i in range(84))
     assert edit_similarity(reply, edited) == round(336 / 504, 4)
+
+
+def test_words_are_unicode_words() -> None:
+    """A reply in Cyrillic is compared on its words: 20 words, one changed: 2 x 19 / 40 = 0.95."""
+    assert edit_similarity(" ".join(CYRILLIC[:20]), " ".join([*CYRILLIC[:19], "иначе"])) == 0.95
