@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
 
 from pipeline.tokens import encoding_name_for, get_encoding, is_approximate, text_key
 
@@ -66,10 +67,14 @@ def _pseudo(role: str | None) -> np.ndarray:
 
 
 def _message_text(m: dict[str, Any]) -> str:
-    parts = [m.get("content") or ""]
-    if m.get("parts_json"):
-        parts.append(m["parts_json"])
-    for tc in m.get("tool_calls") or []:
+    return _text_of(m.get("content"), m.get("parts_json"), m.get("tool_calls"))
+
+
+def _text_of(content: str | None, parts_json: str | None, tool_calls: list[dict[str, Any]] | None) -> str:
+    parts = [content or ""]
+    if parts_json:
+        parts.append(parts_json)
+    for tc in tool_calls or []:
         parts.append(f"{tc.get('name') or ''} {tc.get('arguments') or ''}")
     return "\n".join(p for p in parts if p) if len(parts) > 1 else parts[0]
 
@@ -121,23 +126,75 @@ def request_blocks(
     system_text: str | None, messages: list[dict[str, Any]] | None, tools_json: str | None, provider: str | None = None,
 ) -> list[Block]:
     """The prompt as content blocks in provider cache order (tools, system, messages)."""
+    msgs = messages or []
+    return _blocks(system_text, tools_json, provider, [m.get("role") for m in msgs], [_message_text(m) for m in msgs],
+                   [m.get("name") for m in msgs], [m.get("tool_call_id") for m in msgs])
+
+
+@dataclass(frozen=True)
+class MessageColumns:
+    """A batch's `messages` column flattened: one list per message field over every message of the
+    batch, and each request's range of them (no dict per message: what `request_blocks` reads of a
+    message, straight from Arrow)."""
+
+    offsets: list[int]
+    roles: list[str | None]
+    texts: list[str]
+    names: list[str | None]
+    tool_call_ids: list[str | None]
+
+    @classmethod
+    def of(cls, column: pa.Array | pa.ChunkedArray) -> MessageColumns:
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        offsets = column.offsets.to_numpy()  # a slice's offsets point into its parent's values
+        first = int(offsets[0]) if len(offsets) else 0
+        values = column.values.slice(first, int(offsets[-1]) - first if len(offsets) else 0)
+        offsets = (offsets - first).tolist()
+
+        def strings(name: str) -> list[Any]:
+            return values.field(name).to_numpy(zero_copy_only=False).tolist()
+
+        content, parts_json = strings("content"), strings("parts_json")
+        calls_field = values.field("tool_calls")
+        calls: dict[int, Any] = {}
+        if calls_field.null_count < len(calls_field):
+            valid = np.flatnonzero(calls_field.is_valid().to_numpy(zero_copy_only=False))
+            calls = dict(zip(valid.tolist(), calls_field.take(pa.array(valid)).to_pylist(), strict=True))
+        texts = [_text_of(c, pj, calls.get(i)) for i, (c, pj) in enumerate(zip(content, parts_json, strict=True))]
+        return cls(offsets, strings("role"), texts, strings("name"), strings("tool_call_id"))
+
+    def blocks(self, i: int, system_text: str | None, tools_json: str | None, provider: str | None,
+               limit: int | None = None, trailing_assistant: bool = False) -> list[Block]:
+        """Request i's `request_blocks`; `limit`: only its first messages; `trailing_assistant`: an
+        empty assistant message after them (when any)."""
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        if limit is not None:
+            hi = min(hi, lo + max(limit, 0))
+        roles, texts = self.roles[lo:hi], self.texts[lo:hi]
+        names, ids = self.names[lo:hi], self.tool_call_ids[lo:hi]
+        if trailing_assistant and hi > lo:
+            roles, texts, names, ids = [*roles, "assistant"], [*texts, ""], [*names, None], [*ids, None]
+        return _blocks(system_text, tools_json, provider, roles, texts, names, ids)
+
+
+def _blocks(system_text: str | None, tools_json: str | None, provider: str | None, roles: list[str | None],
+            texts: list[str], names: list[str | None], tool_call_ids: list[str | None]) -> list[Block]:
     blocks: list[Block] = []
     if tools_json:
         for t in _tool_texts(tools_json, (provider or "").lower()):
             blocks.append(Block("tools", t, _key("tool", t), None, -1))
     if system_text:
         blocks.append(Block("system", system_text, _key("system", system_text), "system", -1))
-    msgs = messages or []
-    last_assistant = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=-1)
+    last_assistant = max((i for i, r in enumerate(roles) if r == "assistant"), default=-1)
     provider_message = -1
     prev_side = None
     leading_system = True
-    for i, m in enumerate(msgs):
-        role = m.get("role") or "user"
+    for i, (role_or_none, text) in enumerate(zip(roles, texts, strict=True)):
+        role = role_or_none or "user"
         if leading_system and role in ("system", "developer"):
             # Some sources keep the system prompt as the first message: it is still the system
             # segment, and the same text as a `system_text` elsewhere (same key, same cache entry).
-            text = _message_text(m)
             blocks.append(Block("system", text, _key("system", text), "system", -1))
             continue
         leading_system = False
@@ -148,8 +205,7 @@ def request_blocks(
         if side != prev_side:
             provider_message += 1
             prev_side = side
-        text = _message_text(m)
-        key = _key(role, m.get("name"), m.get("tool_call_id"), text)
+        key = _key(role, names[i], tool_call_ids[i], text)
         blocks.append(Block("history" if i <= last_assistant else "new_turn", text, key, role, provider_message))
     return blocks
 
@@ -168,38 +224,12 @@ class TokenMemo:
         self.hits = 0
         self.misses = 0
         self.tokens_encoded = 0
-        self._prefilled: set[tuple[str, int]] = set()  # encoded ahead by `prefill`, not looked up yet
-
-    def prefill(self, encoding: str, blocks: Iterable[Block]) -> None:
-        """Encode the texts of the blocks not held yet in one `encode_ordinary_batch` call.
-
-        Counted as misses when encoded; their first lookup is then not counted as a hit, so the
-        statistics are those of encoding each text on first use.
-        """
-        todo: dict[tuple[str, int], str] = {}
-        for b in blocks:
-            if (encoding, b.key) in self._arrays or not b.text:
-                continue
-            k = (encoding, text_key(b.text))
-            if k not in self._arrays:
-                todo.setdefault(k, b.text)
-        if not todo:
-            return
-        for k, toks in zip(todo, get_encoding(encoding).encode_ordinary_batch(list(todo.values())), strict=True):
-            arr = np.asarray(toks, dtype=np.uint32)
-            self.misses += 1
-            self.tokens_encoded += len(arr)
-            self._put(k, arr)
-            self._prefilled.add(k)
 
     def tokens(self, encoding: str, text: str, key: int | None = None) -> np.ndarray:
         k = (encoding, text_key(text) if key is None else key)
         arr = self._arrays.get(k)
         if arr is not None:
-            if self._prefilled and k in self._prefilled:
-                self._prefilled.discard(k)
-            else:
-                self.hits += 1
+            self.hits += 1
             self._arrays.move_to_end(k)
             return arr
         self.misses += 1
