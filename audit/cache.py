@@ -52,6 +52,7 @@ from audit.token_accounting import (
     TokenMemo,
     block_array,
     encoding_note,
+    prompt_rows,
     request_blocks,
 )
 from pipeline.config import from_section
@@ -189,13 +190,9 @@ def table_chunks(reader: Any, rows: int) -> Iterator[pa.Table]:
 
 
 def column_batches(table: pa.Table, batch_rows: int) -> Iterator[tuple[list[dict[str, Any]], MessageColumns]]:
-    """A task's rows a slice at a time: the scalar columns as dicts, the messages as columns (a
-    dict per message would cost several times the Arrow, and more than the rest of the row)."""
+    """A task's rows a slice at a time (`prompt_rows`)."""
     for batch in table.to_batches(max_chunksize=batch_rows):
-        names = [n for n in batch.schema.names if n != "messages"]
-        columns = [batch.column(n).to_pylist() for n in names]
-        yield [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)], \
-            MessageColumns.of(batch.column("messages"))
+        yield prompt_rows(batch)
 
 
 def dynamic_blocks_task(cfg: CacheConfig, table: pa.Table) -> dict[int, int]:

@@ -80,7 +80,7 @@ def _text_of(content: str | None, parts_json: str | None, tool_calls: list[dict[
 
 
 def _key(*parts: str | None) -> int:
-    return text_key("\x1f".join(p or "" for p in parts))
+    return text_key("\x1f".join([p or "" for p in parts]))
 
 
 _TOOLS_CACHE: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
@@ -178,6 +178,15 @@ class MessageColumns:
         return _blocks(system_text, tools_json, provider, roles, texts, names, ids)
 
 
+def prompt_rows(batch: pa.RecordBatch) -> tuple[list[dict[str, Any]], MessageColumns]:
+    """A batch's rows: the scalar columns as dicts, the messages as columns (a dict per message
+    would cost several times the Arrow, and more than the rest of the row)."""
+    names = [n for n in batch.schema.names if n != "messages"]
+    columns = [batch.column(n).to_pylist() for n in names]
+    return ([dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)],
+            MessageColumns.of(batch.column("messages")))
+
+
 def _blocks(system_text: str | None, tools_json: str | None, provider: str | None, roles: list[str | None],
             texts: list[str], names: list[str | None], tool_call_ids: list[str | None]) -> list[Block]:
     blocks: list[Block] = []
@@ -186,7 +195,7 @@ def _blocks(system_text: str | None, tools_json: str | None, provider: str | Non
             blocks.append(Block("tools", t, _key("tool", t), None, -1))
     if system_text:
         blocks.append(Block("system", system_text, _key("system", system_text), "system", -1))
-    last_assistant = max((i for i, r in enumerate(roles) if r == "assistant"), default=-1)
+    last_assistant = len(roles) - 1 - roles[::-1].index("assistant") if "assistant" in roles else -1
     provider_message = -1
     prev_side = None
     leading_system = True
@@ -213,56 +222,71 @@ def _blocks(system_text: str | None, tools_json: str | None, provider: str | Non
 class TokenMemo:
     """Token arrays keyed by (encoding, content hash), bounded by the number of tokens held.
 
-    When the budget is exceeded the least recently used texts are dropped; a cold entry only costs
-    a re-tokenization, never a wrong count.
+    One plain dict per encoding keyed by the 64-bit hash: a block seen before costs one dictionary
+    lookup (no key tuple, no recency bookkeeping). When the budget is exceeded the oldest texts of
+    the encoding are dropped; a dropped entry only costs a re-tokenization, never a wrong count.
     """
 
     def __init__(self, max_tokens: int = 40_000_000) -> None:
-        self._arrays: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._arrays: dict[str, dict[int, np.ndarray]] = {}
         self._held = 0
         self._max = max_tokens
         self.hits = 0
         self.misses = 0
         self.tokens_encoded = 0
 
+    def _table(self, encoding: str) -> dict[int, np.ndarray]:
+        table = self._arrays.get(encoding)
+        if table is None:
+            table = self._arrays[encoding] = {}
+        return table
+
     def tokens(self, encoding: str, text: str, key: int | None = None) -> np.ndarray:
-        k = (encoding, text_key(text) if key is None else key)
-        arr = self._arrays.get(k)
+        table = self._table(encoding)
+        k = text_key(text) if key is None else key
+        arr = table.get(k)
         if arr is not None:
             self.hits += 1
-            self._arrays.move_to_end(k)
             return arr
         self.misses += 1
-        arr = np.asarray(get_encoding(encoding).encode_ordinary(text), dtype=np.uint32) if text else _EMPTY
+        arr = _encode(encoding, text) if text else _EMPTY
         self.tokens_encoded += len(arr)
-        self._put(k, arr)
+        self._put(table, k, arr)
         return arr
 
     def block(self, encoding: str, block: Block) -> np.ndarray:
-        k = (encoding, block.key)
-        arr = self._arrays.get(k)
+        table = self._table(encoding)
+        arr = table.get(block.key)
         if arr is not None:
             self.hits += 1
-            self._arrays.move_to_end(k)
             return arr
         content = self.tokens(encoding, block.text)
         arr = content if block.role is None else np.concatenate([_pseudo(block.role), content])
-        self._put(k, arr)
+        self._put(table, block.key, arr)
         return arr
 
-    def _put(self, k: tuple[str, int], arr: np.ndarray) -> None:
-        self._arrays[k] = arr
+    def _put(self, table: dict[int, np.ndarray], k: int, arr: np.ndarray) -> None:
+        table[k] = arr
         self._held += len(arr)
-        while self._held > self._max and len(self._arrays) > 1:
-            _, old = self._arrays.popitem(last=False)
-            self._held -= len(old)
+        while self._held > self._max and len(table) > 1:
+            self._held -= len(table.pop(next(iter(table))))
 
     def stats(self) -> dict[str, int]:
-        return {"hits": self.hits, "misses": self.misses, "distinct_held": len(self._arrays),
+        return {"hits": self.hits, "misses": self.misses, "distinct_held": sum(len(t) for t in self._arrays.values()),
                 "tokens_encoded": self.tokens_encoded}
 
 
 _EMPTY = np.zeros(0, dtype=np.uint32)
+
+
+def _encode(encoding: str, text: str) -> np.ndarray:
+    """`encode_ordinary(text)` as a uint32 array straight from tiktoken's buffer (no list of ints)."""
+    enc = get_encoding(encoding)
+    try:
+        return enc.encode_to_numpy(text, disallowed_special=())
+    except UnicodeEncodeError:  # lone surrogates: replaced, as encode_ordinary does
+        return enc.encode_to_numpy(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"),
+                                   disallowed_special=())
 
 
 @dataclass
@@ -305,14 +329,22 @@ def tokenize_request(
     return Tokenized(blocks, [block_array(memo, encoding, b) for b in blocks], encoding)
 
 
-def count_request_naive(model: str | None, system_text: str | None, messages: list[dict[str, Any]] | None,
-                        tools_json: str | None, provider: str | None = None) -> int:
-    """The same count as `tokenize_request(...).total`, tokenizing every block afresh (the
-    baseline `make bench` compares the memoized path against)."""
-    enc = get_encoding(encoding_name_for(model))
-    blocks = request_blocks(system_text, messages, tools_json, provider)
+def count_blocks(memo: TokenMemo, encoding: str, blocks: list[Block]) -> int:
+    """`Tokenized.total` of a request's blocks, memoized."""
+    return sum([len(memo.block(encoding, b)) for b in blocks]) + (REPLY_OVERHEAD if blocks else 0)
+
+
+def count_blocks_naive(encoding: str, blocks: list[Block]) -> int:
+    """The same count, tokenizing every block afresh (the baseline `make bench` compares against)."""
+    enc = get_encoding(encoding)
     n = sum(len(enc.encode_ordinary(b.text)) + (MESSAGE_OVERHEAD if b.role else 0) for b in blocks)
     return n + (REPLY_OVERHEAD if blocks else 0)
+
+
+def count_request_naive(model: str | None, system_text: str | None, messages: list[dict[str, Any]] | None,
+                        tools_json: str | None, provider: str | None = None) -> int:
+    """The same count as `tokenize_request(...).total`, tokenizing every block afresh."""
+    return count_blocks_naive(encoding_name_for(model), request_blocks(system_text, messages, tools_json, provider))
 
 
 def encoding_note(models: Iterable[str | None]) -> list[dict[str, Any]]:
@@ -335,15 +367,16 @@ def encoding_note(models: Iterable[str | None]) -> list[dict[str, Any]]:
 # --- benchmark entry point ---------------------------------------------------------------------
 
 def iter_prompt_batches(workdir: Path, *, limit: int | None = None, batch_rows: int = 2000,
-                        ) -> Iterator[list[dict[str, Any]]]:
-    """Stream the prompt columns of the store (time order) in batches of dicts."""
+                        ) -> Iterator[tuple[list[dict[str, Any]], MessageColumns]]:
+    """Stream the prompt columns of the store (time order) in batches: the scalar columns as
+    dicts, the messages as columns."""
     from audit.tables import open_store, query
 
     con = open_store(workdir)
     try:
         reader = query(con, "tokens_prompts", limit=limit if limit is not None else -1).to_arrow_reader(batch_rows)
         for batch in reader:
-            yield batch.to_pylist()
+            yield prompt_rows(batch)
     finally:
         con.close()
 
@@ -369,15 +402,12 @@ def tokenize_store(workdir: Path, *, memoize: bool = True, limit: int | None = N
     total = 0
     n = 0
     memo = TokenMemo()
-    for batch in iter_prompt_batches(workdir, limit=limit):
+    for batch, messages in iter_prompt_batches(workdir, limit=limit):
         t0 = time.perf_counter()
-        for r in batch:
-            if memoize:
-                total += tokenize_request(memo, r["model"], r["system_text"], r["messages"], r["tools_json"],
-                                          r["provider"]).total
-            else:
-                total += count_request_naive(r["model"], r["system_text"], r["messages"], r["tools_json"],
-                                             r["provider"])
+        for i, r in enumerate(batch):
+            blocks = messages.blocks(i, r["system_text"], r["tools_json"], r["provider"])
+            encoding = encoding_name_for(r["model"])
+            total += count_blocks(memo, encoding, blocks) if memoize else count_blocks_naive(encoding, blocks)
         seconds += time.perf_counter() - t0
         n += len(batch)
     return TokenizeStats(n, total, seconds, memoize, memo.stats() if memoize else {})
