@@ -29,8 +29,8 @@ import duckdb
 import pyarrow as pa
 
 from audit.tables import query
+from pipeline.similarity import UNICODE_WORDS, words
 
-_WORD = re.compile(r"\w+")
 _SPACES = re.compile(r"\s+")
 # Feedback / metadata keys that carry a human correction of the response (LangSmith `correction`,
 # annotation tools' edited outputs). A string value is the corrected text; `true` is a bare flag.
@@ -116,8 +116,8 @@ def edit_similarity(reply: str | None, edited: str | None, *, min_similarity: fl
     b = normalize_space(edited)
     if a == b or a in b:
         return None
-    wa = _WORD.findall(a.lower())[:max_words]
-    wb = _WORD.findall(b.lower())[:max_words]
+    wa = words(a.lower(), UNICODE_WORDS)[:max_words]
+    wb = words(b.lower(), UNICODE_WORDS)[:max_words]
     if len(wa) < min_words or not wb:
         return None
     # Gate: the edited copy must share most of the reply's vocabulary (Dice on word sets, a cheap
@@ -212,8 +212,8 @@ def detect_signals(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, *, batch_
             if flagged:
                 sim = None
                 if corrected and text:
-                    sim = round(difflib.SequenceMatcher(None, _WORD.findall(text.lower()),
-                                                        _WORD.findall(corrected.lower()), autojunk=False).ratio(), 4)
+                    sim = round(difflib.SequenceMatcher(None, words(text.lower(), UNICODE_WORDS),
+                                                        words(corrected.lower(), UNICODE_WORDS), autojunk=False).ratio(), 4)
                 edits[rid] = (sim, "explicit_field")
 
     ids = sorted({*regenerated, *regeneration_of, *retry_of, *edits})

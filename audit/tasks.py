@@ -44,8 +44,8 @@ from audit.tables import attach_parquet_view, open_store, query, temp_table, wri
 from pipeline.config import from_section
 from pipeline.similarity import (
     DYNAMIC_SPAN_PATTERN,
+    TEMPLATE_SHINGLES,
     MinHasher,
-    ShingleHasher,
     UnionFind,
     jaccard,
     lsh_link,
@@ -106,7 +106,7 @@ class TasksConfig:
     """Requests of one session share a task type when typed by content (follow-up turns of a
     client that sends no history carry no template of their own)."""
     lsh_max_indexed: int = 250_000
-    """Cap on LSH index size (bounded memory); see fingerprints.lsh_link."""
+    """Cap on LSH index size (bounded memory); see pipeline/similarity.lsh_link."""
     top_k: int = 3
     """The summary reports the share of requests covered by the top-k types."""
     coverage_target: float = 0.8
@@ -172,7 +172,7 @@ def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> SystemF
     rows = query(con, "tasks_system_fingerprints").fetchall()
     fps = [r[0] for r in rows]
     masked = [r[1] for r in rows]
-    hasher = ShingleHasher(3)
+    hasher = TEMPLATE_SHINGLES.hasher()
     shingles = [hasher.shingles(words(m[: cfg.system_max_words * 12])[: cfg.system_max_words]) for m in masked]
     minhasher = MinHasher(cfg.system_num_perm, cfg.seed)
     sigs = minhasher.signatures(shingles)
@@ -381,7 +381,7 @@ def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[st
     temp_table(con, "content_requests", "tasks_content_requests")
     docs = query(con, "tasks_content_documents").to_arrow_table()
     doc_hashes = docs["doc_hash"].to_numpy()
-    hasher = ShingleHasher(3)
+    hasher = TEMPLATE_SHINGLES.hasher()
     shingles = [hasher.shingles(words(d[: cfg.content_max_words * 12])[: cfg.content_max_words])
                 for d in docs["doc"].to_pylist()]
     del docs

@@ -1,35 +1,51 @@
 """The similarity kit, one for the whole tool: task-type clustering (audit/tasks.py) and dataset
-dedup (pipeline/dataset/dedup.py, assemble.py) both use it.
+dedup (pipeline/dataset/dedup.py, bucket.py, assemble.py) both use it. Where the two genuinely differ,
+they differ by parameters of the same functions, named once here (`TEMPLATE_SHINGLES`,
+`dedup_shingles(n)`), so the outputs each has always produced stay bit for bit what they were:
+
+| step | task clustering (prompt templates) | dedup (training examples) |
+|---|---|---|
+| masking (`Masking`) | `TEMPLATE_MASKING`: every dynamic span -> `#`, spaces collapsed (also in SQL) | `VOLATILE_MASKING`: NFKC, ids and timestamps -> space |
+| words (`words`) | `TEMPLATE_WORDS` (`[a-z0-9#]+`, `it's` one word) | `UNICODE_WORDS` (`\\w+`) |
+| shingles (`ShingleHasher`) | 3 words, `rolling`: cached xxh32 word hashes combined | n words (5), `joined`: xxh32 of the joined n-gram |
+| MinHash (`MinHasher`) | 64 / 128 permutations, empty set -> all 2^32-1 | 128 permutations, empty set -> hash 0's signature |
+| linking | `lsh_link` (query-then-insert, bounded index) | `lsh_pairs` / `lsh_cross_pairs`, or `band_keys` joined in DuckDB |
 
 - Dynamic spans: the regex table of per-request values (dates, ids, numbers) in one place; masking
   them makes one template version hash to one value (`mask_dynamic`, also applied in SQL with the
   same pattern), dedup masks its `VOLATILE` subset, the cache audit's prefix-breaker search uses
   `PREFIX_BREAKER_SPANS` (audit/dynamic_spans.py).
-- Shingles: word k-shingle hashes (`ShingleHasher`, a numpy rolling combination of cached xxh32
-  word hashes, for prompt templates); dedup hashes joined word n-grams with xxh32 (dedup.py).
+- Shingles: word k-shingle hashes (`ShingleHasher`): `rolling`, a numpy rolling combination of
+  cached xxh32 word hashes (many short prompts share words), or `joined`, xxh32 of the n-gram's
+  text (what datasketch's `MinHash(hashfunc=xxh32)` fed the n-gram bytes computes; tested).
 - MinHash signatures in datasketch's `affine32` scheme (32-bit shingle hash -> MurmurHash3 fmix32
   -> `a*h + b mod 2^32` with datasketch's own `(a, b)` for the seed -> min), computed for many
   documents at once in numpy (`minhash_signatures`): per-shingle Python work is the bottleneck
   (dedup.md §3.2). The rows wrap as `LeanMinHash` for `datasketch.MinHashLSH` and equal
   datasketch's own MinHash of the same shingle hashes bit for bit (tested).
-- LSH: banding parameters (`lsh_params`), 64-bit band keys DuckDB can join (`band_keys`), and
-  query-then-insert linking through a `MinHashLSH` index (`lsh_link`).
-- Exact Jaccard of sorted unique hash arrays (`jaccard`; vectorized over pairs: `intersections`,
-  `jaccards`) and connected components (`UnionFind`; vectorized: `components`).
+- LSH: banding parameters (`lsh_params`), 64-bit band keys DuckDB can join (`band_keys`), an index
+  built in one session (`lsh_index`), verified candidate pairs (`lsh_pairs`, `lsh_cross_pairs`) and
+  query-then-insert linking (`lsh_link`).
+- Exact Jaccard of sorted unique hash arrays (`jaccard`, the size bound `could_reach`, brute force
+  `exact_pairs`; vectorized over pairs: `intersections`, `jaccards`) and connected components
+  (`UnionFind`; vectorized: `components`).
 """
 
 from __future__ import annotations
 
+import gc
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
 import xxhash
 
 if TYPE_CHECKING:
-    from datasketch import LeanMinHash
+    from datasketch import LeanMinHash, MinHashLSH
 
 # datasketch (which imports scipy and pandas, ~80 MB) is imported only by the functions that build
 # its objects: the dataset stage's worker processes need none of it.
@@ -63,7 +79,6 @@ DYNAMIC_SPAN_PATTERN = "|".join(f"(?:{p})" for _, p in DYNAMIC_SPAN_PATTERNS)
 MASK = "#"
 _DYNAMIC = re.compile(DYNAMIC_SPAN_PATTERN)
 _SPACES = re.compile(r"\s+")
-_WORD = re.compile(r"[a-z0-9#]+(?:'[a-z]+)?")
 
 # Dedup: the volatile spans that make otherwise identical requests differ (ids, timestamps with a
 # time), masked in lower-cased text before hashing so exact dedup is not defeated by them.
@@ -88,27 +103,88 @@ PREFIX_BREAKER_SPANS: tuple[tuple[str, str], ...] = (
 _MAX_HASH = np.uint32(0xFFFFFFFF)
 
 
+@dataclass(frozen=True)
+class Masking:
+    """Lower-case a text and replace the spans of `spans` by `replacement` (one masking step, two settings).
+
+    `nfkc` NFKC-normalizes non-ASCII text first; `collapse_spaces` turns runs of white space into one
+    space and strips the ends; `needs`, when set, is a character every span contains, so a text
+    without it skips the regex scan (speed; same result).
+    """
+
+    spans: re.Pattern[str]
+    replacement: str
+    nfkc: bool = False
+    collapse_spaces: bool = False
+    needs: str = ""
+
+    def __call__(self, text: str | None) -> str:
+        if not text:
+            return ""
+        if self.nfkc and not text.isascii():
+            text = unicodedata.normalize("NFKC", text)
+        text = text.lower()
+        if not self.needs or self.needs in text:
+            text = self.spans.sub(self.replacement, text)
+        return _SPACES.sub(" ", text).strip() if self.collapse_spaces else text
+
+
+# Template fingerprints: every dynamic span becomes `#` (the SQL feature query does the same with
+# DuckDB's regexp_replace on DYNAMIC_SPAN_PATTERN).
+TEMPLATE_MASKING = Masking(_DYNAMIC, MASK, collapse_spaces=True)
+# Dedup: NFKC, and only the volatile ids / timestamps (both contain "-") become a space.
+VOLATILE_MASKING = Masking(VOLATILE, " ", nfkc=True, needs="-")
+
+
 def mask_dynamic(text: str | None) -> str:
     """Lower-case `text`, replace dynamic spans (dates, ids, numbers, …) by `#`, collapse spaces.
 
     The SQL feature query does the same with DuckDB's `regexp_replace` on the same pattern; this
     Python twin exists for texts that never pass through SQL (tests, labels).
     """
-    if not text:
-        return ""
-    return _SPACES.sub(" ", _DYNAMIC.sub(MASK, text.lower())).strip()
+    return TEMPLATE_MASKING(text)
 
 
-def words(text: str) -> list[str]:
-    """Word tokens of (already masked, lower-cased) text; punctuation dropped."""
-    return _WORD.findall(text)
+# Word patterns. Template text is masked and lower-cased: words are runs of [a-z0-9#] (a masked span
+# is a word) with an English contraction kept whole. Dedup uses Unicode `\w+`.
+TEMPLATE_WORDS = r"[a-z0-9#]+(?:'[a-z]+)?"
+UNICODE_WORDS = r"\w+"
+_WORD_PATTERNS: dict[str, re.Pattern[str]] = {}
+# For ASCII text, `\w+` tokens are exactly the runs left after mapping every other ASCII character to
+# a space, and str.translate + split is about twice as fast as the regex.
+_ASCII_SPLIT = {
+    UNICODE_WORDS: str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")}),
+}
+
+
+def words(text: str, pattern: str = TEMPLATE_WORDS) -> list[str]:
+    """The word tokens of (already masked) text: the matches of `pattern`, punctuation dropped."""
+    table = _ASCII_SPLIT.get(pattern)
+    if table is not None and text.isascii():
+        return text.translate(table).split()
+    regex = _WORD_PATTERNS.get(pattern)
+    if regex is None:
+        regex = _WORD_PATTERNS[pattern] = re.compile(pattern)
+    return regex.findall(text)
+
+
+Hashing = Literal["rolling", "joined"]
 
 
 class ShingleHasher:
-    """Word k-shingle hashes as uint32 arrays; words are hashed once per hasher (cache)."""
+    """Word k-shingle hashes as sorted unique uint32 arrays, by one of two hashings:
 
-    def __init__(self, k: int) -> None:
+    - `rolling`: each word hashed once per hasher (xxh32, cached) and k word hashes combined by a
+      polynomial in numpy; a text shorter than k is one shingle of all its words, no words no shingle.
+    - `joined`: xxh32 of the shingle's words joined by a space (`grams`), as datasketch hashes the
+      bytes it is fed; a text shorter than k, even an empty one, is one shingle of all its words.
+    """
+
+    def __init__(self, k: int, hashing: Hashing = "rolling") -> None:
+        if hashing not in ("rolling", "joined"):
+            raise ValueError(f"hashing must be 'rolling' or 'joined', not {hashing!r}")
         self.k = k
+        self.hashing = hashing
         self._cache: dict[str, int] = {}
 
     def word_hashes(self, tokens: Sequence[str]) -> np.ndarray:
@@ -121,8 +197,18 @@ class ShingleHasher:
             out[i] = h
         return out
 
+    def grams(self, tokens: Sequence[str]) -> list[bytes]:
+        """The k-word shingles as UTF-8 bytes (the `joined` hashing's input)."""
+        k = self.k
+        if len(tokens) < k:
+            return [" ".join(tokens).encode("utf-8", "surrogatepass")]
+        grams = map(" ".join, zip(*(tokens[i:] for i in range(k)), strict=False))
+        return [g.encode("utf-8", "surrogatepass") for g in grams]
+
     def shingles(self, tokens: Sequence[str]) -> np.ndarray:
-        """Distinct k-shingle hashes; a text shorter than k is one shingle of all its words."""
+        """Distinct k-shingle hashes, sorted."""
+        if self.hashing == "joined":
+            return np.unique(np.fromiter(map(xxhash.xxh32_intdigest, self.grams(tokens)), dtype=np.uint32))
         if not tokens:
             return np.empty(0, dtype=np.uint32)
         wh = self.word_hashes(tokens)
@@ -137,6 +223,32 @@ class ShingleHasher:
 
     def cache_clear(self) -> None:
         self._cache.clear()
+
+
+@dataclass(frozen=True)
+class ShingleScheme:
+    """Text -> masked -> words -> k-word shingle hashes: the parameters by which callers differ."""
+
+    masking: Masking
+    word_pattern: str
+    k: int
+    hashing: Hashing
+
+    def words(self, text: str) -> list[str]:
+        """The words of the masked text."""
+        return words(self.masking(text), self.word_pattern)
+
+    def hasher(self) -> ShingleHasher:
+        return ShingleHasher(self.k, self.hashing)
+
+
+# Task clustering: masked prompts (masked in SQL, or by `mask_dynamic`), word 3-shingles, rolling hashes.
+TEMPLATE_SHINGLES = ShingleScheme(TEMPLATE_MASKING, TEMPLATE_WORDS, 3, "rolling")
+
+
+def dedup_shingles(ngram: int) -> ShingleScheme:
+    """Dedup's scheme: NFKC + volatile spans masked, `\\w+` words, `ngram`-word shingles, joined hashes."""
+    return ShingleScheme(VOLATILE_MASKING, UNICODE_WORDS, ngram, "joined")
 
 
 # --- MinHash signatures ---------------------------------------------------------------------------
@@ -203,21 +315,30 @@ def minhash_signatures(hash_sets: Sequence[np.ndarray], num_perm: int, seed: int
 
 
 class MinHasher:
-    """Bulk MinHash signatures in datasketch's affine32 scheme (same permutations for `seed`)."""
+    """Bulk MinHash signatures in datasketch's affine32 scheme (same permutations for `seed`).
 
-    def __init__(self, num_perm: int = 64, seed: int = 1, chunk_shingles: int = 65_536) -> None:
+    `empty` is the signature of an empty shingle set (see `minhash_signatures`).
+    """
+
+    def __init__(self, num_perm: int = 64, seed: int = 1, chunk_shingles: int = 65_536, empty: str = "max") -> None:
         self.num_perm = num_perm
         self.seed = seed
         self._chunk = chunk_shingles
+        self._empty = empty
 
     def signatures(self, shingle_sets: Sequence[np.ndarray]) -> np.ndarray:
-        """(len(shingle_sets), num_perm) uint32; an empty set gets the all-max 'empty' signature."""
-        return minhash_signatures(shingle_sets, self.num_perm, self.seed, chunk_shingles=self._chunk, empty="max")
+        """(len(shingle_sets), num_perm) uint32."""
+        return minhash_signatures(shingle_sets, self.num_perm, self.seed, chunk_shingles=self._chunk, empty=self._empty)
 
     def lean(self, row: np.ndarray) -> LeanMinHash:
-        from datasketch import LeanMinHash
+        return lean(row, self.seed)
 
-        return LeanMinHash(seed=self.seed, hashvalues=row, scheme="affine32")
+
+def lean(row: np.ndarray, seed: int) -> LeanMinHash:
+    """A signature row as datasketch's `LeanMinHash` (for a `MinHashLSH` index)."""
+    from datasketch import LeanMinHash
+
+    return LeanMinHash(seed=seed, hashvalues=row, scheme="affine32")
 
 
 # --- connected components ---------------------------------------------------------------------------
@@ -331,6 +452,50 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     return (best[1], best[2]) if best else (num_perm, 1)
 
 
+def lsh_index(signatures: np.ndarray, keys: Iterable[int], params: tuple[int, int], seed: int) -> MinHashLSH:
+    """A datasketch `MinHashLSH(params=(bands, rows))` holding the rows `keys` of `signatures`, keyed by row."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(num_perm=signatures.shape[1], params=params)
+    gc.freeze()  # the index is millions of small containers the cyclic GC would keep re-traversing
+    try:
+        with lsh.insertion_session() as session:
+            for k in keys:
+                session.insert(k, lean(signatures[k], seed), check_duplication=False)
+    finally:
+        gc.unfreeze()
+    return lsh
+
+
+def lsh_pairs(hash_sets: Sequence[np.ndarray], signatures: np.ndarray, threshold: float, params: tuple[int, int],
+              seed: int) -> list[tuple[int, int, float]]:
+    """Pairs (i < j, exact Jaccard) with Jaccard >= threshold: LSH candidates, verified exactly; sorted."""
+    lsh = lsh_index(signatures, range(len(hash_sets)), params, seed)
+    pairs: list[tuple[int, int, float]] = []
+    for i in range(len(hash_sets)):
+        for j in lsh.query(lean(signatures[i], seed)):
+            if j > i and could_reach(hash_sets[i], hash_sets[j], threshold):
+                jac = jaccard(hash_sets[i], hash_sets[j])
+                if jac >= threshold:
+                    pairs.append((i, j, jac))
+    return sorted(pairs)
+
+
+def lsh_cross_pairs(query_hashes: Sequence[np.ndarray], query_sigs: np.ndarray, index_hashes: Sequence[np.ndarray],
+                    index_sigs: np.ndarray, threshold: float, params: tuple[int, int],
+                    seed: int) -> list[tuple[int, int, float]]:
+    """(query i, index j, exact Jaccard) for every query/index pair at Jaccard >= threshold; sorted."""
+    lsh = lsh_index(index_sigs, range(len(index_hashes)), params, seed)
+    pairs: list[tuple[int, int, float]] = []
+    for i in range(len(query_hashes)):
+        for j in lsh.query(lean(query_sigs[i], seed)):
+            if could_reach(query_hashes[i], index_hashes[j], threshold):
+                jac = jaccard(query_hashes[i], index_hashes[j])
+                if jac >= threshold:
+                    pairs.append((i, int(j), jac))
+    return sorted(pairs)
+
+
 def lsh_link(
     signatures: np.ndarray,
     threshold: float,
@@ -353,7 +518,7 @@ def lsh_link(
     uf = union_find or UnionFind(n)
     if n == 0:
         return uf
-    from datasketch import LeanMinHash, MinHashLSH
+    from datasketch import MinHashLSH
 
     bands, rows = lsh_params(threshold, num_perm)
     lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
@@ -361,7 +526,7 @@ def lsh_link(
     indexed: list[int] = []
     for i in order if order is not None else range(n):
         sig = signatures[i]
-        m = LeanMinHash(seed=seed, hashvalues=sig, scheme="affine32")
+        m = lean(sig, seed)
         best = 0.0
         for j in lsh.query(m):
             est = float(np.count_nonzero(signatures[j] == sig)) / num_perm
@@ -388,6 +553,23 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     idx[idx == b.size] = 0
     inter = int(np.count_nonzero(b[idx] == a))
     return inter / (a.size + b.size - inter)
+
+
+def could_reach(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
+    """Jaccard <= min/max of the set sizes, so most size-mismatched candidates need no intersection."""
+    small, large = sorted((a.size, b.size))
+    return large == 0 or small >= threshold * large
+
+
+def exact_pairs(hash_sets: Sequence[np.ndarray], threshold: float) -> list[tuple[int, int, float]]:
+    """All pairs with exact Jaccard >= threshold by brute force, O(n^2): ground truth for recall on a sample."""
+    pairs = []
+    for i in range(len(hash_sets)):
+        for j in range(i + 1, len(hash_sets)):
+            jac = jaccard(hash_sets[i], hash_sets[j])
+            if jac >= threshold:
+                pairs.append((i, j, jac))
+    return pairs
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -424,7 +606,7 @@ def intersections(i: np.ndarray, j: np.ndarray, uids: np.ndarray, sets: pa.ListA
 
 
 def jaccards(inter: np.ndarray, ni: np.ndarray, nj: np.ndarray) -> np.ndarray:
-    """Exact Jaccard from intersection and set sizes (1.0 for two empty sets), as dedup.jaccard."""
+    """Exact Jaccard from intersection and set sizes (1.0 for two empty sets), as `jaccard`."""
     ni, nj = ni.astype(np.int64), nj.astype(np.int64)
     union = ni + nj - inter
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -114,3 +114,97 @@ def test_handoff_paths_are_spelled_in_one_place() -> None:
                  if "workdir" not in p.parts and pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
     assert pattern.search('x = Path(workdir) / "audit" / "summary.json"')  # the check can fail
+
+
+# What only the similarity kit (pipeline/similarity.py) may do; anything else uses it with its parameters.
+_KIT_CALLS = {"MinHashLSH", "LeanMinHash", "xxh32_intdigest", "xxh32", "reduceat"}
+_KIT_CLASSES = {"UnionFind", "MinHasher", "ShingleHasher", "Masking"}
+_KIT_CONSTANTS = {0x85EBCA6B, 0xC2B2AE35, 0x100000001B3, r"\w+", r"[a-z0-9#]+(?:'[a-z]+)?"}
+
+
+def _similarity_code(source: str) -> list[str]:
+    """The kit's own operations in `source`: building LSH indexes or lean sketches, hashing
+    shingles with xxh32, the per-document MinHash minimum, union-find / hasher / masking classes,
+    MurmurHash and rolling-hash constants, word patterns, NFKC. Passing `xxh32_intdigest` as a
+    value (datasketch's own reference, `hashfunc=`) is not hashing."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in _KIT_CALLS:
+                found.append(f"{name}()")
+            if name == "normalize" and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "NFKC":
+                found.append("NFKC")
+        elif isinstance(node, ast.ClassDef) and node.name in _KIT_CLASSES:
+            found.append(f"class {node.name}")
+        elif (isinstance(node, ast.Constant) and not isinstance(node.value, bool)
+              and isinstance(node.value, (int, str)) and node.value in _KIT_CONSTANTS):
+            found.append(repr(node.value))
+    return found
+
+
+def test_the_similarity_kit_exists_once() -> None:
+    """Task clustering, dedup and edit detection share pipeline/similarity.py: no other module masks,
+    tokenizes, shingle-hashes, signs, indexes or links on its own (a second copy drifts)."""
+    kit = ROOT / "pipeline" / "similarity.py"
+    offenders = {str(p.relative_to(ROOT)): found for p in _project_modules()
+                 if p != kit and (found := _similarity_code(p.read_text(encoding="utf-8")))}
+    assert offenders == {}
+    # The check sees the kit's own code, and the copies dedup.py and tasks.py used to hold.
+    assert {"MinHashLSH()", "LeanMinHash()", "class UnionFind", "xxh32_intdigest()", "reduceat()", "NFKC", "'\\\\w+'",
+            "2246822507", "1099511628211"} <= set(_similarity_code(kit.read_text(encoding="utf-8")))
+    copy = ('import re, unicodedata, xxhash\n_WORD = re.compile(r"\\w+")\n'
+            'def norm(t):\n    return unicodedata.normalize("NFKC", t)\n'
+            'def h(gs):\n    return [xxhash.xxh32_intdigest(g) for g in gs]\n'
+            'def ref(MinHash):\n    return MinHash(hashfunc=xxhash.xxh32_intdigest)\n')
+    assert _similarity_code(copy) == ["'\\\\w+'", "NFKC", "xxh32_intdigest()"]
+
+
+_OUTCOME_MACRO = re.compile(r"\brequest_(?:failed|succeeded|rate_limited|server_error)\s*\([^()]*\)", re.IGNORECASE)
+_OUTCOME_COLUMNS = re.compile(r"\b(?:status_code|error_type)\b", re.IGNORECASE)
+_OUTCOME_RULE = ROOT / "pipeline" / "workdir" / "sql" / "request_outcome.sql"
+
+
+def _outcome_rules_in_sql(sql: str) -> list[str]:
+    """The lines of `sql` (comments aside) that read a request's status or error type other than as an
+    argument of the outcome macros: each one is a second definition of failed / rate limited."""
+    lines = []
+    for line in sql.splitlines():
+        code = _OUTCOME_MACRO.sub("", line.split("--", 1)[0])
+        if _OUTCOME_COLUMNS.search(code):
+            lines.append(line.strip())
+    return lines
+
+
+def _outcome_rules_in_python(source: str) -> list[str]:
+    """Row keys `status_code` / `error_type` read in Python: a request's outcome computed by hand."""
+    return [node.value for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and node.value in ("status_code", "error_type")]
+
+
+def test_the_request_outcome_rule_exists_once() -> None:
+    """failed / succeeded / rate limited / server error are the macros of request_outcome.sql: after
+    ingest (which writes the status and error columns) no stage reads those columns except through
+    them, in SQL or in Python. Ingest's parsers and the store schema are where the columns are made."""
+    made_there = (ROOT / "pipeline" / "ingest", ROOT / "schemas")
+    offenders: dict[str, list[str]] = {}
+    for path in sorted(p for d in ("pipeline", "audit") for p in (ROOT / d).rglob("*")):
+        if path == _OUTCOME_RULE or any(path.is_relative_to(d) for d in made_there):
+            continue
+        if path.suffix == ".sql":
+            found = _outcome_rules_in_sql(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".py":
+            found = _outcome_rules_in_python(path.read_text(encoding="utf-8"))
+        else:
+            continue
+        if found:
+            offenders[str(path.relative_to(ROOT))] = found
+    assert offenders == {}
+    # The checks see what the macro file itself does, and the copies the dataset and cache audit held.
+    assert len(_outcome_rules_in_sql(_OUTCOME_RULE.read_text(encoding="utf-8"))) >= 4
+    assert _outcome_rules_in_sql("SELECT request_failed(finish_reason, error_type, status_code) AS failed -- status_code\n"
+                                 "WHERE request_rate_limited(status_code, error_type, error_message)") == []
+    assert _outcome_rules_in_sql("count(*) FILTER (WHERE status_code = 429 OR error_type ILIKE '%rate%')") != []
+    assert _outcome_rules_in_python('status = row.get("status_code")\nfailed = r["error_type"] is not None') == [
+        "status_code", "error_type"]

@@ -14,6 +14,9 @@ started from (16, 8) and moved to (20, 6) after it missed a planted pair of the 
 requests, (16, 8) found 388 of the 390 pairs at Jaccard >= 0.8 that brute force finds, (20, 6) all
 390, in about the same time.
 
+Everything below is the similarity kit (pipeline/similarity.py) with dedup's parameters
+(`dedup_shingles`: NFKC + volatile spans masked, `\\w+` words, joined n-gram hashes; MinHash with
+the empty-set signature of hash 0); this module only names them after `DedupConfig`.
 Signatures are computed in bulk with numpy: each shingle is hashed once with xxh32, pre-mixed
 with the MurmurHash3 finalizer and permuted with datasketch's own `affine32` parameters, then the
 per-document minimum is a single `np.minimum.reduceat`. The result is bit-identical to
@@ -28,27 +31,28 @@ a sample.
 
 from __future__ import annotations
 
-import gc
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import cache
 
 import numpy as np
 import xxhash
 
-from pipeline.similarity import (  # noqa: F401  (UnionFind, band_keys: part of this module's API)
-    VOLATILE,
+from pipeline.similarity import (  # noqa: F401  (UnionFind, band_keys, could_reach, jaccard, exact_pairs: this module's API)
+    VOLATILE_MASKING,
+    MinHasher,
+    ShingleHasher,
+    ShingleScheme,
     UnionFind,
     affine32_permutations,
     band_keys,
+    could_reach,
+    dedup_shingles,
+    exact_pairs,
     jaccard,
-    minhash_signatures,
+    lsh_cross_pairs,
+    lsh_pairs,
 )
-
-if TYPE_CHECKING:
-    from datasketch import MinHashLSH
 
 # datasketch (which imports scipy and pandas, ~80 MB) is imported only by the functions that build
 # its objects: the dataset stage's own path needs none, so its worker processes stay small.
@@ -71,24 +75,20 @@ class DedupConfig:
     chunk_shingles: int = 8_192  # shingles per numpy block (chunk * num_perm * 4 bytes: 4 MB, cache-sized)
 
 
-_WORD = re.compile(r"\w+")
-# For ASCII text, `\w+` tokens are exactly the runs left after mapping every other ASCII character to
-# a space, and str.translate + split is about twice as fast as the regex.
-_ASCII_NON_WORD = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
+@cache
+def _scheme(ngram: int) -> tuple[ShingleScheme, ShingleHasher]:
+    scheme = dedup_shingles(ngram)
+    return scheme, scheme.hasher()
 
 
 def normalize(text: str) -> str:
     """NFKC (non-ASCII text only), lower case, volatile ids/timestamps masked."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    text = text.lower()
-    return VOLATILE.sub(" ", text) if "-" in text else text
+    return VOLATILE_MASKING(text)
 
 
 def words(text: str) -> list[str]:
     """The word tokens (`\\w+`) of the normalized text."""
-    norm = normalize(text)
-    return norm.translate(_ASCII_NON_WORD).split() if norm.isascii() else _WORD.findall(norm)
+    return _scheme(5)[0].words(text)
 
 
 def exact_key(text: str) -> bytes:
@@ -103,35 +103,21 @@ def _key_of_words(tokens: list[str]) -> bytes:
 
 def shingles(text: str, ngram: int = 5) -> list[bytes]:
     """Word n-grams of the normalized text; a text shorter than n words is one shingle."""
-    return _shingles_of_words(words(text), ngram)
-
-
-def _shingles_of_words(tokens: list[str], ngram: int) -> list[bytes]:
-    if len(tokens) < ngram:
-        return [" ".join(tokens).encode("utf-8", "surrogatepass")]
-    grams = map(" ".join, zip(*(tokens[i:] for i in range(ngram)), strict=False))
-    return [g.encode("utf-8", "surrogatepass") for g in grams]
-
-
-def _hashes_of_shingles(grams: list[bytes]) -> np.ndarray:
-    return np.unique(np.fromiter(map(xxhash.xxh32_intdigest, grams), dtype=np.uint32))
+    scheme, hasher = _scheme(ngram)
+    return hasher.grams(scheme.words(text))
 
 
 def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
     """Sorted unique xxh32 hashes of the shingles (what the signature and the exact Jaccard use)."""
-    return _hashes_of_shingles(shingles(text, ngram))
+    scheme, hasher = _scheme(ngram)
+    return hasher.shingles(scheme.words(text))
 
 
 def text_features(text: str, ngram: int = 5) -> tuple[bytes, np.ndarray]:
     """(`exact_key`, `shingle_hashes`) of one text, normalizing and splitting it once."""
-    tokens = words(text)
-    return _key_of_words(tokens), _hashes_of_shingles(_shingles_of_words(tokens, ngram))
-
-
-def could_reach(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
-    """Jaccard <= min/max of the set sizes, so most size-mismatched candidates need no intersection."""
-    small, large = sorted((a.size, b.size))
-    return large == 0 or small >= threshold * large
+    scheme, hasher = _scheme(ngram)
+    tokens = scheme.words(text)
+    return _key_of_words(tokens), hasher.shingles(tokens)
 
 
 def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -139,10 +125,14 @@ def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     return affine32_permutations(cfg.num_perm, cfg.seed)
 
 
+def minhasher(cfg: DedupConfig) -> MinHasher:
+    """The config's MinHash: a text without words signs as the single shingle hash 0."""
+    return MinHasher(cfg.num_perm, cfg.seed, cfg.chunk_shingles, empty="zero")
+
+
 def signatures_from_hashes(hash_sets: Sequence[np.ndarray], cfg: DedupConfig) -> np.ndarray:
-    """MinHash signatures (n_docs x num_perm, uint32) from per-document shingle hashes, in bulk
-    (pipeline/similarity.py; a text without words signs as the single shingle hash 0)."""
-    return minhash_signatures(hash_sets, cfg.num_perm, cfg.seed, chunk_shingles=cfg.chunk_shingles, empty="zero")
+    """MinHash signatures (n_docs x num_perm, uint32) from per-document shingle hashes, in bulk."""
+    return minhasher(cfg).signatures(hash_sets)
 
 
 def signatures(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray:
@@ -174,20 +164,6 @@ def signatures_bulk(texts: Iterable[str], cfg: DedupConfig) -> np.ndarray:
     return np.array([m.hashvalues for m in sketches], dtype=np.uint32).reshape(-1, cfg.num_perm)
 
 
-def _lsh(sigs: np.ndarray, keys: Iterable[int], cfg: DedupConfig, params: tuple[int, int]) -> MinHashLSH:
-    from datasketch import LeanMinHash, MinHashLSH
-
-    lsh = MinHashLSH(num_perm=cfg.num_perm, params=params)
-    gc.freeze()  # the index is millions of small containers the cyclic GC would keep re-traversing
-    try:
-        with lsh.insertion_session() as session:
-            for k in keys:
-                session.insert(k, LeanMinHash(seed=cfg.seed, hashvalues=sigs[k], scheme="affine32"), check_duplication=False)
-    finally:
-        gc.unfreeze()
-    return lsh
-
-
 def near_duplicate_pairs(
     hash_sets: Sequence[np.ndarray],
     sigs: np.ndarray,
@@ -197,19 +173,8 @@ def near_duplicate_pairs(
     params: tuple[int, int] | None = None,
 ) -> list[tuple[int, int, float]]:
     """Pairs (i < j, exact Jaccard) with Jaccard >= threshold: LSH candidates, verified exactly."""
-    from datasketch import LeanMinHash
-
-    threshold = cfg.threshold if threshold is None else threshold
-    params = params or (cfg.bands, cfg.rows)
-    lsh = _lsh(sigs, range(len(hash_sets)), cfg, params)
-    pairs: list[tuple[int, int, float]] = []
-    for i in range(len(hash_sets)):
-        for j in lsh.query(LeanMinHash(seed=cfg.seed, hashvalues=sigs[i], scheme="affine32")):
-            if j > i and could_reach(hash_sets[i], hash_sets[j], threshold):
-                jac = jaccard(hash_sets[i], hash_sets[j])
-                if jac >= threshold:
-                    pairs.append((i, j, jac))
-    return sorted(pairs)
+    return lsh_pairs(hash_sets, sigs, cfg.threshold if threshold is None else threshold,
+                     params or (cfg.bands, cfg.rows), cfg.seed)
 
 
 def cross_pairs(
@@ -224,19 +189,8 @@ def cross_pairs(
 
     The leakage check: index = train, query = eval. Uses the sensitive check banding.
     """
-    from datasketch import LeanMinHash
-
-    threshold = cfg.threshold if threshold is None else threshold
-    lsh = _lsh(index_sigs, range(len(index_hashes)), cfg, (cfg.check_bands, cfg.check_rows))
-    pairs = []
-    for i in range(len(query_hashes)):
-        for j in lsh.query(LeanMinHash(seed=cfg.seed, hashvalues=query_sigs[i], scheme="affine32")):
-            if not could_reach(query_hashes[i], index_hashes[j], threshold):
-                continue
-            jac = jaccard(query_hashes[i], index_hashes[j])
-            if jac >= threshold:
-                pairs.append((i, int(j), jac))
-    return sorted(pairs)
+    return lsh_cross_pairs(query_hashes, query_sigs, index_hashes, index_sigs,
+                           cfg.threshold if threshold is None else threshold, (cfg.check_bands, cfg.check_rows), cfg.seed)
 
 
 def find_near_duplicates(texts: Sequence[str], cfg: DedupConfig | None = None) -> list[tuple[int, int, float]]:
@@ -244,14 +198,3 @@ def find_near_duplicates(texts: Sequence[str], cfg: DedupConfig | None = None) -
     cfg = cfg or DedupConfig()
     hash_sets = [shingle_hashes(t, cfg.ngram) for t in texts]
     return near_duplicate_pairs(hash_sets, signatures_from_hashes(hash_sets, cfg), cfg)
-
-
-def exact_pairs(hash_sets: Sequence[np.ndarray], threshold: float) -> list[tuple[int, int, float]]:
-    """All pairs with exact Jaccard >= threshold by brute force, O(n^2): ground truth for recall on a sample."""
-    pairs = []
-    for i in range(len(hash_sets)):
-        for j in range(i + 1, len(hash_sets)):
-            jac = jaccard(hash_sets[i], hash_sets[j])
-            if jac >= threshold:
-                pairs.append((i, j, jac))
-    return pairs

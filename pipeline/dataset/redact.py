@@ -42,6 +42,9 @@ class Detector:
     validate: Callable[[str], bool] | None = None
     not_after: frozenset[str] = frozenset()  # characters that may not precede the value (a token boundary)
     gate: str | tuple[str, ...] | None = None  # substring the text must contain; a tuple = lower-case keywords
+    # Cheaper necessary conditions, checked before the scan (they never change what is found):
+    min_digits: int = 0  # every match holds at least this many digits (checked on ASCII text)
+    needs: Callable[[str], bool] | None = None  # False: the pattern cannot match this text
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,40 @@ def _high_entropy_40_ok(value: str) -> bool:
 
 
 def _d(kind: str, family: str, pattern: str, group: int = 0, validate: Callable[[str], bool] | None = None, *,
-       not_after: str = "", gate: str | tuple[str, ...] | None = None) -> Detector:
-    return Detector(kind, family, re.compile(pattern), group, validate, frozenset(not_after), gate)
+       not_after: str = "", gate: str | tuple[str, ...] | None = None, min_digits: int = 0,
+       needs: Callable[[str], bool] | None = None) -> Detector:
+    return Detector(kind, family, re.compile(pattern), group, validate, frozenset(not_after), gate, min_digits, needs)
+
+
+def _searches(pattern: str) -> Callable[[str], bool]:
+    """A necessary condition as a pattern that starts with a literal, which the engine finds by a
+    fast scan (the detector's own pattern is tried at every offset)."""
+    compiled = re.compile(pattern)
+    return lambda text: compiled.search(text) is not None
+
+
+_B64_CLASS = bytes(1 if chr(b) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+" else 0
+                   for b in range(256))
+
+
+def _b64_run(length: int) -> Callable[[str], bool]:
+    """Whether the text holds `length` consecutive characters of [A-Za-z0-9/+]: one byte translation
+    and a substring search (UTF-8 bytes of other characters are all >= 0x80, never in the class)."""
+    run = b"\x01" * length
+
+    def holds(text: str) -> bool:
+        return run in text.encode("utf-8", "surrogatepass").translate(_B64_CLASS)
+
+    return holds
+
+
+_ASCII_DIGITS = "0123456789"
+
+
+def _ascii_digit_count(text: str) -> int:
+    """Digits in `text`, or a count no detector exceeds when the text is not ASCII (`\\d` also
+    matches other scripts' digits, which this does not count)."""
+    return sum(map(text.count, _ASCII_DIGITS)) if text.isascii() else 1 << 30
 
 
 # Patterns start with their literal prefix or first character class, never with a lookbehind: the
@@ -168,7 +203,8 @@ DETECTORS: tuple[Detector, ...] = (
     # A 40-char base64 run within a sentence of an access key id is its secret, whatever its letters.
     _d("AWS_SECRET_KEY", "secret",
        r"(?:AKIA|ASIA)[A-Z0-9]{16}[^\n]{0,100}?(?<![A-Za-z0-9/+=])([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])", 1),
-    _d("AWS_SECRET_KEY", "secret", r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", 0, _high_entropy_40_ok, not_after=_B64),
+    _d("AWS_SECRET_KEY", "secret", r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", 0, _high_entropy_40_ok, not_after=_B64,
+       needs=_b64_run(40)),
     _d("GITHUB_TOKEN", "secret", r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})" + _E,
        not_after=_TOKEN),
     _d("GITLAB_TOKEN", "secret", r"glpat-[A-Za-z0-9_\-]{20,}" + _E, not_after=_TOKEN, gate="glpat-"),
@@ -193,25 +229,27 @@ DETECTORS: tuple[Detector, ...] = (
        gate=_SECRET_WORDS),
     _d("EMAIL", "pii", r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}"
        r"(?![A-Za-z0-9\-])", not_after="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-", gate="@"),
-    _d("CREDIT_CARD", "pii", r"\d(?:[ \-]?\d){12,18}(?![\d\-])", 0, _card_ok, not_after="0123456789-"),
-    _d("SSN", "pii", r"\d{3}-\d{2}-\d{4}(?![\d\-])", 0, _ssn_ok, not_after="0123456789-"),
+    _d("CREDIT_CARD", "pii", r"\d(?:[ \-]?\d){12,18}(?![\d\-])", 0, _card_ok, not_after="0123456789-", min_digits=13),
+    _d("SSN", "pii", r"\d{3}-\d{2}-\d{4}(?![\d\-])", 0, _ssn_ok, not_after="0123456789-", gate="-", min_digits=9,
+       needs=_searches(r"-\d{2}-\d{4}")),
     _d("SSN", "pii", r"[Ss](?i:sn|ocial security(?: number| no\.?)?)\b\D{0,20}?(\d{3} \d{2} \d{4}|\d{9})(?!\d)", 1,
-       gate=("ssn", "social security")),
+       gate=("ssn", "social security"), min_digits=9),
     _d("UK_NINO", "pii", r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"
-       r"(?![A-Za-z0-9])", 0, _nino_ok, not_after=_TOKEN),
+       r"(?![A-Za-z0-9])", 0, _nino_ok, not_after=_TOKEN, min_digits=6),
     _d("PHONE", "pii", r"\+[1-9]\d{0,2}(?:[ .\-]?\(\d{1,4}\))?(?:[ .\-]?\d{1,5}){2,5}(?![\w\-])", 0, _phone_ok,
-       not_after=_TOKEN + "+", gate="+"),
+       not_after=_TOKEN + "+", gate="+", min_digits=3, needs=_searches(r"\+[1-9]")),
     _d("PHONE", "pii", r"(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[.\-])[2-9]\d{2}[.\-]\d{4}(?![\w\-]|\.\d)",
-       not_after=_TOKEN + ".+/"),
+       not_after=_TOKEN + ".+/", min_digits=10, needs=_searches(r"\d[.\-]\d{4}")),
     _d("PHONE", "pii",
        r"[PpTtMmCcFfWw](?i:hone|elephone|el|obile|ell|all me at|all|ax|hatsapp)\b\D{0,15}?((?:\(?\d{2,5}\)?[ .\-]?){2,4}\d{2,5})"
-       r"(?![\w\-])", 1, _phone_ok, not_after="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", gate=_PHONE_WORDS),
+       r"(?![\w\-])", 1, _phone_ok, not_after="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", gate=_PHONE_WORDS,
+       min_digits=6),
     _d("IP_ADDRESS", "pii", r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)",
-       0, _ipv4_ok, not_after=_TOKEN + "."),
+       0, _ipv4_ok, not_after=_TOKEN + ".", min_digits=4, needs=_searches(r"\.\d{1,3}\.\d")),
     _d("IP_ADDRESS", "pii", r"(?:[0-9A-Fa-f]{1,4}:|:)(?:[0-9A-Fa-f]{0,4}:){1,6}[0-9A-Fa-f]{0,4}(?![\w:])", 0, _ipv6_ok,
        not_after=_TOKEN + ":.", gate="::"),
     _d("IP_ADDRESS", "pii", r"[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![\w:])", 0, _ipv6_ok, not_after=_TOKEN + ":.",
-       gate=":"),
+       gate=":", needs=_searches(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")),
 )
 
 SECRET_KINDS = tuple(dict.fromkeys(d.kind for d in DETECTORS if d.family == "secret"))
@@ -223,6 +261,7 @@ def find_sensitive(text: str | None, detectors: Iterable[Detector] = DETECTORS) 
     if not text:
         return []
     lower: str | None = None
+    digits = -1
     found: list[tuple[int, int, int, Finding]] = []
     for priority, det in enumerate(detectors):
         if isinstance(det.gate, str):
@@ -230,8 +269,17 @@ def find_sensitive(text: str | None, detectors: Iterable[Detector] = DETECTORS) 
                 continue
         elif det.gate is not None:
             lower = text.lower() if lower is None else lower
-            if not any(word in lower for word in det.gate):
+            for word in det.gate:
+                if word in lower:
+                    break
+            else:
                 continue
+        if det.min_digits:
+            digits = _ascii_digit_count(text) if digits < 0 else digits
+            if digits < det.min_digits:
+                continue
+        if det.needs is not None and not det.needs(text):
+            continue
         for m in det.pattern.finditer(text):
             if det.not_after and m.start() > 0 and text[m.start() - 1] in det.not_after:
                 continue
