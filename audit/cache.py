@@ -402,8 +402,6 @@ class Preparer:
         out["reported_read"] = (r["in_cache_read"] or 0) if out["has_cache_fields"] else None
         if blocks is None:
             blocks = request_blocks(r["system_text"], r["messages"], r["tools_json"], r["provider"])
-        failed = (r["finish_reason"] == "error" or r["error_type"] is not None
-                  or (r["status_code"] is not None and r["status_code"] >= 400))
         if not blocks:
             out.update(simulated=False, skip_reason="no_prompt_logged")
             return out
@@ -416,7 +414,7 @@ class Preparer:
         out["est_total"] = total
         out["n_blocks"] = len(blocks)
         out["factor"] = out["reported_input"] / total if out["reported_input"] and total else None
-        if failed:
+        if r["failed"]:  # the store's outcome rule (request_failed), computed by cache_prepare_input.sql
             # A failed call (rate limited, server error) processed no prompt: it neither reads nor
             # writes a cache entry.
             out.update(simulated=False, skip_reason="failed_call")

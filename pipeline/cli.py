@@ -56,12 +56,12 @@ def writes_workdir(create: bool = False) -> Callable[[Callable[..., Any]], Calla
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def wrapper(*args: Any, wait: bool, **kwargs: Any) -> Any:
-            from pipeline.workdir.lock import writer_lock
+            from pipeline.workdir.lock import stale_note, writer_lock
 
             say = functools.partial(click.echo, err=True)
             with writer_lock(kwargs["workdir"], wait=wait, create=create, on_wait=say) as stale:
                 if stale:
-                    say(f"Note: took over the lock left by pid {stale.get('pid')} ({stale.get('command')}), which died.")
+                    say(stale_note(stale, kwargs["workdir"]))
                 return fn(*args, **kwargs)
 
         return click.option(
@@ -223,7 +223,7 @@ def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task:
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
               help="TOML overrides ([report] thresholds, prices, currency, your latency/privacy needs).")
 @click.option("--allow-mixed-versions", is_flag=True,
-              help="Read the audit and dataset even when they were computed from different store versions.")
+              help="Read the audit, dataset and evaluations even when they were computed from different versions.")
 @handle_errors
 @writes_workdir()
 def report(workdir: Path, config_path: Path | None, allow_mixed_versions: bool) -> None:
@@ -306,6 +306,7 @@ def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, executo
               help="TOML overrides ([eval] margin, baselines, endpoint settings, [eval.tasks.<type>] kind ...).")
 @click.option("--progress/--no-progress", default=None, help="Endpoint progress bar (default: when stderr is a terminal).")
 @handle_errors
+@writes_workdir()
 def eval_(workdir: Path, candidate: str | None, predictions: Path | None, endpoint: str | None, model: str | None,
           baseline: str | None, prompts_only: bool, config_path: Path | None, progress: bool | None) -> None:
     """Score a candidate model against production on the eval split, task by task.

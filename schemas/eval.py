@@ -7,7 +7,10 @@
 - `eval.md`: the same for people. `routing.json` and `litellm_router.yaml`: the routing table
   (task fingerprint -> candidate or API) and a LiteLLM router config snippet.
 - `answers.jsonl`: the endpoint's answer cache, one line per (candidate, example) answered, so an
-  interrupted run resumes and a re-run asks nothing; the API key is never written.
+  interrupted run resumes and a re-run asks nothing; the API key is never written. Kept beside the
+  versions of `WORKDIR/eval` (`WORKDIR/.stages/eval/answers/<candidate>.jsonl`), not in one.
+
+`WORKDIR/eval/` is one versioned unit (every candidate's folder and `prompts.jsonl`), switched whole.
 
 `python -m schemas.eval` regenerates `schemas/eval.md`.
 """
@@ -53,7 +56,9 @@ SUMMARY_KEYS: list[tuple[str, str]] = [
     ("overall", "`{n, score, ci_low, ci_high}` over every scored example."),
     ("routing", "`{candidate_tasks, api_tasks, routed_request_share}`; the table itself is routing.json."),
     ("config", "The `[eval]` settings used."),
-    ("inputs", "Fingerprints of the eval split and lineage it read, and the dataset's format."),
+    ("inputs", "Fingerprints of the eval split and lineage it read (`eval_split_identity`: the report refuses "
+               "a candidate whose split is not the dataset's current one), the dataset's format, and the "
+               "`dataset_version` and `store_version` it was scored on."),
 ]
 
 

@@ -159,3 +159,52 @@ def test_the_similarity_kit_exists_once() -> None:
             'def h(gs):\n    return [xxhash.xxh32_intdigest(g) for g in gs]\n'
             'def ref(MinHash):\n    return MinHash(hashfunc=xxhash.xxh32_intdigest)\n')
     assert _similarity_code(copy) == ["'\\\\w+'", "NFKC", "xxh32_intdigest()"]
+
+
+_OUTCOME_MACRO = re.compile(r"\brequest_(?:failed|succeeded|rate_limited|server_error)\s*\([^()]*\)", re.IGNORECASE)
+_OUTCOME_COLUMNS = re.compile(r"\b(?:status_code|error_type)\b", re.IGNORECASE)
+_OUTCOME_RULE = ROOT / "pipeline" / "workdir" / "sql" / "request_outcome.sql"
+
+
+def _outcome_rules_in_sql(sql: str) -> list[str]:
+    """The lines of `sql` (comments aside) that read a request's status or error type other than as an
+    argument of the outcome macros: each one is a second definition of failed / rate limited."""
+    lines = []
+    for line in sql.splitlines():
+        code = _OUTCOME_MACRO.sub("", line.split("--", 1)[0])
+        if _OUTCOME_COLUMNS.search(code):
+            lines.append(line.strip())
+    return lines
+
+
+def _outcome_rules_in_python(source: str) -> list[str]:
+    """Row keys `status_code` / `error_type` read in Python: a request's outcome computed by hand."""
+    return [node.value for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and node.value in ("status_code", "error_type")]
+
+
+def test_the_request_outcome_rule_exists_once() -> None:
+    """failed / succeeded / rate limited / server error are the macros of request_outcome.sql: after
+    ingest (which writes the status and error columns) no stage reads those columns except through
+    them, in SQL or in Python. Ingest's parsers and the store schema are where the columns are made."""
+    made_there = (ROOT / "pipeline" / "ingest", ROOT / "schemas")
+    offenders: dict[str, list[str]] = {}
+    for path in sorted(p for d in ("pipeline", "audit") for p in (ROOT / d).rglob("*")):
+        if path == _OUTCOME_RULE or any(path.is_relative_to(d) for d in made_there):
+            continue
+        if path.suffix == ".sql":
+            found = _outcome_rules_in_sql(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".py":
+            found = _outcome_rules_in_python(path.read_text(encoding="utf-8"))
+        else:
+            continue
+        if found:
+            offenders[str(path.relative_to(ROOT))] = found
+    assert offenders == {}
+    # The checks see what the macro file itself does, and the copies the dataset and cache audit held.
+    assert len(_outcome_rules_in_sql(_OUTCOME_RULE.read_text(encoding="utf-8"))) >= 4
+    assert _outcome_rules_in_sql("SELECT request_failed(finish_reason, error_type, status_code) AS failed -- status_code\n"
+                                 "WHERE request_rate_limited(status_code, error_type, error_message)") == []
+    assert _outcome_rules_in_sql("count(*) FILTER (WHERE status_code = 429 OR error_type ILIKE '%rate%')") != []
+    assert _outcome_rules_in_python('status = row.get("status_code")\nfailed = r["error_type"] is not None') == [
+        "status_code", "error_type"]

@@ -72,7 +72,26 @@ def full_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_logs(tmp / "a", "a", 300)
     write_logs(tmp / "more", "more", 3000)
     run_all([tmp / "a"], tmp / "w", progress=False)
+    write_predictions(tmp / "w", tmp / "predictions.jsonl")
     return tmp / "w"
+
+
+def write_predictions(work: Path, path: Path) -> None:
+    """Production's answers as a candidate's, for `logaudit eval` (a writing command too)."""
+    import json
+
+    from pipeline.evaluate.examples import read_eval_split
+
+    examples = read_eval_split(work).examples
+    assert examples
+    path.write_text("".join(json.dumps({"id": ex.example_id, "answer": ex.reference.content or ""}) + "\n"
+                            for ex in examples), encoding="utf-8")
+
+
+def command_args(command: str, full_workdir: Path, work: Path) -> list[str]:
+    logs, predictions = str(full_workdir.parent / "more"), str(full_workdir.parent / "predictions.jsonl")
+    return {"ingest": ["ingest", logs, "--out", str(work)], "run": ["run", logs, "--out", str(work)],
+            "eval": ["eval", str(work), "--candidate", "ft", "--predictions", predictions]}.get(command, [command, str(work)])
 
 
 def snapshot(work: Path) -> dict[str, bytes]:
@@ -80,19 +99,18 @@ def snapshot(work: Path) -> dict[str, bytes]:
             if p.is_file() and not p.is_symlink() and p.name != ".lock"}
 
 
-@pytest.mark.parametrize("command", ["ingest", "audit", "dataset", "report"])
+@pytest.mark.parametrize("command", ["ingest", "audit", "dataset", "report", "eval"])
 def test_disk_full_is_one_line_and_leaves_results_untouched(full_workdir: Path, tmp_path: Path, command: str) -> None:
     work = tmp_path / "w"
     shutil.copytree(full_workdir, work, symlinks=True)
     before = snapshot(work)
-    args = ["ingest", str(full_workdir.parent / "more"), "--out", str(work)] if command == "ingest" else [command, str(work)]
-    proc = logaudit(args, preexec=file_size_limit(3_000))
+    proc = logaudit(command_args(command, full_workdir, work), preexec=file_size_limit(3_000))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert proc.stderr.startswith(f"Error: Cannot write `{work}`: File too large;")
     assert "Earlier results are unchanged." in proc.stderr
     assert snapshot(work) == before  # nothing half new, nothing left behind
-    for stage in ("audit", "dataset", "report"):
+    for stage in ("audit", "dataset", "report", "eval"):
         assert not list(stage_root(work, stage).glob("tmp-*"))
     assert not list((work / ".store").glob("tmp-*"))
     assert len(stored_ids(work)) == 300
@@ -109,15 +127,14 @@ def test_disk_errors_map_to_one_line_each() -> None:
     assert disk_error(ValueError("something else")) is None
 
 
-@pytest.mark.parametrize("command", ["ingest", "audit", "dataset", "report", "weekly", "run"])
+@pytest.mark.parametrize("command", ["ingest", "audit", "dataset", "report", "weekly", "run", "eval"])
 def test_read_only_workdir_is_one_line(full_workdir: Path, tmp_path: Path, command: str) -> None:
     if not permissions_apply(tmp_path):
         pytest.skip("cannot drop root's permission override here (no CAP_SETPCAP): chmod would not bind")
     work = tmp_path / "w"
     shutil.copytree(full_workdir, work, symlinks=True)
     before = snapshot(work)
-    logs = str(full_workdir.parent / "more")
-    args = {"ingest": ["ingest", logs, "--out", str(work)], "run": ["run", logs, "--out", str(work)]}.get(command, [command, str(work)])
+    args = command_args(command, full_workdir, work)
     for p in [work, *work.rglob("*")]:
         if not p.is_symlink():
             p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))

@@ -24,6 +24,7 @@ from pipeline.errors import EvalError
 from pipeline.evaluate import EvalConfig, evaluate
 from pipeline.evaluate.endpoint import AnswerCache
 from pipeline.evaluate.examples import Answer, EvalExample
+from pipeline.workdir.paths import workdir_paths
 from tests.planted_eval import PlantedServer, write_workdir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +138,7 @@ def test_endpoint_gives_up_cleanly_and_keeps_what_it_got(planted, allow_only) ->
         assert str(err.value).startswith(f"{failed} of {len(examples)} examples got no answer from `{server.url}/chat/completions`")
         assert "re-run the same command to resume" in str(err.value)
         assert not (workdir / "eval" / "one-shot" / "summary.json").exists()
-        cache = workdir / "eval" / "one-shot" / "answers.jsonl"
+        cache = workdir_paths(workdir).eval_answers("one-shot")  # beside the versions, kept for a resume
         assert len(cache.read_text(encoding="utf-8").splitlines()) == len(examples) - failed
         # the resumed run asks only the examples that failed
         before = Counter(server.asks)
@@ -152,7 +153,7 @@ def test_interrupted_run_resumes_without_reasking(planted, allow_only, tmp_path:
     config = tmp_path / "eval.toml"
     config.write_text("[eval]\nconcurrency = 2\ntimeout_s = 20\nbackoff_initial_s = 0.01\nbackoff_max_s = 0.05\n",
                       encoding="utf-8")
-    cache = workdir / "eval" / "ft" / "answers.jsonl"
+    cache = workdir_paths(workdir).eval_answers("ft")
     with PlantedServer(examples, replies) as server:
         allowed.append(server.address)
         server.rate_limited = server.unavailable = server.too_slow = set()

@@ -20,13 +20,13 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.ingest import ingest
-from pipeline.workdir.versions import stage_dir, stage_root, stage_version
+from pipeline.workdir.versions import PAUSE_ENV, stage_dir, stage_root, stage_version
 from tests.test_workdir_lock import RECORD, ROOT, write_logs
 
 
-def kill_when(cmd: list[str], appears: Path, pattern: str) -> subprocess.Popen:
+def kill_when(cmd: list[str], appears: Path, pattern: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Run `logaudit cmd` and SIGKILL it as soon as a file matching `pattern` appears in `appears`."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *cmd], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *cmd], cwd=ROOT, env={**os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -134,6 +134,30 @@ def test_report_killed_half_way_keeps_all_three_files_of_one_version(audited: Pa
         render_report(work, allow_mixed_versions=True)
     assert {n: (work / "report" / n).read_bytes() for n in before} == before
     assert not list(stage_root(work, "report").glob("tmp-*"))
+
+
+def test_report_killed_by_sigkill_between_two_files_keeps_the_previous_version_whole(audited: Path,
+                                                                                     tmp_path: Path) -> None:
+    """A real `kill -9` of `logaudit report` after it wrote report.json and report.md of the new
+    version and before report.html (the process pauses there: `versions.pause_point`). Before
+    versioned outputs this left report.json and report.md new and report.html missing."""
+    work = copy_workdir(audited, tmp_path / "w")
+    assert CliRunner().invoke(cli, ["report", str(work), "--allow-mixed-versions"]).exit_code == 0
+    names = ("report.json", "report.md", "report.html")
+    before = {n: (work / "report" / n).read_bytes() for n in names}
+    old_version = stage_dir(work, "report").name
+    kill_when(["report", str(work), "--allow-mixed-versions"], stage_root(work, "report"), "tmp-*/report.md",
+              env={PAUSE_ENV: "report.md"})
+    (left,) = stage_root(work, "report").glob("tmp-*")  # the killed run's half-built version
+    assert sorted(p.name for p in left.iterdir()) == ["report.json", "report.md"]
+    assert stage_dir(work, "report").name == old_version
+    assert {n: (work / "report" / n).read_bytes() for n in names} == before  # the previous version, whole
+
+    result = CliRunner().invoke(cli, ["report", str(work), "--allow-mixed-versions"])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert not list(stage_root(work, "report").glob("tmp-*"))  # the leftover is gone
+    assert stage_dir(work, "report").name != old_version
+    assert all((work / "report" / n).stat().st_size for n in names)
 
 
 def test_report_and_weekly_share_the_report_folder(audited: Path, tmp_path: Path) -> None:

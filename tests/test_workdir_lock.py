@@ -125,19 +125,24 @@ def test_second_writer_names_the_holder_and_waits(tmp_path: Path) -> None:
             rc, text = finish(logaudit(*command))
             assert rc == 1, (command, text)
             assert f"pid {holder.pid}" in text and "holder-for-test" in text and "Traceback" not in text
-        waiting = logaudit("ingest", logs, "--out", work, "--wait")
-        assert waiting.stderr is not None
-        assert f"Waiting for pid {holder.pid}" in waiting.stderr.readline()  # queued behind the holder
-        time.sleep(0.5)
-        assert waiting.poll() is None
-        holder.terminate()
-        holder.wait()
-        rc, text = finish(waiting)
-        assert rc == 0, text
+        waits_then_runs(holder, "ingest", logs, "--out", work, "--wait")
     finally:
         holder.kill()
         holder.wait()
     assert set(stored_ids(work)) == ids
+
+
+def waits_then_runs(holder: subprocess.Popen, *command: str | Path) -> None:
+    """`logaudit *command` (with --wait) queues behind `holder`, then runs once the holder ends."""
+    waiting = logaudit(*command)
+    assert waiting.stderr is not None
+    assert f"Waiting for pid {holder.pid}" in waiting.stderr.readline()  # queued behind the holder
+    time.sleep(0.5)
+    assert waiting.poll() is None
+    holder.terminate()
+    holder.wait()
+    rc, text = finish(waiting)
+    assert rc == 0, text
 
 
 def test_lock_of_a_killed_writer_is_taken_over(tmp_path: Path) -> None:
@@ -170,3 +175,68 @@ def test_lock_is_reentrant_and_released(tmp_path: Path) -> None:
         holder.wait()
     with writer_lock(work):  # the kernel released the killed holder's lock
         pass
+
+
+def test_a_workdir_copied_while_locked_says_so_not_that_the_holder_died(tmp_path: Path) -> None:
+    """The copy carries the lock record of a run that is alive and still writing the original:
+    the note names the original location (it used to say the holder "died")."""
+    import shutil
+
+    logs = tmp_path / "a"
+    ids = write_logs(logs, "a", 20)
+    work = tmp_path / "w"
+    holder = start_holder(work)
+    try:
+        copy = tmp_path / "copy"
+        shutil.copytree(work, copy, symlinks=True)
+        rc, text = finish(logaudit("ingest", logs, "--out", copy))
+        assert rc == 0, text
+        assert holder.poll() is None  # the holder is alive: "died" would be false
+        assert "which died" not in text and "Traceback" not in text
+        assert (f"the lock record of `{copy}` was left by pid {holder.pid} (`holder-for-test`" in text
+                and f"writing `{work.resolve()}`: this WORKDIR was copied or moved from there" in text), text
+    finally:
+        holder.kill()
+        holder.wait()
+    assert set(stored_ids(copy)) == ids
+
+
+def _planted_record(work: Path, **fields: object) -> None:
+    import json
+    import socket
+
+    work.mkdir(parents=True, exist_ok=True)
+    record = {"pid": 4_000_000, "host": socket.gethostname(), "workdir": str(work.resolve()),
+              "started": "2026-07-01T00:00:00+00:00", "command": "logaudit audit w", "state": "held", **fields}
+    (work / ".lock").write_text(json.dumps(record), encoding="utf-8")
+
+
+@pytest.mark.parametrize("case", ["other-host", "live-pid-in-place", "dead-pid", "before-paths-were-recorded"])
+def test_a_stale_lock_record_is_described_as_what_it_is(tmp_path: Path, case: str) -> None:
+    logs = tmp_path / "a"
+    write_logs(logs, "a", 5)
+    work = tmp_path / "w"
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # runs, holds no lock
+    try:
+        if case == "other-host":
+            _planted_record(work, host="build-server-7")
+        elif case == "live-pid-in-place":
+            _planted_record(work, pid=alive.pid)
+        elif case == "dead-pid":
+            _planted_record(work)  # pid 4,000,000: above any pid_max
+        else:
+            _planted_record(work, workdir=None)
+        rc, text = finish(logaudit("ingest", logs, "--out", work))
+    finally:
+        alive.kill()
+        alive.wait()
+    assert rc == 0 and "Traceback" not in text, text
+    expected = {
+        "other-host": "left by pid 4000000 (`logaudit audit w`, started 2026-07-01T00:00:00+00:00) on host "
+                      "`build-server-7`: this WORKDIR was copied from that machine",
+        "live-pid-in-place": f"names pid {alive.pid} (`logaudit audit w`, started 2026-07-01T00:00:00+00:00), which is "
+                             "running but does not hold the lock: the lock file was copied or restored in place",
+        "dead-pid": "took over the lock left by pid 4000000 (logaudit audit w), which died",
+        "before-paths-were-recorded": "took over the lock left by pid 4000000 (logaudit audit w), which died",
+    }[case]
+    assert expected in text, text

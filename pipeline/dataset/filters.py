@@ -84,9 +84,8 @@ REFUSAL = re.compile(
 
 
 def error(c: Candidate, ctx: FilterContext) -> bool:
-    row = c.row
-    status = row.get("status_code")
-    return bool(row.get("error_type")) or row.get("finish_reason") == "error" or (status is not None and status >= 400)
+    # The store's one outcome rule, computed by the partition query (request_failed macro).
+    return bool(c.row["failed"])
 
 
 def empty_response(c: Candidate, ctx: FilterContext) -> bool:

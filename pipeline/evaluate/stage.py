@@ -4,6 +4,14 @@
     --endpoint URL --model M) --score per task kind--> WORKDIR/eval/<candidate>/{scores.parquet,
     summary.json, eval.md, routing.json, litellm_router.yaml} (+ answers.jsonl, the endpoint cache)
 
+Every candidate's folder and `prompts.jsonl` form one versioned unit (`pipeline/workdir/versions.py`),
+like every stage output: an eval holds the WORKDIR writer lock, builds the next version (its
+candidate's folder new, the rest carried by hard links) and switches with one pointer replace, so a
+killed run leaves the previous evaluations whole. Each summary names the dataset and store versions
+it was scored on; the report refuses a candidate scored on another eval split than the current one.
+The endpoint answer cache lives beside the versions (`WorkdirPaths.eval_answers`), so a killed run
+resumes.
+
 `evaluate(workdir, candidate, ...)` is the API; `logaudit eval` calls it. The reference of every
 example is the production answer in the eval split; the task type is the audit's (from the
 dataset's lineage), and how each type is scored comes from the config, else from what the audit
@@ -15,10 +23,11 @@ inference stack to answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,7 +44,10 @@ from pipeline.evaluate.kinds import TaskKind, audit_profile, infer_kinds
 from pipeline.evaluate.routing import litellm_router_yaml, routing_table, task_fingerprints
 from pipeline.evaluate.scoring import score_answer
 from pipeline.evaluate.stats import decide, interval
+from pipeline.workdir import versions
+from pipeline.workdir.lock import holds_writer_lock
 from pipeline.workdir.paths import eval_split_identity, workdir_paths
+from pipeline.workdir.store import store_identity
 from schemas.eval import EVAL_SCHEMA_VERSION, SCORES_SCHEMA
 
 CANDIDATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -66,6 +78,7 @@ class EvalResult:
         return "\n".join(lines)
 
 
+@holds_writer_lock
 def evaluate(
     workdir: Path,
     candidate: str,
@@ -88,7 +101,7 @@ def evaluate(
     """
     cfg = config if isinstance(config, EvalConfig) else EvalConfig.from_toml(config)
     workdir = Path(workdir)
-    if not CANDIDATE_NAME.match(candidate or ""):
+    if not CANDIDATE_NAME.match(candidate or "") or candidate == "prompts.jsonl":
         raise EvalError(f"Candidate name `{candidate}` must be 1-100 letters, digits, `.`, `_` or `-` "
                         "(it names the folder WORKDIR/eval/<candidate>/).")
     if (predictions is None) == (endpoint is None):
@@ -98,14 +111,13 @@ def evaluate(
     if baseline is not None and baseline == candidate:
         raise EvalError("--baseline must name another candidate.")
     split = read_eval_split(workdir)
-    out_dir = workdir_paths(workdir).eval_candidate(candidate)
-    answers, source = _answers(split, out_dir, candidate, predictions, endpoint, model, cfg, on_answer)
-    out_dir.mkdir(parents=True, exist_ok=True)  # only now: a rejected predictions file leaves nothing behind
+    store = store_identity(workdir)
+    _migrate_answer_caches(workdir)
+    answers, source = _answers(split, workdir, candidate, predictions, endpoint, model, cfg, on_answer)
 
     profile = audit_profile(workdir)
     kinds = infer_kinds(split.examples, profile, cfg)
     rows = score_rows(candidate, split.examples, answers, kinds, cfg)
-    _write_parquet(out_dir / "scores.parquet", pa.Table.from_pylist(rows, schema=SCORES_SCHEMA))
 
     base_scores = _baseline_scores(workdir, baseline) if baseline else None
     tasks = task_results(rows, kinds, profile, cfg, base_scores, baseline)
@@ -138,35 +150,66 @@ def evaluate(
         },
         "config": cfg.as_dict(),
         "inputs": {"eval_split_sha256": split.fingerprint, "format": split.format,
-                   "eval_split_identity": eval_split_identity(workdir)},
+                   "eval_split_identity": eval_split_identity(workdir),
+                   "dataset_version": versions.stage_version_name(workdir, "dataset"), "store_version": store["version"]},
     }
-    _write_text(out_dir / "routing.json", json.dumps(table, indent=2, ensure_ascii=False) + "\n")
-    _write_text(out_dir / "litellm_router.yaml", litellm_router_yaml(table))
-    _write_text(out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    _write_text(out_dir / "eval.md", render_markdown(summary))
-    return EvalResult(out_dir, summary)
+    # Written only now (a rejected predictions file leaves nothing behind), as a new version.
+    with _new_eval_version(workdir, store, replacing=candidate) as build:
+        out = build / candidate
+        out.mkdir()
+        _write_parquet(out / "scores.parquet", pa.Table.from_pylist(rows, schema=SCORES_SCHEMA))
+        _write_text(out / "routing.json", json.dumps(table, indent=2, ensure_ascii=False) + "\n")
+        _write_text(out / "litellm_router.yaml", litellm_router_yaml(table))
+        _write_text(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        _write_text(out / "eval.md", render_markdown(summary))
+    return EvalResult(workdir_paths(workdir).view("eval") / candidate, summary)
 
 
+@contextlib.contextmanager
+def _new_eval_version(workdir: Path, store: dict[str, Any], replacing: str) -> Iterator[Path]:
+    """The next version of `WORKDIR/eval`: `replacing` (a candidate folder or prompts.jsonl) is the
+    caller's to write; every other entry of the current version is carried over."""
+    current = workdir_paths(workdir).eval_dir
+    with versions.building(workdir, "eval", store=store,
+                           inputs={"dataset": versions.stage_version_name(workdir, "dataset")}) as build:
+        versions.carry_entries(current, build, skip=(replacing,))
+        yield build
+
+
+def _migrate_answer_caches(workdir: Path) -> None:
+    """Move the endpoint answer caches of a WORKDIR from before versioned evals
+    (`WORKDIR/eval/<candidate>/answers.jsonl`) to where they are kept now."""
+    legacy = workdir_paths(workdir).view("eval")
+    if not legacy.is_dir() or legacy.is_symlink():
+        return
+    for cache in legacy.glob("*/answers.jsonl"):
+        target = workdir_paths(workdir).eval_answers(cache.parent.name)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(cache, target)
+
+
+@holds_writer_lock
 def export_prompts(workdir: Path) -> Path:
     """`WORKDIR/eval/prompts.jsonl`: `{id, task_type, messages, tools?}` per eval example, the input
     an inference stack answers to write a predictions file (`{id, answer}` per line)."""
-    split = read_eval_split(Path(workdir))
+    workdir = Path(workdir)
+    split = read_eval_split(workdir)
     lines = []
     for ex in split.examples:
         record: dict[str, Any] = {"id": ex.example_id, "task_type": ex.task_type, "messages": ex.messages}
         if ex.tools:
             record["tools"] = ex.tools
         lines.append(json.dumps(record, ensure_ascii=False))
-    path = workdir_paths(workdir).eval_dir / "prompts.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_text(path, "\n".join(lines) + "\n")
-    return path
+    with _new_eval_version(workdir, store_identity(workdir), replacing="prompts.jsonl") as build:
+        _write_text(build / "prompts.jsonl", "\n".join(lines) + "\n")
+    return workdir_paths(workdir).view("eval") / "prompts.jsonl"
 
 
 # --- answers -------------------------------------------------------------------------------------
 
 
-def _answers(split: EvalSplit, out_dir: Path, candidate: str, predictions: Path | None, endpoint: str | None,
+def _answers(split: EvalSplit, workdir: Path, candidate: str, predictions: Path | None, endpoint: str | None,
              model: str | None, cfg: EvalConfig, on_answer: Callable[[int, int], None] | None,
              ) -> tuple[dict[str, Answer], dict[str, Any]]:
     if predictions is not None:
@@ -178,7 +221,7 @@ def _answers(split: EvalSplit, out_dir: Path, candidate: str, predictions: Path 
     from pipeline.evaluate.endpoint import AnswerCache, ask_endpoint, chat_url
 
     assert endpoint is not None and model is not None  # checked by evaluate()
-    cache = AnswerCache(out_dir / "answers.jsonl", candidate, model).load()
+    cache = AnswerCache(workdir_paths(workdir).eval_answers(candidate), candidate, model).load()
     run = ask_endpoint(split.examples, endpoint, model, cache, cfg, on_answer)
     if run.failures:
         first_id, first_error = next(iter(run.failures.items()))
@@ -319,6 +362,7 @@ def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+    versions.pause_point(path)
 
 
 def _write_parquet(path: Path, table: pa.Table) -> None:

@@ -312,15 +312,25 @@ def process_source(source: postgres.DatabaseSource, staged: writer.StagedRun, si
 
 
 def approx_row_bytes(row: Row) -> int:
-    """Rough in-memory size of a row's text; agent transcripts carry whole conversations per row."""
+    """Rough in-memory size of a row's text; agent transcripts carry whole conversations per row.
+    Counts every field a client can make large (the spool keys rows above `writer.SOLO_ROW_BYTES`
+    on their own, so the size must not miss one)."""
     n = 256
-    for key in ("system_text", "response_text", "tools_json", "usage_raw", "request_params", "response_reasoning"):
+    for key in ("system_text", "response_text", "tools_json", "usage_raw", "request_params", "response_reasoning",
+                "metadata_json", "error_message", "feedback_json"):
         v = row.get(key)
         if v:
             n += len(v)
     for m in row.get("messages") or ():
-        n += 64 + len(m.get("content") or "") + len(m.get("parts_json") or "")
+        n += 64 + len(m.get("content") or "") + len(m.get("parts_json") or "") + _calls_bytes(m.get("tool_calls"))
+    n += _calls_bytes(row.get("response_tool_calls"))
+    for c in row.get("choices") or ():
+        n += 64 + len(c.get("text") or "") + _calls_bytes(c.get("tool_calls"))
     return n
+
+
+def _calls_bytes(calls: list[dict[str, Any]] | None) -> int:
+    return sum(64 + len(c.get("arguments") or "") for c in calls) if calls else 0
 
 
 class RowBatcher:
@@ -333,8 +343,12 @@ class RowBatcher:
         self.bytes = 0
 
     def add(self, row: Row) -> None:
+        size = approx_row_bytes(row)
+        if size > writer.SOLO_ROW_BYTES:  # staged alone and keyed now, while it is in memory anyway
+            _flush([row], self.spool, self.stats, solo=True)
+            return
         self.rows.append(row)
-        self.bytes += approx_row_bytes(row)
+        self.bytes += size
         if len(self.rows) >= self.max_rows or self.bytes >= self.max_bytes:
             self.flush()
 
@@ -595,12 +609,12 @@ def _complete_row(row: Row, fmt: RecordFormat, path: str, line: int) -> None:
         row["source_line"] = line
 
 
-def _flush(buffer: list[Row], staged: writer.Spool, stats: list[FileStats]) -> None:
+def _flush(buffer: list[Row], staged: writer.Spool, stats: list[FileStats], solo: bool = False) -> None:
     """Convert buffered rows to Arrow; a row the schema refuses is rejected on its own."""
     if not buffer:
         return
     try:
-        staged.write_rows(pa.Table.from_pylist(buffer, schema=REQUEST_SCHEMA))
+        staged.write_rows(pa.Table.from_pylist(buffer, schema=REQUEST_SCHEMA), solo=solo)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         good = []
         for row in buffer:
@@ -619,7 +633,7 @@ def _flush(buffer: list[Row], staged: writer.Spool, stats: list[FileStats]) -> N
                             row.get("source_format"), "schema_mismatch", f"{type(e).__name__}: {e}", "")
                 )
         if good:
-            staged.write_rows(pa.Table.from_pylist(good, schema=REQUEST_SCHEMA))
+            staged.write_rows(pa.Table.from_pylist(good, schema=REQUEST_SCHEMA), solo=solo)
     buffer.clear()
 
 

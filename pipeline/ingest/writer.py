@@ -15,6 +15,10 @@ half-written. The commit point is a file, not a symlink, so a WORKDIR copied by 
 symlinks keeps working; a store whose commit point is the older `current` symlink is read as is
 and migrated on its next ingest. Readers glob `requests_glob(workdir)` like any hive-partitioned
 dataset. Writers hold the WORKDIR lock (`pipeline/workdir/lock.py`), so commits never race.
+
+A row larger than `SOLO_ROW_BYTES` is stored in a file of its own (`part-<run>-solo0000.parquet`)
+whose metadata holds its keys: deduplication reads keys, never such rows, so the commit's memory
+does not depend on the largest record.
 """
 
 from __future__ import annotations
@@ -40,6 +44,21 @@ from schemas import PARTITION_COLUMN, REQUEST_SCHEMA, UNDATED
 
 LINKS = ("requests", "rejects", "ingest_manifest.json")
 
+# A row with more text than this is staged in a file of its own ("solo"), its keys computed in the
+# worker that holds it anyway and kept in the file's metadata. The commit then dedupes on keys
+# alone and moves the file into the store by a hard link, so its memory does not grow with the
+# largest record (a 300 MB row used to make DuckDB fail to allocate 512 MiB in the commit, and the
+# good lines of the run were lost with it). Stored solo files keep their keys for later commits.
+SOLO_ROW_BYTES = 4 << 20
+SOLO_DIR = "solo"
+SOLO_MARK = "-solo"  # in the name of a stored solo file: part-<run>-solo0000.parquet
+SOLO_KEYS = b"llm_log_audit.row_keys"
+SOLO_KEYS_SCHEMA = pa.schema(
+    [(name, pa.string()) for name in ("_file", "base_id", "request_id", "source_file", "date", "_fp", "source_format",
+                                     "_kind", "_folder", "response_id", "_replay", "_req_fp", "_res_fp")]
+    + [("_row", pa.int64()), ("source_line", pa.int64()), ("_sidechain", pa.bool_())]
+)
+
 
 def read_state(workdir: Path) -> dict[str, Any]:
     cur = current_version(workdir)
@@ -63,17 +82,30 @@ class Spool:
 
     def reset(self) -> None:
         """Remove what an earlier attempt of this unit wrote (a retried task starts clean)."""
-        for f in (self.folder / "staging").glob(f"{self.unit}-*.parquet"):
-            f.unlink()
+        for folder in (self.folder / "staging", self.folder / "staging" / SOLO_DIR):
+            for f in folder.glob(f"{self.unit}-*.parquet"):
+                f.unlink()
         (self.folder / "rejects" / f"{self.unit}.jsonl").unlink(missing_ok=True)
 
-    def write_rows(self, table: pa.Table) -> None:
-        if table.num_rows:
-            path = self.folder / "staging" / f"{self.unit}-{self._part:06d}.parquet"
-            tmp = path.with_name(f".{path.name}.tmp")  # a killed writer leaves no half file under the real name
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, path)
-            self._part += 1
+    def write_rows(self, table: pa.Table, solo: bool = False) -> None:
+        """Stage rows; `solo`: rows too large to stage with others (`SOLO_ROW_BYTES`), each in a
+        file of its own with its keys in the file's metadata, computed now while the row is in memory."""
+        if not solo:
+            if table.num_rows:
+                self._write(table, self.folder / "staging")
+            return
+        for i in range(table.num_rows):
+            row = table.slice(i, 1)
+            self._write(row.replace_schema_metadata({SOLO_KEYS: json.dumps(solo_row_keys(row))}),
+                        self.folder / "staging" / SOLO_DIR)
+
+    def _write(self, table: pa.Table, folder: Path) -> None:
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{self.unit}-{self._part:06d}.parquet"
+        tmp = path.with_name(f".{path.name}.tmp")  # a killed writer leaves no half file under the real name
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+        self._part += 1
 
     def write_reject(self, reject: dict[str, Any]) -> None:
         if self._rejects is None:
@@ -142,21 +174,47 @@ def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any
 
 # Deduplication against the store, in `sql/*.sql` (run through the one runner, pipeline/sql.py).
 SQL = SqlDir("pipeline.ingest")
+KEY_MACROS = ("record_fingerprint", "batch_kind", "batch_request_fp", "batch_result_fp", "batch_folder", "replay_fp",
+              "row_keys")
+
+
+def _key_connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for macro in KEY_MACROS:
+        SQL.execute(con, macro)
+    return con
+
+
+def solo_row_keys(row: pa.Table) -> dict[str, Any]:
+    """The keys (`row_keys.sql`) of one row, computed by DuckDB scanning the Arrow row in memory
+    (the worker holds it anyway; the commit never reads it). Stored in its solo file's metadata."""
+    con = _key_connection()  # not kept: its buffers would keep the row's hashing memory
+    con.from_arrow(row).project("*, '' AS filename, CAST(0 AS BIGINT) AS file_row_number").create_view(
+        "solo_rows", replace=True)
+    try:
+        rel = SQL.query(con, "solo_keys", undated=UNDATED)
+        (keys,) = rel.fetchall()
+        return dict(zip(rel.columns, keys, strict=True))
+    finally:
+        con.close()
 
 
 def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[str, Any]:
-    if not any((staged.tmp / "staging").glob("*.parquet")):
+    staging = [str(f) for f in sorted((staged.tmp / "staging").glob("*.parquet"))]
+    solo = sorted((staged.tmp / "staging" / SOLO_DIR).glob("*.parquet"))
+    if not staging and not solo:
         return {"rows_written": 0, "rows_duplicate": 0, "rows_completed": 0, "duplicates_by_file": {}}
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    con = _key_connection()
     con.execute("SET memory_limit = '1GB'")
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"SET temp_directory = {sql_literal(staged.tmp / 'duckdb_tmp')}")
-    staging = str(staged.tmp / "staging" / "*.parquet")
-    prev_files = [str(p) for p in sorted((prev / "requests").glob("*/*.parquet"))] if prev else []
-    for macro in ("record_fingerprint", "batch_kind", "batch_request_fp", "batch_result_fp", "batch_folder", "replay_fp"):
-        SQL.execute(con, macro)
-    SQL.execute(con, "staged_keys", staging=staging, undated=UNDATED)
+    stored = sorted((prev / "requests").glob("*/*.parquet")) if prev else []
+    prev_files = [str(p) for p in stored if SOLO_MARK not in p.name]
+    _rows_view(con, "staged_rows", staging)
+    SQL.execute(con, "staged_keys", undated=UNDATED)
+    _keys_table(con, "solo_staged", solo)
+    con.execute("INSERT INTO staged_keys BY NAME SELECT * EXCLUDE (base_id) FROM solo_staged")
     if prev_files:
         SQL.execute(con, "existing_keys", previous=prev_files)
         SQL.execute(con, "stored_replays", previous=prev_files)
@@ -164,19 +222,26 @@ def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[s
         con.execute("CREATE TEMP TABLE existing_keys AS SELECT * FROM staged_keys LIMIT 0")
         con.execute("ALTER TABLE existing_keys ADD COLUMN base_id VARCHAR")
         con.execute("CREATE TEMP TABLE stored_replays (_replay VARCHAR)")
+    _keys_table(con, "stored_solo", [p for p in stored if SOLO_MARK in p.name])
+    SQL.execute(con, "stored_solo_keys")
+    SQL.execute(con, "stored_solo_replays")
     SQL.execute(con, "half_repeats")
     SQL.execute(con, "batch_links")
     SQL.execute(con, "decide_rows")
     completed = con.execute("SELECT count(*) FROM decided WHERE completes").fetchone()[0]
     if completed:
-        SQL.execute(con, "completed_rows", staging=staging, previous=prev_files, undated=UNDATED)
+        # only the files holding the halves to merge are read
+        halves = con.execute("SELECT list(DISTINCT l._file), list(DISTINCT l.stored_file) FROM batch_links l "
+                             "JOIN decided d USING (_file, _row) WHERE d.completes").fetchone()
+        SQL.execute(con, "completed_rows", staging=sorted(halves[0]), previous=sorted(halves[1]), undated=UNDATED)
     else:
         con.execute("CREATE TEMP TABLE completed_rows (date VARCHAR)")
     dup_rows = con.execute("SELECT source_file, count(*) FROM decided WHERE is_duplicate GROUP BY ALL").fetchall()
     duplicates_by_file = {f: int(c) for f, c in dup_rows}
     rows_written = con.execute("SELECT count(*) FROM decided WHERE NOT is_duplicate").fetchone()[0]
     if rows_written:
-        _write_partitions(con, staged, staging, out, with_completed=bool(completed))
+        _write_partitions(con, staged, out, with_completed=bool(completed))
+        _place_solo_rows(con, staged, out)
     if completed:
         _drop_completed_halves(con, staged, prev, out)
     con.close()
@@ -188,7 +253,48 @@ def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path) -> dict[s
     }
 
 
-def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, staging: str, out: Path,
+def _rows_view(con: duckdb.DuckDBPyConnection, name: str, files: list[str]) -> None:
+    """The view `name` over staged Parquet files, with each row's file and row number."""
+    rows = (con.read_parquet(files, filename=True, file_row_number=True) if files else
+            con.from_arrow(REQUEST_SCHEMA.empty_table()).project(
+                "*, CAST(NULL AS VARCHAR) AS filename, CAST(NULL AS BIGINT) AS file_row_number"))
+    rows.create_view(name, replace=True)
+
+
+def _keys_table(con: duckdb.DuckDBPyConnection, name: str, files: list[Path]) -> None:
+    """The table `name`: the keys of solo files, read from their metadata (never their rows)."""
+    keys = []
+    for f in files:
+        record = json.loads((pq.read_schema(f).metadata or {}).get(SOLO_KEYS, b"{}"))
+        if not record:
+            raise StoreError(f"`{f}` holds one large row but not its keys; remove it and ingest its source again.")
+        keys.append({**record, "_file": str(f), "_row": 0, "base_id": record["request_id"].split("~", 1)[0]})
+    con.from_arrow(pa.Table.from_pylist(keys, schema=SOLO_KEYS_SCHEMA)).create(name)
+
+
+def _place_solo_rows(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: Path) -> None:
+    """Move each new solo row into its date partition as its own file: a hard link when it keeps
+    its id (no byte of it is read); rewritten (the rare `id~<fp8>` of a reused id) otherwise."""
+    new = con.execute("SELECT s._file, d.final_id, d.date, s.request_id FROM decided d JOIN solo_staged s USING (_file) "
+                      "WHERE NOT d.is_duplicate AND NOT d.completes ORDER BY s._file").fetchall()
+    for n, (src, final_id, date, staged_id) in enumerate(new):
+        dest = out / f"{PARTITION_COLUMN}={date}" / f"part-{staged.run_id}{SOLO_MARK}{n:04d}.parquet"
+        if dest.exists():  # never overwrite a file of an earlier version
+            raise StoreError(f"refusing to overwrite `{dest}`")
+        dest.parent.mkdir(exist_ok=True)
+        if final_id == staged_id:
+            os.link(src, dest)
+            continue
+        table = pq.read_table(src)
+        keys = json.loads(table.schema.metadata[SOLO_KEYS])
+        table = table.set_column(0, "request_id", pa.array([final_id], pa.string()))
+        tmp = staged.tmp / dest.name
+        pq.write_table(table.replace_schema_metadata({SOLO_KEYS: json.dumps({**keys, "request_id": final_id})}),
+                       tmp, compression="zstd")
+        os.replace(tmp, dest)
+
+
+def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: Path,
                       with_completed: bool = False) -> None:
     """Write the new rows one date partition at a time, sorted by time within it.
 
@@ -196,10 +302,12 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, staging
     COPY buffers a row group for every open partition, which ran out of memory at 10 GB of logs);
     the time-range filter lets DuckDB skip staging files by their Parquet min/max statistics.
     Rows that complete a stored batch half come merged from `completed_rows`, in their own date.
+    Solo rows are not read here (`_place_solo_rows`).
     """
     cols = ", ".join(f's."{f.name}"' for f in REQUEST_SCHEMA if f.name != "request_id")
     dates = [d for (d,) in con.execute(
         "SELECT DISTINCT date FROM decided WHERE NOT is_duplicate AND NOT completes "
+        "AND _file NOT IN (SELECT _file FROM solo_staged) "
         "UNION SELECT DISTINCT date FROM completed_rows ORDER BY 1").fetchall()]
     for date in dates:
         if date == UNDATED:
@@ -217,7 +325,7 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, staging
         con.execute(
             f"""COPY (SELECT * FROM (
                         SELECT d.final_id AS request_id, {cols}
-                        FROM read_parquet({sql_literal(staging)}, filename = true, file_row_number = true) s
+                        FROM staged_rows s
                         JOIN decided d ON d._file = s.filename AND d._row = s.file_row_number
                         WHERE NOT d.is_duplicate AND NOT d.completes AND d.date = {sql_literal(date)} AND {in_partition}
                         {completed_part})

@@ -5,7 +5,8 @@ report computed for that task.
 Kept apart from the rest of the report: `render_report` calls `evaluations()` for report.json and
 the two renderers call `section_markdown()` / `section_html()`, each with its own template
 (`eval_section.md`, `eval_section.html`). A candidate scored before the dataset was rebuilt (the
-eval-split identity it recorded differs from the current one, `eval_split_identity`) is marked stale.
+eval-split identity it recorded differs from the current one, `eval_split_identity`) is marked stale,
+and the report refuses it unless told to mix versions (`mixed_evaluations`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.workdir.paths import eval_split_identity, workdir_paths
+from pipeline.workdir.versions import stage_version_name
 
 
 def evaluations(workdir: Path, task_rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -54,6 +56,28 @@ def evaluations(workdir: Path, task_rows: list[dict[str, Any]]) -> tuple[list[di
             } for t in tasks],
         })
     return out, problems
+
+
+def mixed_evaluations(workdir: Path) -> list[str]:
+    """Why candidates cannot be reported beside the current dataset: each scored on another eval
+    split (a dataset rebuilt since with other examples or answers; a rebuild giving the same split
+    changes nothing). Unreadable summaries are left to `evaluations()`."""
+    summaries = sorted(workdir_paths(workdir).eval_dir.glob("*/summary.json"))
+    current = eval_split_identity(workdir) if summaries else None
+    if current is None:
+        return []
+    now = stage_version_name(workdir, "dataset") or "the current dataset"
+    problems = []
+    for path in summaries:
+        try:
+            inputs = json.loads(path.read_text(encoding="utf-8")).get("inputs") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        if inputs.get("eval_split_identity") != current:
+            scored_on = f"dataset {inputs['dataset_version']}" if inputs.get("dataset_version") else "an earlier dataset"
+            problems.append(f"`eval/{path.parent.name}` was scored on the eval split of {scored_on}, the dataset is now "
+                            f"{now} (rerun `logaudit eval {workdir} --candidate {path.parent.name} …`)")
+    return problems
 
 
 def section_markdown(evals: list[dict[str, Any]], money: Callable[[Any], str], escape: Callable[[str], str]) -> str:

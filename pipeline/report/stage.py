@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeline.errors import ReportError
 from pipeline.report.decide import build_report
-from pipeline.report.evaluations import evaluations
+from pipeline.report.evaluations import evaluations, mixed_evaluations
 from pipeline.report.inputs import read_facts
 from pipeline.report.render import render_html, render_markdown
 from pipeline.report.sanity import sanity_checks
@@ -66,6 +66,9 @@ def summary_lines(r: dict[str, Any], out_dir: Path | str) -> str:
                  f"rule), {fw['stay_count']} stay, {fw['unknown_count']} undecided")
     if r["not_measured"]:
         lines.append(f"  not measured: {len(r['not_measured'])} figure(s), listed in the report")
+    warnings = (r.get("sanity") or {}).get("warnings") or []
+    if warnings:
+        lines.append(f"  sanity: {len(warnings)} warning(s) (implausible tokens, timestamps or costs), listed in the report")
     return "\n".join(lines)
 
 
@@ -88,7 +91,7 @@ def render_report(
     workdir = Path(workdir)
     cfg = report_config(config)
     store = store_identity(workdir)
-    check_versions(workdir, store, ("audit", "dataset"), allow_mixed_versions)
+    check_versions(workdir, store, ("audit", "dataset"), allow_mixed_versions, with_evaluations=True)
     facts = read_facts(workdir, cfg)
     if not facts.sources.get("store") and not facts.sources.get("audit_summary"):
         raise ReportError(
@@ -115,12 +118,16 @@ REPORT_FILES = ("report.json", "report.md", "report.html")
 WEEKLY_FILES = ("weekly.json", "weekly.md")
 
 
-def check_versions(workdir: Path, store: dict[str, Any], stages: tuple[str, ...], allow: bool) -> None:
-    """Refuse outputs computed from different store versions (an audit of v7 beside a dataset of v6)."""
+def check_versions(workdir: Path, store: dict[str, Any], stages: tuple[str, ...], allow: bool,
+                   with_evaluations: bool = False) -> None:
+    """Refuse outputs computed from different store versions (an audit of v7 beside a dataset of v6),
+    and (`with_evaluations`) candidates scored on another eval split than the dataset's."""
     problems = versions.mismatched_inputs(workdir, store, stages)
+    if with_evaluations:
+        problems += mixed_evaluations(workdir)
     if problems and not allow:
         raise ReportError(
-            "Inputs from different store versions: " + "; ".join(problems)
+            "Inputs from different versions: " + "; ".join(problems)
             + ". Or pass --allow-mixed-versions to report them anyway."
         )
 
@@ -130,6 +137,7 @@ def _write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+    versions.pause_point(path)
 
 
 # The uniform stage name (`pipeline.report(workdir, config)`); `render_report` stays for callers.

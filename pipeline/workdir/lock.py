@@ -6,8 +6,9 @@ version, and the second switch silently dropped the first one's rows).
 
 The lock is a POSIX record lock (`fcntl.lockf`): the kernel drops it when its holder dies, however
 it dies (kill -9 included), so a stale lock from a dead process is taken over by the next writer
-without any guessing from pids. The file also records the holder (pid, start time, command, host)
-so a refused writer can name it. POSIX locks belong to the process, not to forked pool workers,
+without any guessing from pids. The file also records the holder (pid, start time, command, host,
+WORKDIR path) so a refused writer can name it, and so a record that came with a copy of the WORKDIR
+is described as such rather than as a holder that died (`stale_note`). POSIX locks belong to the process, not to forked pool workers,
 and closing any descriptor of the file releases them: hence one descriptor per process, held
 re-entrantly (a `run` holds it once for all its stages).
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import LockedError, MissingInputError
+from pipeline.workdir.versions import pid_alive
 
 LOCK_FILE = ".lock"
 POLL_SECONDS = 0.2
@@ -114,7 +116,7 @@ def writer_lock(
     try:
         _acquire(fd, workdir, wait, on_wait)
         stale = _stale_holder(fd)
-        _write_holder(fd, command)
+        _write_holder(fd, workdir, command)
     except BaseException:
         os.close(fd)
         raise
@@ -164,10 +166,34 @@ def _stale_holder(fd: int) -> dict[str, Any]:
     return holder if holder.get("pid") and holder.get("state") == "held" else {}
 
 
-def _write_holder(fd: int, command: str | None) -> None:
+def stale_note(stale: dict[str, Any], workdir: Path) -> str:
+    """What to tell the user about the record of a holder that no longer holds the lock: it died,
+    or (the lock file names another place, another host, or a live process) the WORKDIR was
+    copied, moved or restored while that run was writing it, and the record came with the copy."""
+    who = f"pid {stale.get('pid')} (`{stale.get('command', '?')}`, started {stale.get('started', '?')})"
+    here = str(Path(workdir).resolve())
+    written_at = stale.get("workdir")
+    if written_at and written_at != here:
+        return (f"Note: the lock record of `{workdir}` was left by {who} writing `{written_at}`: this WORKDIR was "
+                f"copied or moved from there while that run was writing. The record is stale here and was replaced; "
+                f"this copy holds what was committed before the copy was made.")
+    host = stale.get("host")
+    if host and host != socket.gethostname():
+        return (f"Note: the lock record of `{workdir}` was left by {who} on host `{host}`: this WORKDIR was copied "
+                f"from that machine while it was being written there (or `{host}` stopped without releasing it). "
+                f"The record is stale here and was replaced.")
+    pid = stale.get("pid")
+    if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
+        return (f"Note: the lock record of `{workdir}` names {who}, which is running but does not hold the lock: the "
+                f"lock file was copied or restored in place. The record is stale and was replaced.")
+    return f"Note: took over the lock left by pid {pid} ({stale.get('command')}), which died."
+
+
+def _write_holder(fd: int, workdir: Path, command: str | None) -> None:
     record = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
+        "workdir": str(workdir.resolve()),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command or " ".join(["logaudit", *sys.argv[1:]]),
         "state": "held",

@@ -9,8 +9,8 @@
                                                  dataset -> report, the user
     WORKDIR/report/report.{json,md,html}, weekly.{json,md}
                                                  report -> the user
-    WORKDIR/eval/<candidate>/{scores.parquet, summary.json, eval.md, routing.json, litellm_router.yaml}
-                                                 eval   -> report, the user (schemas/eval.py)
+    WORKDIR/eval/<candidate>/{scores.parquet, summary.json, eval.md, routing.json, litellm_router.yaml},
+    WORKDIR/eval/prompts.jsonl                   eval   -> report, the user (schemas/eval.py)
 
 `requests`, `rejects` and `ingest_manifest.json` are convenience links into the current store
 version; these properties resolve the store's pointer file instead (`pipeline/workdir/store.py`),
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.workdir.store import store_path
-from pipeline.workdir.versions import stage_dir
+from pipeline.workdir.versions import stage_dir, stage_root
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,20 @@ class WorkdirPaths:
         return stage_dir(self.root, "report")
 
     # --- eval -> report, the user --------------------------------------------------------------
+    # One versioned unit holding every candidate (and prompts.jsonl); an eval rebuilds its
+    # candidate's folder and carries the others (`pipeline/evaluate/stage.py`).
     @property
     def eval_dir(self) -> Path:
-        return self.root / "eval"
+        return stage_dir(self.root, "eval")
 
     def eval_candidate(self, candidate: str) -> Path:
-        """`WORKDIR/eval/<candidate>/`: one evaluated candidate's outputs and answer cache."""
+        """`WORKDIR/eval/<candidate>/`: one evaluated candidate's outputs."""
         return self.eval_dir / candidate
+
+    def eval_answers(self, candidate: str) -> Path:
+        """A candidate's endpoint answer cache: beside the versions, not in one, so a killed run
+        (whose unfinished version is removed) resumes without asking again."""
+        return stage_root(self.root, "eval") / "answers" / f"{candidate}.jsonl"
 
 
     # --- the user-facing folders (links to the current versions; printed, never read) ----------

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,6 +31,17 @@ POINTER = "CURRENT"
 LEGACY_POINTER = "current"  # a symlink to the version (before the pointer file); a plain folder once copied
 VERSION_PREFIX = "v"
 TMP_PREFIX = "tmp-"
+
+
+PAUSE_ENV = "LOGAUDIT_TEST_PAUSE_AFTER"
+
+
+def pause_point(path: Path) -> None:
+    """Test hook: when the environment variable LOGAUDIT_TEST_PAUSE_AFTER names the file just
+    written (`report.md`), stop here for a while, so a test can SIGKILL the process at a known point
+    between two files of one version (tests/test_stage_versions.py). Unset in normal use."""
+    if os.environ.get(PAUSE_ENV) == Path(path).name:
+        time.sleep(600)
 
 
 def run_token() -> str:
@@ -117,8 +129,11 @@ def run_alive(token: str) -> bool:
         pid = int(token.rsplit("-", 1)[-1])
     except ValueError:
         return False
-    if pid == os.getpid():
-        return True
+    return pid == os.getpid() or pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process `pid` running (on this host)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -159,6 +174,12 @@ def stage_dir(workdir: Path, stage: str) -> Path:
     versioned outputs) the plain `WORKDIR/<stage>/` folder."""
     current = read_pointer(stage_root(workdir, stage))
     return current if current is not None else Path(workdir) / stage
+
+
+def stage_version_name(workdir: Path, stage: str) -> str | None:
+    """The name of a stage's current version (`v000003`), None before its first versioned run."""
+    current = read_pointer(stage_root(workdir, stage))
+    return current.name if current is not None else None
 
 
 def stage_version(workdir: Path, stage: str) -> dict[str, Any]:
@@ -208,6 +229,21 @@ def building(
         raise
     refresh_view(Path(workdir) / stage, final)
     remove_leftovers(root)
+
+
+def carry_entries(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> None:
+    """Hard-link (copy where links cannot be made) every entry of the current version `src` not in
+    `skip` into the version being built: a stage whose version holds several independent parts
+    (one folder per evaluated candidate) rebuilds one part and keeps the rest."""
+    if not Path(src).is_dir():
+        return
+    for entry in Path(src).iterdir():
+        if entry.name in (*skip, VERSION_FILE) or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, Path(dst) / entry.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, Path(dst) / entry.name)
 
 
 def work_folder(workdir: Path, stage: str) -> Path:

@@ -7,7 +7,8 @@
 --   role defaulting to user, the response as the last turn): the system prompt and the first turn,
 --   and the second turn too unless the first is an assistant turn (a request with no prompt is
 --   its response alone, and a conversation opening with that answer must meet it). Texts enter as
---   strip_prefix (strip_prefix_macro.sql): equal once stripped, always the same bucket.
+--   strip_prefix (strip_prefix_macro.sql): equal once stripped, always the same bucket. `failed` is
+--   the store's one outcome rule (request_failed, pipeline/workdir/sql/request_outcome.sql).
 WITH r AS (
     SELECT *, coalesce(len(messages), 0) AS n_messages FROM requests
 ),
@@ -21,7 +22,8 @@ turns AS (
 )
 SELECT t.request_id, t.ts, t.provider, t.endpoint, t.model, t.user_id, t.session_id, t.system_text, t.messages,
        t.tools_json, t.request_params, t.response_text, t.response_tool_calls, t.n_choices, t.finish_reason,
-       t.finish_reason_raw, t.status_code, t.error_type, t.feedback_score,
+       t.finish_reason_raw, t.feedback_score,
+       request_failed(t.finish_reason, t.error_type, t.status_code) AS failed,
        l.task_type, l.regenerated, l.edited, l.feedback_rating,
        hash(
            strip_prefix(coalesce(t.system_text, ''), $whitespace),

@@ -6,6 +6,13 @@ captures, traces), so body parsing lives here, once, and wrappers call
 `detect` accepts the pair wins, so the modules are imported below in detection order (specific
 shapes before the generic OpenAI-compatible chat shape).
 
+Every provider body is parsed by one skeleton (`body_parser`): start a row (endpoint, provider),
+fill it from the request, then from the response: `error_body` when the response is an error,
+else the provider's response parser. A provider module holds only what differs: its request and
+response parsers, what marks its error bodies, and a hook for what it decides last (the provider
+behind an OpenAI-compatible host, request fields a response echoes). Records that carry a call in
+pieces go through `bodies.partial` first.
+
 Streamed responses are reduced to the equivalent non-streamed body first (`bodies.streams`), so
 one parser serves both.
 """
@@ -78,6 +85,58 @@ def parse_bodies(request: Any, response: Any, *, hint: str | None = None) -> Row
         keys = sorted({*(req or {}).keys(), *(resp or {}).keys()})[:12]
         raise RecordError("unknown_body_format", f"request/response bodies not recognized (keys: {', '.join(keys)})")
     return fmt.parse(req, resp)
+
+
+# --- the one parse skeleton -----------------------------------------------------------------------
+
+Parser = Callable[[Mapping[str, Any]], Row]
+Hook = Callable[[Row, Body, Body], None]
+AnsweredHook = Callable[[Row, Body, Mapping[str, Any]], None]
+
+
+def body_parser(
+    endpoint: str,
+    provider: str | None = None,
+    *,
+    request: Parser | None = None,
+    response: Parser,
+    is_error: Callable[[Mapping[str, Any]], bool] | None = None,
+    model_from_response: bool = False,
+    answered: AnsweredHook | None = None,
+    then: Hook | None = None,
+) -> Callable[[Body, Body], Row]:
+    """A body format's parse function, `(request, response) -> row`, built on the one skeleton.
+
+    The row starts as `{endpoint, provider}`; `request(req)` fills it when a request was logged; a
+    logged response fills it through `error_body` when `is_error(resp)` (None: the format has no
+    error shape), else through `response(resp)`, after which `answered(row, req, resp)` may add what
+    needs both sides. With `model_from_response` the model the response names stands in for a
+    request that named none. `then(row, req, resp)` runs last either way.
+    """
+
+    def parse(req: Body, resp: Body) -> Row:
+        row: Row = {"endpoint": endpoint, "provider": provider} if provider else {"endpoint": endpoint}
+        if req is not None and request is not None:
+            row.update(request(req))
+        if resp is not None:
+            if is_error is not None and is_error(resp):
+                row.update(error_body(resp))
+            else:
+                row.update(response(resp))
+                if answered is not None:
+                    answered(row, req, resp)
+        if model_from_response:
+            row["model"] = row.get("model") or row.get("model_resolved")
+        if then is not None:
+            then(row, req, resp)
+        return row
+
+    return parse
+
+
+def error_unless(key: str) -> Callable[[Mapping[str, Any]], bool]:
+    """An error body that does not also carry the format's answer field `key`."""
+    return lambda resp: is_error_body(resp) and key not in resp
 
 
 # --- shared helpers for the body modules ------------------------------------------------------

@@ -13,9 +13,9 @@ from typing import Any
 from pipeline.ingest.bodies import (
     Body,
     body_format,
-    error_body,
+    body_parser,
+    error_unless,
     finish,
-    is_error_body,
     message,
     other_parts,
     params,
@@ -182,25 +182,20 @@ def anthropic_response(resp: Mapping[str, Any]) -> Row:
     }
 
 
-@body_format(
+def _messages_response(resp: Mapping[str, Any]) -> Row:
+    if "content" not in resp and isinstance(resp.get("completion"), str):
+        return _text_completion_response(resp)  # Bedrock answered a Messages call in the legacy shape
+    return anthropic_response(resp)
+
+
+parse_anthropic = body_format(
     "anthropic_messages",
     "Anthropic Messages body: request `messages` + `max_tokens` (+ `system`), response `type: message`",
     _is_anthropic,
     order=30,
-)
-def parse_anthropic(req: Body, resp: Body) -> Row:
-    row: Row = {"endpoint": "messages", "provider": "anthropic"}
-    if req is not None:
-        row.update(anthropic_request(req))
-    if resp is not None:
-        if resp.get("type") == "error" or ("error" in resp and "content" not in resp):
-            row.update(error_body(resp))
-        elif "content" not in resp and isinstance(resp.get("completion"), str):
-            row.update(_text_completion_response(resp))  # Bedrock answered a Messages call in the legacy shape
-        else:
-            row.update(anthropic_response(resp))
-    row["model"] = row.get("model") or row.get("model_resolved")
-    return row
+)(body_parser("messages", "anthropic", request=anthropic_request, response=_messages_response,
+              is_error=lambda resp: resp.get("type") == "error" or ("error" in resp and "content" not in resp),
+              model_from_response=True))
 
 
 def _text_completion_response(resp: Mapping[str, Any]) -> Row:
@@ -238,27 +233,21 @@ def _split_human_assistant(prompt: str) -> tuple[str | None, list[dict]]:
     return system, msgs
 
 
-@body_format(
+def _text_completion_request(req: Mapping[str, Any]) -> Row:
+    system, msgs = _split_human_assistant(as_str(req.get("prompt")) or "")
+    return {
+        "model": as_str(req.get("model")),
+        "system_text": system,
+        "messages": msgs,
+        "request_params": params(req, {"prompt", "model"}),
+        "is_stream": bool(req.get("stream")) if "stream" in req else None,
+    }
+
+
+parse_anthropic_text_completion = body_format(
     "anthropic_text_completion",
     "legacy Anthropic Text Completions (also Claude v2 on Bedrock): request `prompt` `\\n\\nHuman:` + `max_tokens_to_sample`, response `completion` + `stop_reason`",
     _is_anthropic_text_completion,
     order=30,
-)
-def parse_anthropic_text_completion(req: Body, resp: Body) -> Row:
-    row: Row = {"endpoint": "complete", "provider": "anthropic"}
-    if req is not None:
-        system, msgs = _split_human_assistant(as_str(req.get("prompt")) or "")
-        row.update(
-            model=as_str(req.get("model")),
-            system_text=system,
-            messages=msgs,
-            request_params=params(req, {"prompt", "model"}),
-            is_stream=bool(req.get("stream")) if "stream" in req else None,
-        )
-    if resp is not None:
-        if is_error_body(resp) and "completion" not in resp:
-            row.update(error_body(resp))
-        else:
-            row.update(_text_completion_response(resp))
-    row["model"] = row.get("model") or row.get("model_resolved")
-    return row
+)(body_parser("complete", "anthropic", request=_text_completion_request, response=_text_completion_response,
+              is_error=error_unless("completion"), model_from_response=True))

@@ -10,13 +10,14 @@ responses carry each cache count twice under two names (`cacheReadInputTokens` a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeline.ingest.bodies import (
     Body,
     body_format,
-    error_body,
+    body_parser,
+    error_unless,
     finish,
     is_error_body,
     message,
@@ -200,34 +201,26 @@ def converse_response(resp: Mapping[str, Any]) -> Row:
     }
 
 
-@body_format(
+parse_converse = body_format(
     "bedrock_converse",
     "AWS Bedrock Converse body (and Amazon Nova InvokeModel): request `messages[].content[]{text|toolUse|cachePoint}`, response `output.message` + `stopReason`",
     _is_converse,
     order=35,
-)
-def parse_converse(req: Body, resp: Body) -> Row:
-    row: Row = {"endpoint": "converse", "provider": "bedrock"}
-    if req is not None:
-        row.update(converse_request(req))
-    if resp is not None:
-        if is_error_body(resp) and "output" not in resp:
-            row.update(error_body(resp))
-        else:
-            row.update(converse_response(resp))
-    return row
+)(body_parser("converse", "bedrock", request=converse_request, response=converse_response, is_error=error_unless("output")))
 
 
 # --- vendor-native InvokeModel bodies ------------------------------------------------------------
 
 
-def _vendor_row(endpoint: str, req: Body, prompt_key: str, exclude: set[str]) -> Row:
-    row: Row = {"endpoint": endpoint, "provider": "bedrock"}
-    if req is not None:
+def _prompt_request(prompt_key: str) -> Callable[[Mapping[str, Any]], Row]:
+    """A vendor-native request: one user turn in `prompt_key`, the rest parameters."""
+
+    def request(req: Mapping[str, Any]) -> Row:
         prompt = as_str(req.get(prompt_key))
-        row.update(messages=[message("user", prompt)] if prompt is not None else [],
-                   request_params=params(req, {prompt_key, *exclude}))
-    return row
+        return {"messages": [message("user", prompt)] if prompt is not None else [],
+                "request_params": params(req, {prompt_key})}
+
+    return request
 
 
 def _is_titan(req: Body, resp: Body) -> bool:
@@ -236,22 +229,21 @@ def _is_titan(req: Body, resp: Body) -> bool:
     return req is not None and "inputText" in req
 
 
-@body_format("bedrock_titan", "Amazon Titan Text InvokeModel body: request `inputText`, response `results[].outputText`", _is_titan, order=36)
-def parse_titan(req: Body, resp: Body) -> Row:
-    row = _vendor_row("invoke", req, "inputText", set())
-    if resp is not None:
-        if is_error_body(resp) or ("message" in resp and len(resp) == 1):
-            return {**row, **error_body(resp)}
-        results = resp.get("results") if isinstance(resp.get("results"), list) else [resp]
-        first = results[0] if results and isinstance(results[0], Mapping) else {}
-        raw = first.get("completionReason")
-        out = as_int(first.get("tokenCount")) if "tokenCount" in first else as_int(first.get("totalOutputTextTokenCount"))
-        inp = as_int(resp.get("inputTextTokenCount"))
-        raw_usage = {k: v for k, v in (("inputTextTokenCount", inp), ("tokenCount", out)) if v is not None}
-        row.update(response_text=as_str(first.get("outputText")), n_choices=len(results), finish_reason=finish(raw),
-                   finish_reason_raw=as_str(raw), status_code=200,
-                   **usage_buckets(uncached=inp, output=out, raw=raw_usage or None))
-    return row
+def _titan_response(resp: Mapping[str, Any]) -> Row:
+    results = resp.get("results") if isinstance(resp.get("results"), list) else [resp]
+    first = results[0] if results and isinstance(results[0], Mapping) else {}
+    raw = first.get("completionReason")
+    out = as_int(first.get("tokenCount")) if "tokenCount" in first else as_int(first.get("totalOutputTextTokenCount"))
+    inp = as_int(resp.get("inputTextTokenCount"))
+    raw_usage = {k: v for k, v in (("inputTextTokenCount", inp), ("tokenCount", out)) if v is not None}
+    return dict(response_text=as_str(first.get("outputText")), n_choices=len(results), finish_reason=finish(raw),
+                finish_reason_raw=as_str(raw), status_code=200,
+                **usage_buckets(uncached=inp, output=out, raw=raw_usage or None))
+
+
+parse_titan = body_format("bedrock_titan", "Amazon Titan Text InvokeModel body: request `inputText`, response `results[].outputText`", _is_titan, order=36)(body_parser(
+    "invoke", "bedrock", request=_prompt_request("inputText"), response=_titan_response,
+    is_error=lambda resp: is_error_body(resp) or ("message" in resp and len(resp) == 1)))
 
 
 def _is_llama(req: Body, resp: Body) -> bool:
@@ -260,16 +252,16 @@ def _is_llama(req: Body, resp: Body) -> bool:
     return req is not None and "prompt" in req and "max_gen_len" in req
 
 
-@body_format("bedrock_llama", "Meta Llama InvokeModel body: request `prompt` + `max_gen_len`, response `generation` + `*_token_count`", _is_llama, order=36)
-def parse_llama(req: Body, resp: Body) -> Row:
-    row = _vendor_row("invoke", req, "prompt", set())
-    if resp is not None:
-        raw = resp.get("stop_reason")
-        row.update(response_text=as_str(resp.get("generation")), n_choices=1, finish_reason=finish(raw),
-                   finish_reason_raw=as_str(raw), status_code=200,
-                   **usage_buckets(uncached=as_int(resp.get("prompt_token_count")), output=as_int(resp.get("generation_token_count")),
-                                   raw={k: resp[k] for k in ("prompt_token_count", "generation_token_count") if k in resp} or None))
-    return row
+def _llama_response(resp: Mapping[str, Any]) -> Row:
+    raw = resp.get("stop_reason")
+    return dict(response_text=as_str(resp.get("generation")), n_choices=1, finish_reason=finish(raw),
+                finish_reason_raw=as_str(raw), status_code=200,
+                **usage_buckets(uncached=as_int(resp.get("prompt_token_count")), output=as_int(resp.get("generation_token_count")),
+                                raw={k: resp[k] for k in ("prompt_token_count", "generation_token_count") if k in resp} or None))
+
+
+parse_llama = body_format("bedrock_llama", "Meta Llama InvokeModel body: request `prompt` + `max_gen_len`, response `generation` + `*_token_count`", _is_llama, order=36)(
+    body_parser("invoke", "bedrock", request=_prompt_request("prompt"), response=_llama_response))
 
 
 def _is_mistral_invoke(req: Body, resp: Body) -> bool:
@@ -279,15 +271,15 @@ def _is_mistral_invoke(req: Body, resp: Body) -> bool:
     return False
 
 
-@body_format("bedrock_mistral", "Mistral InvokeModel body (Bedrock): response `outputs[].text` + `stop_reason`", _is_mistral_invoke, order=36)
-def parse_mistral_invoke(req: Body, resp: Body) -> Row:
-    row = _vendor_row("invoke", req, "prompt", set())
-    if resp is not None:
-        outs = [o for o in resp.get("outputs") or [] if isinstance(o, Mapping)]
-        raw = outs[0].get("stop_reason") if outs else None
-        row.update(response_text=as_str(outs[0].get("text")) if outs else None, n_choices=len(outs),
-                   finish_reason=finish(raw), finish_reason_raw=as_str(raw), status_code=200)
-    return row
+def _mistral_response(resp: Mapping[str, Any]) -> Row:
+    outs = [o for o in resp.get("outputs") or [] if isinstance(o, Mapping)]
+    raw = outs[0].get("stop_reason") if outs else None
+    return dict(response_text=as_str(outs[0].get("text")) if outs else None, n_choices=len(outs),
+                finish_reason=finish(raw), finish_reason_raw=as_str(raw), status_code=200)
+
+
+parse_mistral_invoke = body_format("bedrock_mistral", "Mistral InvokeModel body (Bedrock): response `outputs[].text` + `stop_reason`", _is_mistral_invoke, order=36)(
+    body_parser("invoke", "bedrock", request=_prompt_request("prompt"), response=_mistral_response))
 
 
 def _is_ai21(req: Body, resp: Body) -> bool:
@@ -296,23 +288,23 @@ def _is_ai21(req: Body, resp: Body) -> bool:
     return req is not None and "prompt" in req and "maxTokens" in req
 
 
-@body_format("bedrock_ai21", "AI21 Jurassic InvokeModel body: response `completions[].data.text` (+ token lists)", _is_ai21, order=36)
-def parse_ai21(req: Body, resp: Body) -> Row:
-    row = _vendor_row("invoke", req, "prompt", set())
-    if resp is not None:
-        comps = [c for c in resp.get("completions") or [] if isinstance(c, Mapping)]
-        first = comps[0] if comps else {}
-        raw = get_path(first, "finishReason", "reason")
-        prompt_tokens = get_path(resp, "prompt", "tokens")
-        out_tokens = get_path(first, "data", "tokens")
-        row.update(response_id=as_str(resp.get("id")), response_text=as_str(get_path(first, "data", "text")),
-                   n_choices=len(comps), finish_reason=finish(raw), finish_reason_raw=as_str(raw), status_code=200,
-                   # AI21 returns the tokens themselves; their counts are the usage.
-                   **usage_buckets(uncached=len(prompt_tokens) if isinstance(prompt_tokens, list) else None,
-                                   output=len(out_tokens) if isinstance(out_tokens, list) else None,
-                                   raw={"prompt_tokens": len(prompt_tokens) if isinstance(prompt_tokens, list) else None,
-                                        "completion_tokens": len(out_tokens) if isinstance(out_tokens, list) else None}))
-    return row
+def _ai21_response(resp: Mapping[str, Any]) -> Row:
+    comps = [c for c in resp.get("completions") or [] if isinstance(c, Mapping)]
+    first = comps[0] if comps else {}
+    raw = get_path(first, "finishReason", "reason")
+    prompt_tokens = get_path(resp, "prompt", "tokens")
+    out_tokens = get_path(first, "data", "tokens")
+    return dict(response_id=as_str(resp.get("id")), response_text=as_str(get_path(first, "data", "text")),
+                n_choices=len(comps), finish_reason=finish(raw), finish_reason_raw=as_str(raw), status_code=200,
+                # AI21 returns the tokens themselves; their counts are the usage.
+                **usage_buckets(uncached=len(prompt_tokens) if isinstance(prompt_tokens, list) else None,
+                                output=len(out_tokens) if isinstance(out_tokens, list) else None,
+                                raw={"prompt_tokens": len(prompt_tokens) if isinstance(prompt_tokens, list) else None,
+                                     "completion_tokens": len(out_tokens) if isinstance(out_tokens, list) else None}))
+
+
+parse_ai21 = body_format("bedrock_ai21", "AI21 Jurassic InvokeModel body: response `completions[].data.text` (+ token lists)", _is_ai21, order=36)(
+    body_parser("invoke", "bedrock", request=_prompt_request("prompt"), response=_ai21_response))
 
 
 def vendor_hint(model_id: str | None) -> str | None:

@@ -10,16 +10,15 @@ more cached than billed). So the buckets are the billed units, and `cached_token
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 from pipeline.ingest.bodies import (
     Body,
     body_format,
-    error_body,
+    body_parser,
+    error_unless,
     finish,
-    is_error_body,
     message,
     params,
     tool_call,
@@ -52,47 +51,53 @@ def _is_cohere_v2(req: Body, resp: Body) -> bool:
     return False
 
 
-@body_format(
+def _v2_request(req: Mapping[str, Any]) -> Row:
+    try:  # v2 requests use OpenAI-style messages
+        return openai_chat_request(req)
+    except RecordError:
+        return {}
+
+
+def _v2_response(resp: Mapping[str, Any]) -> Row:
+    msg = resp.get("message") or {}
+    texts, thinking = [], []
+    for p in msg.get("content") or []:
+        if isinstance(p, Mapping):
+            if p.get("type") == "text" and isinstance(p.get("text"), str):
+                texts.append(p["text"])
+            elif p.get("type") == "thinking" and isinstance(p.get("thinking"), str):
+                thinking.append(p["thinking"])
+    if msg.get("tool_plan"):
+        thinking.append(as_str(msg["tool_plan"]) or "")
+    calls = [
+        tool_call(tc.get("id"), get_path(tc, "function", "name"), get_path(tc, "function", "arguments"), tc.get("type") or "function")
+        for tc in msg.get("tool_calls") or []
+        if isinstance(tc, Mapping)
+    ]
+    raw = resp.get("finish_reason")
+    return dict(
+        response_id=as_str(resp.get("id")),
+        response_text="".join(texts) if texts else None,
+        response_tool_calls=calls or None,
+        response_reasoning="\n".join(thinking) if thinking else None,
+        n_choices=1,
+        finish_reason=finish(raw),
+        finish_reason_raw=as_str(raw),
+        status_code=200,
+        **usage_cohere(resp.get("usage")),
+    )
+
+
+def _model_column(row: Row, req: Body, resp: Body) -> None:
+    row["model"] = row.get("model")
+
+
+parse_cohere_v2 = body_format(
     "cohere_chat_v2",
     "Cohere v2 /chat body: response `message{content[], tool_calls, tool_plan}` + `finish_reason` + `usage.billed_units`",
     _is_cohere_v2,
     order=45,
-)
-def parse_cohere_v2(req: Body, resp: Body) -> Row:
-    row: Row = {"endpoint": "chat", "provider": "cohere"}
-    if req is not None:
-        with contextlib.suppress(RecordError):  # v2 requests use OpenAI-style messages
-            row.update(openai_chat_request(req))
-    if resp is not None:
-        msg = resp.get("message") or {}
-        texts, thinking = [], []
-        for p in msg.get("content") or []:
-            if isinstance(p, Mapping):
-                if p.get("type") == "text" and isinstance(p.get("text"), str):
-                    texts.append(p["text"])
-                elif p.get("type") == "thinking" and isinstance(p.get("thinking"), str):
-                    thinking.append(p["thinking"])
-        if msg.get("tool_plan"):
-            thinking.append(as_str(msg["tool_plan"]) or "")
-        calls = [
-            tool_call(tc.get("id"), get_path(tc, "function", "name"), get_path(tc, "function", "arguments"), tc.get("type") or "function")
-            for tc in msg.get("tool_calls") or []
-            if isinstance(tc, Mapping)
-        ]
-        raw = resp.get("finish_reason")
-        row.update(
-            response_id=as_str(resp.get("id")),
-            response_text="".join(texts) if texts else None,
-            response_tool_calls=calls or None,
-            response_reasoning="\n".join(thinking) if thinking else None,
-            n_choices=1,
-            finish_reason=finish(raw),
-            finish_reason_raw=as_str(raw),
-            status_code=200,
-            **usage_cohere(resp.get("usage")),
-        )
-    row["model"] = row.get("model")
-    return row
+)(body_parser("chat", "cohere", request=_v2_request, response=_v2_response, then=_model_column))
 
 
 def _is_cohere_v1_chat(req: Body, resp: Body) -> bool:
@@ -104,49 +109,48 @@ def _is_cohere_v1_chat(req: Body, resp: Body) -> bool:
 _V1_ROLES = {"USER": "user", "CHATBOT": "assistant", "SYSTEM": "system", "TOOL": "tool"}
 
 
-@body_format(
+def _v1_chat_request(req: Mapping[str, Any]) -> Row:
+    msgs: list[dict[str, Any]] = []
+    system = [as_str(req.get("preamble"))] if req.get("preamble") else []
+    for m in req.get("chat_history") or []:
+        if isinstance(m, Mapping):
+            role = _V1_ROLES.get(str(m.get("role", "")).upper(), "user")
+            text = as_str(m.get("message"))
+            if role == "system" and not msgs:
+                system.append(text or "")
+            else:
+                msgs.append(message(role, text))
+    if req.get("message") is not None:
+        msgs.append(message("user", as_str(req.get("message"))))
+    tools = [{"name": t.get("name"), "description": t.get("description"), "parameters": t.get("parameter_definitions")}
+             for t in req.get("tools") or [] if isinstance(t, Mapping)]
+    return dict(model=as_str(req.get("model")), system_text="\n".join(s for s in system if s) or None, messages=msgs,
+                tools_json=tools_json(tools), request_params=params(req, {"message", "chat_history", "preamble", "tools", "model"}),
+                is_stream=bool(req.get("stream")) if "stream" in req else None)
+
+
+def _v1_chat_response(resp: Mapping[str, Any]) -> Row:
+    calls = [tool_call(None, tc.get("name"), tc.get("parameters")) for tc in resp.get("tool_calls") or [] if isinstance(tc, Mapping)]
+    raw = resp.get("finish_reason")
+    meta = resp.get("meta") if isinstance(resp.get("meta"), Mapping) else {}
+    return dict(
+        response_id=as_str(resp.get("response_id") or resp.get("generation_id")),
+        response_text=as_str(resp.get("text")),
+        response_tool_calls=calls or None,
+        n_choices=1,
+        finish_reason=finish(raw),
+        finish_reason_raw=as_str(raw),
+        status_code=200,
+        **usage_cohere(meta),
+    )
+
+
+parse_cohere_v1_chat = body_format(
     "cohere_chat_v1",
     "Cohere v1 /chat body (also Command R on Bedrock): request `message` + `chat_history`, response `text` + `generation_id`",
     _is_cohere_v1_chat,
     order=45,
-)
-def parse_cohere_v1_chat(req: Body, resp: Body) -> Row:
-    row: Row = {"endpoint": "chat", "provider": "cohere"}
-    if req is not None:
-        msgs: list[dict[str, Any]] = []
-        system = [as_str(req.get("preamble"))] if req.get("preamble") else []
-        for m in req.get("chat_history") or []:
-            if isinstance(m, Mapping):
-                role = _V1_ROLES.get(str(m.get("role", "")).upper(), "user")
-                text = as_str(m.get("message"))
-                if role == "system" and not msgs:
-                    system.append(text or "")
-                else:
-                    msgs.append(message(role, text))
-        if req.get("message") is not None:
-            msgs.append(message("user", as_str(req.get("message"))))
-        tools = [{"name": t.get("name"), "description": t.get("description"), "parameters": t.get("parameter_definitions")}
-                 for t in req.get("tools") or [] if isinstance(t, Mapping)]
-        row.update(model=as_str(req.get("model")), system_text="\n".join(s for s in system if s) or None, messages=msgs,
-                   tools_json=tools_json(tools), request_params=params(req, {"message", "chat_history", "preamble", "tools", "model"}),
-                   is_stream=bool(req.get("stream")) if "stream" in req else None)
-    if resp is not None:
-        if is_error_body(resp) and "text" not in resp:
-            return {**row, **error_body(resp)}
-        calls = [tool_call(None, tc.get("name"), tc.get("parameters")) for tc in resp.get("tool_calls") or [] if isinstance(tc, Mapping)]
-        raw = resp.get("finish_reason")
-        meta = resp.get("meta") if isinstance(resp.get("meta"), Mapping) else {}
-        row.update(
-            response_id=as_str(resp.get("response_id") or resp.get("generation_id")),
-            response_text=as_str(resp.get("text")),
-            response_tool_calls=calls or None,
-            n_choices=1,
-            finish_reason=finish(raw),
-            finish_reason_raw=as_str(raw),
-            status_code=200,
-            **usage_cohere(meta),
-        )
-    return row
+)(body_parser("chat", "cohere", request=_v1_chat_request, response=_v1_chat_response, is_error=error_unless("text")))
 
 
 def _is_cohere_generate(req: Body, resp: Body) -> bool:
@@ -156,32 +160,33 @@ def _is_cohere_generate(req: Body, resp: Body) -> bool:
     return False
 
 
-@body_format(
+def _generate_request(req: Mapping[str, Any]) -> Row:
+    prompt = as_str(req.get("prompt"))
+    return dict(model=as_str(req.get("model")), messages=[message("user", prompt)] if prompt is not None else [],
+                request_params=params(req, {"prompt", "model"}), is_stream=bool(req.get("stream")) if "stream" in req else None)
+
+
+def _generate_response(resp: Mapping[str, Any]) -> Row:
+    gens = [g for g in resp.get("generations") or [] if isinstance(g, Mapping)]
+    first = gens[0] if gens else {}
+    raw = first.get("finish_reason")
+    meta = resp.get("meta") if isinstance(resp.get("meta"), Mapping) else {}
+    return dict(
+        response_id=as_str(resp.get("id")),
+        response_text=as_str(first.get("text")),
+        n_choices=len(gens),
+        choices=[{"index": i, "text": as_str(g.get("text")), "tool_calls": None, "finish_reason": finish(g.get("finish_reason"))}
+                 for i, g in enumerate(gens)] if len(gens) > 1 else None,
+        finish_reason=finish(raw),
+        finish_reason_raw=as_str(raw),
+        status_code=200,
+        **usage_cohere(meta),
+    )
+
+
+parse_cohere_generate = body_format(
     "cohere_generate",
     "Cohere v1 /generate body (also Command on Bedrock): request `prompt`, response `generations[].text`",
     _is_cohere_generate,
     order=45,
-)
-def parse_cohere_generate(req: Body, resp: Body) -> Row:
-    row: Row = {"endpoint": "generate", "provider": "cohere"}
-    if req is not None:
-        prompt = as_str(req.get("prompt"))
-        row.update(model=as_str(req.get("model")), messages=[message("user", prompt)] if prompt is not None else [],
-                   request_params=params(req, {"prompt", "model"}), is_stream=bool(req.get("stream")) if "stream" in req else None)
-    if resp is not None:
-        gens = [g for g in resp.get("generations") or [] if isinstance(g, Mapping)]
-        first = gens[0] if gens else {}
-        raw = first.get("finish_reason")
-        meta = resp.get("meta") if isinstance(resp.get("meta"), Mapping) else {}
-        row.update(
-            response_id=as_str(resp.get("id")),
-            response_text=as_str(first.get("text")),
-            n_choices=len(gens),
-            choices=[{"index": i, "text": as_str(g.get("text")), "tool_calls": None, "finish_reason": finish(g.get("finish_reason"))}
-                     for i, g in enumerate(gens)] if len(gens) > 1 else None,
-            finish_reason=finish(raw),
-            finish_reason_raw=as_str(raw),
-            status_code=200,
-            **usage_cohere(meta),
-        )
-    return row
+)(body_parser("generate", "cohere", request=_generate_request, response=_generate_response))

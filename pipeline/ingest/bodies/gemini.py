@@ -15,9 +15,9 @@ from typing import Any
 from pipeline.ingest.bodies import (
     Body,
     body_format,
-    error_body,
+    body_parser,
+    error_unless,
     finish,
-    is_error_body,
     message,
     params,
     tool_call,
@@ -132,29 +132,14 @@ def _tool_defs(tools: Any) -> str | None:
     return tools_json(out)
 
 
-@body_format(
-    "gemini_generate_content",
-    "Google Gemini generateContent body: request `contents[]` (+ `systemInstruction`), response `candidates[]` + `usageMetadata`",
-    _is_generate_content,
-    order=40,
-)
-def parse_generate_content(req: Body, resp: Body) -> Row:
-    row: Row = {"endpoint": "generate_content", "provider": "google"}
-    if req is not None:
-        row.update(
-            model=as_str(req.get("model")),
-            system_text=_system(req.get("systemInstruction") or req.get("system_instruction")),
-            messages=_content_messages(req.get("contents")),
-            tools_json=_tool_defs(req.get("tools")),
-            request_params=params(req, {"contents", "systemInstruction", "system_instruction", "tools", "model"}),
-        )
-    if resp is not None:
-        if is_error_body(resp) and "candidates" not in resp:
-            row.update(error_body(resp))
-        else:
-            row.update(generate_content_response(resp))
-    row["model"] = row.get("model") or row.get("model_resolved")
-    return row
+def _generate_content_request(req: Mapping[str, Any]) -> Row:
+    return {
+        "model": as_str(req.get("model")),
+        "system_text": _system(req.get("systemInstruction") or req.get("system_instruction")),
+        "messages": _content_messages(req.get("contents")),
+        "tools_json": _tool_defs(req.get("tools")),
+        "request_params": params(req, {"contents", "systemInstruction", "system_instruction", "tools", "model"}),
+    }
 
 
 def generate_content_response(resp: Mapping[str, Any]) -> Row:
@@ -191,6 +176,15 @@ def generate_content_response(resp: Mapping[str, Any]) -> Row:
     return row
 
 
+parse_generate_content = body_format(
+    "gemini_generate_content",
+    "Google Gemini generateContent body: request `contents[]` (+ `systemInstruction`), response `candidates[]` + `usageMetadata`",
+    _is_generate_content,
+    order=40,
+)(body_parser("generate_content", "google", request=_generate_content_request, response=generate_content_response,
+              is_error=error_unless("candidates"), model_from_response=True))
+
+
 def _interaction_input(value: Any) -> list[dict]:
     if isinstance(value, str):
         return [message("user", value)]
@@ -213,58 +207,59 @@ def _interaction_input(value: Any) -> list[dict]:
     return out
 
 
-@body_format(
+def _interaction_request(req: Mapping[str, Any]) -> Row:
+    return {
+        "model": as_str(req.get("model")),
+        "system_text": _system(req.get("system_instruction")),
+        "messages": _interaction_input(req.get("input")),
+        "tools_json": _tool_defs(req.get("tools")),
+        "parent_id": as_str(req.get("previous_interaction_id")),
+        "request_params": params(req, {"input", "system_instruction", "tools", "model", "previous_interaction_id"}),
+    }
+
+
+def _interaction_response(resp: Mapping[str, Any]) -> Row:
+    texts, thoughts, calls = [], [], []
+    for step in resp.get("steps") or []:
+        if not isinstance(step, Mapping):
+            continue
+        stype = as_str(step.get("type")) or ""
+        if stype == "model_output":
+            texts += [p["text"] for p in step.get("content") or [] if isinstance(p, Mapping) and isinstance(p.get("text"), str)]
+        elif stype == "thought":
+            thoughts += [p["text"] for p in step.get("summary") or [] if isinstance(p, Mapping) and isinstance(p.get("text"), str)]
+        elif stype == "function_call" or stype.endswith("_call"):
+            calls.append(tool_call(step.get("id"), step.get("name") or stype.removesuffix("_call"), step.get("arguments"),
+                                   "function" if stype == "function_call" else stype))
+    status = as_str(resp.get("status"))
+    norm = finish(status) if status else None
+    if status == "completed" and any(c["type"] == "function" for c in calls):
+        norm = "tool_calls"
+    return {
+        "response_id": as_str(resp.get("id")),
+        "model_resolved": as_str(resp.get("model")),
+        "response_text": "".join(texts) if texts else None,
+        "response_tool_calls": calls or None,
+        "response_reasoning": "\n".join(thoughts) if thoughts else None,
+        "n_choices": 1,
+        "finish_reason": norm,
+        "finish_reason_raw": status,
+        "service_tier": as_str(resp.get("service_tier")),
+        "status_code": 200,
+        "_created": parse_ts(resp.get("created")),
+        **usage_interactions(resp.get("usage")),
+    }
+
+
+def _previous_interaction(row: Row, req: Body, resp: Mapping[str, Any]) -> None:
+    if not row.get("parent_id"):
+        row["parent_id"] = as_str(resp.get("previous_interaction_id"))
+
+
+parse_interaction = body_format(
     "gemini_interaction",
     "Google Gemini Interactions API body: response `object: interaction` + `steps[]` + `usage.total_*_tokens`",
     _is_interaction,
     order=40,
-)
-def parse_interaction(req: Body, resp: Body) -> Row:
-    row: Row = {"endpoint": "interactions", "provider": "google"}
-    if req is not None:
-        row.update(
-            model=as_str(req.get("model")),
-            system_text=_system(req.get("system_instruction")),
-            messages=_interaction_input(req.get("input")),
-            tools_json=_tool_defs(req.get("tools")),
-            parent_id=as_str(req.get("previous_interaction_id")),
-            request_params=params(req, {"input", "system_instruction", "tools", "model", "previous_interaction_id"}),
-        )
-    if resp is not None:
-        if is_error_body(resp) and "steps" not in resp:
-            row.update(error_body(resp))
-        else:
-            texts, thoughts, calls = [], [], []
-            for step in resp.get("steps") or []:
-                if not isinstance(step, Mapping):
-                    continue
-                stype = as_str(step.get("type")) or ""
-                if stype == "model_output":
-                    texts += [p["text"] for p in step.get("content") or [] if isinstance(p, Mapping) and isinstance(p.get("text"), str)]
-                elif stype == "thought":
-                    thoughts += [p["text"] for p in step.get("summary") or [] if isinstance(p, Mapping) and isinstance(p.get("text"), str)]
-                elif stype == "function_call" or stype.endswith("_call"):
-                    calls.append(tool_call(step.get("id"), step.get("name") or stype.removesuffix("_call"), step.get("arguments"),
-                                           "function" if stype == "function_call" else stype))
-            status = as_str(resp.get("status"))
-            norm = finish(status) if status else None
-            if status == "completed" and any(c["type"] == "function" for c in calls):
-                norm = "tool_calls"
-            row.update(
-                response_id=as_str(resp.get("id")),
-                model_resolved=as_str(resp.get("model")),
-                response_text="".join(texts) if texts else None,
-                response_tool_calls=calls or None,
-                response_reasoning="\n".join(thoughts) if thoughts else None,
-                n_choices=1,
-                finish_reason=norm,
-                finish_reason_raw=status,
-                service_tier=as_str(resp.get("service_tier")),
-                status_code=200,
-                _created=parse_ts(resp.get("created")),
-                **usage_interactions(resp.get("usage")),
-            )
-            if not row.get("parent_id"):
-                row["parent_id"] = as_str(resp.get("previous_interaction_id"))
-    row["model"] = row.get("model") or row.get("model_resolved")
-    return row
+)(body_parser("interactions", "google", request=_interaction_request, response=_interaction_response,
+              is_error=error_unless("steps"), answered=_previous_interaction, model_from_response=True))

@@ -15,9 +15,9 @@ from typing import Any
 from pipeline.ingest.bodies import (
     Body,
     body_format,
-    error_body,
+    body_parser,
+    error_unless,
     finish,
-    is_error_body,
     message,
     other_parts,
     params,
@@ -237,51 +237,38 @@ def openai_chat_response(resp: Mapping[str, Any]) -> Row:
     }
 
 
-@body_format(
+def _answer(resp: Mapping[str, Any]) -> Row:
+    return {**openai_chat_response(resp), "status_code": 200}
+
+
+def _serving_provider(row: Row, req: Body, resp: Body) -> None:
+    row["provider"] = _provider(resp or {}, row.get("model") or row.get("model_resolved"))
+
+
+def _completion_request(req: Mapping[str, Any]) -> Row:
+    prompt = req.get("prompt")
+    text = prompt if isinstance(prompt, str) else "\n".join(p for p in prompt or [] if isinstance(p, str)) or None
+    return {
+        "model": as_str(req.get("model")),
+        "messages": [message("user", text)] if text is not None else [],
+        "request_params": params(req, {"prompt", "model", "user"}),
+        "user_id": as_str(req.get("user")),
+        "is_stream": bool(req.get("stream")) if "stream" in req else None,
+    }
+
+
+parse_openai_chat = body_format(
     "openai_chat",
     "OpenAI Chat Completions body (and compatible providers): request `messages` + `model`, response `choices[].message`",
     _is_openai_chat,
     order=80,
-)
-def parse_openai_chat(req: Body, resp: Body) -> Row:
-    row: Row = {"endpoint": "chat.completions"}
-    if req is not None:
-        row.update(openai_chat_request(req))
-    if resp is not None:
-        if is_error_body(resp) and "choices" not in resp:
-            row.update(error_body(resp))
-        else:
-            row.update(openai_chat_response(resp))
-            row["status_code"] = 200
-    row["model"] = row.get("model") or row.get("model_resolved")
-    row["provider"] = _provider(resp or {}, row.get("model") or row.get("model_resolved"))
-    return row
+)(body_parser("chat.completions", request=openai_chat_request, response=_answer, is_error=error_unless("choices"),
+              model_from_response=True, then=_serving_provider))
 
-
-@body_format(
+parse_openai_completion = body_format(
     "openai_completions",
     "legacy Completions body: request `prompt` + `model`, response `object: text_completion` / `choices[].text`",
     _is_openai_completion,
     order=70,
-)
-def parse_openai_completion(req: Body, resp: Body) -> Row:
-    row: Row = {"endpoint": "completions"}
-    if req is not None:
-        prompt = req.get("prompt")
-        text = prompt if isinstance(prompt, str) else "\n".join(p for p in prompt or [] if isinstance(p, str)) or None
-        row.update(
-            model=as_str(req.get("model")),
-            messages=[message("user", text)] if text is not None else [],
-            request_params=params(req, {"prompt", "model", "user"}),
-            user_id=as_str(req.get("user")),
-            is_stream=bool(req.get("stream")) if "stream" in req else None,
-        )
-    if resp is not None:
-        if is_error_body(resp) and "choices" not in resp:
-            row.update(error_body(resp))
-        else:
-            row.update(openai_chat_response(resp))
-            row["status_code"] = 200
-    row["model"] = row.get("model") or row.get("model_resolved")
-    row["provider"] = _provider(resp or {}, row.get("model") or row.get("model_resolved"))
-    return row
+)(body_parser("completions", request=_completion_request, response=_answer, is_error=error_unless("choices"),
+              model_from_response=True, then=_serving_provider))

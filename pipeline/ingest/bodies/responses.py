@@ -15,9 +15,9 @@ from typing import Any
 from pipeline.ingest.bodies import (
     Body,
     body_format,
-    error_body,
+    body_parser,
+    error_unless,
     finish,
-    is_error_body,
     message,
     other_parts,
     params,
@@ -196,34 +196,30 @@ def responses_response(resp: Mapping[str, Any]) -> Row:
     return row
 
 
-@body_format(
+def _echoed_request(row: Row, req: Body, resp: Mapping[str, Any]) -> None:
+    """Request fields the response echoes stand in when no request body was logged."""
+    if req is None:
+        system = _instructions(resp.get("instructions"))
+        row.update(
+            system_text="\n".join(system) if system else None,
+            tools_json=_tools(resp.get("tools")),
+            parent_id=as_str(resp.get("previous_response_id")),
+            user_id=as_str(resp.get("user") or resp.get("safety_identifier")),
+        )
+    elif not row.get("parent_id"):
+        row["parent_id"] = as_str(resp.get("previous_response_id"))
+
+
+def _serving_provider(row: Row, req: Body, resp: Body) -> None:
+    usage = (resp or {}).get("usage")
+    xai = isinstance(usage, Mapping) and "num_server_side_tools_used" in usage
+    row["provider"] = "xai" if xai else provider_from_model(row.get("model"), "openai")
+
+
+parse_responses = body_format(
     "openai_responses",
     "OpenAI Responses body: request `input`/`instructions` (+ `previous_response_id`), response `object: response` + `output[]` items",
     _is_responses,
     order=10,
-)
-def parse_responses(req: Body, resp: Body) -> Row:
-    row: Row = {"endpoint": "responses"}
-    if req is not None:
-        row.update(responses_request(req))
-    if resp is not None:
-        if is_error_body(resp) and "output" not in resp:
-            row.update(error_body(resp))
-        else:
-            row.update(responses_response(resp))
-            # Request fields the response echoes stand in when no request body was logged.
-            if req is None:
-                system = _instructions(resp.get("instructions"))
-                row.update(
-                    system_text="\n".join(system) if system else None,
-                    tools_json=_tools(resp.get("tools")),
-                    parent_id=as_str(resp.get("previous_response_id")),
-                    user_id=as_str(resp.get("user") or resp.get("safety_identifier")),
-                )
-            elif not row.get("parent_id"):
-                row["parent_id"] = as_str(resp.get("previous_response_id"))
-    row["model"] = row.get("model") or row.get("model_resolved")
-    usage = (resp or {}).get("usage")
-    xai = isinstance(usage, Mapping) and "num_server_side_tools_used" in usage
-    row["provider"] = "xai" if xai else provider_from_model(row.get("model"), "openai")
-    return row
+)(body_parser("responses", request=responses_request, response=responses_response, is_error=error_unless("output"),
+              answered=_echoed_request, model_from_response=True, then=_serving_provider))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.ingest.rows import Row
+from pipeline.ingest.rows import Row, Skip
 
 
 @dataclass
@@ -86,6 +86,23 @@ def record_format(
         return parse
 
     return wrap
+
+
+def skip_format(
+    name: str,
+    description: str,
+    detect: Callable[[Mapping[str, Any]], bool],
+    why: Callable[[Mapping[str, Any]], str],
+    order: int = 50,
+    reason: str = "not_an_llm_call",
+) -> Parse:
+    """Register a shape that is valid but holds no model call (job status, trace summaries, metrics):
+    each of its records is skipped with `reason` and the detail `why(record)`, never rejected."""
+
+    def parse(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
+        raise Skip(reason, why(rec))
+
+    return record_format(name, description, detect, order=order)(parse)
 
 
 def finish_file_rows(ctx: Context) -> Iterator[Row]:

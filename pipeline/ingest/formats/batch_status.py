@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.ingest.formats import Context, record_format
-from pipeline.ingest.rows import Row, Skip, as_str
+from pipeline.ingest.formats import skip_format
+from pipeline.ingest.rows import as_str
 
 
 def _is_status(rec: Mapping[str, Any]) -> bool:
@@ -24,14 +24,17 @@ def _is_status(rec: Mapping[str, Any]) -> bool:
     )
 
 
-@record_format(
+def _status_ids(rec: Mapping[str, Any]) -> str:
+    items = rec["data"] if isinstance(rec.get("data"), list) else [rec]
+    ids = ", ".join(as_str(i.get("id")) or "?" for i in items[:5])
+    return f"batch status object(s) {ids}: job metadata, the calls are in the batch's result file"
+
+
+parse_status = skip_format(
     "batch_status",
     "batch job status object (Anthropic `type: message_batch` + `processing_status`, OpenAI `object: batch` + `status`, "
     "or a list of them): valid, not a model call (skipped)",
     _is_status,
+    _status_ids,
     order=20,
 )
-def parse_status(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
-    items = rec["data"] if isinstance(rec.get("data"), list) else [rec]
-    ids = ", ".join(as_str(i.get("id")) or "?" for i in items[:5])
-    raise Skip("not_an_llm_call", f"batch status object(s) {ids}: job metadata, the calls are in the batch's result file")

@@ -20,7 +20,7 @@ import orjson
 from pipeline.ingest.bodies import message, provider_from_model, tool_call
 from pipeline.ingest.bodies.openai_chat import openai_chat_request
 from pipeline.ingest.bodies.partial import missing_parts, with_partial
-from pipeline.ingest.formats import Context, record_format
+from pipeline.ingest.formats import Context, record_format, skip_format
 from pipeline.ingest.rows import (
     RecordError,
     Row,
@@ -161,12 +161,10 @@ def _is_trace_or_score(rec: Mapping[str, Any]) -> bool:
     return score or trace
 
 
-@record_format(
+parse_trace_or_score = skip_format(
     "langfuse_trace_or_score",
     "Langfuse trace or score export row (`bookmarked` + `timestamp`, or `data_type` + `source`): valid, not a model call (skipped)",
     _is_trace_or_score,
+    lambda rec: f"Langfuse {'score' if 'data_type' in rec else 'trace'} row (model calls are the GENERATION observations)",
     order=30,
 )
-def parse_trace_or_score(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
-    what = "score" if "data_type" in rec else "trace"
-    raise Skip("not_an_llm_call", f"Langfuse {what} row (model calls are the GENERATION observations)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.ingest.formats import Context, record_format
+from pipeline.ingest.formats import Context, record_format, skip_format
 from pipeline.ingest.formats.otel import _is_llm_span, span_row
 from pipeline.ingest.rows import Row, Skip, as_str, parse_ts
 
@@ -74,12 +74,10 @@ def _is_other_console_record(rec: Mapping[str, Any]) -> bool:
     return metrics or log
 
 
-@record_format(
+parse_console_other = skip_format(
     "otel_console_other",
     "OpenTelemetry console metric or log record (`resource_metrics`, or `body` + `severity_text`): valid, not a model call (skipped)",
     _is_other_console_record,
+    lambda rec: f"OpenTelemetry console {'metrics' if 'resource_metrics' in rec else 'log record'}",
     order=10,
 )
-def parse_console_other(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
-    what = "metrics" if "resource_metrics" in rec else "log record"
-    raise Skip("not_an_llm_call", f"OpenTelemetry console {what}")
