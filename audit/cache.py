@@ -48,9 +48,11 @@ from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_tab
 from audit.token_accounting import (
     REPLY_OVERHEAD,
     Block,
+    MessageColumns,
     TokenMemo,
     block_array,
     encoding_note,
+    prompt_rows,
     request_blocks,
 )
 from pipeline.config import from_section
@@ -129,20 +131,30 @@ _VARIES = -1
 
 
 class SpanMemo:
-    """Candidate spans per block text (content hash), bounded."""
+    """Per block (segment and content hash): its candidate spans, and the masked text and its key
+    when it has any. Bounded; a block repeats across the requests of a task (system prompts, tool
+    schemas, early turns), so the regexes, the masking and its hash run once per distinct block."""
 
     def __init__(self, max_entries: int = 200_000) -> None:
-        self._spans: OrderedDict[int, list[dynamic_spans.Span]] = OrderedDict()
+        self._masked: OrderedDict[tuple[str, int], tuple[list[dynamic_spans.Span], str, int] | None] = OrderedDict()
         self._max = max_entries
 
-    def spans(self, key: int, text: str) -> list[dynamic_spans.Span]:
-        s = self._spans.get(key)
-        if s is None:
-            s = dynamic_spans.find_spans(text)
-            self._spans[key] = s
-            if len(self._spans) > self._max:
-                self._spans.popitem(last=False)
-        return s
+    def masked(self, b: Block) -> tuple[list[dynamic_spans.Span], str, int] | None:
+        """(spans, masked text, masked key) of a block with candidate spans, else None."""
+        k = (b.segment, b.key)
+        try:
+            return self._masked[k]
+        except KeyError:
+            pass
+        sp = dynamic_spans.find_spans(b.text)
+        out = None
+        if sp:
+            text = dynamic_spans.mask(b.text, sp)
+            out = (sp, text, _masked_key(b, text))
+        self._masked[k] = out
+        if len(self._masked) > self._max:
+            self._masked.popitem(last=False)
+        return out
 
 
 def _candidates(blocks: list[Block], max_history: int) -> Iterator[tuple[int, Block]]:
@@ -177,10 +189,10 @@ def table_chunks(reader: Any, rows: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(held)
 
 
-def _rows(table: pa.Table, batch_rows: int) -> Iterator[dict[str, Any]]:
-    """A task's rows as dicts, converted one slice at a time (dicts cost several times the Arrow)."""
+def column_batches(table: pa.Table, batch_rows: int) -> Iterator[tuple[list[dict[str, Any]], MessageColumns]]:
+    """A task's rows a slice at a time (`prompt_rows`)."""
     for batch in table.to_batches(max_chunksize=batch_rows):
-        yield from batch.to_pylist()
+        yield prompt_rows(batch)
 
 
 def dynamic_blocks_task(cfg: CacheConfig, table: pa.Table) -> dict[int, int]:
@@ -188,16 +200,16 @@ def dynamic_blocks_task(cfg: CacheConfig, table: pa.Table) -> dict[int, int]:
     spans = SpanMemo()
     variants: dict[int, int] = {}
     k = int(cfg.mask_history_messages)
-    for r in _rows(table, cfg.batch_rows):
-        msgs = (r["messages"] or [])[: min(k, r["last_assistant"] or 0)]
-        # A trailing assistant stub keeps the kept messages in the history segment.
-        blocks = request_blocks(r["system_text"], [*msgs, {"role": "assistant"}] if msgs else [],
-                                r["tools_json"], r["provider"])
-        for _, b in _candidates(blocks, k):
-            sp = spans.spans(b.key, b.text)
-            if not sp:
-                continue
-            _note_variant(variants, _masked_key(b, dynamic_spans.mask(b.text, sp)), b.key)
+    for requests, messages in column_batches(table, cfg.batch_rows):
+        for i, r in enumerate(requests):
+            # The first messages up to the last assistant turn; a trailing assistant stub keeps them
+            # in the history segment.
+            blocks = messages.blocks(i, r["system_text"], r["tools_json"], r["provider"],
+                                     limit=min(k, r["last_assistant"] or 0), trailing_assistant=True)
+            for _, b in _candidates(blocks, k):
+                masked = spans.masked(b)
+                if masked is not None:
+                    _note_variant(variants, masked[2], b.key)
     return variants
 
 
@@ -345,17 +357,12 @@ def prepare_task(ctx: PrepareContext, table: pa.Table) -> PreparedChunk:
     result and its memo counts depend only on the partition)."""
     prep = Preparer(ctx.cfg, ctx.prices, ctx.variants, SpanMemo())
     batches = []
-    for batch in table.to_batches(max_chunksize=ctx.cfg.batch_rows):
-        requests = batch.to_pylist()
-        blocks = [request_blocks(r["system_text"], r["messages"], r["tools_json"], r["provider"]) for r in requests]
-        # The batch's cache misses in one encode_ordinary_batch call per encoding (tiktoken's own
-        # threads, no GIL), instead of one call per text.
-        by_encoding: dict[str, list[Block]] = {}
-        for r, bl in zip(requests, blocks, strict=True):
-            by_encoding.setdefault(encoding_name_for(r["model"] or r["model_resolved"]), []).extend(bl)
-        for encoding, bl in by_encoding.items():
-            prep.memo.prefill(encoding, bl)
-        rows = [prep.prepare(r, bl) for r, bl in zip(requests, blocks, strict=True)]
+    # Cache misses are encoded one text at a time: the tasks already fill every core, and
+    # tiktoken's `encode_ordinary_batch` (a thread pool per call, a future per text) cost more in
+    # bookkeeping than it saved.
+    for requests, messages in column_batches(table, ctx.cfg.batch_rows):
+        rows = [prep.prepare(r, messages.blocks(i, r["system_text"], r["tools_json"], r["provider"]))
+                for i, r in enumerate(requests)]
         batches.append(pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA))
     return PreparedChunk(pa.Table.from_batches(batches, schema=PREPARED_SCHEMA), prep.memo.stats(),
                          frozenset(prep.models))
@@ -458,15 +465,15 @@ class Preparer:
         n_spans = 0
         first: tuple[int, Block, dynamic_spans.Span, str, list[dynamic_spans.Span]] | None = None
         for i, b in _candidates(blocks, cfg.mask_history_messages):
-            sp = self.spans.spans(b.key, b.text)
-            if not sp:
+            found = self.spans.masked(b)
+            if found is None:
                 continue
-            masked = dynamic_spans.mask(b.text, sp)
-            if self.variants.get(_masked_key(b, masked)) != _VARIES:
+            sp, masked, masked_key = found
+            if self.variants.get(masked_key) != _VARIES:
                 continue
             n_spans += len(sp)
             moved.append(dynamic_spans.removed(b.text, sp))
-            mb = Block(b.segment, masked, _masked_key(b, masked), b.role, b.provider_message)
+            mb = Block(b.segment, masked, masked_key, b.role, b.provider_message)
             new_blocks[i] = mb
             new_arrays[i] = block_array(self.memo, encoding, mb)
             if first is None:
@@ -593,7 +600,7 @@ def simulate_cache(
             # under candidate rules and keeps the ones the provider's reported reads support.
             from audit.cache_calibrate import calibrate
 
-            calibration = calibrate(scon, cfg, prices, factors)
+            calibration = calibrate(scon, cfg, prices, factors, executor)
             timings["calibrate"] = time.perf_counter() - t0
             t0 = time.perf_counter()
         rules_of = RulesOf(prices, calibration.rules if calibration else None)

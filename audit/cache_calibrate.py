@@ -34,9 +34,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from audit.cache_sim import simulate_partition
 from audit.prices import CacheRules, PriceTable
 from audit.tables import fetch_dicts, query
+from pipeline.executor import Executor
 
 SCREEN_KEEP = 6  # candidates the early-window screen passes on to the full scoring
 TIE = 0.002  # errors this close to the best are equally good; the rules nearest the documented win
@@ -120,8 +123,16 @@ class Calibration:
         }
 
 
-def calibrate(con: Any, cfg: Any, prices: PriceTable, factors: dict[str, float]) -> Calibration:
-    """Calibrate every scope of the `prepared` view (see module doc); `cfg` is a CacheConfig."""
+CANDIDATES_PER_TASK = 6  # grid candidates one scoring task replays (tasks never depend on the workers)
+
+
+def calibrate(con: Any, cfg: Any, prices: PriceTable, factors: dict[str, float],
+              executor: Executor | None = None) -> Calibration:
+    """Calibrate every scope of the `prepared` view (see module doc); `cfg` is a CacheConfig.
+
+    Scope by scope (the driver holds one scope's rows at a time), the candidates' replays run as
+    tasks on `executor` (default: in this process), a few candidates per task, each task replaying
+    the same rows: the choice never depends on the executor or the number of workers."""
     from audit.cache import RulesOf
 
     documented = RulesOf(prices)
@@ -137,39 +148,47 @@ def calibrate(con: Any, cfg: Any, prices: PriceTable, factors: dict[str, float])
         )
     reader = query(con, "cache_calibration_input", max_requests=int(cfg.calibration_max_requests)).to_arrow_reader(
         cfg.batch_rows)
-    current: list[dict[str, Any]] = []
-    for batch in reader:
-        for r in batch.to_pylist():
-            if current and r["scope"] != current[0]["scope"]:
-                _calibrate_scope(out[current[0]["scope"]], current, cfg, factors, documented)
-                current = []
-            current.append(r)
-    if current:
-        _calibrate_scope(out[current[0]["scope"]], current, cfg, factors, documented)
+    from audit.cache import partition_chunks
+
+    # One table per scope (the input is ordered by scope; a table never splits one).
+    for table in partition_chunks(reader, 1, key="scope"):
+        _calibrate_scope(out[table.column("scope")[0].as_py()], table, cfg, factors, documented, executor)
     return Calibration(sorted(out.values(), key=lambda c: (-c.requests, c.scope)))
 
 
-def _calibrate_scope(cal: ScopeCalibration, rows: list[dict[str, Any]], cfg: Any, factors: dict[str, float],
-                     documented_of: Any) -> None:
-    from audit.cache import sim_row
+@dataclass
+class ScopeReplay:
+    """One scope's calibration input, shared by its scoring tasks: the as-logged simulation rows
+    (built once per worker process) and the provider-reported reads they are scored against."""
 
-    doc = documented_of(rows[0])
-    cal.documented = doc
-    cal.requests_used = len(rows)
-    if doc.kind not in ("auto_prefix", "breakpoints"):
-        cal.status = "not_applicable"
-        return
-    # Inputs and positions do not depend on the rules: build them once, swap the rules per candidate.
-    base = [sim_row(r, "as_logged", cfg, doc, factors) for r in rows]
-    scored = [i for i, r in enumerate(rows) if r["has_cache_fields"] and r["reported_input"] is not None]
-    reported = {i: int(rows[i]["reported_read"] or 0) for i in scored}
-    evidence = _direct_evidence(rows, base, reported, doc, cfg.block_tokens)
-    cal.evidence = evidence
+    table: pa.Table
+    cfg: Any
+    factors: dict[str, float]
+    doc: CacheRules
+    _built: tuple[list[Any], list[dict[str, Any]], list[int], dict[int, int]] | None = None
 
-    def score(rules: CacheRules, n: int = len(base)) -> Score:
-        # The first n requests in time order: a contiguous window, so the cache dynamics are intact.
-        sims = [dataclasses.replace(b, rules=rules) for b in base[:n]]
-        reads = [res.read for res in simulate_partition(sims, cfg.block_tokens)]
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_built": None}  # workers rebuild the rows from the Arrow table
+
+    def rows(self) -> tuple[list[Any], list[dict[str, Any]], list[int], dict[int, int]]:
+        """(simulation rows under the documented rules, the input rows as dicts, the indexes of the
+        rows scored against reported reads, their reported reads), in time order."""
+        if self._built is None:
+            from audit.cache import sim_row
+
+            rows = self.table.to_pylist()
+            # Inputs and positions do not depend on the rules: built once, the rules swapped per candidate.
+            base = [sim_row(r, "as_logged", self.cfg, self.doc, self.factors) for r in rows]
+            scored = [i for i, r in enumerate(rows) if r["has_cache_fields"] and r["reported_input"] is not None]
+            self._built = (base, rows, scored, {i: int(rows[i]["reported_read"] or 0) for i in scored})
+        return self._built
+
+    def score(self, rules: CacheRules, n: int | None = None) -> Score:
+        """Replay the first n requests (a contiguous window in time order, so the cache dynamics are
+        intact) under `rules` and score them against the reported reads."""
+        base, _, scored, reported = self.rows()
+        n = len(base) if n is None else n
+        reads = [res.read for res in simulate_partition(base[:n], self.cfg.block_tokens, rules)]
         idx = [i for i in scored if i < n]
         inp = sum(base[i].input_tokens for i in idx) or 1
         tok_err = sum(abs(reads[i] - reported[i]) for i in idx) / inp
@@ -177,18 +196,46 @@ def _calibrate_scope(cal: ScopeCalibration, rows: list[dict[str, Any]], cfg: Any
         return Score(tok_err + mismatch, tok_err, mismatch, sum(reads[i] for i in idx) / inp,
                      sum(reported[i] for i in idx) / inp)
 
+
+def score_task(replay: ScopeReplay, candidates: tuple[tuple[CacheRules, int | None], ...]) -> list[Score]:
+    """Task: a few (rules, window) candidates of one scope, replayed and scored."""
+    return [replay.score(rules, n) for rules, n in candidates]
+
+
+def _calibrate_scope(cal: ScopeCalibration, table: pa.Table, cfg: Any, factors: dict[str, float],
+                     documented_of: Any, executor: Executor | None) -> None:
+    replay = ScopeReplay(table, cfg, factors, documented_of(table.slice(0, 1).to_pylist()[0]))
+    doc = replay.doc
+    cal.documented = doc
+    cal.requests_used = table.num_rows
+    if doc.kind not in ("auto_prefix", "breakpoints"):
+        cal.status = "not_applicable"
+        return
+    base, rows, scored, reported = replay.rows()
+    evidence = _direct_evidence(rows, base, reported, doc, cfg.block_tokens)
+    cal.evidence = evidence
+
+    def scores_of(candidates: list[CacheRules], n: int | None = None) -> dict[CacheRules, Score]:
+        todo = [(c, n) for c in candidates]
+        if executor is None or len(todo) <= 1:
+            return {c: replay.score(c, n) for c in candidates}
+        chunks = [tuple(todo[i : i + CANDIDATES_PER_TASK]) for i in range(0, len(todo), CANDIDATES_PER_TASK)]
+        got = [s for part in executor.map(score_task, chunks, shared=replay, label="audit.cache.calibrate",
+                                          total=len(chunks), show_progress=False) for s in part]
+        return dict(zip(candidates, got, strict=True))
+
     grid = _grid(doc, cfg, evidence)
     cal.candidates = len(grid)
     if len(base) > cfg.calibration_screen_requests and len(grid) > SCREEN_KEEP:
         # Screen the whole grid on an early window, then score the few best (and the documented
         # rules) on every request: the cost is grid x window + a handful x all.
-        screen = {c: score(c, cfg.calibration_screen_requests) for c in grid}
+        screen = scores_of(grid, cfg.calibration_screen_requests)
         finalists = sorted(grid, key=lambda c: (screen[c].error, _distance(c, doc)))[:SCREEN_KEEP]
         grid_scored = [*finalists, *([doc] if doc in grid and doc not in finalists else [])]
     else:
         grid_scored = grid
-    scores = {c: score(c) for c in grid_scored}
-    before = scores.get(doc) or score(doc)
+    scores = scores_of(grid_scored)
+    before = scores.get(doc) or replay.score(doc)
     cal.before = before
     eligible = doc in scores  # the direct evidence may already contradict the documented rules
     best = min(s.error for s in scores.values())

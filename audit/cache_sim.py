@@ -63,18 +63,21 @@ class SimResult:
     write_1h: int
 
 
-def simulate_partition(rows: Iterable[SimRow], block_tokens: int) -> Iterator[SimResult]:
-    """Simulate the prompt caches of one partition; `rows` must be in time order."""
+def simulate_partition(rows: Iterable[SimRow], block_tokens: int,
+                       rules: CacheRules | None = None) -> Iterator[SimResult]:
+    """Simulate the prompt caches of one partition; `rows` must be in time order. `rules`, when
+    given, replaces every row's own (the calibration replays one model's rows under candidates)."""
     auto: dict[int, int] = {}  # prefix hash -> expiry (ms)
     marks: dict[int, tuple[int, int]] = {}  # breakpoint prefix hash -> (expiry ms, ttl ms)
     for n, row in enumerate(rows):
         if n and n % PRUNE_EVERY == 0:
             _prune(auto, marks, row.ts_ms)
-        kind = row.rules.kind
+        row_rules = rules or row.rules
+        kind = row_rules.kind
         if kind == "auto_prefix":
-            yield _auto_prefix(row, auto, block_tokens)
+            yield _auto_prefix(row, row_rules, auto, block_tokens)
         elif kind == "breakpoints":
-            yield _breakpoints(row, marks)
+            yield _breakpoints(row, row_rules, marks)
         else:
             yield SimResult(row.request_id, 0, 0, 0)
 
@@ -86,8 +89,7 @@ def _prune(auto: dict[int, int], marks: dict[int, tuple[int, int]], now: int) ->
         del marks[h]
 
 
-def _auto_prefix(row: SimRow, auto: dict[int, int], block_tokens: int) -> SimResult:
-    rules = row.rules
+def _auto_prefix(row: SimRow, rules: CacheRules, auto: dict[int, int], block_tokens: int) -> SimResult:
     now = row.ts_ms
     if row.input_tokens < rules.min_tokens:
         # Below the minimum the provider neither reads nor stores the prompt.
@@ -109,8 +111,7 @@ def _auto_prefix(row: SimRow, auto: dict[int, int], block_tokens: int) -> SimRes
     return SimResult(row.request_id, min(read, row.input_tokens), 0, 0)
 
 
-def _breakpoints(row: SimRow, marks: dict[int, tuple[int, int]]) -> SimResult:
-    rules = row.rules
+def _breakpoints(row: SimRow, rules: CacheRules, marks: dict[int, tuple[int, int]]) -> SimResult:
     now = row.ts_ms
     n_blocks = len(row.block_hashes)
     if not n_blocks:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
 
 from pipeline.tokens import encoding_name_for, get_encoding, is_approximate, text_key
 
@@ -66,16 +67,20 @@ def _pseudo(role: str | None) -> np.ndarray:
 
 
 def _message_text(m: dict[str, Any]) -> str:
-    parts = [m.get("content") or ""]
-    if m.get("parts_json"):
-        parts.append(m["parts_json"])
-    for tc in m.get("tool_calls") or []:
+    return _text_of(m.get("content"), m.get("parts_json"), m.get("tool_calls"))
+
+
+def _text_of(content: str | None, parts_json: str | None, tool_calls: list[dict[str, Any]] | None) -> str:
+    parts = [content or ""]
+    if parts_json:
+        parts.append(parts_json)
+    for tc in tool_calls or []:
         parts.append(f"{tc.get('name') or ''} {tc.get('arguments') or ''}")
     return "\n".join(p for p in parts if p) if len(parts) > 1 else parts[0]
 
 
 def _key(*parts: str | None) -> int:
-    return text_key("\x1f".join(p or "" for p in parts))
+    return text_key("\x1f".join([p or "" for p in parts]))
 
 
 _TOOLS_CACHE: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
@@ -121,23 +126,84 @@ def request_blocks(
     system_text: str | None, messages: list[dict[str, Any]] | None, tools_json: str | None, provider: str | None = None,
 ) -> list[Block]:
     """The prompt as content blocks in provider cache order (tools, system, messages)."""
+    msgs = messages or []
+    return _blocks(system_text, tools_json, provider, [m.get("role") for m in msgs], [_message_text(m) for m in msgs],
+                   [m.get("name") for m in msgs], [m.get("tool_call_id") for m in msgs])
+
+
+@dataclass(frozen=True)
+class MessageColumns:
+    """A batch's `messages` column flattened: one list per message field over every message of the
+    batch, and each request's range of them (no dict per message: what `request_blocks` reads of a
+    message, straight from Arrow)."""
+
+    offsets: list[int]
+    roles: list[str | None]
+    texts: list[str]
+    names: list[str | None]
+    tool_call_ids: list[str | None]
+
+    @classmethod
+    def of(cls, column: pa.Array | pa.ChunkedArray) -> MessageColumns:
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        offsets = column.offsets.to_numpy()  # a slice's offsets point into its parent's values
+        first = int(offsets[0]) if len(offsets) else 0
+        values = column.values.slice(first, int(offsets[-1]) - first if len(offsets) else 0)
+        offsets = (offsets - first).tolist()
+
+        def strings(name: str) -> list[Any]:
+            return values.field(name).to_numpy(zero_copy_only=False).tolist()
+
+        content, parts_json = strings("content"), strings("parts_json")
+        calls_field = values.field("tool_calls")
+        calls: dict[int, Any] = {}
+        if calls_field.null_count < len(calls_field):
+            valid = np.flatnonzero(calls_field.is_valid().to_numpy(zero_copy_only=False))
+            calls = dict(zip(valid.tolist(), calls_field.take(pa.array(valid)).to_pylist(), strict=True))
+        texts = [_text_of(c, pj, calls.get(i)) for i, (c, pj) in enumerate(zip(content, parts_json, strict=True))]
+        return cls(offsets, strings("role"), texts, strings("name"), strings("tool_call_id"))
+
+    def blocks(self, i: int, system_text: str | None, tools_json: str | None, provider: str | None,
+               limit: int | None = None, trailing_assistant: bool = False) -> list[Block]:
+        """Request i's `request_blocks`; `limit`: only its first messages; `trailing_assistant`: an
+        empty assistant message after them (when any)."""
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        if limit is not None:
+            hi = min(hi, lo + max(limit, 0))
+        roles, texts = self.roles[lo:hi], self.texts[lo:hi]
+        names, ids = self.names[lo:hi], self.tool_call_ids[lo:hi]
+        if trailing_assistant and hi > lo:
+            roles, texts, names, ids = [*roles, "assistant"], [*texts, ""], [*names, None], [*ids, None]
+        return _blocks(system_text, tools_json, provider, roles, texts, names, ids)
+
+
+def prompt_rows(batch: pa.RecordBatch) -> tuple[list[dict[str, Any]], MessageColumns]:
+    """A batch's rows: the scalar columns as dicts, the messages as columns (a dict per message
+    would cost several times the Arrow, and more than the rest of the row)."""
+    names = [n for n in batch.schema.names if n != "messages"]
+    columns = [batch.column(n).to_pylist() for n in names]
+    return ([dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)],
+            MessageColumns.of(batch.column("messages")))
+
+
+def _blocks(system_text: str | None, tools_json: str | None, provider: str | None, roles: list[str | None],
+            texts: list[str], names: list[str | None], tool_call_ids: list[str | None]) -> list[Block]:
     blocks: list[Block] = []
     if tools_json:
         for t in _tool_texts(tools_json, (provider or "").lower()):
             blocks.append(Block("tools", t, _key("tool", t), None, -1))
     if system_text:
         blocks.append(Block("system", system_text, _key("system", system_text), "system", -1))
-    msgs = messages or []
-    last_assistant = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=-1)
+    last_assistant = len(roles) - 1 - roles[::-1].index("assistant") if "assistant" in roles else -1
     provider_message = -1
     prev_side = None
     leading_system = True
-    for i, m in enumerate(msgs):
-        role = m.get("role") or "user"
+    for i, (role_or_none, text) in enumerate(zip(roles, texts, strict=True)):
+        role = role_or_none or "user"
         if leading_system and role in ("system", "developer"):
             # Some sources keep the system prompt as the first message: it is still the system
             # segment, and the same text as a `system_text` elsewhere (same key, same cache entry).
-            text = _message_text(m)
             blocks.append(Block("system", text, _key("system", text), "system", -1))
             continue
         leading_system = False
@@ -148,8 +214,7 @@ def request_blocks(
         if side != prev_side:
             provider_message += 1
             prev_side = side
-        text = _message_text(m)
-        key = _key(role, m.get("name"), m.get("tool_call_id"), text)
+        key = _key(role, names[i], tool_call_ids[i], text)
         blocks.append(Block("history" if i <= last_assistant else "new_turn", text, key, role, provider_message))
     return blocks
 
@@ -157,82 +222,71 @@ def request_blocks(
 class TokenMemo:
     """Token arrays keyed by (encoding, content hash), bounded by the number of tokens held.
 
-    When the budget is exceeded the least recently used texts are dropped; a cold entry only costs
-    a re-tokenization, never a wrong count.
+    One plain dict per encoding keyed by the 64-bit hash: a block seen before costs one dictionary
+    lookup (no key tuple, no recency bookkeeping). When the budget is exceeded the oldest texts of
+    the encoding are dropped; a dropped entry only costs a re-tokenization, never a wrong count.
     """
 
     def __init__(self, max_tokens: int = 40_000_000) -> None:
-        self._arrays: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._arrays: dict[str, dict[int, np.ndarray]] = {}
         self._held = 0
         self._max = max_tokens
         self.hits = 0
         self.misses = 0
         self.tokens_encoded = 0
-        self._prefilled: set[tuple[str, int]] = set()  # encoded ahead by `prefill`, not looked up yet
 
-    def prefill(self, encoding: str, blocks: Iterable[Block]) -> None:
-        """Encode the texts of the blocks not held yet in one `encode_ordinary_batch` call.
-
-        Counted as misses when encoded; their first lookup is then not counted as a hit, so the
-        statistics are those of encoding each text on first use.
-        """
-        todo: dict[tuple[str, int], str] = {}
-        for b in blocks:
-            if (encoding, b.key) in self._arrays or not b.text:
-                continue
-            k = (encoding, text_key(b.text))
-            if k not in self._arrays:
-                todo.setdefault(k, b.text)
-        if not todo:
-            return
-        for k, toks in zip(todo, get_encoding(encoding).encode_ordinary_batch(list(todo.values())), strict=True):
-            arr = np.asarray(toks, dtype=np.uint32)
-            self.misses += 1
-            self.tokens_encoded += len(arr)
-            self._put(k, arr)
-            self._prefilled.add(k)
+    def _table(self, encoding: str) -> dict[int, np.ndarray]:
+        table = self._arrays.get(encoding)
+        if table is None:
+            table = self._arrays[encoding] = {}
+        return table
 
     def tokens(self, encoding: str, text: str, key: int | None = None) -> np.ndarray:
-        k = (encoding, text_key(text) if key is None else key)
-        arr = self._arrays.get(k)
+        table = self._table(encoding)
+        k = text_key(text) if key is None else key
+        arr = table.get(k)
         if arr is not None:
-            if self._prefilled and k in self._prefilled:
-                self._prefilled.discard(k)
-            else:
-                self.hits += 1
-            self._arrays.move_to_end(k)
+            self.hits += 1
             return arr
         self.misses += 1
-        arr = np.asarray(get_encoding(encoding).encode_ordinary(text), dtype=np.uint32) if text else _EMPTY
+        arr = _encode(encoding, text) if text else _EMPTY
         self.tokens_encoded += len(arr)
-        self._put(k, arr)
+        self._put(table, k, arr)
         return arr
 
     def block(self, encoding: str, block: Block) -> np.ndarray:
-        k = (encoding, block.key)
-        arr = self._arrays.get(k)
+        table = self._table(encoding)
+        arr = table.get(block.key)
         if arr is not None:
             self.hits += 1
-            self._arrays.move_to_end(k)
             return arr
         content = self.tokens(encoding, block.text)
         arr = content if block.role is None else np.concatenate([_pseudo(block.role), content])
-        self._put(k, arr)
+        self._put(table, block.key, arr)
         return arr
 
-    def _put(self, k: tuple[str, int], arr: np.ndarray) -> None:
-        self._arrays[k] = arr
+    def _put(self, table: dict[int, np.ndarray], k: int, arr: np.ndarray) -> None:
+        table[k] = arr
         self._held += len(arr)
-        while self._held > self._max and len(self._arrays) > 1:
-            _, old = self._arrays.popitem(last=False)
-            self._held -= len(old)
+        while self._held > self._max and len(table) > 1:
+            self._held -= len(table.pop(next(iter(table))))
 
     def stats(self) -> dict[str, int]:
-        return {"hits": self.hits, "misses": self.misses, "distinct_held": len(self._arrays),
+        return {"hits": self.hits, "misses": self.misses, "distinct_held": sum(len(t) for t in self._arrays.values()),
                 "tokens_encoded": self.tokens_encoded}
 
 
 _EMPTY = np.zeros(0, dtype=np.uint32)
+
+
+def _encode(encoding: str, text: str) -> np.ndarray:
+    """`encode_ordinary(text)` as a uint32 array straight from tiktoken's buffer (no list of ints)."""
+    enc = get_encoding(encoding)
+    try:
+        return enc.encode_to_numpy(text, disallowed_special=())
+    except UnicodeEncodeError:  # lone surrogates: replaced, as encode_ordinary does
+        return enc.encode_to_numpy(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"),
+                                   disallowed_special=())
 
 
 @dataclass
@@ -275,14 +329,22 @@ def tokenize_request(
     return Tokenized(blocks, [block_array(memo, encoding, b) for b in blocks], encoding)
 
 
-def count_request_naive(model: str | None, system_text: str | None, messages: list[dict[str, Any]] | None,
-                        tools_json: str | None, provider: str | None = None) -> int:
-    """The same count as `tokenize_request(...).total`, tokenizing every block afresh (the
-    baseline `make bench` compares the memoized path against)."""
-    enc = get_encoding(encoding_name_for(model))
-    blocks = request_blocks(system_text, messages, tools_json, provider)
+def count_blocks(memo: TokenMemo, encoding: str, blocks: list[Block]) -> int:
+    """`Tokenized.total` of a request's blocks, memoized."""
+    return sum([len(memo.block(encoding, b)) for b in blocks]) + (REPLY_OVERHEAD if blocks else 0)
+
+
+def count_blocks_naive(encoding: str, blocks: list[Block]) -> int:
+    """The same count, tokenizing every block afresh (the baseline `make bench` compares against)."""
+    enc = get_encoding(encoding)
     n = sum(len(enc.encode_ordinary(b.text)) + (MESSAGE_OVERHEAD if b.role else 0) for b in blocks)
     return n + (REPLY_OVERHEAD if blocks else 0)
+
+
+def count_request_naive(model: str | None, system_text: str | None, messages: list[dict[str, Any]] | None,
+                        tools_json: str | None, provider: str | None = None) -> int:
+    """The same count as `tokenize_request(...).total`, tokenizing every block afresh."""
+    return count_blocks_naive(encoding_name_for(model), request_blocks(system_text, messages, tools_json, provider))
 
 
 def encoding_note(models: Iterable[str | None]) -> list[dict[str, Any]]:
@@ -305,15 +367,16 @@ def encoding_note(models: Iterable[str | None]) -> list[dict[str, Any]]:
 # --- benchmark entry point ---------------------------------------------------------------------
 
 def iter_prompt_batches(workdir: Path, *, limit: int | None = None, batch_rows: int = 2000,
-                        ) -> Iterator[list[dict[str, Any]]]:
-    """Stream the prompt columns of the store (time order) in batches of dicts."""
+                        ) -> Iterator[tuple[list[dict[str, Any]], MessageColumns]]:
+    """Stream the prompt columns of the store (time order) in batches: the scalar columns as
+    dicts, the messages as columns."""
     from audit.tables import open_store, query
 
     con = open_store(workdir)
     try:
         reader = query(con, "tokens_prompts", limit=limit if limit is not None else -1).to_arrow_reader(batch_rows)
         for batch in reader:
-            yield batch.to_pylist()
+            yield prompt_rows(batch)
     finally:
         con.close()
 
@@ -339,15 +402,12 @@ def tokenize_store(workdir: Path, *, memoize: bool = True, limit: int | None = N
     total = 0
     n = 0
     memo = TokenMemo()
-    for batch in iter_prompt_batches(workdir, limit=limit):
+    for batch, messages in iter_prompt_batches(workdir, limit=limit):
         t0 = time.perf_counter()
-        for r in batch:
-            if memoize:
-                total += tokenize_request(memo, r["model"], r["system_text"], r["messages"], r["tools_json"],
-                                          r["provider"]).total
-            else:
-                total += count_request_naive(r["model"], r["system_text"], r["messages"], r["tools_json"],
-                                             r["provider"])
+        for i, r in enumerate(batch):
+            blocks = messages.blocks(i, r["system_text"], r["tools_json"], r["provider"])
+            encoding = encoding_name_for(r["model"])
+            total += count_blocks(memo, encoding, blocks) if memoize else count_blocks_naive(encoding, blocks)
         seconds += time.perf_counter() - t0
         n += len(batch)
     return TokenizeStats(n, total, seconds, memoize, memo.stats() if memoize else {})

@@ -54,6 +54,12 @@ TARGET_SCALING_4X = 4.4
 TARGET_RAY_OVERHEAD = 1.2  # the ray executor on this machine vs the local pool, same work
 TARGET_SMALL_FILES = 3.0  # 10,000 one-record files vs one file with the same records
 SMALL_FILES = 10_000
+SCALING_STEPS = ("ingest_1x", "ingest_4x", "cache_sim_1x", "cache_sim_4x", "tasks_1x", "tasks_4x")
+STEPS = ("ingest", "ingest_split", "ingest_incremental", "duckdb_read_json", "polars_ndjson", "tokenize_memo",
+         "tokenize_naive", "dedup_texts", "minhash_bulk", "minhash_bulk_same", "minhash_loop", "minhash_ds_bulk",
+         "dedup_recall", "audit", "dataset", "report", "cache_sim_local", "cache_sim_ray", "small_files_make",
+         "ingest_small_files", "ingest_one_file", *SCALING_STEPS)
+"""Every step key of `run` in order (`--only` picks among them)."""
 
 # When a one-shot ingest fails, the input is cut into parts of INCREMENT_LINES records and folders
 # larger than INCREMENT_BYTES on disk are ingested a part per run (62,500 requests committed in one
@@ -175,15 +181,22 @@ class Bench:
     """Runs steps, keeps their measurements in order, echoes progress to stderr and rewrites the
     results file after every step (a long run that dies late keeps what it measured)."""
 
-    def __init__(self, log: Path, max_memory_mb: float | None, on_step: Any) -> None:
+    def __init__(self, log: Path, max_memory_mb: float | None, on_step: Any,
+                 only: frozenset[str] | None = None) -> None:
         self.log = log
         self.max_memory_mb = max_memory_mb
         self.on_step = on_step
+        self.only = only
+        """`--only`: the step keys to run (None = all); the others are neither run nor recorded."""
         self.steps: dict[str, Measurement] = {}
         self.failures: dict[str, dict[str, Any]] = {}
 
-    def step(self, key: str, name: str, target: str, **kwargs: Any) -> Measurement | None:
-        """Run one step; a failure is recorded (and the run goes on) rather than losing the others."""
+    def step(self, key: str, name: str, target: str, *, part_of: str | None = None,
+             **kwargs: Any) -> Measurement | None:
+        """Run one step; a failure is recorded (and the run goes on) rather than losing the others.
+        `part_of`: the selected step this one belongs to (an ingest's incremental fallback)."""
+        if not self.wants(part_of or key):
+            return None
         if key in self.steps or key in self.failures:  # carried over by --resume
             print(f"bench: {name}: kept from the earlier run (--resume)", file=sys.stderr, flush=True)
             return self.steps.get(key)
@@ -204,6 +217,10 @@ class Bench:
               f" (load {m.load_before:.1f}, foreign CPU {m.foreign_cpu_s:.0f} s)", file=sys.stderr, flush=True)
         self.on_step()
         return m
+
+    def wants(self, *keys: str) -> bool:
+        """Whether any of these steps is selected (`--only`)."""
+        return self.only is None or any(k in self.only for k in keys)
 
 
 def _inner(m: Measurement | None) -> float | None:
@@ -238,9 +255,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     started = dt.datetime.now(dt.UTC)
     log = work / f"bench-{started:%Y%m%dT%H%M%S}.log"
     at_start = machine()
+    only = frozenset(args.only) if args.only else None
+    wants = Bench(log, None, None, only).wants
     full = ensure_logs(work, args.requests, args.days, args.seed)
     scaling = None
-    if not args.quick:
+    if not args.quick and wants(*SCALING_STEPS):
         four = args.scaling_requests or args.requests
         scaling = (ensure_logs(work, max(1, four // 4), args.days, args.seed),
                    full if four == args.requests else ensure_logs(work, four, args.days, args.seed))
@@ -270,7 +289,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         args.results.mkdir(parents=True, exist_ok=True)
         results_path(args).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
-    b = Bench(log, args.max_memory_mb, save)
+    b = Bench(log, args.max_memory_mb, save, only)
+    if only is not None:
+        results["only"] = sorted(only)
     if args.resume and results_path(args).is_file():
         earlier = json.loads(results_path(args).read_text(encoding="utf-8"))
         b.steps.update({k: Measurement.from_dict(d) for k, d in earlier.get("steps", {}).items()})
@@ -283,14 +304,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     def ingest_step(key: str, label: str, inputs: Inputs, workdir: Path) -> Measurement | None:
         """One-shot ingest; if it fails, the incremental mode (one run per file of a large folder)
         builds the store so the later steps still run, and both are reported."""
+        if not b.wants(key):
+            return None  # not selected (--only): the store from an earlier run stays as it is
         m = b.step(key, label, "bench.steps:step_ingest", logs=str(inputs.logs), workdir=str(workdir))
         _with_json_bytes(m, inputs)
         if m is None and key in b.failures:
             split = inputs.logs.with_name(f"{inputs.logs.name}-split{scale_label(INCREMENT_LINES)}")
             b.step(f"{key}_split", f"split input into {INCREMENT_LINES:,}-record parts", "bench.steps:step_split_logs",
-                   logs=str(inputs.logs), out=str(split), max_lines=INCREMENT_LINES)
+                   part_of=key, logs=str(inputs.logs), out=str(split), max_lines=INCREMENT_LINES)
             m = b.step(f"{key}_incremental", f"{label}, incremental ({INCREMENT_LINES // 1000}k-record runs)",
-                       "bench.steps:step_ingest", logs=str(split), workdir=str(workdir),
+                       "bench.steps:step_ingest", part_of=key, logs=str(split), workdir=str(workdir),
                        increment_bytes=INCREMENT_BYTES)
             _with_json_bytes(m, inputs)
         if m is None:
@@ -343,7 +366,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
     # --- many small files vs one file with the same records ---------------------------------------
     small = work / f"small-files-{scale_label(SMALL_FILES)}"
-    if b.step("small_files_make", f"write {SMALL_FILES:,} one-record files", "bench.steps:step_small_files",
+    if b.wants("ingest_small_files", "ingest_one_file") and b.step("small_files_make", f"write {SMALL_FILES:,} one-record files", "bench.steps:step_small_files",
               logs=str(full.logs), out=str(small), records=SMALL_FILES) is not None:
         for key, sub in (("ingest_small_files", "many"), ("ingest_one_file", "one")):
             b.step(key, f"ingest {SMALL_FILES:,} records, {'one file each' if sub == 'many' else 'one file'}",
@@ -582,6 +605,14 @@ def resummarize(path: Path) -> int:
     return 0
 
 
+def _step_list(value: str) -> set[str]:
+    keys = {k.strip() for k in value.split(",") if k.strip()}
+    unknown = sorted(keys - set(STEPS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown step(s) {', '.join(unknown)}; steps: {', '.join(STEPS)}")
+    return keys
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=200_000, help="API calls to generate (the end-to-end scale)")
@@ -603,6 +634,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --resume: comma-separated failed steps to keep as failed instead of re-running")
     ap.add_argument("--quick", action="store_true",
                     help="skip the polars and datasketch-bulk peers and the 1x/4x scaling inputs (smoke test)")
+    ap.add_argument("--only", type=_step_list, default=None, metavar="STEP,STEP",
+                    help="run only these steps (keys of the results file), e.g. "
+                         "ingest,duckdb_read_json,audit,dataset,report,tokenize_memo,tokenize_naive; "
+                         "steps on the store need `ingest` in the list or a store from an earlier run")
     ap.add_argument("--summarize-only", type=Path, default=None, metavar="RESULTS_JSON",
                     help="recompute the summary of an existing results file, rewrite it and print the table")
     args = ap.parse_args(argv)

@@ -208,3 +208,24 @@ def test_the_request_outcome_rule_exists_once() -> None:
     assert _outcome_rules_in_sql("count(*) FILTER (WHERE status_code = 429 OR error_type ILIKE '%rate%')") != []
     assert _outcome_rules_in_python('status = row.get("status_code")\nfailed = r["error_type"] is not None') == [
         "status_code", "error_type"]
+
+
+def test_every_provider_body_is_parsed_by_the_one_skeleton() -> None:
+    """pipeline/ingest/bodies/: every registered body format's parse function is made by
+    `body_parser` (start the row, request, error_body or the response parser), and no provider
+    module handles error bodies itself: a module holds only what differs."""
+    from pipeline.ingest import bodies
+
+    assert len(bodies.BODY_FORMATS) >= 14
+    made_elsewhere = [f.name for f in bodies.BODY_FORMATS if f.parse.__qualname__ != bodies.body_parser.__qualname__ + ".<locals>.parse"]
+    assert made_elsewhere == []
+    providers = [p for p in (ROOT / "pipeline" / "ingest" / "bodies").glob("*.py") if p.name != "__init__.py"]
+    calls = {str(p.relative_to(ROOT)): sorted({n.func.id for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+                                               if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                                               and n.func.id == "error_body"}) for p in providers}
+    assert {k: v for k, v in calls.items() if v} == {}
+
+    def handwritten(req: object, resp: object) -> dict:
+        return {}
+
+    assert handwritten.__qualname__ != bodies.body_parser.__qualname__ + ".<locals>.parse"  # the check can fail

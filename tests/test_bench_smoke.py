@@ -78,3 +78,24 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert summary["small_files"]["value"] > 0
     assert results["machine"]["nproc"] >= 1 and len(results["machine"]["loadavg_1_5_15"]) == 3
     assert "end to end" in out and "DuckDB" in out
+
+
+def test_only_runs_the_selected_steps(tmp_path: Path) -> None:
+    if not GENERATOR.is_file():
+        pytest.skip("sample_logs/generate.py is not present")
+    common = ["--requests", "200", "--quick", "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results"),
+              "--tokenize-limit", "200"]
+    assert bench_run.main([*common, "--only", "ingest,tokenize_memo"]) == 0
+    steps = json.loads(next((tmp_path / "results").glob("*-200.json")).read_text(encoding="utf-8"))["steps"]
+    assert sorted(steps) == ["ingest", "tokenize_memo"]
+    # A later selection reuses the store the earlier run built (not ingested again, not removed).
+    assert bench_run.main([*common, "--only", "tokenize_naive,audit"]) == 0
+    results = json.loads(next((tmp_path / "results").glob("*-200.json")).read_text(encoding="utf-8"))
+    assert sorted(results["steps"]) == ["audit", "tokenize_naive"] and results["only"] == ["audit", "tokenize_naive"]
+    assert results["failures"] == {}
+
+
+def test_only_rejects_unknown_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench_run.main(["--only", "ingest,audti"])
+    assert "unknown step(s) audti" in capsys.readouterr().err

@@ -106,6 +106,9 @@ def test_local_one_and_two_workers_identical(tmp_path: Path, config_file: Path, 
     for scenario in ("as_logged", "ideal_bp", "ideal"):
         label = f"audit.cache.simulate.{scenario}"
         assert execution_1["stages"][label]["tasks"] == execution_2["stages"][label]["tasks"] >= 2, label
+    # The calibration's candidate replays are tasks too (a few candidates each, never per worker).
+    label = "audit.cache.calibrate"
+    assert execution_1["stages"][label]["tasks"] == execution_2["stages"][label]["tasks"] >= 2, label
 
 
 # --- Ray ----------------------------------------------------------------------------------------------
@@ -133,6 +136,7 @@ def test_ray_two_nodes_identical(tmp_path: Path, config_file: Path, one_worker: 
     for stage in TASK_STAGES:
         assert execution["stages"][stage]["tasks"] == 8, stage
         nodes |= set(execution["stages"][stage]["nodes"])
+    assert execution["stages"]["audit.cache.calibrate"]["tasks"] >= 2
     # The sample is small enough for ingest to be one unit per file: they ran on Ray too.
     assert execution["stages"]["ingest.units"]["tasks"] >= 1
     assert len(nodes) == 2, f"tasks ran on {nodes}; expected both nodes"
