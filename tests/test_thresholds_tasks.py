@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -59,20 +58,39 @@ def test_planted_jaccards_by_hand() -> None:
     assert by_hand(69) > 0.5 > by_hand(68)
 
 
+# --- a system prompt serving two user templates: split at a 0.2 share ---------------------------------
+
+TEMPLATES = {
+    "translate": ("Please translate the following text into French.", "Keep the original formatting exactly."),
+    "review": ("Summarize this customer review in one sentence.", "Mention the product name first."),
+}
+# One generic system prompt per family (distinct words: no two families merge), each serving two
+# user templates: (translate, review) requests.
+FAMILIES = {"fa": ("gq", 40, 10), "fb": ("gr", 40, 9), "fc": ("gs", 50, 12), "fd": ("gt", 48, 12)}
+
+
 @pytest.fixture(scope="module")
 def task_of(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One store, one `tasks.run` (a mutant of make mutate runs it once): the versions, the 10 / 9
+    requests and the four template families, none sharing a word with another."""
     wd = tmp_path_factory.mktemp("tasks_edges")
     rng = random.Random(5)
     vocab = [word("u", i) for i in range(3000)]
-    rows, n = [], 0
+    rows: list[dict] = []
+
+    def add(rid: str, system: str, user: str) -> None:
+        rows.append(row(request_id=rid, ts=T0 + timedelta(minutes=len(rows)), provider="openai",
+                        model="gpt-4o-mini", system_text=system, messages=[msg("user", user)],
+                        status_code=200, finish_reason="stop", response_text="ok", in_uncached=200, out_total=5))
+
     for name, count in COUNTS.items():
         for k in range(count):
-            user = " ".join(rng.choice(vocab) for _ in range(12))  # free text: no user template
-            rows.append(row(request_id=f"{name}_{k}", ts=T0 + timedelta(minutes=n), provider="openai",
-                            model="gpt-4o-mini", system_text=PROMPTS[name], messages=[msg("user", user)],
-                            status_code=200, finish_reason="stop", response_text="ok", in_uncached=200,
-                            out_total=5))
-            n += 1
+            add(f"{name}_{k}", PROMPTS[name], " ".join(rng.choice(vocab) for _ in range(12)))  # free text
+    slots = [word("s", i) for i in range(3000)]
+    for fam, (prefix, *counts) in FAMILIES.items():
+        for (name, (head, tail)), count in zip(TEMPLATES.items(), counts, strict=True):
+            for k in range(count):
+                add(f"{fam}_{name}_{k}", prompt(prefix), f"{head}\n{' '.join(rng.choice(slots) for _ in range(10))}\n{tail}")
     write_store(wd, rows)
     tasks.run(wd, wd / "audit", {})
     labels = pq.read_table(wd / "audit" / "request_labels.parquet").to_pylist()
@@ -103,45 +121,16 @@ def test_all_types_distinct(task_of: dict[str, str]) -> None:
     assert len(set(named)) == 4
 
 
-# --- a system prompt serving two user templates: split at a 0.2 share ---------------------------------
-
-GENERIC = prompt("gq")
-TEMPLATES = {
-    "translate": ("Please translate the following text into French.", "Keep the original formatting exactly."),
-    "review": ("Summarize this customer review in one sentence.", "Mention the product name first."),
-}
-
-
-def _template_store(wd: Path, counts: dict[str, int]) -> dict[str, str]:
-    rng = random.Random(9)
-    vocab = [word("s", i) for i in range(3000)]
-    rows, n = [], 0
-    for name, count in counts.items():
-        head, tail = TEMPLATES[name]
-        for k in range(count):
-            user = f"{head}\n{' '.join(rng.choice(vocab) for _ in range(10))}\n{tail}"
-            rows.append(row(request_id=f"{name}_{k}", ts=T0 + timedelta(minutes=n), provider="openai",
-                            model="gpt-4o-mini", system_text=GENERIC, messages=[msg("user", user)],
-                            status_code=200, finish_reason="stop", response_text="ok", in_uncached=200,
-                            out_total=5))
-            n += 1
-    write_store(wd, rows)
-    tasks.run(wd, wd / "audit", {})
-    return {r["request_id"]: r["task_type"] for r in pq.read_table(wd / "audit" / "request_labels.parquet").to_pylist()}
+@pytest.mark.parametrize(("family", "split"), [("fa", True), ("fb", False)])
+def test_family_split_needs_two_templates_of_a_fifth(task_of: dict[str, str], family: str, split: bool) -> None:
+    """fa, 40 + 10 requests: the minor template holds 10/50 = 0.2 of the family -> two types.
+    fb, 40 + 9: 9/49 = 0.18 (and 9 < 10 requests) -> one type."""
+    translate, review = types_of(task_of, f"{family}_translate"), types_of(task_of, f"{family}_review")
+    assert (len(translate | review) == 2) is split
+    assert tasks.OTHER not in translate
 
 
-@pytest.mark.parametrize(("minor", "split"), [(10, True), (9, False)])
-def test_family_split_needs_two_templates_of_a_fifth(tmp_path: Path, minor: int, split: bool) -> None:
-    """40 + 10 requests: the minor template holds 10/50 = 0.2 of the family -> two types.
-    40 + 9: 9/49 = 0.18 (and 9 < 10 requests) -> one type."""
-    task_of = _template_store(tmp_path, {"translate": 40, "review": minor})
-    assert (len(types_of(task_of, "translate") | types_of(task_of, "review")) == 2) is split
-    assert tasks.OTHER not in types_of(task_of, "translate")
-
-
-def test_family_split_share_without_the_count_limit(tmp_path: Path) -> None:
-    """50 + 12: 12/62 = 0.194 < 0.2 although 12 >= 10 requests -> one type; 48 + 12 = 0.2 -> two."""
-    one = _template_store(tmp_path / "one", {"translate": 50, "review": 12})
-    assert len(types_of(one, "translate") | types_of(one, "review")) == 1
-    two = _template_store(tmp_path / "two", {"translate": 48, "review": 12})
-    assert len(types_of(two, "translate") | types_of(two, "review")) == 2
+def test_family_split_share_without_the_count_limit(task_of: dict[str, str]) -> None:
+    """fc, 50 + 12: 12/62 = 0.194 < 0.2 although 12 >= 10 requests -> one type; fd, 48 + 12 = 0.2 -> two."""
+    assert len(types_of(task_of, "fc_translate") | types_of(task_of, "fc_review")) == 1
+    assert len(types_of(task_of, "fd_translate") | types_of(task_of, "fd_review")) == 2
