@@ -230,3 +230,15 @@ def test_verified_pairs_in_chunks(tmp_path: Path, chunk: int) -> None:
                                          "SELECT uid, hashes FROM sets SEMI JOIN wanted USING (uid)", 0.8, chunk=chunk))
     got = [(r["i"], r["j"], r["jaccard"]) for p in parts for r in p.to_pylist()]
     assert got == [(uid["n1"], uid["n2"], 0.8), (uid["n2"], uid["n3"], 0.8)]
+
+
+@pytest.mark.parametrize(("threshold", "grouped"), [(1.0, True), (1.01, False)])
+def test_grouping_off_above_one(tmp_path: Path, threshold: float, grouped: bool) -> None:
+    """c and d verified at J = 1.0. At a group threshold of 1.0 they are one group (order 30, size 2):
+    A (3) taken, B and {c, d} overshoot the target of 4, e1 fills it. Above 1 (grouping off) the
+    sessions and prompts still link, c fills t's target as in the first test."""
+    con, _, _ = store(tmp_path, planted_groups(), cand=[("c", "d", 1.0)])
+    stats = run_split(con, 16, threshold=threshold)
+    assert (stats.near_links, stats.groups, stats.session_links, stats.prompt_links) == (
+        (1, 12, 2, 1) if grouped else (0, 13, 2, 1))
+    assert eval_ids(con) == {"a1", "a2", "a3", "e1" if grouped else "c", "u2", "u1"}
