@@ -39,10 +39,13 @@ def by_hand(m: int) -> float:
 PROMPTS = {
     "merge_v1": prompt("mv"), "merge_v2": prompt("mw", "mv", 69),  # J = 0.5038: one family
     "apart_v1": prompt("pv"), "apart_v2": prompt("pw", "pv", 68),  # J = 0.4925: two families
+    # 102 and 103 words sharing the first 69: 67 of 100 and 101 shingles, J = 67 / 134 = 0.5 exactly
+    "exact_v1": prompt("ev"), "exact_v2": prompt("ew", "ev", 69) + " " + word("ew", 102),
     "ten": prompt("tn"),  # 10 requests: a task type
     "nine": prompt("nn"),  # 9 requests: too few, `other`
 }
-COUNTS = {"merge_v1": 12, "merge_v2": 12, "apart_v1": 12, "apart_v2": 12, "ten": 10, "nine": 9}
+COUNTS = {"merge_v1": 12, "merge_v2": 12, "apart_v1": 12, "apart_v2": 12, "exact_v1": 11, "exact_v2": 11, "ten": 10,
+          "nine": 9}
 
 
 def test_planted_jaccards_by_hand() -> None:
@@ -56,6 +59,8 @@ def test_planted_jaccards_by_hand() -> None:
     assert jaccard(shingles(PROMPTS["merge_v1"]), shingles(PROMPTS["merge_v2"])) == pytest.approx(by_hand(69))
     assert jaccard(shingles(PROMPTS["apart_v1"]), shingles(PROMPTS["apart_v2"])) == pytest.approx(by_hand(68))
     assert by_hand(69) > 0.5 > by_hand(68)
+    ev1, ev2 = shingles(PROMPTS["exact_v1"]), shingles(PROMPTS["exact_v2"])
+    assert (ev1.size, ev2.size, jaccard(ev1, ev2)) == (100, 101, 0.5)
 
 
 # --- a system prompt serving two user templates: split at a 0.2 share ---------------------------------
@@ -66,11 +71,12 @@ TEMPLATES = {
 }
 # One generic system prompt per family (distinct words: no two families merge), each serving two
 # user templates: (translate, review) requests.
-FAMILIES = {"fa": ("gq", 40, 10), "fb": ("gr", 40, 9), "fc": ("gs", 50, 12), "fd": ("gt", 48, 12)}
+FAMILIES = {"fa": ("gq", 40, 10), "fb": ("gr", 40, 9), "fc": ("gs", 50, 12), "fd": ("gt", 48, 12), "fe": ("gu", 40, 20)}
+FREE_TEXT = {"fe": 3}  # requests of the family without a template: they join its largest template
 
 
 @pytest.fixture(scope="module")
-def task_of(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def task_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], dict[str, dict]]:
     """One store, one `tasks.run` (a mutant of make mutate runs it once): the versions, the 10 / 9
     requests and the four template families, none sharing a word with another."""
     wd = tmp_path_factory.mktemp("tasks_edges")
@@ -91,10 +97,18 @@ def task_of(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         for (name, (head, tail)), count in zip(TEMPLATES.items(), counts, strict=True):
             for k in range(count):
                 add(f"{fam}_{name}_{k}", prompt(prefix), f"{head}\n{' '.join(rng.choice(slots) for _ in range(10))}\n{tail}")
+        for k in range(FREE_TEXT.get(fam, 0)):
+            add(f"{fam}_free_{k}", prompt(prefix), " ".join(rng.choice(vocab) for _ in range(12)))
     write_store(wd, rows)
     tasks.run(wd, wd / "audit", {})
     labels = pq.read_table(wd / "audit" / "request_labels.parquet").to_pylist()
-    return {r["request_id"]: r["task_type"] for r in labels}
+    types = {t["task_type"]: t for t in pq.read_table(wd / "audit" / "task_types.parquet").to_pylist()}
+    return {r["request_id"]: r["task_type"] for r in labels}, types
+
+
+@pytest.fixture(scope="module")
+def task_of(task_run: tuple[dict[str, str], dict[str, dict]]) -> dict[str, str]:
+    return task_run[0]
 
 
 def types_of(task_of: dict[str, str], name: str) -> set[str]:
@@ -134,3 +148,30 @@ def test_family_split_share_without_the_count_limit(task_of: dict[str, str]) -> 
     """fc, 50 + 12: 12/62 = 0.194 < 0.2 although 12 >= 10 requests -> one type; fd, 48 + 12 = 0.2 -> two."""
     assert len(types_of(task_of, "fc_translate") | types_of(task_of, "fc_review")) == 1
     assert len(types_of(task_of, "fd_translate") | types_of(task_of, "fd_review")) == 2
+
+
+def test_versions_at_exactly_0_5_are_one_task_type(task_of: dict[str, str]) -> None:
+    (v1,), (v2,) = types_of(task_of, "exact_v1"), types_of(task_of, "exact_v2")
+    assert v1 == v2 != tasks.OTHER
+
+
+def test_free_text_joins_the_largest_template_of_a_split_family(task_of: dict[str, str]) -> None:
+    """fe: 40 + 20 templated requests (20/63 >= 0.2: split) and 3 without a template -> with the 40."""
+    assert types_of(task_of, "fe_free") == types_of(task_of, "fe_translate") != types_of(task_of, "fe_review")
+
+
+def test_types_numbered_by_size_with_their_basis(task_run: tuple[dict[str, str], dict[str, dict]]) -> None:
+    """Worked by hand from the planted counts: fc 62, fb 49 (its 9 reviews are below 10), fd's 48
+    translations, fe's 40 + 3, fa's 40, merge 24, exact 22, then 20, 12 x 3 (apart v1, v2 and fd's
+    reviews) and 10 x 2 (ten and fa's reviews): 13 types, task_01 .. task_13, largest first. A split
+    family's types are based on system_prompt+user_template, every other type on system_prompt
+    (even ten, whose 10 requests alone make the family stable); nine's 9 are `other`."""
+    task_of, types = task_run
+    assert list(types) == [f"task_{i:02d}" for i in range(1, 14)] + [tasks.OTHER]
+    assert [types[t]["requests"] for t in types] == [62, 49, 48, 43, 40, 24, 22, 20, 12, 12, 12, 10, 10, 9]
+    (ten,) = types_of(task_of, "ten")
+    assert types[ten]["basis"] == "system_prompt"
+    split = {"fa_translate", "fa_review", "fd_translate", "fd_review", "fe_translate", "fe_review", "fe_free"}
+    for name in split | {"fb_translate", "fc_review", "merge_v1", "exact_v2", "apart_v1"}:
+        (t,) = types_of(task_of, name)
+        assert types[t]["basis"] == ("system_prompt+user_template" if name in split else "system_prompt"), name
