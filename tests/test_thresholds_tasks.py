@@ -76,7 +76,7 @@ FREE_TEXT = {"fe": 3}  # requests of the family without a template: they join it
 
 
 @pytest.fixture(scope="module")
-def task_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], dict[str, dict]]:
+def task_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], dict[str, dict], dict]:
     """One store, one `tasks.run` (a mutant of make mutate runs it once): the versions, the 10 / 9
     requests and the four template families, none sharing a word with another."""
     wd = tmp_path_factory.mktemp("tasks_edges")
@@ -100,14 +100,14 @@ def task_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], 
         for k in range(FREE_TEXT.get(fam, 0)):
             add(f"{fam}_free_{k}", prompt(prefix), " ".join(rng.choice(vocab) for _ in range(12)))
     write_store(wd, rows)
-    tasks.run(wd, wd / "audit", {})
+    summary = tasks.run(wd, wd / "audit", {})
     labels = pq.read_table(wd / "audit" / "request_labels.parquet").to_pylist()
     types = {t["task_type"]: t for t in pq.read_table(wd / "audit" / "task_types.parquet").to_pylist()}
-    return {r["request_id"]: r["task_type"] for r in labels}, types
+    return {r["request_id"]: r["task_type"] for r in labels}, types, summary
 
 
 @pytest.fixture(scope="module")
-def task_of(task_run: tuple[dict[str, str], dict[str, dict]]) -> dict[str, str]:
+def task_of(task_run: tuple[dict[str, str], dict[str, dict], dict]) -> dict[str, str]:
     return task_run[0]
 
 
@@ -160,13 +160,13 @@ def test_free_text_joins_the_largest_template_of_a_split_family(task_of: dict[st
     assert types_of(task_of, "fe_free") == types_of(task_of, "fe_translate") != types_of(task_of, "fe_review")
 
 
-def test_types_numbered_by_size_with_their_basis(task_run: tuple[dict[str, str], dict[str, dict]]) -> None:
+def test_types_numbered_by_size_with_their_basis(task_run: tuple[dict[str, str], dict[str, dict], dict]) -> None:
     """Worked by hand from the planted counts: fc 62, fb 49 (its 9 reviews are below 10), fd's 48
     translations, fe's 40 + 3, fa's 40, merge 24, exact 22, then 20, 12 x 3 (apart v1, v2 and fd's
     reviews) and 10 x 2 (ten and fa's reviews): 13 types, task_01 .. task_13, largest first. A split
     family's types are based on system_prompt+user_template, every other type on system_prompt
     (even ten, whose 10 requests alone make the family stable); nine's 9 are `other`."""
-    task_of, types = task_run
+    task_of, types, summary = task_run
     assert list(types) == [f"task_{i:02d}" for i in range(1, 14)] + [tasks.OTHER]
     assert [types[t]["requests"] for t in types] == [62, 49, 48, 43, 40, 24, 22, 20, 12, 12, 12, 10, 10, 9]
     (ten,) = types_of(task_of, "ten")
@@ -175,3 +175,7 @@ def test_types_numbered_by_size_with_their_basis(task_run: tuple[dict[str, str],
     for name in split | {"fb_translate", "fc_review", "merge_v1", "exact_v2", "apart_v1"}:
         (t,) = types_of(task_of, name)
         assert types[t]["basis"] == ("system_prompt+user_template" if name in split else "system_prompt"), name
+    # requests by basis: the split families fa 50 + fd 60 + fe 63; fc 62 + fb 49 + merge 24 + exact 22
+    # + apart 24 + ten 10 on their system prompt; nine's 9 `other`, labelled as such
+    assert summary["requests_by_basis"] == {"system_prompt+user_template": 173, "system_prompt": 191, "other": 9}
+    assert (types["other"]["basis"], types["other"]["label"]) == ("other", "Other: no recurring template")
