@@ -88,8 +88,8 @@ def task_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], 
     vocab = [word("u", i) for i in range(3000)]
     rows: list[dict] = []
 
-    def add(rid: str, system: str, user: str) -> None:
-        rows.append(row(request_id=rid, ts=T0 + timedelta(minutes=len(rows)), provider="openai",
+    def add(rid: str, system: str | None, user: str, session: str | None = None) -> None:
+        rows.append(row(request_id=rid, ts=T0 + timedelta(minutes=len(rows)), provider="openai", session_id=session,
                         model="gpt-4o-mini", system_text=system, messages=[msg("user", user)],
                         status_code=200, finish_reason="stop", response_text="ok", in_uncached=200, out_total=5))
 
@@ -103,6 +103,13 @@ def task_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], 
                 add(f"{fam}_{name}_{k}", prompt(prefix), f"{head}\n{' '.join(rng.choice(slots) for _ in range(10))}\n{tail}")
         for k in range(FREE_TEXT.get(fam, 0)):
             add(f"{fam}_free_{k}", prompt(prefix), " ".join(rng.choice(vocab) for _ in range(12)))
+    # Without a system prompt, grouped by content, each by one kind of link alone: one session of free
+    # text; one prompt asked verbatim; a one-line instruction whose 5 fixed words (exactly 3 recurring
+    # 3-shingles, the minimum to be linkable) precede 5 varying ones.
+    for k in range(10):
+        add(f"sess_{k}", None, " ".join(rng.choice(vocab) for _ in range(12)), session="conversation-1")
+        add(f"ping_{k}", None, "ping")
+        add(f"rewrite_{k}", None, "please rewrite this text formally " + " ".join(rng.choice(vocab) for _ in range(5)))
     write_store(wd, rows)
     summary = tasks.run(wd, wd / "audit", {})
     labels = pq.read_table(wd / "audit" / "request_labels.parquet").to_pylist()
@@ -169,13 +176,15 @@ def test_free_text_joins_the_largest_template_of_a_split_family(task_of: dict[st
 def test_types_numbered_by_size_with_their_basis(task_run: tuple[dict[str, str], dict[str, dict], dict]) -> None:
     """Worked by hand from the planted counts: fc 62, fe's 40 + 15, fb 49 (its 9 reviews are below
     10), fd's 48 translations, ff's 40 + 3, fa's 40, merge 24, exact 22, then 20 x 2 (fe, ff), 12 x 3
-    (apart v1, v2 and fd's reviews) and 10 x 2 (ten and fa's reviews): 15 types, task_01 .. task_15,
-    largest first. A split
+    (apart v1, v2 and fd's reviews) and 10 x 5 (ten, fa's reviews and the three content groups): 18
+    types, task_01 .. task_18, largest first. A split
     family's types are based on system_prompt+user_template, every other type on system_prompt
     (even ten, whose 10 requests alone make the family stable); nine's 9 are `other`."""
     task_of, types, summary = task_run
-    assert list(types) == [f"task_{i:02d}" for i in range(1, 16)] + [tasks.OTHER]
-    assert [types[t]["requests"] for t in types] == [62, 55, 49, 48, 43, 40, 24, 22, 20, 20, 12, 12, 12, 10, 10, 9]
+    assert list(types) == [f"task_{i:02d}" for i in range(1, 19)] + [tasks.OTHER]
+    assert [types[t]["requests"] for t in types] == [62, 55, 49, 48, 43, 40, 24, 22, 20, 20, 12, 12, 12, 10, 10, 10, 10,
+                                                     10, 9]
+    assert (summary["task_types"], summary["requests_other"]) == (18, 9)
     (ten,) = types_of(task_of, "ten")
     assert types[ten]["basis"] == "system_prompt"
     split = {"fa_translate", "fa_review", "fd_translate", "fd_review", "fe_translate", "fe_review", "fe_free"}
@@ -183,6 +192,17 @@ def test_types_numbered_by_size_with_their_basis(task_run: tuple[dict[str, str],
         (t,) = types_of(task_of, name)
         assert types[t]["basis"] == ("system_prompt+user_template" if name in split else "system_prompt"), name
     # requests by basis: the split families fa 50 + fd 60 + fe 75 + ff 63; fc 62 + fb 49 + merge 24
-    # + exact 22 + apart 24 + ten 10 on their system prompt; nine's 9 `other`, labelled as such
-    assert summary["requests_by_basis"] == {"system_prompt+user_template": 248, "system_prompt": 191, "other": 9}
+    # + exact 22 + apart 24 + ten 10 on their system prompt; 3 x 10 by content; nine's 9 `other`, labelled as such
+    assert summary["requests_by_basis"] == {"system_prompt+user_template": 248, "system_prompt": 191, "content": 30,
+                                            "other": 9}
     assert (types["other"]["basis"], types["other"]["label"]) == ("other", "Other: no recurring template")
+
+
+@pytest.mark.parametrize("name", ["sess", "ping", "rewrite"])
+def test_content_groups_by_each_link(task_run: tuple[dict[str, str], dict[str, dict], dict], name: str) -> None:
+    """Ten requests without a system prompt make one content type through one kind of link alone: a
+    session (free text), the same prompt verbatim, or LSH on the 3 recurring shingles of a fixed
+    instruction (exactly `content_min_shingles`)."""
+    task_of, types, _ = task_run
+    (t,) = types_of(task_of, name)
+    assert t != tasks.OTHER and (types[t]["basis"], types[t]["requests"]) == ("content", 10)
