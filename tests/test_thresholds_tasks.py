@@ -68,11 +68,13 @@ def test_planted_jaccards_by_hand() -> None:
 TEMPLATES = {
     "translate": ("Please translate the following text into French.", "Keep the original formatting exactly."),
     "review": ("Summarize this customer review in one sentence.", "Mention the product name first."),
+    # shares translate's last line: a variant of one template, never a split
+    "rephrase": ("Please rephrase the following text in plain English.", "Keep the original formatting exactly."),
 }
 # One generic system prompt per family (distinct words: no two families merge), each serving two
 # user templates: (translate, review) requests.
 FAMILIES = {"fa": ("gq", 40, 10), "fb": ("gr", 40, 9), "fc": ("gs", 50, 12), "fd": ("gt", 48, 12), "fe": ("gu", 40, 20),
-            "ff": ("gv", 20, 40)}
+            "ff": ("gv", 20, 40), "fg": ("gw", 20, 0, 20)}  # (translate, review, rephrase) requests
 # Requests of the family without a template join its largest template: translate in fe, review in ff
 # (both ways, so the size decides, not the templates' order).
 # fe's 15 are a fifth of its 75 requests, but free text is no template: they still join.
@@ -98,7 +100,7 @@ def task_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], 
             add(f"{name}_{k}", PROMPTS[name], " ".join(rng.choice(vocab) for _ in range(12)))  # free text
     slots = [word("s", i) for i in range(3000)]
     for fam, (prefix, *counts) in FAMILIES.items():
-        for (name, (head, tail)), count in zip(TEMPLATES.items(), counts, strict=True):
+        for (name, (head, tail)), count in zip(TEMPLATES.items(), counts, strict=False):
             for k in range(count):
                 add(f"{fam}_{name}_{k}", prompt(prefix), f"{head}\n{' '.join(rng.choice(slots) for _ in range(10))}\n{tail}")
         for k in range(FREE_TEXT.get(fam, 0)):
@@ -155,6 +157,11 @@ def test_family_split_needs_two_templates_of_a_fifth(task_of: dict[str, str], fa
     assert tasks.OTHER not in translate
 
 
+def test_templates_sharing_a_line_are_one_template(task_of: dict[str, str]) -> None:
+    """fg: 20 + 20 requests whose templates share their last line: one type, not a split."""
+    assert len(types_of(task_of, "fg_translate") | types_of(task_of, "fg_rephrase")) == 1
+
+
 def test_family_split_share_without_the_count_limit(task_of: dict[str, str]) -> None:
     """fc, 50 + 12: 12/62 = 0.194 < 0.2 although 12 >= 10 requests -> one type; fd, 48 + 12 = 0.2 -> two."""
     assert len(types_of(task_of, "fc_translate") | types_of(task_of, "fc_review")) == 1
@@ -176,24 +183,26 @@ def test_free_text_joins_the_largest_template_of_a_split_family(task_of: dict[st
 def test_types_numbered_by_size_with_their_basis(task_run: tuple[dict[str, str], dict[str, dict], dict]) -> None:
     """Worked by hand from the planted counts: fc 62, fe's 40 + 15, fb 49 (its 9 reviews are below
     10), fd's 48 translations, ff's 40 + 3, fa's 40, merge 24, exact 22, then 20 x 2 (fe, ff), 12 x 3
-    (apart v1, v2 and fd's reviews) and 10 x 5 (ten, fa's reviews and the three content groups): 18
-    types, task_01 .. task_18, largest first. A split
+    (apart v1, v2 and fd's reviews) and 10 x 5 (ten, fa's reviews and the three content groups), with
+    fg's 20 + 20 (one type: its templates share a line) after fa's: 19 types, task_01 .. task_19,
+    largest first. A split
     family's types are based on system_prompt+user_template, every other type on system_prompt
     (even ten, whose 10 requests alone make the family stable); nine's 9 are `other`."""
     task_of, types, summary = task_run
-    assert list(types) == [f"task_{i:02d}" for i in range(1, 19)] + [tasks.OTHER]
-    assert [types[t]["requests"] for t in types] == [62, 55, 49, 48, 43, 40, 24, 22, 20, 20, 12, 12, 12, 10, 10, 10, 10,
-                                                     10, 9]
-    assert (summary["task_types"], summary["requests_other"]) == (18, 9)
+    assert list(types) == [f"task_{i:02d}" for i in range(1, 20)] + [tasks.OTHER]
+    assert [types[t]["requests"] for t in types] == [62, 55, 49, 48, 43, 40, 40, 24, 22, 20, 20, 12, 12, 12, 10, 10, 10,
+                                                     10, 10, 9]
+    assert (summary["task_types"], summary["requests_other"]) == (19, 9)
     (ten,) = types_of(task_of, "ten")
     assert types[ten]["basis"] == "system_prompt"
     split = {"fa_translate", "fa_review", "fd_translate", "fd_review", "fe_translate", "fe_review", "fe_free"}
-    for name in split | {"fb_translate", "fc_review", "merge_v1", "exact_v2", "apart_v1"}:
+    for name in split | {"fb_translate", "fc_review", "merge_v1", "exact_v2", "apart_v1", "fg_rephrase"}:
         (t,) = types_of(task_of, name)
         assert types[t]["basis"] == ("system_prompt+user_template" if name in split else "system_prompt"), name
     # requests by basis: the split families fa 50 + fd 60 + fe 75 + ff 63; fc 62 + fb 49 + merge 24
-    # + exact 22 + apart 24 + ten 10 on their system prompt; 3 x 10 by content; nine's 9 `other`, labelled as such
-    assert summary["requests_by_basis"] == {"system_prompt+user_template": 248, "system_prompt": 191, "content": 30,
+    # + exact 22 + apart 24 + ten 10 + fg 40 on their system prompt; 3 x 10 by content; nine's 9 `other`,
+    # labelled as such
+    assert summary["requests_by_basis"] == {"system_prompt+user_template": 248, "system_prompt": 231, "content": 30,
                                             "other": 9}
     assert (types["other"]["basis"], types["other"]["label"]) == ("other", "Other: no recurring template")
 
