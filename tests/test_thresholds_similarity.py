@@ -11,7 +11,16 @@ import pyarrow as pa
 from datasketch import MinHash
 
 from pipeline.dataset import dedup as dd
-from pipeline.similarity import _ranges, band_keys, components, intersections, jaccards, lsh_pairs
+from pipeline.similarity import (
+    MinHasher,
+    _ranges,
+    band_keys,
+    components,
+    intersections,
+    jaccards,
+    lsh_pairs,
+    minhash_signatures,
+)
 
 M64 = (1 << 64) - 1
 
@@ -96,3 +105,22 @@ def test_dedup_words_are_unicode_and_lower_case() -> None:
 def test_default_ngram_is_five() -> None:
     six = "one two three four five six"
     assert len(dd.shingles(six)) == 2 and dd.text_features(six)[1].size == 2
+
+
+def test_minhash_signatures_of_empty_and_one_hash_sets_in_any_chunking() -> None:
+    """Against datasketch's own MinHash (hashfunc=int: the hashes as given): an empty set is all
+    2^32 - 1 (`empty="max"`) or the set {0} (`empty="zero"`, dedup's), whatever the block size."""
+    sets = [np.zeros(0, np.uint32), np.array([5], np.uint32), np.arange(0, 40, dtype=np.uint32),
+            np.arange(20, 90, dtype=np.uint32), np.zeros(0, np.uint32)]
+    for empty in ("max", "zero"):
+        expected = []
+        for s in sets:
+            m = MinHash(num_perm=64, seed=1, hashfunc=int)
+            values = [int(x) for x in s] or ([0] if empty == "zero" else [])
+            if values:
+                m.update_batch(values)
+            expected.append(m.hashvalues.astype(np.uint32))
+        for chunk in (1, 41, 110, 1_000_000):
+            got = minhash_signatures(sets, 64, 1, chunk_shingles=chunk, empty=empty)
+            assert np.array_equal(got, np.array(expected)), (empty, chunk)
+        assert np.array_equal(MinHasher(64, 1, empty=empty).signatures(sets), np.array(expected))
