@@ -116,6 +116,7 @@ def task_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], 
     summary = tasks.run(wd, wd / "audit", {})
     labels = pq.read_table(wd / "audit" / "request_labels.parquet").to_pylist()
     types = {t["task_type"]: t for t in pq.read_table(wd / "audit" / "task_types.parquet").to_pylist()}
+    summary["versions_table"] = pq.read_table(wd / "audit" / "task_type_versions.parquet").to_pylist()
     return {r["request_id"]: r["task_type"] for r in labels}, types, summary
 
 
@@ -215,3 +216,13 @@ def test_content_groups_by_each_link(task_run: tuple[dict[str, str], dict[str, d
     task_of, types, _ = task_run
     (t,) = types_of(task_of, name)
     assert t != tasks.OTHER and (types[t]["basis"], types[t]["requests"]) == ("content", 10)
+
+
+def test_versions_of_a_merged_family(task_run: tuple[dict[str, str], dict[str, dict], dict]) -> None:
+    """merge: v1 then v2, 12 requests each, v2 at 67 / 133 of v1; exact: 11 + 11, v2 at exactly 0.5."""
+    task_of, _, summary = task_run
+    for name, n, similarity in (("merge", 12, by_hand(69)), ("exact", 11, 0.5)):
+        (t,) = types_of(task_of, f"{name}_v1")
+        rows = sorted((r for r in summary["versions_table"] if r["task_type"] == t), key=lambda r: r["version"])
+        assert [(r["version"], r["requests"]) for r in rows] == [(1, n), (2, n)]
+        assert rows[0]["similarity_to_previous"] is None and abs(rows[1]["similarity_to_previous"] - similarity) < 1e-3
