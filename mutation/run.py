@@ -70,8 +70,11 @@ def make_scratch(name: str, spec: dict, resume: bool = False) -> Path:
         # constant must cover module fixtures (a planted store, a dataset build) that the stats
         # pass charged to the first test only but every mutant run sets up again: at 10 s,
         # detect_signals' mutants hit the limit without hanging.
-        "timeout_multiplier": 5.0,
-        "timeout_constant": 60.0,
+        # mutmut's CPU limit is 2 x multiplier x (duration + constant): 10 minutes a hung mutant at
+        # these defaults, so a module whose mutants can loop forever (components' fixpoint loop) and
+        # whose tests need no fixture sets a smaller constant in modules.toml.
+        "timeout_multiplier": spec.get("timeout_multiplier", 5.0),
+        "timeout_constant": spec.get("timeout_constant", 60.0),
         "use_git_change_detection": False,
     }
     lines = ["", "[tool.mutmut]"] + [f"{k} = {json.dumps(v)}" for k, v in config.items()]
