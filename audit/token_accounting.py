@@ -368,7 +368,7 @@ def encoding_note(models: Iterable[str | None]) -> list[dict[str, Any]]:
 
 def iter_prompt_batches(workdir: Path, *, limit: int | None = None, batch_rows: int = 2000,
                         ) -> Iterator[tuple[list[dict[str, Any]], MessageColumns]]:
-    """Stream the prompt columns of the store (time order) in batches: the scalar columns as
+    """Stream the prompt columns of the store (store order: by date) in batches: the scalar columns as
     dicts, the messages as columns."""
     from audit.tables import open_store, query
 

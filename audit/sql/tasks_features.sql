@@ -14,7 +14,7 @@ WITH base AS (
         r.session_id,
         r.parent_id,
         sp.system_fp,
-        coalesce(length(sp.system_masked), 0) AS system_chars,
+        coalesce(sp.system_chars, 0) AS system_chars,
         list_sort(json_extract_string(r.tools_json, '$[*].name')) AS tool_names,
         list_filter(r.messages, lambda m: m.role = 'user')[1].content AS first_user_text,
         coalesce(len(r.messages), 0) AS n_messages,
@@ -39,7 +39,9 @@ WITH base AS (
         coalesce(r.out_total, 0) AS output_tokens,
         r.feedback_score AS feedback_rating
     FROM requests r
-    LEFT JOIN system_prompts sp
+    -- only the fixed-width columns on the join's build side: with the prompt texts it holds every
+    -- distinct system prompt twice (raw and masked), more than DuckDB's 1 GB at 1 M requests
+    LEFT JOIN (SELECT raw_hash, system_fp, length(system_masked) AS system_chars FROM system_prompts) sp
            ON sp.raw_hash = hash(coalesce(nullif(trim(r.system_text), ''),
                                           CASE WHEN r.messages[1].role IN ('system', 'developer')
                                                THEN nullif(trim(r.messages[1].content), '') END))
