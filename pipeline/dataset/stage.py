@@ -241,9 +241,7 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
         bar.note("split")
 
         t = time.perf_counter()
-        n_kept = n_examples - dedup.duplicates - dedup.near_duplicates
-        split_stats = assemble.split(con, n_examples, n_kept, cfg.split_group_threshold, cfg.seed, eval_policy(cfg),
-                                     cfg.per_task)
+        split_stats = assemble.split(con, n_examples, cfg.split_group_threshold, eval_policy(cfg), cfg.per_task)
         timings["split"] = time.perf_counter() - t
         bar.advance()
         bar.note("write + verify")
