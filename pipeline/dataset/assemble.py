@@ -231,13 +231,12 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
     themselves, and memory is one bucket's records.
     """
     if per_task:
-        slugs = dict(con.sql("SELECT slug, last(task_type ORDER BY ts NULLS FIRST, final_request_id) "
-                             "FROM placed GROUP BY slug").fetchall())
+        slugs = dict(query(con, "placed_task_slugs").fetchall())
         prefixes = {f"tasks/{s}/": t for s, t in slugs.items()}
     else:
         prefixes = {"": None}
     sizes = {rel: (int(n), int(size)) for rel, n, size in
-             con.sql("SELECT rel, count(*), sum(record_bytes) FROM placed GROUP BY rel").fetchall()}
+             query(con, "placed_file_sizes").fetchall()}
     rels = {f"{p}{s}.jsonl" for p in prefixes for s in ("train", "eval")} | set(sizes)  # both always exist
     fds: dict[str, int] = {}
     digests: dict[str, int] = defaultdict(int)
@@ -289,7 +288,7 @@ def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str,
     errors: dict[str, int] = defaultdict(int)
     invalid = checked = 0
     for rel, info in files.items():
-        tokens = con.sql("SELECT tokens FROM placed WHERE rel = $rel ORDER BY line", params={"rel": rel}).fetchnumpy()
+        tokens = query(con, "placed_file_tokens", rel=rel).fetchnumpy()
         counts = np.asarray(tokens["tokens"], dtype=np.int64)
         digest = hashlib.sha256()
         line_no = offset = lines_digest = 0
@@ -314,7 +313,7 @@ def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str,
 
 def leakage(con: duckdb.DuckDBPyConnection, inputs: Inputs, cfg: dd.DedupConfig) -> dict[str, Any]:
     """Every eval record against every train record, as written: band-key candidates, exact Jaccard."""
-    sides = dict(con.sql("SELECT split, count(*) FROM placed GROUP BY split").fetchall())
+    sides = dict(query(con, "placed_split_counts").fetchall())
     n_train, n_eval = int(sides.get("train", 0)), int(sides.get("eval", 0))
     result: dict[str, Any] = {"threshold": cfg.threshold, "eval_checked": n_eval, "train_indexed": n_train,
                               "pairs": 0, "examples": [], "lsh_params": [cfg.check_bands, cfg.check_rows]}
@@ -324,8 +323,8 @@ def leakage(con: duckdb.DuckDBPyConnection, inputs: Inputs, cfg: dd.DedupConfig)
     execute(con, "leakage_sets", examples=inputs.examples)
     execute(con, "leaks_table")
     insert_verified(con, "leakage_pairs_ordered", "leakage_chunk_sets", cfg.threshold, "leaks_insert")
-    result["pairs"] = int(con.execute("SELECT count(*) FROM leaks").fetchall()[0][0])
-    top = con.sql("SELECT eval_index, train_index, jaccard FROM leaks ORDER BY eval_index, train_index LIMIT 20")
+    result["pairs"] = int(query(con, "leaks_count").fetchall()[0][0])
+    top = query(con, "leaks_examples")
     result["examples"] = [{"eval_index": int(i), "train_index": int(j), "jaccard": round(float(jac), 4)}
                           for i, j, jac in top.fetchall()]
     return result
@@ -334,7 +333,7 @@ def leakage(con: duckdb.DuckDBPyConnection, inputs: Inputs, cfg: dd.DedupConfig)
 def request_status(con: duckdb.DuckDBPyConnection) -> None:
     """Fill `status`: the outcome of every request."""
     execute(con, "request_status")
-    missing = con.execute("SELECT count(*), min(request_id) FROM status WHERE status IS NULL").fetchall()[0]
+    missing = query(con, "status_missing").fetchall()[0]
     if missing[0]:  # cannot happen: every survivor is the final state or a prefix of one
         raise DatasetError(f"internal: {missing[0]} requests have no outcome (e.g. `{missing[1]}`).")
 
