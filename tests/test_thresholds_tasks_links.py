@@ -19,9 +19,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from planted_store import msg, row, write_store
-from test_thresholds_tasks import T0, prompt, word
+from test_thresholds_tasks import T0, TEMPLATES, prompt, word
 
 from audit import tasks
+from pipeline.similarity import TEMPLATE_SHINGLES, jaccard, mask_dynamic, words
 
 VOCAB = [word("u", i) for i in range(3000)]
 TOOLS = {"web": ["search", "fetch"], "office": ["calendar", "email"], "files": ["read_file"]}
@@ -52,6 +53,26 @@ class Planted:
         return {r["request_id"]: r["task_type"] for r in labels}, types
 
 
+def dated(prefix: str, shared_with: str | None = None, shared: int = 0, base: int = 1000) -> str:
+    """prompt(...) with a number after every other word (base, base + 2, ...): masked to `#`."""
+    ws = prompt(prefix, shared_with, shared).split()
+    return " ".join(f"{w} {base + i}" if i % 2 == 0 else w for i, w in enumerate(ws))
+
+
+DATED = {"dated_v1": dated("dv"), "dated_v2": dated("dw", "dv", 69, base=5000)}
+
+
+def test_dated_versions_are_alike_only_masked() -> None:
+    hasher = TEMPLATE_SHINGLES.hasher()
+
+    def shingles(text: str):  # noqa: ANN202
+        return hasher.shingles(words(text))
+
+    v1, v2 = DATED.values()
+    assert jaccard(shingles(mask_dynamic(v1)), shingles(mask_dynamic(v2))) == pytest.approx(0.51)
+    assert jaccard(shingles(v1), shingles(v2)) == 0.0  # every raw shingle holds a number
+
+
 def types_of(task_of: dict[str, str], name: str) -> set[str]:
     return {t for rid, t in task_of.items() if rid.rsplit("_", 1)[0] == name}
 
@@ -71,8 +92,23 @@ def links(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], dic
     - five: a one-line instruction (5 fixed words = 3 shingles) in exactly 5 distinct messages,
       each sent twice -> its shingles recur in 5 documents: linked, 10 requests, a type;
     - four: the same kind of instruction in 4 distinct messages sent 3 times each -> its shingles
-      recur in 4 documents only: 4 groups of 3 identical prompts, `other`."""
+      recur in 4 documents only: 4 groups of 3 identical prompts, `other`;
+    - dated: two versions, 12 requests each, whose masked prompts are at J = 0.51 (their raw
+      texts, numbers and all, at 0) -> one type of 24;
+    - shared (40: 20 translate + 20 rephrase, templates sharing a line: no split) and pair (30:
+      20 translate + 10 review: split), in that order of their families (most requests first):
+      the family that does not split is passed over, the next one still splits."""
     p = Planted(11)
+    for name, system in DATED.items():
+        for k in range(12):
+            p.add(f"{name}_{k}", system, p.free(12))
+    slots = [word("s", i) for i in range(3000)]
+    for family, counts in (("shared", {"translate": 20, "rephrase": 20}), ("pair", {"translate": 20, "review": 10})):
+        system = prompt(family[:2])
+        for name, count in counts.items():
+            head, tail = TEMPLATES[name]
+            for k in range(count):
+                p.add(f"{family}_{name}_{k}", system, f"{head}\n{' '.join(p.rng.choice(slots) for _ in range(10))}\n{tail}")
     agent, helper, rare = prompt("ag"), prompt("hl"), prompt("ra")
     for k in range(12):
         p.add(f"agent_web_{k}", agent, p.free(12), tools="web")
@@ -135,10 +171,26 @@ def test_template_in_five_documents_links_four_do_not(links: tuple[dict[str, str
     assert types_of(task_of, "four") == {tasks.OTHER}
 
 
+def test_versions_alike_once_masked_are_one_type(links: tuple[dict[str, str], dict[str, dict]]) -> None:
+    task_of, types = links
+    (t,) = types_of(task_of, "dated_v1") | types_of(task_of, "dated_v2")
+    assert (types[t]["requests"], types[t]["basis"]) == (24, "system_prompt")
+
+
+def test_a_family_after_one_that_does_not_split_still_splits(links: tuple[dict[str, str], dict[str, dict]]) -> None:
+    task_of, types = links
+    (shared,) = types_of(task_of, "shared_translate") | types_of(task_of, "shared_rephrase")
+    assert types[shared]["requests"] == 40
+    (translate,), (review,) = types_of(task_of, "pair_translate"), types_of(task_of, "pair_review")
+    assert translate != review and [types[translate]["requests"], types[review]["requests"]] == [20, 10]
+    assert types[review]["basis"] == "system_prompt+user_template"
+
+
 def test_no_other_types(links: tuple[dict[str, str], dict[str, dict]]) -> None:
-    """agent's 2, helper, ruled, boxed, rare and five: 7 types; four's 12 requests are `other`."""
+    """shared, pair's 2, dated, agent's 2, helper, ruled, boxed, rare and five: 11 types; four's 12
+    requests are `other`."""
     _, types = links
-    assert sorted(t["requests"] for t in types.values()) == [10, 10, 10, 11, 12, 12, 12, 21]
+    assert sorted(t["requests"] for t in types.values()) == [10, 10, 10, 10, 11, 12, 12, 12, 20, 21, 24, 40]
     assert types[tasks.OTHER]["requests"] == 12
 
 
