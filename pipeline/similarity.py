@@ -199,11 +199,12 @@ class ShingleHasher:
 
     def grams(self, tokens: Sequence[str]) -> list[bytes]:
         """The k-word shingles as UTF-8 bytes (the `joined` hashing's input)."""
+        # Plain UTF-8: a word is never a lone surrogate (`\\w+` and the template pattern skip them).
         k = self.k
         if len(tokens) < k:
-            return [" ".join(tokens).encode("utf-8", "surrogatepass")]
+            return [" ".join(tokens).encode()]
         grams = map(" ".join, zip(*(tokens[i:] for i in range(k)), strict=False))
-        return [g.encode("utf-8", "surrogatepass") for g in grams]
+        return [g.encode() for g in grams]
 
     def shingles(self, tokens: Sequence[str]) -> np.ndarray:
         """Distinct k-shingle hashes, sorted."""
