@@ -608,8 +608,6 @@ def intersections(i: np.ndarray, j: np.ndarray, uids: np.ndarray, sets: pa.ListA
 
 def jaccards(inter: np.ndarray, ni: np.ndarray, nj: np.ndarray) -> np.ndarray:
     """Exact Jaccard from intersection and set sizes (1.0 for two empty sets), as `jaccard`."""
-    ni, nj = ni.astype(np.int64), nj.astype(np.int64)
-    union = ni + nj - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        jac = inter / union
-    return np.where(np.minimum(ni, nj) == 0, np.where(np.maximum(ni, nj) == 0, 1.0, 0.0), jac)
+    union = ni - inter + nj  # int64 from the first step on (`inter` is): the sizes never add in int32
+    # Only two empty sets have an empty union; every other union is at least 1.
+    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))

@@ -26,11 +26,12 @@ M64 = (1 << 64) - 1
 
 
 def test_jaccards_of_sizes_and_intersections() -> None:
-    """Both empty: 1.0; one empty: 0.0; 1 of 1 + 4: 1/4; 3 of 6 + 6: 3/9."""
-    inter = np.array([0, 0, 0, 1, 3])
-    ni = np.array([0, 0, 5, 1, 6], dtype=np.int32)
-    nj = np.array([0, 4, 0, 4, 6], dtype=np.int32)
-    assert jaccards(inter, ni, nj).tolist() == [1.0, 0.0, 0.0, 0.25, 1 / 3]
+    """Both empty: 1.0; one empty: 0.0; 1 of 1 + 4: 1/4; 3 of 6 + 6: 3/9; a union of one: one empty
+    and one single hash 0.0, the same single hash 1.0; sizes whose int32 sum overflows: 1/3."""
+    inter = np.array([0, 0, 0, 1, 3, 0, 1, 1 << 29])
+    ni = np.array([0, 0, 5, 1, 6, 1, 1, 1 << 30], dtype=np.int32)
+    nj = np.array([0, 4, 0, 4, 6, 0, 1, 1 << 30], dtype=np.int32)
+    assert jaccards(inter, ni, nj).tolist() == [1.0, 0.0, 0.0, 0.25, 1 / 3, 0.0, 1.0, 1 / 3]
 
 
 def sets(*members: list[int]) -> pa.ListArray:

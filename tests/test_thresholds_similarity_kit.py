@@ -244,3 +244,9 @@ def test_minhasher_lean_keeps_its_seed_and_values() -> None:
     row = np.array([5, 6, 7, 8], dtype=np.uint32)
     lean = MinHasher(4, seed=7).lean(row)
     assert lean.seed == 7 and np.array_equal(lean.hashvalues, row)
+
+
+def test_jaccard_of_single_hashes() -> None:
+    """A hash above every hash of a one-hash set is looked up past its end: no match, not an error."""
+    assert dd.jaccard(np.array([5], np.uint32), np.array([3], np.uint32)) == 0.0
+    assert dd.jaccard(np.array([3], np.uint32), np.array([3, 5], np.uint32)) == 0.5
