@@ -576,8 +576,7 @@ def exact_pairs(hash_sets: Sequence[np.ndarray], threshold: float) -> list[tuple
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The concatenation of arange(start, start + length) for each (start, length)."""
     ends = np.cumsum(lengths)
-    total = int(ends[-1]) if ends.size else 0
-    return np.arange(total, dtype=np.int64) - np.repeat(ends - lengths, lengths) + np.repeat(starts, lengths)
+    return np.arange(int(lengths.sum())) - np.repeat(ends - lengths, lengths) + np.repeat(starts, lengths)
 
 
 def intersections(i: np.ndarray, j: np.ndarray, uids: np.ndarray, sets: pa.ListArray) -> np.ndarray:
@@ -600,8 +599,9 @@ def intersections(i: np.ndarray, j: np.ndarray, uids: np.ndarray, sets: pa.ListA
     a_keys = (np.repeat(np.arange(lefts.size, dtype=np.uint64), a_len) << np.uint64(32)) | flat[_ranges(offsets[ki], a_len)]
     b_len = offsets[kj + 1] - offsets[kj]
     b_keys = (np.repeat(rank.astype(np.uint64), b_len) << np.uint64(32)) | flat[_ranges(offsets[kj], b_len)]
-    pos = np.minimum(np.searchsorted(a_keys, b_keys), max(a_keys.size - 1, 0))
-    hit = a_keys[pos] == b_keys if a_keys.size else np.zeros(b_keys.size, dtype=bool)
+    if not a_keys.size:  # every left set is empty
+        return np.zeros(i.size, dtype=np.int64)
+    hit = a_keys[np.minimum(np.searchsorted(a_keys, b_keys), a_keys.size - 1)] == b_keys
     pair = np.repeat(np.arange(i.size), b_len)
     return np.bincount(pair, weights=hit, minlength=i.size).astype(np.int64)
 

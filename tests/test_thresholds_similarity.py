@@ -48,7 +48,8 @@ def test_intersections_by_hand() -> None:
     j = np.array([10, 50, 30, 20, 40])
     got = intersections(i, j, uids, hashes)
     assert got.dtype == np.int64 and got.tolist() == [1, 0, 1, 0, 0]
-    assert intersections(np.array([40]), np.array([20]), uids, hashes).tolist() == [0]  # only an empty left set
+    only_empty_left = intersections(np.array([40, 40]), np.array([20, 10]), uids, hashes)
+    assert only_empty_left.dtype == np.int64 and only_empty_left.tolist() == [0, 0]
     assert intersections(np.array([30]), np.array([10]), uids, hashes).tolist() == [1]
     empty = intersections(np.zeros(0, np.int64), np.zeros(0, np.int64), uids, hashes)
     assert empty.dtype == np.int64 and empty.shape == (0,)
@@ -56,6 +57,7 @@ def test_intersections_by_hand() -> None:
 
 def test_ranges() -> None:
     assert _ranges(np.array([5, 0, 2]), np.array([2, 0, 3])).tolist() == [5, 6, 2, 3, 4]
+    assert _ranges(np.array([7]), np.array([1])).tolist() == [7]
     assert _ranges(np.zeros(0, np.int64), np.zeros(0, np.int64)).tolist() == []
 
 
