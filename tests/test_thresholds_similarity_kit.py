@@ -221,6 +221,7 @@ def test_union_find_roots_sizes_and_labels() -> None:
     assert uf.size[3] == 3
     labels = uf.labels()
     assert labels.dtype == np.int64 and labels.tolist() == [0, 1, 1, 1, 4, 5]
+    assert uf.size.dtype == np.int64  # counts
 
 
 # --- MinHasher ------------------------------------------------------------------------------------------
@@ -250,3 +251,34 @@ def test_jaccard_of_single_hashes() -> None:
     """A hash above every hash of a one-hash set is looked up past its end: no match, not an error."""
     assert dd.jaccard(np.array([5], np.uint32), np.array([3], np.uint32)) == 0.0
     assert dd.jaccard(np.array([3], np.uint32), np.array([3, 5], np.uint32)) == 0.5
+
+
+# --- the banding each dedup pass uses, on planted signatures -------------------------------------------------
+
+
+def planted_pair(equal: range) -> tuple[list[np.ndarray], np.ndarray]:
+    """Two identical hash sets (J = 1) whose 128-value signatures agree only at the `equal` positions,
+    so they are LSH candidates exactly when one band lies inside `equal`."""
+    sets = [np.arange(10, dtype=np.uint32), np.arange(10, dtype=np.uint32)]
+    sigs = np.arange(256, dtype=np.uint32).reshape(2, 128)
+    sigs[1, list(equal)] = sigs[0, list(equal)]
+    return sets, sigs
+
+
+def test_near_duplicate_pairs_band_with_20_x_6_or_the_given_params() -> None:
+    cfg = dd.DedupConfig()
+    sets, sigs = planted_pair(range(114, 120))  # band 19 of 20 x 6 and nothing else
+    assert dd.near_duplicate_pairs(sets, sigs, cfg) == [(0, 1, 1.0)]
+    assert dd.near_duplicate_pairs(sets, sigs, cfg, params=(5, 25)) == []  # no band of 25 equal rows
+    sets, sigs = planted_pair(range(124, 128))  # the last band of 32 x 4, inside no band of 20 x 6
+    assert dd.near_duplicate_pairs(sets, sigs, cfg) == []
+    assert dd.near_duplicate_pairs(sets, sigs, cfg, params=(32, 4)) == [(0, 1, 1.0)]
+
+
+def test_cross_pairs_band_with_the_check_banding() -> None:
+    """The leakage check's 32 x 4 finds a pair that shares only its last 4 values; 20 x 6 would not."""
+    cfg = dd.DedupConfig()
+    sets, sigs = planted_pair(range(124, 128))
+    assert dd.cross_pairs(sets[:1], sigs[:1], sets[1:], sigs[1:], cfg) == [(0, 0, 1.0)]
+    sets, sigs = planted_pair(range(120, 123))  # three values: no band of 4
+    assert dd.cross_pairs(sets[:1], sigs[:1], sets[1:], sigs[1:], cfg) == []
