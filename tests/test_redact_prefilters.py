@@ -46,3 +46,15 @@ def test_digit_count_only_reads_ascii_text() -> None:
     assert redact._ascii_digit_count("a1b22") == 3
     assert redact._ascii_digit_count("١٢٣ 45") > 10**6  # unknown: never skips a detector
     assert redact._b64_run(4)("ab/+") and not redact._b64_run(4)("ab/=") and not redact._b64_run(2)("é")
+
+
+def test_necessary_patterns_and_base64_runs_at_their_edges() -> None:
+    """`_searches` and `_b64_run` build the prefilters: each just inside and just outside its shape."""
+    ssn_tail = redact._searches(r"-\d{2}-\d{4}")
+    assert ssn_tail("ssn 123-45-6789") and not ssn_tail("ssn 123-45-678") and not ssn_tail("")
+    forty = redact._b64_run(40)
+    run = "A1/+" * 10
+    assert forty(f"x {run} y") and forty(run) and forty(f"é{run}é")
+    assert not forty(run[:39]) and not forty(f"{run[:20]}={run[20:39]}") and not forty(f"{run[:20]}é{run[20:]}")
+    assert redact._b64_run(3)("\ud800abc") and not redact._b64_run(4)("\ud800abc")  # a lone surrogate is no error
+    assert redact._ascii_digit_count("") == 0 and redact._ascii_digit_count("7") == 1
