@@ -29,6 +29,7 @@ from pipeline.similarity import (
     lsh_link,
     lsh_params,
     mask_dynamic,
+    minhash_signatures,
     words,
 )
 
@@ -282,3 +283,25 @@ def test_cross_pairs_band_with_the_check_banding() -> None:
     assert dd.cross_pairs(sets[:1], sigs[:1], sets[1:], sigs[1:], cfg) == [(0, 0, 1.0)]
     sets, sigs = planted_pair(range(120, 123))  # three values: no band of 4
     assert dd.cross_pairs(sets[:1], sigs[:1], sets[1:], sigs[1:], cfg) == []
+
+
+def test_minhash_signatures_default_to_datasketchs_empty_signature() -> None:
+    got = minhash_signatures([np.zeros(0, np.uint32), np.array([7], np.uint32)], 16, 1, chunk_shingles=8)
+    one = MinHash(num_perm=16, seed=1, hashfunc=int)
+    one.update(7)
+    assert got.dtype == np.uint32
+    assert got[0].tolist() == [2**32 - 1] * 16 and np.array_equal(got[1], one.hashvalues)
+
+
+def test_dedup_signs_an_empty_hash_set_as_the_hash_zero() -> None:
+    cfg = dd.DedupConfig()
+    zero = MinHash(num_perm=128, seed=1, hashfunc=int)
+    zero.update(0)
+    got = dd.signatures_from_hashes([np.zeros(0, np.uint32), np.array([0], np.uint32)], cfg)
+    assert np.array_equal(got[0], zero.hashvalues) and np.array_equal(got[1], zero.hashvalues)
+
+
+def test_exact_key_is_xxh3_128_of_the_words_joined_by_a_space() -> None:
+    """The key is stable across versions: the 128-bit xxh3 of the normalized words, one space apart."""
+    assert dd.exact_key("Order #12, SHIPPED!") == xxhash.xxh3_128_digest(b"order 12 shipped")
+    assert dd.text_features("Order #12, SHIPPED!")[0] == xxhash.xxh3_128_digest(b"order 12 shipped")
