@@ -370,8 +370,8 @@ class UnionFind:
 
     def labels(self) -> np.ndarray:
         """Component label per element: the smallest index in its component."""
-        roots = np.fromiter((self.find(i) for i in range(len(self.parent))), dtype=np.int64, count=len(self.parent))
-        smallest = np.full(len(roots), len(roots), dtype=np.int64)
+        roots = np.fromiter((self.find(i) for i in range(len(self.parent))), dtype=np.int64)
+        smallest = np.full(len(roots), len(roots))  # int64, as its fill
         np.minimum.at(smallest, roots, np.arange(len(roots)))
         return smallest[roots]
 
@@ -437,20 +437,20 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """Bands x rows with the S-curve midpoint (1/b)^(1/r) just below `threshold`.
+    """Bands x rows with the largest S-curve midpoint (1/b)^(1/r) at or below `threshold - 0.1`
+    (one row per band when none is).
 
     Candidates are verified afterwards, so the banding errs towards recall (dedup.md §3.3: a
-    midpoint below the target and verification gives both precision and recall).
+    midpoint below the target and verification gives both precision and recall). The midpoint grows
+    with the rows (b = num_perm // r shrinks as r grows), so the first r above the target ends the search.
     """
-    best: tuple[float, int, int] | None = None
-    for rows in range(1, num_perm + 1):
+    best = (num_perm, 1)
+    for rows in range(2, num_perm + 1):
         bands = num_perm // rows
-        midpoint = (1 / bands) ** (1 / rows)
-        if midpoint <= threshold - 0.1:
-            gap = threshold - 0.1 - midpoint
-            if best is None or gap < best[0]:
-                best = (gap, bands, rows)
-    return (best[1], best[2]) if best else (num_perm, 1)
+        if (1 / bands) ** (1 / rows) > threshold - 0.1:
+            break
+        best = (bands, rows)
+    return best
 
 
 def lsh_index(signatures: np.ndarray, keys: Iterable[int], params: tuple[int, int], seed: int) -> MinHashLSH:
