@@ -199,11 +199,12 @@ class ShingleHasher:
 
     def grams(self, tokens: Sequence[str]) -> list[bytes]:
         """The k-word shingles as UTF-8 bytes (the `joined` hashing's input)."""
+        # Plain UTF-8: a word is never a lone surrogate (`\\w+` and the template pattern skip them).
         k = self.k
         if len(tokens) < k:
-            return [" ".join(tokens).encode("utf-8", "surrogatepass")]
+            return [" ".join(tokens).encode()]
         grams = map(" ".join, zip(*(tokens[i:] for i in range(k)), strict=False))
-        return [g.encode("utf-8", "surrogatepass") for g in grams]
+        return [g.encode() for g in grams]
 
     def shingles(self, tokens: Sequence[str]) -> np.ndarray:
         """Distinct k-shingle hashes, sorted."""
@@ -473,8 +474,8 @@ class UnionFind:
 
     def labels(self) -> np.ndarray:
         """Component label per element: the smallest index in its component."""
-        roots = np.fromiter((self.find(i) for i in range(len(self.parent))), dtype=np.int64, count=len(self.parent))
-        smallest = np.full(len(roots), len(roots), dtype=np.int64)
+        roots = np.fromiter((self.find(i) for i in range(len(self.parent))), dtype=np.int64)
+        smallest = np.full(len(roots), len(roots))  # int64, as its fill
         np.minimum.at(smallest, roots, np.arange(len(roots)))
         return smallest[roots]
 
@@ -540,20 +541,20 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """Bands x rows with the S-curve midpoint (1/b)^(1/r) just below `threshold`.
+    """Bands x rows with the largest S-curve midpoint (1/b)^(1/r) at or below `threshold - 0.1`
+    (one row per band when none is).
 
     Candidates are verified afterwards, so the banding errs towards recall (dedup.md §3.3: a
-    midpoint below the target and verification gives both precision and recall).
+    midpoint below the target and verification gives both precision and recall). The midpoint grows
+    with the rows (b = num_perm // r shrinks as r grows), so the first r above the target ends the search.
     """
-    best: tuple[float, int, int] | None = None
-    for rows in range(1, num_perm + 1):
+    best = (num_perm, 1)
+    for rows in range(2, num_perm + 1):
         bands = num_perm // rows
-        midpoint = (1 / bands) ** (1 / rows)
-        if midpoint <= threshold - 0.1:
-            gap = threshold - 0.1 - midpoint
-            if best is None or gap < best[0]:
-                best = (gap, bands, rows)
-    return (best[1], best[2]) if best else (num_perm, 1)
+        if (1 / bands) ** (1 / rows) > threshold - 0.1:
+            break
+        best = (bands, rows)
+    return best
 
 
 def lsh_index(signatures: np.ndarray, keys: Iterable[int], params: tuple[int, int], seed: int) -> MinHashLSH:
@@ -679,8 +680,7 @@ def exact_pairs(hash_sets: Sequence[np.ndarray], threshold: float) -> list[tuple
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The concatenation of arange(start, start + length) for each (start, length)."""
     ends = np.cumsum(lengths)
-    total = int(ends[-1]) if ends.size else 0
-    return np.arange(total, dtype=np.int64) - np.repeat(ends - lengths, lengths) + np.repeat(starts, lengths)
+    return np.arange(int(lengths.sum())) - np.repeat(ends - lengths, lengths) + np.repeat(starts, lengths)
 
 
 def intersections(i: np.ndarray, j: np.ndarray, uids: np.ndarray, sets: pa.ListArray) -> np.ndarray:
@@ -703,16 +703,15 @@ def intersections(i: np.ndarray, j: np.ndarray, uids: np.ndarray, sets: pa.ListA
     a_keys = (np.repeat(np.arange(lefts.size, dtype=np.uint64), a_len) << np.uint64(32)) | flat[_ranges(offsets[ki], a_len)]
     b_len = offsets[kj + 1] - offsets[kj]
     b_keys = (np.repeat(rank.astype(np.uint64), b_len) << np.uint64(32)) | flat[_ranges(offsets[kj], b_len)]
-    pos = np.minimum(np.searchsorted(a_keys, b_keys), max(a_keys.size - 1, 0))
-    hit = a_keys[pos] == b_keys if a_keys.size else np.zeros(b_keys.size, dtype=bool)
+    if not a_keys.size:  # every left set is empty
+        return np.zeros(i.size, dtype=np.int64)
+    hit = a_keys[np.minimum(np.searchsorted(a_keys, b_keys), a_keys.size - 1)] == b_keys
     pair = np.repeat(np.arange(i.size), b_len)
     return np.bincount(pair, weights=hit, minlength=i.size).astype(np.int64)
 
 
 def jaccards(inter: np.ndarray, ni: np.ndarray, nj: np.ndarray) -> np.ndarray:
     """Exact Jaccard from intersection and set sizes (1.0 for two empty sets), as `jaccard`."""
-    ni, nj = ni.astype(np.int64), nj.astype(np.int64)
-    union = ni + nj - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        jac = inter / union
-    return np.where(np.minimum(ni, nj) == 0, np.where(np.maximum(ni, nj) == 0, 1.0, 0.0), jac)
+    union = ni - inter + nj  # int64 from the first step on (`inter` is): the sizes never add in int32
+    # Only two empty sets have an empty union; every other union is at least 1.
+    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))

@@ -99,7 +99,7 @@ def exact_key(text: str) -> bytes:
 
 
 def _key_of_words(tokens: list[str]) -> bytes:
-    return xxhash.xxh3_128_digest(" ".join(tokens).encode("utf-8", "surrogatepass"))
+    return xxhash.xxh3_128_digest(" ".join(tokens).encode())  # words are never lone surrogates
 
 
 def shingles(text: str, ngram: int = 5) -> list[bytes]:
