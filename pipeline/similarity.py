@@ -295,7 +295,7 @@ def xxh32_ranges(buf: bytes, starts: np.ndarray, lengths: np.ndarray, seed: int 
 
 
 def joined_shingles(docs: Sequence[Sequence[str]], k: int) -> tuple[list[bytes], list[np.ndarray]]:
-    """For many token lists at once: each list's words joined by a space (UTF-8, surrogates passed),
+    """For many token lists at once: each list's words joined by a space (UTF-8, as `grams`),
     and the sorted unique xxh32 hashes of its k-word shingles, exactly as `ShingleHasher(k, "joined")`
     computes them one document at a time (a list shorter than k, even an empty one, is one shingle
     of all its words).
@@ -304,7 +304,7 @@ def joined_shingles(docs: Sequence[Sequence[str]], k: int) -> tuple[list[bytes],
     of every document is hashed by one `xxh32_ranges` call and sorted by one `np.unique`, not by a
     Python call per shingle (which was most of the dedup features' cost).
     """
-    joined = [" ".join(tokens).encode("utf-8", "surrogatepass") for tokens in docs]
+    joined = [" ".join(tokens).encode() for tokens in docs]
     n = len(joined)
     if not n:
         return joined, []

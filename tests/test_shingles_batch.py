@@ -44,13 +44,13 @@ def test_xxh32_ranges_of_the_whole_buffer_and_of_nothing() -> None:
 @pytest.mark.parametrize("k", [1, 3, 5])
 def test_joined_shingles_equal_one_hash_per_gram(k: int) -> None:
     rnd = random.Random(k)
-    vocabulary = ["a", "bb", "héllo", "x\ud800y", "日本語", "w_1", "long" * 9, "ß", "ﬁ"]
+    vocabulary = ["a", "bb", "héllo", "日本語", "w_1", "long" * 9, "ß", "ﬁ", "😀x"]
     docs = [[], ["only"], ["two", "words"], ["w"] * k, ["w"] * (k + 1), ["a", "b"] * 20]
     docs += [[rnd.choice(vocabulary) for _ in range(rnd.randint(0, 40))] for _ in range(500)]
     joined, sets = joined_shingles(docs, k)
     assert len(sets) == len(docs)
     for tokens, text, got in zip(docs, joined, sets, strict=True):
-        assert text == " ".join(tokens).encode("utf-8", "surrogatepass")
+        assert text == " ".join(tokens).encode()
         assert got.dtype == np.uint32
         assert got.tolist() == _reference_shingles(tokens, k).tolist(), tokens
 
