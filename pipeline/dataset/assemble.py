@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
@@ -280,6 +281,15 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
     return files
 
 
+def _loads(raw: bytes) -> Any:
+    """A written record parsed back: orjson (3x faster) gives the same objects for every valid JSON
+    document it accepts; what it refuses (integers beyond 64 bits, NaN) the standard library reads."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str, dict[str, Any]],
                      validate: Callable[..., list[str]], max_tokens: int, written: dict[str, int]) -> dict[str, Any]:
     """Re-read every written file: its sha256 (into `files`), the target format's validator on each
@@ -299,7 +309,7 @@ def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str,
                 offset += len(raw)
                 if not raw.strip():
                     continue
-                errs = validate(json.loads(raw), max_tokens, int(counts[line_no]) if line_no < counts.size else None)
+                errs = validate(_loads(raw), max_tokens, int(counts[line_no]) if line_no < counts.size else None)
                 line_no += 1
                 checked += 1
                 invalid += bool(errs)
