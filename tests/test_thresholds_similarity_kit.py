@@ -19,6 +19,7 @@ from datasketch import MinHash
 
 from pipeline.dataset import dedup as dd
 from pipeline.similarity import (
+    TEMPLATE_SHINGLES,
     TEMPLATE_WORDS,
     UNICODE_WORDS,
     VOLATILE_MASKING,
@@ -26,6 +27,7 @@ from pipeline.similarity import (
     MinHasher,
     ShingleHasher,
     UnionFind,
+    dedup_shingles,
     lsh_link,
     lsh_params,
     mask_dynamic,
@@ -305,3 +307,13 @@ def test_exact_key_is_xxh3_128_of_the_words_joined_by_a_space() -> None:
     """The key is stable across versions: the 128-bit xxh3 of the normalized words, one space apart."""
     assert dd.exact_key("Order #12, SHIPPED!") == xxhash.xxh3_128_digest(b"order 12 shipped")
     assert dd.text_features("Order #12, SHIPPED!")[0] == xxhash.xxh3_128_digest(b"order 12 shipped")
+
+
+def test_each_scheme_builds_its_own_hashing() -> None:
+    """dedup's scheme hashes joined n-grams (what datasketch is fed), task typing's rolls word hashes."""
+    joined = dedup_shingles(3).hasher()
+    assert (joined.hashing, joined.k) == ("joined", 3)
+    assert joined.shingles(["a", "b", "c"]).tolist() == [xxhash.xxh32_intdigest(b"a b c")]
+    rolling = TEMPLATE_SHINGLES.hasher()
+    assert (rolling.hashing, rolling.k) == ("rolling", 3)
+    assert rolling.shingles(["a", "b", "c"]).tolist() == rolling_reference(["a", "b", "c"], 3)
