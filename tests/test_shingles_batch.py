@@ -6,6 +6,7 @@ signatures built from them."""
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 import pytest
@@ -83,3 +84,22 @@ def test_signatures_of_a_random_block_equal_datasketch() -> None:
         m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=xxhash.xxh32_intdigest, scheme="affine32")
         m.update_batch(dd.shingles(text))
         assert row.tolist() == m.hashvalues.tolist(), text
+
+
+def test_volatile_masking_prefilter_changes_nothing() -> None:
+    """`VOLATILE_MASKING.needs` is a necessary condition: with or without it, the same masked text."""
+    import dataclasses
+
+    from pipeline.similarity import VOLATILE_MASKING
+
+    unfiltered = dataclasses.replace(VOLATILE_MASKING, needs="")
+    fragments = ["a1b2c3d4-0000-1111-2222-333344445555", "2026-01-02t10:00:00z", "2026-01-02 10:00", "2026-01-02",
+                 "re-add", "x-ab-1", "12-34-5", "-12-3", "e3f9-", "٢٠٢٦-٠١-٠٢t10:00", "Ａ-ｂ", "UUID", "-", " ", "word"]
+    rnd = random.Random(5)
+    texts = ["".join(rnd.choice(fragments) for _ in range(rnd.randint(0, 8))) for _ in range(3_000)]
+    assert sum(VOLATILE_MASKING(t) != t.lower() for t in texts) > 100  # spans were masked
+    needs = VOLATILE_MASKING.needs
+    assert isinstance(needs, re.Pattern)
+    assert sum(needs.search(t.lower()) is None and "-" in t for t in texts) > 100  # and skipped
+    for text in texts:
+        assert VOLATILE_MASKING(text) == unfiltered(text), text

@@ -11,12 +11,14 @@ datasketch's own MinHash), never from the function under test.
 from __future__ import annotations
 
 import re
+import uuid
 
 import numpy as np
 import pytest
 import xxhash
 from datasketch import MinHash
 
+from pipeline import similarity
 from pipeline.dataset import dedup as dd
 from pipeline.similarity import (
     TEMPLATE_SHINGLES,
@@ -317,3 +319,11 @@ def test_each_scheme_builds_its_own_hashing() -> None:
     rolling = TEMPLATE_SHINGLES.hasher()
     assert (rolling.hashing, rolling.k) == ("rolling", 3)
     assert rolling.shingles(["a", "b", "c"]).tolist() == rolling_reference(["a", "b", "c"], 3)
+
+
+def test_a_word_pattern_seen_for_the_first_time_is_compiled_and_kept() -> None:
+    """A pattern no earlier call used (a unique regex comment makes it new in every process)."""
+    fresh = rf"[a-z]+(?#{uuid.uuid4().hex})"
+    assert fresh not in similarity._WORD_PATTERNS
+    assert words("x-y Z", fresh) == ["x", "y"]
+    assert fresh in similarity._WORD_PATTERNS and words("q", fresh) == ["q"]
