@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from audit.signals import SignalsConfig, detect_signals
-from audit.tables import attach_parquet_view, open_store, query, temp_table, write_batches
+from audit.tables import SQL, attach_parquet_view, open_store, query, temp_table, write_batches
 from pipeline.config import from_section
 from pipeline.progress import phase
 from pipeline.similarity import (
@@ -53,6 +53,7 @@ from pipeline.similarity import (
     mask_dynamic,
     words,
 )
+from pipeline.sql import arrow_tables
 from schemas.labels import (
     REQUEST_LABELS_SCHEMA,
     SIGNAL_RATES_SCHEMA,
@@ -120,7 +121,7 @@ class TasksConfig:
 class TaskAssignment:
     """Per-request task types (TEMP TABLE `task_assignment` in the connection) and versions."""
 
-    types: int
+    types: int  # read by `make bench`
     requests_other: int
     basis_counts: dict[str, int] = field(default_factory=dict)
     versions: pa.Table | None = None
@@ -179,10 +180,10 @@ def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> SystemF
     sigs = minhasher.signatures(shingles)
     # The estimate only pre-filters (a margin below the threshold); exact Jaccard decides. Few
     # distinct prompts exist, so exact verification is affordable and removes estimator noise.
+    # (The seed is the MinHasher's: the LSH index reads only the signatures.)
     uf = lsh_link(
         sigs,
         max(0.05, cfg.system_merge_jaccard - 0.15),
-        seed=cfg.seed,
         max_indexed=cfg.lsh_max_indexed,
         verify=lambda i, j: jaccard(shingles[i], shingles[j]) >= cfg.system_merge_jaccard,
     )
@@ -190,8 +191,8 @@ def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> SystemF
         fps=fps,
         masked=masked,
         examples=[r[2] for r in rows],
-        requests=np.array([r[3] for r in rows], dtype=np.int64),
-        family=uf.labels() if fps else np.empty(0, dtype=np.int64),
+        requests=np.array([r[3] for r in rows]),
+        family=uf.labels(),
         shingles=shingles,
     )
 
@@ -216,20 +217,13 @@ def assign_task_types(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> TaskA
 
     # Family -> split by user template where one system prompt serves several templates.
     keys: dict[str, str] = _family_splits(con, cfg)  # (family|skeleton) -> group key
-    system_rows = query(con, "tasks_family_requests").to_arrow_table()
     group_of: dict[str, str] = {}
     basis_of_group: dict[str, str] = {}
-    for rid, fam, skel in zip(
-        system_rows["request_id"].to_pylist(),
-        system_rows["family"].to_pylist(),
-        system_rows["user_skeleton_fp"].to_pylist(),
-        strict=True,
-    ):
+    for rid, fam, skel in SQL.rows(con, "tasks_family_requests"):
         split_key = keys.get(f"{fam}|{skel}") or keys.get(f"{fam}|*")
         group = split_key or fam
         group_of[rid] = group
         basis_of_group[group] = "system_prompt+user_template" if split_key else "system_prompt"
-    del system_rows
     tool_names: dict[str, str] = {}
     if cfg.tool_split:
         split, tool_names = _tool_splits(con, cfg, group_of)
@@ -246,27 +240,26 @@ def assign_task_types(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> TaskA
     ordered = sorted((g for g, n in sizes.items() if n >= cfg.min_type_requests), key=lambda g: (-sizes[g], g))
     width = max(2, len(str(len(ordered))))
     type_of_group = {g: f"task_{i + 1:0{width}d}" for i, g in enumerate(ordered)}
-    labels = _labels(con, cfg, fams, ordered, group_of, basis_of_group)
+    labels = _labels(con, fams, ordered, group_of, basis_of_group)
     for g, names in tool_names.items():
         if g in labels:
             labels[g] = f"{labels[g]} [tools: {names}]"
 
-    ids = list(group_of)
-    types = [type_of_group.get(group_of[r], OTHER) for r in ids]
+    # (task type, label, basis) per group: a typed group has all three, every other group is `other`.
+    typed = {g: (type_of_group[g], labels[g], basis_of_group[g]) for g in ordered}
+    assigned = [typed.get(g, (OTHER, OTHER_LABEL, OTHER)) for g in group_of.values()]
     table = pa.table(
         {
-            "request_id": ids,
-            "task_type": types,
-            "task_label": [labels.get(group_of[r], OTHER_LABEL) if t != OTHER else OTHER_LABEL
-                           for r, t in zip(ids, types, strict=True)],
-            "basis": [basis_of_group[group_of[r]] if t != OTHER else OTHER for r, t in zip(ids, types, strict=True)],
+            "request_id": list(group_of),
+            "task_type": [a[0] for a in assigned],
+            "task_label": [a[1] for a in assigned],
+            "basis": [a[2] for a in assigned],
         }
     )
-    con.register("task_assignment_view", table)
-    temp_table(con, "task_assignment", "tasks_assignment", other_label=OTHER_LABEL)
-    con.unregister("task_assignment_view")
+    with arrow_tables(con, task_assignment_view=table):
+        temp_table(con, "task_assignment", "tasks_assignment", other_label=OTHER_LABEL)
     basis_counts = Counter(table["basis"].to_pylist())
-    n_other = con.sql("SELECT count(*) FROM task_assignment WHERE task_type = 'other'").fetchall()[0][0]
+    n_other = query(con, "tasks_other_requests").fetchall()[0][0]
     versions = _versions(con, cfg, fams)
     return TaskAssignment(types=len(ordered), requests_other=int(n_other), basis_counts=dict(basis_counts),
                           versions=versions)
@@ -389,19 +382,15 @@ def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[st
     hasher.cache_clear()
     # Recurring shingles = template text: present in >= template_min_messages distinct documents.
     if shingles:
-        flat = np.concatenate(shingles) if any(len(s) for s in shingles) else np.empty(0, dtype=np.uint32)
+        flat = np.concatenate(shingles)
         values, counts = np.unique(flat, return_counts=True)
         recurring = values[counts >= cfg.template_min_messages]
         del flat, values, counts
         shingles = [s[np.isin(s, recurring, assume_unique=True)] for s in shingles]
-    linkable = np.array([len(s) >= cfg.content_min_shingles for s in shingles], dtype=bool)
-    doc_component: dict[int, int] = {}
-    if linkable.any():
-        idx = np.flatnonzero(linkable)
-        sigs = MinHasher(cfg.content_num_perm, cfg.seed).signatures([shingles[i] for i in idx])
-        uf = lsh_link(sigs, cfg.content_threshold, seed=cfg.seed, max_indexed=cfg.lsh_max_indexed)
-        comp = uf.labels()
-        doc_component = {int(doc_hashes[i]): int(c) for i, c in zip(idx.tolist(), comp.tolist(), strict=True)}
+    idx = np.flatnonzero([len(s) >= cfg.content_min_shingles for s in shingles])  # the linkable documents
+    sigs = MinHasher(cfg.content_num_perm, cfg.seed).signatures([shingles[i] for i in idx])
+    comp = lsh_link(sigs, cfg.content_threshold, max_indexed=cfg.lsh_max_indexed).labels()
+    doc_component = {int(doc_hashes[i]): int(c) for i, c in zip(idx.tolist(), comp.tolist(), strict=True)}
     del shingles
 
     rows = query(con, "tasks_content_links").to_arrow_table()
@@ -427,8 +416,7 @@ def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[st
             link(i, ("skeleton", skel))
         if cfg.link_sessions and session:
             link(i, ("session", session))
-    labels = uf_req.labels().tolist() if n else []
-    return {rid: f"C{lab}" for rid, lab in zip(ids, labels, strict=True)}
+    return {rid: f"C{lab}" for rid, lab in zip(ids, uf_req.labels().tolist(), strict=True)}
 
 
 # --- labels and versions -------------------------------------------------------------------------
@@ -457,7 +445,6 @@ def _clip(text: str, limit: int) -> str:
 
 def _labels(
     con: duckdb.DuckDBPyConnection,
-    cfg: TasksConfig,
     fams: SystemFamilies,
     groups: list[str],
     group_of: dict[str, str],

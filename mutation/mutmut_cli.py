@@ -14,8 +14,10 @@ the fixture is still set up once per file, and a killed mutant stops at its firs
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import mutmut.__main__ as mutmut_main
+from mutmut.runners.harness import PytestRunner
 
 
 def widen_to_test_files() -> None:
@@ -39,6 +41,30 @@ def collect_or_load_stats(*args: object, **kwargs: object) -> None:
 
 
 mutmut_main.collect_or_load_stats = collect_or_load_stats  # type: ignore[assignment]
+
+
+class SetupDurations:
+    """Charge each test's setup and teardown (its module fixtures: a planted store, a dataset build)
+    to its duration too. mutmut counts the call phase only, so the per-mutant CPU limit, which it
+    derives from those durations, left out the fixtures every widened run sets up again: a mutant
+    that changes nothing ran out of CPU under it and was counted as a timeout, i.e. as killed."""
+
+    def pytest_runtest_makereport(self, item: Any, call: Any) -> None:
+        if call.when in ("setup", "teardown"):
+            durations = mutmut_main.state().duration_by_test
+            durations[item.nodeid] = durations.get(item.nodeid, 0) + call.duration
+
+
+_execute_pytest = PytestRunner.execute_pytest
+
+
+def execute_pytest(self: PytestRunner, params: list[str], **kwargs: Any) -> int:
+    if "plugins" in kwargs:  # the stats pass (and mutmut's test listing, where the extra plugin is harmless)
+        kwargs["plugins"] = [*kwargs["plugins"], SetupDurations()]
+    return _execute_pytest(self, params, **kwargs)
+
+
+PytestRunner.execute_pytest = execute_pytest  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     mutmut_main.cli()

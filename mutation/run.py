@@ -106,6 +106,10 @@ def statuses_of(scratch: Path, patterns: list[str]) -> dict[str, str]:
     return statuses
 
 
+def _excluded(key: str, spec: dict) -> bool:
+    return any(fnmatch.fnmatch(key, f"*{fn}__mutmut_*") for fn in spec.get("exclude", []))
+
+
 def run_module(name: str, spec: dict, max_children: int, resume: bool = False) -> dict:
     t0 = time.monotonic()
     resume = resume and (SCRATCH / name / "mutants").is_dir()
@@ -116,19 +120,20 @@ def run_module(name: str, spec: dict, max_children: int, resume: bool = False) -
     print(f"{name}: mutating {', '.join(spec['paths'])} {' '.join(spec.get('functions', []))}...", flush=True)
     if resume:
         # Tests added since the last run: run the mutants that were not killed again (mutmut keeps a
-        # verdict unless the mutant is named), and the ones not run yet.
-        again = [k for k, s in statuses_of(scratch, patterns).items() if s not in KILLED | {"skipped"}]
+        # verdict unless the mutant is named), and the ones not run yet; never the excluded ones.
+        again = [k for k, s in statuses_of(scratch, patterns).items()
+                 if s not in KILLED | {"skipped"} and not _excluded(k, spec)]
         patterns = again or patterns
     mutmut(scratch, "run", "--max-children", str(max_children), *patterns)
     statuses = statuses_of(scratch, [f"*{fn}__mutmut_*" for fn in spec.get("functions", [])])
-    unchecked = [k for k, s in statuses.items() if s == "not checked"]
+    unchecked = [k for k, s in statuses.items() if s == "not checked" and not _excluded(k, spec)]
     if resume and unchecked:
         # A function whose source changed since the last run has new mutants, not named above.
         mutmut(scratch, "run", "--max-children", str(max_children), *unchecked)
         statuses = statuses_of(scratch, [f"*{fn}__mutmut_*" for fn in spec.get("functions", [])])
     # `exclude`: functions mutmut cannot test by construction (they run at import time, before a
     # forked worker activates its mutant); modules.toml says why for each.
-    excluded = {k for k in statuses if any(fnmatch.fnmatch(k, f"*{fn}__mutmut_*") for fn in spec.get("exclude", []))}
+    excluded = {k for k in statuses if _excluded(k, spec)}
     for key in excluded:
         del statuses[key]
     counts: dict[str, int] = {}

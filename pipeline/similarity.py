@@ -199,16 +199,17 @@ class ShingleHasher:
 
     def grams(self, tokens: Sequence[str]) -> list[bytes]:
         """The k-word shingles as UTF-8 bytes (the `joined` hashing's input)."""
+        # Plain UTF-8: a word is never a lone surrogate (`\\w+` and the template pattern skip them).
         k = self.k
         if len(tokens) < k:
-            return [" ".join(tokens).encode("utf-8", "surrogatepass")]
+            return [" ".join(tokens).encode()]
         grams = map(" ".join, zip(*(tokens[i:] for i in range(k)), strict=False))
-        return [g.encode("utf-8", "surrogatepass") for g in grams]
+        return [g.encode() for g in grams]
 
     def shingles(self, tokens: Sequence[str]) -> np.ndarray:
         """Distinct k-shingle hashes, sorted."""
         if self.hashing == "joined":
-            return np.unique(np.fromiter(map(xxhash.xxh32_intdigest, self.grams(tokens)), dtype=np.uint32))
+            return joined_shingles([tokens], self.k)[1][0]
         if not tokens:
             return np.empty(0, dtype=np.uint32)
         wh = self.word_hashes(tokens)
@@ -223,6 +224,110 @@ class ShingleHasher:
 
     def cache_clear(self) -> None:
         self._cache.clear()
+
+
+# --- xxh32 of many byte ranges at once ----------------------------------------------------------------
+
+_P1, _P2, _P3, _P4, _P5 = (np.uint32(p) for p in (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1))
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def xxh32_ranges(buf: bytes, starts: np.ndarray, lengths: np.ndarray, seed: int = 0) -> np.ndarray:
+    """xxh32 (seed `seed`) of `buf[s:s+n]` for every (s, n), vectorized: the same uint32 values as
+    `xxhash.xxh32_intdigest` on each slice (tested), without a Python call per slice.
+
+    XXH32 as specified (github.com/Cyan4973/xxHash, doc/xxhash_spec.md): 16-byte stripes into four
+    accumulators when the input has 16 bytes or more, then 4-byte words, then single bytes, then
+    the avalanche. Each step runs over every slice that still has input at that step.
+    """
+    n = starts.size
+    padded = buf + b"\0\0\0"
+    data = np.frombuffer(padded, dtype=np.uint8)
+    # word[i]: the little-endian 32-bit word starting at byte i, a view with a stride of one byte
+    # (numpy reads unaligned words), so a read below is one gather and nothing is copied.
+    word = np.ndarray((len(buf),), dtype="<u4", buffer=padded, strides=(1,))
+    starts = starts.astype(np.int64, copy=False)
+    lengths = lengths.astype(np.int64, copy=False)
+    seed &= 0xFFFFFFFF
+    p1, p2 = int(_P1), int(_P2)
+    h = np.full(n, (seed + int(_P5)) & 0xFFFFFFFF, dtype=np.uint32)
+    stripes = lengths >> 4
+    long_ = np.flatnonzero(stripes)
+    if long_.size:
+        pos = starts[long_]
+        left = stripes[long_]
+        # The first stripe, for every long slice at once (no subset to gather and scatter).
+        v = [_rotl(np.uint32(x & 0xFFFFFFFF) + word[pos + 4 * lane] * _P2, 13) * _P1
+             for lane, x in enumerate((seed + p1 + p2, seed + p2, seed, seed - p1))]
+        active = np.flatnonzero(left > 1)
+        stripe = 1
+        while active.size:
+            at = pos[active] + 16 * stripe
+            for lane in range(4):
+                v[lane][active] = _rotl(v[lane][active] + word[at + 4 * lane] * _P2, 13) * _P1
+            stripe += 1
+            active = active[left[active] > stripe]
+        h[long_] = _rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)
+    h += lengths.astype(np.uint32)
+    done = starts + (stripes << 4)  # the first byte after the stripes
+    tail = lengths & 15
+    for j in range(3):  # at most three 4-byte words remain after the stripes
+        rest = np.flatnonzero(tail >= 4 * (j + 1))
+        if not rest.size:
+            break
+        h[rest] = _rotl(h[rest] + word[done[rest] + 4 * j] * _P3, 17) * _P4
+    done += tail & ~3
+    tail &= 3
+    for j in range(3):  # then at most three bytes
+        rest = np.flatnonzero(tail > j)
+        if not rest.size:
+            break
+        h[rest] = _rotl(h[rest] + data[done[rest] + j].astype(np.uint32) * _P5, 11) * _P1
+    h ^= h >> np.uint32(15)
+    h *= _P2
+    h ^= h >> np.uint32(13)
+    h *= _P3
+    h ^= h >> np.uint32(16)
+    return h
+
+
+def joined_shingles(docs: Sequence[Sequence[str]], k: int) -> tuple[list[bytes], list[np.ndarray]]:
+    """For many token lists at once: each list's words joined by a space (UTF-8, as `grams`),
+    and the sorted unique xxh32 hashes of its k-word shingles, exactly as `ShingleHasher(k, "joined")`
+    computes them one document at a time (a list shorter than k, even an empty one, is one shingle
+    of all its words).
+
+    A shingle is a byte range of the joined text (words never contain a space), so every shingle
+    of every document is hashed by one `xxh32_ranges` call and sorted by one `np.unique`, not by a
+    Python call per shingle (which was most of the dedup features' cost).
+    """
+    joined = [" ".join(tokens).encode() for tokens in docs]
+    n = len(joined)
+    if not n:
+        return joined, []
+    buf = b" ".join(joined)
+    # Every space ends a word; an empty document is one empty word between two spaces.
+    sep = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 32)
+    word_start = np.concatenate(([0], sep + 1))
+    word_end = np.concatenate((sep, [len(buf)]))
+    n_words = np.fromiter((len(t) for t in docs), dtype=np.int64, count=n)
+    slots = np.maximum(n_words, 1)
+    first_word = np.cumsum(slots) - slots
+    n_grams = np.where(n_words >= k, n_words - k + 1, 1)
+    gram_offset = np.cumsum(n_grams) - n_grams
+    # Shingle g of document d starts at word first_word[d] + (g - gram_offset[d]), spans min(k, words).
+    first = np.arange(int(n_grams.sum()), dtype=np.int64) + np.repeat(first_word - gram_offset, n_grams)
+    start = word_start[first]
+    hashes = xxh32_ranges(buf, start, word_end[first + np.repeat(np.minimum(slots, k) - 1, n_grams)] - start)
+    keyed = np.repeat(np.arange(n, dtype=np.uint64) << np.uint64(32), n_grams) | hashes
+    keyed.sort()  # then drop repeats: numpy 2's hash-based np.unique was 5x slower on these
+    keyed = keyed[np.concatenate(([True], keyed[1:] != keyed[:-1]))]
+    values = (keyed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    counts = np.bincount((keyed >> np.uint64(32)).astype(np.int64), minlength=n)
+    return joined, np.split(values, np.cumsum(counts)[:-1])
 
 
 @dataclass(frozen=True)
@@ -369,8 +474,8 @@ class UnionFind:
 
     def labels(self) -> np.ndarray:
         """Component label per element: the smallest index in its component."""
-        roots = np.fromiter((self.find(i) for i in range(len(self.parent))), dtype=np.int64, count=len(self.parent))
-        smallest = np.full(len(roots), len(roots), dtype=np.int64)
+        roots = np.fromiter((self.find(i) for i in range(len(self.parent))), dtype=np.int64)
+        smallest = np.full(len(roots), len(roots))  # int64, as its fill
         np.minimum.at(smallest, roots, np.arange(len(roots)))
         return smallest[roots]
 
@@ -436,20 +541,20 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """Bands x rows with the S-curve midpoint (1/b)^(1/r) just below `threshold`.
+    """Bands x rows with the largest S-curve midpoint (1/b)^(1/r) at or below `threshold - 0.1`
+    (one row per band when none is).
 
     Candidates are verified afterwards, so the banding errs towards recall (dedup.md §3.3: a
-    midpoint below the target and verification gives both precision and recall).
+    midpoint below the target and verification gives both precision and recall). The midpoint grows
+    with the rows (b = num_perm // r shrinks as r grows), so the first r above the target ends the search.
     """
-    best: tuple[float, int, int] | None = None
-    for rows in range(1, num_perm + 1):
+    best = (num_perm, 1)
+    for rows in range(2, num_perm + 1):
         bands = num_perm // rows
-        midpoint = (1 / bands) ** (1 / rows)
-        if midpoint <= threshold - 0.1:
-            gap = threshold - 0.1 - midpoint
-            if best is None or gap < best[0]:
-                best = (gap, bands, rows)
-    return (best[1], best[2]) if best else (num_perm, 1)
+        if (1 / bands) ** (1 / rows) > threshold - 0.1:
+            break
+        best = (bands, rows)
+    return best
 
 
 def lsh_index(signatures: np.ndarray, keys: Iterable[int], params: tuple[int, int], seed: int) -> MinHashLSH:
@@ -575,8 +680,7 @@ def exact_pairs(hash_sets: Sequence[np.ndarray], threshold: float) -> list[tuple
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The concatenation of arange(start, start + length) for each (start, length)."""
     ends = np.cumsum(lengths)
-    total = int(ends[-1]) if ends.size else 0
-    return np.arange(total, dtype=np.int64) - np.repeat(ends - lengths, lengths) + np.repeat(starts, lengths)
+    return np.arange(int(lengths.sum())) - np.repeat(ends - lengths, lengths) + np.repeat(starts, lengths)
 
 
 def intersections(i: np.ndarray, j: np.ndarray, uids: np.ndarray, sets: pa.ListArray) -> np.ndarray:
@@ -599,16 +703,15 @@ def intersections(i: np.ndarray, j: np.ndarray, uids: np.ndarray, sets: pa.ListA
     a_keys = (np.repeat(np.arange(lefts.size, dtype=np.uint64), a_len) << np.uint64(32)) | flat[_ranges(offsets[ki], a_len)]
     b_len = offsets[kj + 1] - offsets[kj]
     b_keys = (np.repeat(rank.astype(np.uint64), b_len) << np.uint64(32)) | flat[_ranges(offsets[kj], b_len)]
-    pos = np.minimum(np.searchsorted(a_keys, b_keys), max(a_keys.size - 1, 0))
-    hit = a_keys[pos] == b_keys if a_keys.size else np.zeros(b_keys.size, dtype=bool)
+    if not a_keys.size:  # every left set is empty
+        return np.zeros(i.size, dtype=np.int64)
+    hit = a_keys[np.minimum(np.searchsorted(a_keys, b_keys), a_keys.size - 1)] == b_keys
     pair = np.repeat(np.arange(i.size), b_len)
     return np.bincount(pair, weights=hit, minlength=i.size).astype(np.int64)
 
 
 def jaccards(inter: np.ndarray, ni: np.ndarray, nj: np.ndarray) -> np.ndarray:
     """Exact Jaccard from intersection and set sizes (1.0 for two empty sets), as `jaccard`."""
-    ni, nj = ni.astype(np.int64), nj.astype(np.int64)
-    union = ni + nj - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        jac = inter / union
-    return np.where(np.minimum(ni, nj) == 0, np.where(np.maximum(ni, nj) == 0, 1.0, 0.0), jac)
+    union = ni - inter + nj  # int64 from the first step on (`inter` is): the sizes never add in int32
+    # Only two empty sets have an empty union; every other union is at least 1.
+    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -124,6 +126,14 @@ class SqlDir:
         q, bound = self.bind(name, params)
         con.execute(q.sql, bound)
 
+    def rows(self, con: duckdb.DuckDBPyConnection, name: str, chunk: int = 65_536, **params: Any) -> Iterator[tuple]:
+        """The file's rows as tuples, fetched `chunk` at a time (memory: one chunk). `con` runs
+        nothing else until the rows are consumed."""
+        q, bound = self.bind(name, params)
+        con.execute(q.sql, bound)
+        while rows := con.fetchmany(chunk):
+            yield from rows
+
     def fetch_dicts(self, con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> list[dict[str, Any]]:
         rel = self.query(con, name, **params)
         cols = rel.columns
@@ -138,6 +148,19 @@ class SqlDir:
         """`CREATE OR REPLACE TEMP VIEW <view> AS <the file's query>`; a view cannot take parameters."""
         q, _ = self.bind(name, {})
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {q.body}")
+
+
+@contextmanager
+def arrow_tables(con: duckdb.DuckDBPyConnection, **tables: Any) -> Iterator[None]:
+    """Arrow tables (or batches) that SQL reads under their keyword names inside the block: DuckDB
+    scans them in place, without a copy; they are unregistered however the block ends."""
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield
+    finally:
+        for name in tables:
+            con.unregister(name)
 
 
 @functools.cache

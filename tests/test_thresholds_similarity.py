@@ -26,11 +26,12 @@ M64 = (1 << 64) - 1
 
 
 def test_jaccards_of_sizes_and_intersections() -> None:
-    """Both empty: 1.0; one empty: 0.0; 1 of 1 + 4: 1/4; 3 of 6 + 6: 3/9."""
-    inter = np.array([0, 0, 0, 1, 3])
-    ni = np.array([0, 0, 5, 1, 6], dtype=np.int32)
-    nj = np.array([0, 4, 0, 4, 6], dtype=np.int32)
-    assert jaccards(inter, ni, nj).tolist() == [1.0, 0.0, 0.0, 0.25, 1 / 3]
+    """Both empty: 1.0; one empty: 0.0; 1 of 1 + 4: 1/4; 3 of 6 + 6: 3/9; a union of one: one empty
+    and one single hash 0.0, the same single hash 1.0; sizes whose int32 sum overflows: 1/3."""
+    inter = np.array([0, 0, 0, 1, 3, 0, 1, 1 << 29])
+    ni = np.array([0, 0, 5, 1, 6, 1, 1, 1 << 30], dtype=np.int32)
+    nj = np.array([0, 4, 0, 4, 6, 0, 1, 1 << 30], dtype=np.int32)
+    assert jaccards(inter, ni, nj).tolist() == [1.0, 0.0, 0.0, 0.25, 1 / 3, 0.0, 1.0, 1 / 3]
 
 
 def sets(*members: list[int]) -> pa.ListArray:
@@ -47,7 +48,8 @@ def test_intersections_by_hand() -> None:
     j = np.array([10, 50, 30, 20, 40])
     got = intersections(i, j, uids, hashes)
     assert got.dtype == np.int64 and got.tolist() == [1, 0, 1, 0, 0]
-    assert intersections(np.array([40]), np.array([20]), uids, hashes).tolist() == [0]  # only an empty left set
+    only_empty_left = intersections(np.array([40, 40]), np.array([20, 10]), uids, hashes)
+    assert only_empty_left.dtype == np.int64 and only_empty_left.tolist() == [0, 0]
     assert intersections(np.array([30]), np.array([10]), uids, hashes).tolist() == [1]
     empty = intersections(np.zeros(0, np.int64), np.zeros(0, np.int64), uids, hashes)
     assert empty.dtype == np.int64 and empty.shape == (0,)
@@ -55,6 +57,7 @@ def test_intersections_by_hand() -> None:
 
 def test_ranges() -> None:
     assert _ranges(np.array([5, 0, 2]), np.array([2, 0, 3])).tolist() == [5, 6, 2, 3, 4]
+    assert _ranges(np.array([7]), np.array([1])).tolist() == [7]
     assert _ranges(np.zeros(0, np.int64), np.zeros(0, np.int64)).tolist() == []
 
 

@@ -62,9 +62,9 @@ def store(tmp_path: Path, examples: list[Ex], cand: list[tuple[str, str, float]]
     inputs = assemble.Inputs(work)
     con = duckdb.connect()
     assemble.execute(con, "examples_table", examples=inputs.examples)
-    con.execute("CREATE TABLE dup (uid BIGINT, reason VARCHAR, best_uid BIGINT, jaccard DOUBLE)")
+    assemble.execute(con, "dup_table")
     if cand is not None:
-        con.execute("CREATE TABLE cand (i BIGINT, j BIGINT, ni INTEGER, nj INTEGER, jaccard DOUBLE)")
+        assemble.execute(con, "verified_candidates")
         for a, b, j in cand:
             con.execute("INSERT INTO cand VALUES (?, ?, 100, 100, ?)", [uid[a], uid[b], j])
     return con, inputs, uid
@@ -97,10 +97,9 @@ def planted_groups() -> list[Ex]:
     return t + u
 
 
-def run_split(con: duckdb.DuckDBPyConnection, n: int, per_task: bool = False, n_kept: int | None = None,
+def run_split(con: duckdb.DuckDBPyConnection, n: int, per_task: bool = False,
               threshold: float = 0.6) -> assemble.SplitStats:
-    return assemble.split(con, n, n if n_kept is None else n_kept, threshold, seed=0, policy=POLICY,
-                          per_task=per_task)
+    return assemble.split(con, n, threshold, policy=POLICY, per_task=per_task)
 
 
 def test_groups_fill_the_target_in_seeded_order_skipping_an_overshoot(tmp_path: Path) -> None:
@@ -222,12 +221,11 @@ def test_verified_pairs_in_chunks(tmp_path: Path, chunk: int) -> None:
     n1-n2 and n2-n3 at exactly 0.8 kept at threshold 0.8, n1-n3 (0.636) and g1-g2 (0.6) not."""
     con, inputs, uid = store(tmp_path, dedup_planted())
     pairs = [(uid["n1"], uid["n2"]), (uid["n1"], uid["n3"]), (uid["n2"], uid["n3"]), (uid["g1"], uid["g2"])]
-    con.execute("CREATE TABLE pairs (i BIGINT, j BIGINT, ni INTEGER, nj INTEGER)")
-    con.executemany("INSERT INTO pairs SELECT ?, ?, n_hashes, (SELECT n_hashes FROM ex WHERE uid = ?) FROM ex "
+    con.execute("CREATE TABLE cand_pairs (i BIGINT, j BIGINT, ni INTEGER, nj INTEGER)")
+    con.executemany("INSERT INTO cand_pairs SELECT ?, ?, n_hashes, (SELECT n_hashes FROM ex WHERE uid = ?) FROM ex "
                     "WHERE uid = ?", [(i, j, j, i) for i, j in pairs])
-    con.execute("CREATE TABLE sets AS SELECT uid, hashes FROM read_parquet($p)", {"p": inputs.examples})
-    parts = list(assemble.verified_pairs(con, "SELECT i, j, ni, nj FROM pairs ORDER BY i, j",
-                                         "SELECT uid, hashes FROM sets SEMI JOIN wanted USING (uid)", 0.8, chunk=chunk))
+    con.execute("CREATE TABLE cand_sets AS SELECT uid, hashes FROM read_parquet($p)", {"p": inputs.examples})
+    parts = list(assemble.verified_pairs(con, "candidate_pairs_ordered", "candidate_chunk_sets", 0.8, chunk=chunk))
     got = [(r["i"], r["j"], r["jaccard"]) for p in parts for r in p.to_pylist()]
     assert got == [(uid["n1"], uid["n2"], 0.8), (uid["n2"], uid["n3"], 0.8)]
 

@@ -1,8 +1,9 @@
 -- name: tasks_family_templates
 -- params: -
 -- description: Requests per (system-prompt family, user skeleton) with the skeleton's template
---   line hashes, to decide whether a family serves several user templates. Reads TEMP TABLEs
---   features, fp_family (system_fp -> family of a stable family) and user_skeletons.
+--   line hashes, to decide whether a family serves several user templates, family by family (in
+--   a fixed order). Reads TEMP TABLEs features, fp_family (system_fp -> family of a stable family)
+--   and user_skeletons.
 SELECT
     ff.family,
     s.user_skeleton_fp,
@@ -13,3 +14,4 @@ JOIN fp_family ff ON ff.system_fp = f.system_fp
 LEFT JOIN user_skeletons s USING (request_id)
 WHERE ff.family IS NOT NULL
 GROUP BY ALL
+ORDER BY family, user_skeleton_fp

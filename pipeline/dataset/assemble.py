@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
@@ -30,7 +31,7 @@ import xxhash
 from pipeline.dataset import dedup as dd
 from pipeline.errors import DatasetError
 from pipeline.similarity import components, intersections, jaccards
-from pipeline.sql import SqlDir
+from pipeline.sql import SqlDir, arrow_tables
 from schemas.dataset import LINEAGE_SCHEMA
 
 BATCH_ROWS = 4096
@@ -79,38 +80,43 @@ def load_tables(con: duckdb.DuckDBPyConnection, inputs: Inputs) -> None:
     execute(con, "examples_table", examples=inputs.examples)
     execute(con, "requests_table", requests=inputs.requests)
     execute(con, "request_examples_table", requests=inputs.requests)
-    con.execute("CREATE TABLE dup (uid BIGINT, reason VARCHAR, best_uid BIGINT, jaccard DOUBLE)")
+    execute(con, "dup_table")
 
 
-def verified_pairs(con: duckdb.DuckDBPyConnection, pairs_sql: str, sets_sql: str, threshold: float,
+def verified_pairs(con: duckdb.DuckDBPyConnection, pairs: str, sets: str, threshold: float,
                    chunk: int = 16_384) -> Iterator[pa.Table]:
-    """The rows of `pairs_sql` (i, j, ni, nj, ...) at exact Jaccard >= threshold, with `jaccard`.
+    """The rows of the query file `pairs` (i, j, ni, nj, ...) at exact Jaccard >= threshold, with `jaccard`.
 
-    Pairs stream in chunks (ordered by i, so a chunk needs few distinct sets); `sets_sql` fetches
-    the sets of a chunk's documents (the uids registered as `wanted`). Memory: one chunk.
+    Pairs stream in chunks (ordered by i, so a chunk needs few distinct sets); the query file `sets`
+    fetches the sets of a chunk's documents (the chunk registered as `pairs`). Memory: one chunk.
     """
     reader = con.cursor()  # the pairs stream on their own connection while `con` fetches sets
     try:
-        for batch in batches(reader.sql(pairs_sql), chunk):
-            if not batch.num_rows:
-                continue
-            i = batch.column("i").to_numpy()
-            j = batch.column("j").to_numpy()
-            con.register("wanted", pa.table({"uid": np.unique(np.concatenate([i, j]))}))
-            found = con.sql(sets_sql).to_arrow_table().combine_chunks()
-            con.unregister("wanted")
-            inter = intersections(i, j, found.column("uid").to_numpy(), found.column("hashes").chunk(0))
+        for batch in batches(query(reader, pairs), chunk):
+            part = pa.Table.from_batches([batch])
+            with arrow_tables(con, pairs=part):
+                found = query(con, sets).to_arrow_table()
+            inter = intersections(batch.column("i").to_numpy(), batch.column("j").to_numpy(),
+                                  found.column("uid").to_numpy(), found.column("hashes").combine_chunks())
             jac = jaccards(inter, batch.column("ni").to_numpy(), batch.column("nj").to_numpy())
             keep = jac >= threshold
             if keep.any():
-                yield pa.Table.from_batches([batch]).filter(pa.array(keep)).append_column("jaccard", pa.array(jac[keep]))
+                yield part.filter(pa.array(keep)).append_column("jaccard", pa.array(jac[keep]))
     finally:
         reader.close()
 
 
+def insert_verified(con: duckdb.DuckDBPyConnection, pairs: str, sets: str, threshold: float, insert: str) -> None:
+    """Append the pairs of `verified_pairs` to a table, chunk by chunk (the statement file `insert`
+    reads each chunk as `part`)."""
+    for part in verified_pairs(con, pairs, sets, threshold):
+        with arrow_tables(con, part=part):
+            execute(con, insert)
+
+
 def _edges(rel: duckdb.DuckDBPyRelation) -> tuple[np.ndarray, np.ndarray]:
-    cols = rel.fetchnumpy()
-    return np.asarray(cols["i"], dtype=np.int64), np.asarray(cols["j"], dtype=np.int64)
+    cols = rel.fetchnumpy()  # BIGINT columns: int64 arrays
+    return cols["i"], cols["j"]
 
 
 @dataclass(frozen=True)
@@ -127,15 +133,12 @@ def deduplicate(con: duckdb.DuckDBPyConnection, inputs: Inputs, cfg: dd.DedupCon
         execute(con, "exact_duplicates")
     # One candidate join serves both the dedup (>= threshold) and the split groups (>= group
     # threshold, on the same banding), verified once at the lower of the two.
-    low = min(cfg.threshold, group_threshold) if group_threshold <= 1 else cfg.threshold
+    # Grouping off (a group threshold above 1) keeps the dedup threshold: above 1 no pair verifies.
+    low = min(cfg.threshold, group_threshold)
     execute(con, "candidate_pairs", examples=inputs.examples, threshold=low)
     execute(con, "candidate_sets", examples=inputs.examples)
-    con.execute("CREATE TABLE cand (i BIGINT, j BIGINT, ni INTEGER, nj INTEGER, jaccard DOUBLE)")
-    for part in verified_pairs(con, "SELECT i, j, ni, nj FROM cand_pairs ORDER BY i, j",
-                               "SELECT uid, hashes FROM cand_sets SEMI JOIN wanted USING (uid)", low):
-        con.register("part", part)
-        con.execute("INSERT INTO cand SELECT i, j, ni, nj, jaccard FROM part")
-        con.unregister("part")
+    execute(con, "verified_candidates")
+    insert_verified(con, "candidate_pairs_ordered", "candidate_chunk_sets", low, "verified_candidates_insert")
     near_pairs = 0
     if cfg.near:
         i, j = _edges(query(con, "near_pairs", threshold=cfg.threshold))
@@ -143,11 +146,9 @@ def deduplicate(con: duckdb.DuckDBPyConnection, inputs: Inputs, cfg: dd.DedupCon
         if near_pairs:
             labels = components(n_examples, i, j)
             nodes = np.unique(np.concatenate([i, j]))
-            clusters = pa.table({"idx": nodes, "cluster": labels[nodes]})
-            con.register("clusters", clusters)
-            execute(con, "near_duplicates", threshold=cfg.threshold)
-            con.unregister("clusters")
-    counts = dict(con.sql("SELECT reason, count(*) FROM dup GROUP BY reason").fetchall())
+            with arrow_tables(con, clusters=pa.table({"idx": nodes, "cluster": labels[nodes]})):
+                execute(con, "near_duplicates", threshold=cfg.threshold)
+    counts = dict(query(con, "dup_counts").fetchall())
     return DedupOutcome(counts.get("duplicate", 0), counts.get("near_duplicate", 0), near_pairs)
 
 
@@ -178,46 +179,37 @@ class EvalPolicy:
         return min(want, max(floor, round(self.max_fraction * n)))
 
 
-def split(con: duckdb.DuckDBPyConnection, n_examples: int, n_kept: int, group_threshold: float, seed: int,
-          policy: EvalPolicy, per_task: bool) -> SplitStats:
+def split(con: duckdb.DuckDBPyConnection, n_examples: int, group_threshold: float, policy: EvalPolicy,
+          per_task: bool) -> SplitStats:
     """Group-aware, stratified, seeded eval split (dedup.md §2.6); fills `placed`.
 
     Groups: the same session, the same normalized last prompt, near-duplicates at `group_threshold`
     (on the dedup banding: best effort, the leakage check after writing is the guarantee). Each
     task type gets `policy.target(its examples)` eval examples, filled with whole groups in the
-    seeded order (the xxh64 of each group's smallest request id), a group that would overshoot
-    skipped for smaller ones.
+    seeded order (the split key, a seeded xxh64, of each group's smallest request id), a group that
+    would overshoot skipped for smaller ones.
     """
-    links = query(con, "split_links").fetchnumpy()
-    kinds = np.asarray(links["kind"], dtype=np.int8)
-    li, lj = np.asarray(links["i"], dtype=np.int64), np.asarray(links["j"], dtype=np.int64)
-    session_links = int(np.count_nonzero(kinds == 0))
-    prompt_links = int(np.count_nonzero(kinds == 1))
-    ni = nj = np.zeros(0, dtype=np.int64)
-    if n_kept > 1 and group_threshold <= 1:
-        ni, nj = _edges(query(con, "split_near_links", threshold=group_threshold))
-    i, j = np.concatenate([li, ni]), np.concatenate([lj, nj])
+    links = query(con, "split_links").fetchnumpy()  # kind TINYINT, i and j BIGINT: int8 and int64 arrays
+    session_links = int(np.count_nonzero(links["kind"] == 0))
+    prompt_links = int(np.count_nonzero(links["kind"] == 1))
+    # Grouping off (a threshold above 1) finds no near link: no Jaccard exceeds 1.
+    ni, nj = _edges(query(con, "split_near_links", threshold=group_threshold))
+    i, j = np.concatenate([links["i"], ni]), np.concatenate([links["j"], nj])
     labels = components(n_examples, i, j)
     nodes = np.unique(np.concatenate([i, j]))
-    con.register("group_of", pa.table({"idx": nodes, "grp": labels[nodes]}))
-    execute(con, "split_groups")
-    groups, largest = con.execute("SELECT count(*), coalesce(max(size), 0) FROM groups").fetchall()[0]
-
-    sizes = dict(con.sql("SELECT task, sum(size) FROM groups GROUP BY task").fetchall())
-    targets = {task: policy.target(int(size)) for task, size in sizes.items()}
-    taken: dict[str, int] = defaultdict(int)
-    chosen: list[int] = []
-    ordered = con.sql("SELECT grp, task, size FROM groups ORDER BY task, order_key, first_request_id")
-    for batch in batches(ordered, 65_536):
-        for grp, task, size in zip(*(batch.column(k).to_pylist() for k in range(3)), strict=True):
-            if taken[task] >= targets[task] or taken[task] + size > targets[task]:
+    with arrow_tables(con, group_of=pa.table({"idx": nodes, "grp": labels[nodes]})):
+        execute(con, "split_groups")
+        groups, largest = query(con, "split_group_counts").fetchall()[0]
+        sizes = dict(query(con, "split_task_examples").fetchall())
+        targets = {task: policy.target(int(size)) for task, size in sizes.items()}
+        taken: dict[str, int] = defaultdict(int)
+        chosen: list[int] = []
+        for grp, task, size in SQL.rows(con, "split_fill_order"):
+            if taken[task] + size > targets[task]:  # full, or this group would overshoot: try smaller ones
                 continue
             chosen.append(grp)
             taken[task] += size
-    con.register("eval_groups", pa.table({"grp": pa.array(chosen, pa.int64()), "eval": [True] * len(chosen)}))
-    execute(con, "placed_table", per_task=per_task)
-    con.unregister("eval_groups")
-    con.unregister("group_of")
+        execute(con, "placed_table", per_task=per_task, eval_groups=chosen)
     return SplitStats(int(groups), int(largest), session_links, int(ni.size), prompt_links,
                       {str(t): int(v) for t, v in sorted(targets.items())})
 
@@ -240,13 +232,12 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
     themselves, and memory is one bucket's records.
     """
     if per_task:
-        slugs = dict(con.sql("SELECT slug, last(task_type ORDER BY ts NULLS FIRST, final_request_id) "
-                             "FROM placed GROUP BY slug").fetchall())
+        slugs = dict(query(con, "placed_task_slugs").fetchall())
         prefixes = {f"tasks/{s}/": t for s, t in slugs.items()}
     else:
         prefixes = {"": None}
     sizes = {rel: (int(n), int(size)) for rel, n, size in
-             con.sql("SELECT rel, count(*), sum(record_bytes) FROM placed GROUP BY rel").fetchall()}
+             query(con, "placed_file_sizes").fetchall()}
     rels = {f"{p}{s}.jsonl" for p in prefixes for s in ("train", "eval")} | set(sizes)  # both always exist
     fds: dict[str, int] = {}
     digests: dict[str, int] = defaultdict(int)
@@ -290,6 +281,15 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
     return files
 
 
+def _loads(raw: bytes) -> Any:
+    """A written record parsed back: orjson (3x faster) gives the same objects for every valid JSON
+    document it accepts; what it refuses (integers beyond 64 bits, NaN) the standard library reads."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str, dict[str, Any]],
                      validate: Callable[..., list[str]], max_tokens: int, written: dict[str, int]) -> dict[str, Any]:
     """Re-read every written file: its sha256 (into `files`), the target format's validator on each
@@ -298,7 +298,7 @@ def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str,
     errors: dict[str, int] = defaultdict(int)
     invalid = checked = 0
     for rel, info in files.items():
-        tokens = con.sql("SELECT tokens FROM placed WHERE rel = $rel ORDER BY line", params={"rel": rel}).fetchnumpy()
+        tokens = query(con, "placed_file_tokens", rel=rel).fetchnumpy()
         counts = np.asarray(tokens["tokens"], dtype=np.int64)
         digest = hashlib.sha256()
         line_no = offset = lines_digest = 0
@@ -309,7 +309,7 @@ def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str,
                 offset += len(raw)
                 if not raw.strip():
                     continue
-                errs = validate(json.loads(raw), max_tokens, int(counts[line_no]) if line_no < counts.size else None)
+                errs = validate(_loads(raw), max_tokens, int(counts[line_no]) if line_no < counts.size else None)
                 line_no += 1
                 checked += 1
                 invalid += bool(errs)
@@ -323,7 +323,7 @@ def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str,
 
 def leakage(con: duckdb.DuckDBPyConnection, inputs: Inputs, cfg: dd.DedupConfig) -> dict[str, Any]:
     """Every eval record against every train record, as written: band-key candidates, exact Jaccard."""
-    sides = dict(con.sql("SELECT split, count(*) FROM placed GROUP BY split").fetchall())
+    sides = dict(query(con, "placed_split_counts").fetchall())
     n_train, n_eval = int(sides.get("train", 0)), int(sides.get("eval", 0))
     result: dict[str, Any] = {"threshold": cfg.threshold, "eval_checked": n_eval, "train_indexed": n_train,
                               "pairs": 0, "examples": [], "lsh_params": [cfg.check_bands, cfg.check_rows]}
@@ -331,14 +331,10 @@ def leakage(con: duckdb.DuckDBPyConnection, inputs: Inputs, cfg: dd.DedupConfig)
         return result
     execute(con, "leakage_pairs", examples=inputs.examples, threshold=cfg.threshold)
     execute(con, "leakage_sets", examples=inputs.examples)
-    con.execute("CREATE TABLE leaks (eval_index BIGINT, train_index BIGINT, jaccard DOUBLE)")
-    for part in verified_pairs(con, "SELECT i, j, ni, nj, eval_index, train_index FROM leak_pairs ORDER BY i, j",
-                               "SELECT uid, hashes FROM leak_sets SEMI JOIN wanted USING (uid)", cfg.threshold):
-        con.register("part", part)
-        con.execute("INSERT INTO leaks SELECT eval_index, train_index, jaccard FROM part")
-        con.unregister("part")
-    result["pairs"] = int(con.execute("SELECT count(*) FROM leaks").fetchall()[0][0])
-    top = con.sql("SELECT eval_index, train_index, jaccard FROM leaks ORDER BY eval_index, train_index LIMIT 20")
+    execute(con, "leaks_table")
+    insert_verified(con, "leakage_pairs_ordered", "leakage_chunk_sets", cfg.threshold, "leaks_insert")
+    result["pairs"] = int(query(con, "leaks_count").fetchall()[0][0])
+    top = query(con, "leaks_examples")
     result["examples"] = [{"eval_index": int(i), "train_index": int(j), "jaccard": round(float(jac), 4)}
                           for i, j, jac in top.fetchall()]
     return result
@@ -347,7 +343,7 @@ def leakage(con: duckdb.DuckDBPyConnection, inputs: Inputs, cfg: dd.DedupConfig)
 def request_status(con: duckdb.DuckDBPyConnection) -> None:
     """Fill `status`: the outcome of every request."""
     execute(con, "request_status")
-    missing = con.execute("SELECT count(*), min(request_id) FROM status WHERE status IS NULL").fetchall()[0]
+    missing = query(con, "status_missing").fetchall()[0]
     if missing[0]:  # cannot happen: every survivor is the final state or a prefix of one
         raise DatasetError(f"internal: {missing[0]} requests have no outcome (e.g. `{missing[1]}`).")
 

@@ -317,19 +317,19 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
 
     t = time.perf_counter()
     texts = [dialog_text(ex.messages) for ex in examples]
-    features = [dd.text_features(text, params.dedup.ngram) for text in texts]
-    hash_sets = [h for _, h in features]
+    exact_keys, hash_sets = dd.texts_features(texts, params.dedup.ngram)
     sigs = _signatures(hash_sets, params.dedup)
     sig_seconds = time.perf_counter() - t
 
     records = [fmt.render(ex) for ex in examples]
-    leak_sets: list[np.ndarray | None] = []
-    for record, text in zip(records, texts, strict=True):
-        written = record_dialog_text(record)  # differs where the format merges turns or renders tool calls
-        leak_sets.append(None if written == text else dd.shingle_hashes(written, params.dedup.ngram))
-    del texts
+    # The written record's text differs where the format merges turns or renders tool calls.
+    written = [record_dialog_text(record) for record in records]
+    differ = [i for i, (w, text) in enumerate(zip(written, texts, strict=True)) if w != text]
+    leak_sets: list[np.ndarray | None] = [None] * len(records)
+    for i, h in zip(differ, dd.texts_features([written[i] for i in differ], params.dedup.ngram)[1], strict=True):
+        leak_sets[i] = h
+    del texts, written
     leak_sigs = sigs.copy()
-    differ = [i for i, h in enumerate(leak_sets) if h is not None]
     if differ:
         leak_sigs[differ] = _signatures([leak_sets[i] for i in differ], params.dedup)  # type: ignore[misc]
 
@@ -350,7 +350,7 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
         "tokens": [ex.tokens for ex in examples],
         "assistant_tokens": [ex.assistant_tokens for ex in examples],
         "redactions": [sum(ex.findings.values()) for ex in examples],
-        "exact_key": [key for key, _ in features],
+        "exact_key": exact_keys,
         "prompt_key": [_prompt_key(ex) for ex in examples],
         "split_key": [xxhash.xxh64_intdigest(ex.final_request_id.encode(), seed=params.seed) for ex in examples],
         "n_hashes": [h.size for h in hash_sets],
@@ -367,9 +367,13 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     name = f"bucket-{bucket:05d}.parquet"
     (out_dir / "examples").mkdir(parents=True, exist_ok=True)
     (out_dir / "requests").mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(example_rows, schema=schema), out_dir / "examples" / name, compression="zstd")
+    # Dictionary encoding only where values repeat: tried on the records and hash lists, it was half
+    # of these writes' CPU (2.3x faster without it, and smaller).
+    pq.write_table(pa.table(example_rows, schema=schema), out_dir / "examples" / name, compression="zstd",
+                   use_dictionary=["task_type", "slug", "session_id"])
     req_schema = BUCKET_REQUEST_SCHEMA.set(BUCKET_REQUEST_SCHEMA.get_field_index("ts"), pa.field("ts", ts_type))
-    pq.write_table(pa.table(request_rows, schema=req_schema), out_dir / "requests" / name, compression="zstd")
+    pq.write_table(pa.table(request_rows, schema=req_schema), out_dir / "requests" / name, compression="zstd",
+                   use_dictionary=["task_type", "reason", "detail"])
     del example_rows, request_rows
     pa.default_memory_pool().release_unused()
     return BucketSummary(bucket, len(cands), len(examples), dict(pii_found), sig_seconds, rejected_turn_examples)

@@ -50,6 +50,7 @@ from pipeline.similarity import (  # noqa: F401  (UnionFind, band_keys, could_re
     dedup_shingles,
     exact_pairs,
     jaccard,
+    joined_shingles,
     lsh_cross_pairs,
     lsh_pairs,
 )
@@ -98,7 +99,7 @@ def exact_key(text: str) -> bytes:
 
 
 def _key_of_words(tokens: list[str]) -> bytes:
-    return xxhash.xxh3_128_digest(" ".join(tokens).encode("utf-8", "surrogatepass"))
+    return xxhash.xxh3_128_digest(" ".join(tokens).encode())  # words are never lone surrogates
 
 
 def shingles(text: str, ngram: int = 5) -> list[bytes]:
@@ -118,6 +119,14 @@ def text_features(text: str, ngram: int = 5) -> tuple[bytes, np.ndarray]:
     scheme, hasher = _scheme(ngram)
     tokens = scheme.words(text)
     return _key_of_words(tokens), hasher.shingles(tokens)
+
+
+def texts_features(texts: Sequence[str], ngram: int = 5) -> tuple[list[bytes], list[np.ndarray]]:
+    """`text_features` of many texts at once: their exact keys and shingle hashes (the bucket pass's
+    path; every shingle of every text hashed in one vectorized call, `similarity.joined_shingles`)."""
+    scheme, _ = _scheme(ngram)
+    joined, hash_sets = joined_shingles([scheme.words(t) for t in texts], ngram)
+    return [xxhash.xxh3_128_digest(j) for j in joined], hash_sets
 
 
 def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -241,9 +241,7 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
         bar.note("split")
 
         t = time.perf_counter()
-        n_kept = n_examples - dedup.duplicates - dedup.near_duplicates
-        split_stats = assemble.split(con, n_examples, n_kept, cfg.split_group_threshold, cfg.seed, eval_policy(cfg),
-                                     cfg.per_task)
+        split_stats = assemble.split(con, n_examples, cfg.split_group_threshold, eval_policy(cfg), cfg.per_task)
         timings["split"] = time.perf_counter() - t
         bar.advance()
         bar.note("write + verify")
@@ -394,7 +392,7 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
     filtered = dict(con.sql("SELECT reason, count(*) FROM req WHERE reason IS NOT NULL GROUP BY reason").fetchall())
     n_in = sum(int(n) for n in outcomes.values())
     n_examples = _count(con, "SELECT count(*) FROM ex")
-    sides = dict(con.sql("SELECT split, count(*) FROM placed GROUP BY split").fetchall())
+    sides = dict(assemble.query(con, "placed_split_counts").fetchall())
     n_train, n_eval = int(sides.get("train", 0)), int(sides.get("eval", 0))
     samples = {r: list(ids) for r, ids in
                assemble.query(con, "dropped_samples", size=cfg.dropped_sample_size).fetchall()}

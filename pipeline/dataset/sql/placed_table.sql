@@ -1,14 +1,14 @@
 -- name: placed_table
--- params: per_task
--- description: Where every kept example is written: its split, its file (relative to the dataset
---   folder), its 1-based line (files ordered by task type, time and request id) and the byte
---   offset of that line, so records can be written in any order without sorting them.
+-- params: per_task, eval_groups
+-- description: Where every kept example is written: its split (eval when its group, from `group_of`
+--   or the example alone, is one of `eval_groups`), its file (relative to the dataset folder), its
+--   1-based line (files ordered by task type, time and request id) and the byte offset of that
+--   line, so records can be written in any order without sorting them.
 CREATE TABLE placed AS
 WITH kept AS (
-    SELECT e.*, CASE WHEN coalesce(ev.eval, false) THEN 'eval' ELSE 'train' END AS split
+    SELECT e.*, CASE WHEN coalesce(g.grp, e.idx) IN (SELECT unnest($eval_groups)) THEN 'eval' ELSE 'train' END AS split
     FROM ex e
     LEFT JOIN group_of g USING (idx)
-    LEFT JOIN eval_groups ev ON ev.grp = coalesce(g.grp, e.idx)
     WHERE e.uid NOT IN (SELECT uid FROM dup)
 ),
 filed AS (
