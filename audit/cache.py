@@ -41,7 +41,7 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
-from audit import dynamic_spans
+from audit import dynamic_spans, tables
 from audit.cache_sim import SimRow, simulate_partition
 from audit.prices import CacheRules, PriceTable, base_model_name
 from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_table, write_batches, write_query
@@ -58,6 +58,7 @@ from audit.token_accounting import (
 from pipeline.config import from_section
 from pipeline.errors import AuditError
 from pipeline.executor import Executor
+from pipeline.progress import phase
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
 from pipeline.workdir import versions
 from pipeline.workdir.store import sql_literal
@@ -91,6 +92,11 @@ class CacheConfig:
     """Requests per task of the dynamic-span and prepare passes (consecutive rows of the store).
     Outputs never depend on it; memory per worker follows it, and the tokenization memo is per task,
     so larger tasks re-tokenize less of what repeats across tasks."""
+    rows_per_sort: int = 250_000
+    """The simulation's input is sorted by partition in slices of about this many requests (ranges
+    of hash buckets, chained in order), so each sort fits DuckDB's memory limit (a 1 M-request
+    sort did not fit 512 MB) and the driver's memory does not grow with the log. Outputs never
+    depend on it."""
     calibrate: bool = True
     """Fit each model's effective minimum, TTL and refresh-on-hit to its reported cache reads
     (audit/cache_calibrate.py) before simulating; off = the documented rules as they are."""
@@ -120,8 +126,10 @@ def cache_config(config: dict[str, Any]) -> CacheConfig:
     bad = set(cfg.ideal_breakpoints) - {"stable", "history", "last"}
     if bad:
         raise AuditError(f"[audit.cache] ideal_breakpoints: unknown position(s) {sorted(bad)}; use stable, history, last.")
-    if cfg.block_tokens < 1 or cfg.buckets < 1 or cfg.rows_per_task < 1 or cfg.batch_rows < 1:
-        raise AuditError("[audit.cache] block_tokens, buckets, rows_per_task and batch_rows must be positive.")
+    if (cfg.block_tokens < 1 or cfg.buckets < 1 or cfg.rows_per_task < 1 or cfg.batch_rows < 1
+            or cfg.rows_per_sort < 1):
+        raise AuditError("[audit.cache] block_tokens, buckets, rows_per_task, rows_per_sort and batch_rows must be"
+                         " positive.")
     return cfg
 
 
@@ -281,12 +289,14 @@ def rolling_token_hashes(arrays: list[np.ndarray], seed: int, block_tokens: int)
     n = len(tokens) // block_tokens
     if not n:
         return []
-    buf = memoryview(np.ascontiguousarray(tokens[: n * block_tokens]).tobytes())
+    # the token bytes in place (no copy), hashed block by block (uint32 tokens: 4 bytes each)
+    buf = memoryview(np.ascontiguousarray(tokens[: n * block_tokens])).cast("B")
     step = block_tokens * 4
+    digest = xxhash.xxh3_64_intdigest
     out = []
     h = seed
-    for j in range(n):
-        h = xxhash.xxh3_64_intdigest(buf[j * step : (j + 1) * step], seed=h)
+    for j in range(0, n * step, step):
+        h = digest(buf[j : j + step], seed=h)
         out.append(h)
     return out
 
@@ -555,10 +565,11 @@ def simulate_cache(
     timings: dict[str, float] = {}
     memo: dict[str, int] = dict.fromkeys(("hits", "misses", "distinct_held", "tokens_encoded"), 0)
     models: set[str] = set()
-    con = open_store(workdir)
+    con = open_store(workdir, tables.BESIDE_WORKERS_MEMORY_LIMIT)
     try:
         t0 = time.perf_counter()
-        variants = find_dynamic_blocks(con, cfg, executor)
+        with phase("dynamic_spans"):
+            variants = find_dynamic_blocks(con, cfg, executor)
         timings["dynamic_spans"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -576,7 +587,8 @@ def simulate_cache(
                 models.update(chunk.models)
                 yield from chunk.table.to_batches()
 
-        requests = write_batches(PREPARED_SCHEMA, batches(), prepared_path)
+        with phase("prepare"):
+            requests = write_batches(PREPARED_SCHEMA, batches(), prepared_path)
         timings["tokenize_and_hash"] = time.perf_counter() - t0
     finally:
         con.close()
@@ -589,7 +601,8 @@ def simulate_cache(
     try:
         scon.execute("SET TimeZone = 'UTC'")
         scon.execute("SET enable_progress_bar = false")
-        scon.execute("SET memory_limit = '1GB'")  # the sort by partition spills beyond (see connect_store)
+        # the sort by partition spills beyond (see audit.tables.BESIDE_WORKERS_MEMORY_LIMIT)
+        scon.execute(f"SET memory_limit = '{tables.BESIDE_WORKERS_MEMORY_LIMIT}'")
         scon.execute(f"SET temp_directory = {sql_literal(work / 'duckdb_tmp')}")
         scon.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal(prepared_path)})")
         factors = {s: f for s, f in query(scon, "cache_scope_factors").fetchall()}
@@ -600,13 +613,16 @@ def simulate_cache(
             # under candidate rules and keeps the ones the provider's reported reads support.
             from audit.cache_calibrate import calibrate
 
-            calibration = calibrate(scon, cfg, prices, factors, executor)
+            with phase("calibrate"):
+                calibration = calibrate(scon, cfg, prices, factors, executor)
             timings["calibrate"] = time.perf_counter() - t0
             t0 = time.perf_counter()
         rules_of = RulesOf(prices, calibration.rules if calibration else None)
         for scenario in SCENARIOS:
             results[scenario] = work / f"sim_{scenario}.parquet"
-            _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario], executor)
+            with phase(f"simulate.{scenario}"):
+                _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario], executor,
+                                   simulated)
     finally:
         scon.close()
     timings["simulate"] = time.perf_counter() - t0
@@ -697,10 +713,20 @@ def partition_chunks(reader: Any, rows: int, key: str = "part") -> Iterator[pa.T
         yield held.combine_chunks()
 
 
+def simulation_input(con: Any, scenario: str, cfg: CacheConfig, simulated: int) -> Iterator[pa.RecordBatch]:
+    """`cache_sim_input` in partition order, sorted in slices of about `rows_per_sort` requests
+    (equal ranges of hash buckets, which hold about equal shares of the requests) and chained."""
+    slices = max(1, -(-simulated // cfg.rows_per_sort))
+    width = -(-(cfg.buckets + 1) // slices)  # parts run from -1 (no complete block) to buckets - 1
+    for lo in range(-1, cfg.buckets, width):
+        yield from query(con, "cache_sim_input", ideal=scenario == "ideal", lo=lo,
+                         hi=lo + width - 1).to_arrow_reader(cfg.batch_rows)
+
+
 def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, rules_of: RulesOf, factors: dict[str, float],
-                       path: Path, executor: Executor) -> None:
+                       path: Path, executor: Executor, simulated: int) -> None:
     """One scenario as tasks over groups of whole hash-bucket partitions (results in input order)."""
-    reader = query(con, "cache_sim_input", ideal=scenario == "ideal").to_arrow_reader(cfg.batch_rows)
+    reader = simulation_input(con, scenario, cfg, simulated)
     results = executor.map(simulate_task, partition_chunks(reader, cfg.rows_per_task),
                            shared=SimulateContext(scenario, cfg, rules_of, factors),
                            label=f"audit.cache.simulate.{scenario}")
@@ -728,7 +754,7 @@ def _with_ideal(bps: list[tuple[int, bool]], r: dict[str, Any], where: tuple[str
 
 
 def run(workdir: Path, out_dir: Path, config: dict[str, Any], executor: Executor | None = None) -> dict[str, Any]:
-    from audit.cost import attach_request_costs, price_table, register_prices
+    from audit.cost import price_table
 
     cfg = cache_config(config)
     prices = price_table(config)
@@ -737,7 +763,17 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any], executor: Executor
 
         cost.run(workdir, out_dir, config)
     sim = simulate_cache(workdir, config=config, prices=prices, work_dir=out_dir / ".cache_work", executor=executor)
-    con = open_store(workdir)
+    if executor is not None:
+        executor.release()  # the tables are DuckDB's work in the driver
+    with phase("tables"):
+        return _write_tables(workdir, out_dir, cfg, prices, sim)
+
+
+def _write_tables(workdir: Path, out_dir: Path, cfg: CacheConfig, prices: PriceTable, sim: CacheSimRun) -> dict[str, Any]:
+    """The cache_* tables and the summary section from the simulation's work files."""
+    from audit.cost import attach_request_costs, register_prices
+
+    con = open_store(workdir)  # the workers were released: the driver's full limit
     try:
         register_prices(con, prices)
         attach_request_costs(con, out_dir)

@@ -8,6 +8,7 @@ apply to it (`PriceTable.rules_for`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -154,6 +155,7 @@ def normalize_model_name(model: str | None) -> str:
 _SNAPSHOT_DATE = re.compile(r"-(?:20\d{2}-\d{2}-\d{2}|20\d{6}|\d{4})$")
 
 
+@functools.lru_cache(maxsize=4096)  # called per request by the cache audit; few distinct names
 def base_model_name(model: str | None) -> str:
     """`normalize_model_name` without a dated snapshot suffix ("-2024-08-06", "-20250929", "-0613"):
     an alias and its snapshot are the same model to a prompt cache."""

@@ -26,7 +26,7 @@ from pipeline.config import load_toml
 from pipeline.errors import MissingInputError
 from pipeline.executor import Executor, executor_config, make_executor
 from pipeline.money import Money
-from pipeline.progress import stage_progress
+from pipeline.progress import phase, stage_progress
 from pipeline.workdir import versions
 from pipeline.workdir.lock import holds_writer_lock
 from pipeline.workdir.paths import workdir_paths
@@ -100,7 +100,10 @@ def _audit(workdir: Path, config: dict[str, Any], executor: Executor) -> AuditRe
                 raise
             t0 = time.perf_counter()
             kwargs = {"executor": executor} if "executor" in inspect.signature(module.run).parameters else {}
-            summary["sections"][name.split(".")[-1]] = module.run(workdir, build, config, **kwargs)
+            if not kwargs:
+                executor.release()  # a driver-only module: idle workers (ingest's, in `run`) must not sit beside it
+            with phase(name):
+                summary["sections"][name.split(".")[-1]] = module.run(workdir, build, config, **kwargs)
             summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
             bar.advance()
         (build / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")

@@ -42,6 +42,7 @@ import pyarrow as pa
 from audit.signals import SignalsConfig, detect_signals
 from audit.tables import SQL, attach_parquet_view, open_store, query, temp_table, write_batches
 from pipeline.config import from_section
+from pipeline.progress import phase
 from pipeline.similarity import (
     DYNAMIC_SPAN_PATTERN,
     TEMPLATE_SHINGLES,
@@ -538,11 +539,14 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
 
     con = open_store(workdir)
     try:
-        build_features(con, cfg)
+        with phase("features"):
+            build_features(con, cfg)
         lap("features")
-        assignment = assign_task_types(con, cfg)
+        with phase("task_types"):
+            assignment = assign_task_types(con, cfg)
         lap("task_types")
-        signals = detect_signals(con, signals_cfg)
+        with phase("signals"):
+            signals = detect_signals(con, signals_cfg)
         lap("signals")
         label_requests(con, signals)
         has_costs = attach_parquet_view(

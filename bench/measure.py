@@ -9,6 +9,8 @@ Figures per step:
   peak_tree_mb    the peak of the summed PSS of the child and its descendants, sampled every 0.25 s:
                   what a multi-process stage (ingest's pool) really holds at once; PSS splits pages
                   shared after fork, so workers are not double-counted
+  peak_by_phase   (audit) the peak of the same sum per step of the stage (`pipeline.progress.phase`),
+                  with the driver's own PSS at that moment, sampled from a thread inside the child
   foreign_cpu_s   CPU the rest of the machine used meanwhile (all CPUs busy time minus ours): the
                   noise indicator on a shared machine, as is the load average before and after
 """
@@ -140,23 +142,53 @@ class TreeSampler(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            kids = _children_of()
-            tree, todo = [], [self.pid]
-            while todo:
-                p = todo.pop()
-                tree.append(p)
-                todo.extend(kids.get(p, []))
-            self.peak_mb = max(self.peak_mb, sum(_pss_mb(p) for p in tree))
+            self.peak_mb = max(self.peak_mb, self.sample())
             if self.limit_mb and self.peak_mb > self.limit_mb and not self.killed:
                 self.killed = True
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.pid, signal.SIGKILL)
             self._stop_event.wait(self.interval_s)
 
+    def sample(self) -> float:
+        """The summed PSS of the process and its descendants now (MB)."""
+        return sum(self.tree_pss_mb().values())
+
+    def tree_pss_mb(self) -> dict[int, float]:
+        """PSS (MB) of the process and of each of its descendants now."""
+        kids = _children_of()
+        tree, todo = [], [self.pid]
+        while todo:
+            p = todo.pop()
+            tree.append(p)
+            todo.extend(kids.get(p, []))
+        return {p: _pss_mb(p) for p in tree}
+
     def stop(self) -> float:
         self._stop_event.set()
         self.join()
         return self.peak_mb
+
+
+class PhaseSampler(TreeSampler):
+    """Samples this process's tree (it and its pool workers) from a thread inside it, and charges
+    each sample to the phase the process is in (`pipeline.progress.phase`): the peak per step of
+    a stage, e.g. `audit.cache/prepare`, with the driver's own share at that moment."""
+
+    def __init__(self, interval_s: float = 0.25) -> None:
+        super().__init__(os.getpid(), interval_s)
+        self.phases: dict[str, dict[str, float]] = {}
+
+    def sample(self) -> float:
+        from pipeline.progress import current_phase
+
+        name = current_phase() or "(outside)"
+        pss = self.tree_pss_mb()
+        tree = sum(pss.values())
+        seen = self.phases.setdefault(name, {"peak_tree_mb": 0.0, "driver_mb": 0.0, "samples": 0})
+        seen["samples"] += 1
+        if tree > seen["peak_tree_mb"]:
+            seen.update(peak_tree_mb=round(tree, 1), driver_mb=round(pss[self.pid], 1))
+        return tree
 
 
 class StepFailed(RuntimeError):

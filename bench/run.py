@@ -588,9 +588,21 @@ def table(results: dict[str, Any]) -> str:
     if im:
         lines.append(f"ingest peak memory {im['value']} MB on {im['input_json_bytes'] / 1e9:.2f} GB of JSON"
                      f" (target <= {TARGET_INGEST_RSS_MB:.0f} MB on >= 5 GB) {_verdict(im)}".rstrip())
+    lines.extend(_phase_lines(s.get("audit")))
     lines.append("work s: the step's own timer (no start-up), rec/s and MB/s from it; MB/s of decompressed JSON"
                  " (ingest, floors) or dialog text (MinHash); peak MB: summed PSS of the step's processes")
     return "\n".join(lines)
+
+
+def _phase_lines(step: dict[str, Any] | None) -> list[str]:
+    """The audit's peak process tree per step (bench.measure.PhaseSampler), largest first."""
+    phases = ((step or {}).get("extra") or {}).get("peak_by_phase") or {}
+    if not phases:
+        return []
+    lines = [f"audit peak tree by step (target <= {TARGET_E2E_RSS_MB:.0f} MB): MB total (driver's own)"]
+    for name, p in sorted(phases.items(), key=lambda kv: -kv[1]["peak_tree_mb"]):
+        lines.append(f"  {name:<40}{_fmt(p['peak_tree_mb'], 0):>8} ({_fmt(p['driver_mb'], 0)})")
+    return lines
 
 
 def resummarize(path: Path) -> int:

@@ -461,10 +461,17 @@ def step_task_types(workdir: str) -> dict[str, Any]:
 
 def step_audit(workdir: str) -> dict[str, Any]:
     from audit import audit
+    from bench.measure import PhaseSampler
 
-    result = audit(Path(workdir))
+    sampler = PhaseSampler()
+    sampler.start()
+    try:
+        result = audit(Path(workdir))
+    finally:
+        sampler.stop()
     n = _store_rows(workdir)
-    return {"records": n, "timings_s": result.summary_json.get("timings_s", {}), **self_usage()}
+    return {"records": n, "timings_s": result.summary_json.get("timings_s", {}),
+            "peak_by_phase": dict(sorted(sampler.phases.items())), **self_usage()}
 
 
 def step_dataset(workdir: str) -> dict[str, Any]:

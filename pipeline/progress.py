@@ -16,6 +16,10 @@ callers and tests get no output unless they ask (`enabled=True`) or the CLI call
 
 Executors (local pool, Ray) report task completion the same way: `advance()` once per finished
 task from the process that collects the results; the bar itself never crosses a process boundary.
+
+`phase(name)` marks a step of a stage without drawing anything (`with phase("audit.cache"):`,
+nested phases join with "/"); `current_phase()` reads the mark from any thread. `make bench`
+charges its memory samples to it, so a step's peak has a name.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 from tqdm import tqdm
 
 _enabled: bool | None = None
+_phase: tuple[str, ...] = ()  # replaced whole, never mutated: another thread reads it
 
 
 def configure(enabled: bool | None) -> None:
@@ -97,3 +102,20 @@ def stage_progress(
     options.update(tqdm_kwargs)
     with tqdm(total=total, desc=desc, unit=unit, **options) as bar:
         yield StageProgress(bar)
+
+
+@contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Mark the work within as `name` (inside another phase: "outer/name"); see `current_phase`."""
+    global _phase
+    previous = _phase
+    _phase = (*previous, name)
+    try:
+        yield
+    finally:
+        _phase = previous
+
+
+def current_phase() -> str:
+    """The phase this process is in ("" outside any): safe to read from another thread."""
+    return "/".join(_phase)

@@ -324,6 +324,26 @@ def test_planted_breaker_without_task_labels(planted: tuple[Path, dict], tmp_pat
     assert [(b["task_type"], b["breaker_kind"]) for b in section["prefix_breakers"]] == [("unlabeled", "timestamp")]
 
 
+def test_simulation_sorted_in_slices_is_identical(planted: tuple[Path, dict], tmp_path: Path) -> None:
+    """The simulation's input sorted in slices of hash buckets (`rows_per_sort`, memory) gives the
+    same rows in the same order, and the same simulated reads and writes, as one sort."""
+    wd = planted[0].parent
+    whole = cache.simulate_cache(wd, work_dir=tmp_path / "whole")
+    sliced = cache.simulate_cache(wd, config={"audit": {"cache": {"rows_per_sort": 1}}}, work_dir=tmp_path / "sliced")
+    for scenario, path in whole.results.items():
+        assert path.read_bytes() == sliced.results[scenario].read_bytes(), scenario
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet('{whole.prepared}')")
+    cfg = cache.cache_config({"audit": {"cache": {"rows_per_sort": 1}}})
+    one = pa.Table.from_batches(cache.simulation_input(con, "ideal", dataclasses.replace(cfg, rows_per_sort=10**9),
+                                                       whole.simulated))
+    batches = list(cache.simulation_input(con, "ideal", cfg, whole.simulated))
+    assert pa.Table.from_batches(batches, schema=one.schema).equals(one)
+    # 93 slices of 3 buckets each: the planted prompts' partitions fall into more than one of them
+    assert whole.simulated == 93 and len(set(one.column("part").to_pylist())) > 1
+    assert len([b for b in batches if b.num_rows]) > 1
+
+
 def test_memoized_and_naive_tokenization_agree(planted: tuple[Path, dict]) -> None:
     wd = planted[0].parent
     memo = tokenize_store(wd, memoize=True)

@@ -78,6 +78,12 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert summary["small_files"]["value"] > 0
     assert results["machine"]["nproc"] >= 1 and len(results["machine"]["loadavg_1_5_15"]) == 3
     assert "end to end" in out and "DuckDB" in out
+    # The audit's peak per step, sampled inside the step (a short step may get no sample at this size).
+    phases = steps["audit"]["extra"]["peak_by_phase"]
+    assert phases and all(name.split("/")[0] in ("audit.cost", "audit.tasks", "audit.cache", "audit.traffic",
+                                                  "(outside)") for name in phases), phases
+    assert all(p["peak_tree_mb"] >= p["driver_mb"] > 10 for p in phases.values()), phases
+    assert "audit peak tree by step" in out
 
 
 def test_only_runs_the_selected_steps(tmp_path: Path) -> None:

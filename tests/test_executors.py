@@ -204,6 +204,23 @@ def test_local_executor_keeps_order_and_counts_tasks() -> None:
     assert len({r for r in stats["t"]["nodes"]}) == 1  # one machine
 
 
+def _worker_pid(shared: int, x: int) -> int:
+    return os.getpid()
+
+
+def test_release_stops_idle_workers_and_the_next_map_starts_new_ones() -> None:
+    with LocalExecutor(2) as pool:
+        first = set(pool.map(_worker_pid, range(6), label="a", total=6))
+        pool.release()
+        for pid in first:  # gone, not merely idle: their memory is back
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        second = set(pool.map(_worker_pid, range(6), label="b", total=6))
+        stats = pool.stats()["stages"]
+    assert os.getpid() not in first | second and not first & second
+    assert stats["a"]["tasks"] == stats["b"]["tasks"] == 6
+
+
 def test_executor_config_from_toml_and_overrides() -> None:
     cfg = executor_config({"run": {"executor": "ray", "workers": 3}}, workers=5, ray_address=None)
     assert cfg == ExecutorConfig(executor="ray", workers=5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline import progress
-from pipeline.progress import configure, enabled_for, is_enabled, stage_progress
+from pipeline.progress import configure, current_phase, enabled_for, is_enabled, phase, stage_progress
 
 
 def test_disabled_bar_prints_nothing_but_counts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -41,3 +41,16 @@ def test_default_follows_configure_env_and_terminal(monkeypatch: pytest.MonkeyPa
     configure(None)
     monkeypatch.delenv("LOGAUDIT_PROGRESS")
     assert is_enabled() is False  # pytest's stderr is not a terminal
+
+
+def test_phases_nest_and_unwind_on_errors() -> None:
+    assert current_phase() == ""
+    with phase("audit.cache"):
+        assert current_phase() == "audit.cache"
+        with pytest.raises(RuntimeError), phase("prepare"):
+            assert current_phase() == "audit.cache/prepare"
+            raise RuntimeError("task failed")
+        assert current_phase() == "audit.cache"
+        with phase("simulate.ideal"):
+            assert current_phase() == "audit.cache/simulate.ideal"
+    assert current_phase() == ""

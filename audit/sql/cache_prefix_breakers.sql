@@ -39,4 +39,5 @@ SELECT
     coalesce((b.requests / t.task_requests >= $min_request_share OR b.task_type = 'unlabeled')
              AND b.tokens_saved / nullif(t.task_input_tokens, 0) >= $min_saving_share, false) AS flagged
 FROM b JOIN tasks t USING (task_type), win
-ORDER BY flagged DESC, usd_saved DESC
+-- ties (often 0 saved) in a fixed order: DuckDB returns tied rows in any order on many threads
+ORDER BY flagged DESC, usd_saved DESC, task_type, breaker_segment, breaker_kind

@@ -1,7 +1,10 @@
 -- name: cache_sim_input
--- params: ideal
+-- params: ideal, lo, hi
 -- description: The simulation's input in partition order: hash bucket of the first prompt block,
 --   then time. With $ideal the "ideal ordering" hashes replace the logged ones where they differ.
+--   Only the partitions $lo..$hi: the caller sorts a large log in slices of partitions, each
+--   within DuckDB's memory limit, and chains them (the same rows in the same order).
+SELECT * FROM (
 SELECT
     request_id, ts_ms, scope, rules, min_tokens, factor, approximate, reported_input, est_total, n_blocks,
     CASE WHEN $ideal THEN coalesce(ideal_bucket, bucket) ELSE bucket END AS part,
@@ -11,4 +14,6 @@ SELECT
     bp_blocks, bp_1h, stable_end, history_end
 FROM prepared
 WHERE simulated
+)
+WHERE part BETWEEN $lo AND $hi
 ORDER BY part, ts_ms, request_id
