@@ -74,7 +74,7 @@ def _staged_only(monkeypatch: pytest.MonkeyPatch, logs: Path, work: Path, limit:
     class Staged(Exception):
         pass
 
-    def keep(staged: writer.StagedRun, manifest: dict, state: dict) -> None:
+    def keep(staged: writer.StagedRun, manifest: dict, state: dict, executor: object = None) -> None:
         shutil.copytree(staged.tmp, work / "staged")
         (work / "commit_args.json").write_text(
             json.dumps({"run_id": staged.run_id, "manifest": manifest, "state": state}, default=str))

@@ -451,52 +451,52 @@ def ingest(
         if total_bytes < SMALL_INPUT_BYTES and pool.name == "local":
             pool = LocalExecutor(1)  # process start-up costs more than it saves
         own_pool = pool is not executor
-        merged: dict[str, Any] = {}
-        show = is_enabled(progress)
-        with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not show) as bar:
-            try:
+        try:
+            merged: dict[str, Any] = {}
+            show = is_enabled(progress)
+            with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not show) as bar:
                 for done in _run_units(units, staged, pool, batch_rows, bar):
                     for part in done.stats:
                         stats.setdefault(part.path, FileStats(part.path)).merge(part)
                     _merge_state(merged, done.state)
-            finally:
-                if own_pool:
-                    pool.close()
-        for source in sources:
-            fs, source_state, read = process_source(source, staged, postgres.since_for(state, source.label), batch_rows)
-            stats.setdefault(source.label, FileStats(source.label)).merge(fs)
-            _merge_state(merged, source_state)
-            postgres.remember(state, source.label, read, run_id)
-        for path, fs in stats.items():
-            if fs.status == "ingested" and path in stat_of:
-                st = stat_of[path]
-                known[str(Path(path).resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "run_id": run_id}
+            for source in sources:
+                fs, source_state, read = process_source(source, staged, postgres.since_for(state, source.label), batch_rows)
+                stats.setdefault(source.label, FileStats(source.label)).merge(fs)
+                _merge_state(merged, source_state)
+                postgres.remember(state, source.label, read, run_id)
+            for path, fs in stats.items():
+                if fs.status == "ingested" and path in stat_of:
+                    st = stat_of[path]
+                    known[str(Path(path).resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "run_id": run_id}
 
-        def late_reject(file: str, line: int, reason: str, detail: str) -> None:
-            fs = stats.get(file)
-            if fs is not None:
-                fs.ingested -= 1
-                fs.rejected += 1
-                fs.reject_reasons[reason] += 1
-            final.write_reject(_reject("rejected", file, line, None, reason, detail, ""))
+            def late_reject(file: str, line: int, reason: str, detail: str) -> None:
+                fs = stats.get(file)
+                if fs is not None:
+                    fs.ingested -= 1
+                    fs.rejected += 1
+                    fs.reject_reasons[reason] += 1
+                final.write_reject(_reject("rejected", file, line, None, reason, detail, ""))
 
-        # Formats that join records across lines or files (batch input + output) emit here.
-        ctx = Context(state=merged, reject=late_reject)
-        batch = RowBatcher(final, list(stats.values()), batch_rows)
-        for fmt in FORMATS:
-            if fmt.finish is not None:
-                for row in fmt.finish(ctx):
-                    _count_row(row, stats)
-                    for kept in run_row_stages([row], ctx):
-                        batch.add(kept)
-        # Rows held back by a row stage (counted when first emitted), e.g. Responses API chains.
-        for row in finish_row_stages(ctx):
-            batch.add(row)
-        batch.flush()
-        final.close()
-        manifest = _manifest(run_id, shown_inputs, list(stats.values()), skipped_paths, started, state)
-        state.setdefault("runs", []).append({"run_id": run_id, "totals": manifest["totals"]})
-        writer.commit_run(staged, manifest, state)
+            # Formats that join records across lines or files (batch input + output) emit here.
+            ctx = Context(state=merged, reject=late_reject)
+            batch = RowBatcher(final, list(stats.values()), batch_rows)
+            for fmt in FORMATS:
+                if fmt.finish is not None:
+                    for row in fmt.finish(ctx):
+                        _count_row(row, stats)
+                        for kept in run_row_stages([row], ctx):
+                            batch.add(kept)
+            # Rows held back by a row stage (counted when first emitted), e.g. Responses API chains.
+            for row in finish_row_stages(ctx):
+                batch.add(row)
+            batch.flush()
+            final.close()
+            manifest = _manifest(run_id, shown_inputs, list(stats.values()), skipped_paths, started, state)
+            state.setdefault("runs", []).append({"run_id": run_id, "totals": manifest["totals"]})
+            writer.commit_run(staged, manifest, state, executor=pool)  # the date partitions: tasks on the same pool
+        finally:
+            if own_pool:
+                pool.close()
     except BaseException:
         staged.abort()
         raise
