@@ -57,6 +57,11 @@ def make_scratch(name: str, spec: dict, resume: bool = False) -> Path:
         dest = scratch / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest)
+        if resume and not rel.endswith(".py") and (scratch / "mutants").is_dir():
+            # mutmut regenerates changed .py files in mutants/ but keeps its first copy of the rest
+            # (SQL, TOML): a changed .sql file would meet new code stale.
+            (scratch / "mutants" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, scratch / "mutants" / rel)
     sources = sorted({p.split("/")[0] for p in spec["paths"]})
     # Everything the tests read besides the code (README.md: the config example a report test parses).
     copy = [d for d in ("audit", "pipeline", "schemas", "sample_logs", "bench", "README.md", "docs") if d not in sources]
