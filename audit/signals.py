@@ -29,6 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from audit.tables import query
+from pipeline.executor import Executor
 from pipeline.similarity import UNICODE_WORDS, words
 
 _SPACES = re.compile(r"\s+")
@@ -164,12 +165,34 @@ def _edit_fields(obj: Any, depth: int = 0) -> Iterable[Any]:
             yield from _edit_fields(value, depth + 1)
 
 
-def detect_signals(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, *, batch_rows: int = 50_000) -> pa.Table:
+def edit_pairs_task(cfg: SignalsConfig, pairs: pa.Table) -> list[tuple[str, float, str] | None]:
+    """Task: the best edit found in each candidate pair (`signals_edit_pairs.sql` rows), in order:
+    (parent request, similarity, source), or None. A pure function of the pairs: the word-level
+    diffs are the signals' Python work, so they run on the executor's workers."""
+    cols = pairs.to_pydict()
+    out: list[tuple[str, float, str] | None] = []
+    for parent, matched_by, reply, user_text, history_reply in zip(
+        cols["parent_id"], cols["matched_by"], cols["reply"], cols["user_text"], cols["history_reply"], strict=True,
+    ):
+        found: list[tuple[float, str]] = []
+        sim = _similarity(reply, user_text, cfg)
+        if sim is not None:
+            found.append((sim, "pasted_in_user_turn"))
+        if matched_by == "order" and history_reply:
+            sim = _similarity(reply, history_reply, cfg)
+            if sim is not None:
+                found.append((sim, "edited_in_history"))
+        out.append((parent, *max(found)) if found else None)
+    return out
+
+
+def detect_signals(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, *, batch_rows: int = 50_000,
+                   executor: Executor | None = None, rows_per_task: int = 10_000) -> pa.Table:
     """Regeneration / retry / edit flags (SIGNALS_SCHEMA), one row per request that has ANY signal.
 
     Sparse on purpose (memory): every other request has no signal, and `request_labels` is built
-    by a left join in DuckDB. Needs the TEMP TABLE `features` (tasks_features.sql) and the
-    `requests` view.
+    by a left join in DuckDB. Needs `features` (tasks_features.sql) and the `requests` view. The
+    edit candidates are judged `rows_per_task` pairs per task on `executor` (default: here, in order).
     """
     regen = query(con, "signals_regeneration", window_s=cfg.regeneration_window_s).fetchall()
     regeneration_of: dict[str, str] = {}
@@ -183,25 +206,17 @@ def detect_signals(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, *, batch_
             retry_of[rid] = retry
 
     edits: dict[str, tuple[float | None, str]] = {}
-    reader = query(con, "signals_edit_pairs", max_gap_s=cfg.edit_max_gap_s).to_arrow_reader(batch_rows)
-    for batch in reader:
-        cols = batch.to_pydict()
-        for parent, matched_by, reply, user_text, history_reply in zip(
-            cols["parent_id"], cols["matched_by"], cols["reply"], cols["user_text"], cols["history_reply"],
-            strict=True,
-        ):
-            found: list[tuple[float, str]] = []
-            sim = _similarity(reply, user_text, cfg)
-            if sim is not None:
-                found.append((sim, "pasted_in_user_turn"))
-            if matched_by == "order" and history_reply:
-                sim = _similarity(reply, history_reply, cfg)
-                if sim is not None:
-                    found.append((sim, "edited_in_history"))
-            if found:
-                best = max(found)
-                if parent not in edits or (edits[parent][0] or 0) < best[0]:
-                    edits[parent] = best
+    reader = query(con, "signals_edit_pairs", max_gap_s=cfg.edit_max_gap_s).to_arrow_reader(rows_per_task)
+    chunks = (pa.Table.from_batches([b]) for b in reader)
+    judged = (executor.map(edit_pairs_task, chunks, shared=cfg, label="audit.signals.edits") if executor is not None
+              else (edit_pairs_task(cfg, c) for c in chunks))
+    for results in judged:
+        for found in results:
+            if found is not None:
+                parent, sim, source = found
+                # the pairs' order decides between equal similarities, as it always did
+                if parent not in edits or (edits[parent][0] or 0) < sim:
+                    edits[parent] = (sim, source)
 
     rows = query(con, "signals_explicit_edits").to_arrow_reader(batch_rows)
     for batch in rows:

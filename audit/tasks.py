@@ -29,6 +29,8 @@ Entry points (also for `make bench`): `build_features(con, cfg)`, `assign_task_t
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ import pyarrow as pa
 from audit.signals import SignalsConfig, detect_signals
 from audit.tables import SQL, attach_parquet_view, open_store, query, temp_table, write_batches
 from pipeline.config import from_section
+from pipeline.executor import Executor, LocalExecutor
 from pipeline.progress import phase
 from pipeline.similarity import (
     DYNAMIC_SPAN_PATTERN,
@@ -54,6 +57,7 @@ from pipeline.similarity import (
     words,
 )
 from pipeline.sql import arrow_tables
+from pipeline.workdir.store import connect_requests, date_partitions, sql_literal
 from schemas.labels import (
     REQUEST_LABELS_SCHEMA,
     SIGNAL_RATES_SCHEMA,
@@ -137,17 +141,108 @@ def temp_table_from_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.T
     con.unregister(view)
 
 
-def build_features(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> None:
-    """TEMP TABLEs `system_prompts`, `features` and `user_skeletons` (one SQL pass each)."""
+@dataclass(frozen=True)
+class StorePartition:
+    """A task's input: one date partition of the store, its Parquet files by value (a task needs no
+    access to the driver's disk: the bytes travel through the executor)."""
+
+    name: str  # `date=YYYY-MM-DD` or `date=undated`
+    files: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class PartitionFeatures:
+    """A task's output: the partition's per-request `features` and `user_lines` (Parquet bytes, in
+    the partition's row order) and what the merge needs about its system prompts (no prompt text)."""
+
+    name: str
+    features: bytes
+    user_lines: bytes
+    forms: pa.Table  # tasks_system_forms.sql
+    masks: pa.Table  # tasks_system_masks.sql
+
+
+# A partition task's DuckDB (one thread): a day of the 1 M bench is ~16,000 requests; beyond the
+# limit it spills to the task's own temporary folder.
+PARTITION_TASK_MEMORY = "256MB"
+
+
+def partition_features(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> tuple[pa.Table, pa.Table]:
+    """Everything of task typing that is a function of each request alone, over the `requests` of
+    `con` (a date partition, or the whole store): TEMP TABLEs `system_prompts` (each distinct prompt
+    masked and fingerprinted once), `features` and `user_lines`. Returns the
+    partition's prompt forms and masked texts for the merge."""
+    SQL.execute(con, "tasks_macros")
     temp_table(con, "system_prompts", "tasks_system_prompts", mask_pattern=DYNAMIC_SPAN_PATTERN)
     temp_table(con, "features", "tasks_features", mask_pattern=DYNAMIC_SPAN_PATTERN)
-    temp_table(
-        con,
-        "user_skeletons",
-        "tasks_user_skeletons",
-        min_line_messages=cfg.template_min_messages,
-        min_line_chars=cfg.template_min_line_chars,
-    )
+    temp_table(con, "user_lines", "tasks_user_lines", min_line_chars=cfg.template_min_line_chars)
+    return query(con, "tasks_system_forms").to_arrow_table(), query(con, "tasks_system_masks").to_arrow_table()
+
+
+def features_task(cfg: TasksConfig, part: StorePartition) -> PartitionFeatures:
+    """Task: one date partition's features (`partition_features`). The files are copied to a
+    temporary folder of the worker's own; the outputs come back as Parquet bytes, which depend only
+    on the partition (one DuckDB thread, insertion order kept)."""
+    with tempfile.TemporaryDirectory(prefix="logaudit-tasks-") as tmp:
+        folder = Path(tmp) / part.name
+        folder.mkdir()
+        files = []
+        for i, data in enumerate(part.files):
+            path = folder / f"part-{i:04d}.parquet"
+            path.write_bytes(data)
+            files.append(str(path))
+        con = connect_requests(files, memory_limit=PARTITION_TASK_MEMORY, threads=1,
+                               temp_directory=Path(tmp) / "duckdb_tmp")
+        try:
+            forms, masks = partition_features(con, cfg)
+            q, bound = SQL.bind("tasks_partition_features", {"min_type_requests": cfg.min_type_requests})
+            out = {}
+            for table, source in (("features", f"({q.body})"), ("user_lines", "user_lines")):
+                path = Path(tmp) / f"{table}.parquet"
+                # zstd level 1: a third less CPU than DuckDB's default level, nearly the same size
+                con.execute(f"COPY {source} TO {sql_literal(path)} (FORMAT parquet, COMPRESSION zstd, "
+                            "COMPRESSION_LEVEL 1)", bound if table == "features" else None)
+                out[table] = path.read_bytes()
+        finally:
+            con.close()
+    return PartitionFeatures(part.name, out["features"], out["user_lines"], forms, masks)
+
+
+def build_features(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, executor: Executor | None = None,
+                   workdir: Path | None = None, work: Path | None = None) -> None:
+    """`features`, `user_lines` and `user_skeletons` in `con`, and the merged prompt tables
+    `prompt_forms` and `prompt_masks`.
+
+    With an executor (and the store's `workdir`, a `work` folder for the outputs): one
+    `features_task` per date partition, `features` and `user_lines` views over the files they
+    return. Without: the same function over the whole store in `con` (TEMP TABLEs). Then the merge:
+    the skeletons need the template lines of every partition.
+    """
+    if executor is None or workdir is None or work is None:
+        forms, masks = partition_features(con, cfg)
+        forms = forms.append_column("partition", pa.array([""] * forms.num_rows, pa.string()))
+    else:
+        partitions = date_partitions(workdir)
+        payloads = (StorePartition(name, tuple(f.read_bytes() for f in files)) for name, files in partitions)
+        paths: dict[str, list[str]] = {"features": [], "user_lines": []}
+        form_parts, mask_parts = [], []
+        for table in paths:
+            (work / table).mkdir(parents=True, exist_ok=True)
+        for part in executor.map(features_task, payloads, shared=cfg, label="audit.tasks.features",
+                                 total=len(partitions)):
+            for table, data in (("features", part.features), ("user_lines", part.user_lines)):
+                path = work / table / f"{part.name}.parquet"
+                path.write_bytes(data)
+                paths[table].append(str(path))
+            form_parts.append(part.forms.append_column("partition", pa.array([part.name] * part.forms.num_rows,
+                                                                             pa.string())))
+            mask_parts.append(part.masks)
+        for table, files in paths.items():
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({sql_literal(files)})")
+        forms, masks = pa.concat_tables(form_parts), pa.concat_tables(mask_parts)
+    temp_table_from_arrow(con, "prompt_forms", forms)
+    temp_table_from_arrow(con, "prompt_masks", masks)
+    temp_table(con, "user_skeletons", "tasks_user_skeletons", min_line_messages=cfg.template_min_messages)
 
 
 # --- 1. system-prompt families -----------------------------------------------------------------
@@ -169,9 +264,35 @@ class SystemFamilies:
         return out
 
 
-def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> SystemFamilies:
+def example_prompts(con: duckdb.DuckDBPyConnection, wanted: dict[str, set[int]],
+                    workdir: Path | None = None) -> dict[int, str]:
+    """The text of each wanted prompt (`raw_hash`), by date partition name: read back by
+    tasks_system_prompts.sql over that partition alone (`workdir`'s store), or from the
+    `system_prompts` of `con` when it ran over the whole store (partition "")."""
+    files = dict(date_partitions(workdir)) if workdir is not None else {}
+    texts: dict[int, str] = {}
+    for name, hashes in sorted(wanted.items()):
+        if name:
+            part = connect_requests([str(f) for f in files[name]], memory_limit=PARTITION_TASK_MEMORY, threads=1,
+                                    temp_directory=Path(workdir or ".") / ".duckdb_tmp")
+            try:
+                temp_table(part, "system_prompts", "tasks_system_prompts", mask_pattern=DYNAMIC_SPAN_PATTERN)
+                rows = part.sql("SELECT raw_hash, system_text FROM system_prompts").fetchall()
+            finally:
+                part.close()
+        else:
+            rows = con.sql("SELECT raw_hash, system_text FROM system_prompts").fetchall()
+        texts.update((h, t) for h, t in rows if h in hashes)
+    return texts
+
+
+def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, workdir: Path | None = None) -> SystemFamilies:
     """Group masked system prompts into families of near-identical versions (LSH + exact Jaccard)."""
     rows = query(con, "tasks_system_fingerprints").fetchall()
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for r in rows:
+        wanted[r[3]].add(r[2])
+    examples = example_prompts(con, wanted, workdir)
     fps = [r[0] for r in rows]
     masked = [r[1] for r in rows]
     hasher = TEMPLATE_SHINGLES.hasher()
@@ -190,8 +311,8 @@ def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> SystemF
     return SystemFamilies(
         fps=fps,
         masked=masked,
-        examples=[r[2] for r in rows],
-        requests=np.array([r[3] for r in rows]),
+        examples=[examples[r[2]] for r in rows],
+        requests=np.array([r[4] for r in rows]),
         family=uf.labels(),
         shingles=shingles,
     )
@@ -200,10 +321,11 @@ def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> SystemF
 # --- 2 + 3. assignment -------------------------------------------------------------------------
 
 
-def assign_task_types(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> TaskAssignment:
+def assign_task_types(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, workdir: Path | None = None) -> TaskAssignment:
     """Assign every request in `features` a task type; creates TEMP TABLE `task_assignment`
-    (request_id, task_type, task_label, basis) and returns the versions table."""
-    fams = system_families(con, cfg)
+    (request_id, task_type, task_label, basis) and returns the versions table. `workdir`: the
+    store the features came from partition by partition (`build_features` with an executor)."""
+    fams = system_families(con, cfg, workdir)
     fam_requests = fams.family_requests()
     stable = {fam for fam, n in fam_requests.items() if n >= cfg.min_type_requests}
     fp_family = pa.table(
@@ -523,11 +645,18 @@ def _write(table: pa.Table, schema: pa.Schema, path: Path) -> None:
     write_batches(schema, table.to_batches(), path)
 
 
-def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
-    """Write request_labels, task_types, task_type_versions and signal_rates; return the summary section."""
+def run(workdir: Path, out_dir: Path, config: dict[str, Any], executor: Executor | None = None) -> dict[str, Any]:
+    """Write request_labels, task_types, task_type_versions and signal_rates; return the summary section.
+
+    The per-request features run as one task per date partition, the edit signal's diffs as tasks
+    over its candidate pairs, on `executor` (default: one after the other in this process); the
+    rest is the merge in this process. Outputs never depend on the executor or its workers.
+    """
     cfg = from_section(TasksConfig, config, "audit.tasks")
     signals_cfg = from_section(SignalsConfig, config, "audit.signals")
     out_dir.mkdir(parents=True, exist_ok=True)
+    executor = executor or LocalExecutor(workers=1)
+    work = out_dir / ".tasks_work"  # the partition tasks' outputs, removed before the audit commits
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -540,13 +669,13 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     con = open_store(workdir)
     try:
         with phase("features"):
-            build_features(con, cfg)
+            build_features(con, cfg, executor, workdir, work)
         lap("features")
         with phase("task_types"):
-            assignment = assign_task_types(con, cfg)
+            assignment = assign_task_types(con, cfg, workdir)
         lap("task_types")
         with phase("signals"):
-            signals = detect_signals(con, signals_cfg)
+            signals = detect_signals(con, signals_cfg, executor=executor)
         lap("signals")
         label_requests(con, signals)
         has_costs = attach_parquet_view(
@@ -567,6 +696,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         )
     finally:
         con.close()
+        shutil.rmtree(work, ignore_errors=True)
     lap("tables")
     _write(types, TASK_TYPES_SCHEMA, out_dir / "task_types.parquet")
     _write(versions, TASK_TYPE_VERSIONS_SCHEMA, out_dir / "task_type_versions.parquet")

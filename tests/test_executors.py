@@ -109,6 +109,9 @@ def test_local_one_and_two_workers_identical(tmp_path: Path, config_file: Path, 
     # The calibration's candidate replays are tasks too (a few candidates each, never per worker).
     label = "audit.cache.calibrate"
     assert execution_1["stages"][label]["tasks"] == execution_2["stages"][label]["tasks"] >= 2, label
+    # Task clustering's features: one task per date partition of the store, whatever the workers.
+    label = "audit.tasks.features"
+    assert execution_1["stages"][label]["tasks"] == execution_2["stages"][label]["tasks"] >= 2, label
 
 
 # --- Ray ----------------------------------------------------------------------------------------------
@@ -137,6 +140,7 @@ def test_ray_two_nodes_identical(tmp_path: Path, config_file: Path, one_worker: 
         assert execution["stages"][stage]["tasks"] == 8, stage
         nodes |= set(execution["stages"][stage]["nodes"])
     assert execution["stages"]["audit.cache.calibrate"]["tasks"] >= 2
+    assert execution["stages"]["audit.tasks.features"]["tasks"] >= 2  # task clustering ran on Ray too
     # The sample is small enough for ingest to be one unit per file: they ran on Ray too.
     assert execution["stages"]["ingest.units"]["tasks"] >= 1
     assert len(nodes) == 2, f"tasks ran on {nodes}; expected both nodes"

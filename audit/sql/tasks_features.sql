@@ -3,7 +3,7 @@
 -- description: One row per request: the fingerprint inputs of task typing (masked system prompt
 --   fingerprint, tool set, masked first user message), the conversation state and turn texts the
 --   signals use, and the figures task_types aggregates. The one pass over `messages`. Needs TEMP
---   TABLE system_prompts.
+--   TABLE system_prompts and `trimmed` (tasks_macros.sql); runs per date partition.
 WITH base AS (
     SELECT
         r.request_id,
@@ -27,24 +27,43 @@ WITH base AS (
         coalesce(r.n_choices, 1) > 1
             OR coalesce(TRY_CAST(json_extract_string(r.request_params, '$.n') AS INTEGER), 1) > 1 AS multi_choice,
         r.finish_reason,
-        nullif(trim(r.response_text), '') IS NOT NULL AS has_text,
+        nullif(trimmed(r.response_text), '') IS NOT NULL AS has_text,
         coalesce(len(r.response_tool_calls), 0) > 0 AS is_tool_call,
         -- replies are matched to the history a later request resends: whitespace-insensitive hash
-        CASE WHEN nullif(trim(r.response_text), '') IS NOT NULL
+        CASE WHEN nullif(trimmed(r.response_text), '') IS NOT NULL
              THEN hash(replace(replace(replace(replace(r.response_text, ' ', ''), chr(10), ''), chr(9), ''), chr(13), ''))
         END AS reply_hash,
-        trim(regexp_replace(trim(coalesce(r.response_text, '')), '^```[a-zA-Z]*\s*|\s*```$', '', 'g')) AS answer_body,
+        -- the fence regex only where a fence can be (an end-anchored pattern scans the whole text)
+        trimmed(CASE WHEN contains(r.response_text, '```')
+                     THEN regexp_replace(trimmed(r.response_text), '^```[a-zA-Z]*\s*|\s*```$', '', 'g')
+                     ELSE trimmed(coalesce(r.response_text, '')) END) AS answer_body,
         coalesce(r.in_uncached, 0) + coalesce(r.in_cache_read, 0) + coalesce(r.in_cache_write_5m, 0)
             + coalesce(r.in_cache_write_1h, 0) + coalesce(r.in_cache_write_unspecified, 0) AS input_tokens,
         coalesce(r.out_total, 0) AS output_tokens,
         r.feedback_score AS feedback_rating
     FROM requests r
-    -- only the fixed-width columns on the join's build side: with the prompt texts it holds every
-    -- distinct system prompt twice (raw and masked), more than DuckDB's 1 GB at 1 M requests
-    LEFT JOIN (SELECT raw_hash, system_fp, length(system_masked) AS system_chars FROM system_prompts) sp
-           ON sp.raw_hash = hash(coalesce(nullif(trim(r.system_text), ''),
-                                          CASE WHEN r.messages[1].role IN ('system', 'developer')
-                                               THEN nullif(trim(r.messages[1].content), '') END))
+    -- joined on the keys of the prompt's form (tasks_system_prompts.sql), which DuckDB hashes once
+    -- per distinct value of the Parquet dictionary; only fixed-width columns on the build side
+    LEFT JOIN (SELECT text_key, message_key, system_fp, length(system_masked) AS system_chars FROM system_prompts) sp
+           ON sp.text_key = hash(r.system_text)
+          AND (sp.message_key IS NULL
+               OR sp.message_key = hash(CASE WHEN r.messages[1].role IN ('system', 'developer') THEN r.messages[1].content END))
+),
+unspaced AS (
+    SELECT
+        *,
+        regexp_replace(lower(coalesce(first_user_text, '')), $mask_pattern, '#', 'g') AS user_masked
+    FROM base
+),
+masked AS (
+    SELECT
+        * EXCLUDE (user_masked),
+        -- whitespace runs and tabs -> one space; the regex only where one of them can be (fast scans)
+        CASE WHEN contains(user_masked, '  ') OR contains(user_masked, chr(9)) OR contains(user_masked, chr(13))
+                  OR contains(user_masked, chr(12)) OR contains(user_masked, chr(11))
+             THEN regexp_replace(user_masked, '[ \t\r\f\v][ \t\r\f\v]+|[\t\r\f\v]', ' ', 'g')
+             ELSE user_masked END AS first_user_masked
+    FROM unspaced
 )
 SELECT
     * EXCLUDE (answer_body, tool_names, first_user_text, messages, last_user_pos),
@@ -54,9 +73,8 @@ SELECT
     CASE WHEN len(tool_names) > 0 THEN array_to_string(tool_names, chr(31)) END AS tool_names_key,
     -- the raw first user message is not kept (memory): its hash and first line are enough
     hash(first_user_text) AS first_user_hash,
-    left(split_part(trim(first_user_text), chr(10), 1), 200) AS first_user_line,
-    regexp_replace(regexp_replace(lower(coalesce(first_user_text, '')), $mask_pattern, '#', 'g'),
-                   '[ \t\r\f\v][ \t\r\f\v]+|[\t\r\f\v]', ' ', 'g') AS first_user_masked,
+    left(split_part(trimmed(first_user_text), chr(10), 1), 200) AS first_user_line,
+    length(first_user_masked) AS first_user_chars,
     -- the user turn this request sends, and the assistant reply it follows (edit signal)
     CASE WHEN last_user_pos <= n_messages THEN messages[last_user_pos].content END AS last_user_text,
     CASE WHEN last_user_pos > 1 AND last_user_pos <= n_messages AND messages[last_user_pos - 1].role = 'assistant'
@@ -70,4 +88,4 @@ SELECT
     has_text AND (answer_body LIKE '{%' OR answer_body LIKE '[%') AND json_valid(answer_body) AS answer_is_json,
     CASE WHEN has_text AND answer_body LIKE '{%' AND json_valid(answer_body)
          THEN array_to_string(list_sort(json_keys(answer_body)), chr(31)) END AS answer_keyset
-FROM base
+FROM masked

@@ -19,7 +19,7 @@ WITH l AS (
         f.answer_keyset,
         a.basis,
         (CASE WHEN a.basis LIKE 'system_prompt%' THEN f.system_chars ELSE 0 END + coalesce(s.template_chars, 0))
-            / nullif(f.system_chars + length(f.first_user_masked), 0) AS template_share,
+            / nullif(f.system_chars + f.first_user_chars, 0) AS template_share,
         c.cost_usd
     FROM labels l
     JOIN features f USING (request_id)

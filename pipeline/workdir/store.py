@@ -63,19 +63,35 @@ def connect_store(workdir: Path, *, memory_limit: str = "1GB", threads: int | No
     workdir = Path(workdir)
     if not has_requests(workdir):
         raise MissingInputError(missing_store_message(workdir))
+    return connect_requests(requests_glob(workdir), memory_limit=memory_limit, threads=threads,
+                            temp_directory=workdir / ".duckdb_tmp")
+
+
+def connect_requests(files: str | list[str], *, memory_limit: str, temp_directory: Path,
+                     threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """`connect_store`'s connection over some of the store's Parquet files (a glob, or a list such
+    as one date partition's files copied by a task: `WORKDIR/requests/date=D/*.parquet` layout, so
+    the `date` column is the same)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    tmp = workdir / ".duckdb_tmp"
-    con.execute(f"SET temp_directory = {sql_literal(tmp)}")
+    con.execute(f"SET temp_directory = {sql_literal(temp_directory)}")
     con.execute(
         "CREATE VIEW requests AS SELECT * FROM read_parquet("
-        f"{sql_literal(requests_glob(workdir))}, hive_partitioning = true, union_by_name = true)"
+        f"{sql_literal(files)}, hive_partitioning = true, union_by_name = true)"
     )
     SQL.execute(con, "request_outcome")
     return con
+
+
+def date_partitions(workdir: Path) -> list[tuple[str, list[Path]]]:
+    """The store's date partitions in name order (`date=YYYY-MM-DD`, `date=undated`), each with its
+    Parquet files in name order: the order `requests_glob` reads them in."""
+    root = requests_dir(workdir)
+    parts = [(d.name, sorted(d.glob("*.parquet"))) for d in sorted(root.iterdir()) if d.is_dir()]
+    return [(name, files) for name, files in parts if files]
 
 
 def missing_store_message(workdir: Path) -> str:
