@@ -430,26 +430,34 @@ def step_small_files(logs: str, out: str, records: int = 10_000) -> dict[str, An
 
 
 def step_task_types(workdir: str) -> dict[str, Any]:
-    """Task clustering as the audit runs it: features, task-type assignment, then signals."""
+    """Task clustering as the audit runs it: features (a task per date partition on the default
+    local executor), task-type assignment, then signals."""
+    import shutil
+
     from audit.signals import SignalsConfig, detect_signals
     from audit.tables import open_store
     from audit.tasks import TasksConfig, assign_task_types, build_features
+    from pipeline.executor import make_executor
 
-    con = open_store(Path(workdir))
+    store = Path(workdir)
+    work = store / ".bench_tasks_work"
+    con = open_store(store)
     timings: dict[str, float] = {}
     try:
-        t0, c0 = time.perf_counter(), _cpu()
-        build_features(con, TasksConfig())
-        timings["features"] = time.perf_counter() - t0
-        t = time.perf_counter()
-        assignment = assign_task_types(con, TasksConfig())
-        timings["assign"] = time.perf_counter() - t
-        t = time.perf_counter()
-        signals = detect_signals(con, SignalsConfig())
-        timings["signals"] = time.perf_counter() - t
+        with make_executor() as executor:
+            t0, c0 = time.perf_counter(), _cpu()
+            build_features(con, TasksConfig(), executor, store, work)
+            timings["features"] = time.perf_counter() - t0
+            t = time.perf_counter()
+            assignment = assign_task_types(con, TasksConfig(), store)
+            timings["assign"] = time.perf_counter() - t
+            t = time.perf_counter()
+            signals = detect_signals(con, SignalsConfig(), executor=executor)
+            timings["signals"] = time.perf_counter() - t
         records = con.sql("SELECT count(*) FROM features").fetchall()[0][0]
     finally:
         con.close()
+        shutil.rmtree(work, ignore_errors=True)
     inner = sum(timings.values())
     return {"records": int(records), "types": assignment.types, "requests_other": assignment.requests_other,
             "signal_rows": signals.num_rows, "inner_s": round(inner, 3), "inner_cpu_s": round(_cpu() - c0, 3),
