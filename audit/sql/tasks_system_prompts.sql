@@ -43,15 +43,20 @@ trimmed AS (  -- trim(): rtrim only where a space ends the text (the same result
                              '') AS system_text)
     FROM forms
 ),
-masked AS (
+collapsed AS (
     SELECT
-        hash(system_text) AS raw_hash,
+        raw_hash,
         system_text,
         -- whitespace runs -> one space; matching only runs and non-space whitespace (not every
         -- single space, as \s+ would) is the same result at a fraction of the cost
-        trim(regexp_replace(regexp_replace(lower(system_text), $mask_pattern, '#', 'g'), '\s\s+|[\t\n\r\f\v]', ' ', 'g'))
-            AS system_masked
-    FROM (SELECT DISTINCT system_text FROM trimmed WHERE system_text IS NOT NULL)
+        regexp_replace(regexp_replace(lower(system_text), $mask_pattern, '#', 'g'), '\s\s+|[\t\n\r\f\v]', ' ', 'g')
+            AS masked
+    FROM (SELECT hash(system_text) AS raw_hash, any_value(system_text) AS system_text
+          FROM trimmed WHERE system_text IS NOT NULL GROUP BY 1)
+),
+masked AS (
+    SELECT raw_hash, system_text, CASE WHEN ends_with(masked, ' ') THEN trim(masked) ELSE ltrim(masked) END AS system_masked
+    FROM collapsed
 )
 SELECT
     t.text_key,
@@ -64,4 +69,4 @@ SELECT
     t.first_seen,
     t.last_seen
 FROM trimmed t
-JOIN masked m USING (system_text)
+JOIN masked m ON m.raw_hash = hash(t.system_text)
