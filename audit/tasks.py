@@ -677,6 +677,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any], executor: Executor
         with phase("signals"):
             signals = detect_signals(con, signals_cfg, executor=executor)
         lap("signals")
+        executor.release()  # the tables are DuckDB's work in the driver: no idle workers beside it
         label_requests(con, signals)
         has_costs = attach_parquet_view(
             con, "costs", out_dir / "request_costs.parquet",
