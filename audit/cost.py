@@ -105,7 +105,7 @@ def attach_request_costs(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
 
 def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     prices = price_table(config)
-    con = open_store(workdir)
+    con = open_store(workdir, config=config)
     try:
         register_prices(con, prices)
         write_query(con, "cost_request_costs", out_dir / "request_costs.parquet")

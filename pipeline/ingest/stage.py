@@ -449,7 +449,7 @@ def ingest(
         units = plan_units(todo, chunk_bytes, max_record_bytes, SMALL_FILE_BYTES)
         pool: Executor = executor or LocalExecutor(workers if workers is not None else (os.cpu_count() or 1))
         if total_bytes < SMALL_INPUT_BYTES and pool.name == "local":
-            pool = LocalExecutor(1)  # process start-up costs more than it saves
+            pool = LocalExecutor(1, memory_mb=pool.memory_mb)  # process start-up costs more than it saves
         own_pool = pool is not executor
         try:
             merged: dict[str, Any] = {}
