@@ -57,7 +57,7 @@ from pipeline.ingest.reader import (
     splittable,
 )
 from pipeline.ingest.rows import RecordError, Row, Skip
-from pipeline.progress import is_enabled
+from pipeline.progress import is_enabled, phase
 from pipeline.workdir.lock import holds_writer_lock
 from schemas import REQUEST_SCHEMA, SCHEMA_VERSION
 
@@ -454,7 +454,8 @@ def ingest(
         try:
             merged: dict[str, Any] = {}
             show = is_enabled(progress)
-            with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not show) as bar:
+            with phase("ingest.units"), tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest",
+                                             disable=not show) as bar:
                 for done in _run_units(units, staged, pool, batch_rows, bar):
                     for part in done.stats:
                         stats.setdefault(part.path, FileStats(part.path)).merge(part)

@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import StoreError
 from pipeline.executor import Executor, LocalExecutor, memory_share, processes_with_tasks
+from pipeline.progress import phase
 from pipeline.sql import SqlDir
 from pipeline.workdir import versions
 from pipeline.workdir.store import STORE_DIR, current_version, sql_literal
@@ -195,7 +196,8 @@ def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any
         _link_tree(prev / "requests", build / "requests")
         _link_tree(prev / "rejects", build / "rejects")
 
-    stats = _dedupe_and_write(staged, prev, build / "requests", executor or LocalExecutor(1))
+    with phase("ingest.commit"):  # the decision in the driver, then the partition tasks ("ingest.commit/tasks")
+        stats = _dedupe_and_write(staged, prev, build / "requests", executor or LocalExecutor(1))
     _concat(sorted((staged.tmp / "rejects").glob("*.jsonl")), build / "rejects" / f"{staged.run_id}.jsonl")
 
     manifest["totals"]["rows_written"] = stats["rows_written"]
@@ -419,8 +421,9 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: Pa
     # Payloads are built lazily as the executor asks for them: the driver holds the ids of the
     # tasks in flight only.
     tasks = (CommitTask([part(d) for d in dates], share) for dates in groups)
-    for _ in executor.map(write_partition_task, tasks, label="ingest.commit", total=len(groups)):
-        pass
+    with phase("tasks"):
+        for _ in executor.map(write_partition_task, tasks, label="ingest.commit", total=len(groups)):
+            pass
 
 
 def _group_dates(counts: list[tuple[str, int]], max_rows: int) -> list[list[str]]:
