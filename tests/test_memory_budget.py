@@ -60,6 +60,7 @@ def test_the_budget_comes_from_run_in_the_config_and_reaches_the_executor() -> N
     with make_executor(cfg) as pool:
         assert pool.memory_mb == 1200 and processes_with_tasks(pool) == 3
     assert processes_with_tasks(LocalExecutor(1)) == 1  # its tasks run in the driver
+    assert executor_config({"run": {"memory_mb": 1200}}, memory_mb=900).memory_mb == 900  # `--memory-mb` wins
     with pytest.raises(ConfigError, match="memory_mb must be >= 512"):
         executor_config({"run": {"memory_mb": 511}})
     with pytest.raises(ConfigError, match="memory_mb must be an integer"):
@@ -164,3 +165,12 @@ def test_a_commit_larger_than_its_share_spills_and_stores_every_row(tmp_path: Pa
     small, default = (pq.read_table(next((tmp_path / w).glob(".store/v*/requests/date=2026-07-02/*.parquet")))
                       for w in ("small", "default"))
     assert small.num_rows == 8000 and small.equals(default)
+
+
+def test_memory_mb_on_the_command_line_is_checked() -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    result = CliRunner().invoke(cli, ["ingest", "nowhere", "--memory-mb", "256"])
+    assert result.exit_code == 2 and "--memory-mb" in result.output
