@@ -113,7 +113,7 @@ def _lines(days: dict[int, int], text: int = 0) -> str:
     return "\n".join(out) + "\n"
 
 
-def test_commit_tasks_get_the_share_beside_the_driver_and_group_small_days(
+def test_commit_tasks_share_the_budget_and_group_small_days(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(writer, "COMMIT_TASK_ROWS", 10)
     logs = tmp_path / "logs.jsonl"
@@ -129,7 +129,7 @@ def test_commit_tasks_get_the_share_beside_the_driver_and_group_small_days(
     tasks = [p for label, p in pool.calls if label == "ingest.commit"]
     assert [[p.date for p in t.parts] for t in tasks] == [
         ["2026-07-01", "2026-07-02"], ["2026-07-03"], ["2026-07-04"], ["2026-07-05", "2026-07-06"]]
-    assert {t.memory_limit for t in tasks} == {"300MB"}  # 1200 MB over the driver, two workers and headroom
+    assert {t.memory_limit for t in tasks} == {"400MB"}  # 1200 MB over two workers and headroom
     assert [t.parts[0].ids.num_rows for t in tasks] == [4, 3, 12, 2]
     assert len(stored_ids(tmp_path / "w")) == 28
 

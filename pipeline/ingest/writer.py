@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import StoreError
-from pipeline.executor import Executor, LocalExecutor, memory_share, processes_with_tasks
+from pipeline.executor import MIN_SHARE_MB, Executor, LocalExecutor, memory_share, processes_with_tasks
 from pipeline.progress import phase
 from pipeline.sql import SqlDir
 from pipeline.workdir import versions
@@ -388,16 +388,20 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: Pa
     memory at 10 GB of logs). Rows that complete a stored batch half come merged from
     `completed_rows`, in their own date. Solo rows are not read here (`_place_solo_rows`).
 
-    While the tasks run, the driver's connection (holding the decision) is held to the same share
-    of the budget as each task: the driver and the tasks in flight share it.
+    While the tasks run, the driver's connection (holding the decision) is held to the smallest
+    share and the tasks in flight share the budget.
     """
     new = "NOT is_duplicate AND NOT completes AND _file NOT IN (SELECT _file FROM solo_staged)"
     counts = con.execute(
         f"SELECT date, sum(n)::BIGINT FROM (SELECT date, count(*) AS n FROM decided WHERE {new} GROUP BY date "
         "UNION ALL SELECT DISTINCT date, 0 FROM completed_rows) GROUP BY date ORDER BY date"
     ).fetchall()
-    share = memory_share(executor.memory_mb, processes_with_tasks(executor))
-    con.execute("SET memory_limit = $limit", {"limit": share})
+    # The tasks in flight are the processes at once: the driver only waits for them (and answers
+    # each task's id query), so its connection drops to the floor and its decision spills to disk.
+    # A share of the driver too (512 MB each at the default) ran out of memory on the 1 M bench's
+    # largest day (54,150 rows, ~500 MB as Arrow), which commits at 640 MB.
+    share = memory_share(executor.memory_mb, max(processes_with_tasks(executor) - 1, 1))
+    con.execute("SET memory_limit = $limit", {"limit": f"{MIN_SHARE_MB}MB"})
     work = staged.tmp / "partitions"
     work.mkdir(exist_ok=True)
 
