@@ -21,10 +21,10 @@ workers stage their rows with the keys of every row beside them (`staged_keys.sq
 decides on keys alone which rows are new and under which id (`decide_rows.sql`); then tasks of
 consecutive date partitions (`write_partition_task`, on the run's executor) write each day's file;
 the driver writes the manifest and switches the version. Every DuckDB connection here gets its
-share of the run's memory budget (`[run] memory_mb`, `pipeline.executor.memory_share`). A row larger than `SOLO_ROW_BYTES` is staged in a
-file of its own and moved into the store by a hard link (`part-<run>-solo0000.parquet`, its keys
-also in its metadata for later commits), so no step reads it and the commit's memory does not
-depend on the largest record.
+share of the run's memory budget (`[run] memory_mb`, `pipeline.executor.memory_share`). A row
+larger than `SOLO_ROW_BYTES` is staged in a file of its own and moved into the store by a hard
+link (`part-<run>-solo0000.parquet`, its keys also in its metadata for later commits), so no step
+reads it and the commit's memory does not depend on the largest record.
 """
 
 from __future__ import annotations
