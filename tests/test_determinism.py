@@ -5,9 +5,10 @@ DuckDB adds floating-point values in the order its threads meet them, so a plain
 more rows than one thread scans can differ in the last digits from run to run. The planted table
 below is built to expose that: 300,000 requests in 25,000-row row groups (DuckDB parallelizes a
 Parquet scan by row group), costs mixing 1e-3- and 1e9-scale amounts (so every order of adding them
-rounds differently), two providers per model (an `any_value` picks whichever thread came first) and
-tied sort keys. The audit's own SQL files run on it with 1 and 4 threads, and again with 4: every
-table they write must be byte-identical, and so must the rows the summaries are built from.
+rounds differently), two providers per model (an `any_value` picks whichever thread came first),
+models tied in every task type (`mode` breaks a tie by whichever thread came first) and tied sort
+keys. The audit's own SQL files run on it with 1 and 4 threads, and again with 4: every table they
+write must be byte-identical, and so must the rows the summaries are built from.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def _planted(path: Path) -> None:
         "provider": np.where(rng.random(ROWS) < 0.5, "openai", "azure"),
         "price_model_key": np.where(i % 5 == 4, None, model),
         "rules": np.where(rng.random(ROWS) < 0.5, "auto_prefix", "breakpoints"),
-        "task_type": np.array(["extract", "summarize", "classify", "chat"])[rng.integers(0, 4, ROWS)],
+        # every task type sees each model equally often: `mode(model)` ties
+        "task_type": np.array(["extract", "summarize", "classify", "chat"])[(i // 5) % 4],
         "priced": i % 5 != 4,
         "usage_missing": i % 97 == 0,
         "is_batch": i % 11 == 0,

@@ -17,7 +17,7 @@ win AS (
 ),
 b AS (
     SELECT
-        task_type, mode(model) AS model, breaker_segment, breaker_kind,
+        task_type, mode(model ORDER BY model) AS model, breaker_segment, breaker_kind,
         count(*) AS requests,
         median(breaker_offset) AS median_divergence_offset_tokens,
         median(breaker_stable_after) AS median_stable_tokens_after,

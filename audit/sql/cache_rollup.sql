@@ -11,7 +11,7 @@ SELECT
          WHEN GROUPING(day) = 0 THEN 'day'
          ELSE 'overall' END AS level,
     model, task_type, day,
-    min(provider) AS provider, mode(model) AS top_model, min(rules) AS rules,
+    min(provider) AS provider, mode(model ORDER BY model) AS top_model, min(rules) AS rules,
     count(*) AS requests,
     count(*) FILTER (WHERE simulated) AS simulated_requests,
     count(*) FILTER (WHERE has_cache_fields) AS requests_with_cache_fields,

@@ -47,8 +47,8 @@ versions AS (
 per_type AS (
     SELECT
         task_type,
-        any_value(task_label) AS label,
-        any_value(basis) AS basis,
+        min(task_label) AS label,
+        min(basis) AS basis,
         count(*) AS requests,
         sum(input_tokens) AS input_tokens,
         sum(output_tokens) AS output_tokens,
