@@ -122,6 +122,7 @@ def _audit_outputs(planted: Path, out: Path, threads: int) -> dict[str, Any]:
         for view in ("request_costs", "cache_requests"):
             con.execute(f"CREATE VIEW {view} AS {base}")
         con.execute(f"CREATE VIEW traffic_base AS SELECT *, CAST(date_trunc('week', ts) AS DATE) AS week FROM ({base})")
+        temp_table(con, "cost_rollup", "cost_rollup")
         temp_table(con, "cache_rollup", "cache_rollup")
         result: dict[str, Any] = {}
         for name, params in TABLES:
@@ -151,6 +152,7 @@ def test_money_sums_are_exact(planted: Path) -> None:
     con = duckdb.connect(config={"threads": 4})
     try:
         con.execute(f"CREATE VIEW request_costs AS SELECT * FROM read_parquet({sql_literal(planted)})")
+        temp_table(con, "cost_rollup", "cost_rollup")
         total = fetch_dicts(con, "cost_totals")[0]["cost_usd"]
     finally:
         con.close()
