@@ -301,6 +301,62 @@ def rolling_token_hashes(arrays: list[np.ndarray], seed: int, block_tokens: int)
     return out
 
 
+class PrefixHashes:
+    """`rolling_token_hashes` of a task's prompts, resumed from the longest block prefix hashed before.
+
+    A conversation's next request repeats the previous prompt and appends to it, so hashing every
+    prompt from its first token costs O(prompt tokens) per request, O(turns²) per conversation.
+    The rolling hash state at the end of a content block depends only on the blocks up to it,
+    which its chained block hash (`rolling_block_hashes`, seeded with the scope) identifies: the
+    state there (the complete B-token hashes so far, the tokens after the last complete block) is
+    kept under that hash, and a later prompt with the same leading blocks hashes only what
+    follows them. Same values as `rolling_token_hashes` (tests/test_cache_prefix_hashes.py).
+    """
+
+    def __init__(self, block_tokens: int, max_entries: int = 500_000) -> None:
+        self.block_tokens = block_tokens
+        self._states: dict[tuple[str, int], tuple[list[int], int, np.ndarray]] = {}
+        self._max = max_entries
+
+    def hashes(self, encoding: str, arrays: list[np.ndarray], chain: list[int], ends: list[int],
+               seed: int) -> list[int]:
+        """The prompt's rolling token hashes; `chain`: its `rolling_block_hashes`, `ends`: the
+        cumulative token count at the end of each block (both in block order)."""
+        bt = self.block_tokens
+        states = self._states
+        start, prefix, carry, h = 0, [], _NO_TOKENS, seed
+        for i in range(len(chain) - 1, -1, -1):
+            state = states.get((encoding, chain[i]))
+            if state is not None:
+                src, c, carry = state
+                prefix, h, start = src[:c], (src[c - 1] if c else seed), i + 1
+                break
+        done = len(prefix)  # complete blocks already hashed; `carry` starts at done * bt
+        rest = [carry, *arrays[start:]] if len(carry) else arrays[start:]
+        tokens = (np.concatenate(rest) if len(rest) > 1 else rest[0]) if rest else _NO_TOKENS
+        n = len(tokens) // bt
+        out = prefix
+        if n:
+            buf = memoryview(np.ascontiguousarray(tokens[: n * bt], dtype=np.uint32)).cast("B")
+            step = bt * 4
+            digest = xxhash.xxh3_64_intdigest
+            for j in range(0, n * step, step):
+                h = digest(buf[j : j + step], seed=h)
+                out.append(h)
+        if len(states) > self._max:
+            states.clear()  # bounded; a cleared state only costs re-hashing
+        base = done * bt
+        for i in range(start, len(chain)):
+            key = (encoding, chain[i])
+            if key not in states:
+                c = ends[i] // bt
+                states[key] = (out, c, tokens[c * bt - base : ends[i] - base].copy())
+        return out
+
+
+_NO_TOKENS = np.zeros(0, dtype=np.uint32)
+
+
 def rolling_block_hashes(blocks: list[Block], seed: int) -> list[int]:
     out = []
     h = seed
@@ -387,6 +443,7 @@ class Preparer:
         self.variants = variants
         self.spans = spans
         self.memo = TokenMemo(cfg.memo_max_tokens)
+        self.prefix = PrefixHashes(cfg.block_tokens)
         self._prices: dict[tuple[Any, Any, Any], Any] = {}
         self.models: set[str] = set()
 
@@ -441,10 +498,11 @@ class Preparer:
             return out
         seed = text_key(scope)
         ends = np.cumsum([len(a) for a in arrays]).tolist()
+        chain = rolling_block_hashes(blocks, seed)
         out.update(
             simulated=True, skip_reason=None,
-            token_hashes=rolling_token_hashes(arrays, seed, cfg.block_tokens),
-            block_ends=ends, block_hashes=rolling_block_hashes(blocks, seed),
+            token_hashes=self.prefix.hashes(encoding, arrays, chain, ends, seed),
+            block_ends=ends, block_hashes=chain,
         )
         out["bucket"] = _bucket(out["token_hashes"], cfg.buckets)
         bps = map_breakpoints(r["cache_breakpoints"], blocks)
@@ -496,9 +554,11 @@ class Preparer:
         tail = Block("new_turn", tail_text, text_key("\x1etail\x1f" + out["request_id"] + tail_text), None, -1)
         new_blocks.append(tail)
         new_arrays.append(block_array(self.memo, encoding, tail))
-        out["ideal_token_hashes"] = rolling_token_hashes(new_arrays, seed, cfg.block_tokens)
-        out["ideal_block_ends"] = np.cumsum([len(a) for a in new_arrays]).tolist()
-        out["ideal_block_hashes"] = rolling_block_hashes(new_blocks, seed)
+        ends = np.cumsum([len(a) for a in new_arrays]).tolist()
+        chain = rolling_block_hashes(new_blocks, seed)
+        out["ideal_token_hashes"] = self.prefix.hashes(encoding, new_arrays, chain, ends, seed)
+        out["ideal_block_ends"] = ends
+        out["ideal_block_hashes"] = chain
         out["ideal_bucket"] = _bucket(out["ideal_token_hashes"], cfg.buckets)
         i, b, span, _, sp = first
         start = out["block_ends"][i] - len(arrays[i])
