@@ -694,22 +694,53 @@ SIM_SCHEMA = pa.schema([("request_id", pa.string()), ("read", pa.int64()), ("wri
                         ("write_1h", pa.int64())])
 
 
-def sim_row(r: dict[str, Any], scenario: str, cfg: CacheConfig, rules: CacheRules,
-            factors: dict[str, float]) -> SimRow:
-    """One `cache_sim_input` row as the simulation's input under `rules` (calibration reuses it)."""
-    factor = r["factor"] or factors.get(r["scope"]) or 1.0
-    inp = r["reported_input"] or int(round(r["est_total"] * factor))
-    # With the model's own tokenizer and a prompt that accounts for the reported input, prefix
-    # positions are exact and the whole-request ratio (which absorbs framing tokens) would only blur
-    # them across a 128-token step. Approximated tokenizers, and logs whose prompt text is redacted
-    # or partly missing (reported input far from the estimate), need the scaling.
-    exact = not r["approximate"] and COMPLETE_PROMPT[0] <= factor <= COMPLETE_PROMPT[1]
-    position_factor = 1.0 if exact else factor
-    bps = list(zip(r["bp_blocks"] or [], r["bp_1h"] or [], strict=True))
-    if scenario != "as_logged":
-        bps = _with_ideal(bps, r, cfg.ideal_breakpoints)
-    return SimRow(r["request_id"], r["ts_ms"], rules, position_factor, inp, r["token_hashes"] or [],
-                  r["block_ends"] or [], r["block_hashes"] or [], bps)
+_SIM_SCALARS = ("request_id", "ts_ms", "scope", "rules", "min_tokens", "factor", "approximate", "reported_input",
+                "est_total", "n_blocks", "stable_end", "history_end")
+_SIM_LISTS = ("token_hashes", "block_ends", "block_hashes", "bp_blocks", "bp_1h")
+
+
+def sim_rows(table: pa.Table, scenario: str, cfg: CacheConfig, rules: CacheRules | RulesOf,
+             factors: dict[str, float]) -> list[SimRow]:
+    """`cache_sim_input` rows as the simulation's input under `rules` (one rule set for every row,
+    as the calibration replays them, or a rule set per row's scope). Read by columns: a dict per
+    row and a Python list built element by element per hash list cost more than the simulation."""
+    c = {name: table.column(name).to_pylist() for name in _SIM_SCALARS}
+    token_hashes, block_ends, block_hashes, bp_blocks, bp_1h = (list_column(table.column(n)) for n in _SIM_LISTS)
+    out = []
+    for i, (rid, ts_ms, scope, rules_name, min_tokens, row_factor, approximate, reported, est_total, n_blocks,
+            stable_end, history_end) in enumerate(zip(*(c[n] for n in _SIM_SCALARS), strict=True)):
+        factor = row_factor or factors.get(scope) or 1.0
+        inp = reported or int(round(est_total * factor))
+        # With the model's own tokenizer and a prompt that accounts for the reported input, prefix
+        # positions are exact and the whole-request ratio (which absorbs framing tokens) would only
+        # blur them across a 128-token step. Approximated tokenizers, and logs whose prompt text is
+        # redacted or partly missing (reported input far from the estimate), need the scaling.
+        exact = not approximate and COMPLETE_PROMPT[0] <= factor <= COMPLETE_PROMPT[1]
+        bps = list(zip(bp_blocks[i] or [], bp_1h[i] or [], strict=True))
+        if scenario != "as_logged":
+            bps = _with_ideal(bps, n_blocks, stable_end, history_end, cfg.ideal_breakpoints)
+        row_rules = rules if isinstance(rules, CacheRules) else rules.of(scope, rules_name, min_tokens)
+        out.append(SimRow(rid, ts_ms, row_rules, 1.0 if exact else factor, inp, token_hashes[i] or [],
+                          block_ends[i] or [], block_hashes[i] or [], bps))
+    return out
+
+
+def list_column(column: pa.ChunkedArray | pa.Array) -> list[list[Any] | None]:
+    """A list column as Python lists (None where null): the flat values converted once, then
+    sliced per row (`to_pylist` builds every element through a scalar object)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if not len(column):
+        return []
+    offsets = column.offsets.to_numpy()
+    values = column.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_numpy(zero_copy_only=False)
+    flat = values.tolist()
+    bounds = (offsets - offsets[0]).tolist()
+    out: list[list[Any] | None] = [flat[bounds[i] : bounds[i + 1]] for i in range(len(column))]
+    if column.null_count:
+        for i in np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False)).tolist():
+            out[i] = None
+    return out
 
 
 class RulesOf:
@@ -727,7 +758,10 @@ class RulesOf:
         return self._documented[k]
 
     def __call__(self, r: dict[str, Any]) -> CacheRules:
-        return self.calibrated.get(r["scope"]) or self.documented(r["rules"], r["min_tokens"])
+        return self.of(r["scope"], r["rules"], r["min_tokens"])
+
+    def of(self, scope: str, rules: str, min_tokens: int) -> CacheRules:
+        return self.calibrated.get(scope) or self.documented(rules, min_tokens)
 
 
 @dataclass(frozen=True)
@@ -746,8 +780,9 @@ def simulate_task(ctx: SimulateContext, table: pa.Table) -> pa.Table:
 
     def rows() -> Iterator[tuple[int, SimRow]]:
         for batch in table.to_batches(max_chunksize=ctx.cfg.batch_rows):
-            for r in batch.to_pylist():
-                yield r["part"], sim_row(r, ctx.scenario, ctx.cfg, ctx.rules_of(r), ctx.factors)
+            t = pa.Table.from_batches([batch])
+            yield from zip(t.column("part").to_pylist(), sim_rows(t, ctx.scenario, ctx.cfg, ctx.rules_of, ctx.factors),
+                           strict=True)
 
     for _, part in itertools.groupby(rows(), key=lambda x: x[0]):
         for res in simulate_partition((row for _, row in part), ctx.cfg.block_tokens):
@@ -799,10 +834,11 @@ def _sim_batch(rows: list[tuple[str, int, int, int]]) -> pa.RecordBatch:
                                       schema=SIM_SCHEMA)
 
 
-def _with_ideal(bps: list[tuple[int, bool]], r: dict[str, Any], where: tuple[str, ...]) -> list[tuple[int, bool]]:
+def _with_ideal(bps: list[tuple[int, bool]], n_blocks: int | None, stable_end: int | None, history_end: int | None,
+                where: tuple[str, ...]) -> list[tuple[int, bool]]:
     out = dict(bps)
-    n = r["n_blocks"] or 0  # the ideal variant's extra tail block is not a breakpoint position
-    positions = {"stable": r["stable_end"], "history": r["history_end"], "last": n - 1}
+    n = n_blocks or 0  # the ideal variant's extra tail block is not a breakpoint position
+    positions = {"stable": stable_end, "history": history_end, "last": n - 1}
     for w in where:
         p = positions[w]
         if p is not None and p >= 0:
