@@ -28,12 +28,14 @@ no usage), so minimums and rounding steps apply in the provider's own units.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -434,6 +436,26 @@ def prepare_task(ctx: PrepareContext, table: pa.Table) -> PreparedChunk:
                          frozenset(prep.models))
 
 
+_EPOCH_DATE = date(1970, 1, 1)
+_US_PER_DAY = 86_400_000_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_day(days: int) -> date:
+    return _EPOCH_DATE + timedelta(days=days)
+
+
+def _utc_date(ts_us: int) -> date:
+    """The UTC date of a timestamp in microseconds (`datetime.date()` of the UTC datetime)."""
+    return _utc_day(ts_us // _US_PER_DAY)
+
+
+def _ts_ms(ts_us: int) -> int:
+    """`int(datetime.timestamp() * 1000)` of the UTC datetime, from its microseconds: `timestamp()`
+    is the exact microseconds divided by 10**6 (correctly rounded), then scaled and truncated."""
+    return int(ts_us / 1_000_000 * 1000)
+
+
 class Preparer:
     """Per-request preparation; holds the memos, so one instance serves a whole task."""
 
@@ -452,7 +474,8 @@ class Preparer:
         cfg = self.cfg
         model = r["model_resolved"] or r["model"]
         self.models.add(r["model"] or model or "")
-        pk = (model, r["model"], r["ts"].date() if r["ts"] is not None else None)
+        ts = r["ts"]  # microseconds since the epoch (`prompt_rows`), or None
+        pk = (model, r["model"], _utc_date(ts) if ts is not None else None)
         if pk not in self._prices:
             self._prices[pk] = self.prices.lookup(model, pk[2]) or self.prices.lookup(r["model"], pk[2])
         price = self._prices[pk]
@@ -462,8 +485,7 @@ class Preparer:
         scope = f"{(r['provider'] or '').lower()}|{base_model_name(model)}"
         encoding = encoding_name_for(r["model"] or model)
         out: dict[str, Any] = {
-            "request_id": r["request_id"], "ts": r["ts"],
-            "ts_ms": int(r["ts"].timestamp() * 1000) if r["ts"] is not None else None,
+            "request_id": r["request_id"], "ts": ts, "ts_ms": _ts_ms(ts) if ts is not None else None,
             "provider": r["provider"], "model": r["model"], "scope": scope,
             "price_model_key": price.key if price else None, "rules": rules.name, "min_tokens": rules.min_tokens,
             "encoding": encoding, "approximate": is_approximate(r["model"] or model),
@@ -493,7 +515,7 @@ class Preparer:
             # writes a cache entry.
             out.update(simulated=False, skip_reason="failed_call")
             return out
-        if r["ts"] is None:
+        if ts is None:
             out.update(simulated=False, skip_reason="no_timestamp")
             return out
         seed = text_key(scope)

@@ -1,12 +1,16 @@
-"""`audit.cache.PrefixHashes` (rolling token hashes resumed from the longest block prefix hashed
-before) against the plain `rolling_token_hashes` from the first token, on planted prompts whose
-block ends fall just before, on and just after the 64-token block boundaries."""
+"""The cache passes' faster helpers against their plain references: `audit.cache.PrefixHashes`
+(rolling token hashes resumed from the longest block prefix hashed before) against
+`rolling_token_hashes` from the first token, on planted prompts whose block ends fall just before,
+on and just after the 64-token block boundaries; timestamps read as integers against `datetime`;
+`list_column` against `to_pylist`."""
 
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from audit.cache import PrefixHashes, rolling_token_hashes
@@ -87,3 +91,63 @@ def test_random_prompts_with_shared_prefixes_and_a_cleared_memo() -> None:
         if keys:
             check(ph, blocks, keys, seed)
             prompts.append(keys)
+
+
+# --- the columnar readers of the prepare and simulation passes ------------------------------------
+
+
+@pytest.mark.parametrize("ts", [
+    datetime(2026, 3, 1, 0, 0, 0, 0, tzinfo=UTC),  # midnight: the new day
+    datetime(2026, 2, 28, 23, 59, 59, 999_999, tzinfo=UTC),  # the last microsecond of the day before
+    datetime(2026, 6, 1, 12, 0, 0, 123_000, tzinfo=UTC),  # .123 s: 0.123 * 1000 is not exact in binary
+    datetime(2026, 6, 1, 12, 0, 0, 1_001, tzinfo=UTC),
+    datetime(2026, 6, 1, 12, 0, 0, 999, tzinfo=UTC),  # under a millisecond: truncated
+    datetime(1970, 1, 1, tzinfo=UTC),
+])
+def test_timestamps_from_integer_microseconds_equal_the_datetime_ones(ts: datetime) -> None:
+    from audit.cache import _ts_ms, _utc_date
+    from audit.token_accounting import prompt_rows
+
+    us = pa.array([ts], type=pa.timestamp("us", tz="UTC"))
+    batch = pa.RecordBatch.from_arrays([us, pa.array([[]], type=pa.list_(pa.struct([
+        ("role", pa.string()), ("content", pa.string()), ("parts_json", pa.string()),
+        ("tool_calls", pa.list_(pa.struct([("name", pa.string()), ("arguments", pa.string())]))),
+        ("tool_call_id", pa.string()), ("name", pa.string())])))], names=["ts", "messages"])
+    rows, _ = prompt_rows(batch)
+    value = rows[0]["ts"]
+    assert isinstance(value, int)
+    assert _ts_ms(value) == int(ts.timestamp() * 1000)
+    assert _utc_date(value) == ts.date()
+    # Written back through the prepared schema's timestamp column, the integer is the same instant.
+    assert pa.array([value], type=pa.timestamp("us", tz="UTC")).to_pylist() == [ts]
+
+
+def test_random_microseconds_give_the_datetime_milliseconds() -> None:
+    from audit.cache import _ts_ms, _utc_date
+
+    rnd = random.Random(5)
+    for _ in range(20_000):
+        us = rnd.randrange(0, 4_000_000_000_000_000)
+        ts = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+        assert _ts_ms(us) == int(ts.timestamp() * 1000)
+        assert _utc_date(us) == ts.date()
+
+
+@pytest.mark.parametrize("values", [
+    [[1, 2, 3], None, [], [2**64 - 1, 0]],  # nulls, empty lists, the largest uint64
+    [None, None],
+    [[7]],
+    [],
+])
+def test_list_column_equals_to_pylist(values: list[list[int] | None]) -> None:
+    from audit.cache import list_column
+
+    arr = pa.array(values, type=pa.list_(pa.uint64()))
+    assert list_column(arr) == arr.to_pylist()
+    if len(arr) > 1:
+        sliced = arr.slice(1)  # its offsets point into the parent's values
+        assert list_column(sliced) == sliced.to_pylist()
+    chunked = pa.chunked_array([arr, arr], type=arr.type)
+    assert list_column(chunked) == chunked.to_pylist()
+    bools = pa.array([[True, False], None, [False]], type=pa.list_(pa.bool_()))
+    assert list_column(bools) == bools.to_pylist()
