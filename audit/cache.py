@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import operator
 import shutil
 import time
 from collections import OrderedDict
@@ -47,16 +46,7 @@ import xxhash
 from audit import dynamic_spans, tables
 from audit.cache_sim import SimRow, simulate_partition
 from audit.prices import CacheRules, PriceTable, base_model_name
-from audit.tables import (
-    attach_labels,
-    fetch_dicts,
-    open_store,
-    query,
-    temp_table,
-    write_batches,
-    write_query,
-    write_streams,
-)
+from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_table, write_batches, write_query
 from audit.token_accounting import (
     REPLY_OVERHEAD,
     Block,
@@ -710,10 +700,11 @@ def simulate_cache(
             timings["calibrate"] = time.perf_counter() - t0
             t0 = time.perf_counter()
         rules_of = RulesOf(prices, calibration.rules if calibration else None)
-        results = {scenario: work / f"sim_{scenario}.parquet" for scenario in SCENARIOS}
-        for scenarios in SIMULATION_INPUTS:
-            with phase(f"simulate.{'+'.join(scenarios)}"):
-                _simulate_scenarios(scon, scenarios, cfg, rules_of, factors, results, executor, simulated)
+        for scenario in SCENARIOS:
+            results[scenario] = work / f"sim_{scenario}.parquet"
+            with phase(f"simulate.{scenario}"):
+                _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario], executor,
+                                   simulated)
     finally:
         scon.close()
     timings["simulate"] = time.perf_counter() - t0
@@ -730,15 +721,14 @@ _SIM_SCALARS = ("request_id", "ts_ms", "scope", "rules", "min_tokens", "factor",
 _SIM_LISTS = ("token_hashes", "block_ends", "block_hashes", "bp_blocks", "bp_1h")
 
 
-def sim_rows(table: pa.Table, scenarios: tuple[str, ...], cfg: CacheConfig, rules: CacheRules | RulesOf,
-             factors: dict[str, float]) -> list[list[SimRow]]:
-    """`cache_sim_input` rows as the simulation's input of each scenario (they differ in their
-    breakpoints only) under `rules` (one rule set for every row, as the calibration replays them,
-    or a rule set per row's scope). Read by columns: a dict per row and a Python list built
-    element by element per hash list cost more than the simulation."""
+def sim_rows(table: pa.Table, scenario: str, cfg: CacheConfig, rules: CacheRules | RulesOf,
+             factors: dict[str, float]) -> list[SimRow]:
+    """`cache_sim_input` rows as the simulation's input under `rules` (one rule set for every row,
+    as the calibration replays them, or a rule set per row's scope). Read by columns: a dict per
+    row and a Python list built element by element per hash list cost more than the simulation."""
     c = {name: table.column(name).to_pylist() for name in _SIM_SCALARS}
     token_hashes, block_ends, block_hashes, bp_blocks, bp_1h = (list_column(table.column(n)) for n in _SIM_LISTS)
-    out: list[list[SimRow]] = [[] for _ in scenarios]
+    out = []
     for i, (rid, ts_ms, scope, rules_name, min_tokens, row_factor, approximate, reported, est_total, n_blocks,
             stable_end, history_end) in enumerate(zip(*(c[n] for n in _SIM_SCALARS), strict=True)):
         factor = row_factor or factors.get(scope) or 1.0
@@ -748,13 +738,12 @@ def sim_rows(table: pa.Table, scenarios: tuple[str, ...], cfg: CacheConfig, rule
         # blur them across a 128-token step. Approximated tokenizers, and logs whose prompt text is
         # redacted or partly missing (reported input far from the estimate), need the scaling.
         exact = not approximate and COMPLETE_PROMPT[0] <= factor <= COMPLETE_PROMPT[1]
-        logged = list(zip(bp_blocks[i] or [], bp_1h[i] or [], strict=True))
+        bps = list(zip(bp_blocks[i] or [], bp_1h[i] or [], strict=True))
+        if scenario != "as_logged":
+            bps = _with_ideal(bps, n_blocks, stable_end, history_end, cfg.ideal_breakpoints)
         row_rules = rules if isinstance(rules, CacheRules) else rules.of(scope, rules_name, min_tokens)
-        hashes, ends, chain = token_hashes[i] or [], block_ends[i] or [], block_hashes[i] or []
-        for scenario, rows in zip(scenarios, out, strict=True):
-            bps = logged if scenario == "as_logged" else _with_ideal(logged, n_blocks, stable_end, history_end,
-                                                                     cfg.ideal_breakpoints)
-            rows.append(SimRow(rid, ts_ms, row_rules, 1.0 if exact else factor, inp, hashes, ends, chain, bps))
+        out.append(SimRow(rid, ts_ms, row_rules, 1.0 if exact else factor, inp, token_hashes[i] or [],
+                          block_ends[i] or [], block_hashes[i] or [], bps))
     return out
 
 
@@ -799,35 +788,28 @@ class RulesOf:
 
 @dataclass(frozen=True)
 class SimulateContext:
-    """What every simulation task of one input shares (read-only): the scenarios simulated on it."""
+    """What every simulation task of one scenario shares (read-only)."""
 
-    scenarios: tuple[str, ...]
+    scenario: str
     cfg: CacheConfig
     rules_of: RulesOf
     factors: dict[str, float]
 
 
-def simulate_task(ctx: SimulateContext, table: pa.Table) -> list[pa.Table]:
-    """Task: simulate whole partitions (hash buckets; rows in `cache_sim_input` order) under each
-    scenario of `ctx` -> one SIM_SCHEMA table per scenario."""
-    out: list[list[tuple[str, int, int, int]]] = [[] for _ in ctx.scenarios]
+def simulate_task(ctx: SimulateContext, table: pa.Table) -> pa.Table:
+    """Task: simulate whole partitions (hash buckets; rows in `cache_sim_input` order) -> SIM_SCHEMA."""
+    out: list[tuple[str, int, int, int]] = []
 
-    def rows() -> Iterator[tuple[Any, ...]]:  # (part, the row of each scenario)
+    def rows() -> Iterator[tuple[int, SimRow]]:
         for batch in table.to_batches(max_chunksize=ctx.cfg.batch_rows):
             t = pa.Table.from_batches([batch])
-            yield from zip(t.column("part").to_pylist(),
-                           *sim_rows(t, ctx.scenarios, ctx.cfg, ctx.rules_of, ctx.factors), strict=True)
+            yield from zip(t.column("part").to_pylist(), sim_rows(t, ctx.scenario, ctx.cfg, ctx.rules_of, ctx.factors),
+                           strict=True)
 
     for _, part in itertools.groupby(rows(), key=lambda x: x[0]):
-        # One simulation per scenario, in lock step (each yields a result per row it reads), so
-        # the rows are built once and held one batch at a time.
-        streams = itertools.tee(part, len(ctx.scenarios))
-        sims = [simulate_partition(map(operator.itemgetter(k + 1), s), ctx.cfg.block_tokens)
-                for k, s in enumerate(streams)]
-        for results in zip(*sims, strict=True):
-            for acc, res in zip(out, results, strict=True):
-                acc.append((res.request_id, res.read, res.write_5m, res.write_1h))
-    return [pa.Table.from_batches([_sim_batch(o)] if o else [], schema=SIM_SCHEMA) for o in out]
+        for res in simulate_partition((row for _, row in part), ctx.cfg.block_tokens):
+            out.append((res.request_id, res.read, res.write_5m, res.write_1h))
+    return pa.Table.from_batches([_sim_batch(out)] if out else [], schema=SIM_SCHEMA)
 
 
 def partition_chunks(reader: Any, rows: int, key: str = "part") -> Iterator[pa.Table]:
@@ -850,8 +832,7 @@ def partition_chunks(reader: Any, rows: int, key: str = "part") -> Iterator[pa.T
 
 def simulation_input(con: Any, scenario: str, cfg: CacheConfig, simulated: int) -> Iterator[pa.RecordBatch]:
     """`cache_sim_input` in partition order, sorted in slices of about `rows_per_sort` requests
-    (equal ranges of hash buckets, which hold about equal shares of the requests) and chained.
-    The input of `ideal` differs from the others' (its hashes and partitions)."""
+    (equal ranges of hash buckets, which hold about equal shares of the requests) and chained."""
     slices = max(1, -(-simulated // cfg.rows_per_sort))
     width = -(-(cfg.buckets + 1) // slices)  # parts run from -1 (no complete block) to buckets - 1
     for lo in range(-1, cfg.buckets, width):
@@ -859,21 +840,14 @@ def simulation_input(con: Any, scenario: str, cfg: CacheConfig, simulated: int) 
                          hi=lo + width - 1).to_arrow_reader(cfg.batch_rows)
 
 
-# Scenarios simulated on one input (one sort, one read of the hash lists): as_logged and ideal_bp
-# have the same hashes and partitions and differ in their breakpoints only; ideal has its own.
-SIMULATION_INPUTS = (("as_logged", "ideal_bp"), ("ideal",))
-
-
-def _simulate_scenarios(con: Any, scenarios: tuple[str, ...], cfg: CacheConfig, rules_of: RulesOf,
-                        factors: dict[str, float], paths: dict[str, Path], executor: Executor,
-                        simulated: int) -> None:
-    """Scenarios of one input as tasks over groups of whole hash-bucket partitions (results in
-    input order), one file per scenario."""
-    reader = simulation_input(con, scenarios[0], cfg, simulated)
+def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, rules_of: RulesOf, factors: dict[str, float],
+                       path: Path, executor: Executor, simulated: int) -> None:
+    """One scenario as tasks over groups of whole hash-bucket partitions (results in input order)."""
+    reader = simulation_input(con, scenario, cfg, simulated)
     results = executor.map(simulate_task, partition_chunks(reader, cfg.rows_per_task),
-                           shared=SimulateContext(scenarios, cfg, rules_of, factors),
-                           label=f"audit.cache.simulate.{'+'.join(scenarios)}")
-    write_streams(SIM_SCHEMA, [paths[s] for s in scenarios], results)
+                           shared=SimulateContext(scenario, cfg, rules_of, factors),
+                           label=f"audit.cache.simulate.{scenario}")
+    write_batches(SIM_SCHEMA, (b for t in results for b in t.to_batches()), path)
 
 
 def _sim_batch(rows: list[tuple[str, int, int, int]]) -> pa.RecordBatch:

@@ -123,10 +123,7 @@ class Calibration:
         }
 
 
-# Grid candidates one scoring task replays (tasks never depend on the workers). Small: a scope with
-# up to 6 candidates was one task, which the local executor runs in the driver while the workers
-# wait; as 2 a task they are 3 tasks spread over the workers (each worker builds the scope's rows once).
-CANDIDATES_PER_TASK = 2
+CANDIDATES_PER_TASK = 6  # grid candidates one scoring task replays (tasks never depend on the workers)
 
 
 def calibrate(con: Any, cfg: Any, prices: PriceTable, factors: dict[str, float],
@@ -182,7 +179,7 @@ class ScopeReplay:
             # The scalar columns as dicts (the hash lists are only read through the simulation rows).
             rows = self.table.drop_columns(["token_hashes", "block_ends", "block_hashes"]).to_pylist()
             # Inputs and positions do not depend on the rules: built once, the rules swapped per candidate.
-            base = sim_rows(self.table, ("as_logged",), self.cfg, self.doc, self.factors)[0]
+            base = sim_rows(self.table, "as_logged", self.cfg, self.doc, self.factors)
             scored = [i for i, r in enumerate(rows) if r["has_cache_fields"] and r["reported_input"] is not None]
             self._built = (base, rows, scored, {i: int(rows[i]["reported_read"] or 0) for i in scored})
         return self._built

@@ -4,7 +4,6 @@ the results to `WORKDIR/audit/*.parquet` atomically.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -54,29 +53,18 @@ def write_query(con: duckdb.DuckDBPyConnection, name: str, path: Path, **params:
 
 def write_batches(schema: pa.Schema, batches: Any, path: Path) -> int:
     """Write record batches to `path` atomically: readers see the old file or the whole new one."""
-    return write_streams(schema, [path], ([pa.Table.from_batches([b])] for b in batches))[0]
-
-
-def write_streams(schema: pa.Schema, paths: list[Path], tables: Any) -> list[int]:
-    """Write several files at once, each atomically: `tables` yields one table per path at a time
-    (the outputs of one pass that produces several files). Returns the rows of each file."""
-    paths = [Path(p) for p in paths]
-    tmps = [p.with_name(f".{p.name}.tmp{os.getpid()}") for p in paths]
-    rows = [0] * len(paths)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    rows = 0
     try:
-        with contextlib.ExitStack() as stack:
-            writers = [stack.enter_context(pq.ParquetWriter(t, schema, compression="zstd")) for t in tmps]
-            for parts in tables:
-                for i, (writer, table) in enumerate(zip(writers, parts, strict=True)):
-                    for batch in table.to_batches():
-                        if batch.num_rows:
-                            writer.write_batch(batch)
-                            rows[i] += batch.num_rows
-        for tmp, path in zip(tmps, paths, strict=True):
-            os.replace(tmp, path)
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for batch in batches:
+                if batch.num_rows:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+        os.replace(tmp, path)
     finally:
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return rows
 
 
