@@ -28,12 +28,14 @@ no usage), so minimums and rounding steps apply in the provider's own units.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +303,62 @@ def rolling_token_hashes(arrays: list[np.ndarray], seed: int, block_tokens: int)
     return out
 
 
+class PrefixHashes:
+    """`rolling_token_hashes` of a task's prompts, resumed from the longest block prefix hashed before.
+
+    A conversation's next request repeats the previous prompt and appends to it, so hashing every
+    prompt from its first token costs O(prompt tokens) per request, O(turns²) per conversation.
+    The rolling hash state at the end of a content block depends only on the blocks up to it,
+    which its chained block hash (`rolling_block_hashes`, seeded with the scope) identifies: the
+    state there (the complete B-token hashes so far, the tokens after the last complete block) is
+    kept under that hash, and a later prompt with the same leading blocks hashes only what
+    follows them. Same values as `rolling_token_hashes` (tests/test_cache_prefix_hashes.py).
+    """
+
+    def __init__(self, block_tokens: int, max_entries: int = 500_000) -> None:
+        self.block_tokens = block_tokens
+        self._states: dict[tuple[str, int], tuple[list[int], int, np.ndarray]] = {}
+        self._max = max_entries
+
+    def hashes(self, encoding: str, arrays: list[np.ndarray], chain: list[int], ends: list[int],
+               seed: int) -> list[int]:
+        """The prompt's rolling token hashes; `chain`: its `rolling_block_hashes`, `ends`: the
+        cumulative token count at the end of each block (both in block order)."""
+        bt = self.block_tokens
+        states = self._states
+        start, prefix, carry, h = 0, [], _NO_TOKENS, seed
+        for i in range(len(chain) - 1, -1, -1):
+            state = states.get((encoding, chain[i]))
+            if state is not None:
+                src, c, carry = state
+                prefix, h, start = src[:c], (src[c - 1] if c else seed), i + 1
+                break
+        done = len(prefix)  # complete blocks already hashed; `carry` starts at done * bt
+        rest = [carry, *arrays[start:]] if len(carry) else arrays[start:]
+        tokens = (np.concatenate(rest) if len(rest) > 1 else rest[0]) if rest else _NO_TOKENS
+        n = len(tokens) // bt
+        out = prefix
+        if n:
+            buf = memoryview(np.ascontiguousarray(tokens[: n * bt], dtype=np.uint32)).cast("B")
+            step = bt * 4
+            digest = xxhash.xxh3_64_intdigest
+            for j in range(0, n * step, step):
+                h = digest(buf[j : j + step], seed=h)
+                out.append(h)
+        if len(states) > self._max:
+            states.clear()  # bounded; a cleared state only costs re-hashing
+        base = done * bt
+        for i in range(start, len(chain)):
+            key = (encoding, chain[i])
+            if key not in states:
+                c = ends[i] // bt
+                states[key] = (out, c, tokens[c * bt - base : ends[i] - base].copy())
+        return out
+
+
+_NO_TOKENS = np.zeros(0, dtype=np.uint32)
+
+
 def rolling_block_hashes(blocks: list[Block], seed: int) -> list[int]:
     out = []
     h = seed
@@ -378,6 +436,26 @@ def prepare_task(ctx: PrepareContext, table: pa.Table) -> PreparedChunk:
                          frozenset(prep.models))
 
 
+_EPOCH_DATE = date(1970, 1, 1)
+_US_PER_DAY = 86_400_000_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_day(days: int) -> date:
+    return _EPOCH_DATE + timedelta(days=days)
+
+
+def _utc_date(ts_us: int) -> date:
+    """The UTC date of a timestamp in microseconds (`datetime.date()` of the UTC datetime)."""
+    return _utc_day(ts_us // _US_PER_DAY)
+
+
+def _ts_ms(ts_us: int) -> int:
+    """`int(datetime.timestamp() * 1000)` of the UTC datetime, from its microseconds: `timestamp()`
+    is the exact microseconds divided by 10**6 (correctly rounded), then scaled and truncated."""
+    return int(ts_us / 1_000_000 * 1000)
+
+
 class Preparer:
     """Per-request preparation; holds the memos, so one instance serves a whole task."""
 
@@ -387,6 +465,7 @@ class Preparer:
         self.variants = variants
         self.spans = spans
         self.memo = TokenMemo(cfg.memo_max_tokens)
+        self.prefix = PrefixHashes(cfg.block_tokens)
         self._prices: dict[tuple[Any, Any, Any], Any] = {}
         self.models: set[str] = set()
 
@@ -395,7 +474,8 @@ class Preparer:
         cfg = self.cfg
         model = r["model_resolved"] or r["model"]
         self.models.add(r["model"] or model or "")
-        pk = (model, r["model"], r["ts"].date() if r["ts"] is not None else None)
+        ts = r["ts"]  # microseconds since the epoch (`prompt_rows`), or None
+        pk = (model, r["model"], _utc_date(ts) if ts is not None else None)
         if pk not in self._prices:
             self._prices[pk] = self.prices.lookup(model, pk[2]) or self.prices.lookup(r["model"], pk[2])
         price = self._prices[pk]
@@ -405,8 +485,7 @@ class Preparer:
         scope = f"{(r['provider'] or '').lower()}|{base_model_name(model)}"
         encoding = encoding_name_for(r["model"] or model)
         out: dict[str, Any] = {
-            "request_id": r["request_id"], "ts": r["ts"],
-            "ts_ms": int(r["ts"].timestamp() * 1000) if r["ts"] is not None else None,
+            "request_id": r["request_id"], "ts": ts, "ts_ms": _ts_ms(ts) if ts is not None else None,
             "provider": r["provider"], "model": r["model"], "scope": scope,
             "price_model_key": price.key if price else None, "rules": rules.name, "min_tokens": rules.min_tokens,
             "encoding": encoding, "approximate": is_approximate(r["model"] or model),
@@ -436,15 +515,16 @@ class Preparer:
             # writes a cache entry.
             out.update(simulated=False, skip_reason="failed_call")
             return out
-        if r["ts"] is None:
+        if ts is None:
             out.update(simulated=False, skip_reason="no_timestamp")
             return out
         seed = text_key(scope)
         ends = np.cumsum([len(a) for a in arrays]).tolist()
+        chain = rolling_block_hashes(blocks, seed)
         out.update(
             simulated=True, skip_reason=None,
-            token_hashes=rolling_token_hashes(arrays, seed, cfg.block_tokens),
-            block_ends=ends, block_hashes=rolling_block_hashes(blocks, seed),
+            token_hashes=self.prefix.hashes(encoding, arrays, chain, ends, seed),
+            block_ends=ends, block_hashes=chain,
         )
         out["bucket"] = _bucket(out["token_hashes"], cfg.buckets)
         bps = map_breakpoints(r["cache_breakpoints"], blocks)
@@ -496,9 +576,11 @@ class Preparer:
         tail = Block("new_turn", tail_text, text_key("\x1etail\x1f" + out["request_id"] + tail_text), None, -1)
         new_blocks.append(tail)
         new_arrays.append(block_array(self.memo, encoding, tail))
-        out["ideal_token_hashes"] = rolling_token_hashes(new_arrays, seed, cfg.block_tokens)
-        out["ideal_block_ends"] = np.cumsum([len(a) for a in new_arrays]).tolist()
-        out["ideal_block_hashes"] = rolling_block_hashes(new_blocks, seed)
+        ends = np.cumsum([len(a) for a in new_arrays]).tolist()
+        chain = rolling_block_hashes(new_blocks, seed)
+        out["ideal_token_hashes"] = self.prefix.hashes(encoding, new_arrays, chain, ends, seed)
+        out["ideal_block_ends"] = ends
+        out["ideal_block_hashes"] = chain
         out["ideal_bucket"] = _bucket(out["ideal_token_hashes"], cfg.buckets)
         i, b, span, _, sp = first
         start = out["block_ends"][i] - len(arrays[i])
@@ -565,7 +647,7 @@ def simulate_cache(
     timings: dict[str, float] = {}
     memo: dict[str, int] = dict.fromkeys(("hits", "misses", "distinct_held", "tokens_encoded"), 0)
     models: set[str] = set()
-    con = open_store(workdir, tables.BESIDE_WORKERS_MEMORY_LIMIT)
+    con = open_store(workdir, tables.driver_memory_limit(config, beside=executor))
     try:
         t0 = time.perf_counter()
         with phase("dynamic_spans"):
@@ -601,8 +683,8 @@ def simulate_cache(
     try:
         scon.execute("SET TimeZone = 'UTC'")
         scon.execute("SET enable_progress_bar = false")
-        # the sort by partition spills beyond (see audit.tables.BESIDE_WORKERS_MEMORY_LIMIT)
-        scon.execute(f"SET memory_limit = '{tables.BESIDE_WORKERS_MEMORY_LIMIT}'")
+        # the sort by partition spills beyond its share beside the workers (audit.tables.driver_memory_limit)
+        scon.execute("SET memory_limit = $limit", {"limit": tables.driver_memory_limit(config, beside=executor)})
         scon.execute(f"SET temp_directory = {sql_literal(work / 'duckdb_tmp')}")
         scon.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal(prepared_path)})")
         factors = {s: f for s, f in query(scon, "cache_scope_factors").fetchall()}
@@ -634,22 +716,53 @@ SIM_SCHEMA = pa.schema([("request_id", pa.string()), ("read", pa.int64()), ("wri
                         ("write_1h", pa.int64())])
 
 
-def sim_row(r: dict[str, Any], scenario: str, cfg: CacheConfig, rules: CacheRules,
-            factors: dict[str, float]) -> SimRow:
-    """One `cache_sim_input` row as the simulation's input under `rules` (calibration reuses it)."""
-    factor = r["factor"] or factors.get(r["scope"]) or 1.0
-    inp = r["reported_input"] or int(round(r["est_total"] * factor))
-    # With the model's own tokenizer and a prompt that accounts for the reported input, prefix
-    # positions are exact and the whole-request ratio (which absorbs framing tokens) would only blur
-    # them across a 128-token step. Approximated tokenizers, and logs whose prompt text is redacted
-    # or partly missing (reported input far from the estimate), need the scaling.
-    exact = not r["approximate"] and COMPLETE_PROMPT[0] <= factor <= COMPLETE_PROMPT[1]
-    position_factor = 1.0 if exact else factor
-    bps = list(zip(r["bp_blocks"] or [], r["bp_1h"] or [], strict=True))
-    if scenario != "as_logged":
-        bps = _with_ideal(bps, r, cfg.ideal_breakpoints)
-    return SimRow(r["request_id"], r["ts_ms"], rules, position_factor, inp, r["token_hashes"] or [],
-                  r["block_ends"] or [], r["block_hashes"] or [], bps)
+_SIM_SCALARS = ("request_id", "ts_ms", "scope", "rules", "min_tokens", "factor", "approximate", "reported_input",
+                "est_total", "n_blocks", "stable_end", "history_end")
+_SIM_LISTS = ("token_hashes", "block_ends", "block_hashes", "bp_blocks", "bp_1h")
+
+
+def sim_rows(table: pa.Table, scenario: str, cfg: CacheConfig, rules: CacheRules | RulesOf,
+             factors: dict[str, float]) -> list[SimRow]:
+    """`cache_sim_input` rows as the simulation's input under `rules` (one rule set for every row,
+    as the calibration replays them, or a rule set per row's scope). Read by columns: a dict per
+    row and a Python list built element by element per hash list cost more than the simulation."""
+    c = {name: table.column(name).to_pylist() for name in _SIM_SCALARS}
+    token_hashes, block_ends, block_hashes, bp_blocks, bp_1h = (list_column(table.column(n)) for n in _SIM_LISTS)
+    out = []
+    for i, (rid, ts_ms, scope, rules_name, min_tokens, row_factor, approximate, reported, est_total, n_blocks,
+            stable_end, history_end) in enumerate(zip(*(c[n] for n in _SIM_SCALARS), strict=True)):
+        factor = row_factor or factors.get(scope) or 1.0
+        inp = reported or int(round(est_total * factor))
+        # With the model's own tokenizer and a prompt that accounts for the reported input, prefix
+        # positions are exact and the whole-request ratio (which absorbs framing tokens) would only
+        # blur them across a 128-token step. Approximated tokenizers, and logs whose prompt text is
+        # redacted or partly missing (reported input far from the estimate), need the scaling.
+        exact = not approximate and COMPLETE_PROMPT[0] <= factor <= COMPLETE_PROMPT[1]
+        bps = list(zip(bp_blocks[i] or [], bp_1h[i] or [], strict=True))
+        if scenario != "as_logged":
+            bps = _with_ideal(bps, n_blocks, stable_end, history_end, cfg.ideal_breakpoints)
+        row_rules = rules if isinstance(rules, CacheRules) else rules.of(scope, rules_name, min_tokens)
+        out.append(SimRow(rid, ts_ms, row_rules, 1.0 if exact else factor, inp, token_hashes[i] or [],
+                          block_ends[i] or [], block_hashes[i] or [], bps))
+    return out
+
+
+def list_column(column: pa.ChunkedArray | pa.Array) -> list[list[Any] | None]:
+    """A list column as Python lists (None where null): the flat values converted once, then
+    sliced per row (`to_pylist` builds every element through a scalar object)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if not len(column):
+        return []
+    offsets = column.offsets.to_numpy()
+    values = column.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_numpy(zero_copy_only=False)
+    flat = values.tolist()
+    bounds = (offsets - offsets[0]).tolist()
+    out: list[list[Any] | None] = [flat[bounds[i] : bounds[i + 1]] for i in range(len(column))]
+    if column.null_count:
+        for i in np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False)).tolist():
+            out[i] = None
+    return out
 
 
 class RulesOf:
@@ -667,7 +780,10 @@ class RulesOf:
         return self._documented[k]
 
     def __call__(self, r: dict[str, Any]) -> CacheRules:
-        return self.calibrated.get(r["scope"]) or self.documented(r["rules"], r["min_tokens"])
+        return self.of(r["scope"], r["rules"], r["min_tokens"])
+
+    def of(self, scope: str, rules: str, min_tokens: int) -> CacheRules:
+        return self.calibrated.get(scope) or self.documented(rules, min_tokens)
 
 
 @dataclass(frozen=True)
@@ -686,8 +802,9 @@ def simulate_task(ctx: SimulateContext, table: pa.Table) -> pa.Table:
 
     def rows() -> Iterator[tuple[int, SimRow]]:
         for batch in table.to_batches(max_chunksize=ctx.cfg.batch_rows):
-            for r in batch.to_pylist():
-                yield r["part"], sim_row(r, ctx.scenario, ctx.cfg, ctx.rules_of(r), ctx.factors)
+            t = pa.Table.from_batches([batch])
+            yield from zip(t.column("part").to_pylist(), sim_rows(t, ctx.scenario, ctx.cfg, ctx.rules_of, ctx.factors),
+                           strict=True)
 
     for _, part in itertools.groupby(rows(), key=lambda x: x[0]):
         for res in simulate_partition((row for _, row in part), ctx.cfg.block_tokens):
@@ -739,10 +856,11 @@ def _sim_batch(rows: list[tuple[str, int, int, int]]) -> pa.RecordBatch:
                                       schema=SIM_SCHEMA)
 
 
-def _with_ideal(bps: list[tuple[int, bool]], r: dict[str, Any], where: tuple[str, ...]) -> list[tuple[int, bool]]:
+def _with_ideal(bps: list[tuple[int, bool]], n_blocks: int | None, stable_end: int | None, history_end: int | None,
+                where: tuple[str, ...]) -> list[tuple[int, bool]]:
     out = dict(bps)
-    n = r["n_blocks"] or 0  # the ideal variant's extra tail block is not a breakpoint position
-    positions = {"stable": r["stable_end"], "history": r["history_end"], "last": n - 1}
+    n = n_blocks or 0  # the ideal variant's extra tail block is not a breakpoint position
+    positions = {"stable": stable_end, "history": history_end, "last": n - 1}
     for w in where:
         p = positions[w]
         if p is not None and p >= 0:

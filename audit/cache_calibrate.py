@@ -174,11 +174,12 @@ class ScopeReplay:
         """(simulation rows under the documented rules, the input rows as dicts, the indexes of the
         rows scored against reported reads, their reported reads), in time order."""
         if self._built is None:
-            from audit.cache import sim_row
+            from audit.cache import sim_rows
 
-            rows = self.table.to_pylist()
+            # The scalar columns as dicts (the hash lists are only read through the simulation rows).
+            rows = self.table.drop_columns(["token_hashes", "block_ends", "block_hashes"]).to_pylist()
             # Inputs and positions do not depend on the rules: built once, the rules swapped per candidate.
-            base = [sim_row(r, "as_logged", self.cfg, self.doc, self.factors) for r in rows]
+            base = sim_rows(self.table, "as_logged", self.cfg, self.doc, self.factors)
             scored = [i for i, r in enumerate(rows) if r["has_cache_fields"] and r["reported_input"] is not None]
             self._built = (base, rows, scored, {i: int(rows[i]["reported_read"] or 0) for i in scored})
         return self._built

@@ -666,7 +666,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any], executor: Executor
         timings[stage] = round(now - clock, 3)
         clock = now
 
-    con = open_store(workdir)
+    con = open_store(workdir, config=config)
     try:
         with phase("features"):
             build_features(con, cfg, executor, workdir, work)
