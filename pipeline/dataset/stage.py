@@ -198,7 +198,6 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
     t = time.perf_counter()
     bar.note("partition")
     labels_info = _labels_info(workdir)
-    fmt = FORMATS[cfg.format]
     encoding = encoding_name_for(cfg.target_model)
     buckets = _partition(workdir, work, cfg, Path(labels_info["path"]) if labels_info["present"] else None)
     timings["partition"] = time.perf_counter() - t
@@ -249,7 +248,7 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
         t = time.perf_counter()
         written: dict[str, int] = {}
         files = assemble.write_files(con, inputs, tmp_dir, cfg.per_task, written)
-        validation = assemble.validate_written(con, tmp_dir, files, fmt.validate, cfg.max_example_tokens, written)
+        validation = assemble.validate_written(con, inputs, tmp_dir, files, written)
         leakage = assemble.leakage(con, inputs, cfg.dedup)
         timings["write_verify"] = time.perf_counter() - t
         bar.advance()

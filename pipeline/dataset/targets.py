@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from pipeline.dataset.examples import Example, Message, tool_turn_text
 
 Record = dict[str, Any]
@@ -261,3 +263,13 @@ FORMATS: dict[str, TargetFormat] = {
 
 def dumps(record: Record) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(raw: str | bytes) -> Any:
+    """A written record parsed back, as a reader of the file parses it: orjson (3x faster) gives the
+    same objects for every valid JSON document it accepts; what it refuses (integers beyond 64 bits,
+    NaN) the standard library reads."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
