@@ -5,6 +5,7 @@
   validator run over the written files, line by line, as the driver used to do.
 - The session collapse's message digest is a length-prefixed encoding instead of a JSON dump:
   two messages must get the same digest exactly when their JSON digests were equal.
+- Record lines are written by orjson where it prints exactly what the standard library prints.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from pipeline.dataset import DatasetConfig, build_dataset
 from pipeline.dataset.examples import Message, _message_digest
 from pipeline.dataset.filters import FILTERS
-from pipeline.dataset.targets import FORMATS
+from pipeline.dataset.targets import FORMATS, dumps
 from pipeline.ingest import ingest
 
 WORDS = ["amber", "basil", "cedar", "delta", "ember", "fjord", "garnet", "harbor", "indigo", "juniper", "kelp",
@@ -120,3 +121,31 @@ def test_message_digest_equal_exactly_when_the_json_digest_is() -> None:
     for a in MESSAGES:
         for b in MESSAGES:
             assert (_message_digest(a) == _message_digest(b)) == (_json_digest(a) == _json_digest(b)), (a, b)
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """The line as the standard library writes it (the reference)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_record_lines_equal_the_standard_library_for_every_code_point() -> None:
+    chars = [chr(c) for c in [*range(0xD800), *range(0xE000, 0x110000)]]
+    for start in range(0, len(chars), 4096):
+        text = "".join(chars[start:start + 4096])
+        record = {"messages": [{"role": "user", "content": text, "name": None},
+                               {"role": "assistant", "content": f'"{text}\\', "weight": 0}]}
+        assert dumps(record) == _json_line(record)
+
+
+@pytest.mark.parametrize("record", [
+    {"messages": [{"role": "assistant", "content": "", "tool_calls": [{"id": "c", "type": "function",
+                   "function": {"name": "f", "arguments": "{}"}}]}], "n": [0, -1, 2**63 - 1, True, False]},
+    # Floats print differently (1e-07 / 1e-7, NaN / null): a record with tools takes the standard library.
+    {"messages": [], "tools": [{"type": "function", "function": {"name": "f", "parameters": {
+        "minimum": 1e-07, "step": 2.5e-05, "tiny": 5e-324, "nan": float("nan")}}}]},
+    {"messages": [{"role": "user", "content": "lone \ud800 surrogate"}]},  # orjson refuses it
+    {"messages": [{"role": "user", "content": "x"}], "big": 2**70},  # beyond 64 bits
+    {"conversations": [{"from": "human", "value": "caf\u00e9 \u2028 \x7f \x00 \x1f"}]},
+])
+def test_record_lines_equal_the_standard_library(record: dict[str, Any]) -> None:
+    assert dumps(record) == _json_line(record)
