@@ -6,19 +6,23 @@
 - The session collapse's message digest is a length-prefixed encoding instead of a JSON dump:
   two messages must get the same digest exactly when their JSON digests were equal.
 - Record lines are written by orjson where it prints exactly what the standard library prints.
+- The JSONL files are written by tasks, a bucket each, at the records' byte offsets.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import xxhash
 
-from pipeline.dataset import DatasetConfig, build_dataset
+from pipeline.dataset import DatasetConfig, assemble, build_dataset
 from pipeline.dataset.examples import Message, _message_digest
 from pipeline.dataset.filters import FILTERS
 from pipeline.dataset.targets import FORMATS, dumps
@@ -149,3 +153,35 @@ def test_record_lines_equal_the_standard_library_for_every_code_point() -> None:
 ])
 def test_record_lines_equal_the_standard_library(record: dict[str, Any]) -> None:
     assert dumps(record) == _json_line(record)
+
+
+def test_bucket_records_written_at_their_offsets_by_tasks_in_any_order(tmp_path: Path) -> None:
+    """Two buckets' records placed in two files (one skipped as a duplicate), written bucket by bucket
+    in reverse order into files created at their final size: the files and the digests equal the
+    plain concatenation in line order."""
+    records = {1: '{"a":"caf\u00e9"}', 2: '{"b":2}', 3: '{"c":3}', (1 << 32) | 0: '{"d":"x"}', (1 << 32) | 1: '{"e":5}'}
+    lines = {"train.jsonl": [(1 << 32) | 1, 1, 3], "tasks/t/eval.jsonl": [(1 << 32) | 0]}  # uid 2: a duplicate
+    expected = {rel: "".join(records[u] + "\n" for u in uids).encode() for rel, uids in lines.items()}
+    rels = sorted(lines)
+    jobs = []
+    for bucket in (0, 1):
+        uids = [u for u in records if u >> 32 == bucket]
+        path = tmp_path / f"bucket-{bucket}.parquet"
+        pq.write_table(pa.table({"uid": pa.array(uids, pa.int64()), "record": [records[u] for u in uids]}), path)
+        where = [(u, rel, len(b"".join(records[v].encode() + b"\n" for v in lines[rel][:lines[rel].index(u)])))
+                 for rel in rels for u in lines[rel] if u >> 32 == bucket]
+        jobs.append(assemble.WriteJob(str(path), [u for u, _, _ in where], [rels.index(r) for _, r, _ in where],
+                                      [o for _, _, o in where]))
+    out = tmp_path / "out"
+    for rel, data in expected.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(b"\0" * len(data))
+    digests: Counter[str] = Counter()
+    for job in reversed(jobs):
+        digests.update(assemble.write_bucket_records(out, rels, job))
+    for rel, data in expected.items():
+        assert (out / rel).read_bytes() == data
+        file_lines = data.splitlines(keepends=True)
+        offsets = [0, *itertools.accumulate(len(line) for line in file_lines)][:-1]
+        reference = sum(xxhash.xxh3_64_intdigest(line, seed=o) for o, line in zip(offsets, file_lines, strict=True))
+        assert digests[rel] == reference & ((1 << 64) - 1)
