@@ -565,7 +565,7 @@ def simulate_cache(
     timings: dict[str, float] = {}
     memo: dict[str, int] = dict.fromkeys(("hits", "misses", "distinct_held", "tokens_encoded"), 0)
     models: set[str] = set()
-    con = open_store(workdir, tables.BESIDE_WORKERS_MEMORY_LIMIT)
+    con = open_store(workdir, tables.driver_memory_limit(config, beside=executor))
     try:
         t0 = time.perf_counter()
         with phase("dynamic_spans"):
@@ -601,8 +601,8 @@ def simulate_cache(
     try:
         scon.execute("SET TimeZone = 'UTC'")
         scon.execute("SET enable_progress_bar = false")
-        # the sort by partition spills beyond (see audit.tables.BESIDE_WORKERS_MEMORY_LIMIT)
-        scon.execute(f"SET memory_limit = '{tables.BESIDE_WORKERS_MEMORY_LIMIT}'")
+        # the sort by partition spills beyond its share beside the workers (audit.tables.driver_memory_limit)
+        scon.execute("SET memory_limit = $limit", {"limit": tables.driver_memory_limit(config, beside=executor)})
         scon.execute(f"SET temp_directory = {sql_literal(work / 'duckdb_tmp')}")
         scon.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal(prepared_path)})")
         factors = {s: f for s, f in query(scon, "cache_scope_factors").fetchall()}

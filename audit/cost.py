@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from audit.prices import PriceTable, load_prices
-from audit.tables import fetch_dicts, open_store, query, write_query, write_table
+from audit.tables import fetch_dicts, open_store, query, temp_table, write_query, write_table
 from pipeline.config import from_section
 from pipeline.workdir.store import sql_literal
 
@@ -97,15 +97,17 @@ def monthly(amount: float, days: float) -> float:
 
 
 def attach_request_costs(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    """`request_costs` and its `cost_rollup` (every spend figure, whole window and per model)."""
     con.execute(
         "CREATE OR REPLACE VIEW request_costs AS SELECT * FROM read_parquet("
         f"{sql_literal(Path(out_dir) / 'request_costs.parquet')})"
     )
+    temp_table(con, "cost_rollup", "cost_rollup")
 
 
 def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     prices = price_table(config)
-    con = open_store(workdir)
+    con = open_store(workdir, config=config)
     try:
         register_prices(con, prices)
         write_query(con, "cost_request_costs", out_dir / "request_costs.parquet")

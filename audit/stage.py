@@ -84,6 +84,8 @@ def audit(workdir: Path, config: dict[str, Any] | Path | str | None = None,
 
 def _audit(workdir: Path, config: dict[str, Any], executor: Executor) -> AuditResult:
     summary: dict[str, Any] = {"sections": {}, "skipped": [], "timings_s": {}}
+    # the executor's memory budget (`[run] memory_mb` or `--memory-mb`) is the one each module's DuckDB shares
+    config = {**config, "run": {**(config.get("run") or {}), "memory_mb": executor.memory_mb}}
     # Built into a new version and switched in whole: a run killed (or a disk filling up) half way
     # leaves the previous audit as it was, never a mix of new and old tables.
     with versions.building(workdir, "audit", store=store_identity(workdir)) as build, \

@@ -12,26 +12,32 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.executor import Executor, executor_config, memory_share, processes_with_tasks
 from pipeline.sql import SqlDir
 from pipeline.workdir.store import connect_store, sql_literal
 
-# DuckDB's memory limits in the audit's driver (one connection at a time); beyond them, sorts,
-# joins and temp tables spill to WORKDIR/.duckdb_tmp. DuckDB's process holds ~0.5 GB more than its
-# limit (strings of fetched results, per-thread state), so against the tree's 2 GB budget:
+# DuckDB's memory limit in the audit's driver (one connection at a time) is its share of the run's
+# memory budget, `[run] memory_mb` (pipeline.executor.memory_share); beyond it, sorts, joins and
+# temp tables spill to WORKDIR/.duckdb_tmp. DuckDB's process holds ~0.5 GB more than its limit
+# (strings of fetched results, per-thread state), which the share's headroom covers:
 # - driver-only modules (cost, tasks, traffic) run with no pool workers alive
-#   (`Executor.release`) and keep 1 GB: task clustering's temp tables need it at 1 M requests
-#   (at a quarter of that limit per request, 128 MB for 250k requests, `tasks_user_skeletons`
-#   runs out of memory);
-# - the cache module's connections run beside the pool's workers (~0.3-0.6 GB each) and get
-#   512 MB (at 1 GB the tree reached 2.2 GB at 1 M requests).
-DRIVER_MEMORY_LIMIT = "1GB"
-BESIDE_WORKERS_MEMORY_LIMIT = "512MB"
+#   (`Executor.release`): the driver's share alone, 1 GB at the default budget; task clustering's
+#   temp tables need it at 1 M requests (at a quarter of that limit per request, 128 MB for 250k
+#   requests, `tasks_user_skeletons` runs out of memory);
+# - the cache module's connections run beside the pool's workers (~0.3-0.6 GB each): a share of
+#   the driver and the workers together, 512 MB beside two (at 1 GB the tree reached 2.2 GB at 1 M).
 
 
-def open_store(workdir: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def driver_memory_limit(config: dict[str, Any] | None = None, beside: Executor | None = None) -> str:
+    """The driver's DuckDB limit: alone, or beside the tasks `beside` runs at once."""
+    return memory_share(executor_config(config or {}).memory_mb, processes_with_tasks(beside) if beside else 1)
+
+
+def open_store(workdir: Path, memory_limit: str | None = None, *,
+               config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     """`connect_store` without DuckDB's progress bar (it would interleave with the CLI output),
-    limited to `memory_limit` (default `DRIVER_MEMORY_LIMIT`)."""
-    con = connect_store(workdir, memory_limit=memory_limit or DRIVER_MEMORY_LIMIT)
+    limited to `memory_limit` (default: the driver's share alone of `config`'s budget)."""
+    con = connect_store(workdir, memory_limit=memory_limit or driver_memory_limit(config))
     con.execute("SET enable_progress_bar = false")
     return con
 

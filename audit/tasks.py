@@ -537,7 +537,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         timings[stage] = round(now - clock, 3)
         clock = now
 
-    con = open_store(workdir)
+    con = open_store(workdir, config=config)
     try:
         with phase("features"):
             build_features(con, cfg)

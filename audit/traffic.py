@@ -117,7 +117,7 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         from audit import cost
 
         cost.run(workdir, out_dir, config)
-    con = open_store(workdir)
+    con = open_store(workdir, config=config)
     try:
         con.execute(
             "CREATE VIEW request_costs AS SELECT * FROM read_parquet("

@@ -123,16 +123,22 @@ def _write_csv_part(path: Path, header: list[str], rows: list[list[str]]) -> Non
 def step_ingest(logs: str, workdir: str, increment_bytes: int | None = None) -> dict[str, Any]:
     """The ingest of every input file into a fresh store: one run, or (with `increment_bytes`)
     the tool's incremental mode, one run per group of `ingest_groups`, each committing a version."""
+    from bench.measure import PhaseSampler
     from pipeline.ingest import ingest
 
     shutil.rmtree(workdir, ignore_errors=True)
     groups = ingest_groups(logs, increment_bytes) if increment_bytes else [[Path(logs)]]
     totals: dict[str, int] = {}
+    sampler = PhaseSampler()  # the tree's peak per step of the ingest (units, decide, commit)
+    sampler.start()
     t0, c0 = time.perf_counter(), _cpu()
-    for group in groups:
-        result = ingest([str(f) for f in group], Path(workdir), progress=False)
-        for k, v in result.totals.items():
-            totals[k] = totals.get(k, 0) + v
+    try:
+        for group in groups:
+            result = ingest([str(f) for f in group], Path(workdir), progress=False)
+            for k, v in result.totals.items():
+                totals[k] = totals.get(k, 0) + v
+    finally:
+        sampler.stop()
     inner = time.perf_counter() - t0
     return {
         "records": totals["lines_read"],
@@ -141,6 +147,7 @@ def step_ingest(logs: str, workdir: str, increment_bytes: int | None = None) -> 
         "rejected": totals["rejected"],
         "runs": len(groups),
         "inner_s": round(inner, 3), "inner_cpu_s": round(_cpu() - c0, 3),
+        "peak_by_phase": dict(sorted(sampler.phases.items())),
         **self_usage(),
     }
 

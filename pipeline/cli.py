@@ -79,7 +79,10 @@ def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`--executor/--workers/--ray-address`: override `[run]` of the config (pipeline/executor.py)."""
+    """`--executor/--workers/--ray-address/--memory-mb`: override `[run]` of the config (pipeline/executor.py)."""
+    fn = click.option("--memory-mb", type=click.IntRange(min=512), default=None,
+                      help="Memory budget of the run's processes together (default 2048); each DuckDB "
+                           "connection gets a share and spills beyond it.")(fn)
     fn = click.option("--ray-address", default=None,
                       help="Ray cluster to run on (`auto`, `host:6379`); default RAY_ADDRESS, else a local Ray.")(fn)
     fn = click.option("--workers", type=click.IntRange(min=0), default=None,
@@ -88,8 +91,9 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                         help="Where heavy tasks run: a local process pool (default) or a Ray cluster.")(fn)
 
 
-def _executor_overrides(executor_name: str | None, workers: int | None, ray_address: str | None) -> dict[str, Any]:
-    return {"executor": executor_name, "workers": workers, "ray_address": ray_address}
+def _executor_overrides(executor_name: str | None, workers: int | None, ray_address: str | None,
+                        memory_mb: int | None = None) -> dict[str, Any]:
+    return {"executor": executor_name, "workers": workers, "ray_address": ray_address, "memory_mb": memory_mb}
 def progress_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`--progress/--no-progress`: bars with counts and ETA on stderr (default: when stderr is a terminal)."""
 
@@ -131,7 +135,7 @@ def cli(debug: bool) -> None:
 @handle_errors
 @writes_workdir(create=True)
 def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, max_record_mb: float, executor_name: str | None,
-           workers: int | None, ray_address: str | None) -> None:
+           workers: int | None, ray_address: str | None, memory_mb: int | None) -> None:
     """Ingest log files, folders or globs into the normalized Parquet store.
 
     \b
@@ -145,7 +149,7 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, max_record_mb: f
     from pipeline.executor import executor_config, make_executor
     from pipeline.ingest import ingest as run_ingest
 
-    cfg = executor_config({}, **_executor_overrides(executor_name, workers, ray_address))
+    cfg = executor_config({}, **_executor_overrides(executor_name, workers, ray_address, memory_mb))
     with make_executor(cfg) as pool:
         result = run_ingest(paths, workdir, strict=strict, max_record_bytes=int(max_record_mb * (1 << 20)),
                             executor=pool)
@@ -160,7 +164,7 @@ def ingest(paths: tuple[str, ...], workdir: Path, strict: bool, max_record_mb: f
 @handle_errors
 @writes_workdir()
 def audit(workdir: Path, config_path: Path | None, executor_name: str | None, workers: int | None,
-          ray_address: str | None) -> None:
+          ray_address: str | None, memory_mb: int | None) -> None:
     """Measure cacheable share, tokens, spend, task types and signals over the store.
 
     \b
@@ -172,7 +176,7 @@ def audit(workdir: Path, config_path: Path | None, executor_name: str | None, wo
     from pipeline.config import load_toml
     from pipeline.executor import executor_config, make_executor
 
-    cfg = executor_config(load_toml(config_path), **_executor_overrides(executor_name, workers, ray_address))
+    cfg = executor_config(load_toml(config_path), **_executor_overrides(executor_name, workers, ray_address, memory_mb))
     with make_executor(cfg) as pool:
         click.echo(run_audit(workdir, config_path, executor=pool).summary())
 
@@ -194,7 +198,7 @@ def audit(workdir: Path, config_path: Path | None, executor_name: str | None, wo
 @writes_workdir()
 def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task: bool | None, seed: int | None,
             eval_fraction: float | None, config_path: Path | None, executor_name: str | None, workers: int | None,
-            ray_address: str | None) -> None:
+            ray_address: str | None, memory_mb: int | None) -> None:
     """Build fine-tuning JSONL from the store: filter, redact, deduplicate, split.
 
     \b
@@ -210,7 +214,7 @@ def dataset(workdir: Path, target_format: str | None, pii: str | None, per_task:
     config = DatasetConfig.from_toml(
         settings, format=target_format, pii=pii, per_task=per_task, seed=seed, eval_fraction=eval_fraction,
     )
-    overrides = _executor_overrides(executor_name, workers, ray_address)
+    overrides = _executor_overrides(executor_name, workers, ray_address, memory_mb)
     if all(v is None for v in overrides.values()) and "run" not in settings:
         click.echo(build_dataset(workdir, config).summary())  # [dataset] workers, as before
         return
@@ -275,7 +279,7 @@ def weekly(workdir: Path, config_path: Path | None, allow_mixed_versions: bool) 
 @handle_errors
 @writes_workdir(create=True)
 def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, executor_name: str | None,
-        workers: int | None, ray_address: str | None) -> None:
+        workers: int | None, ray_address: str | None, memory_mb: int | None) -> None:
     """Run the whole pipeline: ingest -> audit -> dataset -> report.
 
     \b
@@ -288,7 +292,7 @@ def run(paths: tuple[str, ...], workdir: Path, config_path: Path | None, executo
     from pipeline.run import run_all
 
     result = run_all(paths, workdir, config_path, echo=click.echo,
-                     executor=_executor_overrides(executor_name, workers, ray_address))
+                     executor=_executor_overrides(executor_name, workers, ray_address, memory_mb))
     click.echo(result.summary())
 
 

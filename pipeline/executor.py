@@ -42,6 +42,31 @@ from pipeline.config import from_section
 from pipeline.errors import ConfigError, PipelineError
 
 EXECUTORS = ("local", "ray")
+# The process tree's target on a 2-core machine (issue 15): 1 GB of DuckDB for a driver alone,
+# 512 MB each for three processes at once (the driver and two workers).
+DEFAULT_MEMORY_MB = 2048
+# The smallest share: DuckDB's Parquet writer alone needs ~190 MB to write rows of 50 KB of text
+# (measured with DuckDB 2.0.1: a COPY of 100 such rows fails at 160 MB whatever the row group
+# size), so a commit task below this could not write a partition at all.
+MIN_SHARE_MB = 256
+
+
+def memory_share(memory_mb: int, processes: int) -> str:
+    """DuckDB's memory limit for one of `processes` processes running at once under the run's
+    budget of `memory_mb`: `memory_mb / (processes + 1)`. The extra share is the headroom for what
+    each process holds beside DuckDB's buffers (Python objects, Arrow batches, DuckDB's own state,
+    ~0.3-0.5 GB in the audit's driver): at the default, a driver alone gets 1 GB and each of a
+    driver and two workers 512 MB, and the tree stays under the budget."""
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    return f"{max(memory_mb // (processes + 1), MIN_SHARE_MB)}MB"
+
+
+def processes_with_tasks(executor: Executor) -> int:
+    """The processes that run at once while `executor` runs a stage's tasks: the driver, plus one
+    per task in flight (none when the tasks run in the driver itself, `workers = 1`)."""
+    return 1 + (executor.workers if executor.workers > 1 else 0)
+
 ProgressHook = Callable[[str, int, int | None], None]
 """Called as `hook(label, tasks_done, tasks_total)` after every finished task (besides the bar that
 `pipeline.progress` draws per task label when progress is on)."""
@@ -63,6 +88,11 @@ class ExecutorConfig:
     """Object store of a Ray instance this process starts itself (ignored with `ray_address`)."""
     task_retries: int = 3
     """ray: re-runs of a task whose worker or node died (tasks are pure, so a retry is exact)."""
+    memory_mb: int = DEFAULT_MEMORY_MB
+    """The memory budget of the run's process tree on this machine (driver and workers together).
+    Every DuckDB connection gets a share of it (`memory_share`): the budget divided over the
+    processes that run at once, plus one share left for what they hold outside DuckDB's limits;
+    beyond its share a connection spills to disk."""
 
 
 def executor_config(config: dict[str, Any], **overrides: Any) -> ExecutorConfig:
@@ -74,6 +104,8 @@ def executor_config(config: dict[str, Any], **overrides: Any) -> ExecutorConfig:
         raise ConfigError(f"[run] executor: unknown `{cfg.executor}`; use one of {', '.join(EXECUTORS)}.")
     if cfg.workers < 0 or cfg.task_retries < 0 or cfg.ray_object_store_mb < 80:
         raise ConfigError("[run] workers and task_retries must be >= 0, ray_object_store_mb >= 80.")
+    if cfg.memory_mb < 2 * MIN_SHARE_MB:
+        raise ConfigError(f"[run] memory_mb must be >= {2 * MIN_SHARE_MB} (MB), got {cfg.memory_mb}.")
     return cfg
 
 
@@ -123,6 +155,8 @@ class Executor(Protocol):
     name: str
     workers: int
     """Tasks run at once (local: processes; ray: tasks in flight)."""
+    memory_mb: int
+    """The run's memory budget (`[run] memory_mb`), shared by the processes that run at once."""
 
     def map(self, fn: Callable[[Any, Any], Any], payloads: Iterable[Any], *, shared: Any = None, label: str = "",
             total: int | None = None, show_progress: bool = True) -> Iterator[Any]: ...
@@ -236,9 +270,11 @@ class LocalExecutor(_Base):
 
     name = "local"
 
-    def __init__(self, workers: int = 0, progress: ProgressHook | None = None) -> None:
+    def __init__(self, workers: int = 0, progress: ProgressHook | None = None,
+                 memory_mb: int = DEFAULT_MEMORY_MB) -> None:
         super().__init__(progress)
         self.workers = workers or os.cpu_count() or 1
+        self.memory_mb = memory_mb
         self._pool: ProcessPoolExecutor | None = None
         self._tmp: str | None = None
         self._maps = 0
@@ -309,6 +345,7 @@ class RayExecutor(_Base):
 
     def __init__(self, cfg: ExecutorConfig, progress: ProgressHook | None = None) -> None:
         super().__init__(progress)
+        self.memory_mb = cfg.memory_mb
         try:
             import ray
         except ImportError as e:
@@ -351,7 +388,7 @@ def make_executor(cfg: ExecutorConfig | None = None, progress: ProgressHook | No
     cfg = cfg or ExecutorConfig()
     if cfg.executor == "ray":
         return RayExecutor(cfg, progress)
-    return LocalExecutor(cfg.workers, progress)
+    return LocalExecutor(cfg.workers, progress, memory_mb=cfg.memory_mb)
 
 
 # --- the execution record ------------------------------------------------------------------------------

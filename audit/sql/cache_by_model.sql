@@ -7,4 +7,4 @@ SELECT model, provider, rules,
     as_logged_share, ideal_bp_share, ideal_share, reported_cached_share, gap_simulated_minus_reported,
     cost_usd, cost_uncached_usd, cost_sim_as_logged_usd, cost_sim_ideal_bp_usd, cost_sim_ideal_usd
 FROM cache_rollup WHERE level = 'model'
-ORDER BY input_tokens DESC NULLS LAST
+ORDER BY input_tokens DESC NULLS LAST, model NULLS LAST

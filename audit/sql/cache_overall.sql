@@ -6,6 +6,6 @@
 --   between them on rows that have both, and spend actual / without caching / per scenario.
 --   Also the calibrated token segments and why requests were not simulated.
 SELECT * EXCLUDE (level, model, task_type, day, provider, top_model, rules),
-    (SELECT map(list(skip_reason), list(n))
+    (SELECT map(list(skip_reason ORDER BY skip_reason), list(n ORDER BY skip_reason))
      FROM (SELECT skip_reason, count(*) AS n FROM cache_requests WHERE NOT simulated GROUP BY skip_reason)) AS skip_reasons
 FROM cache_rollup WHERE level = 'overall'

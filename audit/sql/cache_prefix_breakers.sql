@@ -17,14 +17,14 @@ win AS (
 ),
 b AS (
     SELECT
-        task_type, mode(model) AS model, breaker_segment, breaker_kind,
+        task_type, mode(model ORDER BY model) AS model, breaker_segment, breaker_kind,
         count(*) AS requests,
         median(breaker_offset) AS median_divergence_offset_tokens,
         median(breaker_stable_after) AS median_stable_tokens_after,
         sum(ideal_read - ideal_bp_read) AS tokens_saved,
-        sum(cost_sim_ideal_bp_usd - cost_sim_ideal_usd) AS usd_saved,
-        any_value(breaker_example ORDER BY ts) AS example_span,
-        list(request_id ORDER BY ts)[1:5] AS example_request_ids
+        CAST(sum(CAST(cost_sim_ideal_bp_usd AS DECIMAL(38, 18)) - CAST(cost_sim_ideal_usd AS DECIMAL(38, 18))) AS DOUBLE) AS usd_saved,
+        any_value(breaker_example ORDER BY ts, request_id) AS example_span,
+        list(request_id ORDER BY ts, request_id)[1:5] AS example_request_ids
     FROM cache_requests
     WHERE breaker_kind IS NOT NULL AND simulated
     GROUP BY task_type, breaker_segment, breaker_kind

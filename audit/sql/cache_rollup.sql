@@ -11,7 +11,7 @@ SELECT
          WHEN GROUPING(day) = 0 THEN 'day'
          ELSE 'overall' END AS level,
     model, task_type, day,
-    any_value(provider) AS provider, mode(model) AS top_model, any_value(rules) AS rules,
+    min(provider) AS provider, mode(model ORDER BY model) AS top_model, min(rules) AS rules,
     count(*) AS requests,
     count(*) FILTER (WHERE simulated) AS simulated_requests,
     count(*) FILTER (WHERE has_cache_fields) AS requests_with_cache_fields,
@@ -31,11 +31,11 @@ SELECT
     (sum(as_logged_read) FILTER (WHERE simulated AND has_cache_fields)
         - sum(reported_read) FILTER (WHERE simulated AND has_cache_fields))
         / nullif(sum(input_tokens) FILTER (WHERE simulated AND has_cache_fields), 0) AS gap_simulated_minus_reported,
-    coalesce(sum(cost_usd), 0) AS cost_usd,
-    coalesce(sum(cost_uncached_usd), 0) AS cost_uncached_usd,
-    coalesce(sum(cost_sim_as_logged_usd), 0) AS cost_sim_as_logged_usd,
-    coalesce(sum(cost_sim_ideal_bp_usd), 0) AS cost_sim_ideal_bp_usd,
-    coalesce(sum(cost_sim_ideal_usd), 0) AS cost_sim_ideal_usd,
+    coalesce(CAST(sum(CAST(cost_usd AS DECIMAL(38, 18))) AS DOUBLE), 0) AS cost_usd,
+    coalesce(CAST(sum(CAST(cost_uncached_usd AS DECIMAL(38, 18))) AS DOUBLE), 0) AS cost_uncached_usd,
+    coalesce(CAST(sum(CAST(cost_sim_as_logged_usd AS DECIMAL(38, 18))) AS DOUBLE), 0) AS cost_sim_as_logged_usd,
+    coalesce(CAST(sum(CAST(cost_sim_ideal_bp_usd AS DECIMAL(38, 18))) AS DOUBLE), 0) AS cost_sim_ideal_bp_usd,
+    coalesce(CAST(sum(CAST(cost_sim_ideal_usd AS DECIMAL(38, 18))) AS DOUBLE), 0) AS cost_sim_ideal_usd,
     sum(tok_tools) AS tok_tools, sum(tok_system) AS tok_system, sum(tok_history) AS tok_history,
     sum(tok_new_turn) AS tok_new_turn,
     sum(tok_tools + tok_system + tok_history + tok_new_turn) AS tok_total,

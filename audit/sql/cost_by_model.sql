@@ -1,26 +1,11 @@
 -- name: cost_by_model
 -- params: -
--- description: Spend per model as logged, with the price entry that billed it and its components.
-SELECT
-    model,
-    any_value(provider) AS provider,
-    any_value(price_model_key) AS price_model_key,
-    count(*) AS requests,
-    count(*) FILTER (WHERE priced) AS priced_requests,
-    count(*) FILTER (WHERE usage_missing) AS requests_without_usage,
-    count(*) FILTER (WHERE is_batch) AS batch_requests,
-    sum(input_tokens) AS input_tokens,
-    sum(in_cache_read) AS cache_read_tokens,
-    sum(in_cache_write_5m + in_cache_write_1h + in_cache_write_unspecified) AS cache_write_tokens,
-    sum(out_total) AS output_tokens,
-    coalesce(sum(cost_input_usd), 0) AS cost_input_usd,
-    coalesce(sum(cost_cached_input_usd), 0) AS cost_cached_input_usd,
-    coalesce(sum(cost_cache_write_usd), 0) AS cost_cache_write_usd,
-    coalesce(sum(cost_output_usd), 0) AS cost_output_usd,
-    coalesce(sum(batch_discount_usd), 0) AS batch_discount_usd,
-    coalesce(sum(cost_usd), 0) AS cost_usd,
-    coalesce(sum(cost_uncached_usd), 0) AS cost_uncached_usd,
-    sum(cost_reported_usd) AS cost_reported_usd
-FROM request_costs
-GROUP BY model
-ORDER BY cost_usd DESC, requests DESC
+-- description: Spend per model as logged, with the price entry that billed it and its components
+--   (defined in cost_rollup.sql).
+SELECT model, provider, price_model_key,
+    requests, priced_requests, requests_without_usage, batch_requests,
+    input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
+    cost_input_usd, cost_cached_input_usd, cost_cache_write_usd, cost_output_usd, batch_discount_usd,
+    cost_usd, cost_uncached_usd, cost_reported_usd
+FROM cost_rollup WHERE level = 'model'
+ORDER BY cost_usd DESC, requests DESC, model NULLS LAST

@@ -9,8 +9,8 @@ SELECT
     sum(input_tokens) AS input_tokens,
     sum(in_cache_read) AS cache_read_tokens,
     sum(out_total) AS output_tokens,
-    coalesce(sum(cost_usd), 0) AS cost_usd,
-    coalesce(sum(cost_uncached_usd), 0) AS cost_uncached_usd
+    coalesce(CAST(sum(CAST(cost_usd AS DECIMAL(38, 18))) AS DOUBLE), 0) AS cost_usd,
+    coalesce(CAST(sum(CAST(cost_uncached_usd AS DECIMAL(38, 18))) AS DOUBLE), 0) AS cost_uncached_usd
 FROM request_costs
 WHERE ts IS NOT NULL
 GROUP BY ALL

@@ -6,4 +6,4 @@ SELECT coalesce(model, model_resolved, '(none)') AS model, count(*) AS requests,
 FROM request_costs
 WHERE price_model_key IS NULL AND NOT usage_missing
 GROUP BY ALL
-ORDER BY requests DESC
+ORDER BY requests DESC, model

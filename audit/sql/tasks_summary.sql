@@ -28,7 +28,7 @@ WITH l AS (
     LEFT JOIN costs c USING (request_id)
 ),
 totals AS (
-    SELECT count(*) AS requests, sum(input_tokens + output_tokens) AS tokens, sum(cost_usd ORDER BY request_id) AS spend
+    SELECT count(*) AS requests, sum(input_tokens + output_tokens) AS tokens, CAST(sum(CAST(cost_usd AS DECIMAL(38, 18))) AS DOUBLE) AS spend
     FROM l
 ),
 keysets AS (
@@ -47,12 +47,12 @@ versions AS (
 per_type AS (
     SELECT
         task_type,
-        any_value(task_label) AS label,
-        any_value(basis) AS basis,
+        min(task_label) AS label,
+        min(basis) AS basis,
         count(*) AS requests,
         sum(input_tokens) AS input_tokens,
         sum(output_tokens) AS output_tokens,
-        sum(cost_usd ORDER BY request_id) AS spend_usd,
+        CAST(sum(CAST(cost_usd AS DECIMAL(38, 18))) AS DOUBLE) AS spend_usd,
         count(DISTINCT tools_fp) AS tool_sets,
         quantile_cont(input_tokens, 0.5) AS input_tokens_p50,
         quantile_cont(input_tokens, 0.9) AS input_tokens_p90,

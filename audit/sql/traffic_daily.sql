@@ -6,8 +6,8 @@ SELECT
     day,
     count(*) FILTER (WHERE NOT is_batch) AS requests,
     count(*) FILTER (WHERE is_batch) AS batch_requests,
-    coalesce(sum(cost_usd) FILTER (WHERE NOT is_batch), 0) AS cost_usd,
-    coalesce(sum(cost_usd) FILTER (WHERE is_batch), 0) AS batch_cost_usd
+    coalesce(CAST(sum(CAST(cost_usd AS DECIMAL(38, 18))) FILTER (WHERE NOT is_batch) AS DOUBLE), 0) AS cost_usd,
+    coalesce(CAST(sum(CAST(cost_usd AS DECIMAL(38, 18))) FILTER (WHERE is_batch) AS DOUBLE), 0) AS batch_cost_usd
 FROM traffic_base
 WHERE day IS NOT NULL
 GROUP BY day

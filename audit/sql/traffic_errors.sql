@@ -14,4 +14,4 @@ SELECT
     count(*) FILTER (WHERE rate_limited) / count(*) AS rate_limited_share
 FROM traffic_base
 GROUP BY GROUPING SETS ((), (model), (task_type))
-ORDER BY dimension, requests DESC
+ORDER BY dimension, requests DESC, key

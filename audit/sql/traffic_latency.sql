@@ -18,4 +18,4 @@ SELECT
 FROM traffic_base
 WHERE NOT is_batch AND NOT failed AND (latency_ms IS NOT NULL OR ttft_ms IS NOT NULL)
 GROUP BY GROUPING SETS ((), (model), (task_type))
-ORDER BY dimension, n_latency DESC
+ORDER BY dimension, n_latency DESC, key

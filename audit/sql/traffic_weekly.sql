@@ -1,8 +1,8 @@
 -- name: traffic_weekly
 -- params: -
 -- description: Weekly (Monday-based, UTC) volume, failures, tokens and spend; `days_logged` marks
---   partial weeks at the edges of the window. Float sums are ordered (ORDER BY request_id): DuckDB's
---   threads would otherwise add them in a different order on every run.
+--   partial weeks at the edges of the window. Money is summed exactly (DECIMAL(38, 18), see
+--   docs/architecture.md "Deterministic figures").
 SELECT
     week AS week_start,
     count(DISTINCT day) AS days_logged,
@@ -11,7 +11,7 @@ SELECT
     count(*) FILTER (WHERE rate_limited) AS rate_limited,
     sum(input_tokens) AS input_tokens,
     sum(output_tokens) AS output_tokens,
-    coalesce(sum(cost_usd ORDER BY request_id), 0) AS cost_usd
+    coalesce(CAST(sum(CAST(cost_usd AS DECIMAL(38, 18))) AS DOUBLE), 0) AS cost_usd
 FROM traffic_base
 WHERE week IS NOT NULL
 GROUP BY week

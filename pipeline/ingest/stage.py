@@ -57,7 +57,7 @@ from pipeline.ingest.reader import (
     splittable,
 )
 from pipeline.ingest.rows import RecordError, Row, Skip
-from pipeline.progress import is_enabled
+from pipeline.progress import is_enabled, phase
 from pipeline.workdir.lock import holds_writer_lock
 from schemas import REQUEST_SCHEMA, SCHEMA_VERSION
 
@@ -449,12 +449,13 @@ def ingest(
         units = plan_units(todo, chunk_bytes, max_record_bytes, SMALL_FILE_BYTES)
         pool: Executor = executor or LocalExecutor(workers if workers is not None else (os.cpu_count() or 1))
         if total_bytes < SMALL_INPUT_BYTES and pool.name == "local":
-            pool = LocalExecutor(1)  # process start-up costs more than it saves
+            pool = LocalExecutor(1, memory_mb=pool.memory_mb)  # process start-up costs more than it saves
         own_pool = pool is not executor
         try:
             merged: dict[str, Any] = {}
             show = is_enabled(progress)
-            with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", disable=not show) as bar:
+            with phase("ingest.units"), tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest",
+                                             disable=not show) as bar:
                 for done in _run_units(units, staged, pool, batch_rows, bar):
                     for part in done.stats:
                         stats.setdefault(part.path, FileStats(part.path)).merge(part)

@@ -18,12 +18,13 @@ dataset. Writers hold the WORKDIR lock (`pipeline/workdir/lock.py`), so commits 
 
 The commit is a plan of tasks plus a small merge, like every heavy stage (docs/scaling.md):
 workers stage their rows with the keys of every row beside them (`staged_keys.sql`); the driver
-decides on keys alone which rows are new and under which id (`decide_rows.sql`); then one task per
-date partition (`write_partition_task`, on the run's executor) writes that day's file; the driver
-writes the manifest and switches the version. A row larger than `SOLO_ROW_BYTES` is staged in a
-file of its own and moved into the store by a hard link (`part-<run>-solo0000.parquet`, its keys
-also in its metadata for later commits), so no step reads it and the commit's memory does not
-depend on the largest record.
+decides on keys alone which rows are new and under which id (`decide_rows.sql`); then tasks of
+consecutive date partitions (`write_partition_task`, on the run's executor) write each day's file;
+the driver writes the manifest and switches the version. Every DuckDB connection here gets its
+share of the run's memory budget (`[run] memory_mb`, `pipeline.executor.memory_share`). A row
+larger than `SOLO_ROW_BYTES` is staged in a file of its own and moved into the store by a hard
+link (`part-<run>-solo0000.parquet`, its keys also in its metadata for later commits), so no step
+reads it and the commit's memory does not depend on the largest record.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import StoreError
-from pipeline.executor import Executor, LocalExecutor
+from pipeline.executor import MIN_SHARE_MB, Executor, LocalExecutor, memory_share, processes_with_tasks
+from pipeline.progress import phase
 from pipeline.sql import SqlDir
 from pipeline.workdir import versions
 from pipeline.workdir.store import STORE_DIR, current_version, sql_literal
@@ -111,7 +113,7 @@ class Spool:
             return
         for i in range(table.num_rows):
             row = table.slice(i, 1)
-            con = _key_connection(threads=1)  # not kept: its buffers would keep the row's hashing memory
+            con = _connection(threads=1)  # not kept: its buffers would keep the row's hashing memory
             try:
                 keys = _staged_keys(con, row, "")
             finally:
@@ -121,7 +123,7 @@ class Spool:
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            self._con = _key_connection(threads=1)  # a worker: the pool already uses every core
+            self._con = _connection(threads=1)  # a worker: the pool already uses every core
         return self._con
 
     def _write(self, table: pa.Table, sub: str, con: duckdb.DuckDBPyConnection | None = None,
@@ -194,7 +196,8 @@ def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any
         _link_tree(prev / "requests", build / "requests")
         _link_tree(prev / "rejects", build / "rejects")
 
-    stats = _dedupe_and_write(staged, prev, build / "requests", executor or LocalExecutor(1))
+    with phase("ingest.commit"):  # the decision in the driver, then the partition tasks ("ingest.commit/tasks")
+        stats = _dedupe_and_write(staged, prev, build / "requests", executor or LocalExecutor(1))
     _concat(sorted((staged.tmp / "rejects").glob("*.jsonl")), build / "rejects" / f"{staged.run_id}.jsonl")
 
     manifest["totals"]["rows_written"] = stats["rows_written"]
@@ -219,14 +222,23 @@ KEY_MACROS = ("record_fingerprint", "batch_kind", "batch_request_fp", "batch_res
               "row_keys")
 
 
-def _key_connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def _connection(threads: int | None = None, memory_limit: str | None = None, temp_directory: Path | None = None,
+                macros: bool = True) -> duckdb.DuckDBPyConnection:
+    """The ingest's one way to open DuckDB: UTC, no progress bar (tasks report progress through the
+    executor), optionally `threads`, a `memory_limit` (a share of the run's budget; beyond it DuckDB
+    spills to `temp_directory`) and, with `macros`, the key macros (`KEY_MACROS`)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # tasks report progress through the executor
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    for macro in KEY_MACROS:
-        SQL.execute(con, macro)
+    if memory_limit:
+        con.execute("SET memory_limit = $limit", {"limit": memory_limit})
+    if temp_directory is not None:
+        con.execute(f"SET temp_directory = {sql_literal(temp_directory)}")
+    if macros:
+        for macro in KEY_MACROS:
+            SQL.execute(con, macro)
     return con
 
 
@@ -255,10 +267,11 @@ def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path, executor:
     key_files = sorted((staged.tmp / KEYS_DIR).rglob("*.parquet"))
     if not key_files:
         return {"rows_written": 0, "rows_duplicate": 0, "rows_completed": 0, "duplicates_by_file": {}}
-    con = _key_connection()
-    con.execute("SET memory_limit = '1GB'")
+    # The units' workers are idle now: let them go (each holds ~0.4 GB after parsing), so the
+    # decision runs alone with the driver's share of the budget.
+    executor.release()
+    con = _connection(memory_limit=memory_share(executor.memory_mb, 1), temp_directory=staged.tmp / "duckdb_tmp")
     con.execute("SET preserve_insertion_order = false")
-    con.execute(f"SET temp_directory = {sql_literal(staged.tmp / 'duckdb_tmp')}")
     stored = sorted((prev / "requests").glob("*/*.parquet")) if prev else []
     prev_files = [str(p) for p in stored if SOLO_MARK not in p.name]
     staging = staged.tmp / "staging"
@@ -335,12 +348,16 @@ def _place_solo_rows(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: Pat
         os.replace(tmp, dest)
 
 
-PARTITION_TASK_MEMORY = "640MB"
+# A commit task writes consecutive date partitions until it holds this many rows: a day has
+# ~1-4k rows below 1 M requests a month, and a task's fixed cost (a connection, the staged files'
+# footers) is then paid per group of days, not per day. A day's partition is written by the same
+# query whichever task holds it, so grouping never changes a byte of the store.
+COMMIT_TASK_ROWS = 20_000
 
 
 @dataclass(frozen=True)
 class PartitionWrite:
-    """One date partition of the new rows: a task of the commit (`write_partition_task`)."""
+    """One date partition of the new rows."""
 
     date: str
     files: list[str]  # the staged files holding its rows
@@ -350,26 +367,45 @@ class PartitionWrite:
     dest: str
 
 
+@dataclass(frozen=True)
+class CommitTask:
+    """A task of the commit (`write_partition_task`): consecutive date partitions, written under
+    a DuckDB memory limit that is the task's share of the run's budget."""
+
+    parts: list[PartitionWrite]
+    memory_limit: str
+
+
 def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: Path, executor: Executor,
                       with_completed: bool = False) -> None:
-    """Write the new rows one date partition per task, sorted by time within it.
+    """Write the new rows one date partition at a time, sorted by time within it.
 
     The driver decides (above) which staged row goes where under which id; each task then reads
-    only the staged files holding rows of its date and writes that partition's file under a name
+    only the staged files holding rows of its dates and writes each partition's file under a name
     derived from the run and the date, so the tasks run on every core (or node) and a retried task
-    writes the same bytes. One partition per task also keeps memory bounded whatever the input
+    writes the same bytes. One partition per query also keeps memory bounded whatever the input
     size (a single partitioned COPY buffers a row group for every open partition, which ran out of
     memory at 10 GB of logs). Rows that complete a stored batch half come merged from
     `completed_rows`, in their own date. Solo rows are not read here (`_place_solo_rows`).
+
+    While the tasks run, the driver's connection (holding the decision) is held to the smallest
+    share and the tasks in flight share the budget.
     """
     new = "NOT is_duplicate AND NOT completes AND _file NOT IN (SELECT _file FROM solo_staged)"
-    dates = [d for (d,) in con.execute(
-        f"SELECT DISTINCT date FROM decided WHERE {new} UNION SELECT DISTINCT date FROM completed_rows ORDER BY 1"
-    ).fetchall()]
+    counts = con.execute(
+        f"SELECT date, sum(n)::BIGINT FROM (SELECT date, count(*) AS n FROM decided WHERE {new} GROUP BY date "
+        "UNION ALL SELECT DISTINCT date, 0 FROM completed_rows) GROUP BY date ORDER BY date"
+    ).fetchall()
+    # The tasks in flight are the processes at once: the driver only waits for them (and answers
+    # each task's id query), so its connection drops to the floor and its decision spills to disk.
+    # A share of the driver too (512 MB each at the default) ran out of memory on the 1 M bench's
+    # largest day (54,150 rows, ~500 MB as Arrow), which commits at 640 MB.
+    share = memory_share(executor.memory_mb, max(processes_with_tasks(executor) - 1, 1))
+    con.execute("SET memory_limit = $limit", {"limit": f"{MIN_SHARE_MB}MB"})
     work = staged.tmp / "partitions"
     work.mkdir(exist_ok=True)
-    payloads = []
-    for date in dates:
+
+    def part(date: str) -> PartitionWrite:
         dest = out / f"{PARTITION_COLUMN}={date}" / f"part-{staged.run_id}.parquet"
         if dest.exists():  # never overwrite a file of an earlier version
             raise StoreError(f"refusing to overwrite `{dest}`")
@@ -383,47 +419,71 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: Pa
         ids = con.sql(f"SELECT _file, _row, final_id FROM decided WHERE {new} AND date = ? ORDER BY _file, _row",
                       params=[date]).to_arrow_table()
         files = sorted(set(ids.column("_file").to_pylist()))
-        payloads.append(PartitionWrite(date, files, ids, completed, str(work / f"part-{date}.parquet"), str(dest)))
-    for _ in executor.map(write_partition_task, payloads, label="ingest.commit", total=len(payloads)):
-        pass
+        return PartitionWrite(date, files, ids, completed, str(work / f"part-{date}.parquet"), str(dest))
+
+    groups = _group_dates(counts, COMMIT_TASK_ROWS)
+    # Payloads are built lazily as the executor asks for them: the driver holds the ids of the
+    # tasks in flight only.
+    tasks = (CommitTask([part(d) for d in dates], share) for dates in groups)
+    with phase("tasks"):
+        for _ in executor.map(write_partition_task, tasks, label="ingest.commit", total=len(groups)):
+            pass
 
 
-def write_partition_task(shared: None, part: PartitionWrite) -> str:
-    """Task: one date partition of the new rows, from the staged files into the store (atomic:
-    written beside, then renamed). Its bytes depend only on the payload."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # tasks report progress through the executor
-    con.execute("SET threads = 1")  # one task per core
-    # A day's rows are sorted (spilling) and the Parquet writer buffers one row group: at 512 MB and
-    # 20,000-row groups a day of the 1 M bench ran out of memory; 640 MB and 5,000-row groups commit it
-    # (the whole ingest's peak tree 2,672 MB at 1 GB / 20,000 -> 2,263 MB).
-    con.execute(f"SET memory_limit = '{PARTITION_TASK_MEMORY}'")
-    con.execute(f"SET temp_directory = {sql_literal(Path(part.tmp).parent / ('duckdb_tmp-' + part.date))}")
+def _group_dates(counts: list[tuple[str, int]], max_rows: int) -> list[list[str]]:
+    """Consecutive dates (in order) grouped until a group holds `max_rows` rows; a larger day is
+    a group of its own."""
+    groups: list[list[str]] = []
+    rows = 0
+    for date, n in counts:
+        if groups and rows + n <= max_rows:
+            groups[-1].append(date)
+            rows += n
+        else:
+            groups.append([date])
+            rows = n
+    return groups
+
+
+def write_partition_task(shared: None, task: CommitTask) -> list[str]:
+    """Task: date partitions of the new rows, from the staged files into the store (each atomic:
+    written beside, then renamed). Their bytes depend only on the payload, never on the grouping
+    or the memory limit (beyond it, the sort spills to disk)."""
+    if not task.parts:
+        return []
+    temp = Path(task.parts[0].tmp).parent / f"duckdb_tmp-{task.parts[0].date}"
+    con = _connection(threads=1, memory_limit=task.memory_limit, temp_directory=temp, macros=False)  # one task per core
     try:
-        ts = duckdb.ColumnExpression("ts")
-        if part.date == UNDATED:
-            in_day = ts.isnull()
-        else:  # a constant range DuckDB pushes into the scan: the other days' row groups are skipped
-            lo = datetime.fromisoformat(part.date).replace(tzinfo=UTC)
-            in_day = (ts >= duckdb.ConstantExpression(lo)) & (ts < duckdb.ConstantExpression(lo + timedelta(days=1)))
-        if part.files:
-            con.read_parquet(part.files, filename=True, file_row_number=True).filter(in_day).create_view("staged_rows")
-        else:
-            con.from_arrow(REQUEST_SCHEMA.empty_table()).project(
-                "*, CAST(NULL AS VARCHAR) AS filename, CAST(NULL AS BIGINT) AS file_row_number").create_view("staged_rows")
-        con.from_arrow(part.ids).create_view("partition_ids")
-        if part.completed:
-            con.read_parquet(part.completed).create_view("completed_rows")
-        else:
-            con.from_arrow(REQUEST_SCHEMA.empty_table().append_column("date", pa.array([], pa.string()))).create_view(
-                "completed_rows")
-        SQL.query(con, "partition_rows").create_view("partition_out")
-        # zstd level 1: a third less CPU than DuckDB's default (3), files of the same size on these logs
-        con.execute(f"COPY (FROM partition_out) TO {sql_literal(part.tmp)} "
-                    "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 5000)")
+        return [_write_partition(con, part) for part in task.parts]
     finally:
         con.close()
+
+
+def _write_partition(con: duckdb.DuckDBPyConnection, part: PartitionWrite) -> str:
+    ts = duckdb.ColumnExpression("ts")
+    if part.date == UNDATED:
+        in_day = ts.isnull()
+    else:  # a constant range DuckDB pushes into the scan: the other days' row groups are skipped
+        lo = datetime.fromisoformat(part.date).replace(tzinfo=UTC)
+        in_day = (ts >= duckdb.ConstantExpression(lo)) & (ts < duckdb.ConstantExpression(lo + timedelta(days=1)))
+    if part.files:
+        con.read_parquet(part.files, filename=True, file_row_number=True).filter(in_day).create_view(
+            "staged_rows", replace=True)
+    else:
+        con.from_arrow(REQUEST_SCHEMA.empty_table()).project(
+            "*, CAST(NULL AS VARCHAR) AS filename, CAST(NULL AS BIGINT) AS file_row_number").create_view(
+            "staged_rows", replace=True)
+    con.from_arrow(part.ids).create_view("partition_ids", replace=True)
+    if part.completed:
+        con.read_parquet(part.completed).create_view("completed_rows", replace=True)
+    else:
+        con.from_arrow(REQUEST_SCHEMA.empty_table().append_column("date", pa.array([], pa.string()))).create_view(
+            "completed_rows", replace=True)
+    SQL.query(con, "partition_rows").create_view("partition_out", replace=True)
+    # zstd level 1: a third less CPU than DuckDB's default (3), files of the same size on these logs;
+    # 5,000-row groups: the Parquet writer buffers a row group, which cannot spill
+    con.execute(f"COPY (FROM partition_out) TO {sql_literal(part.tmp)} "
+                "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 5000)")
     os.replace(part.tmp, part.dest)
     return part.dest
 

@@ -6,7 +6,7 @@ WITH firsts AS (
 )
 SELECT
     l.task_type,
-    any_value(l.task_label) AS task_label,
+    min(l.task_label) AS task_label,
     count(*) FILTER (WHERE l.ts > $this_start) AS this_requests,
     count(*) FILTER (WHERE l.ts <= $this_start) AS prev_requests,
     any_value(f.first_seen) > $this_start AS new_this_week

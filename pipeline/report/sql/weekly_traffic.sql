@@ -7,7 +7,7 @@ SELECT
     CASE WHEN r.ts > $this_start THEN 'this' ELSE 'prev' END AS week,
     count(*) AS requests,
     count(*) FILTER (WHERE request_succeeded(r.finish_reason, r.error_type, r.status_code)) AS succeeded,
-    sum(c.cost_usd) AS spend_usd,
+    CAST(sum(CAST(c.cost_usd AS DECIMAL(38, 18))) AS DOUBLE) AS spend_usd,
     count(c.cost_usd) AS priced_requests,
     sum(c.in_cache_read) AS cache_read_tokens,
     sum(c.input_tokens) AS input_tokens,
