@@ -13,7 +13,6 @@ SQL lives in `sql/*.sql` (one query per file, `-- name:` / `-- params:` header, 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -23,7 +22,6 @@ from typing import Any
 
 import duckdb
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
@@ -67,6 +65,10 @@ class Inputs:
     @property
     def examples(self) -> str:
         return str(self.work / "examples" / "*.parquet")
+
+    @property
+    def validation(self) -> str:
+        return str(self.work / "validation" / "*.parquet")
 
     @property
     def requests(self) -> str:
@@ -221,15 +223,53 @@ def _line_digest(offset: int, line: bytes) -> int:
     return xxhash.xxh3_64_intdigest(line, seed=offset)
 
 
+@dataclass(frozen=True)
+class WriteJob:
+    """One bucket's records to write: its examples file and where each kept one goes (by value, so
+    the task needs no database; the files it writes into are on the working directory)."""
+
+    examples: str
+    uids: list[int]
+    rels: list[int]  # index into the task's shared list of relative paths
+    offsets: list[int]
+
+
+def write_bucket_records(out: Path, rels: list[str], job: WriteJob) -> dict[str, int]:
+    """Write one bucket's kept records at their byte offsets (`os.pwrite`: tasks write disjoint
+    ranges of the same files, in any order); returns the order-free digest of the lines it wrote per
+    file (the sum of their hashes seeded by their offsets)."""
+    records = pq.read_table(job.examples, columns=["uid", "record"])
+    place = dict(zip(job.uids, zip(job.rels, job.offsets, strict=True), strict=True))
+    fds: dict[int, int] = {}
+    digests: dict[int, int] = defaultdict(int)
+    try:
+        for uid, record in zip(records.column("uid").to_pylist(), records.column("record").to_pylist(), strict=True):
+            where = place.get(uid)
+            if where is None:
+                continue
+            rel, offset = where
+            if rel not in fds:
+                fds[rel] = os.open(out / rels[rel], os.O_WRONLY)
+            data = (record + "\n").encode("utf-8")
+            os.pwrite(fds[rel], data, offset)
+            digests[rel] = (digests[rel] + _line_digest(offset, data)) & _MASK64
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    return {rels[r]: d for r, d in digests.items()}
+
+
 def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_task: bool,
-                written: dict[str, int]) -> dict[str, dict[str, Any]]:
+                written: dict[str, int], write: Callable[[list[str], Iterator[WriteJob], int], Iterator[dict[str, int]]],
+                ) -> dict[str, dict[str, Any]]:
     """Write the JSONL files; returns {relative path: {split, task_type, examples, sha256 (set by
     `validate_written`)}}, and fills `written` with an order-free digest of each file's lines (the
     sum of their hashes seeded by their offsets) for `validate_written` to check.
 
-    Every record goes straight to its byte offset (`placed.byte_offset`), read bucket by bucket
-    from the per-bucket files: the files come out in line order with no sort of the records
-    themselves, and memory is one bucket's records.
+    Every record goes straight to its byte offset (`placed.byte_offset`): the files are created at
+    their final size here, then `write(rels, jobs, n_jobs)` runs `write_bucket_records` per bucket
+    (executor tasks, in parallel): the files come out in line order with no sort of the records
+    themselves, and a task's memory is one bucket's records.
     """
     if per_task:
         slugs = dict(query(con, "placed_task_slugs").fetchall())
@@ -239,35 +279,33 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
     sizes = {rel: (int(n), int(size)) for rel, n, size in
              query(con, "placed_file_sizes").fetchall()}
     rels = {f"{p}{s}.jsonl" for p in prefixes for s in ("train", "eval")} | set(sizes)  # both always exist
-    fds: dict[str, int] = {}
-    digests: dict[str, int] = defaultdict(int)
-    try:
-        for rel in sorted(rels):
-            path = out / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fds[rel] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.ftruncate(fds[rel], sizes.get(rel, (0, 0))[1])
-        for path in inputs.example_files():
-            # One bucket at a time: its records from its file, their places from `placed` (a
-            # bucket's uids are one range), so no join ever holds records.
-            records = pq.read_table(path, columns=["uid", "record"])
-            if not records.num_rows:
-                continue
-            uids = records.column("uid").to_numpy()
-            where = query(con, "records", first_uid=int(uids.min()), last_uid=int(uids.max())).fetchnumpy()
-            place = {int(u): (str(r), int(o)) for u, r, o in zip(where["uid"], where["rel"], where["byte_offset"],
-                                                                 strict=True)}
-            for uid, record in zip(uids.tolist(), records.column("record").to_pylist(), strict=True):
-                if uid in place:
-                    rel, offset = place[uid]
-                    data = (record + "\n").encode("utf-8")
-                    os.pwrite(fds[rel], data, offset)
-                    digests[rel] = (digests[rel] + _line_digest(offset, data)) & _MASK64
-            del records
-            pa.default_memory_pool().release_unused()
-    finally:
-        for fd in fds.values():
+    names = sorted(rels)
+    index = {rel: i for i, rel in enumerate(names)}
+    for rel in names:
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.ftruncate(fd, sizes.get(rel, (0, 0))[1])
+        finally:
             os.close(fd)
+
+    def jobs() -> Iterator[WriteJob]:
+        for path in example_files:
+            # A bucket's uids are one range: its places from `placed`, so no join ever holds records.
+            uids = pq.read_table(path, columns=["uid"]).column("uid").to_numpy()
+            if not uids.size:
+                continue
+            where = query(con, "records", first_uid=int(uids.min()), last_uid=int(uids.max())).fetchnumpy()
+            if where["uid"].size:
+                yield WriteJob(str(path), where["uid"].tolist(), [index[str(r)] for r in where["rel"]],
+                               where["byte_offset"].tolist())
+
+    example_files = inputs.example_files()
+    digests: dict[str, int] = defaultdict(int)
+    for part in write(names, jobs(), len(example_files)):
+        for rel, d in part.items():
+            digests[rel] = (digests[rel] + d) & _MASK64
     files: dict[str, dict[str, Any]] = {}
     for rel in sorted(rels):
         prefix = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
@@ -281,44 +319,29 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
     return files
 
 
-def _loads(raw: bytes) -> Any:
-    """A written record parsed back: orjson (3x faster) gives the same objects for every valid JSON
-    document it accepts; what it refuses (integers beyond 64 bits, NaN) the standard library reads."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
-
-
-def validate_written(con: duckdb.DuckDBPyConnection, out: Path, files: dict[str, dict[str, Any]],
-                     validate: Callable[..., list[str]], max_tokens: int, written: dict[str, int]) -> dict[str, Any]:
-    """Re-read every written file: its sha256 (into `files`), the target format's validator on each
-    record, and a check that it holds exactly the records written (the leakage check and lineage
-    were computed on those records)."""
-    errors: dict[str, int] = defaultdict(int)
-    invalid = checked = 0
+def validate_written(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, files: dict[str, dict[str, Any]],
+                     written: dict[str, int]) -> dict[str, Any]:
+    """Re-read every written file: its sha256 (into `files`) and a check that it holds exactly the
+    records written (the leakage check and lineage were computed on those records). The target
+    format's validator ran on every record in its bucket task (on the line as written, parsed back);
+    the errors of the written ones are counted here."""
+    checked = 0
     for rel, info in files.items():
-        tokens = query(con, "placed_file_tokens", rel=rel).fetchnumpy()
-        counts = np.asarray(tokens["tokens"], dtype=np.int64)
         digest = hashlib.sha256()
-        line_no = offset = lines_digest = 0
+        offset = lines_digest = 0
         with open(out / rel, "rb") as fh:
             for raw in fh:
                 digest.update(raw)
                 lines_digest = (lines_digest + _line_digest(offset, raw)) & _MASK64
                 offset += len(raw)
-                if not raw.strip():
-                    continue
-                errs = validate(_loads(raw), max_tokens, int(counts[line_no]) if line_no < counts.size else None)
-                line_no += 1
-                checked += 1
-                invalid += bool(errs)
-                for e in errs:
-                    errors[e] += 1
+                checked += bool(raw.strip())
         info["sha256"] = digest.hexdigest()
         if lines_digest != written.get(rel, 0):
             raise DatasetError(f"internal: `{out / rel}` does not read back as written; rerun `logaudit dataset`.")
-    return {"records_checked": checked, "invalid_records": invalid, "errors": dict(sorted(errors.items()))}
+    has_files = any((inputs.work / "validation").glob("*.parquet"))
+    rows = query(con, "placed_errors", validation=inputs.validation).fetchall() if has_files else []
+    invalid = int(rows[0][2]) if rows else 0
+    return {"records_checked": checked, "invalid_records": invalid, "errors": {str(e): int(n) for e, n, _ in rows}}
 
 
 def leakage(con: duckdb.DuckDBPyConnection, inputs: Inputs, cfg: dd.DedupConfig) -> dict[str, Any]:

@@ -96,8 +96,14 @@ def tools_of(row: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 
 def _message_digest(m: Message) -> bytes:
-    calls = [(c.get("name"), c.get("arguments")) for c in m.tool_calls or []]
-    return json.dumps([m.role, (m.content or "").strip(), calls], ensure_ascii=False).encode("utf-8", "surrogatepass")
+    """An injective encoding of (role, stripped content, tool calls): equal exactly when those are.
+    Role and text are length-prefixed (no JSON encoding of the text: it was most of the chain's
+    cost); tool calls, rare, keep their JSON."""
+    text = (m.content or "").strip()
+    head = f"{len(m.role)}:{m.role}{len(text)}:{text}"
+    if m.tool_calls:
+        head += json.dumps([(c.get("name"), c.get("arguments")) for c in m.tool_calls], ensure_ascii=False)
+    return head.encode("utf-8", "surrogatepass")
 
 
 def prefix_keys(system: str | None, messages: Sequence[Message]) -> list[bytes]:

@@ -167,13 +167,17 @@ def _b64_run(length: int) -> Callable[[str], bool]:
     return holds
 
 
-_ASCII_DIGITS = "0123456789"
+_ASCII_DIGITS = b"0123456789"
 
 
 def _ascii_digit_count(text: str) -> int:
     """Digits in `text`, or a count no detector exceeds when the text is not ASCII (`\\d` also
-    matches other scripts' digits, which this does not count)."""
-    return sum(map(text.count, _ASCII_DIGITS)) if text.isascii() else 1 << 30
+    matches other scripts' digits, which this does not count). One byte-deleting pass (4x faster
+    than counting each digit)."""
+    if not text.isascii():
+        return 1 << 30
+    raw = text.encode("ascii")
+    return len(raw) - len(raw.translate(None, _ASCII_DIGITS))
 
 
 # Patterns start with their literal prefix or first character class, never with a lookbehind: the
@@ -264,22 +268,23 @@ def find_sensitive(text: str | None, detectors: Iterable[Detector] = DETECTORS) 
     digits = -1
     found: list[tuple[int, int, int, Finding]] = []
     for priority, det in enumerate(detectors):
-        if isinstance(det.gate, str):
-            if det.gate not in text:
-                continue
-        elif det.gate is not None:
-            lower = text.lower() if lower is None else lower
-            for word in det.gate:
-                if word in lower:
-                    break
-            else:
-                continue
+        # Cheapest first: one substring, the digit count (computed once per text), `needs`, then the
+        # keywords (one scan of the lower-cased text per keyword).
+        if isinstance(det.gate, str) and det.gate not in text:
+            continue
         if det.min_digits:
             digits = _ascii_digit_count(text) if digits < 0 else digits
             if digits < det.min_digits:
                 continue
         if det.needs is not None and not det.needs(text):
             continue
+        if isinstance(det.gate, tuple):
+            lower = text.lower() if lower is None else lower
+            for word in det.gate:
+                if word in lower:
+                    break
+            else:
+                continue
         for m in det.pattern.finditer(text):
             if det.not_after and m.start() > 0 and text[m.start() - 1] in det.not_after:
                 continue

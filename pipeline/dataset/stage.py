@@ -198,7 +198,6 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
     t = time.perf_counter()
     bar.note("partition")
     labels_info = _labels_info(workdir)
-    fmt = FORMATS[cfg.format]
     encoding = encoding_name_for(cfg.target_model)
     buckets = _partition(workdir, work, cfg, Path(labels_info["path"]) if labels_info["present"] else None)
     timings["partition"] = time.perf_counter() - t
@@ -248,8 +247,12 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
 
         t = time.perf_counter()
         written: dict[str, int] = {}
-        files = assemble.write_files(con, inputs, tmp_dir, cfg.per_task, written)
-        validation = assemble.validate_written(con, tmp_dir, files, fmt.validate, cfg.max_example_tokens, written)
+        def write(rels: list[str], jobs: Any, n_jobs: int) -> Any:
+            return executor.map(_write_task, jobs, shared=(tmp_dir, rels), label="dataset.write", total=n_jobs,
+                                show_progress=False)
+
+        files = assemble.write_files(con, inputs, tmp_dir, cfg.per_task, written, write)
+        validation = assemble.validate_written(con, inputs, tmp_dir, files, written)
         leakage = assemble.leakage(con, inputs, cfg.dedup)
         timings["write_verify"] = time.perf_counter() - t
         bar.advance()
@@ -346,6 +349,11 @@ def _bucket_task(shared: tuple[Path, BucketParams], job: tuple[Sequence[Path], i
     work, params = shared
     files, bucket = job
     return build_bucket(files, bucket, work, params)
+
+
+def _write_task(shared: tuple[Path, list[str]], job: assemble.WriteJob) -> dict[str, int]:
+    out, rels = shared
+    return assemble.write_bucket_records(out, rels, job)
 
 
 # --- manifest and card -----------------------------------------------------------------------------

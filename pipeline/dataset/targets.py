@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from pipeline.dataset.examples import Example, Message, tool_turn_text
 
 Record = dict[str, Any]
@@ -260,4 +262,25 @@ FORMATS: dict[str, TargetFormat] = {
 
 
 def dumps(record: Record) -> str:
+    """The JSONL line of a record: compact, non-ASCII kept. orjson (10x faster) writes exactly what
+    `json.dumps(..., ensure_ascii=False, separators=(",", ":"))` writes for strings (every code point),
+    64-bit integers, booleans, null, lists and string-keyed objects, which is all a record holds but
+    its `tools`: their JSON-schema parameters may hold floats, which the two print differently
+    (1e-07 and 1e-7, NaN and null), so a record with tools (and anything orjson refuses: lone
+    surrogates, integers beyond 64 bits) goes through the standard library."""
+    if "tools" not in record:
+        try:
+            return orjson.dumps(record).decode("utf-8")
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            pass
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(raw: str | bytes) -> Any:
+    """A written record parsed back, as a reader of the file parses it: orjson (3x faster) gives the
+    same objects for every valid JSON document it accepts; what it refuses (integers beyond 64 bits,
+    NaN) the standard library reads."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
