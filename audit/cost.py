@@ -133,7 +133,7 @@ def summarize(
     uncached = float(totals["cost_uncached_usd"])
     section: dict[str, Any] = {
         "currency": prices.currency,
-        "price_table": {"version": prices.version, "path": str(prices.path)},
+        "price_table": {"version": prices.version, "path": prices.shown_path, "sha256": prices.sha256},
         "requests": totals["requests"],
         "priced_requests": totals["priced_requests"],
         "requests_without_usage": totals["requests_without_usage"],

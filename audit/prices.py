@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -73,6 +74,14 @@ class PriceTable:
     models: tuple[ModelPrice, ...]
     rules: dict[str, CacheRules]
     path: Path
+    sha256: str = ""
+    """Of the file's bytes: which prices a report used, whatever the checkout or machine."""
+
+    @property
+    def shown_path(self) -> str:
+        """The path a summary records: the shipped table by its place in the package (the same in
+        every checkout, so summaries compare byte for byte), a user's table as they gave it."""
+        return "audit/prices.toml" if self.path == DEFAULT_PRICES else str(self.path)
 
     def lookup(self, model: str | None, when: date | datetime | None = None) -> ModelPrice | None:
         """The entry billing `model` on `when`: longest matching name prefix, then the latest
@@ -173,10 +182,11 @@ def load_prices(path: Path | None = None) -> PriceTable:
     """Parse and validate a prices file (default: the shipped `audit/prices.toml`)."""
     path = Path(path) if path else DEFAULT_PRICES
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        doc = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError as e:
         raise ConfigError(f"Prices file `{path}` does not exist.") from e
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"Prices file `{path}` is not valid TOML: {e}") from e
     if doc.get("currency", "USD") != "USD":
         raise ConfigError(f"`{path}`: currency {doc.get('currency')!r} is not supported; the audit reports USD.")
@@ -190,6 +200,7 @@ def load_prices(path: Path | None = None) -> PriceTable:
         models=models,
         rules=rules,
         path=path,
+        sha256=hashlib.sha256(raw).hexdigest(),
     )
 
 

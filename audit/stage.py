@@ -18,12 +18,16 @@ import importlib
 import inspect
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from pipeline.config import load_toml
-from pipeline.errors import MissingInputError
+from pipeline.errors import AuditError, MissingInputError
 from pipeline.executor import Executor, executor_config, make_executor
 from pipeline.money import Money
 from pipeline.progress import phase, stage_progress
@@ -104,13 +108,32 @@ def _audit(workdir: Path, config: dict[str, Any], executor: Executor) -> AuditRe
             kwargs = {"executor": executor} if "executor" in inspect.signature(module.run).parameters else {}
             if not kwargs:
                 executor.release()  # a driver-only module: idle workers (ingest's, in `run`) must not sit beside it
-            with phase(name):
+            with phase(name), exact_sum_errors(name):
                 summary["sections"][name.split(".")[-1]] = module.run(workdir, build, config, **kwargs)
             summary["timings_s"][name] = round(time.perf_counter() - t0, 3)
             bar.advance()
         (build / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     out_dir = workdir_paths(workdir).view("audit")  # the link to the version just committed
     return AuditResult(out_dir, summary, Money.from_config(config))
+
+
+@contextmanager
+def exact_sum_errors(module: str) -> Iterator[None]:
+    """Money is summed exactly as DECIMAL(38, 18) (docs/architecture.md "Deterministic figures"),
+    which holds amounts below 1e20 USD. Beyond that the store or the prices are wrong (a token count
+    or a price off by many orders of magnitude): say so instead of DuckDB's cast error."""
+    try:
+        yield
+    except (duckdb.ConversionException, duckdb.OutOfRangeException) as e:
+        # a cast of one amount, or the exact sum's 128-bit integer overflowing
+        if "DECIMAL(38,18)" not in str(e).replace(" ", "") and "Overflow in" not in str(e):
+            raise
+        detail = str(e).splitlines()[0]
+        raise AuditError(
+            f"Audit module {module}: a money amount or sum is beyond 1e20 USD, the range the audit adds "
+            f"exactly. A request's token counts or the price table (`[audit.cost] prices`) are off by many "
+            f"orders of magnitude; find the request with the largest cost_usd / token counts in the store. "
+            f"DuckDB: {detail}") from e
 
 
 # The stage's earlier name (its second argument was the TOML path, which `audit` still accepts).

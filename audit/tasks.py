@@ -33,6 +33,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,17 @@ import numpy as np
 import pyarrow as pa
 
 from audit.signals import SignalsConfig, detect_signals
-from audit.tables import SQL, attach_parquet_view, open_store, query, temp_table, write_batches
+from audit.tables import (
+    SQL,
+    attach_parquet_view,
+    driver_memory_limit,
+    open_store,
+    query,
+    temp_table,
+    write_batches,
+)
 from pipeline.config import from_section
-from pipeline.executor import Executor, LocalExecutor
+from pipeline.executor import Executor, LocalExecutor, memory_share, processes_with_tasks
 from pipeline.progress import phase
 from pipeline.similarity import (
     DYNAMIC_SPAN_PATTERN,
@@ -143,11 +152,26 @@ def temp_table_from_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.T
 
 @dataclass(frozen=True)
 class StorePartition:
-    """A task's input: one date partition of the store, its Parquet files by value (a task needs no
-    access to the driver's disk: the bytes travel through the executor)."""
+    """A task's input: one date partition of the store, its Parquet files by path when the task can
+    read the driver's disk (a local pool), else by value (Ray: the bytes travel through the object
+    store)."""
 
     name: str  # `date=YYYY-MM-DD` or `date=undated`
-    files: tuple[bytes, ...]
+    files: tuple[bytes | str, ...]
+
+
+def store_partitions(workdir: Path, by_value: bool) -> Iterator[StorePartition]:
+    """The store's date partitions as task inputs, read one at a time (by value) as the map asks."""
+    for name, files in date_partitions(workdir):
+        yield StorePartition(name, tuple(f.read_bytes() if by_value else str(f) for f in files))
+
+
+@dataclass(frozen=True)
+class FeaturesContext:
+    """What every `features_task` shares: the config and its DuckDB's share of the run's budget."""
+
+    cfg: TasksConfig
+    memory_limit: str
 
 
 @dataclass(frozen=True)
@@ -162,11 +186,6 @@ class PartitionFeatures:
     masks: pa.Table  # tasks_system_masks.sql
 
 
-# A partition task's DuckDB (one thread): a day of the 1 M bench is ~16,000 requests; beyond the
-# limit it spills to the task's own temporary folder.
-PARTITION_TASK_MEMORY = "256MB"
-
-
 def partition_features(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> tuple[pa.Table, pa.Table]:
     """Everything of task typing that is a function of each request alone, over the `requests` of
     `con` (a date partition, or the whole store): TEMP TABLEs `system_prompts` (each distinct prompt
@@ -179,19 +198,24 @@ def partition_features(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> tupl
     return query(con, "tasks_system_forms").to_arrow_table(), query(con, "tasks_system_masks").to_arrow_table()
 
 
-def features_task(cfg: TasksConfig, part: StorePartition) -> PartitionFeatures:
-    """Task: one date partition's features (`partition_features`). The files are copied to a
-    temporary folder of the worker's own; the outputs come back as Parquet bytes, which depend only
-    on the partition (one DuckDB thread, insertion order kept)."""
+def features_task(ctx: FeaturesContext, part: StorePartition) -> PartitionFeatures:
+    """Task: one date partition's features (`partition_features`). Files that come by value are
+    written to a temporary folder of the worker's own; the outputs come back as Parquet bytes, which
+    depend only on the partition (one DuckDB thread, insertion order kept), not on how it came.
+    DuckDB spills beyond `ctx.memory_limit` to the task's temporary folder."""
+    cfg = ctx.cfg
     with tempfile.TemporaryDirectory(prefix="logaudit-tasks-") as tmp:
         folder = Path(tmp) / part.name
         folder.mkdir()
         files = []
         for i, data in enumerate(part.files):
+            if isinstance(data, str):
+                files.append(data)
+                continue
             path = folder / f"part-{i:04d}.parquet"
             path.write_bytes(data)
             files.append(str(path))
-        con = connect_requests(files, memory_limit=PARTITION_TASK_MEMORY, threads=1,
+        con = connect_requests(files, memory_limit=ctx.memory_limit, threads=1,
                                temp_directory=Path(tmp) / "duckdb_tmp")
         try:
             forms, masks = partition_features(con, cfg)
@@ -222,14 +246,14 @@ def build_features(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, executor: E
         forms, masks = partition_features(con, cfg)
         forms = forms.append_column("partition", pa.array([""] * forms.num_rows, pa.string()))
     else:
-        partitions = date_partitions(workdir)
-        payloads = (StorePartition(name, tuple(f.read_bytes() for f in files)) for name, files in partitions)
+        ctx = FeaturesContext(cfg, memory_share(executor.memory_mb, processes_with_tasks(executor)))
+        payloads = store_partitions(workdir, by_value=not executor.reads_driver_disk)
         paths: dict[str, list[str]] = {"features": [], "user_lines": []}
         form_parts, mask_parts = [], []
         for table in paths:
             (work / table).mkdir(parents=True, exist_ok=True)
-        for part in executor.map(features_task, payloads, shared=cfg, label="audit.tasks.features",
-                                 total=len(partitions)):
+        for part in executor.map(features_task, payloads, shared=ctx, label="audit.tasks.features",
+                                 total=len(date_partitions(workdir))):
             for table, data in (("features", part.features), ("user_lines", part.user_lines)):
                 path = work / table / f"{part.name}.parquet"
                 path.write_bytes(data)
@@ -265,15 +289,17 @@ class SystemFamilies:
 
 
 def example_prompts(con: duckdb.DuckDBPyConnection, wanted: dict[str, set[int]],
-                    workdir: Path | None = None) -> dict[int, str]:
+                    workdir: Path | None = None, memory_limit: str | None = None) -> dict[int, str]:
     """The text of each wanted prompt (`raw_hash`), by date partition name: read back by
-    tasks_system_prompts.sql over that partition alone (`workdir`'s store), or from the
-    `system_prompts` of `con` when it ran over the whole store (partition "")."""
+    tasks_system_prompts.sql over that partition alone (`workdir`'s store, a DuckDB of
+    `memory_limit`, default the driver's share alone), or from the `system_prompts` of `con` when it
+    ran over the whole store (partition "")."""
     files = dict(date_partitions(workdir)) if workdir is not None else {}
     texts: dict[int, str] = {}
     for name, hashes in sorted(wanted.items()):
         if name:
-            part = connect_requests([str(f) for f in files[name]], memory_limit=PARTITION_TASK_MEMORY, threads=1,
+            part = connect_requests([str(f) for f in files[name]], memory_limit=memory_limit or driver_memory_limit(),
+                                    threads=1,
                                     temp_directory=Path(workdir or ".") / ".duckdb_tmp")
             try:
                 temp_table(part, "system_prompts", "tasks_system_prompts", mask_pattern=DYNAMIC_SPAN_PATTERN)
@@ -286,13 +312,14 @@ def example_prompts(con: duckdb.DuckDBPyConnection, wanted: dict[str, set[int]],
     return texts
 
 
-def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, workdir: Path | None = None) -> SystemFamilies:
+def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, workdir: Path | None = None,
+                    memory_limit: str | None = None) -> SystemFamilies:
     """Group masked system prompts into families of near-identical versions (LSH + exact Jaccard)."""
     rows = query(con, "tasks_system_fingerprints").fetchall()
     wanted: dict[str, set[int]] = defaultdict(set)
     for r in rows:
         wanted[r[3]].add(r[2])
-    examples = example_prompts(con, wanted, workdir)
+    examples = example_prompts(con, wanted, workdir, memory_limit)
     fps = [r[0] for r in rows]
     masked = [r[1] for r in rows]
     hasher = TEMPLATE_SHINGLES.hasher()
@@ -321,11 +348,12 @@ def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, workdir: P
 # --- 2 + 3. assignment -------------------------------------------------------------------------
 
 
-def assign_task_types(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, workdir: Path | None = None) -> TaskAssignment:
+def assign_task_types(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, workdir: Path | None = None,
+                      memory_limit: str | None = None) -> TaskAssignment:
     """Assign every request in `features` a task type; creates TEMP TABLE `task_assignment`
     (request_id, task_type, task_label, basis) and returns the versions table. `workdir`: the
     store the features came from partition by partition (`build_features` with an executor)."""
-    fams = system_families(con, cfg, workdir)
+    fams = system_families(con, cfg, workdir, memory_limit)
     fam_requests = fams.family_requests()
     stable = {fam for fam, n in fam_requests.items() if n >= cfg.min_type_requests}
     fp_family = pa.table(
@@ -672,7 +700,8 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any], executor: Executor
             build_features(con, cfg, executor, workdir, work)
         lap("features")
         with phase("task_types"):
-            assignment = assign_task_types(con, cfg, workdir)
+            # the example prompts' partitions are read beside the pool's idle workers
+            assignment = assign_task_types(con, cfg, workdir, driver_memory_limit(config, beside=executor))
         lap("task_types")
         with phase("signals"):
             signals = detect_signals(con, signals_cfg, executor=executor)

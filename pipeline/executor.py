@@ -157,6 +157,9 @@ class Executor(Protocol):
     """Tasks run at once (local: processes; ray: tasks in flight)."""
     memory_mb: int
     """The run's memory budget (`[run] memory_mb`), shared by the processes that run at once."""
+    reads_driver_disk: bool
+    """Whether every task can read the driver's files by path (a local pool). When not (Ray), a task's
+    input travels by value through the executor, or lives where every node can reach it."""
 
     def map(self, fn: Callable[[Any, Any], Any], payloads: Iterable[Any], *, shared: Any = None, label: str = "",
             total: int | None = None, show_progress: bool = True) -> Iterator[Any]: ...
@@ -269,6 +272,7 @@ class LocalExecutor(_Base):
     """
 
     name = "local"
+    reads_driver_disk = True
 
     def __init__(self, workers: int = 0, progress: ProgressHook | None = None,
                  memory_mb: int = DEFAULT_MEMORY_MB) -> None:
@@ -342,6 +346,7 @@ class RayExecutor(_Base):
     a worker or node dies (`task_retries`)."""
 
     name = "ray"
+    reads_driver_disk = False  # even a cluster on this machine: a task must not rely on the driver's disk
 
     def __init__(self, cfg: ExecutorConfig, progress: ProgressHook | None = None) -> None:
         super().__init__(progress)

@@ -4,6 +4,7 @@ on either side of `effective_from`, and the longest-prefix rule at a separator."
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -132,6 +133,7 @@ def test_cost_section_by_hand(prices_file: Path, tmp_path: Path) -> None:
     out.mkdir()
     s = cost.run(wd, out, {"audit": {"cost": {"prices": str(prices_file)}}})
     assert s["currency"] == "USD" and s["price_table"]["path"] == str(prices_file)
+    assert s["price_table"]["sha256"] == hashlib.sha256(prices_file.read_bytes()).hexdigest()
     assert (s["requests"], s["priced_requests"], s["requests_without_usage"], s["requests_unpriced_model"]) == (
         6, 4, 1, 1)
     days = (date(2026, 6, 1) - date(2025, 6, 1)).days + 1
@@ -211,6 +213,10 @@ def test_summarize_rounding_keys_and_limits() -> None:
                "cost_usd": 0.1234567} for i in range(21)]
     s = cost.summarize(totals, models, [], load_prices())
     assert s["price_table"]["version"] == load_prices().version
+    # the shipped table by its place in the package, not this checkout's absolute path
+    shipped = Path(cost.__file__).with_name("prices.toml")
+    assert s["price_table"] == {"version": load_prices().version, "path": "audit/prices.toml",
+                                "sha256": hashlib.sha256(shipped.read_bytes()).hexdigest()}
     assert s["window"] == {"first_ts": first, "last_ts": last, "days": 30.0}
     assert s["total_usd"] == 1.234568 and s["total_without_caching_usd"] == 2.0
     assert s["caching_saved_usd"] == 0.765433
@@ -244,3 +250,29 @@ def test_versions_are_half_open_utc_intervals(tmp_path: Path) -> None:
         (2.0, datetime(2026, 6, 15, tzinfo=UTC), None),
     ]
     assert all(s.tzinfo is UTC and (e is None or e.tzinfo is UTC) for _, s, e in got)
+
+
+@pytest.mark.parametrize(("price", "requests", "overflows"), [
+    (9.0e13, 1, False),  # 9e19 USD: just inside the exact range
+    (9.0e13, 2, True),  # 1.8e20 USD: the sum leaves it
+    (1.0e15, 1, True),  # 1e21 USD: one request already outside
+])
+def test_money_beyond_the_exact_range_is_a_clear_audit_error(tmp_path: Path, price: float, requests: int,
+                                                            overflows: bool) -> None:
+    """Money is summed as DECIMAL(38, 18): beyond 1e20 USD the audit names the module and the likely
+    cause (a price or a token count off by orders of magnitude), not DuckDB's cast error."""
+    from audit.stage import audit
+    from pipeline.errors import AuditError
+
+    prices = tmp_path / "prices.toml"
+    prices.write_text(PRICES.replace("input = 1.0\n", f"input = {price:e}\n", 1), encoding="utf-8")
+    wd = tmp_path / "work"
+    write_store(wd, [row(request_id=f"r{i}", ts=datetime(2026, 3, 1, tzinfo=UTC), provider="x", model="m",
+                         in_uncached=10**12, out_total=1) for i in range(requests)])
+    config = {"audit": {"cost": {"prices": str(prices)}}, "run": {"workers": 1}}
+    if not overflows:
+        result = audit(wd, config)
+        assert result.summary_json["sections"]["cost"]["total_usd"] == pytest.approx(price * 1e6 * requests, rel=1e-9)
+        return
+    with pytest.raises(AuditError, match=r"Audit module audit\.\w+: a money amount or sum is beyond 1e20 USD"):
+        audit(wd, config)
