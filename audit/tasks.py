@@ -328,7 +328,6 @@ def system_families(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, workdir: P
     sigs = minhasher.signatures(shingles)
     # The estimate only pre-filters (a margin below the threshold); exact Jaccard decides. Few
     # distinct prompts exist, so exact verification is affordable and removes estimator noise.
-    # (The seed is the MinHasher's: the LSH index reads only the signatures.)
     uf = lsh_link(
         sigs,
         max(0.05, cfg.system_merge_jaccard - 0.15),

@@ -608,7 +608,6 @@ def lsh_link(
     signatures: np.ndarray,
     threshold: float,
     *,
-    seed: int = 1,
     max_indexed: int = 250_000,
     order: Iterable[int] | None = None,
     union_find: UnionFind | None = None,
@@ -634,7 +633,7 @@ def lsh_link(
     indexed: list[int] = []
     for i in order if order is not None else range(n):
         sig = signatures[i]
-        m = lean(sig, seed)
+        m = lean(sig, 0)  # a LeanMinHash's seed is metadata: the index reads only the hash values
         best = 0.0
         for j in lsh.query(m):
             est = float(np.count_nonzero(signatures[j] == sig)) / num_perm
