@@ -419,3 +419,22 @@ def test_refusals_are_anchored_phrases_not_topic_words(text: str, is_refusal: bo
     from pipeline.dataset.filters import REFUSAL
 
     assert bool(REFUSAL.match(text)) is is_refusal
+
+
+@pytest.mark.parametrize(("rows", "workers", "groups"), [
+    ([10, 10, 10, 10], 2, [["d0", "d1"], ["d2", "d3"]]),
+    ([30, 5, 5], 2, [["d0"], ["d1", "d2"]]),  # a large first day is a group alone
+    ([19, 1, 20], 2, [["d0", "d1"], ["d2"]]),  # just reaching half closes the group
+    ([19, 20, 1], 2, [["d0", "d1"], ["d2"]]),  # just short of half does not
+    ([5, 5, 5], 1, [["d0", "d1", "d2"]]),
+    ([5, 5, 5], 8, [["d0"], ["d1"], ["d2"]]),  # never more groups than days
+])
+def test_partition_jobs_are_consecutive_days_of_about_equal_rows(rows: list[int], workers: int,
+                                                                  groups: list[list[str]]) -> None:
+    from pipeline.dataset.stage import _partition_jobs
+
+    partitions = [(f"date=d{i}", [(f"d{i}", n)]) for i, n in enumerate(rows)]
+    jobs = _partition_jobs(partitions, sum(rows), workers)
+    assert [list(files) for _, files in jobs] == groups
+    assert len({name for name, _ in jobs}) == len(jobs)  # each group writes its own part files
+

@@ -206,3 +206,21 @@ def test_buckets_and_worker_processes_do_not_change_the_output(ds: dict[str, Any
     volatile = {"created_at", "workdir", "config", "inputs", "timings_s", "execution", "dedup"}
     assert {k: v for k, v in manifest.items() if k not in volatile} == \
         {k: v for k, v in ds["manifest"].items() if k not in volatile}
+
+
+def test_partition_tasks_do_not_change_the_output(ds: dict[str, Any], tmp_path: Path) -> None:
+    """The partition pass as four tasks over groups of days, each writing its own part files into
+    the buckets, gives the same files as the session's run (two groups): every bucket's reader sorts
+    its rows, whichever tasks wrote them."""
+    from tests.test_memory_budget import RecordingExecutor
+
+    work = tmp_path / "work"
+    shutil.copytree(ds["workdir"], work, symlinks=True, ignore=shutil.ignore_patterns("dataset", "report"))
+    pool = RecordingExecutor(workers=4, memory_mb=3000)
+    build_dataset(work, DatasetConfig(rows_per_bucket=500), executor=pool)
+    jobs = [files for label, (_, files) in ((lab, p) for lab, p in pool.calls if lab == "dataset.partition")]
+    stored = sorted(str(p) for p in (work / "requests").resolve().glob("*/*.parquet"))
+    assert len(jobs) == 4 and len(stored) > 4
+    assert sorted(f for files in jobs for f in files) == stored  # every store file in exactly one task
+    for name in ("train.jsonl", "eval.jsonl", "lineage.parquet"):
+        assert (work / "dataset" / name).read_bytes() == (ds["out"] / name).read_bytes(), name

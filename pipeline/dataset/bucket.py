@@ -143,8 +143,10 @@ def _redactor() -> CachedRedactor:
 
 
 def write_buckets(reader: pa.RecordBatchReader, folder: Path, max_open: int = 1024,
-                  pending_bytes: int = 64 << 20, batch_bytes: int = 4 << 20, compression: str | None = "lz4") -> list[int]:
-    """Split a stream of rows with a `bucket` column into `folder/bucket=K/part-NNNNN.arrow` files.
+                  pending_bytes: int = 64 << 20, batch_bytes: int = 4 << 20, compression: str | None = "lz4",
+                  prefix: str = "part") -> list[int]:
+    """Split a stream of rows with a `bucket` column into `folder/bucket=K/<prefix>-NNNNN.arrow` files
+    (writers of different `prefix` can fill the same buckets side by side).
 
     Arrow IPC streams: rows are gathered per bucket until `batch_bytes` (compressing small slices
     one by one cost 5x more), with at most `pending_bytes` held in all (the largest buckets are
@@ -170,7 +172,7 @@ def write_buckets(reader: pa.RecordBatchReader, folder: Path, max_open: int = 10
                 _, (old, sink) = writers.popitem(last=False)
                 old.close()
                 sink.close()
-            path = folder / f"bucket={bucket}" / f"part-{parts[bucket]:05d}.arrow"
+            path = folder / f"bucket={bucket}" / f"{prefix}-{parts[bucket]:05d}.arrow"
             parts[bucket] += 1
             path.parent.mkdir(parents=True, exist_ok=True)
             sink = pa.OSFile(str(path), "wb")

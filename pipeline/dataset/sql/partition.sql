@@ -1,7 +1,8 @@
 -- name: partition
 -- params: whitespace, buckets, label_files
--- description: The request columns the dataset stage reads, joined with the audit's labels (the last
---   row per request_id; null label columns when the audit did not run), each with the bucket of its
+-- description: The request columns the dataset stage reads (of the `requests` in view: one date
+--   partition per task), joined with the audit's labels (the last row per request_id, among the
+--   labels of these requests only; null label columns when the audit did not run), each with the bucket of its
 --   conversation start, so that a final conversation state and every request it extends share a
 --   bucket. The start is what the session collapse compares (examples.prefix_keys: text stripped,
 --   role defaulting to user, the response as the last turn): the system prompt and the first turn,
@@ -36,5 +37,6 @@ FROM turns t
 LEFT JOIN (
     SELECT request_id AS label_request_id, task_type, regenerated, edited, feedback_rating
     FROM read_parquet($label_files, union_by_name = true, file_row_number = true)
+    WHERE request_id IN (SELECT request_id FROM requests)
     QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY file_row_number DESC) = 1
 ) l ON l.label_request_id = t.request_id
