@@ -242,15 +242,22 @@ def merge_variants(parts: Iterable[dict[int, int]]) -> dict[int, int]:
 
 
 def find_dynamic_blocks(con: Any, cfg: CacheConfig, executor: Executor | None = None) -> dict[int, int]:
-    """masked-text key -> raw key of its only value, or _VARIES when several raw values exist."""
-    total = _tasks(con, cfg)  # before the reader: a connection serves one open result at a time
+    """masked-text key -> raw key of its only value, or _VARIES when several raw values exist.
+
+    The tasks read the distinct candidate rows (`cache_mask_candidates`), not every request: a
+    masked text's values are a set, which repeats do not change."""
     k = int(cfg.mask_history_messages)
-    reader = query(con, "cache_mask_candidates", k=k).to_arrow_reader(cfg.batch_rows)
-    chunks = table_chunks(reader, cfg.rows_per_task)
-    if executor is None:
-        return merge_variants(dynamic_blocks_task(cfg, t) for t in chunks)
-    return merge_variants(executor.map(dynamic_blocks_task, chunks, shared=cfg, label="audit.cache.dynamic_spans",
-                                       total=total))
+    temp_table(con, "mask_candidates", "cache_mask_candidates", k=k)
+    try:
+        n = int(con.sql("SELECT count(*) FROM mask_candidates").fetchall()[0][0])
+        reader = con.sql("SELECT * FROM mask_candidates").to_arrow_reader(cfg.batch_rows)
+        chunks = table_chunks(reader, cfg.rows_per_task)
+        if executor is None:
+            return merge_variants(dynamic_blocks_task(cfg, t) for t in chunks)
+        return merge_variants(executor.map(dynamic_blocks_task, chunks, shared=cfg,
+                                           label="audit.cache.dynamic_spans", total=max(1, -(-n // cfg.rows_per_task))))
+    finally:
+        con.execute("DROP TABLE IF EXISTS mask_candidates")
 
 
 def _tasks(con: Any, cfg: CacheConfig) -> int:

@@ -1,5 +1,5 @@
 -- name: cache_request_count
 -- params: -
--- description: How many requests the dynamic-span and prepare passes read (their number of tasks).
+-- description: How many requests the prepare pass reads (its number of tasks).
 SELECT count(*) AS requests
 FROM requests
