@@ -299,7 +299,7 @@ def rolling_token_hashes(arrays: list[np.ndarray], seed: int, block_tokens: int)
     if not n:
         return []
     # the token bytes in place (no copy), hashed block by block (uint32 tokens: 4 bytes each)
-    buf = memoryview(np.ascontiguousarray(tokens[: n * block_tokens])).cast("B")
+    buf = np.ascontiguousarray(tokens[: n * block_tokens]).data.cast("B")
     step = block_tokens * 4
     digest = xxhash.xxh3_64_intdigest
     out = []
@@ -346,7 +346,7 @@ class PrefixHashes:
         n = len(tokens) // bt
         out = prefix
         if n:
-            buf = memoryview(np.ascontiguousarray(tokens[: n * bt], dtype=np.uint32)).cast("B")
+            buf = np.ascontiguousarray(tokens[: n * bt], dtype=np.uint32).data.cast("B")
             step = bt * 4
             digest = xxhash.xxh3_64_intdigest
             for j in range(0, n * step, step):

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 import zstandard
@@ -254,7 +254,9 @@ def _logical_name(path: Path) -> str:
     return name
 
 
-_DECOMPRESS_ERRORS = (EOFError, zlib.error, isal_zlib.error, gzip.BadGzipFile, zstandard.ZstdError)
+# isal's stubs declare `error` as an instance; at run time it is the exception class
+_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError, zlib.error, cast(type[BaseException], isal_zlib.error), gzip.BadGzipFile, zstandard.ZstdError)
 
 
 def splittable(path: Path) -> bool:
