@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import itertools
 import shutil
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -46,7 +47,18 @@ import xxhash
 from audit import dynamic_spans, tables
 from audit.cache_sim import SimRow, simulate_partition
 from audit.prices import CacheRules, PriceTable, base_model_name
-from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_table, write_batches, write_query
+from audit.tables import (
+    StorePartition,
+    attach_labels,
+    connect_partition,
+    fetch_dicts,
+    open_store,
+    query,
+    store_partitions,
+    temp_table,
+    write_batches,
+    write_query,
+)
 from audit.token_accounting import (
     REPLY_OVERHEAD,
     Block,
@@ -59,11 +71,11 @@ from audit.token_accounting import (
 )
 from pipeline.config import from_section
 from pipeline.errors import AuditError
-from pipeline.executor import Executor
+from pipeline.executor import Executor, memory_share, processes_with_tasks
 from pipeline.progress import phase
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
 from pipeline.workdir import versions
-from pipeline.workdir.store import sql_literal
+from pipeline.workdir.store import date_partitions, sql_literal
 
 SCENARIOS = ("as_logged", "ideal_bp", "ideal")
 # Reported input / estimate within this range: the logged prompt accounts for what was billed.
@@ -91,9 +103,9 @@ class CacheConfig:
     memo_max_tokens: int = 40_000_000
     """Token arrays kept by a task's tokenization memo (~4 bytes each)."""
     rows_per_task: int = 4000
-    """Requests per task of the dynamic-span and prepare passes (consecutive rows of the store).
-    Outputs never depend on it; memory per worker follows it, and the tokenization memo is per task,
-    so larger tasks re-tokenize less of what repeats across tasks."""
+    """Rows per task of the dynamic-span pass (distinct candidate rows) and the least requests per
+    simulation task (whole hash buckets). Outputs never depend on it. (The prepare pass runs a task
+    per date partition, reading `batch_rows` at a time.)"""
     rows_per_sort: int = 250_000
     """The simulation's input is sorted by partition in slices of about this many requests (ranges
     of hash buckets, chained in order), so each sort fits DuckDB's memory limit (a 1 M-request
@@ -260,11 +272,6 @@ def find_dynamic_blocks(con: Any, cfg: CacheConfig, executor: Executor | None = 
         con.execute("DROP TABLE IF EXISTS mask_candidates")
 
 
-def _tasks(con: Any, cfg: CacheConfig) -> int:
-    n = int(fetch_dicts(con, "cache_request_count")[0]["requests"])
-    return max(1, -(-n // cfg.rows_per_task))
-
-
 # --- 2. prepare ----------------------------------------------------------------------------------
 
 _U64 = pa.list_(pa.uint64())
@@ -411,36 +418,55 @@ def map_breakpoints(logged: list[dict[str, Any]] | None, blocks: list[Block]) ->
 
 @dataclass(frozen=True)
 class PrepareContext:
-    """What every prepare task shares (read-only): the settings, prices and the dynamic blocks."""
+    """What every prepare task shares (read-only): the settings, prices, the dynamic blocks, its
+    DuckDB's share of the run's budget, and the folder it writes to when it can reach the driver's
+    disk (None: the rows come back by value)."""
 
     cfg: CacheConfig
     prices: PriceTable
     variants: dict[int, int]
+    memory_limit: str
+    out_dir: str | None
 
 
 @dataclass(frozen=True)
-class PreparedChunk:
-    """A prepare task's output: its rows of PREPARED_SCHEMA (input order) and what it cost."""
+class PreparedPart:
+    """A prepare task's output: its partition's rows of PREPARED_SCHEMA (written to
+    `out_dir/<partition>.parquet`, or as Parquet bytes) and what it cost."""
 
-    table: pa.Table
+    name: str
+    rows: int
+    data: bytes | None
     memo: dict[str, int]
     models: frozenset[str]
 
 
-def prepare_task(ctx: PrepareContext, table: pa.Table) -> PreparedChunk:
-    """Task: tokenize, hash and place breakpoints for one partition of requests (fresh memos, so the
-    result and its memo counts depend only on the partition)."""
+def prepare_task(ctx: PrepareContext, part: StorePartition) -> PreparedPart:
+    """Task: tokenize, hash and place breakpoints for one date partition of the store, read by the
+    task itself (`cache_prepare_input`, a batch at a time, so memory follows `batch_rows`, not the
+    day) with fresh memos: the rows, their order and the memo counts depend only on the partition."""
     prep = Preparer(ctx.cfg, ctx.prices, ctx.variants, SpanMemo())
-    batches = []
+    with tempfile.TemporaryDirectory(prefix="logaudit-prepare-") as tmp:
+        con = connect_partition(part, Path(tmp), ctx.memory_limit)
+        try:
+            reader = query(con, "cache_prepare_input").to_arrow_reader(ctx.cfg.batch_rows)
+            target = Path(ctx.out_dir or tmp) / f"{part.name}.parquet"
+            rows = write_batches(PREPARED_SCHEMA, (prepare_batch(prep, b) for b in reader), target)
+        finally:
+            con.close()
+        data = None if ctx.out_dir else target.read_bytes()
+    return PreparedPart(part.name, rows, data, prep.memo.stats(), frozenset(prep.models))
+
+
+def prepare_batch(prep: Preparer, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """One batch of `cache_prepare_input` as rows of PREPARED_SCHEMA, in its order."""
+    requests, messages = prompt_rows(batch)
     # Cache misses are encoded one text at a time: the tasks already fill every core, and
     # tiktoken's `encode_ordinary_batch` (a thread pool per call, a future per text) cost more in
     # bookkeeping than it saved.
-    for requests, messages in column_batches(table, ctx.cfg.batch_rows):
-        rows = [prep.prepare(r, messages.blocks(i, r["system_text"], r["tools_json"], r["provider"]))
-                for i, r in enumerate(requests)]
-        batches.append(pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA))
-    return PreparedChunk(pa.Table.from_batches(batches, schema=PREPARED_SCHEMA), prep.memo.stats(),
-                         frozenset(prep.models))
+    rows = [prep.prepare(r, messages.blocks(i, r["system_text"], r["tools_json"], r["provider"]))
+            for i, r in enumerate(requests)]
+    return pa.RecordBatch.from_pylist(rows, schema=PREPARED_SCHEMA)
 
 
 _EPOCH_DATE = date(1970, 1, 1)
@@ -610,7 +636,7 @@ class CacheSimRun:
     """Result of `simulate_cache`: where the work files are and what it cost."""
 
     work_dir: Path
-    prepared: Path
+    prepared: list[Path]  # the prepare tasks' Parquet files, in partition order
     results: dict[str, Path]
     requests: int
     simulated: int
@@ -662,22 +688,26 @@ def simulate_cache(
         timings["dynamic_spans"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        prepared_path = work / "prepared.parquet"
-        total = _tasks(con, cfg)
-        reader = query(con, "cache_prepare_input").to_arrow_reader(cfg.batch_rows)
-        chunks = executor.map(prepare_task, table_chunks(reader, cfg.rows_per_task),
-                              shared=PrepareContext(cfg, prices, variants), label="audit.cache.prepare",
-                              total=total)
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            for chunk in chunks:
-                for k, v in chunk.memo.items():
-                    memo[k] = memo.get(k, 0) + v
-                models.update(chunk.models)
-                yield from chunk.table.to_batches()
-
+        prepared_dir = work / "prepared"
+        prepared_dir.mkdir()
+        ctx = PrepareContext(cfg, prices, variants, memory_share(executor.memory_mb, processes_with_tasks(executor)),
+                             None if not executor.reads_driver_disk else str(prepared_dir))
+        requests = 0
+        prepared: list[Path] = []
         with phase("prepare"):
-            requests = write_batches(PREPARED_SCHEMA, batches(), prepared_path)
+            for part in executor.map(prepare_task, store_partitions(workdir, by_value=not executor.reads_driver_disk),
+                                     shared=ctx, label="audit.cache.prepare", total=len(date_partitions(workdir))):
+                path = prepared_dir / f"{part.name}.parquet"
+                if part.data is not None:  # a scratch folder: a killed run's is removed by the next
+                    path.write_bytes(part.data)
+                prepared.append(path)
+                requests += part.rows
+                for k, v in part.memo.items():
+                    memo[k] = memo.get(k, 0) + v
+                models.update(part.models)
+            if not prepared:  # an empty store: the simulation's views still need a file with the schema
+                prepared.append(prepared_dir / "empty.parquet")
+                write_batches(PREPARED_SCHEMA, [], prepared[0])
         timings["tokenize_and_hash"] = time.perf_counter() - t0
     finally:
         con.close()
@@ -693,7 +723,7 @@ def simulate_cache(
         # the sort by partition spills beyond its share beside the workers (audit.tables.driver_memory_limit)
         scon.execute("SET memory_limit = $limit", {"limit": tables.driver_memory_limit(config, beside=executor)})
         scon.execute(f"SET temp_directory = {sql_literal(work / 'duckdb_tmp')}")
-        scon.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal(prepared_path)})")
+        scon.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal([str(p) for p in prepared])})")
         factors = {s: f for s, f in query(scon, "cache_scope_factors").fetchall()}
         simulated = scon.sql("SELECT count(*) FROM prepared WHERE simulated").fetchall()[0][0]
         calibration = None
@@ -715,7 +745,7 @@ def simulate_cache(
     finally:
         scon.close()
     timings["simulate"] = time.perf_counter() - t0
-    return CacheSimRun(work, prepared_path, results, requests, int(simulated),
+    return CacheSimRun(work, prepared, results, requests, int(simulated),
                        {k: round(v, 3) for k, v in timings.items()}, memo, sorted(models - {""}), calibration)
 
 
@@ -903,7 +933,7 @@ def _write_tables(workdir: Path, out_dir: Path, cfg: CacheConfig, prices: PriceT
         register_prices(con, prices)
         attach_request_costs(con, out_dir)
         labeled = attach_labels(con, out_dir)
-        con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal(sim.prepared)})")
+        con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal([str(p) for p in sim.prepared])})")
         for scenario, path in sim.results.items():
             con.execute(f"CREATE VIEW sim_{scenario} AS SELECT * FROM read_parquet({sql_literal(path)})")
         write_query(con, "cache_requests", out_dir / "cache_requests.parquet")

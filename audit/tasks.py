@@ -33,7 +33,6 @@ import shutil
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,10 +44,13 @@ import pyarrow as pa
 from audit.signals import SignalsConfig, detect_signals
 from audit.tables import (
     SQL,
+    StorePartition,
     attach_parquet_view,
+    connect_partition,
     driver_memory_limit,
     open_store,
     query,
+    store_partitions,
     temp_table,
     write_batches,
 )
@@ -151,22 +153,6 @@ def temp_table_from_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.T
 
 
 @dataclass(frozen=True)
-class StorePartition:
-    """A task's input: one date partition of the store, its Parquet files by path when the task can
-    read the driver's disk (a local pool), else by value (Ray: the bytes travel through the object
-    store)."""
-
-    name: str  # `date=YYYY-MM-DD` or `date=undated`
-    files: tuple[bytes | str, ...]
-
-
-def store_partitions(workdir: Path, by_value: bool) -> Iterator[StorePartition]:
-    """The store's date partitions as task inputs, read one at a time (by value) as the map asks."""
-    for name, files in date_partitions(workdir):
-        yield StorePartition(name, tuple(f.read_bytes() if by_value else str(f) for f in files))
-
-
-@dataclass(frozen=True)
 class FeaturesContext:
     """What every `features_task` shares: the config and its DuckDB's share of the run's budget."""
 
@@ -205,18 +191,7 @@ def features_task(ctx: FeaturesContext, part: StorePartition) -> PartitionFeatur
     DuckDB spills beyond `ctx.memory_limit` to the task's temporary folder."""
     cfg = ctx.cfg
     with tempfile.TemporaryDirectory(prefix="logaudit-tasks-") as tmp:
-        folder = Path(tmp) / part.name
-        folder.mkdir()
-        files = []
-        for i, data in enumerate(part.files):
-            if isinstance(data, str):
-                files.append(data)
-                continue
-            path = folder / f"part-{i:04d}.parquet"
-            path.write_bytes(data)
-            files.append(str(path))
-        con = connect_requests(files, memory_limit=ctx.memory_limit, threads=1,
-                               temp_directory=Path(tmp) / "duckdb_tmp")
+        con = connect_partition(part, Path(tmp), ctx.memory_limit)
         try:
             forms, masks = partition_features(con, cfg)
             q, bound = SQL.bind("tasks_partition_features", {"min_type_requests": cfg.min_type_requests})

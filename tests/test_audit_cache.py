@@ -333,7 +333,7 @@ def test_simulation_sorted_in_slices_is_identical(planted: tuple[Path, dict], tm
     for scenario, path in whole.results.items():
         assert path.read_bytes() == sliced.results[scenario].read_bytes(), scenario
     con = duckdb.connect()
-    con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet('{whole.prepared}')")
+    con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({[str(p) for p in whole.prepared]})")
     cfg = cache.cache_config({"audit": {"cache": {"rows_per_sort": 1}}})
     one = pa.Table.from_batches(cache.simulation_input(con, "ideal", dataclasses.replace(cfg, rows_per_sort=10**9),
                                                        whole.simulated))
