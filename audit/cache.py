@@ -47,18 +47,7 @@ import xxhash
 from audit import dynamic_spans, tables
 from audit.cache_sim import SimRow, simulate_partition
 from audit.prices import CacheRules, PriceTable, base_model_name
-from audit.tables import (
-    StorePartition,
-    attach_labels,
-    connect_partition,
-    fetch_dicts,
-    open_store,
-    query,
-    store_partitions,
-    temp_table,
-    write_batches,
-    write_query,
-)
+from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_table, write_batches, write_query
 from audit.token_accounting import (
     REPLY_OVERHEAD,
     Block,
@@ -75,7 +64,13 @@ from pipeline.executor import Executor, memory_share, processes_with_tasks
 from pipeline.progress import phase
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
 from pipeline.workdir import versions
-from pipeline.workdir.store import date_partitions, sql_literal
+from pipeline.workdir.store import (
+    StorePartition,
+    connect_partition,
+    date_partitions,
+    sql_literal,
+    store_partitions,
+)
 
 SCENARIOS = ("as_logged", "ideal_bp", "ideal")
 # Reported input / estimate within this range: the logged prompt accounts for what was billed.

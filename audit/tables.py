@@ -5,8 +5,6 @@ the results to `WORKDIR/audit/*.parquet` atomically.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pyarrow.parquet as pq
 
 from pipeline.executor import Executor, executor_config, memory_share, processes_with_tasks
 from pipeline.sql import SqlDir
-from pipeline.workdir.store import connect_requests, connect_store, date_partitions, sql_literal
+from pipeline.workdir.store import connect_store, sql_literal
 
 # DuckDB's memory limit in the audit's driver (one connection at a time) is its share of the run's
 # memory budget, `[run] memory_mb` (pipeline.executor.memory_share); beyond it, sorts, joins and
@@ -40,42 +38,6 @@ def open_store(workdir: Path, memory_limit: str | None = None, *,
     """`connect_store` without DuckDB's progress bar (it would interleave with the CLI output),
     limited to `memory_limit` (default: the driver's share alone of `config`'s budget)."""
     con = connect_store(workdir, memory_limit=memory_limit or driver_memory_limit(config))
-    con.execute("SET enable_progress_bar = false")
-    return con
-
-
-@dataclass(frozen=True)
-class StorePartition:
-    """A task's input: one date partition of the store, its Parquet files by path when the task can
-    read the driver's disk (a local pool), else by value (Ray: the bytes travel through the object
-    store)."""
-
-    name: str  # `date=YYYY-MM-DD` or `date=undated`
-    files: tuple[bytes | str, ...]
-
-
-def store_partitions(workdir: Path, by_value: bool) -> Iterator[StorePartition]:
-    """The store's date partitions as task inputs, read one at a time (by value) as the map asks."""
-    for name, files in date_partitions(workdir):
-        yield StorePartition(name, tuple(f.read_bytes() if by_value else str(f) for f in files))
-
-
-def connect_partition(part: StorePartition, tmp: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
-    """A task's one-thread DuckDB over its partition as the `requests` view: files that came by value
-    are written under `tmp` (a folder of the task's own, in the store's `date=D/` layout) first.
-    One thread and the files in order make the rows' order depend only on the partition. DuckDB
-    spills beyond `memory_limit` to `tmp`."""
-    folder = tmp / part.name
-    files = []
-    for i, data in enumerate(part.files):
-        if isinstance(data, str):
-            files.append(data)
-            continue
-        folder.mkdir(exist_ok=True)
-        path = folder / f"part-{i:04d}.parquet"
-        path.write_bytes(data)
-        files.append(str(path))
-    con = connect_requests(files, memory_limit=memory_limit, threads=1, temp_directory=tmp / "duckdb_tmp")
     con.execute("SET enable_progress_bar = false")
     return con
 

@@ -44,13 +44,10 @@ import pyarrow as pa
 from audit.signals import SignalsConfig, detect_signals
 from audit.tables import (
     SQL,
-    StorePartition,
     attach_parquet_view,
-    connect_partition,
     driver_memory_limit,
     open_store,
     query,
-    store_partitions,
     temp_table,
     write_batches,
 )
@@ -68,7 +65,14 @@ from pipeline.similarity import (
     words,
 )
 from pipeline.sql import arrow_tables
-from pipeline.workdir.store import connect_requests, date_partitions, sql_literal
+from pipeline.workdir.store import (
+    StorePartition,
+    connect_partition,
+    connect_requests,
+    date_partitions,
+    sql_literal,
+    store_partitions,
+)
 from schemas.labels import (
     REQUEST_LABELS_SCHEMA,
     SIGNAL_RATES_SCHEMA,

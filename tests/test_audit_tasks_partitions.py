@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from planted_tasks import write_planted
 
-from audit import tables, tasks
+from audit import tasks
 from pipeline.executor import LocalExecutor, RayExecutor
 from pipeline.ingest import ingest
+from pipeline.workdir import store as workdir_store
 from pipeline.workdir.store import connect_store, date_partitions
 
 TABLES = ("request_labels", "task_types", "task_type_versions", "signal_rates")
@@ -88,28 +89,28 @@ def test_a_partition_task_depends_only_on_its_input(store: Path, tmp_path: Path)
     """Same partition, same bytes: twice in a row, by value (as on Ray) and by path (as in a local
     pool), and under another memory limit (DuckDB spills, the result does not change)."""
     name, files = date_partitions(store)[1]
-    payload = tables.StorePartition(name, tuple(f.read_bytes() for f in files))
+    payload = workdir_store.StorePartition(name, tuple(f.read_bytes() for f in files))
     cfg = tasks.TasksConfig()
     ctx = tasks.FeaturesContext(cfg, "512MB")
     first = tasks.features_task(ctx, payload)
-    second = tasks.features_task(ctx, tables.StorePartition(name, tuple(bytes(b) for b in payload.files)))
+    second = tasks.features_task(ctx, workdir_store.StorePartition(name, tuple(bytes(b) for b in payload.files)))
     by_path = tasks.features_task(tasks.FeaturesContext(cfg, "256MB"),
-                                  tables.StorePartition(name, tuple(str(f) for f in files)))
+                                  workdir_store.StorePartition(name, tuple(str(f) for f in files)))
     for other_run in (second, by_path):
         assert first.features == other_run.features and first.user_lines == other_run.user_lines
         assert first.forms.equals(other_run.forms) and first.masks.equals(other_run.masks)
     assert pq.read_metadata(pa.BufferReader(first.features)).num_rows > 0
     # another partition gives other bytes (the test would pass vacuously on a constant)
     other_name, other_files = date_partitions(store)[2]
-    other = tasks.features_task(ctx, tables.StorePartition(other_name, tuple(f.read_bytes() for f in other_files)))
+    other = tasks.features_task(ctx, workdir_store.StorePartition(other_name, tuple(f.read_bytes() for f in other_files)))
     assert other.features != first.features
 
 
 def test_partitions_travel_by_path_only_where_the_task_can_read_the_drivers_disk(store: Path) -> None:
     """A local pool's tasks read the store's files; Ray's get them by value (no shared disk assumed)."""
     assert LocalExecutor.reads_driver_disk and not RayExecutor.reads_driver_disk
-    by_path = list(tables.store_partitions(store, by_value=False))
-    by_value = list(tables.store_partitions(store, by_value=True))
+    by_path = list(workdir_store.store_partitions(store, by_value=False))
+    by_value = list(workdir_store.store_partitions(store, by_value=True))
     assert [p.name for p in by_path] == [name for name, _ in date_partitions(store)] == [p.name for p in by_value]
     for path_part, value_part in zip(by_path, by_value, strict=True):
         assert all(isinstance(f, str) and Path(f).is_file() for f in path_part.files)
@@ -123,13 +124,14 @@ def test_feature_and_prepare_tasks_take_their_share_of_the_run_budget(store: Pat
     from audit import cache
 
     seen: list[str] = []
-    real_connect = tables.connect_requests
+    real_connect = workdir_store.connect_requests
 
     def spy(files: list[str], **kwargs: object) -> object:
-        seen.append(str(kwargs["memory_limit"]))
+        if kwargs.get("threads") == 1:  # a task's connection (`connect_partition`), not the driver's store
+            seen.append(str(kwargs["memory_limit"]))
         return real_connect(files, **kwargs)
 
-    monkeypatch.setattr(tables, "connect_requests", spy)
+    monkeypatch.setattr(workdir_store, "connect_requests", spy)
     con = connect_store(store)
     try:
         with LocalExecutor(1, memory_mb=3000) as executor:  # tasks run in this process: the spy sees them
@@ -138,5 +140,5 @@ def test_feature_and_prepare_tasks_take_their_share_of_the_run_budget(store: Pat
             cache.simulate_cache(store, executor=executor, work_dir=tmp_path / "cache")
     finally:
         con.close()
-    assert features == len(seen) - features == len(list(tables.store_partitions(store, by_value=False)))
+    assert features == len(seen) - features == len(list(workdir_store.store_partitions(store, by_value=False)))
     assert seen and set(seen) == {"1500MB"}  # 3000 MB / (1 process + headroom)

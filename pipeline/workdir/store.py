@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -93,6 +95,42 @@ def date_partitions(workdir: Path) -> list[tuple[str, list[Path]]]:
     parts = [(d.name, sorted(d.glob("*.parquet"))) for d in sorted(root.iterdir()) if d.is_dir()]
     return [(name, files) for name, files in parts if files]
 
+
+
+@dataclass(frozen=True)
+class StorePartition:
+    """A task's input: one date partition of the store, its Parquet files by path when the task can
+    read the driver's disk (a local pool), else by value (Ray: the bytes travel through the object
+    store)."""
+
+    name: str  # `date=YYYY-MM-DD` or `date=undated`
+    files: tuple[bytes | str, ...]
+
+
+def store_partitions(workdir: Path, by_value: bool) -> Iterator[StorePartition]:
+    """The store's date partitions as task inputs, read one at a time (by value) as the map asks."""
+    for name, files in date_partitions(workdir):
+        yield StorePartition(name, tuple(f.read_bytes() if by_value else str(f) for f in files))
+
+
+def connect_partition(part: StorePartition, tmp: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """A task's one-thread DuckDB over its partition as the `requests` view: files that came by value
+    are written under `tmp` (a folder of the task's own, in the store's `date=D/` layout) first.
+    One thread and the files in order make the rows' order depend only on the partition. DuckDB
+    spills beyond `memory_limit` to `tmp`."""
+    folder = tmp / part.name
+    files = []
+    for i, data in enumerate(part.files):
+        if isinstance(data, str):
+            files.append(data)
+            continue
+        folder.mkdir(exist_ok=True)
+        path = folder / f"part-{i:04d}.parquet"
+        path.write_bytes(data)
+        files.append(str(path))
+    con = connect_requests(files, memory_limit=memory_limit, threads=1, temp_directory=tmp / "duckdb_tmp")
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 def missing_store_message(workdir: Path) -> str:
     """Why there is nothing to read in `workdir`, and what to run: never ingested, or everything
