@@ -29,7 +29,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline.errors import IngestError
-from pipeline.executor import Executor, LocalExecutor
+from pipeline.executor import Executor, LocalExecutor, memory_share, processes_with_tasks
 from pipeline.ingest import postgres, writer
 from pipeline.ingest.formats import (
     FORMATS,
@@ -258,7 +258,7 @@ def process_unit(unit: WorkUnit, staged: writer.StagedRun, batch_rows: int = BAT
         fs.reject_reasons[reason] += 1
         spool.write_reject(_reject("skipped", fs.path, ctx.source_line, None, reason, detail, ""))
 
-    ctx = Context(reject=lambda file, line, reason, detail: None, skip_item=skip_item)
+    ctx = Context(reject=lambda file, line, reason, detail: None, skip_item=skip_item, pend=spool.pend)
     done = 0
 
     def count(n: int) -> None:
@@ -295,7 +295,7 @@ def process_source(source: postgres.DatabaseSource, staged: writer.StagedRun, si
         fs.reject_reasons[reason] += 1
         spool.write_reject(_reject("skipped", source.label, ctx.source_line, None, reason, detail, ""))
 
-    ctx = Context(skip_item=skip_item)
+    ctx = Context(skip_item=skip_item, pend=spool.pend)
     records = (
         RawRecord(n, value=row, snippet=f"request_id={row.get('request_id')} startTime={row.get('startTime')}")
         for n, row in enumerate(postgres.read_rows(source, since, progress), start=1)
@@ -479,7 +479,10 @@ def ingest(
                 final.write_reject(_reject("rejected", file, line, None, reason, detail, ""))
 
             # Formats that join records across lines or files (batch input + output) emit here.
-            ctx = Context(state=merged, reject=late_reject)
+            # The pool's workers are idle but alive: the pairing's DuckDB takes a worker's share.
+            pending_memory = memory_share(pool.memory_mb, processes_with_tasks(pool))
+            ctx = Context(state=merged, reject=late_reject, pend=final.pend,
+                          pending_pairs=lambda name: staged.pending_pairs(name, pending_memory))
             batch = RowBatcher(final, list(stats.values()), batch_rows)
             for fmt in FORMATS:
                 if fmt.finish is not None:

@@ -33,7 +33,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import StoreError
 from pipeline.executor import MIN_SHARE_MB, Executor, LocalExecutor, memory_share, processes_with_tasks
+from pipeline.ingest.formats import PendingLine
 from pipeline.progress import phase
 from pipeline.sql import SqlDir
 from pipeline.workdir import versions
@@ -63,6 +64,11 @@ LINKS = ("requests", "rejects", "ingest_manifest.json")
 SOLO_ROW_BYTES = 4 << 20
 SOLO_DIR = "solo"
 KEYS_DIR = "keys"  # beside staging/: the keys of each staged file, under the same name
+PENDING_DIR = "pending"  # beside staging/: batch lines waiting for their partner (`batch_join`)
+PENDING_SCHEMA = pa.schema([("format", pa.string()), ("side", pa.string()), ("folder", pa.string()),
+                            ("stem", pa.string()), ("custom_id", pa.string()), ("source_file", pa.string()),
+                            ("source_line", pa.int64()), ("record", pa.string())])  # the fields of PendingLine
+PENDING_FLUSH_ROWS = 2_000  # a unit holds at most this many pending lines before writing them
 SOLO_MARK = "-solo"  # in the name of a stored solo file: part-<run>-solo0000.parquet
 SOLO_KEYS = b"llm_log_audit.row_keys"
 SOLO_KEYS_SCHEMA = pa.schema(
@@ -93,14 +99,34 @@ class Spool:
     _part: int = 0
     _rejects: Any = None
     _con: duckdb.DuckDBPyConnection | None = None
+    _pending: list[PendingLine] = field(default_factory=list)
+    _pending_part: int = 0
 
     def reset(self) -> None:
         """Remove what an earlier attempt of this unit wrote (a retried task starts clean)."""
-        for sub in ("staging", KEYS_DIR):
+        for sub in ("staging", KEYS_DIR, PENDING_DIR):
             for folder in (self.folder / sub, self.folder / sub / SOLO_DIR):
                 for f in folder.glob(f"{self.unit}-*.parquet"):
                     f.unlink()
         (self.folder / "rejects" / f"{self.unit}.jsonl").unlink(missing_ok=True)
+
+    def pend(self, line: PendingLine) -> None:
+        """Stage a batch line that waits for its partner (read back by `StagedRun.pending_pairs`)."""
+        self._pending.append(line)
+        if len(self._pending) >= PENDING_FLUSH_ROWS:
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        if not self._pending:
+            return
+        path = self.folder / PENDING_DIR / f"{self.unit}-{self._pending_part:06d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        columns = {name: [getattr(line, name) for line in self._pending] for name in PENDING_SCHEMA.names}
+        pq.write_table(pa.table(columns, schema=PENDING_SCHEMA), tmp, compression="zstd")
+        os.replace(tmp, path)
+        self._pending = []
+        self._pending_part += 1
 
     def write_rows(self, table: pa.Table, solo: bool = False) -> None:
         """Stage rows; `solo`: rows too large to stage with others (`SOLO_ROW_BYTES`), each in a
@@ -150,6 +176,7 @@ class Spool:
         self._rejects.write(json.dumps(reject, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
+        self._flush_pending()
         if self._rejects is not None and not self._rejects.closed:
             self._rejects.close()
         if self._con is not None:
@@ -172,6 +199,22 @@ class StagedRun:
 
     def spool(self, unit: str) -> Spool:
         return Spool(self.tmp, unit)
+
+    def pending_pairs(self, format_name: str, memory_limit: str) -> Iterator[tuple[str | None, str | None, str, int]]:
+        """The staged batch lines of `format_name` paired (`sql/batch_pairs.sql`), streamed:
+        (request JSON | None, result JSON | None, source file, line). DuckDB sorts and joins them
+        under `memory_limit`, spilling to the staging folder, so the driver holds a batch of pairs
+        at a time whatever the number of batch lines."""
+        files = sorted(str(f) for f in (self.tmp / PENDING_DIR).glob("*.parquet"))
+        if not files:
+            return
+        con = _connection(memory_limit=memory_limit, temp_directory=self.tmp / "duckdb_tmp", macros=False)
+        try:
+            reader = SQL.query(con, "batch_pairs", files=files, format=format_name).to_arrow_reader(1_000)
+            for batch in reader:
+                yield from zip(*(batch.column(i).to_pylist() for i in range(4)), strict=True)
+        finally:
+            con.close()
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -16,6 +16,24 @@ from typing import Any
 from pipeline.ingest.rows import Row, Skip
 
 
+@dataclass(frozen=True)
+class PendingLine:
+    """A batch line kept until the end of the run, keyed by what pairs it (`batch_join`)."""
+
+    format: str
+    side: str  # "requests" | "results"
+    folder: str
+    stem: str
+    custom_id: str
+    source_file: str
+    source_line: int
+    record: str  # the line's JSON object
+
+
+def _no_pending_store() -> Any:
+    raise RuntimeError("this Context has no pending-line store (the ingest core sets one)")
+
+
 @dataclass
 class Context:
     """What a parser knows about where a record came from, plus run-wide state for joins."""
@@ -33,6 +51,13 @@ class Context:
     # Per-unit scratch space (records of the file being read, e.g. stream chunks); never merged
     # across units, cleared by the formats' `finish_file`.
     local: dict[str, Any] = field(default_factory=dict)
+    # Set by the ingest core: lines that wait for a partner until the end of the run (batch requests
+    # and results) are kept on disk in the run's staging folder, not in `state` (which travels back
+    # to the driver and grew with the input): `pend(PendingLine)` in a unit, and in the driver's
+    # `finish`, `pending_pairs(format)` -> (request JSON | None, result JSON | None, file, line).
+    pend: Callable[[PendingLine], None] = lambda line: _no_pending_store()
+    pending_pairs: Callable[[str], Iterator[tuple[str | None, str | None, str, int]]] = (
+        lambda name: _no_pending_store())
 
     def format_state(self, name: str) -> dict[str, Any]:
         """Mutable state kept for one format over the whole run (e.g. unmatched batch inputs)."""
