@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -148,6 +150,39 @@ def test_grouping_never_changes_a_partition(tmp_path: Path, monkeypatch: pytest.
     assert sorted(stores[1]) == sorted(stores[1000]) == ["date=2026-07-01", "date=2026-07-02", "date=2026-07-03"]
     for day, table in stores[1].items():
         assert table.equals(stores[1000][day]), day
+
+
+def test_a_day_larger_than_a_task_is_written_in_slices_of_its_staged_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Day 4 holds 23 rows staged in files of 5 (`batch_rows`; the first also holds day 3's 2 rows,
+    so day 4 has 3, 5, 5, 5, 5 per file): with tasks of 10 rows it is written as 3 slices of whole
+    files (3+5, 5+5, 5 rows; each file in (ts, request_id) order), each in a task holding at most
+    10 rows; the day's rows are those of the unsliced commit, and a day that fits keeps its one file."""
+    logs = tmp_path / "logs.jsonl"
+    logs.write_text(_lines({3: 2, 4: 23}), encoding="utf-8")
+    monkeypatch.setattr(writer, "COMMIT_TASK_ROWS", 1000)
+    ingest([logs], tmp_path / "whole", executor=RecordingExecutor(2, 2048), progress=False, batch_rows=5)
+    monkeypatch.setattr(writer, "COMMIT_TASK_ROWS", 10)
+    pool = RecordingExecutor(2, 2048)
+    ingest([logs], tmp_path / "sliced", executor=pool, progress=False, batch_rows=5)
+
+    def day_files(workdir: Path, day: str) -> list[Path]:
+        return sorted((workdir / "requests" / f"date=2026-07-{day}").glob("*.parquet"))
+
+    sliced = day_files(tmp_path / "sliced", "04")
+    assert [f.name.rsplit("-", 1)[-1] for f in sliced] == ["s0000.parquet", "s0001.parquet", "s0002.parquet"]
+    tables_ = [pq.read_table(f) for f in sliced]
+    assert [t.num_rows for t in tables_] == [8, 10, 5]
+    for t in tables_:
+        keys = list(zip(t.column("ts").to_pylist(), t.column("request_id").to_pylist(), strict=True))
+        assert keys == sorted(keys)
+    whole = pq.read_table(day_files(tmp_path / "whole", "04")[0])
+    assert pa.concat_tables(tables_).sort_by([("ts", "ascending"), ("request_id", "ascending")]).equals(whole)
+    (small_day,) = day_files(tmp_path / "sliced", "03")
+    assert not re.search(r"-s\d{4}\.parquet$", small_day.name)
+    tasks = [p for label, p in pool.calls if label == "ingest.commit"]
+    assert max(sum(part.ids.num_rows for part in t.parts) for t in tasks) <= 10
+    assert len(stored_ids(tmp_path / "sliced")) == 25
 
 
 @pytest.mark.slow

@@ -479,20 +479,23 @@ def ingest(
                 final.write_reject(_reject("rejected", file, line, None, reason, detail, ""))
 
             # Formats that join records across lines or files (batch input + output) emit here.
-            # The pool's workers are idle but alive: the pairing's DuckDB takes a worker's share.
+            # The units' workers are done (each holds ~0.4 GB after parsing): let them go before the
+            # driver pairs the batch lines (its DuckDB at a task's share) and decides (writer).
+            pool.release()
             pending_memory = memory_share(pool.memory_mb, processes_with_tasks(pool))
             ctx = Context(state=merged, reject=late_reject, pend=final.pend,
                           pending_pairs=lambda name: staged.pending_pairs(name, pending_memory))
             batch = RowBatcher(final, list(stats.values()), batch_rows)
-            for fmt in FORMATS:
-                if fmt.finish is not None:
-                    for row in fmt.finish(ctx):
-                        _count_row(row, stats)
-                        for kept in run_row_stages([row], ctx):
-                            batch.add(kept)
-            # Rows held back by a row stage (counted when first emitted), e.g. Responses API chains.
-            for row in finish_row_stages(ctx):
-                batch.add(row)
+            with phase("ingest.finish"):
+                for fmt in FORMATS:
+                    if fmt.finish is not None:
+                        for row in fmt.finish(ctx):
+                            _count_row(row, stats)
+                            for kept in run_row_stages([row], ctx):
+                                batch.add(kept)
+                # Rows held back by a row stage (counted when first emitted), e.g. Responses API chains.
+                for row in finish_row_stages(ctx):
+                    batch.add(row)
             batch.flush()
             final.close()
             manifest = _manifest(run_id, shown_inputs, list(stats.values()), skipped_paths, started, state)

@@ -426,18 +426,20 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: Pa
     The driver decides (above) which staged row goes where under which id; each task then reads
     only the staged files holding rows of its dates and writes each partition's file under a name
     derived from the run and the date, so the tasks run on every core (or node) and a retried task
-    writes the same bytes. One partition per query also keeps memory bounded whatever the input
-    size (a single partitioned COPY buffers a row group for every open partition, which ran out of
-    memory at 10 GB of logs). Rows that complete a stored batch half come merged from
+    writes the same bytes. One partition per query keeps memory bounded whatever the number of days
+    (a single partitioned COPY buffers a row group for every open partition, which ran out of memory
+    at 10 GB of logs), and a day of more than `COMMIT_TASK_ROWS` rows is written in slices of its
+    staged files (`_day_slices`), so it is bounded whatever the size of a day too. Rows that complete a stored batch half come merged from
     `completed_rows`, in their own date. Solo rows are not read here (`_place_solo_rows`).
 
     While the tasks run, the driver's connection (holding the decision) is held to the smallest
     share and the tasks in flight share the budget.
     """
     new = "NOT is_duplicate AND NOT completes AND _file NOT IN (SELECT _file FROM solo_staged)"
+    # The new rows per (date, staged file); a date with rows completing a stored half has a row of 0.
     counts = con.execute(
-        f"SELECT date, sum(n)::BIGINT FROM (SELECT date, count(*) AS n FROM decided WHERE {new} GROUP BY date "
-        "UNION ALL SELECT DISTINCT date, 0 FROM completed_rows) GROUP BY date ORDER BY date"
+        f"SELECT date, _file, count(*)::BIGINT AS n FROM decided WHERE {new} GROUP BY ALL "
+        "UNION ALL SELECT DISTINCT date, NULL, 0 FROM completed_rows ORDER BY date, _file NULLS FIRST"
     ).fetchall()
     # The tasks in flight are the processes at once: the driver only waits for them (and answers
     # each task's id query), so its connection drops to the floor and its decision spills to disk.
@@ -448,43 +450,78 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: Pa
     work = staged.tmp / "partitions"
     work.mkdir(exist_ok=True)
 
-    def part(date: str) -> PartitionWrite:
-        dest = out / f"{PARTITION_COLUMN}={date}" / f"part-{staged.run_id}.parquet"
+    def part(piece: DaySlice) -> PartitionWrite:
+        name = f"part-{staged.run_id}" + (f"-s{piece.index:04d}" if piece.index is not None else "")
+        dest = out / f"{PARTITION_COLUMN}={piece.date}" / f"{name}.parquet"
         if dest.exists():  # never overwrite a file of an earlier version
             raise StoreError(f"refusing to overwrite `{dest}`")
         dest.parent.mkdir(exist_ok=True)
         completed = None
-        if with_completed:
-            rows = con.sql("SELECT * FROM completed_rows WHERE date = ?", params=[date]).to_arrow_table()
+        if with_completed and not piece.index:  # a day's completed halves go with its first slice
+            rows = con.sql("SELECT * FROM completed_rows WHERE date = ?", params=[piece.date]).to_arrow_table()
             if rows.num_rows:
-                completed = str(work / f"completed-{date}.parquet")
+                completed = str(work / f"completed-{piece.date}.parquet")
                 pq.write_table(rows, completed, compression="zstd")
-        ids = con.sql(f"SELECT _file, _row, final_id FROM decided WHERE {new} AND date = ? ORDER BY _file, _row",
-                      params=[date]).to_arrow_table()
-        files = sorted(set(ids.column("_file").to_pylist()))
-        return PartitionWrite(date, files, ids, completed, str(work / f"part-{date}.parquet"), str(dest))
+        ids = con.sql(f"SELECT _file, _row, final_id FROM decided WHERE {new} AND date = ? "
+                      "AND list_contains(?, _file) ORDER BY _file, _row",
+                      params=[piece.date, list(piece.files)]).to_arrow_table()
+        return PartitionWrite(piece.date, list(piece.files), ids, completed,
+                              str(work / f"{piece.date}-{name}.parquet"), str(dest))
 
-    groups = _group_dates(counts, COMMIT_TASK_ROWS)
+    groups = _group_slices(_day_slices(counts, COMMIT_TASK_ROWS), COMMIT_TASK_ROWS)
     # Payloads are built lazily as the executor asks for them: the driver holds the ids of the
     # tasks in flight only.
-    tasks = (CommitTask([part(d) for d in dates], share) for dates in groups)
+    tasks = (CommitTask([part(piece) for piece in pieces], share) for pieces in groups)
     with phase("tasks"):
         for _ in executor.map(write_partition_task, tasks, label="ingest.commit", total=len(groups)):
             pass
 
 
-def _group_dates(counts: list[tuple[str, int]], max_rows: int) -> list[list[str]]:
-    """Consecutive dates (in order) grouped until a group holds `max_rows` rows; a larger day is
-    a group of its own."""
-    groups: list[list[str]] = []
+@dataclass(frozen=True)
+class DaySlice:
+    """The new rows of one date held by some of its staged files: the whole day (`index` None,
+    written as `part-<run>.parquet`) or, for a day of more than `COMMIT_TASK_ROWS` rows, one of its
+    slices (`part-<run>-sNNNN.parquet`), so a commit task's memory follows a slice, not the day."""
+
+    date: str
+    index: int | None
+    files: tuple[str, ...]
+    rows: int
+
+
+def _day_slices(counts: list[tuple[str, str | None, int]], max_rows: int) -> list[DaySlice]:
+    """Each date's staged files (in name order) cut into slices of at most `max_rows` rows (a file
+    holding more rows of the day is a slice of its own); a day that fits is one slice. The cut
+    depends only on the staged files, never on the executor, so every run writes the same files."""
+    by_date: dict[str, list[tuple[str | None, int]]] = {}
+    for date, file, n in counts:
+        by_date.setdefault(date, []).append((file, n))
+    pieces: list[DaySlice] = []
+    for date, files in by_date.items():
+        cuts: list[tuple[list[str], int]] = [([], 0)]
+        for file, n in files:
+            if cuts[-1][0] and cuts[-1][1] + n > max_rows:
+                cuts.append(([], 0))
+            if file is not None:
+                cuts[-1][0].append(file)
+            cuts[-1] = (cuts[-1][0], cuts[-1][1] + n)
+        whole = len(cuts) == 1
+        pieces.extend(DaySlice(date, None if whole else i, tuple(f), n) for i, (f, n) in enumerate(cuts))
+    return pieces
+
+
+def _group_slices(pieces: list[DaySlice], max_rows: int) -> list[list[DaySlice]]:
+    """Consecutive slices (in date order) grouped until a group holds `max_rows` rows; a larger
+    slice is a group of its own."""
+    groups: list[list[DaySlice]] = []
     rows = 0
-    for date, n in counts:
-        if groups and rows + n <= max_rows:
-            groups[-1].append(date)
-            rows += n
+    for piece in pieces:
+        if groups and rows + piece.rows <= max_rows:
+            groups[-1].append(piece)
+            rows += piece.rows
         else:
-            groups.append([date])
-            rows = n
+            groups.append([piece])
+            rows = piece.rows
     return groups
 
 
@@ -494,7 +531,7 @@ def write_partition_task(shared: None, task: CommitTask) -> list[str]:
     or the memory limit (beyond it, the sort spills to disk)."""
     if not task.parts:
         return []
-    temp = Path(task.parts[0].tmp).parent / f"duckdb_tmp-{task.parts[0].date}"
+    temp = Path(task.parts[0].tmp).parent / f"duckdb_tmp-{Path(task.parts[0].tmp).stem}"
     con = _connection(threads=1, memory_limit=task.memory_limit, temp_directory=temp, macros=False)  # one task per core
     try:
         return [_write_partition(con, part) for part in task.parts]
