@@ -36,7 +36,15 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from pipeline.tokens import encoding_name_for, get_encoding, is_approximate, text_key
+from pipeline.tokens import (
+    PARAGRAPH,
+    SPLIT_MIN_CHARS,
+    encoding_name_for,
+    get_encoding,
+    is_approximate,
+    paragraphs,
+    text_key,
+)
 
 MESSAGE_OVERHEAD = 3
 REPLY_OVERHEAD = 3
@@ -257,8 +265,13 @@ class TokenMemo:
             self.hits += 1
             return arr
         self.misses += 1
-        arr = _encode(encoding, text) if text else _EMPTY
-        self.tokens_encoded += len(arr)
+        if len(text) >= SPLIT_MIN_CHARS and PARAGRAPH in text and len(parts := paragraphs(text)) > 1:
+            # the tokens of a long text are its paragraphs' in order (`pipeline.tokens.paragraphs`),
+            # each memoized: a template that differs by one line per request is encoded once
+            arr = np.concatenate([self.tokens(encoding, part) for part in parts])
+        else:
+            arr = _encode(encoding, text) if text else _EMPTY
+            self.tokens_encoded += len(arr)
         self._put(table, k, arr)
         return arr
 

@@ -10,6 +10,10 @@ import dataclasses
 import random
 import re
 from collections.abc import Iterator
+from re import _constants as _C  # type: ignore[attr-defined]
+from re import _parser  # type: ignore[attr-defined]
+
+import pytest
 
 from pipeline.dataset import redact
 
@@ -103,3 +107,86 @@ def test_prefilters_of_several_detectors_share_one_text() -> None:
     assert (first.scans, second.scans) == (1, 0)
     assert [f.value for f in redact.find_sensitive("X 123 y", dets)] == ["123", "y"]
     assert (first.scans, second.scans) == (2, 1)
+
+
+# --- paragraph by paragraph (CachedRedactor.findings) ------------------------------------------------
+
+_NEWLINE_CATEGORIES = {_C.CATEGORY_SPACE: True, _C.CATEGORY_NOT_SPACE: False, _C.CATEGORY_DIGIT: False,
+                       _C.CATEGORY_NOT_DIGIT: True, _C.CATEGORY_WORD: False, _C.CATEGORY_NOT_WORD: True,
+                       _C.CATEGORY_LINEBREAK: True, _C.CATEGORY_NOT_LINEBREAK: False}
+
+
+def _class_has_newline(items: list) -> bool:
+    negate = bool(items) and items[0][0] is _C.NEGATE
+    hit = any((op is _C.LITERAL and av == 10) or (op is _C.RANGE and av[0] <= 10 <= av[1])
+              or (op is _C.CATEGORY and _NEWLINE_CATEGORIES[av]) for op, av in items)
+    return hit != negate
+
+
+def _consumes_newline(items: object, dotall: bool = False) -> bool:
+    """Whether the parsed pattern can consume a line break (lookarounds consume nothing: skipped)."""
+    for op, av in items:  # type: ignore[attr-defined]
+        if ((op is _C.LITERAL and av == 10) or (op is _C.NOT_LITERAL and av != 10) or (op is _C.ANY and dotall)
+                or (op is _C.IN and _class_has_newline(av))):
+            return True
+        if op in (_C.MAX_REPEAT, _C.MIN_REPEAT, _C.POSSESSIVE_REPEAT) and _consumes_newline(av[2], dotall):
+            return True
+        if op is _C.SUBPATTERN and _consumes_newline(av[3], dotall or bool(av[1] & _C.SRE_FLAG_DOTALL)):
+            return True
+        if op is _C.BRANCH and any(_consumes_newline(b, dotall) for b in av[1]):
+            return True
+        if op is _C.ATOMIC_GROUP and _consumes_newline(av, dotall):
+            return True
+        if op is _C.GROUPREF:
+            return True  # whatever the group held: assume the worst
+    return False
+
+
+def test_detectors_marked_line_bound_never_match_a_line_break() -> None:
+    """What makes the paragraph scan exact: a detector not marked `multiline` consumes no line
+    break, so its matches lie inside one paragraph. Checked on the parsed pattern, so a new
+    detector that can match one fails here until it is marked."""
+    for det in redact.DETECTORS:
+        parsed = _parser.parse(det.pattern.pattern, det.pattern.flags)
+        assert _consumes_newline(parsed, bool(det.pattern.flags & re.DOTALL)) == det.multiline, det.pattern.pattern
+    assert _consumes_newline(_parser.parse(r"a\Db")) and not _consumes_newline(_parser.parse(r"a[^\n]b(?=\s)"))
+    assert _consumes_newline(_parser.parse(r"(?s:.)")) and not _consumes_newline(_parser.parse(r"."))
+
+
+def test_paragraph_scan_finds_exactly_what_the_whole_text_scan_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted values (and the same cut or grown by a character) in paragraphs of filler, with line
+    breaks and blank lines at random places, some inside a value or between a keyword and its value
+    (found by the multiline detectors across paragraphs): the paragraph scan, memoized paragraphs
+    included, finds exactly the whole-text findings."""
+    monkeypatch.setattr(redact, "CHUNKED_MIN_CHARS", 0)
+    rng = random.Random(8)
+    values = [*PLANTED, "password =\n\n hunter2x!", "Bearer\n\nabcdefghijklmnopqrstuvwxyz012345", "ssn\n\n123-45-6789",
+              "sk-ant-api03-abcdefghijklmnopqrstuvwxyz", "mail a.b@example.com", "AKIAIOSFODNN7EXAMPLE",
+              "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n\nOgIB\n-----END RSA PRIVATE KEY-----", "call me at\n\n0412 345 678"]
+    filler = ["The catalogue notes follow.", "Current time: 2026-10-29T13:39:23Z", "", "- item 12, price 4.50",
+              "Reply in one short paragraph."]
+    redactor = redact.CachedRedactor()
+    crossing = 0
+    for _ in range(3_000):
+        parts = [rng.choice(filler) for _ in range(rng.randint(1, 6))]
+        value = rng.choice(values)
+        if rng.random() < 0.3:
+            i = rng.randrange(len(value) + 1)
+            value = value[:i] + rng.choice(["\n", "\n\n", "", "x", " "]) + value[i + 1:]
+        parts.insert(rng.randrange(len(parts) + 1), value)
+        text = "".join(p + rng.choice(["\n\n", "\n", " ", "\n\n\n"]) for p in parts)
+        expected = redact.find_sensitive(text)
+        assert redactor.findings(text) == expected, text
+        crossing += any("\n\n" in f.value or "\n\n" in text[max(0, f.start - 12):f.start] for f in expected)
+    assert crossing > 50  # findings next to or across a paragraph break occurred
+    assert len(redactor._paragraphs) < 3_000  # paragraphs were memoized and reused
+
+
+def test_long_texts_are_scanned_by_paragraph_and_short_ones_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    redactor = redact.CachedRedactor()
+    short = "a\n\nb " * 10
+    assert redactor.findings(short) == [] and not redactor._paragraphs
+    long = ("notes " * 400 + "\n\n") * 2 + "mail a.b@example.com"
+    assert len(long) >= redact.CHUNKED_MIN_CHARS
+    assert [f.value for f in redactor.findings(long)] == ["a.b@example.com"]
+    assert len(redactor._paragraphs) == 2  # the repeated paragraph once, the last one

@@ -230,8 +230,8 @@ def test_cached_redactor_memoizes_by_content(monkeypatch: pytest.MonkeyPatch) ->
     import pipeline.dataset.redact as module
 
     calls: list[str] = []
-    real = module.redact
-    monkeypatch.setattr(module, "redact", lambda text, counts=None: calls.append(text) or real(text, counts))
+    real = module.find_sensitive
+    monkeypatch.setattr(module, "find_sensitive", lambda text, *rest: calls.append(text) or real(text, *rest))
     cache = CachedRedactor()
     counts: Counter[str] = Counter()
     for _ in range(3):
