@@ -483,7 +483,8 @@ def ingest(
             # driver pairs the batch lines (its DuckDB at a task's share) and decides (writer).
             pool.release()
             pending_memory = memory_share(pool.memory_mb, processes_with_tasks(pool))
-            ctx = Context(state=merged, reject=late_reject, pend=final.pend,
+            # (no `pend` here: a line kept after the pairing would never be paired, so it fails loudly)
+            ctx = Context(state=merged, reject=late_reject,
                           pending_pairs=lambda name: staged.pending_pairs(name, pending_memory))
             batch = RowBatcher(final, list(stats.values()), batch_rows)
             with phase("ingest.finish"):
