@@ -37,12 +37,11 @@ import orjson
 import pyarrow as pa
 
 from pipeline.tokens import (
-    PARAGRAPH,
     SPLIT_MIN_CHARS,
     encoding_name_for,
     get_encoding,
     is_approximate,
-    paragraphs,
+    long_text_paragraphs,
     text_key,
 )
 
@@ -265,7 +264,7 @@ class TokenMemo:
             self.hits += 1
             return arr
         self.misses += 1
-        if len(text) >= SPLIT_MIN_CHARS and PARAGRAPH in text and len(parts := paragraphs(text)) > 1:
+        if parts := long_text_paragraphs(text, SPLIT_MIN_CHARS):
             # the tokens of a long text are its paragraphs' in order (`pipeline.tokens.paragraphs`),
             # each memoized: a template that differs by one line per request is encoded once
             arr = np.concatenate([self.tokens(encoding, part) for part in parts])

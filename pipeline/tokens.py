@@ -134,6 +134,15 @@ def paragraphs(text: str) -> list[str]:
     return out
 
 
+def long_text_paragraphs(text: str, min_chars: int) -> list[str] | None:
+    """`paragraphs(text)` for a text of at least `min_chars` that cuts into more than one; else None
+    (what the token memos and the redaction cache process part by part)."""
+    if len(text) < min_chars or PARAGRAPH not in text:
+        return None
+    parts = paragraphs(text)
+    return parts if len(parts) > 1 else None
+
+
 class TokenCounter:
     """Counts (and optionally returns) tokens, tokenizing each distinct text once.
 
@@ -160,7 +169,7 @@ class TokenCounter:
             self.hits += 1
             return n
         self.misses += 1
-        if len(text) >= SPLIT_MIN_CHARS and PARAGRAPH in text and len(parts := paragraphs(text)) > 1:
+        if parts := long_text_paragraphs(text, SPLIT_MIN_CHARS):
             n = sum(self.count(part) for part in parts)
         else:
             n = len(self.encoding.encode_ordinary(text))

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import xxhash
 
+from pipeline.tokens import SPLIT_MIN_CHARS, long_text_paragraphs
+
 PLACEHOLDER = "[REDACTED_{kind}]"
 _PLACEHOLDER_RE = re.compile(r"\[REDACTED_[A-Z_]+\]")
 
@@ -325,8 +327,7 @@ def _resolve(found: list[_Hit]) -> list[Finding]:
 
 _LINE_DETECTORS = tuple((i, d) for i, d in enumerate(DETECTORS) if not d.multiline)
 _MULTILINE_DETECTORS = tuple((i, d) for i, d in enumerate(DETECTORS) if d.multiline)
-PARAGRAPH = "\n\n"
-CHUNKED_MIN_CHARS = 2_000  # shorter texts are scanned whole (splitting costs more than it saves)
+CHUNKED_MIN_CHARS = SPLIT_MIN_CHARS  # shorter texts are scanned whole (splitting costs more than it saves)
 
 
 def redact(text: str | None, counts: Counter[str] | None = None) -> str | None:
@@ -353,7 +354,8 @@ class CachedRedactor:
     """`redact` memoized by content hash: system prompts and tool results repeat across thousands of
     examples, so the scan cost follows the distinct text, not the traffic (as TokenCounter does).
 
-    A long text is scanned paragraph by paragraph (split after each blank line, `PARAGRAPH`), each
+    A long text is scanned paragraph by paragraph (cut after blank lines, `pipeline.tokens.paragraphs`,
+    the same parts the token memos use), each
     paragraph's line-bound findings (`_LINE_DETECTORS`: their patterns never match a line break, so
     no match crosses a paragraph; a lookaround at a paragraph's edge sees the same line break or
     nothing) memoized too, and the detectors that can match across lines run on the whole text: a
@@ -395,13 +397,12 @@ class CachedRedactor:
 
     def findings(self, text: str) -> list[Finding]:
         """`find_sensitive(text)`, long texts by paragraph (see the class)."""
-        if len(text) < CHUNKED_MIN_CHARS or PARAGRAPH not in text:
+        parts = long_text_paragraphs(text, CHUNKED_MIN_CHARS)
+        if parts is None:
             return find_sensitive(text)
         hits = _scan(text, _MULTILINE_DETECTORS)
         offset = 0
-        parts = text.split(PARAGRAPH)
-        for i, part in enumerate(parts):
-            paragraph = part + PARAGRAPH if i < len(parts) - 1 else part
+        for paragraph in parts:
             for start, priority, neg_len, f in self._paragraph_hits(paragraph):
                 hits.append((start + offset, priority, neg_len,
                              Finding(f.kind, f.family, f.start + offset, f.end + offset, f.value)))
