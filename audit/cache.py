@@ -67,7 +67,6 @@ from pipeline.workdir import versions
 from pipeline.workdir.store import (
     StorePartition,
     connect_partition,
-    date_partitions,
     sql_literal,
     store_partitions,
 )
@@ -494,7 +493,8 @@ class Preparer:
         self.spans = spans
         self.memo = TokenMemo(cfg.memo_max_tokens)
         self.prefix = PrefixHashes(cfg.block_tokens)
-        self._prices: dict[tuple[Any, Any, Any], Any] = {}
+        # (model, logged model, provider, day) -> (price, rules, scope, its hash seed, encoding, approximate)
+        self._models: dict[tuple[Any, ...], tuple[Any, CacheRules, str, int, str, bool]] = {}
         self.models: set[str] = set()
 
     def prepare(self, r: dict[str, Any], blocks: list[Block] | None = None) -> dict[str, Any]:
@@ -503,20 +503,21 @@ class Preparer:
         model = r["model_resolved"] or r["model"]
         self.models.add(r["model"] or model or "")
         ts = r["ts"]  # microseconds since the epoch (`prompt_rows`), or None
-        pk = (model, r["model"], _utc_date(ts) if ts is not None else None)
-        if pk not in self._prices:
-            self._prices[pk] = self.prices.lookup(model, pk[2]) or self.prices.lookup(r["model"], pk[2])
-        price = self._prices[pk]
-        rules = self.prices.rules_for(price)
-        # The cache is per model: an alias and its dated snapshot (logged either way round by
-        # different sources) share it.
-        scope = f"{(r['provider'] or '').lower()}|{base_model_name(model)}"
-        encoding = encoding_name_for(r["model"] or model)
+        pk = (model, r["model"], r["provider"], _utc_date(ts) if ts is not None else None)
+        known = self._models.get(pk)
+        if known is None:  # once per model, provider and day: a few hundred per task
+            price = self.prices.lookup(model, pk[3]) or self.prices.lookup(r["model"], pk[3])
+            # The cache is per model: an alias and its dated snapshot (logged either way round by
+            # different sources) share it.
+            scope = f"{(r['provider'] or '').lower()}|{base_model_name(model)}"
+            known = self._models[pk] = (price, self.prices.rules_for(price), scope, text_key(scope),
+                                        encoding_name_for(r["model"] or model), is_approximate(r["model"] or model))
+        price, rules, scope, seed, encoding, approximate = known
         out: dict[str, Any] = {
             "request_id": r["request_id"], "ts": ts, "ts_ms": _ts_ms(ts) if ts is not None else None,
             "provider": r["provider"], "model": r["model"], "scope": scope,
             "price_model_key": price.key if price else None, "rules": rules.name, "min_tokens": rules.min_tokens,
-            "encoding": encoding, "approximate": is_approximate(r["model"] or model),
+            "encoding": encoding, "approximate": approximate,
         }
         buckets = [r[k] for k in ("in_uncached", "in_cache_read", "in_cache_write_5m", "in_cache_write_1h",
                                   "in_cache_write_unspecified")]
@@ -530,9 +531,10 @@ class Preparer:
             out.update(simulated=False, skip_reason="no_prompt_logged")
             return out
         arrays = [block_array(self.memo, encoding, b) for b in blocks]
+        lengths = [len(a) for a in arrays]
         seg = {"tools": 0, "system": 0, "history": 0, "new_turn": REPLY_OVERHEAD}
-        for b, a in zip(blocks, arrays, strict=True):
-            seg[b.segment] += len(a)
+        for b, n in zip(blocks, lengths, strict=True):
+            seg[b.segment] += n
         total = sum(seg.values())
         out.update({f"est_{k}": v for k, v in seg.items()})
         out["est_total"] = total
@@ -546,8 +548,7 @@ class Preparer:
         if ts is None:
             out.update(simulated=False, skip_reason="no_timestamp")
             return out
-        seed = text_key(scope)
-        ends = np.cumsum([len(a) for a in arrays]).tolist()
+        ends = list(itertools.accumulate(lengths))
         chain = rolling_block_hashes(blocks, seed)
         out.update(
             simulated=True, skip_reason=None,
@@ -565,10 +566,14 @@ class Preparer:
             out["bp_source"] = "inferred"
         out["bp_blocks"] = [b for b, _ in bps]
         out["bp_1h"] = [h for _, h in bps]
-        stable = [i for i, b in enumerate(blocks) if b.segment in ("tools", "system")]
-        history = [i for i, b in enumerate(blocks) if b.segment == "history"]
-        out["stable_end"] = stable[-1] if stable else -1
-        out["history_end"] = history[-1] if history else -1
+        stable_end = history_end = -1
+        for i, b in enumerate(blocks):
+            if b.segment == "history":
+                history_end = i
+            elif b.segment != "new_turn":  # tools, system
+                stable_end = i
+        out["stable_end"] = stable_end
+        out["history_end"] = history_end
         self._ideal_variant(out, blocks, arrays, encoding, seed)
         return out
 
@@ -604,7 +609,7 @@ class Preparer:
         tail = Block("new_turn", tail_text, text_key("\x1etail\x1f" + out["request_id"] + tail_text), None, -1)
         new_blocks.append(tail)
         new_arrays.append(block_array(self.memo, encoding, tail))
-        ends = np.cumsum([len(a) for a in new_arrays]).tolist()
+        ends = list(itertools.accumulate(len(a) for a in new_arrays))
         chain = rolling_block_hashes(new_blocks, seed)
         out["ideal_token_hashes"] = self.prefix.hashes(encoding, new_arrays, chain, ends, seed)
         out["ideal_block_ends"] = ends
@@ -690,8 +695,9 @@ def simulate_cache(
         requests = 0
         prepared: list[Path] = []
         with phase("prepare"):
-            for part in executor.map(prepare_task, store_partitions(workdir, by_value=not executor.reads_driver_disk),
-                                     shared=ctx, label="audit.cache.prepare", total=len(date_partitions(workdir))):
+            partitions = store_partitions(workdir, by_value=not executor.reads_driver_disk)
+            for part in executor.map(prepare_task, partitions, shared=ctx, label="audit.cache.prepare",
+                                     total=len(partitions)):
                 path = prepared_dir / f"{part.name}.parquet"
                 if part.data is not None:  # a scratch folder: a killed run's is removed by the next
                     path.write_bytes(part.data)

@@ -232,7 +232,7 @@ def build_features(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, executor: E
         for table in paths:
             (work / table).mkdir(parents=True, exist_ok=True)
         for part in executor.map(features_task, payloads, shared=ctx, label="audit.tasks.features",
-                                 total=len(date_partitions(workdir))):
+                                 total=len(payloads)):
             for table, data in (("features", part.features), ("user_lines", part.user_lines)):
                 path = work / table / f"{part.name}.parquet"
                 path.write_bytes(data)

@@ -117,6 +117,9 @@ REQUEST_COLUMNS: list[str] = [n for n, _, _ in _FIELDS]
 # The hive partition column added on write (`requests/date=YYYY-MM-DD/`); "undated" when ts is null.
 PARTITION_COLUMN = "date"
 UNDATED = "undated"
+# Text columns whose values repeat across thousands of requests (a system prompt, the tool schemas):
+# readers convert each distinct value once (`pipeline.workdir.store.column_values`).
+REPEATED_TEXT_COLUMNS = frozenset({"system_text", "tools_json"})
 
 USAGE_INPUT_BUCKETS = (
     "in_uncached",

@@ -46,6 +46,7 @@ from pipeline.dataset.filters import (
 from pipeline.dataset.redact import CachedRedactor
 from pipeline.dataset.targets import FORMATS, dumps, loads, record_dialog_text
 from pipeline.tokens import TokenCounter
+from pipeline.workdir.store import table_rows
 
 UNLABELED = "unlabeled"
 # Columns `dataset_partition_labeled.sql` joins from audit/request_labels.parquet (those it has).
@@ -279,7 +280,7 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     counter = _counter(params.encoding)
     table = _read_rows(files)
     ts_type = table.schema.field("ts").type
-    rows = table.to_pylist()
+    rows = table_rows(table)
     del table
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
     cands = [_candidate(row) for row in rows]
