@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from planted_store import msg, row, write_store
 
-from audit import cache, cost
+from audit import cache, cost, dynamic_spans
 from audit.cache_sim import SimRow, simulate_partition
 from audit.dynamic_spans import find_spans
 from audit.prices import load_prices
@@ -202,6 +202,32 @@ def test_dynamic_span_kinds() -> None:
                      "3fa85f64-5717-4562-b3fc-2c963f66afa6": "uuid", "user_1234": "id",
                      "1760000000": "timestamp", "42": "counter"}
     assert find_spans("no digits at all") == []
+
+
+def _regex_windows(text: str) -> list[tuple[int, int]]:
+    """The windows as the one-regex path finds them (what `_digit_groups` does below its numpy length)."""
+    return [m.span() for m in dynamic_spans._DIGIT_GROUPS.finditer(text)]
+
+
+@pytest.mark.parametrize("text", [
+    "x" * 600,  # no digit
+    "7" * 600,  # one run, the whole text
+    "a" * 600 + "1",  # a run at the very end
+    "1" + " " * 80 + "2" + "z" * 600,  # 80 characters apart: one window
+    "1" + " " * 81 + "2" + "z" * 600,  # 81 apart: two
+    "9" + "y" * 700 + "9" + " " * 79 + "12" + "w" * 100 + "3",
+    "catalogue SKU-1042 at 19.99, ships 2026-09-12 10:00; " * 40,  # the bench's long prompts
+])
+def test_digit_windows_numpy_path_equals_regex(text: str) -> None:
+    assert len(text) >= dynamic_spans._NUMPY_MIN_CHARS and text.isascii()
+    assert dynamic_spans._digit_groups(text) == _regex_windows(text)
+
+
+def test_long_non_ascii_text_keeps_unicode_digits() -> None:
+    # `\d` matches Arabic-Indic digits: a non-ASCII text takes the regex path, windows included
+    text = "é" + "q" * 600 + " ٣ " + "r" * 200 + " 42"
+    assert dynamic_spans._digit_groups(text) == _regex_windows(text) == [(602, 603), (805, 807)]
+    assert [text[s.start:s.end] for s in find_spans(text)] == ["٣", "42"]
 
 
 # --- planted stores, end to end ----------------------------------------------------------------------
