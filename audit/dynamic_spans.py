@@ -18,7 +18,6 @@ from pipeline.similarity import PREFIX_BREAKER_SPANS
 
 # The candidate patterns live with the other dynamic-span sets in pipeline/similarity.py.
 _PATTERNS = tuple((kind, re.compile(p)) for kind, p in PREFIX_BREAKER_SPANS)
-_ANY_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def find_spans(text: str) -> list[Span]:
 def _digit_groups(text: str) -> list[tuple[int, int]]:
     """(start, end) of each `_DIGIT_GROUPS` match."""
     if len(text) < _NUMPY_MIN_CHARS or not text.isascii():  # `\d` is any script's digit beyond ASCII
-        return [m.span() for m in _DIGIT_GROUPS.finditer(text)] if _ANY_DIGIT.search(text) else []
+        return [m.span() for m in _DIGIT_GROUPS.finditer(text)]
     chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     digit = np.zeros(len(chars) + 2, dtype=bool)  # a non-digit on each side
     np.less(chars - np.uint8(48), 10, out=digit[1:-1])  # wraps below "0"

@@ -44,8 +44,7 @@ from pipeline.tokens import (
     long_text_paragraphs,
     text_key,
 )
-from pipeline.workdir.store import column_values
-from schemas.logs import REPEATED_TEXT_COLUMNS
+from pipeline.workdir.store import table_rows
 
 MESSAGE_OVERHEAD = 3
 REPLY_OVERHEAD = 3
@@ -192,16 +191,12 @@ def prompt_rows(batch: pa.RecordBatch) -> tuple[list[dict[str, Any]], MessageCol
     would cost several times the Arrow, and more than the rest of the row). Timestamps come as
     integer microseconds since the epoch (a time-zone-aware `datetime` costs ~25 µs a row to
     build, more than the rest of the row)."""
-    names = [n for n in batch.schema.names if n != "messages"]
-    columns = [_scalars(batch.column(n), n in REPEATED_TEXT_COLUMNS) for n in names]
-    return ([dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)],
-            MessageColumns.of(batch.column("messages")))
-
-
-def _scalars(column: pa.Array, repeated: bool) -> list[Any]:
-    if pa.types.is_timestamp(column.type):
-        column = column.cast(pa.timestamp("us", tz=column.type.tz)).cast(pa.int64())
-    return column_values(column, repeated)
+    scalars = batch.drop_columns(["messages"])
+    for i, column in enumerate(scalars.schema):
+        if pa.types.is_timestamp(column.type):
+            micros = scalars.column(i).cast(pa.timestamp("us", tz=column.type.tz)).cast(pa.int64())
+            scalars = scalars.set_column(i, column.name, micros)
+    return table_rows(scalars), MessageColumns.of(batch.column("messages"))
 
 
 def _blocks(system_text: str | None, tools_json: str | None, provider: str | None, roles: list[str | None],

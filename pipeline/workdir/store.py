@@ -199,7 +199,7 @@ def column_values(column: pa.Array | pa.ChunkedArray, repeated: bool = False) ->
     return [values[i] for i in encoded.indices.to_numpy(zero_copy_only=False).tolist()]
 
 
-def table_rows(table: pa.Table) -> list[dict[str, Any]]:
+def table_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     """`table.to_pylist()`, the repeated text columns (`REPEATED_TEXT_COLUMNS`) by `column_values`."""
     names = table.column_names
     columns = [column_values(table.column(n), n in REPEATED_TEXT_COLUMNS) for n in names]
