@@ -47,6 +47,7 @@ from pipeline.dataset.redact import CachedRedactor
 from pipeline.dataset.targets import FORMATS, dumps, loads, record_dialog_text
 from pipeline.tokens import TokenCounter
 from pipeline.workdir.store import table_rows
+from schemas.logs import REPEATED_TEXT_COLUMNS
 
 UNLABELED = "unlabeled"
 # Columns `dataset_partition_labeled.sql` joins from audit/request_labels.parquet (those it has).
@@ -143,30 +144,29 @@ def _redactor() -> CachedRedactor:
     return _REDACTOR[0]
 
 
-def write_buckets(reader: pa.RecordBatchReader, folder: Path, max_open: int = 1024,
-                  pending_bytes: int = 64 << 20, batch_bytes: int = 4 << 20, compression: str | None = "lz4",
-                  prefix: str = "part") -> list[int]:
+def write_buckets(reader: pa.RecordBatchReader, folder: Path, max_open: int = 1024, chunk_bytes: int = 96 << 20,
+                  compression: str | None = "lz4", prefix: str = "part") -> list[int]:
     """Split a stream of rows with a `bucket` column into `folder/bucket=K/<prefix>-NNNNN.arrow` files
     (writers of different `prefix` can fill the same buckets side by side).
 
-    Arrow IPC streams: rows are gathered per bucket until `batch_bytes` (compressing small slices
-    one by one cost 5x more), with at most `pending_bytes` held in all (the largest buckets are
-    written first beyond that), so memory stays bounded whatever the number of rows per bucket;
-    DuckDB's own partitioned Parquet writer buffers a row group per partition and ran out of
-    memory at ~10 KB per request. lz4, not zstd: with 500 buckets (1M requests) writes are small,
-    and zstd's per-buffer set-up made the step 1.6x slower (124 s vs 78 s; 0.7 vs 1.6 GB on disk).
-    At most `max_open` files are open; a bucket whose file was closed continues in a new part file.
+    Arrow IPC streams. The reader's batches are gathered into chunks of about `chunk_bytes`; each
+    chunk is sorted by bucket, cut once, and every bucket's slice written as one batch, its repeated
+    texts dictionary-encoded (`_dictionary_encoded`). Memory is one chunk and its sorted copy,
+    whatever the number of rows per bucket (DuckDB's own partitioned Parquet writer buffers a row
+    group per partition and ran out of memory at ~10 KB per request). Why chunks: the reader's
+    batches are small (2,048 rows), and cutting each of them into a slice per bucket made the cost
+    grow with rows x buckets (at 1 M requests, 500 buckets, slices of 4 rows: 47 s per task, 8x the
+    200k figure for 5x the rows); a write costs about the same small or large (lz4 and the IPC
+    framing work per buffer), so larger chunks mean fewer writes. lz4, not zstd: zstd's per-buffer
+    set-up made the step 1.6x slower. At most `max_open` files are open; a bucket whose file was
+    closed continues in a new part file.
     """
     writers: OrderedDict[int, tuple[pa.ipc.RecordBatchStreamWriter, pa.NativeFile]] = OrderedDict()
     parts: Counter[int] = Counter()
-    pending: dict[int, list[pa.RecordBatch]] = defaultdict(list)
-    sizes: Counter[int] = Counter()
-    options = pa.ipc.IpcWriteOptions(compression=compression)
+    # One thread: the buffers of a slice are small, and a pool's hand-off cost more than it saved.
+    options = pa.ipc.IpcWriteOptions(compression=compression, use_threads=False)
 
-    def write(bucket: int) -> None:
-        slices = pending.pop(bucket)
-        del sizes[bucket]
-        batch = pa.Table.from_batches(slices).combine_chunks().to_batches()[0]
+    def write(bucket: int, batch: pa.RecordBatch) -> None:
         entry = writers.pop(bucket, None)
         if entry is None:
             if len(writers) >= max_open:
@@ -181,31 +181,52 @@ def write_buckets(reader: pa.RecordBatchReader, folder: Path, max_open: int = 10
         entry[0].write_batch(batch)
         writers[bucket] = entry  # most recently used last
 
+    def cut(batches: list[pa.RecordBatch]) -> None:
+        chunk = pa.Table.from_batches(batches)
+        col = chunk.schema.get_field_index("bucket")
+        chunk = chunk.take(pc.sort_indices(chunk.column(col))).combine_chunks()
+        keys = chunk.column(col).to_numpy()
+        rows = chunk.remove_column(col).to_batches()[0]
+        bounds = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(keys)]
+        for start, end in zip(bounds[:-1], bounds[1:], strict=False):
+            write(int(keys[start]), _dictionary_encoded(rows.slice(start, end - start)))
+
     try:
+        gathered: list[pa.RecordBatch] = []
+        gathered_bytes = 0
         for batch in reader:
             if not batch.num_rows:
                 continue
-            col = batch.schema.get_field_index("bucket")
-            batch = batch.take(pc.sort_indices(batch.column(col)))
-            keys = batch.column(col).to_numpy(zero_copy_only=False)
-            rows = batch.remove_column(col)
-            bounds = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(keys)]
-            for start, end in zip(bounds[:-1], bounds[1:], strict=False):
-                bucket = int(keys[start])
-                part = rows.slice(start, end - start)
-                pending[bucket].append(part)
-                sizes[bucket] += part.nbytes
-                if sizes[bucket] >= batch_bytes:
-                    write(bucket)
-            while sizes and sum(sizes.values()) > pending_bytes:
-                write(sizes.most_common(1)[0][0])
-        for bucket in sorted(pending):
-            write(bucket)
+            gathered.append(batch)
+            gathered_bytes += batch.nbytes
+            if gathered_bytes >= chunk_bytes:
+                cut(gathered)
+                gathered, gathered_bytes = [], 0
+        if gathered:
+            cut(gathered)
     finally:
         for writer, sink in writers.values():
             writer.close()
             sink.close()
     return sorted(parts)
+
+
+def _dictionary_encoded(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with its repeated text columns (`REPEATED_TEXT_COLUMNS`) dictionary-encoded: a
+    bucket holds the conversations that start alike, so its system prompts repeat (111 distinct in
+    999 rows at 1 M), and they were 80% of the bytes the partition step compressed and wrote."""
+    for i, name in enumerate(batch.schema.names):
+        if name in REPEATED_TEXT_COLUMNS and not pa.types.is_dictionary(batch.schema.field(i).type):
+            batch = batch.set_column(i, name, pc.dictionary_encode(batch.column(i)))
+    return batch
+
+
+def _dictionary_decoded(table: pa.Table) -> pa.Table:
+    """The table with its dictionary columns as plain values again (as the store has them)."""
+    for i, column_field in enumerate(table.schema):
+        if pa.types.is_dictionary(column_field.type):
+            table = table.set_column(i, column_field.name, table.column(i).cast(column_field.type.value_type))
+    return table
 
 
 def bucket_files(folder: Path) -> list[Path]:
@@ -225,7 +246,7 @@ def _read_rows(files: Sequence[Path]) -> pa.Table:
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     if table.num_rows:
         table = table.sort_by([("ts", "ascending", "at_start"), ("request_id", "ascending", "at_end")])
-    return table
+    return _dictionary_decoded(table)
 
 
 def json_stats(files: Sequence[Path]) -> dict[str, tuple[int, int]]:
