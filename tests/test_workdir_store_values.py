@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.workdir.store import column_values, table_rows
 from schemas.logs import REPEATED_TEXT_COLUMNS, REQUEST_SCHEMA
@@ -48,3 +49,16 @@ def test_repeated_values_are_one_object() -> None:
 def test_repeated_columns_are_store_text_columns() -> None:
     for name in REPEATED_TEXT_COLUMNS:
         assert REQUEST_SCHEMA.field(name).type == pa.string()
+
+
+def test_dictionary_columns_read_as_their_values() -> None:
+    # The dataset's bucket files keep repeated texts dictionary-encoded, one dictionary per batch:
+    # chunks with different dictionaries and nulls in the indices.
+    table = _table()
+    encoded = pa.chunked_array([pc.dictionary_encode(chunk) for chunk in table.column("system_text").chunks])
+    assert encoded.chunk(0).dictionary != encoded.chunk(1).dictionary
+    values = column_values(encoded, repeated=True)
+    assert values == table.column("system_text").to_pylist()
+    assert values[0] is values[2]
+    with_dictionary = table.set_column(table.schema.get_field_index("system_text"), "system_text", encoded)
+    assert table_rows(with_dictionary) == table.to_pylist()

@@ -221,14 +221,6 @@ def _dictionary_encoded(batch: pa.RecordBatch) -> pa.RecordBatch:
     return batch
 
 
-def _dictionary_decoded(table: pa.Table) -> pa.Table:
-    """The table with its dictionary columns as plain values again (as the store has them)."""
-    for i, column_field in enumerate(table.schema):
-        if pa.types.is_dictionary(column_field.type):
-            table = table.set_column(i, column_field.name, table.column(i).cast(column_field.type.value_type))
-    return table
-
-
 def bucket_files(folder: Path) -> list[Path]:
     return sorted(Path(folder).glob("*.arrow"))
 
@@ -246,7 +238,7 @@ def _read_rows(files: Sequence[Path]) -> pa.Table:
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     if table.num_rows:
         table = table.sort_by([("ts", "ascending", "at_start"), ("request_id", "ascending", "at_end")])
-    return _dictionary_decoded(table)
+    return table  # repeated texts stay dictionary-encoded: `table_rows` converts each value once
 
 
 def json_stats(files: Sequence[Path]) -> dict[str, tuple[int, int]]:

@@ -193,10 +193,17 @@ def column_values(column: pa.Array | pa.ChunkedArray, repeated: bool = False) ->
     if not repeated:
         return column.to_pylist()
     if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    encoded = pc.dictionary_encode(column, null_encoding="encode")
-    values = encoded.dictionary.to_pylist()
-    return [values[i] for i in encoded.indices.to_numpy(zero_copy_only=False).tolist()]
+        column = column.combine_chunks()  # dictionary chunks: one unified dictionary
+    if pa.types.is_dictionary(column.type):  # already encoded (the dataset's bucket files)
+        values = column.dictionary.to_pylist()
+        indices = column.indices
+        if indices.null_count:  # nulls sit in the indices, not in the dictionary
+            indices = pc.fill_null(indices, len(values))
+            values.append(None)
+    else:
+        encoded = pc.dictionary_encode(column, null_encoding="encode")
+        values, indices = encoded.dictionary.to_pylist(), encoded.indices
+    return [values[i] for i in indices.to_numpy(zero_copy_only=False).tolist()]
 
 
 def table_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
