@@ -16,6 +16,7 @@ import hashlib
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,7 @@ def split(con: duckdb.DuckDBPyConnection, n_examples: int, group_threshold: floa
 _MASK64 = (1 << 64) - 1
 
 
-def _line_digest(offset: int, line: bytes) -> int:
+def _line_digest(offset: int, line: bytes | memoryview) -> int:
     return xxhash.xxh3_64_intdigest(line, seed=offset)
 
 
@@ -319,6 +320,48 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
     return files
 
 
+READ_BLOCK = 16 << 20
+_BLANK = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.strip() removes
+
+
+def file_digests(path: Path) -> tuple[str, int, int]:
+    """(sha256 hex, order-free line digest as `write_bucket_records` sums it, non-blank lines) of a
+    file, read in blocks of `READ_BLOCK`: the sha256 of a block runs in a second thread (hashlib
+    releases the GIL) while this one hashes the block's lines through a view, no copy per line.
+    Line by line (a read, a sha256 update and a strip copy each), this was 9 s of the driver's time
+    for the 6.3 GB written at 1 M requests."""
+    sha = hashlib.sha256()
+    lines_digest = records = 0
+    carry = b""  # the start of a line that continues in the next block
+    position = 0  # file offset of the current block
+    with open(path, "rb") as fh, ThreadPoolExecutor(1) as pool:
+        hashing: Future[None] | None = None
+        while block := fh.read(READ_BLOCK):
+            if hashing is not None:
+                hashing.result()
+            hashing = pool.submit(sha.update, block)
+            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10).tolist()
+            view = memoryview(block)
+            start = 0
+            if ends and carry:
+                line = carry + block[: ends[0] + 1]
+                lines_digest += _line_digest(position - len(carry), line)
+                records += bool(line.strip())
+                start, ends, carry = ends[0] + 1, ends[1:], b""
+            for end in ends:
+                lines_digest += _line_digest(position + start, view[start : end + 1])
+                records += block[start] not in _BLANK or bool(block[start : end + 1].strip())
+                start = end + 1
+            carry += block[start:]
+            position += len(block)
+        if hashing is not None:
+            hashing.result()
+    if carry:  # a last line without its newline
+        lines_digest += _line_digest(position - len(carry), carry)
+        records += bool(carry.strip())
+    return sha.hexdigest(), lines_digest & _MASK64, records
+
+
 def validate_written(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, files: dict[str, dict[str, Any]],
                      written: dict[str, int]) -> dict[str, Any]:
     """Re-read every written file: its sha256 (into `files`) and a check that it holds exactly the
@@ -327,15 +370,8 @@ def validate_written(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, 
     the errors of the written ones are counted here."""
     checked = 0
     for rel, info in files.items():
-        digest = hashlib.sha256()
-        offset = lines_digest = 0
-        with open(out / rel, "rb") as fh:
-            for raw in fh:
-                digest.update(raw)
-                lines_digest = (lines_digest + _line_digest(offset, raw)) & _MASK64
-                offset += len(raw)
-                checked += bool(raw.strip())
-        info["sha256"] = digest.hexdigest()
+        info["sha256"], lines_digest, records = file_digests(out / rel)
+        checked += records
         if lines_digest != written.get(rel, 0):
             raise DatasetError(f"internal: `{out / rel}` does not read back as written; rerun `logaudit dataset`.")
     has_files = any((inputs.work / "validation").glob("*.parquet"))
