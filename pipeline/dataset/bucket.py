@@ -197,11 +197,11 @@ def write_buckets(reader: pa.RecordBatchReader, folder: Path, max_open: int = 10
         for batch in reader:
             if not batch.num_rows:
                 continue
+            if gathered and gathered_bytes + batch.nbytes > chunk_bytes:
+                cut(gathered)  # a chunk is at most `chunk_bytes`, or one batch of the reader
+                gathered, gathered_bytes = [], 0
             gathered.append(batch)
             gathered_bytes += batch.nbytes
-            if gathered_bytes >= chunk_bytes:
-                cut(gathered)
-                gathered, gathered_bytes = [], 0
         if gathered:
             cut(gathered)
     finally:
