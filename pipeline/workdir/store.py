@@ -194,15 +194,13 @@ def column_values(column: pa.Array | pa.ChunkedArray, repeated: bool = False) ->
         return column.to_pylist()
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()  # dictionary chunks: one unified dictionary
-    if pa.types.is_dictionary(column.type):  # already encoded (the dataset's bucket files)
-        values = column.dictionary.to_pylist()
-        indices = column.indices
-        if indices.null_count:  # nulls sit in the indices, not in the dictionary
-            indices = pc.fill_null(indices, len(values))
-            values.append(None)
-    else:
-        encoded = pc.dictionary_encode(column, null_encoding="encode")
-        values, indices = encoded.dictionary.to_pylist(), encoded.indices
+    if not pa.types.is_dictionary(column.type):  # (the dataset's bucket files come encoded)
+        column = pc.dictionary_encode(column, null_encoding="encode")
+    values = column.dictionary.to_pylist()
+    indices = column.indices
+    if indices.null_count:  # an encoded column's nulls sit in its indices, not in its dictionary
+        indices = pc.fill_null(indices, len(values))
+        values.append(None)
     return [values[i] for i in indices.to_numpy(zero_copy_only=False).tolist()]
 
 
