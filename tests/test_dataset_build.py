@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +266,32 @@ def test_buckets_do_not_change_the_output(built: Any) -> None:
     assert {n: (workdir / "dataset" / n).read_bytes() for n in before} == before
     assert many["counts"] == manifest["counts"] and many["per_task"] == manifest["per_task"]
     build_dataset(workdir)
+
+
+def test_the_leakage_check_runs_while_the_files_are_written(built: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each side waits for the other to have started: run one after the other, the first times out."""
+    from pipeline.dataset import assemble
+
+    workdir, _, manifest = built
+    started = {"leakage": threading.Event(), "write": threading.Event()}
+    real_leakage, real_write_files = assemble.leakage, assemble.write_files
+
+    def leakage(*args: Any) -> Any:
+        started["leakage"].set()
+        assert started["write"].wait(30), "the leakage check waited for the files"
+        return real_leakage(*args)
+
+    def write_files(*args: Any) -> Any:
+        started["write"].set()
+        assert started["leakage"].wait(30), "the files waited for the leakage check"
+        return real_write_files(*args)
+
+    monkeypatch.setattr(assemble, "leakage", leakage)
+    monkeypatch.setattr(assemble, "write_files", write_files)
+    before = {n: (workdir / "dataset" / n).read_bytes() for n in ("train.jsonl", "eval.jsonl", "lineage.parquet")}
+    again = build_dataset(workdir).manifest
+    assert again["leakage"] == manifest["leakage"] and again["leakage"]["eval_checked"] > 0
+    assert {n: (workdir / "dataset" / n).read_bytes() for n in before} == before
 
 
 def test_another_seed_gives_another_split(planted: Any) -> None:

@@ -29,6 +29,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -265,9 +266,17 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
             return executor.map(_write_task, jobs, shared=(tmp_dir, rels), label="dataset.write", total=n_jobs,
                                 show_progress=False)
 
-        files = assemble.write_files(con, inputs, tmp_dir, cfg.per_task, written, write)
-        validation = assemble.validate_written(con, inputs, tmp_dir, files, written)
-        leakage = assemble.leakage(con, inputs, cfg.dedup)
+        # The leakage check reads the examples, not the files: it runs on a connection of its own
+        # while the pool writes the files (a disk-bound step) and the driver verifies them.
+        leakage_con = con.cursor()
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="dataset-leakage") as side:  # waits for it on any exit
+                leakage_run = side.submit(assemble.leakage, leakage_con, inputs, cfg.dedup)
+                files = assemble.write_files(con, inputs, tmp_dir, cfg.per_task, written, write)
+                validation = assemble.validate_written(con, inputs, tmp_dir, files, written)
+                leakage = leakage_run.result()
+        finally:
+            leakage_con.close()
         timings["write_verify"] = time.perf_counter() - t
         bar.advance()
         bar.note("lineage + manifest")
