@@ -135,7 +135,7 @@ class Spool:
         if not solo:
             if table.num_rows:
                 # in time order, one row group per day: a date partition's task reads its row groups only
-                self._write(table.sort_by([("ts", "ascending")]), "", self._connection())
+                self._write(_in_time_order(table), "", self._connection())
             return
         for i in range(table.num_rows):
             row = table.slice(i, 1)
@@ -261,7 +261,7 @@ def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any
 
 # Deduplication against the store, in `sql/*.sql` (run through the one runner, pipeline/sql.py).
 SQL = SqlDir("pipeline.ingest")
-KEY_MACROS = ("record_fingerprint", "batch_kind", "batch_request_fp", "batch_result_fp", "batch_folder", "replay_fp",
+KEY_MACROS = ("record_fingerprint_of", "record_fingerprint", "batch_kind", "batch_request_fp", "batch_result_fp", "batch_folder", "replay_fp",
               "row_keys")
 
 
@@ -283,6 +283,15 @@ def _connection(threads: int | None = None, memory_limit: str | None = None, tem
         for macro in KEY_MACROS:
             SQL.execute(con, macro)
     return con
+
+
+def _in_time_order(table: pa.Table) -> pa.Table:
+    """`table` sorted by `ts` (a stable sort, nulls last), or `table` itself when it already is: logs
+    mostly arrive in time order, and the sort copies every row (5% of a worker's time)."""
+    ts = table.column("ts")
+    if ts.null_count == 0 and (len(ts) < 2 or pc.all(pc.greater_equal(ts[1:], ts[:-1])).as_py()):
+        return table
+    return table.sort_by([("ts", "ascending")])
 
 
 def _day_runs(table: pa.Table) -> list[pa.Table]:

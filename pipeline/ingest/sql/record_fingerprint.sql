@@ -7,8 +7,4 @@
 --   may send one user message under different instructions). Only the LAST message is hashed (with
 --   the message count): enough to tell two calls apart, and cheap for agent transcripts whose rows carry whole conversations.
 CREATE OR REPLACE TEMP MACRO record_fp(source_format, response_id, ts, model, response_text, error_type, system_text, messages) AS
-    md5(concat_ws('|', coalesce(source_format, ''), coalesce(response_id, ''),
-        coalesce(CAST(ts AS VARCHAR), ''), coalesce(model, ''), coalesce(response_text, ''),
-        coalesce(error_type, ''), coalesce(md5(system_text), ''),
-        coalesce(CAST(len(messages) AS VARCHAR), ''),
-        coalesce(md5(CAST(messages[len(messages)] AS VARCHAR)), '')));
+    record_fp_of(source_format, response_id, ts, model, response_text, error_type, md5(system_text), messages);
