@@ -261,8 +261,8 @@ def commit_run(staged: StagedRun, manifest: dict[str, Any], state: dict[str, Any
 
 # Deduplication against the store, in `sql/*.sql` (run through the one runner, pipeline/sql.py).
 SQL = SqlDir("pipeline.ingest")
-KEY_MACROS = ("record_fingerprint_of", "record_fingerprint", "batch_kind", "batch_request_fp", "batch_result_fp", "batch_folder", "replay_fp",
-              "row_keys")
+KEY_MACROS = ("record_fingerprint_of", "record_fingerprint", "batch_kind", "batch_request_fp", "batch_result_fp",
+              "batch_folder", "replay_fp", "row_keys")
 
 
 def _connection(threads: int | None = None, memory_limit: str | None = None, temp_directory: Path | None = None,
