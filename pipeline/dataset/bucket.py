@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import time
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +144,7 @@ def _redactor() -> CachedRedactor:
     return _REDACTOR[0]
 
 
-def write_buckets(reader: pa.RecordBatchReader, folder: Path, max_open: int = 1024, chunk_bytes: int = 96 << 20,
+def write_buckets(reader: Iterable[pa.RecordBatch], folder: Path, max_open: int = 1024, chunk_bytes: int = 96 << 20,
                   compression: str | None = "lz4", prefix: str = "part") -> list[int]:
     """Split a stream of rows with a `bucket` column into `folder/bucket=K/<prefix>-NNNNN.arrow` files
     (writers of different `prefix` can fill the same buckets side by side).
@@ -241,23 +241,22 @@ def _read_rows(files: Sequence[Path]) -> pa.Table:
     return table  # repeated texts stay dictionary-encoded: `table_rows` converts each value once
 
 
-def json_stats(files: Sequence[Path]) -> dict[str, tuple[int, int]]:
-    """{task type: (answered requests, answered as JSON)}: the first pass, summed over buckets to
-    find the task types whose answers are JSON (the `invalid_format` filter needs them).
+JsonStats = dict[str, tuple[int, int]]  # {task type: (answered requests, answered as JSON)}
+
+
+def json_stats(rows: pa.Table | pa.RecordBatch) -> JsonStats:
+    """{task type: (answered requests, answered as JSON)} of some rows of `partition.sql`: counted
+    on the partition step's batches (`counting_json_stats`) and summed (`add_json_stats`) to find the
+    task types whose answers are JSON (the `invalid_format` filter needs them).
 
     Answered = labelled, finish `stop`, text left after `str.strip()`. Arrow does the counting and
     the stripping (with exactly the characters `str.strip` removes); Python parses only the answers
     that start like JSON or whose request mentions json.
     """
-    columns = ["task_type", "finish_reason", "response_text", "request_params"]
-    tables = [_read_stream(f).select(columns) for f in files]
-    if not tables:
-        return {}
-    rows = pa.concat_tables(tables)
     task = pc.fill_null(rows.column("task_type"), "")
     keep = pc.and_(pc.equal(pc.fill_null(rows.column("finish_reason"), ""), "stop"),
                    pc.invert(pc.is_in(task, pa.array(["", UNLABELED]))))
-    rows = rows.filter(keep)
+    rows = rows.select(["task_type", "response_text", "request_params"]).filter(keep)
     stripped = pc.utf8_trim(pc.fill_null(rows.column("response_text"), ""), characters=whitespace())
     answered = pc.greater(pc.utf8_length(stripped), 0)
     rows, stripped = rows.filter(answered), stripped.filter(answered)
@@ -270,21 +269,30 @@ def json_stats(files: Sequence[Path]) -> dict[str, tuple[int, int]]:
     return {t: (n, as_json[t]) for t, n in seen.items()}
 
 
+def add_json_stats(into: JsonStats, part: JsonStats) -> None:
+    for task, (n, j) in part.items():
+        seen, as_json = into.get(task, (0, 0))
+        into[task] = (seen + n, as_json + j)
+
+
+def counting_json_stats(batches: Iterable[pa.RecordBatch], into: JsonStats) -> Iterator[pa.RecordBatch]:
+    """`batches` as they are, their `json_stats` added to `into` on the way (no second pass over
+    the rows to count them)."""
+    for batch in batches:
+        if batch.num_rows:
+            add_json_stats(into, json_stats(batch))
+        yield batch
+
+
 @functools.cache
 def whitespace() -> str:
     """Every character `str.strip()` removes."""
     return "".join(ch for ch in map(chr, range(0x110000)) if ch.isspace())
 
 
-def json_task_types(stats: Sequence[dict[str, tuple[int, int]]], min_share: float) -> frozenset[str]:
+def json_task_types(stats: JsonStats, min_share: float) -> frozenset[str]:
     """Task types whose successful answers are JSON at least `min_share` of the time."""
-    seen: Counter[str] = Counter()
-    as_json: Counter[str] = Counter()
-    for part in stats:
-        for task, (n, j) in part.items():
-            seen[task] += n
-            as_json[task] += j
-    return frozenset(t for t, n in seen.items() if n >= 5 and as_json[t] / n >= min_share)
+    return frozenset(t for t, (n, j) in stats.items() if n >= 5 and j / n >= min_share)
 
 
 def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: BucketParams) -> BucketSummary:

@@ -44,9 +44,11 @@ from pipeline.dataset import dedup as dd
 from pipeline.dataset.bucket import (
     BucketParams,
     BucketSummary,
+    JsonStats,
+    add_json_stats,
     bucket_files,
     build_bucket,
-    json_stats,
+    counting_json_stats,
     json_task_types,
     whitespace,
     write_buckets,
@@ -212,8 +214,8 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
     bar.note("partition")
     labels_info = _labels_info(workdir)
     encoding = encoding_name_for(cfg.target_model)
-    buckets = _partition(workdir, work, cfg, Path(labels_info["path"]) if labels_info["present"] else None,
-                         executor)
+    buckets, stats = _partition(workdir, work, cfg, Path(labels_info["path"]) if labels_info["present"] else None,
+                                executor)
     timings["partition"] = time.perf_counter() - t
     bar.set_total(len(buckets) + GLOBAL_STEPS)
     bar.note(f"{len(buckets)} bucket(s)")
@@ -224,9 +226,6 @@ def _build_steps(workdir: Path, cfg: DatasetConfig, work: Path, tmp_dir: Path, t
     if cfg.pii == "drop" and "pii" not in active:
         active = (*active, "pii")
     folders = [bucket_files(work / "rows" / f"bucket={b}") for b in buckets]
-    # The dataset's own bar counts buckets and global steps: no second bar from the executor.
-    stats = list(executor.map(_json_stats_task, folders, label="dataset.json_stats", total=len(folders),
-                              show_progress=False))
     params = BucketParams(
         format=cfg.format, pii=cfg.pii, active_filters=active, max_example_tokens=cfg.max_example_tokens,
         refusal_prefix_chars=cfg.refusal_prefix_chars, json_task_types=json_task_types(stats, cfg.json_task_min_share),
@@ -351,11 +350,13 @@ class PartitionParams:
     memory_limit: str
 
 
-def _partition(workdir: Path, work: Path, cfg: DatasetConfig, labels: Path | None, executor: Executor) -> list[int]:
+def _partition(workdir: Path, work: Path, cfg: DatasetConfig, labels: Path | None,
+               executor: Executor) -> tuple[list[int], JsonStats]:
     """Write the store (with labels) to `work/rows/bucket=K/`, one folder per conversation bucket:
     one task per group of consecutive date partitions (`_partition_jobs`), each writing its own part
     files into the buckets it fills. A bucket's reader sorts its rows (`bucket._read_rows`), so neither the
-    tasks' order nor their number changes a bucket."""
+    tasks' order nor their number changes a bucket. Returns the buckets filled and the rows'
+    `json_stats`, counted as they pass (sums: the same whatever the tasks)."""
     if not has_requests(workdir):
         raise MissingInputError(missing_store_message(workdir))
     empty = work / "no_labels.parquet"
@@ -370,10 +371,12 @@ def _partition(workdir: Path, work: Path, cfg: DatasetConfig, labels: Path | Non
     )
     jobs = _partition_jobs(partitions, n_rows, executor.workers)
     filled: set[int] = set()
-    for buckets in executor.map(_partition_task, jobs, shared=params, label="dataset.partition", total=len(jobs),
-                                show_progress=False):
+    stats: JsonStats = {}
+    for buckets, part_stats in executor.map(_partition_task, jobs, shared=params, label="dataset.partition",
+                                            total=len(jobs), show_progress=False):
         filled.update(buckets)
-    return sorted(filled)
+        add_json_stats(stats, part_stats)
+    return sorted(filled), stats
 
 
 def _partition_jobs(partitions: list[tuple[str, list[tuple[str, int]]]], n_rows: int,
@@ -395,9 +398,9 @@ def _partition_jobs(partitions: list[tuple[str, list[tuple[str, int]]]], n_rows:
     return jobs
 
 
-def _partition_task(params: PartitionParams, job: tuple[str, tuple[str, ...]]) -> list[int]:
+def _partition_task(params: PartitionParams, job: tuple[str, tuple[str, ...]]) -> tuple[list[int], JsonStats]:
     """Task: a group of date partitions' rows (partition.sql, one DuckDB thread) into the bucket
-    folders, as `<group>-NNNNN.arrow` files; returns the buckets it filled."""
+    folders, as `<group>-NNNNN.arrow` files; returns the buckets it filled and the rows' `json_stats`."""
     name, files = job
     with tempfile.TemporaryDirectory(prefix="logaudit-partition-") as tmp:
         con = connect_requests(list(files), memory_limit=params.memory_limit, threads=1,
@@ -408,7 +411,9 @@ def _partition_task(params: PartitionParams, job: tuple[str, tuple[str, ...]]) -
             assemble.execute(con, "strip_prefix_macro")
             rows = assemble.query(con, "partition", whitespace=params.whitespace, buckets=params.buckets,
                                   label_files=list(params.label_files))
-            return write_buckets(rows.to_arrow_reader(2048), params.rows, prefix=name)
+            stats: JsonStats = {}
+            buckets = write_buckets(counting_json_stats(rows.to_arrow_reader(2048), stats), params.rows, prefix=name)
+            return buckets, stats
         finally:
             con.close()
             pa.default_memory_pool().release_unused()  # else Arrow keeps the batches' pages for the next task
@@ -418,10 +423,6 @@ def _count(con: Any, sql: str) -> int:
     rows = con.execute(sql).fetchall()
     row = rows[0] if rows else None
     return int(row[0]) if row and row[0] is not None else 0
-
-
-def _json_stats_task(_shared: None, files: Sequence[Path]) -> dict[str, tuple[int, int]]:
-    return json_stats(files)
 
 
 def _bucket_task(shared: tuple[Path, BucketParams], job: tuple[Sequence[Path], int]) -> BucketSummary:
