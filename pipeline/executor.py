@@ -35,6 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
 
@@ -253,15 +254,31 @@ class _Base:
 
 
 def _windowed(submit: Callable[[int, Any], Any], wait: Callable[[Any], Any], payloads: Iterable[Any],
-              window: int) -> Iterator[Any]:
-    """Submit lazily with at most `window` tasks in flight; yield results in payload order."""
+              window: int, settle: Callable[[list[Any]], None]) -> Iterator[Any]:
+    """Submit lazily with at most `window` tasks in flight; yield results in payload order.
+
+    When the caller stops early (a task failed, or it left the loop), `settle` gets the tasks still
+    in flight and returns once none of them runs: no task outlives its map, so the caller may remove
+    the folders the tasks write into (a sibling of a failed task wrote a file after the dataset's
+    clean-up had removed its folder)."""
     pending: deque[Any] = deque()
-    for i, p in enumerate(payloads):
-        pending.append(submit(i, p))
-        if len(pending) >= window:
+    try:
+        for i, p in enumerate(payloads):
+            pending.append(submit(i, p))
+            if len(pending) >= window:
+                yield wait(pending.popleft())
+        while pending:
             yield wait(pending.popleft())
-    while pending:
-        yield wait(pending.popleft())
+    finally:
+        if pending:
+            settle(list(pending))
+
+
+def _settle_futures(futures: list[Future]) -> None:
+    """Cancel the tasks not started; wait for the running ones."""
+    for f in futures:
+        f.cancel()
+    wait_futures(futures)
 
 
 class LocalExecutor(_Base):
@@ -304,8 +321,8 @@ class LocalExecutor(_Base):
             def submit(i: int, p: Any) -> Future:
                 return pool.submit(_pool_task, fn, shared_path, p, label, i)
 
-            yield from self._collect(label, total, _windowed(submit, Future.result, payloads, 2 * workers),
-                                     show_progress)
+            yield from self._collect(label, total, _windowed(submit, Future.result, payloads, 2 * workers,
+                                                             _settle_futures), show_progress)
         finally:
             os.unlink(shared_path)
 
@@ -380,7 +397,11 @@ class RayExecutor(_Base):
         def submit(i: int, p: Any) -> Any:
             return self._remote.remote(fn, box, p, label, i)
 
-        yield from self._collect(label, total, _windowed(submit, ray.get, payloads, self.workers), show_progress)
+        def settle(refs: list[Any]) -> None:  # the tasks in flight run to their end (they may be retrying)
+            ray.wait(refs, num_returns=len(refs))
+
+        yield from self._collect(label, total, _windowed(submit, ray.get, payloads, self.workers, settle),
+                                 show_progress)
 
     def close(self) -> None:
         if self._started and self._ray.is_initialized():

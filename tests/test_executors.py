@@ -238,6 +238,27 @@ def test_release_stops_idle_workers_and_the_next_map_starts_new_ones() -> None:
     assert stats["a"]["tasks"] == stats["b"]["tasks"] == 6
 
 
+def _fail_first_then_write(folder: str, i: int) -> int:
+    if i == 0:
+        raise ValueError("the first task fails at once")
+    time.sleep(0.5)
+    Path(folder, f"task-{i}").write_text("late", encoding="utf-8")
+    return i
+
+
+def test_no_task_runs_on_after_its_map_failed(tmp_path: Path) -> None:
+    """A failed task's siblings are cancelled or finished before the error reaches the caller, who
+    may then remove what they write: nothing appears afterwards."""
+    with LocalExecutor(2) as pool:
+        with pytest.raises(ValueError, match="fails at once"):
+            list(pool.map(_fail_first_then_write, range(6), shared=str(tmp_path), label="f", total=6))
+        written = sorted(os.listdir(tmp_path))
+        time.sleep(1.5)
+        assert sorted(os.listdir(tmp_path)) == written
+        # the pool still serves the next map
+        assert list(pool.map(_square_plus, range(3), shared=0, label="g", total=3)) == [0, 1, 4]
+
+
 def test_executor_config_from_toml_and_overrides() -> None:
     cfg = executor_config({"run": {"executor": "ray", "workers": 3}}, workers=5, ray_address=None)
     assert cfg == ExecutorConfig(executor="ray", workers=5)
