@@ -144,12 +144,12 @@ def _redactor() -> CachedRedactor:
     return _REDACTOR[0]
 
 
-def write_buckets(reader: Iterable[pa.RecordBatch], folder: Path, max_open: int = 1024, chunk_bytes: int = 96 << 20,
+def write_buckets(batches: Iterable[pa.RecordBatch], folder: Path, max_open: int = 1024, chunk_bytes: int = 96 << 20,
                   compression: str | None = "lz4", prefix: str = "part") -> list[int]:
     """Split a stream of rows with a `bucket` column into `folder/bucket=K/<prefix>-NNNNN.arrow` files
     (writers of different `prefix` can fill the same buckets side by side).
 
-    Arrow IPC streams. The reader's batches are gathered into chunks of about `chunk_bytes`; each
+    Arrow IPC streams. The batches (a DuckDB reader's) are gathered into chunks of about `chunk_bytes`; each
     chunk is sorted by bucket, cut once, and every bucket's slice written as one batch, its repeated
     texts dictionary-encoded (`_dictionary_encoded`). Memory is one chunk and its sorted copy,
     whatever the number of rows per bucket (DuckDB's own partitioned Parquet writer buffers a row
@@ -194,7 +194,7 @@ def write_buckets(reader: Iterable[pa.RecordBatch], folder: Path, max_open: int 
     try:
         gathered: list[pa.RecordBatch] = []
         gathered_bytes = 0
-        for batch in reader:
+        for batch in batches:
             if not batch.num_rows:
                 continue
             if gathered and gathered_bytes + batch.nbytes > chunk_bytes:
