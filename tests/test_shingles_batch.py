@@ -13,7 +13,16 @@ import pytest
 import xxhash
 
 from pipeline.dataset import dedup as dd
-from pipeline.similarity import ShingleHasher, joined_shingles, xxh32_ranges
+from pipeline.similarity import (
+    TEMPLATE_WORDS,
+    UNICODE_WORDS,
+    ShingleHasher,
+    joined_shingle_sets,
+    joined_shingles,
+    joined_words,
+    words,
+    xxh32_ranges,
+)
 
 
 def _reference_shingles(tokens: list[str], k: int) -> np.ndarray:
@@ -56,9 +65,40 @@ def test_joined_shingles_equal_one_hash_per_gram(k: int) -> None:
         assert got.tolist() == _reference_shingles(tokens, k).tolist(), tokens
 
 
+@pytest.mark.parametrize("group_words", [1, 2, 5, 7, 64])
+def test_shingle_groups_do_not_change_a_document(group_words: int) -> None:
+    """Documents go in groups of about `group_words` words (for the CPU cache); groups of one word,
+    of a few documents and of many, empty documents at their edges, give the same sets."""
+    rnd = random.Random(group_words)
+    vocabulary = ["a", "bb", "héllo", "w_1", "日本語"]
+    docs = [" ".join(rnd.choice(vocabulary) for _ in range(rnd.choice([0, 0, 1, 4, 5, 6, 30])))
+            for _ in range(300)]
+    joined = [d.encode() for d in docs]
+    one_group = joined_shingle_sets(joined, 5, group_words=1 << 30)
+    got = joined_shingle_sets(joined, 5, group_words=group_words)
+    assert len(got) == len(docs)
+    for doc, a, b in zip(docs, one_group, got, strict=True):
+        assert b.dtype == np.uint32
+        assert a.tolist() == b.tolist() == _reference_shingles(doc.split(), 5).tolist(), doc
+
+
+@pytest.mark.parametrize("pattern", [UNICODE_WORDS, TEMPLATE_WORDS])
+def test_joined_words_are_the_words_joined(pattern: str) -> None:
+    """The bytes path for ASCII text (`\\w+`) splits exactly where the regex does: every ASCII
+    character, controls and the separators `str.split` treats as white space (0x1c-0x1f) included."""
+    rnd = random.Random(11)
+    ascii_chars = [chr(c) for c in range(128)]
+    texts = ["", " ", "_", "__a b_", "x\x1cy\x1dz\x1e\x1fw", "tab\tsep\x0bvt\x0cff\rcr", "it's o'clock #1",
+             "naïve café x-y", "x \ud800 y", "\u00a0nbsp\u2003em", "٢٠٢٦ digits"]
+    texts += ["".join(rnd.choice(ascii_chars) for _ in range(rnd.randint(0, 60))) for _ in range(2_000)]
+    for text in texts:
+        assert joined_words(text, pattern) == " ".join(words(text, pattern)).encode(), repr(text)
+
+
 def test_an_empty_document_is_the_hash_of_no_bytes_and_no_documents_is_nothing() -> None:
     assert joined_shingles([[]], 5)[1][0].tolist() == [xxhash.xxh32_intdigest(b"")]
     assert joined_shingles([], 5) == ([], [])
+    assert joined_shingle_sets([b"", b"", b"a"], 5, group_words=1)[1].tolist() == [xxhash.xxh32_intdigest(b"")]
 
 
 def test_texts_features_equal_the_one_text_functions() -> None:

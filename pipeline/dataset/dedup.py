@@ -50,7 +50,7 @@ from pipeline.similarity import (  # noqa: F401  (UnionFind, band_keys, could_re
     dedup_shingles,
     exact_pairs,
     jaccard,
-    joined_shingles,
+    joined_shingle_sets,
     lsh_cross_pairs,
     lsh_pairs,
 )
@@ -95,11 +95,7 @@ def words(text: str) -> list[str]:
 def exact_key(text: str) -> bytes:
     """128-bit hash of the normalized word sequence: equal keys are exact duplicates (case, spacing,
     punctuation and volatile ids aside)."""
-    return _key_of_words(words(text))
-
-
-def _key_of_words(tokens: list[str]) -> bytes:
-    return xxhash.xxh3_128_digest(" ".join(tokens).encode())  # words are never lone surrogates
+    return xxhash.xxh3_128_digest(_scheme(5)[0].joined(text))
 
 
 def shingles(text: str, ngram: int = 5) -> list[bytes]:
@@ -116,17 +112,17 @@ def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
 
 def text_features(text: str, ngram: int = 5) -> tuple[bytes, np.ndarray]:
     """(`exact_key`, `shingle_hashes`) of one text, normalizing and splitting it once."""
-    scheme, hasher = _scheme(ngram)
-    tokens = scheme.words(text)
-    return _key_of_words(tokens), hasher.shingles(tokens)
+    keys, sets = texts_features([text], ngram)
+    return keys[0], sets[0]
 
 
 def texts_features(texts: Sequence[str], ngram: int = 5) -> tuple[list[bytes], list[np.ndarray]]:
     """`text_features` of many texts at once: their exact keys and shingle hashes (the bucket pass's
-    path; every shingle of every text hashed in one vectorized call, `similarity.joined_shingles`)."""
+    path: each text's words joined as bytes once, `ShingleScheme.joined`, and the shingles of many
+    texts hashed in one vectorized call, `similarity.joined_shingle_sets`)."""
     scheme, _ = _scheme(ngram)
-    joined, hash_sets = joined_shingles([scheme.words(t) for t in texts], ngram)
-    return [xxhash.xxh3_128_digest(j) for j in joined], hash_sets
+    joined = [scheme.joined(t) for t in texts]
+    return [xxhash.xxh3_128_digest(j) for j in joined], joined_shingle_sets(joined, ngram)
 
 
 def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
