@@ -67,15 +67,21 @@ def test_necessary_patterns_and_base64_runs_at_their_edges() -> None:
 
 
 class CountingPattern:
-    """A detector pattern that counts its scans: a prefilter's whole point is the scan it skips."""
+    """A detector pattern that counts its scans (and, for a keyword detector, its tries at a
+    keyword): a prefilter's whole point is the scan it skips."""
 
     def __init__(self, pattern: str) -> None:
         self.compiled = re.compile(pattern)
         self.scans = 0
+        self.tries = 0
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
         self.scans += 1
         return self.compiled.finditer(text)
+
+    def match(self, text: str, pos: int) -> re.Match[str] | None:
+        self.tries += 1
+        return self.compiled.match(text, pos)
 
 
 def scans(text: str, **prefilter: object) -> tuple[int, list[str]]:
@@ -88,9 +94,6 @@ def scans(text: str, **prefilter: object) -> tuple[int, list[str]]:
 
 def test_each_prefilter_skips_the_scan_exactly_when_its_condition_fails() -> None:
     assert scans("a 12", gate="@") == (0, []) and scans("a@ 12", gate="@") == (1, ["12"])
-    assert scans("ring 12", gate=("call", "tel")) == (0, [])
-    assert scans("Call 12", gate=("call", "tel")) == (1, ["12"])
-    assert scans("TEL 12", gate=("call", "tel")) == (1, ["12"])  # the second keyword, any case
     assert scans("a 12", min_digits=3) == (0, []) and scans("a 123", min_digits=3) == (1, ["123"])
     assert scans("a 12 3", min_digits=3) == (1, ["12", "3"])  # digits counted over the whole text
     assert scans("é 12", min_digits=3) == (1, ["12"])  # not ASCII: never skipped by the count
@@ -98,15 +101,89 @@ def test_each_prefilter_skips_the_scan_exactly_when_its_condition_fails() -> Non
     assert scans("a 12") == (1, ["12"])  # no prefilter: always scanned
 
 
+def keyword_scans(text: str) -> tuple[int, int, list[str]]:
+    """(whole-text scans, tries at a keyword, values found) of a detector whose matches start with
+    `call` or `tel` (any case), on `text`."""
+    pattern = CountingPattern(r"(?:[Cc](?i:all)|[Tt](?i:el))\W*(\d+)")
+    det = redact.Detector("CALL", "pii", pattern, 1, gate=("call", "tel"))  # type: ignore[arg-type]
+    values = [f.value for f in redact.find_sensitive(text, (det,))]
+    return pattern.scans, pattern.tries, values
+
+
+def test_keyword_detectors_are_tried_only_where_a_keyword_starts() -> None:
+    assert keyword_scans("ring 12") == (0, 0, [])  # no keyword: not scanned at all
+    assert keyword_scans("Call 12") == (0, 1, ["12"])
+    assert keyword_scans("TEL 12") == (0, 1, ["12"])  # the second keyword, any case
+    # Every start is tried once, in text order; one inside another word too ("recall").
+    assert keyword_scans("call x, tel 7 recall 9") == (0, 3, ["7", "9"])
+    # A start inside the previous match is not tried: finditer resumes after a match.
+    assert keyword_scans("tel call 5") == (0, 2, ["5"])  # "tel" fails ("c" is no digit), then "call 5"
+    assert keyword_scans("call tel 5 tel 6") == (0, 3, ["5", "6"])
+    # Not ASCII (lower-casing may move offsets): the whole text is scanned once the keyword is in it.
+    assert keyword_scans("é Call 12") == (1, 0, ["12"]) and keyword_scans("é ring 12") == (0, 0, [])
+
+
 def test_prefilters_of_several_detectors_share_one_text() -> None:
     """The lower-cased text and the digit count are computed once and reused by later detectors."""
-    first, second = CountingPattern(r"\d+"), CountingPattern(r"[a-z]+")
+    first, second = CountingPattern(r"[Xx] \d+"), CountingPattern(r"[Yy][a-z]*")
     dets = (redact.Detector("D", "pii", first, gate=("x",), min_digits=2),  # type: ignore[arg-type]
             redact.Detector("W", "pii", second, gate=("y",), min_digits=3))  # type: ignore[arg-type]
-    assert [f.value for f in redact.find_sensitive("X 12 y", dets)] == ["12"]  # 2 digits: W is skipped
-    assert (first.scans, second.scans) == (1, 0)
-    assert [f.value for f in redact.find_sensitive("X 123 y", dets)] == ["123", "y"]
-    assert (first.scans, second.scans) == (2, 1)
+    assert [f.value for f in redact.find_sensitive("X 12 y", dets)] == ["X 12"]  # 2 digits: W is skipped
+    assert (first.tries, second.tries) == (1, 0)
+    assert [f.value for f in redact.find_sensitive("X 123 yes", dets)] == ["X 123", "yes"]
+    assert (first.tries, second.tries) == (2, 1)
+
+
+KEYWORD_DETECTORS = [d for d in redact.DETECTORS if isinstance(d.gate, tuple)]
+
+
+@pytest.mark.parametrize("det", KEYWORD_DETECTORS, ids=lambda d: f"{d.kind}:{d.gate[0]}")  # type: ignore[index]
+def test_keyword_detectors_match_only_from_their_keywords(det: redact.Detector) -> None:
+    """What makes the keyword scan exact: every match of the pattern starts with one of the gate's
+    keywords. Checked against the same pattern scanned at every offset (no gate), on ASCII texts of
+    keywords, near-keywords (other first letters, which the old phone and password patterns took:
+    `wall`, `mall`, `cassword`), values, separators and line breaks."""
+    rng = random.Random(det.kind)
+    assert isinstance(det.gate, tuple)
+    near = ["wall", "mall", "tax", "tell", "fell", "cassword", "sassword", "apass", "secrets", "ssnx", "awsome",
+            "bearerx", "social  security", "recall", "hotel", "Tel.", "CALL ME AT", "PASSWORD", "Api-Key", "Secret_Key",
+            "client_secret", "private-token", "access_token", "auth-token", "passphrase", "pwd", "whatsapp", "fax"]
+    middles = ["", " ", " secret", "_secret_access_key", " sk", " number", " me at", ":", "\n"]
+    separators = ["", " ", "\n", ": ", "=", "=> ", '"=', "'", " is "]
+    values = ["0412 345 678", "123-45-6789", "123 45 6789", "123456789", "+44 20 7946 0958", "hunter2x!",
+              "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "abcdefghijklmnopqrstuvwxyz012345"]
+    filler = ["", " ", "x", "\n", "ok ", *near]
+
+    def text() -> str:
+        keyword = rng.choice(det.gate if rng.random() < 0.6 else near)  # type: ignore[arg-type]
+        if rng.random() < 0.5:
+            keyword = keyword.upper() if rng.random() < 0.5 else keyword.title()
+        return "".join([rng.choice(filler), keyword, rng.choice(middles), rng.choice(separators), rng.choice(values),
+                        rng.choice([" ", ""]), rng.choice(filler), rng.choice([*det.gate, *near]),  # type: ignore[misc]
+                        rng.choice(values)])
+
+    texts = [text() for _ in range(6_000)]
+    unanchored = dataclasses.replace(det, gate=None)
+    found = 0
+    for text in texts:
+        got = _found(text, (det,))
+        assert got == _found(text, (unanchored,)), text
+        found += bool(got)
+    assert found >= 15  # the detector found values: the comparison was not vacuous
+
+
+def test_keyword_patterns_take_the_keyword_not_a_word_that_ends_like_it() -> None:
+    """Precision at the keyword's edge: `call`/`password` (just inside) are keywords, `wall`/`cassword`
+    (one letter off) are not; before, the first letter was a class shared by every keyword."""
+    def kinds(text: str) -> list[tuple[str, str]]:
+        return [(f.kind, f.value) for f in redact.find_sensitive(text)]
+
+    assert kinds("call 0412 345 678") == [("PHONE", "0412 345 678")]
+    assert kinds("wall 0412 345 678") == kinds("mall 0412 345 678") == kinds("tax 0412 345 678") == []
+    assert kinds("Telephone: 0412 345 678") == [("PHONE", "0412 345 678")]
+    assert kinds("password=hunter2x!") == [("SECRET", "hunter2x!")]
+    assert kinds("cassword=hunter2x!") == kinds("apass=hunter2x!") == []
+    assert kinds("client_secret: s3cr3t-value") == [("SECRET", "s3cr3t-value")]
 
 
 # --- paragraph by paragraph (CachedRedactor.findings) ------------------------------------------------
@@ -164,7 +241,8 @@ def test_paragraph_scan_finds_exactly_what_the_whole_text_scan_finds(monkeypatch
               "sk-ant-api03-abcdefghijklmnopqrstuvwxyz", "mail a.b@example.com", "AKIAIOSFODNN7EXAMPLE",
               "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n\nOgIB\n-----END RSA PRIVATE KEY-----", "call me at\n\n0412 345 678"]
     filler = ["The catalogue notes follow.", "Current time: 2026-10-29T13:39:23Z", "", "- item 12, price 4.50",
-              "Reply in one short paragraph."]
+              "Reply in one short paragraph.", "Call the desk, tell the hotel.", "Café: passé (non-ASCII)",
+              "api access, auth and secret words"]
     redactor = redact.CachedRedactor()
     crossing = 0
     for _ in range(3_000):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import xxhash
@@ -43,7 +43,9 @@ class Detector:
     group: int = 0
     validate: Callable[[str], bool] | None = None
     not_after: frozenset[str] = frozenset()  # characters that may not precede the value (a token boundary)
-    gate: str | tuple[str, ...] | None = None  # substring the text must contain; a tuple = lower-case keywords
+    # A substring the text must contain; or a tuple of the lower-case keywords every match starts with
+    # (case aside), the pattern then tried only where one starts (`_scan`).
+    gate: str | tuple[str, ...] | None = None
     # Cheaper necessary conditions, checked before the scan (they never change what is found):
     min_digits: int = 0  # every match holds at least this many digits (checked on ASCII text)
     needs: Callable[[str], bool] | None = None  # False: the pattern cannot match this text
@@ -190,10 +192,12 @@ def _ascii_digit_count(text: str) -> int:
 # regex engine then skips ahead to candidate positions instead of trying every offset (a leading
 # lookbehind made the scan ~20x slower). The left boundary is checked in code (`not_after`), and
 # detectors whose shape needs a rare character or keyword are skipped when the text lacks it (`gate`).
+# A keyword detector's pattern starts with its keyword, each keyword's first letter as a class
+# (`[Pp](?i:hone)`): a leading `(?i:...)` group makes `re` try every offset.
 _TOKEN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+="
 _E = r"(?![A-Za-z0-9_\-])"  # token end
-_SECRET_WORDS = ("password", "passwd", "passphrase", "pwd", "secret", "api_key", "api-key", "apikey", "token")
+_SECRET_WORDS = ("pass", "pwd", "private", "client_secret", "secret", "api", "access", "auth")
 _PHONE_WORDS = ("phone", "tel", "mobile", "cell", "call", "fax", "whatsapp")
 
 # Order is priority when two detectors match at the same offset: specific shapes first.
@@ -234,8 +238,8 @@ DETECTORS: tuple[Detector, ...] = (
        multiline=True),
     _d("SECRET", "secret", r"[a-z][a-z0-9+.\-]{1,20}://[^/\s:@\"']{1,64}:([^/\s:@\"']{3,128})@", 1, gate="://"),
     _d("SECRET", "secret",
-       r"[PpCcSsAa](?i:assword|asswd|assphrase|wd|lient_secret|ecret_key|pi[_\-]?key|ccess[_\-]?token|"
-       r"uth[_\-]?token|rivate[_\-]?token|ecret)[\"']?\s*(?:[:=]|=>)\s*[\"']?([^\s\"',;`)\]}]{6,200})",
+       r"(?:[Pp](?i:assword|asswd|assphrase|wd|rivate[_\-]?token)|[Cc](?i:lient_secret)|[Ss](?i:ecret_key|ecret)|"
+       r"[Aa](?i:pi[_\-]?key|ccess[_\-]?token|uth[_\-]?token))[\"']?\s*(?:[:=]|=>)\s*[\"']?([^\s\"',;`)\]}]{6,200})",
        1, _assigned_secret_ok, not_after="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
        gate=_SECRET_WORDS, multiline=True),
     _d("EMAIL", "pii", r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}"
@@ -252,7 +256,8 @@ DETECTORS: tuple[Detector, ...] = (
     _d("PHONE", "pii", r"(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[.\-])[2-9]\d{2}[.\-]\d{4}(?![\w\-]|\.\d)",
        not_after=_TOKEN + ".+/", min_digits=10, needs=_searches(r"\d[.\-]\d{4}")),
     _d("PHONE", "pii",
-       r"[PpTtMmCcFfWw](?i:hone|elephone|el|obile|ell|all me at|all|ax|hatsapp)\b\D{0,15}?((?:\(?\d{2,5}\)?[ .\-]?){2,4}\d{2,5})"
+       r"(?:[Pp](?i:hone)|[Tt](?i:elephone|el)|[Mm](?i:obile)|[Cc](?i:ell|all me at|all)|[Ff](?i:ax)|[Ww](?i:hatsapp))"
+       r"\b\D{0,15}?((?:\(?\d{2,5}\)?[ .\-]?){2,4}\d{2,5})"
        r"(?![\w\-])", 1, _phone_ok, not_after="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", gate=_PHONE_WORDS,
        min_digits=6, multiline=True),
     _d("IP_ADDRESS", "pii", r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)",
@@ -284,7 +289,7 @@ def _scan(text: str, detectors: Iterable[tuple[int, Detector]]) -> list[_Hit]:
     found: list[_Hit] = []
     for priority, det in detectors:
         # Cheapest first: one substring, the digit count (computed once per text), `needs`, then the
-        # keywords (one scan of the lower-cased text per keyword).
+        # keywords (one scan of the lower-cased text per keyword: ~6 us each on 9 KB).
         if isinstance(det.gate, str) and det.gate not in text:
             continue
         if det.min_digits:
@@ -293,14 +298,21 @@ def _scan(text: str, detectors: Iterable[tuple[int, Detector]]) -> list[_Hit]:
                 continue
         if det.needs is not None and not det.needs(text):
             continue
+        matches: Iterable[re.Match[str]]
         if isinstance(det.gate, tuple):
             lower = text.lower() if lower is None else lower
-            for word in det.gate:
+            for word in det.gate:  # most texts hold none: `in` is the cheapest look
                 if word in lower:
                     break
             else:
                 continue
-        for m in det.pattern.finditer(text):
+            if text.isascii():  # lower-casing keeps its offsets: try the pattern where a keyword starts
+                matches = _matches_at(det.pattern, text, _keyword_starts(lower, det.gate))
+            else:
+                matches = det.pattern.finditer(text)
+        else:
+            matches = det.pattern.finditer(text)
+        for m in matches:
             if det.not_after and m.start() > 0 and text[m.start() - 1] in det.not_after:
                 continue
             start, end = m.span(det.group)
@@ -311,6 +323,32 @@ def _scan(text: str, detectors: Iterable[tuple[int, Detector]]) -> list[_Hit]:
                 continue
             found.append((start, priority, -(end - start), Finding(det.kind, det.family, start, end, value)))
     return found
+
+
+def _keyword_starts(lower: str, keywords: tuple[str, ...]) -> list[int]:
+    """Every offset of `lower` where one of `keywords` starts, in order (an offset where two start
+    is listed twice: its second try fails as the first did, or lies inside that match)."""
+    starts: list[int] = []
+    for word in keywords:
+        i = lower.find(word)
+        while i >= 0:
+            starts.append(i)
+            i = lower.find(word, i + 1)
+    if len(keywords) > 1:
+        starts.sort()
+    return starts
+
+
+def _matches_at(pattern: re.Pattern[str], text: str, starts: list[int]) -> Iterator[re.Match[str]]:
+    """`pattern.finditer(text)` for a pattern whose every match begins at one of `starts`: a match
+    tried at each start past the previous match, where finditer resumes (with the whole text as
+    context, so `\\b` and lookbehinds see what precedes a start). On a 9 KB system prompt the phone
+    keyword pattern took 174 us by finditer (re tries each of its twelve first letters), 48 us so."""
+    end = 0
+    for pos in starts:
+        if pos >= end and (m := pattern.match(text, pos)):
+            yield m
+            end = max(m.end(), pos + 1)
 
 
 def _resolve(found: list[_Hit]) -> list[Finding]:
