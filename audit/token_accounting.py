@@ -44,7 +44,7 @@ from pipeline.tokens import (
     long_text_paragraphs,
     text_key,
 )
-from pipeline.workdir.store import table_rows
+from pipeline.workdir.store import list_values, string_values, table_rows
 
 MESSAGE_OVERHEAD = 3
 REPLY_OVERHEAD = 3
@@ -153,15 +153,10 @@ class MessageColumns:
 
     @classmethod
     def of(cls, column: pa.Array | pa.ChunkedArray) -> MessageColumns:
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
-        offsets = column.offsets.to_numpy()  # a slice's offsets point into its parent's values
-        first = int(offsets[0]) if len(offsets) else 0
-        values = column.values.slice(first, int(offsets[-1]) - first if len(offsets) else 0)
-        offsets = (offsets - first).tolist()
+        offsets, values = list_values(column)
 
         def strings(name: str) -> list[Any]:
-            return values.field(name).to_numpy(zero_copy_only=False).tolist()
+            return string_values(values.field(name))
 
         content, parts_json = strings("content"), strings("parts_json")
         calls_field = values.field("tool_calls")

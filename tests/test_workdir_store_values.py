@@ -62,3 +62,44 @@ def test_dictionary_columns_read_as_their_values() -> None:
     assert values[0] is values[2]
     with_dictionary = table.set_column(table.schema.get_field_index("system_text"), "system_text", encoded)
     assert table_rows(with_dictionary) == table.to_pylist()
+
+
+def _messages_column() -> pa.ChunkedArray:
+    from schemas.logs import MESSAGE
+
+    call = {"id": "c1", "type": "function", "name": "lookup", "arguments": '{"q": 1}'}
+    rows = [
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": [call]},
+         {"role": "tool", "content": "42", "tool_call_id": "c1", "name": "lookup"}],
+        None,  # no messages logged
+        [],
+        [{"role": None, "content": "no role", "parts_json": '[{"type": "image"}]', "tool_calls": []}],
+        [{"role": "assistant", "content": "", "tool_calls": [call, {**call, "id": None}]}],
+    ]
+    array = pa.array(rows, pa.list_(MESSAGE))
+    return pa.chunked_array([array.slice(1, 3), array.slice(4), array.slice(0, 1)])  # sliced chunks
+
+
+def test_request_messages_equal_the_messages_of_each_row() -> None:
+    """The dataset builds each row's Messages from the flattened `messages` column; they must be
+    the Messages `messages_of` builds from `to_pylist` dicts: null and empty lists, a null role
+    (user), tool calls absent, empty (None) and present, parts, and sliced chunks."""
+    from pipeline.dataset.examples import messages_of, request_messages
+
+    column = _messages_column()
+    rows = [{"messages": m, "response_text": "ok"} for m in column.to_pylist()]
+    built = request_messages(column)
+    assert len(built) == 5 and [len(b) for b in built] == [0, 0, 1, 1, 3]
+    for row, request in zip(rows, built, strict=True):
+        assert messages_of(dict(row), request) == messages_of(dict(row))
+    assert built[2][0].role == "user" and built[2][0].tool_calls is None and built[2][0].parts_json
+    assert built[4][1].tool_calls == [{"id": "c1", "type": "function", "name": "lookup", "arguments": '{"q": 1}'}]
+    assert request_messages(column.slice(0, 0)) == []
+
+
+def test_list_values_of_a_sliced_column_index_its_own_rows() -> None:
+    from pipeline.workdir.store import list_values
+
+    array = pa.array([[1, 2], None, [3], [], [4, 5, 6]], pa.list_(pa.int64())).slice(2)
+    offsets, values = list_values(array)
+    assert offsets == [0, 1, 1, 4] and values.to_pylist() == [3, 4, 5, 6]

@@ -33,7 +33,16 @@ import pyarrow.parquet as pq
 import xxhash
 
 from pipeline.dataset import dedup as dd
-from pipeline.dataset.examples import Example, count_tokens, dialog_text, messages_of, prefix_keys, tools_of
+from pipeline.dataset.examples import (
+    Example,
+    Message,
+    count_tokens,
+    dialog_text,
+    messages_of,
+    prefix_keys,
+    request_messages,
+    tools_of,
+)
 from pipeline.dataset.filters import (
     BAD_ANSWER_REASONS,
     REJECTED_TURN,
@@ -301,11 +310,12 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     counter = _counter(params.encoding)
     table = _read_rows(files)
     ts_type = table.schema.field("ts").type
-    rows = table_rows(table)
+    rows = table_rows(table.drop_columns(["messages"]))
+    messages = request_messages(table.column("messages"))
     del table
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
-    cands = [_candidate(row) for row in rows]
-    del rows
+    cands = [_candidate(row, request) for row, request in zip(rows, messages, strict=True)]
+    del rows, messages
 
     ctx = FilterContext(
         max_example_tokens=params.max_example_tokens,
@@ -456,12 +466,12 @@ def _list_array(rows: list[np.ndarray], value_type: pa.DataType) -> pa.ListArray
 # --- requests to examples --------------------------------------------------------------------------
 
 
-def _candidate(row: dict[str, Any]) -> Candidate:
+def _candidate(row: dict[str, Any], request: list[Message]) -> Candidate:
     label = {k: row.pop(k) for k in LABEL_FIELDS if k in row}
     return Candidate(
         row=row,
         label=label,
-        messages=messages_of(row),
+        messages=messages_of(row, request),
         tools=tools_of(row),
         task_type=str(label.get("task_type") or UNLABELED),
     )
