@@ -332,28 +332,29 @@ def joined_shingle_sets(joined: Sequence[bytes], k: int, group_words: int = SHIN
     many documents are hashed by one `xxh32_ranges` call and sorted by one sort, not by a Python call
     per shingle (which was most of the dedup features' cost). The documents go in groups of about
     `group_words` words: numpy's passes over a group's arrays stay in the CPU cache (one group of a
-    whole bucket's 400k shingles was 1.5x slower).
+    whole bucket's 420k shingles was 1.3x slower).
     """
+    counts = [j.count(b" ") + 1 if j else 0 for j in joined]
     sets: list[np.ndarray] = []
     start, n = 0, len(joined)
     while start < n:
         end, words_in = start, 0
         while end < n and (end == start or words_in < group_words):
-            words_in += joined[end].count(b" ") + 1
+            words_in += counts[end]
             end += 1
-        sets.extend(_joined_shingle_sets(joined[start:end], k))
+        sets.extend(_joined_shingle_sets(joined[start:end], counts[start:end], k))
         start = end
     return sets
 
 
-def _joined_shingle_sets(joined: Sequence[bytes], k: int) -> list[np.ndarray]:
+def _joined_shingle_sets(joined: Sequence[bytes], counts: Sequence[int], k: int) -> list[np.ndarray]:
     n = len(joined)
     buf = b" ".join(joined)
     # Every space ends a word; an empty document is one empty word between two spaces.
     sep = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 32)
     word_start = np.concatenate(([0], sep + 1))
     word_end = np.concatenate((sep, [len(buf)]))
-    n_words = np.fromiter((j.count(b" ") + 1 if j else 0 for j in joined), dtype=np.int64, count=n)
+    n_words = np.array(counts, dtype=np.int64)
     slots = np.maximum(n_words, 1)
     first_word = np.cumsum(slots) - slots
     n_grams = np.where(n_words >= k, n_words - k + 1, 1)

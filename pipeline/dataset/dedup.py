@@ -119,7 +119,7 @@ def text_features(text: str, ngram: int = 5) -> tuple[bytes, np.ndarray]:
 def texts_features(texts: Sequence[str], ngram: int = 5) -> tuple[list[bytes], list[np.ndarray]]:
     """`text_features` of many texts at once: their exact keys and shingle hashes (the bucket pass's
     path: each text's words joined as bytes once, `ShingleScheme.joined`, and the shingles of many
-    texts hashed in one vectorized call, `similarity.joined_shingle_sets`)."""
+    texts hashed in vectorized calls, `similarity.joined_shingle_sets`)."""
     scheme, _ = _scheme(ngram)
     joined = [scheme.joined(t) for t in texts]
     return [xxhash.xxh3_128_digest(j) for j in joined], joined_shingle_sets(joined, ngram)

@@ -343,7 +343,7 @@ def _matches_at(pattern: re.Pattern[str], text: str, starts: list[int]) -> Itera
     """`pattern.finditer(text)` for a pattern whose every match begins at one of `starts`: a match
     tried at each start past the previous match, where finditer resumes (with the whole text as
     context, so `\\b` and lookbehinds see what precedes a start). On a 9 KB system prompt the phone
-    keyword pattern took 174 us by finditer (re tries each of its twelve first letters), 48 us so."""
+    keyword pattern took 422 us by finditer (re tries each keyword at every candidate letter), 48 us so."""
     end = 0
     for pos in starts:
         if pos >= end and (m := pattern.match(text, pos)):
