@@ -44,7 +44,7 @@ from pipeline.tokens import (
     long_text_paragraphs,
     text_key,
 )
-from pipeline.workdir.store import list_values, string_values, table_rows
+from pipeline.workdir.store import list_values, present_values, string_values, table_rows
 
 MESSAGE_OVERHEAD = 3
 REPLY_OVERHEAD = 3
@@ -159,11 +159,7 @@ class MessageColumns:
             return string_values(values.field(name))
 
         content, parts_json = strings("content"), strings("parts_json")
-        calls_field = values.field("tool_calls")
-        calls: dict[int, Any] = {}
-        if calls_field.null_count < len(calls_field):
-            valid = np.flatnonzero(calls_field.is_valid().to_numpy(zero_copy_only=False))
-            calls = dict(zip(valid.tolist(), calls_field.take(pa.array(valid)).to_pylist(), strict=True))
+        calls = present_values(values.field("tool_calls"))
         texts = [_text_of(c, pj, calls.get(i)) for i, (c, pj) in enumerate(zip(content, parts_json, strict=True))]
         return cls(offsets, strings("role"), texts, strings("name"), strings("tool_call_id"))
 

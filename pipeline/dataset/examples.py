@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import xxhash
 
 from pipeline.similarity import mask_dynamic
 from pipeline.tokens import TokenCounter
-from pipeline.workdir.store import list_values, string_values
+from pipeline.workdir.store import list_values, present_values, string_values
 
 # Non-text parts that a text-only training example would silently lose (the answer would refer to
 # an image the model never sees). Thinking/reasoning parts are dropped on purpose: targets train
@@ -93,11 +92,7 @@ def request_messages(column: pa.Array | pa.ChunkedArray) -> list[list[Message]]:
     structs (no dict per message first: the same Messages as `messages_of` builds from `to_pylist`)."""
     offsets, values = list_values(column)
     fields = [string_values(values.field(name)) for name in ("role", "content", "tool_call_id", "name", "parts_json")]
-    calls_field = values.field("tool_calls")
-    calls: dict[int, list[dict[str, Any]]] = {}
-    if calls_field.null_count < len(calls_field):  # tool calls are rare: converted where present
-        valid = np.flatnonzero(calls_field.is_valid().to_numpy(zero_copy_only=False))
-        calls = dict(zip(valid.tolist(), calls_field.take(pa.array(valid)).to_pylist(), strict=True))
+    calls = present_values(values.field("tool_calls"))  # tool calls are rare: converted where present
     messages = [Message(role or "user", content, calls.get(i) or None, call_id, name, parts)
                 for i, (role, content, call_id, name, parts) in enumerate(zip(*fields, strict=True))]
     return [messages[lo:hi] for lo, hi in zip(offsets[:-1], offsets[1:], strict=True)]

@@ -221,6 +221,15 @@ def string_values(column: pa.Array) -> list[Any]:
     return column.to_numpy(zero_copy_only=False).tolist()
 
 
+def present_values(column: pa.Array) -> dict[int, Any]:
+    """{index: value} of a column's non-null values, only those converted (for a rarely set
+    column such as a message's tool calls)."""
+    if column.null_count == len(column):
+        return {}
+    valid = pc.indices_nonzero(column.is_valid())
+    return dict(zip(valid.to_pylist(), column.take(valid).to_pylist(), strict=True))
+
+
 def table_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     """`table.to_pylist()`, the repeated text columns (`REPEATED_TEXT_COLUMNS`) by `column_values`."""
     names = table.column_names
