@@ -47,7 +47,9 @@ TARGET_E2E_AT = 1_000_000
 TARGET_INGEST_VS_DUCKDB = 2.0
 TARGET_INGEST_RSS_MB = 1536.0
 TARGET_INGEST_INPUT_BYTES = 5 * 10**9
-TARGET_TOKENIZE_SPEEDUP = 5.0
+# Memoized tokenization against naive: a share of the input's ceiling (tokens counted / tokens the
+# memo encoded), since text unique per request must be encoded either way (issue 15).
+TARGET_TOKENIZE_SHARE_OF_CEILING = 0.8
 TARGET_DEDUP_SPEEDUP = 5.0
 TARGET_RECALL_J085 = 0.95
 TARGET_SCALING_4X = 4.4
@@ -63,7 +65,7 @@ STEPS = ("ingest", "ingest_split", "ingest_incremental", "duckdb_read_json", "po
 
 # When a one-shot ingest fails, the input is cut into parts of INCREMENT_LINES records and folders
 # larger than INCREMENT_BYTES on disk are ingested a part per run (62,500 requests committed in one
-# run; 120,000 did not, see the README's Performance notes).
+# run; 120,000 did not, in the first 1 M runs).
 INCREMENT_LINES = 40_000
 INCREMENT_BYTES = 256 << 20
 
@@ -406,6 +408,13 @@ def _check(value: float | None, limit: float, *, at_most: bool = True, applies: 
             **({} if applies else {"note": "target is stated for the 1 M run"})}
 
 
+def tokenize_speedup(speedup: float | None, ceiling: float | None, *, same_token_total: bool) -> dict[str, Any]:
+    """The memo's speed-up over naive tokenization, checked as its share of the input's ceiling."""
+    share = round(speedup / ceiling, 3) if speedup is not None and ceiling else None
+    return {**_check(share, TARGET_TOKENIZE_SHARE_OF_CEILING, at_most=False), "speedup": speedup, "ceiling": ceiling,
+            "same_token_total": same_token_total}
+
+
 def summarize(s: dict[str, Measurement], failures: dict[str, dict[str, Any]], full: Inputs, *,
               quick: bool) -> dict[str, Any]:
     """The comparisons and each target met / missed (None where a step is missing or out of scope)."""
@@ -452,15 +461,13 @@ def summarize(s: dict[str, Measurement], failures: dict[str, dict[str, Any]], fu
         if "ingest" in failures:
             out["ingest_memory"]["one_shot_failed"] = {k: failures["ingest"][k] for k in ("wall_s", "peak_tree_mb")}
     if "tokenize_memo" in s and "tokenize_naive" in s:
-        out["tokenize_speedup"] = {
-            **_check(_ratio(_inner(s["tokenize_naive"]), _inner(s["tokenize_memo"])), TARGET_TOKENIZE_SPEEDUP,
-                     at_most=False),
-            "same_token_total": extra("tokenize_memo").get("tokens") == extra("tokenize_naive").get("tokens"),
+        out["tokenize_speedup"] = tokenize_speedup(
+            _ratio(_inner(s["tokenize_naive"]), _inner(s["tokenize_memo"])),
             # Tokens counted / tokens actually encoded by the memo: the speed-up's ceiling on this
             # input (the rest of the text is unique per request and must be encoded either way).
-            "ceiling": _ratio(extra("tokenize_memo").get("tokens"),
-                              (extra("tokenize_memo").get("memo") or {}).get("tokens_encoded")),
-        }
+            _ratio(extra("tokenize_memo").get("tokens"), (extra("tokenize_memo").get("memo") or {}).get("tokens_encoded")),
+            same_token_total=extra("tokenize_memo").get("tokens") == extra("tokenize_naive").get("tokens"),
+        )
     if "minhash_loop" in s and "minhash_bulk_same" in s:
         out["minhash_speedup"] = {
             **_check(_ratio(_inner(s["minhash_loop"]), _inner(s["minhash_bulk_same"])), TARGET_DEDUP_SPEEDUP,
@@ -536,7 +543,7 @@ def table(results: dict[str, Any]) -> str:
         ("audit", ""),
         ("dataset", ""),
         ("report", ""),
-        ("tokenize_memo", _cmp(tok, "{v}x faster than naive") + (f"; ceiling {tok['ceiling']}x" if tok.get("ceiling") else "")),
+        ("tokenize_memo", _cmp(tok, f"{tok.get('speedup')}x faster than naive, {{v}} of the {tok.get('ceiling')}x ceiling")),
         ("tokenize_naive", "floor" + ("" if tok.get("same_token_total", True) else " (TOKEN TOTALS DIFFER)")),
         ("minhash_bulk", ""),
         ("minhash_bulk_same", _cmp(mh, "{v}x datasketch loop")

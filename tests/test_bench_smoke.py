@@ -42,6 +42,12 @@ def test_target_checks() -> None:
     assert bench_run._check(0.94, 0.95, at_most=False)["met"] is False
     assert bench_run._check(700.0, 600.0, applies=False)["met"] is None
     assert bench_run._check(None, 600.0)["met"] is None
+    # Memoized tokenization is checked as a share of the input's ceiling (issue 15), not a fixed factor:
+    # 3.88x of a 4.83x ceiling is 80.3%, 3.85x is 79.7%.
+    inside = bench_run.tokenize_speedup(3.88, 4.83, same_token_total=True)
+    assert inside["met"] is True and inside["value"] == 0.803 and inside["speedup"] == 3.88
+    assert bench_run.tokenize_speedup(3.85, 4.83, same_token_total=True)["met"] is False
+    assert bench_run.tokenize_speedup(2.0, None, same_token_total=True)["met"] is None
     assert bench_run.scale_label(1_000_000) == "1m"
     assert bench_run.scale_label(250_000) == "250k"
     assert bench_run.scale_label(300) == "300"
