@@ -186,6 +186,18 @@ def edit_pairs_task(cfg: SignalsConfig, pairs: pa.Table) -> list[tuple[str, floa
     return out
 
 
+def keep_best_edits(edits: dict[str, tuple[float | None, str]],
+                    results: Iterable[tuple[str, float, str] | None]) -> None:
+    """Record in `edits` each parent's best (similarity, source) among `edit_pairs_task` results.
+    Ties go to the larger source name, not to the first pair: the pairs query has no ORDER BY, so
+    its order may differ between runs and must not decide."""
+    for found in results:
+        if found is not None:
+            parent, sim, source = found
+            if parent not in edits or edits[parent] < (sim, source):
+                edits[parent] = (sim, source)
+
+
 def detect_signals(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, *, batch_rows: int = 50_000,
                    executor: Executor | None = None, rows_per_task: int = 10_000) -> pa.Table:
     """Regeneration / retry / edit flags (SIGNALS_SCHEMA), one row per request that has ANY signal.
@@ -211,12 +223,7 @@ def detect_signals(con: duckdb.DuckDBPyConnection, cfg: SignalsConfig, *, batch_
     judged = (executor.map(edit_pairs_task, chunks, shared=cfg, label="audit.signals.edits") if executor is not None
               else (edit_pairs_task(cfg, c) for c in chunks))
     for results in judged:
-        for found in results:
-            if found is not None:
-                parent, sim, source = found
-                # the pairs' order decides between equal similarities, as it always did
-                if parent not in edits or (edits[parent][0] or 0) < sim:
-                    edits[parent] = (sim, source)
+        keep_best_edits(edits, results)
 
     rows = query(con, "signals_explicit_edits").to_arrow_reader(batch_rows)
     for batch in rows:

@@ -11,7 +11,7 @@ import pytest
 from planted_tasks import write_planted
 
 from audit import tasks
-from audit.signals import SignalsConfig, detect_signals, edit_similarity, explicit_edit
+from audit.signals import SignalsConfig, detect_signals, edit_similarity, explicit_edit, keep_best_edits
 from pipeline.ingest import ingest
 from pipeline.workdir.store import connect_store
 
@@ -216,3 +216,16 @@ def test_short_replies_are_never_judged() -> None:
 )
 def test_explicit_edit_fields(feedback: str | None, metadata: str | None, expected: tuple[bool, str | None]) -> None:
     assert explicit_edit(feedback, metadata) == expected
+
+
+def test_best_edit_does_not_depend_on_the_pairs_order() -> None:
+    """Two pairs of one parent with the same similarity: the recorded source is the same whichever
+    came first (the pairs query has no ORDER BY; with two DuckDB threads its order can change)."""
+    results = [("p1", 0.9, "pasted_in_user_turn"), ("p1", 0.9, "edited_in_history"), None,
+               ("p2", 0.7, "edited_in_history"), ("p2", 0.8, "pasted_in_user_turn")]
+    seen = []
+    for order in (results, results[::-1], results[1:] + results[:1]):
+        edits: dict[str, tuple[float | None, str]] = {}
+        keep_best_edits(edits, order)
+        seen.append(edits)
+    assert seen[0] == seen[1] == seen[2] == {"p1": (0.9, "pasted_in_user_turn"), "p2": (0.8, "pasted_in_user_turn")}
