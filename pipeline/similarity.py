@@ -367,8 +367,8 @@ def _joined_shingle_sets(joined: Sequence[bytes], counts: Sequence[int], k: int)
     keyed.sort()  # then drop repeats: numpy 2's hash-based np.unique was 5x slower on these
     keyed = keyed[np.concatenate(([True], keyed[1:] != keyed[:-1]))]
     values = (keyed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    counts = np.bincount((keyed >> np.uint64(32)).astype(np.int64), minlength=n)
-    return np.split(values, np.cumsum(counts)[:-1])
+    per_document = np.bincount((keyed >> np.uint64(32)).astype(np.int64), minlength=n)
+    return np.split(values, np.cumsum(per_document)[:-1])
 
 
 @dataclass(frozen=True)
