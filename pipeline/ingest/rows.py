@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -172,7 +171,7 @@ def get_path(obj: Any, *path: str | int) -> Any:
         if isinstance(key, int):
             if not isinstance(obj, list) or not -len(obj) <= key < len(obj):
                 return None
-        elif not isinstance(obj, Mapping):
+        elif not isinstance(obj, dict):
             return None
         obj = obj[key] if isinstance(key, int) else obj.get(key)
         if obj is None:
@@ -246,7 +245,7 @@ def usage_inclusive(
 
 def usage_openai(usage: Any) -> Row:
     """OpenAI Chat (`prompt_tokens`) and Responses (`input_tokens`) usage; both are inclusive."""
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return usage_buckets()
     if "prompt_tokens" in usage or "completion_tokens" in usage:
         total = as_int(usage.get("prompt_tokens"))
@@ -271,7 +270,7 @@ def usage_openai(usage: Any) -> Row:
 
 def usage_anthropic(usage: Any) -> Row:
     """Anthropic usage: `input_tokens` EXCLUDES cache reads and writes."""
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return usage_buckets()
     write_total = as_int(usage.get("cache_creation_input_tokens"))
     w5 = as_int(get_path(usage, "cache_creation", "ephemeral_5m_input_tokens"))

@@ -72,8 +72,8 @@ def parse_bodies(request: Any, response: Any, *, hint: str | None = None) -> Row
     `hint` names a body format to use when shape detection is ambiguous (e.g. an endpoint path).
     Raises RecordError when neither body is a recognized provider format.
     """
-    req = request if isinstance(request, Mapping) else None
-    resp = response if isinstance(response, Mapping) else None
+    req = request if isinstance(request, dict) else None
+    resp = response if isinstance(response, dict) else None
     if request is not None and req is None:
         raise RecordError("wrong_type", f"request body is {type(request).__name__}, expected an object")
     if response is not None and resp is None:
@@ -154,7 +154,7 @@ def text_of(content: Any, text_types: Iterable[str] = TEXT_TYPES) -> str | None:
         texts = [
             p.get("text")
             for p in content
-            if isinstance(p, Mapping) and p.get("type", "text") in text_types and isinstance(p.get("text"), str)
+            if isinstance(p, dict) and p.get("type", "text") in text_types and isinstance(p.get("text"), str)
         ]
         texts += [p for p in content if isinstance(p, str)]
         return "\n".join(texts) if texts else None
@@ -164,7 +164,7 @@ def text_of(content: Any, text_types: Iterable[str] = TEXT_TYPES) -> str | None:
 def other_parts(content: Any, text_types: Iterable[str] = TEXT_TYPES) -> str | None:
     if not isinstance(content, list):
         return None
-    rest = [p for p in content if isinstance(p, Mapping) and p.get("type", "text") not in text_types]
+    rest = [p for p in content if isinstance(p, dict) and p.get("type", "text") not in text_types]
     return dumps(rest)
 
 
@@ -323,7 +323,7 @@ def _is_bedrock_model_id(m: str) -> bool:
 
 def is_error_body(resp: Mapping[str, Any]) -> bool:
     err = resp.get("error")
-    if isinstance(err, Mapping) and ("message" in err or "type" in err or "code" in err):
+    if isinstance(err, dict) and ("message" in err or "type" in err or "code" in err):
         return True
     return resp.get("type") == "error" or (isinstance(err, str) and len(resp) <= 4)
 
@@ -333,7 +333,7 @@ def error_body(resp: Mapping[str, Any]) -> Row:
     / `{message}` (AWS)."""
     err = resp.get("error")
     status = None
-    if isinstance(err, Mapping):
+    if isinstance(err, dict):
         etype = err.get("type") or err.get("status") or err.get("code")
         msg = err.get("message")
         code = err.get("code")

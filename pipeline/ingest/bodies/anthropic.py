@@ -30,7 +30,7 @@ from pipeline.ingest.rows import RecordError, Row, as_str, dumps, get_path, usag
 def _is_anthropic(req: Body, resp: Body) -> bool:
     if resp is not None and resp.get("type") == "message" and "content" in resp:
         return True
-    if resp is not None and resp.get("type") == "error" and isinstance(resp.get("error"), Mapping):
+    if resp is not None and resp.get("type") == "error" and isinstance(resp.get("error"), dict):
         return req is None or not isinstance(req.get("messages"), list) or "system" in req or "max_tokens" in req
     if req is not None and isinstance(req.get("messages"), list) and "max_tokens" in req:
         return "system" in req or has_anthropic_blocks(req["messages"]) or (
@@ -40,7 +40,7 @@ def _is_anthropic(req: Body, resp: Body) -> bool:
 
 
 def _ttl(cc: Any) -> str | None:
-    if not isinstance(cc, Mapping):
+    if not isinstance(cc, dict):
         return None
     return as_str(cc.get("ttl")) or "5m"
 
@@ -52,7 +52,7 @@ def anthropic_request(req: Mapping[str, Any]) -> Row:
     breakpoints: list[dict] = []
     tools = []
     for i, t in enumerate(req.get("tools") or []):
-        if not isinstance(t, Mapping):
+        if not isinstance(t, dict):
             continue
         tools.append(
             {
@@ -71,7 +71,7 @@ def anthropic_request(req: Mapping[str, Any]) -> Row:
     elif isinstance(system, list):
         texts = []
         for i, b in enumerate(system):
-            if isinstance(b, Mapping):
+            if isinstance(b, dict):
                 if isinstance(b.get("text"), str):
                     texts.append(b["text"])
                 if b.get("cache_control"):
@@ -81,7 +81,7 @@ def anthropic_request(req: Mapping[str, Any]) -> Row:
         system_text = "\n".join(texts) if texts else None
     out: list[dict] = []
     for i, m in enumerate(msgs):
-        if not isinstance(m, Mapping):
+        if not isinstance(m, dict):
             raise RecordError("wrong_type", f"messages[{i}] is {type(m).__name__}, expected an object")
         role = m.get("role")
         if not isinstance(role, str):
@@ -93,12 +93,12 @@ def anthropic_request(req: Mapping[str, Any]) -> Row:
                 system_text = lead if system_text is None else f"{system_text}\n{lead}"
             continue
         out.extend(anthropic_message(role, m.get("content"), i, breakpoints))
-    if isinstance(req.get("cache_control"), Mapping) and out:
+    if isinstance(req.get("cache_control"), dict) and out:
         # Top-level automatic caching places the breakpoint on the last cacheable block.
         breakpoints.append(
             {"segment": "messages", "index": len(msgs) - 1, "block": None, "ttl": _ttl(req["cache_control"])}
         )
-    meta = req.get("metadata") if isinstance(req.get("metadata"), Mapping) else {}
+    meta = req.get("metadata") if isinstance(req.get("metadata"), dict) else {}
     return {
         "model": as_str(req.get("model")),
         "system_text": system_text,
@@ -122,7 +122,7 @@ def anthropic_message(role: str, content: Any, index: int, breakpoints: list[dic
     rest: list[Any] = []
     results: list[dict] = []
     for j, b in enumerate(content):
-        if not isinstance(b, Mapping):
+        if not isinstance(b, dict):
             rest.append(b)
             continue
         if b.get("cache_control"):
@@ -157,7 +157,7 @@ def anthropic_response(resp: Mapping[str, Any]) -> Row:
         raise RecordError("missing_field", "response has no `content` list")
     texts, calls, thinking = [], [], []
     for b in content:
-        if not isinstance(b, Mapping):
+        if not isinstance(b, dict):
             continue
         if b.get("type") == "text":
             texts.append(as_str(b.get("text")) or "")
@@ -209,7 +209,7 @@ def _text_completion_response(resp: Mapping[str, Any]) -> Row:
         "finish_reason": finish(raw),
         "finish_reason_raw": as_str(raw),
         "status_code": 200,
-        **(usage_anthropic(usage) if isinstance(usage, Mapping) else {}),
+        **(usage_anthropic(usage) if isinstance(usage, dict) else {}),
     }
 
 

@@ -41,7 +41,7 @@ def _first(d: Mapping[str, Any], *keys: str) -> int | None:
 
 
 def usage_converse(u: Any) -> Row:
-    if not isinstance(u, Mapping):
+    if not isinstance(u, dict):
         return usage_buckets()
     return usage_buckets(
         uncached=_first(u, "inputTokens", "inputTokenCount"),
@@ -74,7 +74,7 @@ def bedrock_header_usage(headers: Mapping[str, str]) -> Row:
 
 def invocation_metrics_usage(m: Any) -> Row:
     """`amazon-bedrock-invocationMetrics` (last event of an InvokeModel stream)."""
-    if not isinstance(m, Mapping):
+    if not isinstance(m, dict):
         return {}
     row = usage_buckets(
         uncached=as_int(m.get("inputTokenCount")),
@@ -95,22 +95,22 @@ def invocation_metrics_usage(m: Any) -> Row:
 
 def _is_converse_content(messages: Any) -> bool:
     for m in messages if isinstance(messages, list) else []:
-        content = m.get("content") if isinstance(m, Mapping) else None
+        content = m.get("content") if isinstance(m, dict) else None
         if isinstance(content, list) and content:
-            return all(isinstance(b, Mapping) and "type" not in b and any(k in b for k in _CONVERSE_BLOCKS) for b in content)
+            return all(isinstance(b, dict) and "type" not in b and any(k in b for k in _CONVERSE_BLOCKS) for b in content)
     return False
 
 
 def _is_converse(req: Body, resp: Body) -> bool:
     if resp is not None:
-        return isinstance(get_path(resp, "output", "message"), Mapping) and ("stopReason" in resp or "usage" in resp)
+        return isinstance(get_path(resp, "output", "message"), dict) and ("stopReason" in resp or "usage" in resp)
     if req is None:
         return False
     return "toolConfig" in req or "inferenceConfig" in req or _is_converse_content(req.get("messages"))
 
 
 def _ttl(cp: Any) -> str:
-    return as_str(cp.get("ttl")) if isinstance(cp, Mapping) and cp.get("ttl") else "5m"
+    return as_str(cp.get("ttl")) if isinstance(cp, dict) and cp.get("ttl") else "5m"
 
 
 def _converse_blocks(role: str, content: Any, index: int, breakpoints: list[dict]) -> list[dict]:
@@ -118,19 +118,19 @@ def _converse_blocks(role: str, content: Any, index: int, breakpoints: list[dict
         return [message(role, content)]
     texts, calls, rest, results = [], [], [], []
     for j, b in enumerate(content or []):
-        if not isinstance(b, Mapping):
+        if not isinstance(b, dict):
             continue
         if "cachePoint" in b:
             breakpoints.append({"segment": "messages", "index": index, "block": j, "ttl": _ttl(b["cachePoint"])})
         elif isinstance(b.get("text"), str):
             texts.append(b["text"])
-        elif isinstance(b.get("toolUse"), Mapping):
+        elif isinstance(b.get("toolUse"), dict):
             tu = b["toolUse"]
             calls.append(tool_call(tu.get("toolUseId"), tu.get("name"), tu.get("input")))
-        elif isinstance(b.get("toolResult"), Mapping):
+        elif isinstance(b.get("toolResult"), dict):
             tr = b["toolResult"]
             parts = tr.get("content") or []
-            text = "\n".join(p["text"] if isinstance(p.get("text"), str) else dumps(p.get("json")) or "" for p in parts if isinstance(p, Mapping)) or None
+            text = "\n".join(p["text"] if isinstance(p.get("text"), str) else dumps(p.get("json")) or "" for p in parts if isinstance(p, dict)) or None
             results.append(message("tool", text, tool_call_id=as_str(tr.get("toolUseId"))))
         else:
             rest.append(b)
@@ -144,24 +144,24 @@ def converse_request(req: Mapping[str, Any]) -> Row:
     breakpoints: list[dict] = []
     system = []
     for i, b in enumerate(req.get("system") or []):
-        if isinstance(b, Mapping):
+        if isinstance(b, dict):
             if "cachePoint" in b:
                 breakpoints.append({"segment": "system", "index": i, "block": None, "ttl": _ttl(b["cachePoint"])})
             elif isinstance(b.get("text"), str):
                 system.append(b["text"])
     tools = []
     for i, t in enumerate(get_path(req, "toolConfig", "tools") or []):
-        if not isinstance(t, Mapping):
+        if not isinstance(t, dict):
             continue
         if "cachePoint" in t:
             breakpoints.append({"segment": "tools", "index": i, "block": None, "ttl": _ttl(t["cachePoint"])})
-        elif isinstance(t.get("toolSpec"), Mapping):
+        elif isinstance(t.get("toolSpec"), dict):
             spec = t["toolSpec"]
             tools.append({"name": spec.get("name"), "description": spec.get("description"),
                           "parameters": get_path(spec, "inputSchema", "json")})
     msgs: list[dict] = []
     for i, m in enumerate(req.get("messages") or []):
-        if isinstance(m, Mapping):
+        if isinstance(m, dict):
             msgs += _converse_blocks(as_str(m.get("role")) or "user", m.get("content"), i, breakpoints)
     return {
         "model": as_str(req.get("modelId")),
@@ -176,14 +176,14 @@ def converse_request(req: Mapping[str, Any]) -> Row:
 def converse_response(resp: Mapping[str, Any]) -> Row:
     texts, calls, reasoning = [], [], []
     for b in get_path(resp, "output", "message", "content") or []:
-        if not isinstance(b, Mapping):
+        if not isinstance(b, dict):
             continue
         if isinstance(b.get("text"), str):
             texts.append(b["text"])
-        elif isinstance(b.get("toolUse"), Mapping):
+        elif isinstance(b.get("toolUse"), dict):
             tu = b["toolUse"]
             calls.append(tool_call(tu.get("toolUseId"), tu.get("name"), tu.get("input")))
-        elif isinstance(b.get("reasoningContent"), Mapping):
+        elif isinstance(b.get("reasoningContent"), dict):
             t = get_path(b, "reasoningContent", "reasoningText", "text")
             if isinstance(t, str):
                 reasoning.append(t)
@@ -231,7 +231,7 @@ def _is_titan(req: Body, resp: Body) -> bool:
 
 def _titan_response(resp: Mapping[str, Any]) -> Row:
     results = resp.get("results") if isinstance(resp.get("results"), list) else [resp]
-    first = results[0] if results and isinstance(results[0], Mapping) else {}
+    first = results[0] if results and isinstance(results[0], dict) else {}
     raw = first.get("completionReason")
     out = as_int(first.get("tokenCount")) if "tokenCount" in first else as_int(first.get("totalOutputTextTokenCount"))
     inp = as_int(resp.get("inputTextTokenCount"))
@@ -267,12 +267,12 @@ parse_llama = body_format("bedrock_llama", "Meta Llama InvokeModel body: request
 def _is_mistral_invoke(req: Body, resp: Body) -> bool:
     if resp is not None:
         outs = resp.get("outputs")
-        return isinstance(outs, list) and bool(outs) and isinstance(outs[0], Mapping) and "text" in outs[0] and "stop_reason" in outs[0]
+        return isinstance(outs, list) and bool(outs) and isinstance(outs[0], dict) and "text" in outs[0] and "stop_reason" in outs[0]
     return False
 
 
 def _mistral_response(resp: Mapping[str, Any]) -> Row:
-    outs = [o for o in resp.get("outputs") or [] if isinstance(o, Mapping)]
+    outs = [o for o in resp.get("outputs") or [] if isinstance(o, dict)]
     raw = outs[0].get("stop_reason") if outs else None
     return dict(response_text=as_str(outs[0].get("text")) if outs else None, n_choices=len(outs),
                 finish_reason=finish(raw), finish_reason_raw=as_str(raw), status_code=200)
@@ -284,12 +284,12 @@ parse_mistral_invoke = body_format("bedrock_mistral", "Mistral InvokeModel body 
 
 def _is_ai21(req: Body, resp: Body) -> bool:
     if resp is not None:
-        return isinstance(resp.get("completions"), list) and isinstance(resp.get("prompt"), Mapping)
+        return isinstance(resp.get("completions"), list) and isinstance(resp.get("prompt"), dict)
     return req is not None and "prompt" in req and "maxTokens" in req
 
 
 def _ai21_response(resp: Mapping[str, Any]) -> Row:
-    comps = [c for c in resp.get("completions") or [] if isinstance(c, Mapping)]
+    comps = [c for c in resp.get("completions") or [] if isinstance(c, dict)]
     first = comps[0] if comps else {}
     raw = get_path(first, "finishReason", "reason")
     prompt_tokens = get_path(resp, "prompt", "tokens")

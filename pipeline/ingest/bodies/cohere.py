@@ -29,12 +29,12 @@ from pipeline.ingest.rows import RecordError, Row, as_int, as_str, get_path, usa
 
 
 def usage_cohere(usage: Any) -> Row:
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return usage_buckets()
-    billed = usage.get("billed_units") if isinstance(usage.get("billed_units"), Mapping) else None
+    billed = usage.get("billed_units") if isinstance(usage.get("billed_units"), dict) else None
     if billed is not None and ("input_tokens" in billed or "output_tokens" in billed):
         return usage_buckets(uncached=as_int(billed.get("input_tokens")), output=as_int(billed.get("output_tokens")), raw=usage)
-    tokens = usage.get("tokens") if isinstance(usage.get("tokens"), Mapping) else {}
+    tokens = usage.get("tokens") if isinstance(usage.get("tokens"), dict) else {}
     total_in = as_int(tokens.get("input_tokens"))
     cached = as_int(usage.get("cached_tokens"))
     return usage_buckets(
@@ -47,7 +47,7 @@ def usage_cohere(usage: Any) -> Row:
 
 def _is_cohere_v2(req: Body, resp: Body) -> bool:
     if resp is not None:
-        return isinstance(resp.get("message"), Mapping) and "finish_reason" in resp and "choices" not in resp
+        return isinstance(resp.get("message"), dict) and "finish_reason" in resp and "choices" not in resp
     return False
 
 
@@ -62,7 +62,7 @@ def _v2_response(resp: Mapping[str, Any]) -> Row:
     msg = resp.get("message") or {}
     texts, thinking = [], []
     for p in msg.get("content") or []:
-        if isinstance(p, Mapping):
+        if isinstance(p, dict):
             if p.get("type") == "text" and isinstance(p.get("text"), str):
                 texts.append(p["text"])
             elif p.get("type") == "thinking" and isinstance(p.get("thinking"), str):
@@ -72,7 +72,7 @@ def _v2_response(resp: Mapping[str, Any]) -> Row:
     calls = [
         tool_call(tc.get("id"), get_path(tc, "function", "name"), get_path(tc, "function", "arguments"), tc.get("type") or "function")
         for tc in msg.get("tool_calls") or []
-        if isinstance(tc, Mapping)
+        if isinstance(tc, dict)
     ]
     raw = resp.get("finish_reason")
     return dict(
@@ -113,7 +113,7 @@ def _v1_chat_request(req: Mapping[str, Any]) -> Row:
     msgs: list[dict[str, Any]] = []
     system = [as_str(req.get("preamble"))] if req.get("preamble") else []
     for m in req.get("chat_history") or []:
-        if isinstance(m, Mapping):
+        if isinstance(m, dict):
             role = _V1_ROLES.get(str(m.get("role", "")).upper(), "user")
             text = as_str(m.get("message"))
             if role == "system" and not msgs:
@@ -123,16 +123,16 @@ def _v1_chat_request(req: Mapping[str, Any]) -> Row:
     if req.get("message") is not None:
         msgs.append(message("user", as_str(req.get("message"))))
     tools = [{"name": t.get("name"), "description": t.get("description"), "parameters": t.get("parameter_definitions")}
-             for t in req.get("tools") or [] if isinstance(t, Mapping)]
+             for t in req.get("tools") or [] if isinstance(t, dict)]
     return dict(model=as_str(req.get("model")), system_text="\n".join(s for s in system if s) or None, messages=msgs,
                 tools_json=tools_json(tools), request_params=params(req, {"message", "chat_history", "preamble", "tools", "model"}),
                 is_stream=bool(req.get("stream")) if "stream" in req else None)
 
 
 def _v1_chat_response(resp: Mapping[str, Any]) -> Row:
-    calls = [tool_call(None, tc.get("name"), tc.get("parameters")) for tc in resp.get("tool_calls") or [] if isinstance(tc, Mapping)]
+    calls = [tool_call(None, tc.get("name"), tc.get("parameters")) for tc in resp.get("tool_calls") or [] if isinstance(tc, dict)]
     raw = resp.get("finish_reason")
-    meta = resp.get("meta") if isinstance(resp.get("meta"), Mapping) else {}
+    meta = resp.get("meta") if isinstance(resp.get("meta"), dict) else {}
     return dict(
         response_id=as_str(resp.get("response_id") or resp.get("generation_id")),
         response_text=as_str(resp.get("text")),
@@ -156,7 +156,7 @@ parse_cohere_v1_chat = body_format(
 def _is_cohere_generate(req: Body, resp: Body) -> bool:
     if resp is not None:
         gens = resp.get("generations")
-        return isinstance(gens, list) and bool(gens) and isinstance(gens[0], Mapping) and "text" in gens[0]
+        return isinstance(gens, list) and bool(gens) and isinstance(gens[0], dict) and "text" in gens[0]
     return False
 
 
@@ -167,10 +167,10 @@ def _generate_request(req: Mapping[str, Any]) -> Row:
 
 
 def _generate_response(resp: Mapping[str, Any]) -> Row:
-    gens = [g for g in resp.get("generations") or [] if isinstance(g, Mapping)]
+    gens = [g for g in resp.get("generations") or [] if isinstance(g, dict)]
     first = gens[0] if gens else {}
     raw = first.get("finish_reason")
-    meta = resp.get("meta") if isinstance(resp.get("meta"), Mapping) else {}
+    meta = resp.get("meta") if isinstance(resp.get("meta"), dict) else {}
     return dict(
         response_id=as_str(resp.get("id")),
         response_text=as_str(first.get("text")),

@@ -41,7 +41,7 @@ def _is_interaction(req: Body, resp: Body) -> bool:
 
 
 def usage_gemini(um: Any) -> Row:
-    if not isinstance(um, Mapping):
+    if not isinstance(um, dict):
         return usage_buckets()
     prompt = as_int(um.get("promptTokenCount"))
     tool_use = as_int(um.get("toolUsePromptTokenCount")) or 0
@@ -54,7 +54,7 @@ def usage_gemini(um: Any) -> Row:
 
 
 def usage_interactions(u: Any) -> Row:
-    if not isinstance(u, Mapping):
+    if not isinstance(u, dict):
         return usage_buckets()
     total_in = as_int(u.get("total_input_tokens"))
     tool_use = as_int(u.get("total_tool_use_tokens")) or 0
@@ -73,14 +73,14 @@ def _parts(parts: Any) -> tuple[list[str], list[str], list[dict], list[Any]]:
     calls: list[dict] = []
     rest: list[Any] = []
     for p in parts or []:
-        if not isinstance(p, Mapping):
+        if not isinstance(p, dict):
             continue
         if isinstance(p.get("text"), str):
             (thoughts if p.get("thought") else texts).append(p["text"])
-        elif isinstance(p.get("functionCall"), Mapping):
+        elif isinstance(p.get("functionCall"), dict):
             fc = p["functionCall"]
             calls.append(tool_call(fc.get("id"), fc.get("name"), fc.get("args")))
-        elif isinstance(p.get("executableCode"), Mapping):
+        elif isinstance(p.get("executableCode"), dict):
             calls.append(tool_call(None, "code_execution", p["executableCode"], "code_execution"))
         else:
             rest.append({k: v for k, v in p.items() if k != "thoughtSignature"} or None)
@@ -88,18 +88,18 @@ def _parts(parts: Any) -> tuple[list[str], list[str], list[dict], list[Any]]:
 
 
 def _content_messages(contents: Any) -> list[dict]:
-    if isinstance(contents, Mapping):
+    if isinstance(contents, dict):
         contents = [contents]
     out = []
     for c in contents or []:
         if isinstance(c, str):
             out.append(message("user", c))
             continue
-        if not isinstance(c, Mapping):
+        if not isinstance(c, dict):
             continue
         role = "assistant" if c.get("role") == "model" else as_str(c.get("role")) or "user"
         texts, _, calls, rest = _parts(c.get("parts"))
-        responses = [p["functionResponse"] for p in c.get("parts") or [] if isinstance(p, Mapping) and isinstance(p.get("functionResponse"), Mapping)]
+        responses = [p["functionResponse"] for p in c.get("parts") or [] if isinstance(p, dict) and isinstance(p.get("functionResponse"), dict)]
         for fr in responses:
             out.append(message("tool", dumps(fr.get("response")), tool_call_id=as_str(fr.get("id")), name=as_str(fr.get("name"))))
         rest = [r for r in rest if "functionResponse" not in r]
@@ -111,7 +111,7 @@ def _content_messages(contents: Any) -> list[dict]:
 def _system(instruction: Any) -> str | None:
     if isinstance(instruction, str):
         return instruction
-    if isinstance(instruction, Mapping):
+    if isinstance(instruction, dict):
         texts = _parts(instruction.get("parts"))[0]
         return "\n".join(texts) if texts else None
     return None
@@ -120,11 +120,11 @@ def _system(instruction: Any) -> str | None:
 def _tool_defs(tools: Any) -> str | None:
     out = []
     for t in tools or []:
-        if not isinstance(t, Mapping):
+        if not isinstance(t, dict):
             continue
         decls = t.get("functionDeclarations") or t.get("function_declarations")
         if isinstance(decls, list):
-            out += [{"name": d.get("name"), "description": d.get("description"), "parameters": d.get("parameters")} for d in decls if isinstance(d, Mapping)]
+            out += [{"name": d.get("name"), "description": d.get("description"), "parameters": d.get("parameters")} for d in decls if isinstance(d, dict)]
         elif t.get("type") == "function" or "parameters" in t:
             out.append({"name": t.get("name"), "description": t.get("description"), "parameters": t.get("parameters")})
         else:  # built-in tools: googleSearch, codeExecution, urlContext, …
@@ -143,7 +143,7 @@ def _generate_content_request(req: Mapping[str, Any]) -> Row:
 
 
 def generate_content_response(resp: Mapping[str, Any]) -> Row:
-    candidates = [c for c in resp.get("candidates") or [] if isinstance(c, Mapping)]
+    candidates = [c for c in resp.get("candidates") or [] if isinstance(c, dict)]
     candidates.sort(key=lambda c: as_int(c.get("index")) or 0)
     choices = []
     first_thoughts: list[str] = []
@@ -189,15 +189,15 @@ def _interaction_input(value: Any) -> list[dict]:
     if isinstance(value, str):
         return [message("user", value)]
     out = []
-    for item in value if isinstance(value, list) else [value] if isinstance(value, Mapping) else []:
+    for item in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
         if isinstance(item, str):
             out.append(message("user", item))
-        elif isinstance(item, Mapping):
+        elif isinstance(item, dict):
             if "role" in item:
                 role = "assistant" if item.get("role") in ("model", "assistant") else as_str(item.get("role")) or "user"
                 content = item.get("content")
                 text = content if isinstance(content, str) else "\n".join(
-                    p.get("text") for p in content or [] if isinstance(p, Mapping) and isinstance(p.get("text"), str)
+                    p.get("text") for p in content or [] if isinstance(p, dict) and isinstance(p.get("text"), str)
                 ) or None
                 out.append(message(role, text))
             elif item.get("type") == "text":
@@ -221,13 +221,13 @@ def _interaction_request(req: Mapping[str, Any]) -> Row:
 def _interaction_response(resp: Mapping[str, Any]) -> Row:
     texts, thoughts, calls = [], [], []
     for step in resp.get("steps") or []:
-        if not isinstance(step, Mapping):
+        if not isinstance(step, dict):
             continue
         stype = as_str(step.get("type")) or ""
         if stype == "model_output":
-            texts += [p["text"] for p in step.get("content") or [] if isinstance(p, Mapping) and isinstance(p.get("text"), str)]
+            texts += [p["text"] for p in step.get("content") or [] if isinstance(p, dict) and isinstance(p.get("text"), str)]
         elif stype == "thought":
-            thoughts += [p["text"] for p in step.get("summary") or [] if isinstance(p, Mapping) and isinstance(p.get("text"), str)]
+            thoughts += [p["text"] for p in step.get("summary") or [] if isinstance(p, dict) and isinstance(p.get("text"), str)]
         elif stype == "function_call" or stype.endswith("_call"):
             calls.append(tool_call(step.get("id"), step.get("name") or stype.removesuffix("_call"), step.get("arguments"),
                                    "function" if stype == "function_call" else stype))

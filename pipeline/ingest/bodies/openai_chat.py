@@ -33,7 +33,7 @@ def _is_openai_chat(req: Body, resp: Body) -> bool:
     if resp is not None and resp.get("object") in ("chat.completion", "chat.completion.chunk"):
         return True
     if resp is not None and isinstance(resp.get("choices"), list) and any(
-        isinstance(c, Mapping) and ("message" in c or "delta" in c) for c in resp["choices"]
+        isinstance(c, dict) and ("message" in c or "delta" in c) for c in resp["choices"]
     ):
         return True
     if req is not None and isinstance(req.get("messages"), list):
@@ -41,7 +41,7 @@ def _is_openai_chat(req: Body, resp: Body) -> bool:
             return False
         return not (
             "max_tokens" in req
-            and all(m.get("role") in ("user", "assistant") for m in req["messages"] if isinstance(m, Mapping))
+            and all(m.get("role") in ("user", "assistant") for m in req["messages"] if isinstance(m, dict))
             and has_anthropic_blocks(req["messages"])
         )
     return False
@@ -53,7 +53,7 @@ def _is_openai_completion(req: Body, resp: Body) -> bool:
             return True
         choices = resp.get("choices")
         if isinstance(choices, list) and choices and all(
-            isinstance(c, Mapping) and "text" in c and "message" not in c for c in choices
+            isinstance(c, dict) and "text" in c and "message" not in c for c in choices
         ):
             return "generations" not in resp
     return (
@@ -67,9 +67,9 @@ def _is_openai_completion(req: Body, resp: Body) -> bool:
 
 def has_anthropic_blocks(messages: list) -> bool:
     for m in messages:
-        c = m.get("content") if isinstance(m, Mapping) else None
+        c = m.get("content") if isinstance(m, dict) else None
         if isinstance(c, list) and any(
-            isinstance(b, Mapping) and b.get("type") in ("tool_use", "tool_result", "image", "document") for b in c
+            isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result", "image", "document") for b in c
         ):
             return True
     return False
@@ -82,7 +82,7 @@ def openai_chat_request(req: Mapping[str, Any]) -> Row:
     system_parts: list[str] = []
     out: list[dict] = []
     for i, m in enumerate(msgs):
-        if not isinstance(m, Mapping):
+        if not isinstance(m, dict):
             raise RecordError("wrong_type", f"messages[{i}] is {type(m).__name__}, expected an object")
         role = m.get("role")
         if not isinstance(role, str):
@@ -101,9 +101,9 @@ def openai_chat_request(req: Mapping[str, Any]) -> Row:
                 c.get("type") or "function",
             )
             for c in (m.get("tool_calls") or [])
-            if isinstance(c, Mapping)
+            if isinstance(c, dict)
         ]
-        if isinstance(m.get("function_call"), Mapping):
+        if isinstance(m.get("function_call"), dict):
             fc = m["function_call"]
             calls.append(tool_call(None, fc.get("name"), fc.get("arguments")))
         out.append(
@@ -118,12 +118,12 @@ def openai_chat_request(req: Mapping[str, Any]) -> Row:
         )
     tools = []
     for t in req.get("tools") or req.get("functions") or []:
-        if not isinstance(t, Mapping):
+        if not isinstance(t, dict):
             continue
         function = t.get("function")  # type: ignore[attr-defined]  # mypy: `t` from an untyped JSON list
-        fn: Mapping[str, Any] = function if isinstance(function, Mapping) else t
+        fn: Mapping[str, Any] = function if isinstance(function, dict) else t
         tools.append({"name": fn.get("name"), "description": fn.get("description"), "parameters": fn.get("parameters")})
-    meta = req.get("metadata") if isinstance(req.get("metadata"), Mapping) else None
+    meta = req.get("metadata") if isinstance(req.get("metadata"), dict) else None
     return {
         "model": as_str(req.get("model")),
         "system_text": "\n".join(system_parts) if system_parts else None,
@@ -137,7 +137,7 @@ def openai_chat_request(req: Mapping[str, Any]) -> Row:
 
 def _choice(c: Mapping[str, Any], position: int) -> dict:
     msg = c.get("message") or {}
-    msg = msg if isinstance(msg, Mapping) else {}
+    msg = msg if isinstance(msg, dict) else {}
     text = text_of(msg.get("content"))
     if text is None and isinstance(c.get("text"), str):  # legacy completions
         text = c["text"]
@@ -151,9 +151,9 @@ def _choice(c: Mapping[str, Any], position: int) -> dict:
             tc.get("type") or "function",
         )
         for tc in (msg.get("tool_calls") or [])
-        if isinstance(tc, Mapping)
+        if isinstance(tc, dict)
     ]
-    if isinstance(msg.get("function_call"), Mapping):
+    if isinstance(msg.get("function_call"), dict):
         fc = msg["function_call"]
         calls.append(tool_call(None, fc.get("name"), fc.get("arguments")))
     raw_finish = c.get("finish_reason")
@@ -178,7 +178,7 @@ def usage_openai_compatible(usage: Any) -> Row:
     output is completion + reasoning; OpenAI/DeepSeek/Qwen count reasoning inside completion.
     """
     row = usage_openai(usage)
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return row
     prompt, completion, total = (as_int(usage.get(k)) for k in ("prompt_tokens", "completion_tokens", "total_tokens"))
     reasoning = row.get("out_reasoning")
@@ -189,7 +189,7 @@ def usage_openai_compatible(usage: Any) -> Row:
 
 
 def _provider(resp: Mapping[str, Any], model: str | None) -> str:
-    usage = resp.get("usage") if isinstance(resp.get("usage"), Mapping) else {}
+    usage = resp.get("usage") if isinstance(resp.get("usage"), dict) else {}
     if "x_groq" in resp or "queue_time" in usage:
         return "groq"
     if "prompt_cache_hit_tokens" in usage:
@@ -207,14 +207,14 @@ def openai_chat_response(resp: Mapping[str, Any]) -> Row:
     choices = resp.get("choices")
     if not isinstance(choices, list):
         raise RecordError("missing_field", "response has no `choices` list")
-    parsed = [_choice(c, i) for i, c in enumerate(choices) if isinstance(c, Mapping)]
+    parsed = [_choice(c, i) for i, c in enumerate(choices) if isinstance(c, dict)]
     parsed.sort(key=lambda c: c["index"])
     first = parsed[0] if parsed else None
     created = resp.get("created")
     usage = resp.get("usage")
-    if usage is None and isinstance(get_path(resp, "x_groq", "usage"), Mapping):
+    if usage is None and isinstance(get_path(resp, "x_groq", "usage"), dict):
         usage = resp["x_groq"]["usage"]
-    ticks = as_float(get_path(usage, "cost_in_usd_ticks")) if isinstance(usage, Mapping) else None
+    ticks = as_float(get_path(usage, "cost_in_usd_ticks")) if isinstance(usage, dict) else None
     return {
         "response_id": as_str(resp.get("id")),
         "model_resolved": as_str(resp.get("model")),

@@ -37,7 +37,7 @@ class Recovered:
 
 
 def _as_body(value: Any) -> Mapping[str, Any] | None:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return value or None
     if isinstance(value, list) and value:  # a bare message list (e.g. LiteLLM's `messages` column)
         return {"messages": value}

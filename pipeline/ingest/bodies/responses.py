@@ -79,7 +79,7 @@ def add_input_item(system: list[str], out: list[dict], item: Any) -> None:
     if isinstance(item, str):
         out.append(message("user", item))
         return
-    if not isinstance(item, Mapping):
+    if not isinstance(item, dict):
         return
     itype = item.get("type")
     role = item.get("role")
@@ -107,7 +107,7 @@ def add_input_item(system: list[str], out: list[dict], item: Any) -> None:
 def _tools(tools: Any) -> str | None:
     out = []
     for t in tools or []:
-        if not isinstance(t, Mapping):
+        if not isinstance(t, dict):
             continue
         if t.get("type", "function") == "function" or "parameters" in t:
             out.append({"name": t.get("name"), "description": t.get("description"), "parameters": t.get("parameters")})
@@ -120,14 +120,14 @@ def _instructions(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
-        return input_messages(value)[0] or [t for t in (text_of(m.get("content")) for m in value if isinstance(m, Mapping)) if t]
+        return input_messages(value)[0] or [t for t in (text_of(m.get("content")) for m in value if isinstance(m, dict)) if t]
     return []
 
 
 def responses_request(req: Mapping[str, Any]) -> Row:
     system, msgs = input_messages(req.get("input"))
     system = _instructions(req.get("instructions")) + system
-    meta = req.get("metadata") if isinstance(req.get("metadata"), Mapping) else {}
+    meta = req.get("metadata") if isinstance(req.get("metadata"), dict) else {}
     return {
         "model": as_str(req.get("model")),
         "system_text": "\n".join(system) if system else None,
@@ -147,12 +147,12 @@ def responses_response(resp: Mapping[str, Any]) -> Row:
     reasoning: list[str] = []
     calls: list[dict] = []
     for item in resp.get("output") or []:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
         itype = item.get("type")
         if itype == "message":
             for part in item.get("content") or []:
-                if isinstance(part, Mapping):
+                if isinstance(part, dict):
                     if part.get("type") == "output_text" and isinstance(part.get("text"), str):
                         texts.append(part["text"])
                     elif part.get("type") == "refusal":
@@ -160,7 +160,7 @@ def responses_response(resp: Mapping[str, Any]) -> Row:
         elif itype == "reasoning":
             for key in ("summary", "content"):
                 for part in item.get(key) or []:
-                    if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                    if isinstance(part, dict) and isinstance(part.get("text"), str):
                         reasoning.append(part["text"])
         elif isinstance(itype, str) and (itype.endswith(_CALL_ITEM_SUFFIX) or itype == "mcp_approval_request"):
             calls.append(_item_call(item))
@@ -190,7 +190,7 @@ def responses_response(resp: Mapping[str, Any]) -> Row:
         **usage_openai(resp.get("usage")),
     }
     err = resp.get("error")
-    if isinstance(err, Mapping) and (err.get("message") or err.get("code")):
+    if isinstance(err, dict) and (err.get("message") or err.get("code")):
         row.update(finish_reason="error", error_type=as_str(err.get("code") or err.get("type")) or "error",
                    error_message=bounded(as_str(err.get("message"))))
     return row
@@ -212,7 +212,7 @@ def _echoed_request(row: Row, req: Body, resp: Mapping[str, Any]) -> None:
 
 def _serving_provider(row: Row, req: Body, resp: Body) -> None:
     usage = (resp or {}).get("usage")
-    xai = isinstance(usage, Mapping) and "num_server_side_tools_used" in usage
+    xai = isinstance(usage, dict) and "num_server_side_tools_used" in usage
     row["provider"] = "xai" if xai else provider_from_model(row.get("model"), "openai")
 
 

@@ -175,7 +175,7 @@ def decode_stream_body(body: str | bytes, content_type: str | None) -> list[Any]
 
 def stream_family(event: Any) -> str | None:
     """Which provider's stream an event (one parsed chunk) belongs to."""
-    if not isinstance(event, Mapping):
+    if not isinstance(event, dict):
         return None
     etype = event.get("type")
     if event.get("object") == "chat.completion.chunk":
@@ -183,7 +183,7 @@ def stream_family(event: Any) -> str | None:
     if isinstance(etype, str):
         if etype.startswith("response.") or etype == "error" and "sequence_number" in event:
             return "openai_responses"
-        if etype in ANTHROPIC_EVENTS or (etype == "error" and isinstance(event.get("error"), Mapping)):
+        if etype in ANTHROPIC_EVENTS or (etype == "error" and isinstance(event.get("error"), dict)):
             return "anthropic"
         if etype in COHERE_V2_EVENTS:
             return "cohere_v2"
@@ -207,14 +207,14 @@ def stream_family(event: Any) -> str | None:
 
 def reduce_events(events: Iterable[Any]) -> tuple[dict | None, Row]:
     """(equivalent non-streamed body, extra row fields such as Bedrock latency) for one stream."""
-    evs = [e for e in events if isinstance(e, Mapping)]
+    evs = [e for e in events if isinstance(e, dict)]
     family = next((f for f in (stream_family(e) for e in evs) if f), None)
     reducer = _REDUCERS.get(family or "")
     if reducer is None:
         return None, {}
     extras: Row = {}
     for e in evs:
-        if isinstance(e.get(_METRICS), Mapping):
+        if isinstance(e.get(_METRICS), dict):
             extras = invocation_metrics_usage(e[_METRICS])
     return reducer(evs), extras
 
@@ -225,28 +225,28 @@ def _openai_chat(evs: list[Mapping[str, Any]]) -> dict:
     usage: Any = None
     for e in evs:
         u = e.get("usage")
-        if not isinstance(u, Mapping) and isinstance(e.get("x_groq"), Mapping):
+        if not isinstance(u, dict) and isinstance(e.get("x_groq"), dict):
             u = e["x_groq"].get("usage")
-        if isinstance(u, Mapping):
+        if isinstance(u, dict):
             usage = u
         for c in e.get("choices") or []:
-            if not isinstance(c, Mapping):
+            if not isinstance(c, dict):
                 continue
             idx = as_int(c.get("index")) or 0
             ch = choices.setdefault(idx, {"index": idx, "content": [], "reasoning": [], "refusal": [], "tools": {}, "finish": None})
-            delta = c.get("delta") if isinstance(c.get("delta"), Mapping) else {}
+            delta = c.get("delta") if isinstance(c.get("delta"), dict) else {}
             for key, bucket in (("content", "content"), ("reasoning_content", "reasoning"), ("reasoning", "reasoning"), ("refusal", "refusal")):
                 if isinstance(delta.get(key), str):
                     ch[bucket].append(delta[key])
             if isinstance(c.get("text"), str) and not isinstance(delta.get("content"), str):
                 ch["content"].append(c["text"])  # legacy completions chunks (Together sends both: count once)
             for tc in delta.get("tool_calls") or []:
-                if not isinstance(tc, Mapping):
+                if not isinstance(tc, dict):
                     continue
                 t = ch["tools"].setdefault(as_int(tc.get("index")) or 0, {"id": None, "type": "function", "name": None, "args": []})
                 t["id"] = tc.get("id") or t["id"]
                 t["type"] = tc.get("type") or t["type"]
-                fn = tc.get("function") if isinstance(tc.get("function"), Mapping) else {}
+                fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
                 t["name"] = fn.get("name") or t["name"]
                 if isinstance(fn.get("arguments"), str):
                     t["args"].append(fn["arguments"])
@@ -283,8 +283,8 @@ def _openai_chat(evs: list[Mapping[str, Any]]) -> dict:
             body[key] = first[key]
     if usage is not None:
         body["usage"] = usage
-    if any(isinstance(e.get("x_groq"), Mapping) for e in evs):
-        body["x_groq"] = next(e["x_groq"] for e in evs if isinstance(e.get("x_groq"), Mapping))
+    if any(isinstance(e.get("x_groq"), dict) for e in evs):
+        body["x_groq"] = next(e["x_groq"] for e in evs if isinstance(e.get("x_groq"), dict))
     return body
 
 
@@ -296,15 +296,15 @@ def _anthropic(evs: list[Mapping[str, Any]]) -> dict:
     json_parts: dict[int, list[str]] = {}
     for e in evs:
         etype = e.get("type")
-        if etype == "message_start" and isinstance(e.get("message"), Mapping):
+        if etype == "message_start" and isinstance(e.get("message"), dict):
             m = e["message"]
             msg.update({k: v for k, v in m.items() if k not in ("content", "usage")})
-            if isinstance(m.get("usage"), Mapping):
+            if isinstance(m.get("usage"), dict):
                 usage.update(m["usage"])
-        elif etype == "content_block_start" and isinstance(e.get("content_block"), Mapping):
+        elif etype == "content_block_start" and isinstance(e.get("content_block"), dict):
             idx = as_int(e.get("index")) or 0
             blocks[idx] = dict(e["content_block"])
-        elif etype == "content_block_delta" and isinstance(e.get("delta"), Mapping):
+        elif etype == "content_block_delta" and isinstance(e.get("delta"), dict):
             idx = as_int(e.get("index")) or 0
             d = e["delta"]
             b = blocks.setdefault(idx, {"type": "text", "text": ""})
@@ -315,13 +315,13 @@ def _anthropic(evs: list[Mapping[str, Any]]) -> dict:
             elif d.get("type") == "thinking_delta":
                 b["thinking"] = (b.get("thinking") or "") + (d.get("thinking") or "")
         elif etype == "message_delta":
-            if isinstance(e.get("delta"), Mapping):
+            if isinstance(e.get("delta"), dict):
                 msg.update({k: v for k, v in e["delta"].items() if k in ("stop_reason", "stop_sequence")})
-            if isinstance(e.get("usage"), Mapping):
+            if isinstance(e.get("usage"), dict):
                 # Cumulative: output_tokens is the final total; restated cache fields are final too.
                 usage.update({k: v for k, v in e["usage"].items() if v is not None})
                 final_usage = True
-        elif etype == "error" and isinstance(e.get("error"), Mapping):
+        elif etype == "error" and isinstance(e.get("error"), dict):
             return {"type": "error", "error": dict(e["error"])}
     for idx, parts in json_parts.items():
         text = "".join(parts)
@@ -342,7 +342,7 @@ def _anthropic(evs: list[Mapping[str, Any]]) -> dict:
 def _responses(evs: list[Mapping[str, Any]]) -> dict:
     snapshot: dict[str, Any] | None = None
     for e in evs:
-        if isinstance(e.get("response"), Mapping):
+        if isinstance(e.get("response"), dict):
             snapshot = dict(e["response"])
             if e.get("type") in _RESPONSES_STATUS:
                 # The terminal event carries the whole response, usage included.
@@ -351,7 +351,7 @@ def _responses(evs: list[Mapping[str, Any]]) -> dict:
                 return snapshot
     # Cut stream: rebuild the output from the finished items, else from the text deltas.
     body = snapshot or {"object": "response", "output": []}
-    items = [dict(e["item"]) for e in evs if e.get("type") == "response.output_item.done" and isinstance(e.get("item"), Mapping)]
+    items = [dict(e["item"]) for e in evs if e.get("type") == "response.output_item.done" and isinstance(e.get("item"), dict)]
     if not items:
         text = "".join(e.get("delta") or "" for e in evs if e.get("type") == "response.output_text.delta")
         if text:
@@ -369,33 +369,33 @@ def _converse(evs: list[Mapping[str, Any]]) -> dict:
     tool_json: dict[int, list[str]] = {}
     body: dict[str, Any] = {"output": {"message": {"role": "assistant", "content": []}}}
     for e in evs:
-        if isinstance(e.get("messageStart"), Mapping):
+        if isinstance(e.get("messageStart"), dict):
             body["output"]["message"]["role"] = e["messageStart"].get("role") or "assistant"
-        if isinstance(e.get("contentBlockStart"), Mapping):
+        if isinstance(e.get("contentBlockStart"), dict):
             cbs = e["contentBlockStart"]
-            start = cbs.get("start") if isinstance(cbs.get("start"), Mapping) else {}
-            if isinstance(start.get("toolUse"), Mapping):
+            start = cbs.get("start") if isinstance(cbs.get("start"), dict) else {}
+            if isinstance(start.get("toolUse"), dict):
                 blocks[as_int(cbs.get("contentBlockIndex")) or 0] = {"toolUse": {**start["toolUse"], "input": {}}}
-        if isinstance(e.get("contentBlockDelta"), Mapping):
+        if isinstance(e.get("contentBlockDelta"), dict):
             cbd = e["contentBlockDelta"]
             idx = as_int(cbd.get("contentBlockIndex")) or 0
-            d = cbd.get("delta") if isinstance(cbd.get("delta"), Mapping) else {}
+            d = cbd.get("delta") if isinstance(cbd.get("delta"), dict) else {}
             if isinstance(d.get("text"), str):
                 b = blocks.setdefault(idx, {"text": ""})
                 b["text"] = (b.get("text") or "") + d["text"]
-            elif isinstance(d.get("toolUse"), Mapping):
+            elif isinstance(d.get("toolUse"), dict):
                 tool_json.setdefault(idx, []).append(d["toolUse"].get("input") or "")
-            elif isinstance(d.get("reasoningContent"), Mapping):
+            elif isinstance(d.get("reasoningContent"), dict):
                 b = blocks.setdefault(idx, {"reasoningContent": {"reasoningText": {"text": ""}}})
                 rt = b.setdefault("reasoningContent", {}).setdefault("reasoningText", {"text": ""})
                 rt["text"] = (rt.get("text") or "") + (d["reasoningContent"].get("text") or "")
-        if isinstance(e.get("messageStop"), Mapping):
+        if isinstance(e.get("messageStop"), dict):
             body["stopReason"] = e["messageStop"].get("stopReason")
-        if isinstance(e.get("metadata"), Mapping):
+        if isinstance(e.get("metadata"), dict):
             meta = e["metadata"]
-            if isinstance(meta.get("usage"), Mapping):
+            if isinstance(meta.get("usage"), dict):
                 body["usage"] = meta["usage"]
-            if isinstance(meta.get("metrics"), Mapping) and meta["metrics"]:
+            if isinstance(meta.get("metrics"), dict) and meta["metrics"]:
                 body["metrics"] = meta["metrics"]
     for idx, parts in tool_json.items():
         text = "".join(parts)
@@ -414,16 +414,16 @@ def _gemini(evs: list[Mapping[str, Any]]) -> dict:
         for key in ("responseId", "modelVersion", "createTime", "promptFeedback"):
             if e.get(key) is not None:
                 body[key] = e[key]
-        if isinstance(e.get("usageMetadata"), Mapping):
+        if isinstance(e.get("usageMetadata"), dict):
             body["usageMetadata"] = e["usageMetadata"]  # cumulative: the last one is the total
         for c in e.get("candidates") or []:
-            if not isinstance(c, Mapping):
+            if not isinstance(c, dict):
                 continue
             idx = as_int(c.get("index")) or 0
             cand = cands.setdefault(idx, {"index": idx, "content": {"role": "model", "parts": []}})
             parts = cand["content"]["parts"]
             for p in (c.get("content") or {}).get("parts") or []:
-                if not isinstance(p, Mapping):
+                if not isinstance(p, dict):
                     continue
                 if isinstance(p.get("text"), str) and parts and isinstance(parts[-1].get("text"), str) and bool(parts[-1].get("thought")) == bool(p.get("thought")):
                     parts[-1] = {**parts[-1], "text": parts[-1]["text"] + p["text"]}
@@ -437,7 +437,7 @@ def _gemini(evs: list[Mapping[str, Any]]) -> dict:
 
 def _cohere_v1(evs: list[Mapping[str, Any]]) -> dict:
     for e in reversed(evs):
-        if isinstance(e.get("response"), Mapping):
+        if isinstance(e.get("response"), dict):
             body = dict(e["response"])
             if e.get("finish_reason") and "finish_reason" not in body:
                 body["finish_reason"] = e["finish_reason"]
@@ -454,7 +454,7 @@ def _cohere_v2(evs: list[Mapping[str, Any]]) -> dict:
     texts: list[str] = []
     for e in evs:
         etype = e.get("type")
-        delta = e.get("delta") if isinstance(e.get("delta"), Mapping) else {}
+        delta = e.get("delta") if isinstance(e.get("delta"), dict) else {}
         if etype == "message-start":
             body["id"] = e.get("id")
         elif etype == "content-delta":
@@ -463,7 +463,7 @@ def _cohere_v2(evs: list[Mapping[str, Any]]) -> dict:
                 texts.append(t)
         elif etype == "message-end":
             body["finish_reason"] = delta.get("finish_reason")
-            if isinstance(delta.get("usage"), Mapping):
+            if isinstance(delta.get("usage"), dict):
                 body["usage"] = delta["usage"]
     if texts:
         msg["content"] = [{"type": "text", "text": "".join(texts)}]

@@ -18,17 +18,17 @@ _RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
 
 
 def _is_request(rec: Mapping[str, Any]) -> bool:
-    return "custom_id" in rec and isinstance(rec.get("params"), Mapping) and "result" not in rec
+    return "custom_id" in rec and isinstance(rec.get("params"), dict) and "result" not in rec
 
 
 def _is_result(rec: Mapping[str, Any]) -> bool:
-    return "custom_id" in rec and isinstance(rec.get("result"), Mapping) and rec["result"].get("type") in _RESULT_TYPES
+    return "custom_id" in rec and isinstance(rec.get("result"), dict) and rec["result"].get("type") in _RESULT_TYPES
 
 
 def _joined(req: Mapping[str, Any] | None, res: Mapping[str, Any] | None, src: tuple[str, int]) -> Row:
     params = req.get("params") if req else None
     result = res.get("result") if res else None
-    rtype = as_str(result.get("type")) if isinstance(result, Mapping) else None
+    rtype = as_str(result.get("type")) if isinstance(result, dict) else None
     message = result.get("message") if rtype == "succeeded" else None
     fields = parse_bodies(params, message, hint="anthropic_messages")
     overrides: dict[str, Any] = {}
@@ -36,8 +36,8 @@ def _joined(req: Mapping[str, Any] | None, res: Mapping[str, Any] | None, src: t
         err = get_path(result, "error", "error") or result.get("error") or {}
         overrides = {
             "finish_reason": "error",
-            "error_type": as_str(err.get("type")) if isinstance(err, Mapping) else "errored",
-            "error_message": bounded(as_str(err.get("message"))) if isinstance(err, Mapping) else None,
+            "error_type": as_str(err.get("type")) if isinstance(err, dict) else "errored",
+            "error_message": bounded(as_str(err.get("message"))) if isinstance(err, dict) else None,
             "response_id": as_str(get_path(result, "error", "request_id")),
         }
     elif rtype in ("canceled", "expired"):

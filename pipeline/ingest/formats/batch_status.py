@@ -20,7 +20,7 @@ def _is_status(rec: Mapping[str, Any]) -> bool:
         return True
     data = rec.get("data")
     return (rec.get("object") == "list" or "has_more" in rec) and isinstance(data, list) and bool(data) and all(
-        isinstance(d, Mapping) and _is_status(d) for d in data
+        isinstance(d, dict) and _is_status(d) for d in data
     )
 
 

@@ -30,40 +30,40 @@ _PATH = re.compile(r"/agents/([^/]+)/agentAliases/([^/]+)/sessions/([^/]+)/text$
 def _steps(events: list[Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(trace kind, step) for every step object inside the stream's trace events."""
     for ev in events:
-        part = ev.get("trace") if isinstance(ev, Mapping) else None
-        inner = part.get("trace") if isinstance(part, Mapping) else None
-        if not isinstance(inner, Mapping):
+        part = ev.get("trace") if isinstance(ev, dict) else None
+        inner = part.get("trace") if isinstance(part, dict) else None
+        if not isinstance(inner, dict):
             continue
         for kind, step in inner.items():
-            if isinstance(step, Mapping):
+            if isinstance(step, dict):
                 yield kind, step
 
 
 def agent_call_row(path: str, request_body: Any, events: list[Any], status: int | None,
                    headers: Mapping[str, str], label: str, *, ts: datetime | None = None, total_ms: float | None = None) -> Row:
-    req = request_body if isinstance(request_body, Mapping) else None
+    req = request_body if isinstance(request_body, dict) else None
     if req is None and isinstance(request_body, str | bytes):
         try:
             req = orjson.loads(request_body)
         except orjson.JSONDecodeError:
             req = None
-    req = req if isinstance(req, Mapping) else {}
+    req = req if isinstance(req, dict) else {}
     m = _PATH.search(path)
     agent_id, alias_id, session_id = m.groups() if m else (None, None, None)
     models: list[str] = []
     invocations: list[dict[str, Any]] = []
     for kind, step in _steps(events):
         inp = step.get("modelInvocationInput")
-        if isinstance(inp, Mapping) and inp.get("foundationModel"):
+        if isinstance(inp, dict) and inp.get("foundationModel"):
             models.append(as_str(inp["foundationModel"]))
         out = step.get("modelInvocationOutput")
-        usage = out.get("metadata", {}).get("usage") if isinstance(out, Mapping) and isinstance(out.get("metadata"), Mapping) else None
-        if isinstance(usage, Mapping):
+        usage = out.get("metadata", {}).get("usage") if isinstance(out, dict) and isinstance(out.get("metadata"), dict) else None
+        if isinstance(usage, dict):
             invocations.append({"trace": kind, "inputTokens": as_int(usage.get("inputTokens")),
                                 "outputTokens": as_int(usage.get("outputTokens"))})
     text = "".join(as_str(e["chunk"].get("text")) or "" for e in events
-                   if isinstance(e, Mapping) and isinstance(e.get("chunk"), Mapping))
-    errors = [e["error"] for e in events if isinstance(e, Mapping) and isinstance(e.get("error"), Mapping)]
+                   if isinstance(e, dict) and isinstance(e.get("chunk"), dict))
+    errors = [e["error"] for e in events if isinstance(e, dict) and isinstance(e.get("error"), dict)]
     failed = bool(errors) or (status is not None and status >= 400)
     usage = usage_buckets(
         uncached=sum(i["inputTokens"] or 0 for i in invocations) if invocations else None,

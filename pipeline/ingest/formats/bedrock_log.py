@@ -63,8 +63,8 @@ def _usage(inp: Mapping[str, Any], out: Mapping[str, Any], rec: Mapping[str, Any
 def parse_invocation(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     operation = as_str(rec.get("operation")) or ""
     model_id = as_str(rec.get("modelId"))
-    inp = rec.get("input") if isinstance(rec.get("input"), Mapping) else {}
-    out = rec.get("output") if isinstance(rec.get("output"), Mapping) else {}
+    inp = rec.get("input") if isinstance(rec.get("input"), dict) else {}
+    out = rec.get("output") if isinstance(rec.get("output"), dict) else {}
     req_body, resp_body = inp.get("inputBodyJson"), out.get("outputBodyJson")
     notes: dict[str, Any] = {}
     if req_body is None and inp.get("inputBodyS3Path"):
@@ -78,10 +78,10 @@ def parse_invocation(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     converse = operation.startswith("Converse")
     hint = "bedrock_converse" if converse else vendor_hint(model_id)
     fields: Row = {}
-    if isinstance(req_body, Mapping) or isinstance(resp_body, Mapping):
+    if isinstance(req_body, dict) or isinstance(resp_body, dict):
         try:
-            fields = parse_bodies(req_body if isinstance(req_body, Mapping) else None,
-                                  resp_body if isinstance(resp_body, Mapping) else None, hint=hint)
+            fields = parse_bodies(req_body if isinstance(req_body, dict) else None,
+                                  resp_body if isinstance(resp_body, dict) else None, hint=hint)
         except RecordError as e:
             notes["body_not_parsed"] = e.detail  # counts and timing below still make a useful row
     usage = _usage(inp, out, rec)

@@ -52,7 +52,7 @@ def parse_line(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     msg = rec.get("message")
     if t in _NOT_CALLS or t not in ("user", "assistant"):
         raise Skip("not_an_api_call", f"Claude Code `{t}` line")
-    if not isinstance(msg, Mapping):
+    if not isinstance(msg, dict):
         raise RecordError("missing_field", f"`{t}` line has no `message` object")
     st = ctx.file_state(NAME)
     lines: dict[str, dict] = st.setdefault("lines", {})
@@ -77,7 +77,7 @@ def parse_line(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             if block not in group["blocks"]:  # replayed identical blocks are one block
                 group["blocks"].append(block)
         usage = msg.get("usage")
-        if isinstance(usage, Mapping) and (
+        if isinstance(usage, dict) and (
             group["usage"] is None or (as_int(usage.get("output_tokens")) or 0) >= (as_int(group["usage"].get("output_tokens")) or 0)
         ):
             group["usage"] = usage

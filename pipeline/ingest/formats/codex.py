@@ -53,7 +53,7 @@ def _is_output(item: Mapping[str, Any]) -> bool:
 )
 def parse_line(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     st = ctx.file_state(NAME)
-    payload = rec.get("payload") if isinstance(rec.get("payload"), Mapping) else {}
+    payload = rec.get("payload") if isinstance(rec.get("payload"), dict) else {}
     t = rec.get("type")
     out: list[Row] = []
     if t == "session_meta" or "session" not in st:
@@ -114,16 +114,16 @@ def _delta(totals: Mapping[str, Any], prev: Mapping[str, Any] | None) -> dict[st
 
 def _on_token_count(ctx: Context, s: dict, payload: Mapping[str, Any], rec: Mapping[str, Any]) -> list[Row]:
     info = payload.get("info")
-    if not isinstance(info, Mapping):
+    if not isinstance(info, dict):
         return []  # `info: null`: rate limits only, no usage
     s["metered"] = True
     totals = info.get("total_token_usage")
-    if isinstance(totals, Mapping):
+    if isinstance(totals, dict):
         delta = _delta(totals, s["totals"])
         if s["totals"] is not None and any(v < 0 for v in delta.values()):
             delta = _delta(totals, None)  # the counter restarted (resumed session): count afresh
         s["totals"] = dict(totals)
-    elif isinstance(info.get("last_token_usage"), Mapping):
+    elif isinstance(info.get("last_token_usage"), dict):
         delta = _delta(info["last_token_usage"], None)
     else:
         return []

@@ -28,12 +28,12 @@ _BODY_HINTS = {
 
 
 def _is_envelope(rec: Mapping[str, Any]) -> bool:
-    return "request" in rec and ("response" in rec or "error" in rec) and isinstance(rec.get("request"), Mapping | None)
+    return "request" in rec and ("response" in rec or "error" in rec) and isinstance(rec.get("request"), dict | None)
 
 
 def feedback_score(feedback: Any) -> float | None:
     """Thumbs (+1/-1, true/false, "up"/"down") and star or numeric scores, mapped to [-1, 1]."""
-    if not isinstance(feedback, Mapping):
+    if not isinstance(feedback, dict):
         return None
     rating = feedback.get("rating", feedback.get("score", feedback.get("value")))
     if isinstance(rating, bool):
@@ -65,13 +65,13 @@ def capture_time(rec: Mapping[str, Any]) -> Any:
     for name in _TIME_KEYS:
         if name in keys:
             value = rec[keys[name]]
-            if isinstance(value, Mapping):
+            if isinstance(value, dict):
                 value = capture_time(value)
             if value not in (None, ""):
                 return value
     for name in ("meta", "capture", "captured", "metadata"):
         inner = rec.get(keys[name]) if name in keys else None
-        if isinstance(inner, Mapping):
+        if isinstance(inner, dict):
             value = capture_time(inner)
             if value not in (None, ""):
                 return value
@@ -95,7 +95,7 @@ def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             if rec.get(key) in (None, ""):
                 raise RecordError("missing_field", f"envelope record has no `{key}`")
     for side in ("request", "response"):
-        if rec.get(side) is not None and not isinstance(rec.get(side), Mapping):
+        if rec.get(side) is not None and not isinstance(rec.get(side), dict):
             raise RecordError("wrong_type", f"{side} body is {type(rec.get(side)).__name__}, expected an object")
     # A side in another shape, or unreadable, no longer costs the side that parses.
     recovered = recover_bodies({"request": rec.get("request")}, {"response": rec.get("response")},
@@ -109,7 +109,7 @@ def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
         raise RecordError("bad_timestamp", f"`timestamp` {ts_raw!r} is not ISO-8601 or epoch")
     err = rec.get("error")
     overrides: dict[str, Any] = {"status_code": as_int(rec.get("status_code"))}
-    if isinstance(err, Mapping):
+    if isinstance(err, dict):
         overrides |= {
             "finish_reason": "error",
             "status_code": as_int(err.get("status") or err.get("status_code") or err.get("code")),
@@ -136,8 +136,8 @@ def parse_envelope(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             latency_ms=as_float(rec.get("latency_ms")),
             ttft_ms=as_float(rec.get("ttft_ms")),
             feedback_score=feedback_score(feedback),
-            feedback_json=dumps(feedback) if isinstance(feedback, Mapping) else None,
-            metadata_json=dumps(with_partial(metadata if isinstance(metadata, Mapping) else None, partial)),
+            feedback_json=dumps(feedback) if isinstance(feedback, dict) else None,
+            metadata_json=dumps(with_partial(metadata if isinstance(metadata, dict) else None, partial)),
             **overrides,
         )
     ]

@@ -55,7 +55,7 @@ def _usage(rec: Mapping[str, Any], provider: str | None) -> Row:
 
 
 def _body(value: Any) -> Mapping[str, Any] | None:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return value or None
     return None
 
@@ -89,12 +89,12 @@ def parse_helicone(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     if fields.get("usage_missing") is not False:
         usage = _usage(rec, provider)
     status = as_int(rec.get("response_status"))
-    props = rec.get("request_properties") if isinstance(rec.get("request_properties"), Mapping) else (
-        rec.get("properties") if isinstance(rec.get("properties"), Mapping) else {})
+    props = rec.get("request_properties") if isinstance(rec.get("request_properties"), dict) else (
+        rec.get("properties") if isinstance(rec.get("properties"), dict) else {})
     session = next((props[k] for k in props if k.lower() in ("helicone-session-id", "session-id", "session_id")), None)
     rating = rec.get("feedback_rating")
     feedback = {"rating": rating} if isinstance(rating, bool) else None
-    scores = rec.get("scores") if isinstance(rec.get("scores"), Mapping) and rec.get("scores") else None
+    scores = rec.get("scores") if isinstance(rec.get("scores"), dict) and rec.get("scores") else None
     t0, t1 = parse_ts(rec.get("request_created_at")), parse_ts(rec.get("response_created_at"))
     latency = as_float(rec.get("delay_ms"))
     if latency is None and t0 and t1:

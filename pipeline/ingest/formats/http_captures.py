@@ -93,10 +93,10 @@ def _provider(host: str) -> str | None:
 def _headers(raw: Any) -> dict[str, str]:
     """HAR `[{name, value}]`, nock `{name: value}` or nock `[name, value, name, value, …]`."""
     out: dict[str, str] = {}
-    if isinstance(raw, Mapping):
+    if isinstance(raw, dict):
         out = {str(k).lower(): as_str(v) or "" for k, v in raw.items()}
     elif isinstance(raw, list):
-        if all(isinstance(h, Mapping) for h in raw):
+        if all(isinstance(h, dict) for h in raw):
             out = {str(h.get("name", "")).lower(): as_str(h.get("value")) or "" for h in raw}
         else:
             out = {str(k).lower(): as_str(v) or "" for k, v in zip(raw[::2], raw[1::2], strict=False)}
@@ -188,8 +188,8 @@ def call_row(
         model_id = m.group(1)
         if endpoint == "invoke":
             hint = vendor_hint(model_id)
-    req = request_body if isinstance(request_body, Mapping) else _json(request_body) if isinstance(request_body, str | bytes) else None
-    if req is not None and not isinstance(req, Mapping):
+    req = request_body if isinstance(request_body, dict) else _json(request_body) if isinstance(request_body, str | bytes) else None
+    if req is not None and not isinstance(req, dict):
         req = None
     resp, streamed = _decoded(response_body, content_type, response_headers)
     extras: Row = {}
@@ -198,11 +198,11 @@ def call_row(
                               ts=_exchange_time(started, response_headers), total_ms=total_ms)
     if streamed:
         resp, extras = reduce_events(resp)
-    if endpoint is None and req is None and not isinstance(resp, Mapping):
+    if endpoint is None and req is None and not isinstance(resp, dict):
         raise Skip("not_an_llm_api_call", f"{label}: {method} {parts.netloc}{path}")
     ok = status is None or status < 400
     fields: Row = {}
-    body_resp = resp if isinstance(resp, Mapping) else None
+    body_resp = resp if isinstance(resp, dict) else None
     try:
         fields = parse_bodies(req, body_resp if ok or (body_resp and is_error_body(body_resp)) else None, hint=hint)
     except RecordError:
@@ -215,7 +215,7 @@ def call_row(
     if not ok:
         err_text = None
         if body_resp is not None:
-            err_text = as_str((body_resp.get("error") or {}).get("message") if isinstance(body_resp.get("error"), Mapping)
+            err_text = as_str((body_resp.get("error") or {}).get("message") if isinstance(body_resp.get("error"), dict)
                               else body_resp.get("message") or body_resp.get("Message") or body_resp.get("error"))
         elif isinstance(resp, str | bytes):
             err_text = resp if isinstance(resp, str) else resp.decode("utf-8", "replace")
@@ -263,7 +263,7 @@ def call_row(
 
 def _is_har(rec: Mapping[str, Any]) -> bool:
     log = rec.get("log")
-    return isinstance(log, Mapping) and isinstance(log.get("entries"), list)
+    return isinstance(log, dict) and isinstance(log.get("entries"), list)
 
 
 def _har_body(content: Mapping[str, Any], headers: Mapping[str, str]) -> Any:
@@ -294,13 +294,13 @@ def parse_har(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
 
 
 def _har_call(e: Any, label: str, ctx: Context) -> Row:
-    if not isinstance(e, Mapping) or not isinstance(e.get("request"), Mapping):
+    if not isinstance(e, dict) or not isinstance(e.get("request"), dict):
         raise Skip("malformed_record", f"{label}: no `request` object")
-    req, resp = e["request"], e.get("response") if isinstance(e.get("response"), Mapping) else {}
+    req, resp = e["request"], e.get("response") if isinstance(e.get("response"), dict) else {}
     headers = _headers(resp.get("headers"))
-    content = resp.get("content") if isinstance(resp.get("content"), Mapping) else {}
-    post = req.get("postData") if isinstance(req.get("postData"), Mapping) else {}
-    timings = e.get("timings") if isinstance(e.get("timings"), Mapping) else {}
+    content = resp.get("content") if isinstance(resp.get("content"), dict) else {}
+    post = req.get("postData") if isinstance(req.get("postData"), dict) else {}
+    timings = e.get("timings") if isinstance(e.get("timings"), dict) else {}
     return call_row(
         ctx,
         method=as_str(req.get("method")) or "",

@@ -33,7 +33,7 @@ _ATTACHMENT = "attachment://"
 
 
 def _is_inspect(rec: Mapping[str, Any]) -> bool:
-    return isinstance(rec.get("eval"), Mapping) and ("samples" in rec or "results" in rec) and "version" in rec
+    return isinstance(rec.get("eval"), dict) and ("samples" in rec or "results" in rec) and "version" in rec
 
 
 def _resolve(value: Any, attachments: Mapping[str, Any]) -> Any:
@@ -41,7 +41,7 @@ def _resolve(value: Any, attachments: Mapping[str, Any]) -> Any:
         return attachments.get(value[len(_ATTACHMENT):], value)
     if isinstance(value, list):
         return [_resolve(v, attachments) for v in value]
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {k: _resolve(v, attachments) for k, v in value.items()}
     return value
 
@@ -49,7 +49,7 @@ def _resolve(value: Any, attachments: Mapping[str, Any]) -> Any:
 def _inspect_usage(u: Any) -> Row:
     """inspect's ModelUsage. Its `input_tokens` follows the provider: inclusive of cache reads for
     OpenAI-style APIs, exclusive for Anthropic; `total_tokens` tells which."""
-    if not isinstance(u, Mapping):
+    if not isinstance(u, dict):
         return usage_buckets()
     inp, out = as_int(u.get("input_tokens")), as_int(u.get("output_tokens"))
     read, write = as_int(u.get("input_tokens_cache_read")), as_int(u.get("input_tokens_cache_write"))
@@ -64,26 +64,26 @@ def _fallback_fields(event: Mapping[str, Any]) -> Row:
     system: list[str] = []
     msgs: list[dict[str, Any]] = []
     for m in event.get("input") or []:
-        if not isinstance(m, Mapping):
+        if not isinstance(m, dict):
             continue
         content = m.get("content")
         text = content if isinstance(content, str) else "\n".join(
-            p.get("text") for p in content or [] if isinstance(p, Mapping) and isinstance(p.get("text"), str)
+            p.get("text") for p in content or [] if isinstance(p, dict) and isinstance(p.get("text"), str)
         ) or None
         if m.get("role") == "system" and not msgs:
             system.append(text or "")
             continue
-        calls = [tool_call(c.get("id"), c.get("function"), c.get("arguments")) for c in m.get("tool_calls") or [] if isinstance(c, Mapping)]
+        calls = [tool_call(c.get("id"), c.get("function"), c.get("arguments")) for c in m.get("tool_calls") or [] if isinstance(c, dict)]
         msgs.append(message(as_str(m.get("role")) or "user", text, tool_calls=calls, tool_call_id=as_str(m.get("tool_call_id"))))
-    output = event.get("output") if isinstance(event.get("output"), Mapping) else {}
+    output = event.get("output") if isinstance(event.get("output"), dict) else {}
     choice = (output.get("choices") or [{}])[0]
-    reply = choice.get("message") if isinstance(choice, Mapping) and isinstance(choice.get("message"), Mapping) else {}
+    reply = choice.get("message") if isinstance(choice, dict) and isinstance(choice.get("message"), dict) else {}
     content = reply.get("content")
     text = content if isinstance(content, str) else "\n".join(
-        p.get("text") for p in content or [] if isinstance(p, Mapping) and isinstance(p.get("text"), str)
+        p.get("text") for p in content or [] if isinstance(p, dict) and isinstance(p.get("text"), str)
     ) or None
-    calls = [tool_call(c.get("id"), c.get("function"), c.get("arguments")) for c in reply.get("tool_calls") or [] if isinstance(c, Mapping)]
-    raw = choice.get("stop_reason") if isinstance(choice, Mapping) else None
+    calls = [tool_call(c.get("id"), c.get("function"), c.get("arguments")) for c in reply.get("tool_calls") or [] if isinstance(c, dict)]
+    raw = choice.get("stop_reason") if isinstance(choice, dict) else None
     return {
         "system_text": "\n".join(system) or None,
         "messages": msgs,
@@ -110,15 +110,15 @@ def parse_eval_log(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     run = as_str(ev.get("run_id") or ev.get("eval_id"))
     rows: list[Row] = []
     for sample in rec.get("samples") or []:
-        if not isinstance(sample, Mapping):
+        if not isinstance(sample, dict):
             continue
-        attachments = sample.get("attachments") if isinstance(sample.get("attachments"), Mapping) else {}
-        models = [e for e in sample.get("events") or [] if isinstance(e, Mapping) and e.get("event") == "model"]
+        attachments = sample.get("attachments") if isinstance(sample.get("attachments"), dict) else {}
+        models = [e for e in sample.get("events") or [] if isinstance(e, dict) and e.get("event") == "model"]
         for n, event in enumerate(models, start=1):
             label = f"sample {sample.get('id')} epoch {sample.get('epoch')} model event {n}"
-            call = event.get("call") if isinstance(event.get("call"), Mapping) else None
+            call = event.get("call") if isinstance(event.get("call"), dict) else None
             try:
-                if call and isinstance(call.get("request"), Mapping):
+                if call and isinstance(call.get("request"), dict):
                     fields = parse_bodies(_resolve(call["request"], attachments), _resolve(call.get("response"), attachments))
                 else:
                     fields = _fallback_fields(_resolve(event, attachments))
@@ -151,4 +151,4 @@ def parse_eval_log(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
 
 def get_time(event: Mapping[str, Any]) -> Any:
     output = event.get("output")
-    return output.get("time") if isinstance(output, Mapping) else None
+    return output.get("time") if isinstance(output, dict) else None

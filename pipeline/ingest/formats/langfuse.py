@@ -62,7 +62,7 @@ def _sum(d: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
 
 
 def usage_langfuse(details: Any) -> Row:
-    if not isinstance(details, Mapping) or not details:
+    if not isinstance(details, dict) or not details:
         return usage_buckets()
     inp, out, total = as_int(details.get("input")), as_int(details.get("output")), as_int(details.get("total"))
     read, write, reasoning = _sum(details, _CACHE_READ), _sum(details, _CACHE_WRITE), _sum(details, _REASONING)
@@ -75,9 +75,9 @@ def usage_langfuse(details: Any) -> Row:
 
 def _input(value: Any) -> Row:
     value = _decoded(value)
-    if isinstance(value, Mapping) and isinstance(value.get("messages"), list):
+    if isinstance(value, dict) and isinstance(value.get("messages"), list):
         value = value["messages"]
-    if isinstance(value, list) and value and all(isinstance(m, Mapping) and "role" in m for m in value):
+    if isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value):
         try:
             fields = openai_chat_request({"messages": value})
             return {k: fields[k] for k in ("system_text", "messages")}
@@ -93,15 +93,15 @@ def _output(value: Any, tool_calls: Any) -> Row:
     calls = []
     for tc in tool_calls or []:
         tc = _decoded(tc)
-        if isinstance(tc, Mapping):
-            fn = tc.get("function") if isinstance(tc.get("function"), Mapping) else tc
+        if isinstance(tc, dict):
+            fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
             calls.append(tool_call(tc.get("id"), fn.get("name"), fn.get("arguments")))
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         content = value.get("content")
         text = content if isinstance(content, str) else dumps(content) if content is not None else None
         for tc in value.get("tool_calls") or []:
-            if isinstance(tc, Mapping):
-                fn = tc.get("function") if isinstance(tc.get("function"), Mapping) else tc
+            if isinstance(tc, dict):
+                fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
                 calls.append(tool_call(tc.get("id"), fn.get("name"), fn.get("arguments")))
     else:
         text = value if isinstance(value, str) or value is None else dumps(value)
@@ -141,8 +141,8 @@ def parse_observation(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             user_id=as_str(rec.get("user_id")),
             session_id=as_str(rec.get("session_id")),
             parent_id=None,
-            tools_json=dumps(tools) if isinstance(tools, list | Mapping) else None,
-            request_params=dumps(params) if isinstance(params, Mapping) else None,
+            tools_json=dumps(tools) if isinstance(tools, list | dict) else None,
+            request_params=dumps(params) if isinstance(params, dict) else None,
             finish_reason="error" if level == "ERROR" else None,
             error_message=bounded(as_str(rec.get("status_message"))) if level == "ERROR" else None,
             error_type="error" if level == "ERROR" else None,

@@ -34,7 +34,7 @@ _SNAKE = {
 
 
 def _trace_and_observations(rec: Mapping[str, Any]) -> tuple[Mapping[str, Any], list] | None:
-    if isinstance(rec.get("trace"), Mapping) and isinstance(rec.get("observations"), list):
+    if isinstance(rec.get("trace"), dict) and isinstance(rec.get("observations"), list):
         return rec["trace"], rec["observations"]
     if isinstance(rec.get("observations"), list) and "id" in rec and "timestamp" in rec and (
         "projectId" in rec or "htmlPath" in rec or "sessionId" in rec
@@ -45,9 +45,9 @@ def _trace_and_observations(rec: Mapping[str, Any]) -> tuple[Mapping[str, Any], 
 
 def _usage_details(obs: Mapping[str, Any]) -> dict[str, Any] | None:
     details = obs.get("usageDetails")
-    if isinstance(details, Mapping) and details:
+    if isinstance(details, dict) and details:
         return dict(details)
-    usage = obs.get("usage") if isinstance(obs.get("usage"), Mapping) else {}
+    usage = obs.get("usage") if isinstance(obs.get("usage"), dict) else {}
     fallback = {
         "input": obs.get("inputUsage", usage.get("input", obs.get("promptTokens"))),
         "output": obs.get("outputUsage", usage.get("output", obs.get("completionTokens"))),
@@ -86,7 +86,7 @@ def _score_value(score: Mapping[str, Any]) -> float | None:
 
 
 def _feedback(row: Row, obs_id: Any, scores: list) -> None:
-    mine = [s for s in scores if isinstance(s, Mapping) and s.get("observationId") in (None, obs_id)]
+    mine = [s for s in scores if isinstance(s, dict) and s.get("observationId") in (None, obs_id)]
     if not mine:
         return
     keep = ("name", "value", "stringValue", "dataType", "source", "comment", "observationId")
@@ -109,7 +109,7 @@ def parse_trace(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     rows: list[Row] = []
     skipped: list[Skip] = []
     for n, obs in enumerate(observations, start=1):
-        if not isinstance(obs, Mapping):
+        if not isinstance(obs, dict):
             skipped.append(Skip("observation_without_body", f"observation {n}: {str(obs)[:80]} (an id only)"))
             continue
         try:

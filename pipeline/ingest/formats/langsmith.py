@@ -44,7 +44,7 @@ def _is_run(rec: Mapping[str, Any]) -> bool:
 
 
 def _lc_message(m: Mapping[str, Any]) -> dict:
-    kwargs = m.get("kwargs") if isinstance(m.get("kwargs"), Mapping) else m
+    kwargs = m.get("kwargs") if isinstance(m.get("kwargs"), dict) else m
     lc_id = m.get("id")
     # Serialized LangChain messages: {"lc": 1, "type": "constructor", "id": [..., "HumanMessage"], "kwargs": {"type": "human"}}
     kind = as_str(kwargs.get("type")) or (as_str(lc_id[-1]) if isinstance(lc_id, list) and lc_id else None) or (
@@ -52,19 +52,19 @@ def _lc_message(m: Mapping[str, Any]) -> dict:
     role = as_str(m.get("role")) or _LC_ROLES.get(kind or "", "user")
     content = kwargs.get("content")
     text = content if isinstance(content, str) else "\n".join(
-        p.get("text") for p in content or [] if isinstance(p, Mapping) and isinstance(p.get("text"), str)
+        p.get("text") for p in content or [] if isinstance(p, dict) and isinstance(p.get("text"), str)
     ) or None
-    calls = [tool_call(c.get("id"), c.get("name"), c.get("args")) for c in kwargs.get("tool_calls") or [] if isinstance(c, Mapping)]
+    calls = [tool_call(c.get("id"), c.get("name"), c.get("args")) for c in kwargs.get("tool_calls") or [] if isinstance(c, dict)]
     return message(role, text, tool_calls=calls, tool_call_id=as_str(kwargs.get("tool_call_id")))
 
 
 def _inputs(inputs: Any) -> Row:
-    if not isinstance(inputs, Mapping):
+    if not isinstance(inputs, dict):
         return {}
     msgs = inputs.get("messages")
     if isinstance(msgs, list) and msgs and isinstance(msgs[0], list):
         msgs = msgs[0]  # LangChain chat models: a batch of message lists
-    if isinstance(msgs, list) and msgs and all(isinstance(m, Mapping) for m in msgs):
+    if isinstance(msgs, list) and msgs and all(isinstance(m, dict) for m in msgs):
         if all("role" in m and "kwargs" not in m for m in msgs):
             try:
                 fields = openai_chat_request({**inputs, "messages": msgs})
@@ -81,10 +81,10 @@ def _inputs(inputs: Any) -> Row:
 
 
 def _usage_metadata(um: Any) -> Row:
-    if not isinstance(um, Mapping):
+    if not isinstance(um, dict):
         return usage_buckets()
-    details = um.get("input_token_details") if isinstance(um.get("input_token_details"), Mapping) else {}
-    out_details = um.get("output_token_details") if isinstance(um.get("output_token_details"), Mapping) else {}
+    details = um.get("input_token_details") if isinstance(um.get("input_token_details"), dict) else {}
+    out_details = um.get("output_token_details") if isinstance(um.get("output_token_details"), dict) else {}
     return usage_inclusive(
         total_input=as_int(um.get("input_tokens")),
         cache_read=as_int(details.get("cache_read")),
@@ -96,21 +96,21 @@ def _usage_metadata(um: Any) -> Row:
 
 
 def _outputs(outputs: Any) -> Row:
-    if not isinstance(outputs, Mapping):
+    if not isinstance(outputs, dict):
         return {}
     if isinstance(outputs.get("choices"), list):
         fields = openai_chat_response(outputs)
-        if fields.get("usage_missing") and isinstance(outputs.get("usage_metadata"), Mapping):
+        if fields.get("usage_missing") and isinstance(outputs.get("usage_metadata"), dict):
             fields.update(_usage_metadata(outputs["usage_metadata"]))
         return fields
     gens = outputs.get("generations")
     if isinstance(gens, list) and gens:
         first = gens[0][0] if isinstance(gens[0], list) and gens[0] else gens[0]
-        first = first if isinstance(first, Mapping) else {}
-        msg = first.get("message") if isinstance(first.get("message"), Mapping) else {}
-        kwargs = msg.get("kwargs") if isinstance(msg.get("kwargs"), Mapping) else msg
+        first = first if isinstance(first, dict) else {}
+        msg = first.get("message") if isinstance(first.get("message"), dict) else {}
+        kwargs = msg.get("kwargs") if isinstance(msg.get("kwargs"), dict) else msg
         reply = _lc_message(msg) if msg else message("assistant", as_str(first.get("text")))
-        meta = kwargs.get("response_metadata") if isinstance(kwargs.get("response_metadata"), Mapping) else {}
+        meta = kwargs.get("response_metadata") if isinstance(kwargs.get("response_metadata"), dict) else {}
         raw = meta.get("finish_reason") or meta.get("stop_reason") or get_path(first, "generation_info", "finish_reason")
         fields = {
             "response_text": reply["content"] if reply["content"] is not None else as_str(first.get("text")),
@@ -121,15 +121,15 @@ def _outputs(outputs: Any) -> Row:
             "response_id": as_str(kwargs.get("id")),
         }
         um = kwargs.get("usage_metadata") or outputs.get("usage_metadata")
-        if isinstance(um, Mapping):
+        if isinstance(um, dict):
             fields.update(_usage_metadata(um))
         else:
             tu = get_path(outputs, "llm_output", "token_usage")
-            if isinstance(tu, Mapping):
+            if isinstance(tu, dict):
                 fields.update(usage_inclusive(total_input=as_int(tu.get("prompt_tokens")), cache_read=None,
                                               output=as_int(tu.get("completion_tokens")), raw=tu))
         return fields
-    if isinstance(outputs.get("usage_metadata"), Mapping):
+    if isinstance(outputs.get("usage_metadata"), dict):
         return _usage_metadata(outputs["usage_metadata"])
     return {}
 
@@ -144,12 +144,12 @@ def parse_run(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     run_type = as_str(rec.get("run_type"))
     if run_type != "llm":
         raise Skip("not_an_llm_call", f"LangSmith `{run_type}` run")
-    extra = rec.get("extra") if isinstance(rec.get("extra"), Mapping) else {}
-    meta = extra.get("metadata") if isinstance(extra.get("metadata"), Mapping) else {}
-    invocation = extra.get("invocation_params") if isinstance(extra.get("invocation_params"), Mapping) else {}
+    extra = rec.get("extra") if isinstance(rec.get("extra"), dict) else {}
+    meta = extra.get("metadata") if isinstance(extra.get("metadata"), dict) else {}
+    invocation = extra.get("invocation_params") if isinstance(extra.get("invocation_params"), dict) else {}
     fields: Row = {**_inputs(rec.get("inputs")), **_outputs(rec.get("outputs"))}
     if fields.get("usage_missing") is not False and rec.get("prompt_tokens") is not None:
-        details = rec.get("prompt_token_details") if isinstance(rec.get("prompt_token_details"), Mapping) else {}
+        details = rec.get("prompt_token_details") if isinstance(rec.get("prompt_token_details"), dict) else {}
         fields.update(usage_inclusive(total_input=as_int(rec.get("prompt_tokens")), cache_read=as_int(details.get("cache_read")),
                                       cache_write=as_int(details.get("cache_creation")),
                                       output=as_int(rec.get("completion_tokens")),
@@ -180,7 +180,7 @@ def parse_run(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
             latency_ms=(end - start).total_seconds() * 1000 if start and end else None,
             ttft_ms=(first - start).total_seconds() * 1000 if start and first else None,
             cost_reported_usd=as_float(rec.get("total_cost")),
-            feedback_json=dumps(rec.get("feedback_stats")) if isinstance(rec.get("feedback_stats"), Mapping) else None,
+            feedback_json=dumps(rec.get("feedback_stats")) if isinstance(rec.get("feedback_stats"), dict) else None,
             metadata_json=dumps(with_partial(info, missing_parts({**fields, "finish_reason": "error" if failed else norm}))),
             source_format=NAME,
         )

@@ -25,7 +25,7 @@ _KEYS = frozenset({"post", "patch", "create", "update"})
 
 def _items(rec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     value = rec.get(key)
-    return [i for i in value if isinstance(i, Mapping) and i.get("id")] if isinstance(value, list) else []
+    return [i for i in value if isinstance(i, dict) and i.get("id")] if isinstance(value, list) else []
 
 
 def _is_batch(rec: Mapping[str, Any]) -> bool:
@@ -40,7 +40,7 @@ def _merge(post: Mapping[str, Any] | None, patch: Mapping[str, Any] | None) -> d
     for k, v in (patch or {}).items():
         if v is None or v == {} or v == []:
             continue
-        if k == "extra" and isinstance(merged.get("extra"), Mapping) and isinstance(v, Mapping):
+        if k == "extra" and isinstance(merged.get("extra"), dict) and isinstance(v, dict):
             merged["extra"] = {**merged["extra"], **v,
                                "metadata": {**(merged["extra"].get("metadata") or {}), **(v.get("metadata") or {})}}
         else:
@@ -52,7 +52,7 @@ def _looks_like_call(run: Mapping[str, Any]) -> bool:
     if run.get("run_type"):
         return run["run_type"] == "llm"
     out = run.get("outputs")
-    return isinstance(out, Mapping) and any(k in out for k in ("choices", "generations", "usage_metadata", "llm_output"))
+    return isinstance(out, dict) and any(k in out for k in ("choices", "generations", "usage_metadata", "llm_output"))
 
 
 def _row(ctx: Context, run: Mapping[str, Any], src: tuple[str, int]) -> list[Row]:

@@ -37,7 +37,7 @@ def _is_payload(rec: Mapping[str, Any]) -> bool:
 
 def _usage(rec: Mapping[str, Any]) -> Row:
     uo = get_path(rec, "metadata", "usage_object") or get_path(rec, "hidden_params", "usage_object")
-    if not isinstance(uo, Mapping):
+    if not isinstance(uo, dict):
         uo = {}
     total = as_int(uo.get("prompt_tokens", rec.get("prompt_tokens")))
     read = as_int(uo.get("cache_read_input_tokens"))
@@ -83,9 +83,9 @@ def _row(rec: Mapping[str, Any], request_id: Any, start: Any, end: Any, first_to
         latency = (t1 - t0).total_seconds() * 1000
     status = as_str(rec.get("status"))
     failed = status is not None and status.lower() in ("failure", "error", "failed")
-    meta = rec.get("metadata") if isinstance(rec.get("metadata"), Mapping) else {}
+    meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
     # LiteLLM records a failure's provider status and class in metadata.error_information.
-    err = meta.get("error_information") if isinstance(meta.get("error_information"), Mapping) else {}
+    err = meta.get("error_information") if isinstance(meta.get("error_information"), dict) else {}
     provider = as_str(rec.get("custom_llm_provider"))
     return make_row(
         fields,

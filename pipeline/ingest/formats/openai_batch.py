@@ -34,7 +34,7 @@ def _is_output(rec: Mapping[str, Any]) -> bool:
     order=20,
 )
 def parse_input(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
-    if not isinstance(rec.get("body"), Mapping):
+    if not isinstance(rec.get("body"), dict):
         raise RecordError("wrong_type", "batch input `body` is not an object")
     pend(ctx, NAME, "requests", rec)
     return []
@@ -48,7 +48,7 @@ def parse_input(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
 )
 def parse_output(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     resp = rec.get("response")
-    if resp is not None and not isinstance(resp, Mapping):
+    if resp is not None and not isinstance(resp, dict):
         raise RecordError("wrong_type", "batch output `response` is not an object")
     pend(ctx, NAME, "results", rec)
     return []
@@ -58,7 +58,7 @@ def _joined(inp: Mapping[str, Any] | None, out: Mapping[str, Any] | None, src: t
     body = inp.get("body") if inp else None
     url = as_str(inp.get("url")) if inp else None
     resp = out.get("response") if out else None
-    resp_body = resp.get("body") if isinstance(resp, Mapping) else None
+    resp_body = resp.get("body") if isinstance(resp, dict) else None
     if isinstance(resp_body, str):
         resp_body = None
     if body is None and resp_body is None:
@@ -68,13 +68,13 @@ def _joined(inp: Mapping[str, Any] | None, out: Mapping[str, Any] | None, src: t
     else:
         fields = parse_bodies(body, resp_body, hint=_URL_HINT.get(url or ""))
     overrides: dict[str, Any] = {}
-    if isinstance(resp, Mapping):
+    if isinstance(resp, dict):
         status = as_int(resp.get("status_code"))
         overrides["status_code"] = status
         if status and status >= 400:
             overrides["finish_reason"] = "error"
     err = out.get("error") if out else None
-    if isinstance(err, Mapping):
+    if isinstance(err, dict):
         overrides.update(
             finish_reason="error",
             error_type=as_str(err.get("code") or err.get("type")) or "error",

@@ -78,7 +78,7 @@ def _parts_message(m: Mapping[str, Any]) -> list[dict]:
     if parts is None and "content" in m:  # some emitters use a plain `content`
         parts = [{"type": "text", "content": m.get("content")}]
     for p in parts or []:
-        if not isinstance(p, Mapping):
+        if not isinstance(p, dict):
             continue
         ptype = p.get("type")
         if ptype == "text" or (ptype is None and "content" in p):
@@ -99,11 +99,11 @@ def _parts_message(m: Mapping[str, Any]) -> list[dict]:
 
 def _messages_from(value: Any) -> list[dict]:
     value = _json_value(value)
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         value = value.get("messages") or [value]
     out: list[dict] = []
     for m in value if isinstance(value, list) else []:
-        if isinstance(m, Mapping):
+        if isinstance(m, dict):
             out += _parts_message(m)
     return out
 
@@ -127,8 +127,8 @@ def _tools(value: Any) -> str | None:
     value = _json_value(value)
     out = []
     for t in value if isinstance(value, list) else []:
-        if isinstance(t, Mapping):
-            fn = t.get("function") if isinstance(t.get("function"), Mapping) else t
+        if isinstance(t, dict):
+            fn = t.get("function") if isinstance(t.get("function"), dict) else t
             out.append({"name": fn.get("name"), "description": fn.get("description"),
                         "parameters": fn.get("parameters") or fn.get("input_schema")})
     return tools_json(out)
@@ -269,7 +269,7 @@ def _rows(ctx: Context, spans: Iterator[dict], what: str) -> list[Row]:
 
 
 def _otlp_value(v: Any) -> Any:
-    if not isinstance(v, Mapping):
+    if not isinstance(v, dict):
         return v
     for key in ("stringValue", "boolValue", "doubleValue"):
         if key in v:
@@ -286,7 +286,7 @@ def _otlp_value(v: Any) -> Any:
 
 
 def _otlp_attrs(items: Any) -> dict[str, Any]:
-    return {kv["key"]: _otlp_value(kv.get("value")) for kv in items or [] if isinstance(kv, Mapping) and "key" in kv}
+    return {kv["key"]: _otlp_value(kv.get("value")) for kv in items or [] if isinstance(kv, dict) and "key" in kv}
 
 
 def _nanos(value: Any) -> datetime | None:
@@ -299,7 +299,7 @@ def _otlp_spans(rec: Mapping[str, Any]) -> Iterator[dict]:
         resource = _otlp_attrs((rs.get("resource") or {}).get("attributes"))
         for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
             for sp in ss.get("spans") or []:
-                if not isinstance(sp, Mapping):
+                if not isinstance(sp, dict):
                     continue
                 status = sp.get("status") or {}
                 code = status.get("code")
@@ -314,7 +314,7 @@ def _otlp_spans(rec: Mapping[str, Any]) -> Iterator[dict]:
                     "span_id": as_str(sp.get("spanId")),
                     "parent_span_id": as_str(sp.get("parentSpanId")) or None,
                     "service": resource.get("service.name"),
-                    "events": [{"name": e.get("name"), "attrs": _otlp_attrs(e.get("attributes"))} for e in sp.get("events") or [] if isinstance(e, Mapping)],
+                    "events": [{"name": e.get("name"), "attrs": _otlp_attrs(e.get("attributes"))} for e in sp.get("events") or [] if isinstance(e, dict)],
                 }
 
 
@@ -332,7 +332,7 @@ def parse_otlp(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
 
 
 def _jaeger_attrs(tags: Any) -> dict[str, Any]:
-    return {t["key"]: t.get("value") for t in tags or [] if isinstance(t, Mapping) and "key" in t}
+    return {t["key"]: t.get("value") for t in tags or [] if isinstance(t, dict) and "key" in t}
 
 
 def _micros(value: Any) -> datetime | None:
@@ -342,19 +342,19 @@ def _micros(value: Any) -> datetime | None:
 
 def _jaeger_spans(traces: list) -> Iterator[dict]:
     for trace in traces:
-        if not isinstance(trace, Mapping):
+        if not isinstance(trace, dict):
             continue
-        processes = trace.get("processes") if isinstance(trace.get("processes"), Mapping) else {}
+        processes = trace.get("processes") if isinstance(trace.get("processes"), dict) else {}
         for sp in trace.get("spans") or []:
-            if not isinstance(sp, Mapping):
+            if not isinstance(sp, dict):
                 continue
             attrs = _jaeger_attrs(sp.get("tags"))
             start = _micros(sp.get("startTime"))
             duration = as_int(sp.get("duration"))
-            parent = next((r.get("spanID") for r in sp.get("references") or [] if isinstance(r, Mapping) and r.get("refType") == "CHILD_OF"), None)
+            parent = next((r.get("spanID") for r in sp.get("references") or [] if isinstance(r, dict) and r.get("refType") == "CHILD_OF"), None)
             events = []
             for log in sp.get("logs") or []:
-                fields = _jaeger_attrs(log.get("fields")) if isinstance(log, Mapping) else {}
+                fields = _jaeger_attrs(log.get("fields")) if isinstance(log, dict) else {}
                 events.append({"name": fields.get("event"), "attrs": fields})
             yield {
                 "name": as_str(sp.get("operationName")) or "",
@@ -374,7 +374,7 @@ def _jaeger_spans(traces: list) -> Iterator[dict]:
 def _is_jaeger(rec: Mapping[str, Any]) -> bool:
     data = rec.get("data")
     if isinstance(data, list):
-        return bool(data) and all(isinstance(t, Mapping) and "spans" in t and "traceID" in t for t in data)
+        return bool(data) and all(isinstance(t, dict) and "spans" in t and "traceID" in t for t in data)
     return "traceID" in rec and isinstance(rec.get("spans"), list)
 
 

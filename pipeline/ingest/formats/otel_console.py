@@ -23,8 +23,8 @@ NAME = "otel_console_span"
 
 def _is_console_span(rec: Mapping[str, Any]) -> bool:
     context = rec.get("context")
-    return (isinstance(context, Mapping) and "span_id" in context and "trace_id" in context
-            and isinstance(rec.get("attributes"), Mapping | None) and "start_time" in rec)
+    return (isinstance(context, dict) and "span_id" in context and "trace_id" in context
+            and isinstance(rec.get("attributes"), dict | None) and "start_time" in rec)
 
 
 def _hex(value: Any) -> str | None:
@@ -46,9 +46,9 @@ def parse_console_span(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
     if not _is_llm_span(name, attrs):
         op = attrs.get("gen_ai.operation.name") or attrs.get("openinference.span.kind")
         raise Skip("not_an_llm_call_span", f"span {span_id} `{name}`" + (f" (operation {op})" if op else ""))
-    status = rec.get("status") if isinstance(rec.get("status"), Mapping) else {}
-    resource = rec.get("resource") if isinstance(rec.get("resource"), Mapping) else {}
-    resource_attrs = resource.get("attributes") if isinstance(resource.get("attributes"), Mapping) else resource
+    status = rec.get("status") if isinstance(rec.get("status"), dict) else {}
+    resource = rec.get("resource") if isinstance(rec.get("resource"), dict) else {}
+    resource_attrs = resource.get("attributes") if isinstance(resource.get("attributes"), dict) else resource
     span = {
         "name": name,
         "attrs": attrs,
@@ -61,7 +61,7 @@ def parse_console_span(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
         "parent_span_id": _hex(rec.get("parent_id")),
         "service": (resource_attrs or {}).get("service.name"),
         "events": [{"name": e.get("name"), "attrs": e.get("attributes") or {}}
-                   for e in rec.get("events") or [] if isinstance(e, Mapping)],
+                   for e in rec.get("events") or [] if isinstance(e, dict)],
     }
     row = span_row(ctx, span)
     row["source_format"] = NAME

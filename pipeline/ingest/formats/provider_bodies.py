@@ -25,7 +25,7 @@ def _is_bare_body(rec: Mapping[str, Any]) -> bool:
 
 def _is_error_body(rec: Mapping[str, Any]) -> bool:
     err = rec.get("error")
-    return isinstance(err, Mapping) and "message" in err and len(rec) <= 3
+    return isinstance(err, dict) and "message" in err and len(rec) <= 3
 
 
 @record_format(
@@ -52,7 +52,7 @@ def parse_error_body(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
 def _error_provider(rec: Mapping[str, Any]) -> str | None:
     """Error bodies differ by provider: google.rpc `{code: 429, status: "RESOURCE_EXHAUSTED"}`,
     OpenAI `{type, param, code}`, Anthropic `{type: "error", error: {type, message}}`."""
-    err = rec.get("error") if isinstance(rec.get("error"), Mapping) else {}
+    err = rec.get("error") if isinstance(rec.get("error"), dict) else {}
     status = err.get("status")
     if isinstance(status, str) and status.isupper() and isinstance(err.get("code"), int):
         return "google"

@@ -40,7 +40,7 @@ def _key(family: str, rec: Mapping[str, Any], st: dict) -> tuple:
         return (family, rec["responseId"])
     current = st.setdefault("current", {})
     if family == "openai_responses":
-        rid = rec["response"].get("id") if isinstance(rec.get("response"), Mapping) else None
+        rid = rec["response"].get("id") if isinstance(rec.get("response"), dict) else None
         if rid:
             current[family] = (family, rid)
             return current[family]
@@ -58,7 +58,7 @@ def _key(family: str, rec: Mapping[str, Any], st: dict) -> tuple:
 
 def _terminal(family: str, rec: Mapping[str, Any]) -> bool:
     if family == "openai_chat":
-        return isinstance(rec.get("usage"), Mapping) or isinstance((rec.get("x_groq") or {}).get("usage"), Mapping)
+        return isinstance(rec.get("usage"), dict) or isinstance((rec.get("x_groq") or {}).get("usage"), Mapping)
     if family == "anthropic":
         return rec.get("type") in ("message_stop", "error")
     if family == "openai_responses":
@@ -67,7 +67,7 @@ def _terminal(family: str, rec: Mapping[str, Any]) -> bool:
         return "metadata" in rec
     if family == "gemini":
         cands = rec.get("candidates") or []
-        return bool(cands) and all(isinstance(c, Mapping) and c.get("finishReason") for c in cands)
+        return bool(cands) and all(isinstance(c, dict) and c.get("finishReason") for c in cands)
     if family == "cohere_v2":
         return rec.get("type") == "message-end"
     return family == "cohere_v1" and bool(rec.get("is_finished"))

@@ -24,12 +24,12 @@ NAME = "vcr_cassette"
 def _is_cassette(rec: Mapping[str, Any]) -> bool:
     items = rec.get("interactions")
     return isinstance(items, list) and "version" in rec and all(
-        isinstance(i, Mapping) and "request" in i for i in items[:3]
+        isinstance(i, dict) and "request" in i for i in items[:3]
     )
 
 
 def _headers(raw: Any) -> dict[str, str]:
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         return {}
     out = {}
     for k, v in raw.items():
@@ -39,7 +39,7 @@ def _headers(raw: Any) -> dict[str, str]:
 
 
 def _body(body: Any, headers: Mapping[str, str]) -> Any:
-    if isinstance(body, Mapping):
+    if isinstance(body, dict):
         if "parsed_body" in body:
             return body["parsed_body"]
         body = body.get("string")
@@ -64,9 +64,9 @@ def parse_cassette(rec: Mapping[str, Any], ctx: Context) -> list[Row]:
 
 
 def _cassette_call(item: Any, label: str, ctx: Context) -> Row:
-    req = item.get("request") if isinstance(item, Mapping) else None
-    resp = item.get("response") if isinstance(item, Mapping) and isinstance(item.get("response"), Mapping) else {}
-    if not isinstance(req, Mapping):
+    req = item.get("request") if isinstance(item, dict) else None
+    resp = item.get("response") if isinstance(item, dict) and isinstance(item.get("response"), dict) else {}
+    if not isinstance(req, dict):
         raise Skip("malformed_record", f"{label}: no `request` mapping")
     req_headers, resp_headers = _headers(req.get("headers")), _headers(resp.get("headers"))
     status = resp.get("status")
@@ -75,7 +75,7 @@ def _cassette_call(item: Any, label: str, ctx: Context) -> Row:
         method=as_str(req.get("method")) or "",
         url=as_str(req.get("uri") or req.get("url")) or "",
         request_body=_text(_body(req.get("body"), req_headers)),
-        status=as_int(status.get("code") if isinstance(status, Mapping) else status),
+        status=as_int(status.get("code") if isinstance(status, dict) else status),
         response_body=_body(resp.get("body"), resp_headers),
         response_headers=resp_headers,
         content_type=resp_headers.get("content-type", ""),
