@@ -207,7 +207,7 @@ def stream_family(event: Any) -> str | None:
 
 def reduce_events(events: Iterable[Any]) -> tuple[dict | None, Row]:
     """(equivalent non-streamed body, extra row fields such as Bedrock latency) for one stream."""
-    evs = [e for e in events if isinstance(e, dict)]
+    evs: list[Mapping[str, Any]] = [e for e in events if isinstance(e, dict)]
     family = next((f for f in (stream_family(e) for e in evs) if f), None)
     reducer = _REDUCERS.get(family or "")
     if reducer is None:
