@@ -638,7 +638,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=60)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work", help="generated logs, stores, logs")
-    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="folder of the results file <date>-<scale>.json (default bench/results)")
+    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results",
+                    help="folder of the results file <date>-<scale>.json (default bench/results)")
     ap.add_argument("--tokenize-limit", type=int, default=100_000, help="requests tokenized by both paths")
     ap.add_argument("--dedup-sample", type=int, default=50_000, help="dialog texts in the dedup sample")
     ap.add_argument("--loop-sample", type=int, default=3_000, help="docs the datasketch loop signs")
