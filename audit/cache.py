@@ -67,6 +67,7 @@ from pipeline.workdir import versions
 from pipeline.workdir.store import (
     StorePartition,
     connect_partition,
+    list_values,
     sql_literal,
     store_partitions,
 )
@@ -795,10 +796,8 @@ def list_column(column: pa.ChunkedArray | pa.Array) -> list[list[Any] | None]:
         column = column.combine_chunks()
     if not len(column):
         return []
-    offsets = column.offsets.to_numpy()
-    values = column.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_numpy(zero_copy_only=False)
-    flat = values.tolist()
-    bounds = (offsets - offsets[0]).tolist()
+    bounds, values = list_values(column)
+    flat = values.to_numpy(zero_copy_only=False).tolist()
     out: list[list[Any] | None] = [flat[bounds[i] : bounds[i + 1]] for i in range(len(column))]
     if column.null_count:
         for i in np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False)).tolist():
