@@ -201,7 +201,7 @@ def span_row(ctx: Context, span: Mapping[str, Any]) -> Row:
     if span["status_error"]:
         norm = "error"
     params = {p: attrs[f"gen_ai.request.{p}"] for p in _PARAMS if f"gen_ai.request.{p}" in attrs}
-    if isinstance(_json_value(attrs.get("llm.invocation_parameters")), Mapping):
+    if isinstance(_json_value(attrs.get("llm.invocation_parameters")), dict):
         params.update(_json_value(attrs["llm.invocation_parameters"]))
     start, end = span["start"], span["end"]
     ttft = as_float(attrs.get("gen_ai.response.time_to_first_chunk"))

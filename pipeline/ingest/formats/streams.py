@@ -58,7 +58,7 @@ def _key(family: str, rec: Mapping[str, Any], st: dict) -> tuple:
 
 def _terminal(family: str, rec: Mapping[str, Any]) -> bool:
     if family == "openai_chat":
-        return isinstance(rec.get("usage"), dict) or isinstance((rec.get("x_groq") or {}).get("usage"), Mapping)
+        return isinstance(rec.get("usage"), dict) or isinstance((rec.get("x_groq") or {}).get("usage"), dict)
     if family == "anthropic":
         return rec.get("type") in ("message_stop", "error")
     if family == "openai_responses":
