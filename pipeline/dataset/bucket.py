@@ -525,13 +525,18 @@ def collapse_sessions(cands: list[Candidate], reasons: dict[str, str]) -> list[E
 
 def apply_pii(examples: list[Example], mode: str, redactor: CachedRedactor) -> Counter[str]:
     """Redact (or, in keep/drop mode, only count) secrets and PII in every text of every example."""
+    texts: list[str | None] = []
+    for ex in examples:  # the bucket's texts as one batch: the redactor screens the new ones together
+        texts.append(ex.system)
+        texts.extend(m.content for m in ex.messages)
+        texts.extend(c.get("arguments") for m in ex.messages for c in m.tool_calls or [])
+    results = iter(redactor.redact_all(texts))
     total: Counter[str] = Counter()
     for ex in examples:
         counts: Counter[str] = Counter()
-        system = redactor.redact(ex.system, counts)
-        contents = [redactor.redact(m.content, counts) for m in ex.messages]
-        calls = [[{**c, "arguments": redactor.redact(c.get("arguments"), counts)} for c in m.tool_calls or []]
-                 for m in ex.messages]
+        system = _next_redacted(results, counts)
+        contents = [_next_redacted(results, counts) for _ in ex.messages]
+        calls = [[{**c, "arguments": _next_redacted(results, counts)} for c in m.tool_calls or []] for m in ex.messages]
         if mode == "redact":
             ex.system = system
             for m, content, redacted_calls in zip(ex.messages, contents, calls, strict=True):
@@ -540,6 +545,13 @@ def apply_pii(examples: list[Example], mode: str, redactor: CachedRedactor) -> C
         ex.findings = dict(counts)
         total.update(counts)
     return total
+
+
+def _next_redacted(results: Iterator[tuple[str | None, tuple[tuple[str, int], ...]]], counts: Counter[str]) -> str | None:
+    redacted, found = next(results)
+    for kind, n in found:
+        counts[kind] += n
+    return redacted
 
 
 def _last_user_text(ex: Example) -> str:
