@@ -15,6 +15,11 @@ planted secrets and Luhn-invalid decoys.
 
 A detector that matches a span another (earlier-starting or higher-priority) detector already
 claimed is skipped, so nested shapes (an `sk-ant-…` key is also an `sk-…` string) get one label.
+
+The dataset redacts a bucket's texts as one batch (`CachedRedactor.redact_all`): the new ones are
+screened first in polars, one vectorized pass per screen set (`Detector.screen`, a necessary
+condition per detector, tests/test_redact_screens.py), and only the few a detector could match
+are scanned here.
 """
 
 from __future__ import annotations
