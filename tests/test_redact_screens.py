@@ -156,3 +156,32 @@ def test_keyword_gaps_at_their_edges() -> None:
     assert [f.kind for f in redact.find_sensitive("call me at" + "\n" * 15 + "(04) 345 678")] == ["PHONE"]
     assert [f.kind for f in redact.find_sensitive("Telephone" + ":" * 15 + "(0412) 345 678")] == ["PHONE"]
     assert [redact.find_sensitive(t) for t in BEYOND[:3]] == [[], [], []]
+
+
+def test_pii_filter_scans_a_shared_text_once_and_drops_exactly_the_conversations_with_findings(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--pii drop`: every request resends the system prompt (and its history); the filter's
+    redactor scans each distinct text once, and only texts a screen cannot rule out."""
+    from pipeline.dataset import filters
+    from pipeline.dataset.examples import Message
+
+    scanned: list[str] = []
+    real = redact.find_sensitive
+
+    def counted(text: str | None, *rest: object) -> list[redact.Finding]:
+        scanned.append(text or "")
+        return real(text, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(redact, "find_sensitive", counted)
+    system = "Desk phone: ext 12. Answer briefly."  # the phone screen passes; the pattern finds nothing
+    cands = [filters.Candidate(row={"request_id": f"r{i}", "system_text": system}, label={}, tools=None,
+                               task_type="chat",
+                               messages=[Message("user", f"question {i}" + (" mail a.b@example.com" if i % 7 == 0 else "")),
+                                         Message("assistant", "ok", [{"name": "f", "arguments": None}])])
+             for i in range(50)]
+    ctx = filters.FilterContext(max_example_tokens=100, supports_tools=True, pii_drop=True, refusal_prefix_chars=200)
+    assert [c.request_id for c in cands if filters.pii(c, ctx)] == [f"r{i}" for i in range(0, 50, 7)]
+    assert ctx.details["r7"] == "EMAIL" and "r1" not in ctx.details
+    assert scanned.count(system) == 1 and len(scanned) == 1 + 8  # the prompt once, the 8 e-mails; nothing else
+    keep = filters.FilterContext(max_example_tokens=100, supports_tools=True, pii_drop=False, refusal_prefix_chars=200)
+    assert not any(filters.pii(c, keep) for c in cands)

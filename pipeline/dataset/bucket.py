@@ -50,6 +50,7 @@ from pipeline.dataset.filters import (
     FilterContext,
     first_reason,
     is_json,
+    pii_texts,
     requests_json,
 )
 from pipeline.dataset.redact import CachedRedactor
@@ -317,6 +318,7 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     cands = [_candidate(row, request) for row, request in zip(rows, messages, strict=True)]
     del rows, messages
 
+    redactor = _redactor()
     ctx = FilterContext(
         max_example_tokens=params.max_example_tokens,
         supports_tools=fmt.supports_tools,
@@ -324,7 +326,11 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
         refusal_prefix_chars=params.refusal_prefix_chars,
         json_task_types=params.json_task_types,
         counter=counter,
+        redactor=redactor,
     )
+    if ctx.pii_drop and "pii" in params.active_filters:
+        # the pii filter's texts as one batch (screened together); each candidate's check is then lookups
+        redactor.redact_all([t for c in cands for t in pii_texts(c)])
     reasons: dict[str, str] = {}
     for c in cands:
         reason = first_reason(c, params.active_filters, ctx)
@@ -347,7 +353,7 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     for ex in examples:
         if not ex.tokens:
             ex.tokens, ex.assistant_tokens = count_tokens(ex.system, ex.messages, ex.tools, counter)
-    pii_found = apply_pii(examples, params.pii, _redactor())
+    pii_found = apply_pii(examples, params.pii, redactor)
 
     uids = [(bucket << 32) | i for i in range(len(examples))]
     example_uids: dict[str, list[int]] = defaultdict(list)

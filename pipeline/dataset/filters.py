@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.dataset.examples import Message, count_tokens, has_unsupported_parts, tool_problem
-from pipeline.dataset.redact import find_sensitive
+from pipeline.dataset.redact import CachedRedactor
 from pipeline.tokens import TokenCounter
 
 
@@ -60,6 +60,9 @@ class FilterContext:
     refusal_prefix_chars: int
     json_task_types: frozenset[str] = frozenset()
     counter: TokenCounter | None = None  # counts example tokens for over_token_limit
+    # finds secrets and PII for the pii filter: memoized by content, so a system prompt or a turn
+    # that every later request resends is scanned once
+    redactor: CachedRedactor = field(default_factory=CachedRedactor)
     details: dict[str, str] = field(default_factory=dict)  # request_id -> why, for lineage
 
 
@@ -148,13 +151,18 @@ def over_token_limit(c: Candidate, ctx: FilterContext) -> bool:
     return False
 
 
+def pii_texts(c: Candidate) -> list[str | None]:
+    """Every text of a candidate's conversation the pii filter looks at."""
+    texts = [c.row.get("system_text")] + [m.content for m in c.messages]
+    texts += [str(tc.get("arguments")) for m in c.messages for tc in m.tool_calls or []]
+    return texts
+
+
 def pii(c: Candidate, ctx: FilterContext) -> bool:
     """Only with `--pii drop`: any secret or PII anywhere in the conversation."""
     if not ctx.pii_drop:
         return False
-    texts = [c.row.get("system_text")] + [m.content for m in c.messages]
-    texts += [str(tc.get("arguments")) for m in c.messages for tc in m.tool_calls or []]
-    kinds = sorted({f.kind for t in texts for f in find_sensitive(t)})
+    kinds = sorted({kind for _, found in ctx.redactor.redact_all(pii_texts(c)) for kind, _ in found})
     if kinds:
         ctx.details[c.request_id] = ", ".join(kinds)
     return bool(kinds)
