@@ -29,6 +29,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import polars as pl
 import xxhash
@@ -326,6 +327,7 @@ def find_sensitive(text: str | None, detectors: Iterable[Detector] = DETECTORS) 
 
 _Hit = tuple[int, int, int, Finding]  # (start, priority, -length, finding): the order overlaps resolve in
 _Entry = tuple[str | None, tuple[tuple[str, int], ...]]  # a redacted copy (None: nothing found), the kinds found
+_V = TypeVar("_V")
 
 
 def _scan(text: str, detectors: Iterable[tuple[int, Detector]]) -> list[_Hit]:
@@ -435,22 +437,16 @@ def may_hold_sensitive(texts: Sequence[str], *screens: str | None) -> list[bool]
     screened: the screens are written for it (`\\d`, `\\s` and case folding differ between the two
     engines outside ASCII), and polars cannot hold a lone surrogate."""
     flags = [True] * len(texts)
-    if None in screens:
+    patterns = [screen for screen in screens if screen is not None]
+    ascii_at = [i for i, text in enumerate(texts) if text.isascii()]
+    if not ascii_at or not patterns or len(patterns) < len(screens):
         return flags
-    ascii_at = [i for i, text in enumerate(texts) if text.isascii()]
-    if ascii_at:
-        column = pl.Series([texts[i] for i in ascii_at], dtype=pl.String)
-        matched = column.str.contains(screens[0])  # type: ignore[arg-type]
-        for screen in screens[1:]:
-            matched |= column.str.contains(screen)  # type: ignore[arg-type]
-        for i, hit in zip(ascii_at, matched.to_list(), strict=True):
-            flags[i] = hit
-    return flags
-    ascii_at = [i for i, text in enumerate(texts) if text.isascii()]
-    if ascii_at:
-        matched = pl.Series([texts[i] for i in ascii_at], dtype=pl.String).str.contains(screen).to_list()
-        for i, hit in zip(ascii_at, matched, strict=True):
-            flags[i] = hit
+    column = pl.Series([texts[i] for i in ascii_at], dtype=pl.String)
+    matched = column.str.contains(patterns[0])
+    for pattern in patterns[1:]:
+        matched |= column.str.contains(pattern)
+    for i, hit in zip(ascii_at, matched.to_list(), strict=True):
+        flags[i] = hit
     return flags
 
 
@@ -514,16 +510,7 @@ class CachedRedactor:
         """Per text, its redacted copy (the text itself when nothing is found) and the (kind, count)s
         found. The texts not seen before are screened and scanned as one batch."""
         keys = [xxhash.xxh3_128_digest(text.encode("utf-8", "surrogatepass")) if text else None for text in texts]
-        entries: dict[bytes, _Entry] = {}  # read before any new entry can empty the cache
-        new: dict[bytes, str] = {}
-        for key, text in zip(keys, texts, strict=True):
-            if key is None or key in entries or key in new:
-                continue
-            hit = self._cache.get(key)
-            if hit is None:
-                new[key] = text  # type: ignore[assignment]
-            else:
-                entries[key] = hit
+        entries, new = _known_and_new(keys, texts, self._cache)
         for (key, text), found in zip(new.items(), self.findings_all(list(new.values())), strict=True):
             entries[key] = self._remember(key, text, found)
         out: list[tuple[str | None, tuple[tuple[str, int], ...]]] = []
@@ -559,15 +546,15 @@ class CachedRedactor:
         for i, flagged in zip(short, may_hold_sensitive([texts[i] for i in short], *_ALL_SCREENS), strict=True):
             if flagged:
                 out[i] = find_sensitive(texts[i])
-        long = [i for i, p in enumerate(parts) if p is not None]
+        long = [(i, p) for i, p in enumerate(parts) if p is not None]
         if not long:
             return out
-        paragraph_hits = iter(self._paragraph_hits([p for i in long for p in parts[i]]))  # type: ignore[union-attr]
-        whole = may_hold_sensitive([texts[i] for i in long], _MULTILINE_SCREEN)
-        for i, flagged in zip(long, whole, strict=True):
+        paragraph_hits = iter(self._paragraph_hits([paragraph for _, ps in long for paragraph in ps]))
+        whole = may_hold_sensitive([texts[i] for i, _ in long], _MULTILINE_SCREEN)
+        for (i, paragraphs), flagged in zip(long, whole, strict=True):
             hits = _scan(texts[i], _MULTILINE_DETECTORS) if flagged else []
             offset = 0
-            for paragraph in parts[i]:  # type: ignore[union-attr]
+            for paragraph in paragraphs:
                 for start, priority, neg_len, f in next(paragraph_hits):
                     hits.append((start + offset, priority, neg_len,
                                  Finding(f.kind, f.family, f.start + offset, f.end + offset, f.value)))
@@ -578,19 +565,27 @@ class CachedRedactor:
     def _paragraph_hits(self, paragraphs: list[str]) -> list[tuple[_Hit, ...]]:
         """The line-bound detectors' hits in each paragraph, memoized; the new ones screened as a batch."""
         keys = [xxhash.xxh3_128_digest(p.encode("utf-8", "surrogatepass")) for p in paragraphs]
-        hits: dict[bytes, tuple[_Hit, ...]] = {}
-        new: dict[bytes, str] = {}
-        for key, paragraph in zip(keys, paragraphs, strict=True):
-            if key in hits or key in new:
-                continue
-            known = self._paragraphs.get(key)
-            if known is None:
-                new[key] = paragraph
-            else:
-                hits[key] = known
+        hits, new = _known_and_new(keys, paragraphs, self._paragraphs)
         for (key, paragraph), flagged in zip(new.items(), may_hold_sensitive(list(new.values()), _LINE_SCREEN),
                                              strict=True):
             if len(self._paragraphs) >= self._max:
                 self._paragraphs.clear()
             self._paragraphs[key] = hits[key] = tuple(_scan(paragraph, _LINE_DETECTORS)) if flagged else ()
         return [hits[key] for key in keys]
+
+
+def _known_and_new(keys: Sequence[bytes | None], texts: Sequence[str | None],
+                   cache: dict[bytes, _V]) -> tuple[dict[bytes, _V], dict[bytes, str]]:
+    """What `cache` holds for `keys` (read now: adding the new entries may empty it), and the text
+    of each key it lacks, once per key (None keys: empty texts, skipped)."""
+    known: dict[bytes, _V] = {}
+    new: dict[bytes, str] = {}
+    for key, text in zip(keys, texts, strict=True):
+        if key is None or text is None or key in known or key in new:
+            continue
+        hit = cache.get(key)
+        if hit is None:
+            new[key] = text
+        else:
+            known[key] = hit
+    return known, new
