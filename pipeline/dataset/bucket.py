@@ -36,6 +36,7 @@ from pipeline.dataset import dedup as dd
 from pipeline.dataset.examples import (
     Example,
     Message,
+    conversation_texts,
     count_tokens,
     dialog_text,
     messages_of,
@@ -531,12 +532,8 @@ def collapse_sessions(cands: list[Candidate], reasons: dict[str, str]) -> list[E
 
 def apply_pii(examples: list[Example], mode: str, redactor: CachedRedactor) -> Counter[str]:
     """Redact (or, in keep/drop mode, only count) secrets and PII in every text of every example."""
-    texts: list[str | None] = []
-    for ex in examples:  # the bucket's texts as one batch: the redactor screens the new ones together
-        texts.append(ex.system)
-        texts.extend(m.content for m in ex.messages)
-        texts.extend(c.get("arguments") for m in ex.messages for c in m.tool_calls or [])
-    results = iter(redactor.redact_all(texts))
+    # the bucket's texts as one batch: the redactor screens the new ones together
+    results = iter(redactor.redact_all([t for ex in examples for t in conversation_texts(ex.system, ex.messages)]))
     total: Counter[str] = Counter()
     for ex in examples:
         counts: Counter[str] = Counter()

@@ -109,6 +109,13 @@ def tools_of(row: dict[str, Any]) -> list[dict[str, Any]] | None:
     return [t for t in tools if isinstance(t, dict) and t.get("name")] or None
 
 
+def conversation_texts(system: str | None, messages: Sequence[Message]) -> list[str | None]:
+    """Every text of a conversation that redaction reads, in this order: the system prompt, each
+    message's content, then each tool call's arguments."""
+    return [system, *(m.content for m in messages),
+            *(c.get("arguments") for m in messages for c in m.tool_calls or [])]
+
+
 def _message_digest(m: Message) -> bytes:
     """An injective encoding of (role, stripped content, tool calls): equal exactly when those are.
     Role and text are length-prefixed (no JSON encoding of the text: it was most of the chain's

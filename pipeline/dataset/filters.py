@@ -15,7 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.dataset.examples import Message, count_tokens, has_unsupported_parts, tool_problem
+from pipeline.dataset.examples import (
+    Message,
+    conversation_texts,
+    count_tokens,
+    has_unsupported_parts,
+    tool_problem,
+)
 from pipeline.dataset.redact import CachedRedactor
 from pipeline.tokens import TokenCounter
 
@@ -153,9 +159,7 @@ def over_token_limit(c: Candidate, ctx: FilterContext) -> bool:
 
 def pii_texts(c: Candidate) -> list[str | None]:
     """Every text of a candidate's conversation the pii filter looks at."""
-    texts = [c.row.get("system_text")] + [m.content for m in c.messages]
-    texts += [str(tc.get("arguments")) for m in c.messages for tc in m.tool_calls or []]
-    return texts
+    return conversation_texts(c.row.get("system_text"), c.messages)
 
 
 def pii(c: Candidate, ctx: FilterContext) -> bool:
