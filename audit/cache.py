@@ -742,11 +742,16 @@ def simulate_cache(
             timings["calibrate"] = time.perf_counter() - t0
             t0 = time.perf_counter()
         rules_of = RulesOf(prices, calibration.rules if calibration else None)
+        with_breakpoints = breakpoint_rule_keys(scon, rules_of)
         for scenario in SCENARIOS:
             results[scenario] = work / f"sim_{scenario}.parquet"
             with phase(f"simulate.{scenario}"):
-                _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario], executor,
-                                   simulated)
+                if scenario == "ideal_bp":
+                    _simulate_ideal_bp(scon, cfg, rules_of, factors, results, executor, simulated,
+                                       with_breakpoints)
+                else:
+                    _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario], executor,
+                                       simulated)
     finally:
         scon.close()
     timings["simulate"] = time.perf_counter() - t0
@@ -870,20 +875,53 @@ def partition_chunks(reader: Any, rows: int, key: str = "part") -> Iterator[pa.T
         yield held.combine_chunks()
 
 
-def simulation_input(con: Any, scenario: str, cfg: CacheConfig, simulated: int) -> Iterator[pa.RecordBatch]:
+def simulation_input(con: Any, scenario: str, cfg: CacheConfig, simulated: int,
+                     rule_keys: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """`cache_sim_input` in partition order, sorted in slices of about `rows_per_sort` requests
-    (equal ranges of hash buckets, which hold about equal shares of the requests) and chained."""
+    (equal ranges of hash buckets, which hold about equal shares of the requests) and chained.
+    `rule_keys` (`breakpoint_rule_keys`), when given, keeps only the rows of those scopes and rules."""
     slices = max(1, -(-simulated // cfg.rows_per_sort))
     width = -(-(cfg.buckets + 1) // slices)  # parts run from -1 (no complete block) to buckets - 1
     for lo in range(-1, cfg.buckets, width):
-        yield from query(con, "cache_sim_input", ideal=scenario == "ideal", lo=lo,
-                         hi=lo + width - 1).to_arrow_reader(cfg.batch_rows)
+        yield from query(con, "cache_sim_input", ideal=scenario == "ideal", lo=lo, hi=lo + width - 1,
+                         rule_keys=rule_keys).to_arrow_reader(cfg.batch_rows)
+
+
+def breakpoint_rule_keys(con: Any, rules_of: RulesOf) -> list[str]:
+    """`scope || chr(31) || rules` of the simulated rows whose rule set (calibrated or documented)
+    caches at breakpoints."""
+    rows = con.sql("SELECT DISTINCT scope, rules, min_tokens FROM prepared WHERE simulated").fetchall()
+    return sorted({f"{scope}\x1f{rules}" for scope, rules, min_tokens in rows
+                   if rules_of.of(scope, rules, min_tokens).kind == "breakpoints"})
+
+
+def _simulate_ideal_bp(con: Any, cfg: CacheConfig, rules_of: RulesOf, factors: dict[str, float],
+                       results: dict[str, Path], executor: Executor, simulated: int,
+                       with_breakpoints: list[str]) -> None:
+    """The ideal-breakpoints scenario, re-simulating only the rows cached at breakpoints.
+
+    It differs from as_logged in the breakpoints alone: every other row (auto-prefix caching, which
+    ignores breakpoints, or no caching) has the same input, in the same partitions and order, and
+    its cache entries are kept apart from the breakpoint entries, so its result is its as_logged
+    one (`cache_sim_ideal_bp.sql`). At 1 M requests ~3/4 of the rows were simulated twice for it."""
+    path = results["ideal_bp"]
+    resimulated = path.with_name("sim_ideal_bp_breakpoints.parquet")
+    if with_breakpoints:
+        _simulate_scenario(con, "ideal_bp", cfg, rules_of, factors, resimulated, executor, simulated,
+                           with_breakpoints)
+    else:
+        write_batches(SIM_SCHEMA, [], resimulated)
+    con.execute(f"CREATE OR REPLACE VIEW sim_as_logged AS SELECT * FROM read_parquet({sql_literal(results['as_logged'])})")
+    con.execute(f"CREATE OR REPLACE VIEW sim_resimulated AS SELECT * FROM read_parquet({sql_literal(resimulated)})")
+    reader = query(con, "cache_sim_ideal_bp").to_arrow_reader(cfg.batch_rows)
+    write_batches(SIM_SCHEMA, reader, path)
+    resimulated.unlink()
 
 
 def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, rules_of: RulesOf, factors: dict[str, float],
-                       path: Path, executor: Executor, simulated: int) -> None:
+                       path: Path, executor: Executor, simulated: int, rule_keys: list[str] | None = None) -> None:
     """One scenario as tasks over groups of whole hash-bucket partitions (results in input order)."""
-    reader = simulation_input(con, scenario, cfg, simulated)
+    reader = simulation_input(con, scenario, cfg, simulated, rule_keys)
     results = executor.map(simulate_task, partition_chunks(reader, cfg.rows_per_task),
                            shared=SimulateContext(scenario, cfg, rules_of, factors),
                            label=f"audit.cache.simulate.{scenario}")

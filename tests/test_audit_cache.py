@@ -25,6 +25,7 @@ from audit.token_accounting import (
     tokenize_request,
     tokenize_store,
 )
+from pipeline.executor import LocalExecutor
 from pipeline.tokens import get_encoding
 
 PRICES = load_prices()
@@ -368,6 +369,59 @@ def test_simulation_sorted_in_slices_is_identical(planted: tuple[Path, dict], tm
     # 93 slices of 3 buckets each: the planted prompts' partitions fall into more than one of them
     assert whole.simulated == 93 and len(set(one.column("part").to_pylist())) > 1
     assert len([b for b in batches if b.num_rows]) > 1
+
+
+def _sim_rows(path: Path) -> list[tuple]:
+    return duckdb.sql(f"SELECT * FROM read_parquet('{path}') ORDER BY request_id").fetchall()
+
+
+def test_ideal_bp_resimulates_only_breakpoint_rows(tmp_path: Path) -> None:
+    """The ideal-breakpoints scenario re-simulates the rows cached at breakpoints and takes every
+    other row's as-logged result: the same rows as re-simulating every request, with fewer rows run.
+    Planted: Anthropic calls sharing a long system prompt without cache_control (as logged they
+    read nothing, with the ideal breakpoints all but the first read it) beside OpenAI calls sharing
+    one (auto-prefix: they read it in every scenario)."""
+    stable = long_text(3, 1500)
+    rows = []
+    for i in range(6):
+        ts = T + timedelta(minutes=i)
+        rows.append(row(request_id=f"ant{i}", ts=ts, provider="anthropic", model="claude-sonnet-4-5",
+                        system_text=stable, messages=[msg("user", f"question {i}")], status_code=200,
+                        in_uncached=2100, out_total=10))
+        rows.append(row(request_id=f"oai{i}", ts=ts, provider="openai", model="gpt-4o", system_text=stable,
+                        messages=[msg("user", f"question {i}")], status_code=200, **openai_usage(2100)))
+    wd = tmp_path / "store"
+    write_store(wd, rows)
+    run = cache.simulate_cache(wd, work_dir=tmp_path / "run")
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({[str(p) for p in run.prepared]})")
+    cfg = cache.cache_config({})
+    rules_of = cache.RulesOf(PRICES, run.calibration.rules if run.calibration else None)
+    factors = {s: f for s, f in cache.query(con, "cache_scope_factors").fetchall()}
+    keys = cache.breakpoint_rule_keys(con, rules_of)
+    assert keys == ["anthropic|claude-sonnet-4-5\x1fanthropic"]
+    subset = pa.Table.from_batches(list(cache.simulation_input(con, "ideal_bp", cfg, run.simulated, keys)))
+    assert sorted(subset.column("request_id").to_pylist()) == [f"ant{i}" for i in range(6)]
+    everything = tmp_path / "every_row.parquet"
+    with LocalExecutor(1) as executor:
+        cache._simulate_scenario(con, "ideal_bp", cfg, rules_of, factors, everything, executor, run.simulated)
+    assert _sim_rows(run.results["ideal_bp"]) == _sim_rows(everything)
+    logged = {r[0]: r[1:] for r in _sim_rows(run.results["as_logged"])}
+    ideal_bp = {r[0]: r[1:] for r in _sim_rows(run.results["ideal_bp"])}
+    assert [logged[f"ant{i}"][0] for i in range(6)] == [0] * 6
+    assert ideal_bp["ant0"][0] == 0 and all(ideal_bp[f"ant{i}"][0] > 1024 for i in range(1, 6))
+    assert logged["oai0"][0] == 0 and all(ideal_bp[f"oai{i}"] == logged[f"oai{i}"] != (0, 0, 0) for i in range(1, 6))
+    assert not list((tmp_path / "run").glob("sim_ideal_bp_*"))
+
+
+def test_ideal_bp_without_breakpoint_rows_is_the_as_logged_run(planted: tuple[Path, dict], tmp_path: Path) -> None:
+    """No rule set caches at breakpoints: nothing is re-simulated, every row keeps its as-logged result."""
+    only_openai = [r for r in planted_rows() if r["provider"] == "openai"]
+    wd = tmp_path / "store"
+    write_store(wd, only_openai)
+    run = cache.simulate_cache(wd, work_dir=tmp_path / "run")
+    assert _sim_rows(run.results["ideal_bp"]) == _sim_rows(run.results["as_logged"])
+    assert len(_sim_rows(run.results["ideal_bp"])) == run.simulated > 0
 
 
 def test_memoized_and_naive_tokenization_agree(planted: tuple[Path, dict]) -> None:
