@@ -903,7 +903,8 @@ def _simulate_ideal_bp(con: Any, cfg: CacheConfig, rules_of: RulesOf, factors: d
     It differs from as_logged in the breakpoints alone: every other row (auto-prefix caching, which
     ignores breakpoints, or no caching) has the same input, in the same partitions and order, and
     its cache entries are kept apart from the breakpoint entries, so its result is its as_logged
-    one (`cache_sim_ideal_bp.sql`). At 1 M requests ~3/4 of the rows were simulated twice for it."""
+    one (`cache_sim_ideal_bp.sql`). At 1 M requests ~3/4 of the rows were simulated twice for it.
+    Runs after the as_logged scenario (`SCENARIOS` order), whose file it reads."""
     path = results["ideal_bp"]
     resimulated = path.with_name("sim_ideal_bp_breakpoints.parquet")
     if with_breakpoints:
@@ -911,8 +912,8 @@ def _simulate_ideal_bp(con: Any, cfg: CacheConfig, rules_of: RulesOf, factors: d
                            with_breakpoints)
     else:
         write_batches(SIM_SCHEMA, [], resimulated)
-    con.execute(f"CREATE OR REPLACE VIEW sim_as_logged AS SELECT * FROM read_parquet({sql_literal(results['as_logged'])})")
-    con.execute(f"CREATE OR REPLACE VIEW sim_resimulated AS SELECT * FROM read_parquet({sql_literal(resimulated)})")
+    for view, file in (("sim_as_logged", results["as_logged"]), ("sim_resimulated", resimulated)):
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({sql_literal(file)})")
     reader = query(con, "cache_sim_ideal_bp").to_arrow_reader(cfg.batch_rows)
     write_batches(SIM_SCHEMA, reader, path)
     resimulated.unlink()
