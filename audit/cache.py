@@ -914,8 +914,7 @@ def _simulate_ideal_bp(con: Any, cfg: CacheConfig, rules_of: RulesOf, factors: d
         write_batches(SIM_SCHEMA, [], resimulated)
     for view, file in (("sim_as_logged", results["as_logged"]), ("sim_resimulated", resimulated)):
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({sql_literal(file)})")
-    reader = query(con, "cache_sim_ideal_bp").to_arrow_reader(cfg.batch_rows)
-    write_batches(SIM_SCHEMA, reader, path)
+    write_query(con, "cache_sim_ideal_bp", path)
     resimulated.unlink()
 
 
