@@ -36,7 +36,7 @@ def test_staged_fingerprints_are_record_fp_of_every_row() -> None:
     table = pa.Table.from_pylist(rows, schema=REQUEST_SCHEMA)
     con = _connection(threads=1)
     try:
-        keys = _staged_keys(con, table, "u000001-000000.parquet")
+        keys = _staged_keys(con, [("u000001-000000.parquet", [table])])
         con.register("staged", table)
         expected = con.sql(
             "SELECT record_fp(source_format, response_id, ts, model, response_text, error_type, system_text, messages), "

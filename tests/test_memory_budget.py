@@ -186,11 +186,14 @@ def test_a_day_larger_than_a_task_is_written_in_slices_of_its_staged_files(
 
 
 @pytest.mark.slow
-def test_a_commit_larger_than_its_share_spills_and_stores_every_row(tmp_path: Path) -> None:
+def test_a_commit_larger_than_its_share_spills_and_stores_every_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Under the smallest budget every connection gets the floor (256 MB, of which DuckDB's Parquet
     writer takes ~190 MB) while one day holds 8,000 rows with 80 MB of incompressible prompt text:
     the commit task's sort spills to disk and every row is stored, in time order, the same rows as
-    under the default budget."""
+    under the default budget. (The day's staged files are merged, not linked: that is the path
+    whose memory is at stake.)"""
+    monkeypatch.setattr(writer, "LINK_MIN_ROWS", 10**9)
     logs = tmp_path / "logs.jsonl"
     logs.write_text(_lines({2: 8000}, text=10_000), encoding="utf-8")
     pool = RecordingExecutor(workers=2, memory_mb=2 * MIN_SHARE_MB)
