@@ -772,9 +772,13 @@ def sim_rows(table: pa.Table, scenario: str, cfg: CacheConfig, rules: CacheRules
              factors: dict[str, float]) -> list[SimRow]:
     """`cache_sim_input` rows as the simulation's input under `rules` (one rule set for every row,
     as the calibration replays them, or a rule set per row's scope). Read by columns: a dict per
-    row and a Python list built element by element per hash list cost more than the simulation."""
+    row and a Python list built element by element per hash list cost more than the simulation.
+    With a rule set per row, a row gets only the lists its rules read (auto-prefix: the token
+    hashes; breakpoints: the blocks and breakpoints); the calibration swaps the rules, so its rows
+    get every list."""
     c = {name: table.column(name).to_pylist() for name in _SIM_SCALARS}
-    token_hashes, block_ends, block_hashes, bp_blocks, bp_1h = (list_column(table.column(n)) for n in _SIM_LISTS)
+    token_hashes, block_ends, block_hashes, bp_blocks, bp_1h = (ListColumn(table.column(n)) for n in _SIM_LISTS)
+    per_row = isinstance(rules, RulesOf)
     out = []
     for i, (rid, ts_ms, scope, rules_name, min_tokens, row_factor, approximate, reported, est_total, n_blocks,
             stable_end, history_end) in enumerate(zip(*(c[n] for n in _SIM_SCALARS), strict=True)):
@@ -785,29 +789,40 @@ def sim_rows(table: pa.Table, scenario: str, cfg: CacheConfig, rules: CacheRules
         # blur them across a 128-token step. Approximated tokenizers, and logs whose prompt text is
         # redacted or partly missing (reported input far from the estimate), need the scaling.
         exact = not approximate and COMPLETE_PROMPT[0] <= factor <= COMPLETE_PROMPT[1]
-        bps = list(zip(bp_blocks[i] or [], bp_1h[i] or [], strict=True))
-        if scenario != "as_logged":
-            bps = _with_ideal(bps, n_blocks, stable_end, history_end, cfg.ideal_breakpoints)
-        row_rules = rules if isinstance(rules, CacheRules) else rules.of(scope, rules_name, min_tokens)
-        out.append(SimRow(rid, ts_ms, row_rules, 1.0 if exact else factor, inp, token_hashes[i] or [],
-                          block_ends[i] or [], block_hashes[i] or [], bps))
+        row_rules = rules.of(scope, rules_name, min_tokens) if isinstance(rules, RulesOf) else rules
+        kind = row_rules.kind if per_row else None
+        hashes = token_hashes[i] if kind in (None, "auto_prefix") else _NO_ITEMS
+        if kind in (None, "breakpoints"):
+            ends, chain = block_ends[i], block_hashes[i]
+            bps = list(zip(bp_blocks[i], bp_1h[i], strict=True))
+            if scenario != "as_logged":
+                bps = _with_ideal(bps, n_blocks, stable_end, history_end, cfg.ideal_breakpoints)
+        else:
+            ends, chain, bps = _NO_ITEMS, _NO_ITEMS, []
+        out.append(SimRow(rid, ts_ms, row_rules, 1.0 if exact else factor, inp, hashes, ends, chain, bps))
     return out
 
 
-def list_column(column: pa.ChunkedArray | pa.Array) -> list[list[Any] | None]:
-    """A list column as Python lists (None where null): the flat values converted once, then
-    sliced per row (`to_pylist` builds every element through a scalar object)."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if not len(column):
-        return []
-    bounds, values = list_values(column)
-    flat = values.to_numpy(zero_copy_only=False).tolist()
-    out: list[list[Any] | None] = [flat[bounds[i] : bounds[i + 1]] for i in range(len(column))]
-    if column.null_count:
-        for i in np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False)).tolist():
-            out[i] = None
-    return out
+_NO_ITEMS: list[Any] = []  # shared and never mutated: the simulation only reads a row's lists
+
+
+class ListColumn:
+    """A list column's flat values converted to Python once; `[i]` slices row i's list on demand
+    (empty where null): `to_pylist` builds every element through a scalar object, and slicing every
+    row of every list column up front cost a sixth of the simulation tasks."""
+
+    def __init__(self, column: pa.ChunkedArray | pa.Array) -> None:
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        self._bounds, values = list_values(column) if len(column) else ([0], pa.array([]))
+        self._flat = values.to_numpy(zero_copy_only=False).tolist()
+        self._nulls = (set(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False)).tolist())
+                       if column.null_count else None)
+
+    def __getitem__(self, i: int) -> list[Any]:
+        if self._nulls is not None and i in self._nulls:
+            return []
+        return self._flat[self._bounds[i] : self._bounds[i + 1]]
 
 
 class RulesOf:

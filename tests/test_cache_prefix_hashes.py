@@ -2,7 +2,7 @@
 (rolling token hashes resumed from the longest block prefix hashed before) against
 `rolling_token_hashes` from the first token, on planted prompts whose block ends fall just before,
 on and just after the 64-token block boundaries; timestamps read as integers against `datetime`;
-`list_column` against `to_pylist`."""
+`ListColumn` against `to_pylist`."""
 
 from __future__ import annotations
 
@@ -140,14 +140,21 @@ def test_random_microseconds_give_the_datetime_milliseconds() -> None:
     [],
 ])
 def test_list_column_equals_to_pylist(values: list[list[int] | None]) -> None:
-    from audit.cache import list_column
+    from audit.cache import ListColumn
+
+    def rows(column: pa.Array | pa.ChunkedArray) -> list[list[int]]:
+        lists = ListColumn(column)
+        return [lists[i] for i in range(len(column))]
+
+    def expected(column: pa.Array | pa.ChunkedArray) -> list[list[int]]:
+        return [v if v is not None else [] for v in column.to_pylist()]  # a null list reads as empty
 
     arr = pa.array(values, type=pa.list_(pa.uint64()))
-    assert list_column(arr) == arr.to_pylist()
+    assert rows(arr) == expected(arr)
     if len(arr) > 1:
         sliced = arr.slice(1)  # its offsets point into the parent's values
-        assert list_column(sliced) == sliced.to_pylist()
+        assert rows(sliced) == expected(sliced)
     chunked = pa.chunked_array([arr, arr], type=arr.type)
-    assert list_column(chunked) == chunked.to_pylist()
+    assert rows(chunked) == expected(chunked)
     bools = pa.array([[True, False], None, [False]], type=pa.list_(pa.bool_()))
-    assert list_column(bools) == bools.to_pylist()
+    assert rows(bools) == expected(bools)
