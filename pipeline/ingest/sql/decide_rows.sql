@@ -5,11 +5,18 @@
 --   under another request id, `replay_fp`: the parent's copy is kept over a sidechain's)? If new, its final id: the first new
 --   record with an id keeps it unless the store already holds a different record under it; later
 --   ones get `id~<fp8>`. A row that completes a stored batch half (`batch_links`) is written merged
---   with it, under its id (`completed_rows`), and the stored half is dropped.
+--   with it, under its id (`completed_rows`), and the stored half is dropped. Of two copies of a
+--   record, one that completes a stored half is the one kept.
 CREATE TEMP TABLE decided AS
 WITH ranked AS (
     SELECT k.*,
-           greatest(row_number() OVER (PARTITION BY request_id, _fp ORDER BY source_file, source_line),
+           -- of two copies of a record, the one completing a stored batch half is kept (a copy of a
+           -- results file under another name in the same run would otherwise win by its name and
+           -- be stored apart as `id~<fp8>`, the stored half left incomplete)
+           greatest(row_number() OVER (PARTITION BY request_id, _fp
+                                       ORDER BY EXISTS (SELECT 1 FROM batch_links l WHERE l._file = k._file
+                                                                                    AND l._row = k._row) DESC,
+                                                source_file, source_line),
                     CASE WHEN _replay IS NOT NULL
                          THEN row_number() OVER (PARTITION BY _replay ORDER BY _sidechain, source_file, source_line) END) AS _copy,
            EXISTS (SELECT 1 FROM existing_keys e WHERE e.base_id = k.request_id AND e._fp = k._fp)
