@@ -778,7 +778,6 @@ def sim_rows(table: pa.Table, scenario: str, cfg: CacheConfig, rules: CacheRules
     get every list."""
     c = {name: table.column(name).to_pylist() for name in _SIM_SCALARS}
     token_hashes, block_ends, block_hashes, bp_blocks, bp_1h = (ListColumn(table.column(n)) for n in _SIM_LISTS)
-    per_row = isinstance(rules, RulesOf)
     out = []
     for i, (rid, ts_ms, scope, rules_name, min_tokens, row_factor, approximate, reported, est_total, n_blocks,
             stable_end, history_end) in enumerate(zip(*(c[n] for n in _SIM_SCALARS), strict=True)):
@@ -789,8 +788,11 @@ def sim_rows(table: pa.Table, scenario: str, cfg: CacheConfig, rules: CacheRules
         # blur them across a 128-token step. Approximated tokenizers, and logs whose prompt text is
         # redacted or partly missing (reported input far from the estimate), need the scaling.
         exact = not approximate and COMPLETE_PROMPT[0] <= factor <= COMPLETE_PROMPT[1]
-        row_rules = rules.of(scope, rules_name, min_tokens) if isinstance(rules, RulesOf) else rules
-        kind = row_rules.kind if per_row else None
+        if isinstance(rules, RulesOf):
+            row_rules = rules.of(scope, rules_name, min_tokens)
+            kind = row_rules.kind
+        else:
+            row_rules, kind = rules, None  # the calibration swaps the rules: every list
         hashes = token_hashes[i] if kind in (None, "auto_prefix") else _NO_ITEMS
         if kind in (None, "breakpoints"):
             ends, chain = block_ends[i], block_hashes[i]

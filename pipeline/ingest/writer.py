@@ -22,8 +22,9 @@ decides on keys alone which rows are new and under which id (`decide_rows.sql`);
 whose rows all go in unchanged is hard-linked into its partition (`part-<run>-l0000.parquet`,
 `LINK_MIN_ROWS`); then tasks of consecutive date partitions (`write_partition_task`, on the run's
 executor) merge the other rows into each day's file; the driver writes the manifest and switches
-the version. A partition's files are each in time order; together they are not (a reader sorts). Every DuckDB connection here gets its
-share of the run's memory budget (`[run] memory_mb`, `pipeline.executor.memory_share`). A row
+the version. Each file of a partition is in time order, the partition as a whole is not (readers
+sort). Every DuckDB connection here gets its share of the run's memory budget (`[run] memory_mb`,
+`pipeline.executor.memory_share`). A row
 larger than `SOLO_ROW_BYTES` is staged in a file of its own and moved into the store by a hard
 link (`part-<run>-solo0000.parquet`, its keys also in its metadata for later commits), so no step
 reads it and the commit's memory does not depend on the largest record.
