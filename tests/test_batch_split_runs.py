@@ -33,20 +33,30 @@ def _joint(tmp_path: Path, files: tuple[Path, Path]) -> list[dict]:
     return _rows(root / "work", root)
 
 
+@pytest.fixture(params=[False, True], ids=["merged", "linked"])
+def link_every_file(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Each test also with every staged file that holds only new rows under their own ids
+    hard-linked into the store (`writer.LINK_MIN_ROWS` = 1): never one whose rows complete a
+    stored half or repeat one."""
+    if request.param:
+        monkeypatch.setattr(writer, "LINK_MIN_ROWS", 1)
+    return bool(request.param)
+
+
+def _split(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(root, logs, work) of the split-run ingest, `logs` created."""
+    root = tmp_path / "split"
+    (root / "logs").mkdir(parents=True)
+    return root, root / "logs", root / "work"
+
+
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("results_first", [False, True])
-@pytest.mark.parametrize("link_every_file", [False, True])
-def test_later_run_completes_the_stored_half(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str,
-                                             results_first: bool, link_every_file: bool) -> None:
-    """`link_every_file`: every staged file that holds only new rows under their own ids is
-    hard-linked into the store (`writer.LINK_MIN_ROWS` = 1), never one whose rows complete a half."""
-    if link_every_file:
-        monkeypatch.setattr(writer, "LINK_MIN_ROWS", 1)
+@pytest.mark.usefixtures("link_every_file")
+def test_later_run_completes_the_stored_half(tmp_path: Path, shape: str, results_first: bool) -> None:
     req, res = SHAPES[shape]
     joint = _joint(tmp_path, (req, res))
-    root = tmp_path / "split"
-    logs, work = root / "logs", root / "work"
-    logs.mkdir(parents=True)
+    root, logs, work = _split(tmp_path)
     first, second = (res, req) if results_first else (req, res)
     shutil.copy(first, logs / first.name)
     one = ingest([logs], work, progress=False)
@@ -66,15 +76,10 @@ def test_later_run_completes_the_stored_half(tmp_path: Path, monkeypatch: pytest
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
-@pytest.mark.parametrize("link_every_file", [False, True])
-def test_completion_is_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str,
-                                  link_every_file: bool) -> None:
-    if link_every_file:  # a staged file of repeats is never linked (`writer.LINK_MIN_ROWS`)
-        monkeypatch.setattr(writer, "LINK_MIN_ROWS", 1)
+@pytest.mark.usefixtures("link_every_file")
+def test_completion_is_idempotent(tmp_path: Path, shape: str) -> None:
     req, res = SHAPES[shape]
-    root = tmp_path / "split"
-    logs, work = root / "logs", root / "work"
-    logs.mkdir(parents=True)
+    root, logs, work = _split(tmp_path)
     shutil.copy(req, logs / req.name)
     ingest([logs], work, progress=False)
     shutil.copy(res, logs / res.name)
@@ -166,20 +171,15 @@ def test_results_whose_file_stem_differs_still_complete(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
-@pytest.mark.parametrize("link_every_file", [False, True])
-def test_a_half_completed_twice_in_one_run_is_stored_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str,
-                                                          link_every_file: bool) -> None:
+@pytest.mark.usefixtures("link_every_file")
+def test_a_half_completed_twice_in_one_run_is_stored_once(tmp_path: Path, shape: str) -> None:
     """The results come in the second run twice, the file and a copy under a name that sorts first
     (its stem no longer matches the requests'): the copy linked to the stored request completes
     it, the other is a repeat, whether or not files are linked. The copy that sorted first used to
     be kept and stored apart as `id~<fp8>` (Anthropic), the stored requests left without results."""
-    if link_every_file:
-        monkeypatch.setattr(writer, "LINK_MIN_ROWS", 1)
     req, res = SHAPES[shape]
     joint = _joint(tmp_path, (req, res))
-    root = tmp_path / "split"
-    logs, work = root / "logs", root / "work"
-    logs.mkdir(parents=True)
+    root, logs, work = _split(tmp_path)
     shutil.copy(req, logs / req.name)
     ingest([logs], work, progress=False)
     shutil.copy(res, logs / res.name)
