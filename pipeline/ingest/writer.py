@@ -145,7 +145,7 @@ class Spool:
         if not solo:
             if table.num_rows:
                 # in time order, one row group per day: a date partition's task reads its row groups only
-                self._write(_in_time_order(table), "", self._connection())
+                self._write(_in_time_order(table), self._connection())
             return
         for i in range(table.num_rows):
             row = table.slice(i, 1)
@@ -155,31 +155,26 @@ class Spool:
             finally:
                 con.close()
             record = {k: v for k, v in keys.to_pylist()[0].items() if k not in ("_file", "_row")}
-            self._write(row.replace_schema_metadata({SOLO_KEYS: json.dumps(record)}), SOLO_DIR + "/", keys=keys)
+            name = self._next_name(SOLO_DIR + "/")
+            self._put("staging", name, [row.replace_schema_metadata({SOLO_KEYS: json.dumps(record)})])
+            self._put(KEYS_DIR, name, [keys.set_column(keys.schema.get_field_index("_file"), "_file",
+                                                       pa.array([name] * keys.num_rows))])
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = _connection(threads=1)  # a worker: the pool already uses every core
         return self._con
 
-    def _write(self, table: pa.Table, sub: str, con: duckdb.DuckDBPyConnection | None = None,
-               keys: pa.Table | None = None) -> None:
-        """Stage `table` (in time order) with its keys. A day run of `LINK_MIN_ROWS` rows or more is a
+    def _write(self, table: pa.Table, con: duckdb.DuckDBPyConnection) -> None:
+        """Stage a batch (in time order) with its keys. A day run of `LINK_MIN_ROWS` rows or more is a
         file of its own, which the commit can move into the store as it is; the smaller runs share
         one file, a row group per day (so an unsorted input never makes a file per day per batch).
         The keys of every file of the batch go into one keys file, computed in one query."""
-        if keys is not None:  # a solo row, keyed alone by the caller
-            name = self._next_name(sub)
-            self._put("staging", name, [table])
-            self._put(KEYS_DIR, name, [keys.set_column(keys.schema.get_field_index("_file"), "_file",
-                                                       pa.array([name] * keys.num_rows))])
-            return
-        assert con is not None
         runs = _day_runs(table)
-        files = [(self._next_name(sub), [run]) for run in runs if run.num_rows >= LINK_MIN_ROWS]
+        files = [(self._next_name(""), [run]) for run in runs if run.num_rows >= LINK_MIN_ROWS]
         shared = [run for run in runs if run.num_rows < LINK_MIN_ROWS]
         if shared:
-            files.append((self._next_name(sub), shared))
+            files.append((self._next_name(""), shared))
         for name, parts in files:
             self._put("staging", name, parts)
         self._put(KEYS_DIR, files[0][0], [_staged_keys(con, files)])
@@ -413,16 +408,22 @@ def _keys_table(con: duckdb.DuckDBPyConnection, name: str, files: list[Path]) ->
     con.from_arrow(pa.Table.from_pylist(keys, schema=SOLO_KEYS_SCHEMA)).create(name)
 
 
+def _new_partition_file(out: Path, date: str, name: str) -> Path:
+    """`out/date=D/<name>.parquet`, its folder made; never a file an earlier version holds."""
+    dest = out / f"{PARTITION_COLUMN}={date}" / f"{name}.parquet"
+    if dest.exists():  # never overwrite a file of an earlier version
+        raise StoreError(f"refusing to overwrite `{dest}`")
+    dest.parent.mkdir(exist_ok=True)
+    return dest
+
+
 def _place_solo_rows(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: Path) -> None:
     """Move each new solo row into its date partition as its own file: a hard link when it keeps
     its id (no byte of it is read); rewritten (the rare `id~<fp8>` of a reused id) otherwise."""
     new = con.execute("SELECT s._file, d.final_id, d.date, s.request_id FROM decided d JOIN solo_staged s USING (_file) "
                       "WHERE NOT d.is_duplicate AND NOT d.completes ORDER BY s._file").fetchall()
     for n, (src, final_id, date, staged_id) in enumerate(new):
-        dest = out / f"{PARTITION_COLUMN}={date}" / f"part-{staged.run_id}{SOLO_MARK}{n:04d}.parquet"
-        if dest.exists():  # never overwrite a file of an earlier version
-            raise StoreError(f"refusing to overwrite `{dest}`")
-        dest.parent.mkdir(exist_ok=True)
+        dest = _new_partition_file(out, date, f"part-{staged.run_id}{SOLO_MARK}{n:04d}")
         if final_id == staged_id:
             os.link(src, dest)
             continue
@@ -440,15 +441,11 @@ def _link_staged_files(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: P
     their date partitions by a hard link, as `part-<run>-lNNNN.parquet` (numbered per date in
     staged-file order, so the names depend only on the staged files). The table `linked` keeps
     them out of the partition writes."""
-    SQL.execute(con, "linked_files", min_rows=LINK_MIN_ROWS, solo=f"{staged.tmp / 'staging' / SOLO_DIR}/")
+    SQL.execute(con, "linked_files", min_rows=LINK_MIN_ROWS)
     linked = con.execute("SELECT _file, date, row_number() OVER (PARTITION BY date ORDER BY _file) - 1 "
                          "FROM linked ORDER BY date, _file").fetchall()
     for src, date, n in linked:
-        dest = out / f"{PARTITION_COLUMN}={date}" / f"part-{staged.run_id}{LINK_MARK}{n:04d}.parquet"
-        if dest.exists():  # never overwrite a file of an earlier version
-            raise StoreError(f"refusing to overwrite `{dest}`")
-        dest.parent.mkdir(exist_ok=True)
-        os.link(src, dest)
+        os.link(src, _new_partition_file(out, date, f"part-{staged.run_id}{LINK_MARK}{n:04d}"))
 
 
 # A commit task writes consecutive date partitions until it holds this many rows: a day has
@@ -513,10 +510,7 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, staged: StagedRun, out: Pa
 
     def part(piece: DaySlice) -> PartitionWrite:
         name = f"part-{staged.run_id}" + (f"-s{piece.index:04d}" if piece.index is not None else "")
-        dest = out / f"{PARTITION_COLUMN}={piece.date}" / f"{name}.parquet"
-        if dest.exists():  # never overwrite a file of an earlier version
-            raise StoreError(f"refusing to overwrite `{dest}`")
-        dest.parent.mkdir(exist_ok=True)
+        dest = _new_partition_file(out, piece.date, name)
         completed = None
         if with_completed and not piece.index:  # a day's completed halves go with its first slice
             rows = con.sql("SELECT * FROM completed_rows WHERE date = ?", params=[piece.date]).to_arrow_table()
