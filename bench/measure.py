@@ -6,7 +6,8 @@ Figures per step:
                   throughput (records/s, MB/s) is computed from it
   cpu_s           user + system CPU of the child and every process it started (pool workers)
   peak_rss_mb     the largest single process's peak RSS (getrusage; the kernel's own high-water mark)
-  peak_tree_mb    the peak of the summed PSS of the child and its descendants, sampled every 0.25 s:
+  peak_tree_mb    the peak of the summed PSS of the child and its descendants, sampled every 0.25 s (PSS read
+                  when the RSS grown since the last read could make a new peak, else every 5 s):
                   what a multi-process stage (ingest's pool) really holds at once; PSS splits pages
                   shared after fork, so workers are not double-counted
   peak_by_phase   (audit) the peak of the same sum per step of the stage (`pipeline.progress.phase`),
@@ -32,6 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
 @dataclass
@@ -112,6 +114,15 @@ def _children_of() -> dict[int, list[int]]:
     return kids
 
 
+def _rss_mb(pid: int) -> float:
+    """Resident set size (MB) from `/proc/<pid>/statm`: a read of constant cost, unlike PSS."""
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * _PAGE_MB
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _pss_mb(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
@@ -131,37 +142,71 @@ class TreeSampler(threading.Thread):
     rather than wake the kernel's OOM killer, which might pick someone else's process.
     """
 
+    # The kernel walks a process's page tables for its PSS (20 ms of CPU per read of a 1 GB process):
+    # two samplers reading a tree of three such processes four times a second took a quarter of a
+    # core from the step they measured. So a sample reads the RSS (constant cost), and the PSS only
+    # when the last PSS read plus the RSS grown since could be a new peak, or is `FULL_READ_S` old.
+    # A page that comes or goes changes the PSS by at most its size, and a private (anonymous) page
+    # by exactly that: the bound is exact but for shared pages evicted between two reads.
+    FULL_READ_S = 5.0
+
     def __init__(self, pid: int, interval_s: float = 0.25, limit_mb: float | None = None) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.interval_s = interval_s
         self.limit_mb = limit_mb
         self.peak_mb = 0.0
+        self.pss_reads = 0
+        self._last_read = (float("-inf"), 0.0, 0.0)  # (monotonic time, PSS sum, RSS sum) of the last PSS read
         self.killed = False
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            self.peak_mb = max(self.peak_mb, self.sample())
+            tree = self.sample()
+            if tree is not None:
+                self.peak_mb = max(self.peak_mb, tree)
             if self.limit_mb and self.peak_mb > self.limit_mb and not self.killed:
                 self.killed = True
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.pid, signal.SIGKILL)
             self._stop_event.wait(self.interval_s)
 
-    def sample(self) -> float:
-        """The summed PSS of the process and its descendants now (MB)."""
-        return sum(self.tree_pss_mb().values())
+    def sample(self) -> float | None:
+        """The summed PSS of the process and its descendants now (MB); None when it was not read."""
+        key = self.peak_key()
+        tree = self.tree_pids()
+        rss = sum(_rss_mb(p) for p in tree)
+        read_at, pss_then, rss_then = self._last_read
+        now = time.monotonic()
+        if pss_then + rss - rss_then <= self.peak_of(key) and now - read_at < self.FULL_READ_S:
+            return None
+        self.pss_reads += 1
+        pss = {p: _pss_mb(p) for p in tree}
+        total = sum(pss.values())
+        self._last_read = (now, total, rss)
+        self.record(key, pss, total)
+        return total
 
-    def tree_pss_mb(self) -> dict[int, float]:
-        """PSS (MB) of the process and of each of its descendants now."""
+    def peak_key(self) -> str:
+        """Which peak the sample taken now counts towards (one for the whole run here)."""
+        return ""
+
+    def peak_of(self, key: str) -> float:
+        return self.peak_mb
+
+    def record(self, key: str, pss: dict[int, float], total: float) -> None:
+        """Keep a sample (`pss` per process, summed `total`) towards the peak `key` (`run` keeps `peak_mb`)."""
+
+    def tree_pids(self) -> list[int]:
+        """The process and its descendants."""
         kids = _children_of()
         tree, todo = [], [self.pid]
         while todo:
             p = todo.pop()
             tree.append(p)
             todo.extend(kids.get(p, []))
-        return {p: _pss_mb(p) for p in tree}
+        return tree
 
     def stop(self) -> float:
         self._stop_event.set()
@@ -178,17 +223,20 @@ class PhaseSampler(TreeSampler):
         super().__init__(os.getpid(), interval_s)
         self.phases: dict[str, dict[str, float]] = {}
 
-    def sample(self) -> float:
+    def peak_key(self) -> str:
         from pipeline.progress import current_phase
 
         name = current_phase() or "(outside)"
-        pss = self.tree_pss_mb()
-        tree = sum(pss.values())
-        seen = self.phases.setdefault(name, {"peak_tree_mb": 0.0, "driver_mb": 0.0, "samples": 0})
-        seen["samples"] += 1
-        if tree > seen["peak_tree_mb"]:
-            seen.update(peak_tree_mb=round(tree, 1), driver_mb=round(pss[self.pid], 1))
-        return tree
+        self.phases.setdefault(name, {"peak_tree_mb": 0.0, "driver_mb": 0.0, "samples": 0})["samples"] += 1
+        return name
+
+    def peak_of(self, key: str) -> float:
+        return self.phases[key]["peak_tree_mb"]
+
+    def record(self, key: str, pss: dict[int, float], total: float) -> None:
+        seen = self.phases[key]
+        if total > seen["peak_tree_mb"]:
+            seen.update(peak_tree_mb=round(total, 1), driver_mb=round(pss[self.pid], 1))
 
 
 class StepFailed(RuntimeError):
