@@ -145,9 +145,10 @@ class TreeSampler(threading.Thread):
     # The kernel walks a process's page tables for its PSS (20 ms of CPU per read of a 1 GB process):
     # two samplers reading a tree of three such processes four times a second took a quarter of a
     # core from the step they measured. So a sample reads the RSS (constant cost), and the PSS only
-    # when the last PSS read plus the RSS grown since could be a new peak, or is `FULL_READ_S` old.
-    # A page that comes or goes changes the PSS by at most its size, and a private (anonymous) page
-    # by exactly that: the bound is exact but for shared pages evicted between two reads.
+    # when the last PSS read plus the RSS grown since could be a new peak, when a process joined or
+    # left the tree, or when the last read is `FULL_READ_S` old. A page that comes or goes changes
+    # the PSS by at most its size, and a private (anonymous) page by exactly that: within one set of
+    # processes the bound is exact but for shared pages evicted between two reads.
     FULL_READ_S = 5.0
 
     def __init__(self, pid: int, interval_s: float = 0.25, limit_mb: float | None = None) -> None:
@@ -157,7 +158,8 @@ class TreeSampler(threading.Thread):
         self.limit_mb = limit_mb
         self.peak_mb = 0.0
         self.pss_reads = 0
-        self._last_read = (float("-inf"), 0.0, 0.0)  # (monotonic time, PSS sum, RSS sum) of the last PSS read
+        self._last_read: tuple[float, float, float, list[int]] = (float("-inf"), 0.0, 0.0, [])  # (monotonic
+        # time, PSS sum, RSS sum, processes) of the last PSS read
         self.killed = False
         self._stop_event = threading.Event()
 
@@ -177,14 +179,15 @@ class TreeSampler(threading.Thread):
         key = self.peak_key()
         tree = self.tree_pids()
         rss = sum(_rss_mb(p) for p in tree)
-        read_at, pss_then, rss_then = self._last_read
+        read_at, pss_then, rss_then, tree_then = self._last_read
         now = time.monotonic()
-        if pss_then + rss - rss_then <= self.peak_of(key) and now - read_at < self.FULL_READ_S:
+        if (pss_then + rss - rss_then <= self.peak_of(key) and tree == tree_then
+                and now - read_at < self.FULL_READ_S):
             return None
         self.pss_reads += 1
         pss = {p: _pss_mb(p) for p in tree}
         total = sum(pss.values())
-        self._last_read = (now, total, rss)
+        self._last_read = (now, total, rss, tree)
         self.record(key, pss, total)
         return total
 
@@ -222,6 +225,7 @@ class PhaseSampler(TreeSampler):
     def __init__(self, interval_s: float = 0.25) -> None:
         super().__init__(os.getpid(), interval_s)
         self.phases: dict[str, dict[str, float]] = {}
+        self._peaks: dict[str, float] = {}  # unrounded
 
     def peak_key(self) -> str:
         from pipeline.progress import current_phase
@@ -231,12 +235,12 @@ class PhaseSampler(TreeSampler):
         return name
 
     def peak_of(self, key: str) -> float:
-        return self.phases[key]["peak_tree_mb"]
+        return self._peaks.get(key, 0.0)
 
     def record(self, key: str, pss: dict[int, float], total: float) -> None:
-        seen = self.phases[key]
-        if total > seen["peak_tree_mb"]:
-            seen.update(peak_tree_mb=round(total, 1), driver_mb=round(pss[self.pid], 1))
+        if total > self.peak_of(key):
+            self._peaks[key] = total
+            self.phases[key].update(peak_tree_mb=round(total, 1), driver_mb=round(pss[self.pid], 1))
 
 
 class StepFailed(RuntimeError):

@@ -4,6 +4,8 @@ peak is missed for it (the samples are taken by hand here, not by the sampling t
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -33,8 +35,17 @@ def test_the_pss_is_read_when_the_tree_grows_and_skipped_below_the_peak() -> Non
     assert sampler.sample() is None  # below the peak by the freed block: the costly read is skipped
     assert sampler.pss_reads == 2
 
-    sampler.FULL_READ_S = 0.0  # ... but never for longer than FULL_READ_S
-    assert sampler.sample() is not None and sampler.pss_reads == 3
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert sampler.sample() is not None  # a process joined the tree: its shared pages change the split
+        assert sampler.sample() is None
+    finally:
+        child.kill()
+        child.wait()
+    assert sampler.sample() is not None and sampler.pss_reads == 4  # ... and left it
+
+    sampler.FULL_READ_S = 0.0  # never skipped for longer than FULL_READ_S
+    assert sampler.sample() is not None and sampler.pss_reads == 5
 
 
 def test_each_phase_gets_its_own_peak() -> None:
