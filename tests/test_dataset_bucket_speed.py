@@ -155,11 +155,13 @@ def test_record_lines_equal_the_standard_library(record: dict[str, Any]) -> None
     assert dumps(record) == _json_line(record)
 
 
-def test_bucket_records_written_at_their_offsets_by_tasks_in_any_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("row_group_size", [None, 2])  # the record column read as one batch, or several
+def test_bucket_records_written_at_their_offsets_by_tasks_in_any_order(tmp_path: Path, row_group_size: int | None,
+                                                                      ) -> None:
     """Two buckets' records placed in two files (one skipped as a duplicate), written bucket by bucket
     in reverse order into files created at their final size: the files and the digests equal the
     plain concatenation in line order."""
-    records = {1: '{"a":"caf\u00e9"}', 2: '{"b":2}', 3: '{"c":3}', (1 << 32) | 0: '{"d":"x"}', (1 << 32) | 1: '{"e":5}'}
+    records = {1: '{"a":"caf\u00e9 \u6f22\U0001f642"}', 2: '{"b":2}', 3: '{"c":3}', (1 << 32) | 0: '{"d":"x"}', (1 << 32) | 1: '{"e":5}'}
     lines = {"train.jsonl": [(1 << 32) | 1, 1, 3], "tasks/t/eval.jsonl": [(1 << 32) | 0]}  # uid 2: a duplicate
     expected = {rel: "".join(records[u] + "\n" for u in uids).encode() for rel, uids in lines.items()}
     rels = sorted(lines)
@@ -167,7 +169,8 @@ def test_bucket_records_written_at_their_offsets_by_tasks_in_any_order(tmp_path:
     for bucket in (0, 1):
         uids = [u for u in records if u >> 32 == bucket]
         path = tmp_path / f"bucket-{bucket}.parquet"
-        pq.write_table(pa.table({"uid": pa.array(uids, pa.int64()), "record": [records[u] for u in uids]}), path)
+        pq.write_table(pa.table({"uid": pa.array(uids, pa.int64()), "record": [records[u] for u in uids]}), path,
+                       row_group_size=row_group_size)
         where = [(u, rel, len(b"".join(records[v].encode() + b"\n" for v in lines[rel][:lines[rel].index(u)])))
                  for rel in rels for u in lines[rel] if u >> 32 == bucket]
         jobs.append(assemble.WriteJob(str(path), [u for u, _, _ in where], [rels.index(r) for _, r, _ in where],

@@ -236,28 +236,40 @@ class WriteJob:
 
 
 def write_bucket_records(out: Path, rels: list[str], job: WriteJob) -> dict[str, int]:
-    """Write one bucket's kept records at their byte offsets (`os.pwrite`: tasks write disjoint
+    """Write one bucket's kept records at their byte offsets (`os.pwritev`: tasks write disjoint
     ranges of the same files, in any order); returns the order-free digest of the lines it wrote per
-    file (the sum of their hashes seeded by their offsets)."""
+    file (the sum of their hashes seeded by their offsets).
+
+    A line is a view of the record column's UTF-8 buffer, written with its newline by one call: no
+    Python string per record is made, encoded and joined (at 1 M requests, 6 GB of them)."""
     records = pq.read_table(job.examples, columns=["uid", "record"])
     place = dict(zip(job.uids, zip(job.rels, job.offsets, strict=True), strict=True))
     fds: dict[int, int] = {}
     digests: dict[int, int] = defaultdict(int)
     try:
-        for uid, record in zip(records.column("uid").to_pylist(), records.column("record").to_pylist(), strict=True):
-            where = place.get(uid)
-            if where is None:
-                continue
-            rel, offset = where
-            if rel not in fds:
-                fds[rel] = os.open(out / rels[rel], os.O_WRONLY)
-            data = (record + "\n").encode("utf-8")
-            os.pwrite(fds[rel], data, offset)
-            digests[rel] = (digests[rel] + _line_digest(offset, data)) & _MASK64
+        for batch in records.to_batches():
+            column = batch.column(1)  # string: int32 offsets into one data buffer; never null
+            ends = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1].tolist()
+            data = memoryview(column.buffers()[2] or b"")
+            for i, uid in enumerate(batch.column(0).to_pylist()):
+                where = place.get(uid)
+                if where is None:
+                    continue
+                rel, offset = where
+                if rel not in fds:
+                    fds[rel] = os.open(out / rels[rel], os.O_WRONLY)
+                line = data[ends[i] : ends[i + 1]]
+                os.pwritev(fds[rel], (line, _NEWLINE), offset)
+                digest = xxhash.xxh3_64(line, seed=offset)
+                digest.update(_NEWLINE)  # the same hash as `_line_digest` of the line with its newline
+                digests[rel] = (digests[rel] + digest.intdigest()) & _MASK64
     finally:
         for fd in fds.values():
             os.close(fd)
     return {rels[r]: d for r, d in digests.items()}
+
+
+_NEWLINE = b"\n"
 
 
 def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_task: bool,
