@@ -188,3 +188,17 @@ def test_bucket_records_written_at_their_offsets_by_tasks_in_any_order(tmp_path:
         offsets = [0, *itertools.accumulate(len(line) for line in file_lines)][:-1]
         reference = sum(xxhash.xxh3_64_intdigest(line, seed=o) for o, line in zip(offsets, file_lines, strict=True))
         assert digests[rel] == reference & ((1 << 64) - 1)
+
+
+def test_bucket_runs_cut_a_uid_ordered_stream_by_bucket_across_batches() -> None:
+    """The write jobs' places: one run per bucket, whether a bucket ends inside a batch, at its edge,
+    or spans several batches (and empty batches between)."""
+    uids = [(0 << 32) | 0, (0 << 32) | 3, (2 << 32) | 0, (2 << 32) | 1, (2 << 32) | 5, (7 << 32) | 1]
+    table = pa.table({"uid": pa.array(uids, pa.int64()), "rel": [f"r{i}" for i in range(len(uids))]})
+    expected = [(0, uids[0:2]), (2, uids[2:5]), (7, uids[5:])]
+    for size in (1, 2, 3, 4, len(uids)):
+        empty = table.to_batches()[0].slice(0, 0)
+        stream = [b for start in range(0, len(uids), size) for b in (table.slice(start, size).to_batches()[0], empty)]
+        runs = list(assemble.bucket_runs(stream))
+        assert [(b, t.column("uid").to_pylist()) for b, t in runs] == expected, size
+        assert runs[1][1].column("rel").to_pylist() == ["r2", "r3", "r4"]

@@ -13,9 +13,10 @@ SQL lives in `sql/*.sql` (one query per file, `-- name:` / `-- params:` header, 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,12 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
 from pipeline.dataset import dedup as dd
+from pipeline.dataset.bucket import bucket_file_name
 from pipeline.errors import DatasetError
 from pipeline.similarity import components, intersections, jaccards
 from pipeline.sql import SqlDir, arrow_tables
@@ -77,6 +80,9 @@ class Inputs:
 
     def example_files(self) -> list[Path]:
         return sorted((self.work / "examples").glob("*.parquet"))
+
+    def example_file(self, bucket: int) -> Path:
+        return self.work / "examples" / bucket_file_name(bucket)
 
 
 def load_tables(con: duckdb.DuckDBPyConnection, inputs: Inputs) -> None:
@@ -272,6 +278,26 @@ def write_bucket_records(out: Path, rels: list[str], job: WriteJob) -> dict[str,
 _NEWLINE = b"\n"
 
 
+def bucket_runs(rows: Iterable[pa.RecordBatch]) -> Iterator[tuple[int, pa.Table]]:
+    """(bucket, its rows) of rows in `uid` order: a bucket's uids are bucket << 32 | position, so its
+    rows are one run of the stream, which may span batches."""
+    held: list[pa.RecordBatch] = []  # the rows of bucket `held_bucket` read so far
+    held_bucket = -1
+    for batch in rows:
+        if not batch.num_rows:
+            continue
+        bucket = batch.column("uid").to_numpy() >> 32
+        cuts = [0, *(np.flatnonzero(np.diff(bucket)) + 1).tolist(), batch.num_rows]
+        for start, end in itertools.pairwise(cuts):
+            if held and int(bucket[start]) != held_bucket:
+                yield held_bucket, pa.Table.from_batches(held)
+                held = []
+            held_bucket = int(bucket[start])
+            held.append(batch.slice(start, end - start))
+    if held:
+        yield held_bucket, pa.Table.from_batches(held)
+
+
 def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_task: bool,
                 written: dict[str, int], write: Callable[[list[str], Iterator[WriteJob], int], Iterator[dict[str, int]]],
                 ) -> dict[str, dict[str, Any]]:
@@ -293,7 +319,6 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
              query(con, "placed_file_sizes").fetchall()}
     rels = {f"{p}{s}.jsonl" for p in prefixes for s in ("train", "eval")} | set(sizes)  # both always exist
     names = sorted(rels)
-    index = {rel: i for i, rel in enumerate(names)}
     for rel in names:
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -303,20 +328,18 @@ def write_files(con: duckdb.DuckDBPyConnection, inputs: Inputs, out: Path, per_t
         finally:
             os.close(fd)
 
-    def jobs() -> Iterator[WriteJob]:
-        for path in example_files:
-            # A bucket's uids are one range: its places from `placed`, so no join ever holds records.
-            uids = pq.read_table(path, columns=["uid"]).column("uid").to_numpy()
-            if not uids.size:
-                continue
-            where = query(con, "records", first_uid=int(uids.min()), last_uid=int(uids.max())).fetchnumpy()
-            if where["uid"].size:
-                yield WriteJob(str(path), where["uid"].tolist(), [index[str(r)] for r in where["rel"]],
-                               where["byte_offset"].tolist())
+    rel_names = pa.array(names)
 
-    example_files = inputs.example_files()
+    def jobs() -> Iterator[WriteJob]:
+        # `placed` streamed once in uid order, not queried and read once per bucket (2.7 s of the
+        # driver's CPU at 1 M, beside the write tasks it feeds: 0.4 s now); no join holds records.
+        for bucket, places in bucket_runs(batches(query(con, "records"))):
+            yield WriteJob(str(inputs.example_file(bucket)), places.column("uid").to_pylist(),
+                           pc.index_in(places.column("rel"), value_set=rel_names).to_pylist(),
+                           places.column("byte_offset").to_pylist())
+
     digests: dict[str, int] = defaultdict(int)
-    for part in write(names, jobs(), len(example_files)):
+    for part in write(names, jobs(), len(inputs.example_files())):
         for rel, d in part.items():
             digests[rel] = (digests[rel] + d) & _MASK64
     files: dict[str, dict[str, Any]] = {}

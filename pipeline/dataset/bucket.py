@@ -232,6 +232,11 @@ def _dictionary_encoded(batch: pa.RecordBatch) -> pa.RecordBatch:
     return batch
 
 
+def bucket_file_name(bucket: int) -> str:
+    """The name of each of a bucket's output files (examples, requests, validation)."""
+    return f"bucket-{bucket:05d}.parquet"
+
+
 def bucket_files(folder: Path) -> list[Path]:
     return sorted(Path(folder).glob("*.arrow"))
 
@@ -417,7 +422,7 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
         "record_bytes": [len(line.encode("utf-8")) + 1 for line in lines],
     }
     schema = EXAMPLE_SCHEMA.set(EXAMPLE_SCHEMA.get_field_index("ts"), pa.field("ts", ts_type))
-    name = f"bucket-{bucket:05d}.parquet"
+    name = bucket_file_name(bucket)
     (out_dir / "examples").mkdir(parents=True, exist_ok=True)
     (out_dir / "requests").mkdir(parents=True, exist_ok=True)
     (out_dir / "validation").mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 -- name: records
--- params: first_uid, last_uid
--- description: Where the kept examples of one bucket (uids first_uid..last_uid) are written.
-SELECT uid, rel, byte_offset FROM placed WHERE uid BETWEEN $first_uid AND $last_uid
+-- params: -
+-- description: Where every kept example is written, in uid order: a bucket's examples (uids
+--   bucket << 32 | position) are one run of it.
+SELECT uid, rel, byte_offset FROM placed ORDER BY uid
