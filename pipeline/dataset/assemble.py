@@ -226,8 +226,13 @@ def split(con: duckdb.DuckDBPyConnection, n_examples: int, group_threshold: floa
 _MASK64 = (1 << 64) - 1
 
 
-def _line_digest(offset: int, line: bytes | memoryview) -> int:
-    return xxhash.xxh3_64_intdigest(line, seed=offset)
+def _line_digest(offset: int, line: bytes | memoryview, end: bytes = b"") -> int:
+    """The hash of a line (of `line` and then `end`, the same as of the two joined) at `offset`."""
+    if not end:
+        return xxhash.xxh3_64_intdigest(line, seed=offset)
+    digest = xxhash.xxh3_64(line, seed=offset)
+    digest.update(end)
+    return digest.intdigest()
 
 
 @dataclass(frozen=True)
@@ -266,9 +271,7 @@ def write_bucket_records(out: Path, rels: list[str], job: WriteJob) -> dict[str,
                     fds[rel] = os.open(out / rels[rel], os.O_WRONLY)
                 line = data[ends[i] : ends[i + 1]]
                 os.pwritev(fds[rel], (line, _NEWLINE), offset)
-                digest = xxhash.xxh3_64(line, seed=offset)
-                digest.update(_NEWLINE)  # the same hash as `_line_digest` of the line with its newline
-                digests[rel] = (digests[rel] + digest.intdigest()) & _MASK64
+                digests[rel] = (digests[rel] + _line_digest(offset, line, _NEWLINE)) & _MASK64
     finally:
         for fd in fds.values():
             os.close(fd)
