@@ -192,7 +192,8 @@ class TreeSampler(threading.Thread):
         return total
 
     def peak_key(self) -> str:
-        """Which peak the sample taken now counts towards (one for the whole run here)."""
+        """Which peak the sample taken now counts towards (one for the whole run here); called once
+        per sample, so a subclass may count its samples here."""
         return ""
 
     def peak_of(self, key: str) -> float:

@@ -149,16 +149,15 @@ class Spool:
             return
         for i in range(table.num_rows):
             row = table.slice(i, 1)
+            name = self._next_name(SOLO_DIR + "/")
             con = _connection(threads=1)  # not kept: its buffers would keep the row's hashing memory
             try:
-                keys = _staged_keys(con, [("", [row])])
+                keys = _staged_keys(con, [(name, [row])])
             finally:
                 con.close()
             record = {k: v for k, v in keys.to_pylist()[0].items() if k not in ("_file", "_row")}
-            name = self._next_name(SOLO_DIR + "/")
             self._put("staging", name, [row.replace_schema_metadata({SOLO_KEYS: json.dumps(record)})])
-            self._put(KEYS_DIR, name, [keys.set_column(keys.schema.get_field_index("_file"), "_file",
-                                                       pa.array([name] * keys.num_rows))])
+            self._put(KEYS_DIR, name, [keys])
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
