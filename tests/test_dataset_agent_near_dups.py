@@ -10,7 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.dataset.examples import Message, dialog_text, tool_turn_text
+from pipeline.dataset import dedup as dd
+from pipeline.dataset.examples import Message, dialog_text, dialog_text_segments, tool_turn_text
 from pipeline.dataset.stage import build_dataset
 
 
@@ -50,3 +51,24 @@ def test_tool_turns_are_masked_prose_is_not() -> None:
     assert tool_turn_text('{"id": "req_e3f9a2b4c5d6"}') == '{"id": "#"}'
     c = [*a[:-1], Message("assistant", "Refunded 13 USD.")]
     assert dialog_text(a) != dialog_text(c)
+
+
+def test_dialog_segments_cut_the_dialog_text_around_the_last_user_turn() -> None:
+    call = {"id": "c1", "type": "function", "name": "lookup", "arguments": '{"id": "req_e3f9a2", "n": 12}'}
+    dialog = [
+        Message("user", "First question?"),
+        Message("assistant", None, tool_calls=[call]),
+        Message("tool", "   ", tool_call_id="c1"),  # masks to "": an empty part of the text
+        Message("assistant", "An answer."),
+        Message("user", "Second question, ΟΔΟΣ?", tool_calls=[call]),
+        Message("assistant", "Done."),
+    ]
+    text, segments = dialog_text_segments(dialog)
+    assert text == dialog_text(dialog)
+    assert segments[1] == "Second question, ΟΔΟΣ?"
+    assert segments[0].startswith("First question?\nlookup ") and segments[2].endswith("\nDone.")
+    keys, sets, _ = dd.segments_features([segments], 1)
+    want_keys, want_sets = dd.texts_features([text])
+    assert keys == want_keys and sets[0].tolist() == want_sets[0].tolist()
+    no_user = [Message("assistant", "Only an answer.")]
+    assert dialog_text_segments(no_user) == ("Only an answer.", ("", "", "Only an answer."))

@@ -110,6 +110,26 @@ def test_texts_features_equal_the_one_text_functions() -> None:
         assert got.tolist() == _reference_shingles(dd.words(text), 5).tolist()
 
 
+# Segments whose edges test each normalization step at a line break: Greek final sigma (lower-casing
+# looks at neighbours), a combining mark after the break (NFKC composes), full-width and ligature
+# characters, a UUID and an ISO time ending at or starting after the break, a lone surrogate,
+# punctuation-only and empty segments, ASCII beside non-ASCII (two word splitters).
+_EDGE_SEGMENTS = ["", "   ", "!!!", "ΟΔΟΣ", "Αθήνα ΣΟΦΟΣ", "\u0301abc", "cafe", "ＦＵＬＬ ﬁne",
+                  "id a1b2c3d4-0000-1111-2222-333344445555", "2026-01-02T10:00:00Z later", "x \ud800 y",
+                  "plain ascii words one two three four five six", "tab\there", "ends with 2026-01-02"]
+
+
+def test_segments_features_equal_the_features_of_the_joined_text() -> None:
+    rnd = random.Random(5)
+    texts = [[rnd.choice(_EDGE_SEGMENTS) for _ in range(3)] for _ in range(400)]
+    texts += [[a, b, c] for a in _EDGE_SEGMENTS[:6] for b in _EDGE_SEGMENTS for c in _EDGE_SEGMENTS[3:8]]
+    keys, sets, middle_keys = dd.segments_features(texts, 1)
+    want_keys, want_sets = dd.texts_features(["\n".join(t) for t in texts])
+    assert keys == want_keys
+    assert [s.tolist() for s in sets] == [s.tolist() for s in want_sets]
+    assert middle_keys == [dd.exact_key(t[1]) for t in texts]
+
+
 def test_signatures_of_a_random_block_equal_datasketch() -> None:
     from datasketch import MinHash
 

@@ -38,7 +38,7 @@ from pipeline.dataset.examples import (
     Message,
     conversation_texts,
     count_tokens,
-    dialog_text,
+    dialog_text_segments,
     messages_of,
     prefix_keys,
     request_messages,
@@ -369,8 +369,13 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     request_rows["example_uids"] = [example_uids.get(rid) for rid in request_rows["request_id"]]
 
     t = time.perf_counter()
-    texts = [dialog_text(ex.messages) for ex in examples]
-    exact_keys, hash_sets = dd.texts_features(texts, params.dedup.ngram)
+    dialogs = [dialog_text_segments(ex.messages) for ex in examples]
+    texts = [text for text, _ in dialogs]
+    exact_keys, hash_sets, last_user_keys = dd.segments_features([s for _, s in dialogs], 1, params.dedup.ngram)
+    # the prompt key: the last user turn's exact key, when it has text
+    prompt_keys = [key if segments[1].strip() else None
+                   for key, (_, segments) in zip(last_user_keys, dialogs, strict=True)]
+    del dialogs
     sigs = _signatures(hash_sets, params.dedup)
     sig_seconds = time.perf_counter() - t
 
@@ -409,7 +414,7 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
         "assistant_tokens": [ex.assistant_tokens for ex in examples],
         "redactions": [sum(ex.findings.values()) for ex in examples],
         "exact_key": exact_keys,
-        "prompt_key": [_prompt_key(ex) for ex in examples],
+        "prompt_key": prompt_keys,
         "split_key": [xxhash.xxh64_intdigest(ex.final_request_id.encode(), seed=params.seed) for ex in examples],
         "n_hashes": [h.size for h in hash_sets],
         "hashes": _list_array(hash_sets, pa.uint32()),
@@ -560,18 +565,6 @@ def _next_redacted(results: Iterator[tuple[str | None, tuple[tuple[str, int], ..
     for kind, n in found:
         counts[kind] += n
     return redacted
-
-
-def _last_user_text(ex: Example) -> str:
-    for m in reversed(ex.messages):
-        if m.role == "user" and m.content:
-            return m.content
-    return ""
-
-
-def _prompt_key(ex: Example) -> bytes | None:
-    prompt = _last_user_text(ex)
-    return dd.exact_key(prompt) if prompt.strip() else None
 
 
 def slug(task: str) -> str:

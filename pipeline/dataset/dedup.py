@@ -125,6 +125,19 @@ def texts_features(texts: Sequence[str], ngram: int = 5) -> tuple[list[bytes], l
     return [xxhash.xxh3_128_digest(j) for j in joined], joined_shingle_sets(joined, ngram)
 
 
+def segments_features(texts: Sequence[Sequence[str]], key_segment: int,
+                      ngram: int = 5) -> tuple[list[bytes], list[np.ndarray], list[bytes]]:
+    """`texts_features` of texts given as segments whose "\n"-join is the text, and the `exact_key`
+    of each text's segment `key_segment`, normalizing each segment once. No step of the normalization
+    crosses a line break (NFKC and lower-casing stop at it, the volatile spans and the words never
+    hold one), so a text's joined words are its segments', in order."""
+    scheme, _ = _scheme(ngram)
+    segments = [[scheme.joined(s) for s in t] for t in texts]
+    joined = [b" ".join(filter(None, words)) for words in segments]
+    return ([xxhash.xxh3_128_digest(j) for j in joined], joined_shingle_sets(joined, ngram),
+            [xxhash.xxh3_128_digest(words[key_segment]) for words in segments])
+
+
 def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     """datasketch's own affine32 (a, b) parameters for the config's (num_perm, seed), as uint32."""
     return affine32_permutations(cfg.num_perm, cfg.seed)

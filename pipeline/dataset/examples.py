@@ -209,10 +209,30 @@ def tool_turn_text(text: str | None) -> str:
 def dialog_text(messages: Iterable[Message]) -> str:
     """The user + assistant (+ tool) text that dedup and the leakage check compare; no system prompt.
     Tool turns enter with their volatile spans masked (`tool_turn_text`)."""
-    parts = []
+    return "\n".join(_dialog_parts(messages)[0])
+
+
+def dialog_text_segments(messages: Iterable[Message]) -> tuple[str, tuple[str, str, str]]:
+    """`dialog_text`, and its words cut around the last user turn's text: (the parts before it, that
+    text, the parts after it), each "\n"-joined; ("", "", the text) when no user turn has text.
+    Dedup normalizes each segment once (none of its steps crosses a line break, so the segments'
+    words are the text's, `dedup.segments_features`), and the prompt key is the middle one's."""
+    parts, last = _dialog_parts(messages)
+    text = "\n".join(parts)
+    if last is None:
+        return text, ("", "", text)
+    return text, ("\n".join(parts[:last]), parts[last], "\n".join(parts[last + 1:]))
+
+
+def _dialog_parts(messages: Iterable[Message]) -> tuple[list[str], int | None]:
+    """The dialog text's parts, and the index of the last user turn's text among them."""
+    parts: list[str] = []
+    last = None
     for m in messages:
         if m.content:
+            if m.role == "user":
+                last = len(parts)
             parts.append(tool_turn_text(m.content) if m.role == "tool" else m.content)
         for c in m.tool_calls or []:
             parts.append(f"{c.get('name') or ''} {tool_turn_text(c.get('arguments'))}")
-    return "\n".join(parts)
+    return parts, last
