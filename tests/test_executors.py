@@ -12,6 +12,7 @@ masked before comparing, and each stage's `_version.json` (the commit record: ru
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -219,6 +220,23 @@ def test_local_executor_keeps_order_and_counts_tasks() -> None:
     assert [d for label, d, _ in seen if label == "t"] == list(range(1, 8)) and seen[-1] == ("u", 3, 3)
     assert stats["t"]["tasks"] == 7 and sum(stats["t"]["nodes"].values()) == 7
     assert len({r for r in stats["t"]["nodes"]}) == 1  # one machine
+
+
+def _cycle_collector_on(shared: int, x: int) -> bool:
+    return gc.isenabled()
+
+
+@pytest.mark.parametrize("workers", [1, 2])  # in this process, and in pool workers
+def test_tasks_run_with_the_cycle_collector_paused(workers: int) -> None:
+    with LocalExecutor(workers) as pool:
+        during = list(pool.map(_cycle_collector_on, range(4), label="gc", total=4))
+        assert during == [False] * 4 and gc.isenabled()  # on again once the tasks return
+        gc.disable()  # a caller's own setting is kept
+        try:
+            assert list(pool.map(_cycle_collector_on, range(2), label="gc2", total=2)) == [False] * 2
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
 
 
 def _worker_pid(shared: int, x: int) -> int:
