@@ -408,6 +408,7 @@ def _partition_task(params: PartitionParams, job: tuple[str, tuple[str, ...]]) -
         try:
             con.execute("SET enable_progress_bar = false")
             con.execute("SET preserve_insertion_order = false")  # each bucket is sorted by its reader
+            assemble.execute(con, "rtrim_fast_macro")
             assemble.execute(con, "strip_prefix_macro")
             rows = assemble.query(con, "partition", whitespace=params.whitespace, buckets=params.buckets,
                                   label_files=list(params.label_files))
