@@ -60,7 +60,7 @@ from audit.token_accounting import (
 )
 from pipeline.config import from_section
 from pipeline.errors import AuditError
-from pipeline.executor import Executor, memory_share, processes_with_tasks
+from pipeline.executor import Executor, cycle_collector_paused, memory_share, processes_with_tasks
 from pipeline.progress import phase
 from pipeline.tokens import encoding_name_for, is_approximate, text_key
 from pipeline.workdir import versions
@@ -212,6 +212,7 @@ def column_batches(table: pa.Table, batch_rows: int) -> Iterator[tuple[list[dict
         yield prompt_rows(batch)
 
 
+@cycle_collector_paused
 def dynamic_blocks_task(cfg: CacheConfig, table: pa.Table) -> dict[int, int]:
     """Task: one partition's candidate blocks -> {masked-text key: raw key, or _VARIES}."""
     spans = SpanMemo()
@@ -436,6 +437,7 @@ class PreparedPart:
     models: frozenset[str]
 
 
+@cycle_collector_paused
 def prepare_task(ctx: PrepareContext, part: StorePartition) -> PreparedPart:
     """Task: tokenize, hash and place breakpoints for one date partition of the store, read by the
     task itself (`cache_prepare_input`, a batch at a time, so memory follows `batch_rows`, not the
@@ -858,6 +860,7 @@ class SimulateContext:
     factors: dict[str, float]
 
 
+@cycle_collector_paused
 def simulate_task(ctx: SimulateContext, table: pa.Table) -> pa.Table:
     """Task: simulate whole partitions (hash buckets; rows in `cache_sim_input` order) -> SIM_SCHEMA."""
     out: list[tuple[str, int, int, int]] = []

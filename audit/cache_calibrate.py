@@ -39,7 +39,7 @@ import pyarrow as pa
 from audit.cache_sim import simulate_partition
 from audit.prices import CacheRules, PriceTable
 from audit.tables import fetch_dicts, query
-from pipeline.executor import Executor
+from pipeline.executor import Executor, cycle_collector_paused
 
 SCREEN_KEEP = 6  # candidates the early-window screen passes on to the full scoring
 TIE = 0.002  # errors this close to the best are equally good; the rules nearest the documented win
@@ -198,6 +198,7 @@ class ScopeReplay:
                      sum(reported[i] for i in idx) / inp)
 
 
+@cycle_collector_paused
 def score_task(replay: ScopeReplay, candidates: tuple[tuple[CacheRules, int | None], ...]) -> list[Score]:
     """Task: a few (rules, window) candidates of one scope, replayed and scored."""
     return [replay.score(rules, n) for rules, n in candidates]

@@ -29,7 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from audit.tables import query
-from pipeline.executor import Executor
+from pipeline.executor import Executor, cycle_collector_paused
 from pipeline.similarity import UNICODE_WORDS, words
 
 _SPACES = re.compile(r"\s+")
@@ -165,6 +165,7 @@ def _edit_fields(obj: Any, depth: int = 0) -> Iterable[Any]:
             yield from _edit_fields(value, depth + 1)
 
 
+@cycle_collector_paused
 def edit_pairs_task(cfg: SignalsConfig, pairs: pa.Table) -> list[tuple[str, float, str] | None]:
     """Task: the best edit found in each candidate pair (`signals_edit_pairs.sql` rows), in order:
     (parent request, similarity, source), or None. A pure function of the pairs: the word-level

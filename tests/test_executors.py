@@ -26,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.executor import ExecutorConfig, LocalExecutor, executor_config
+from pipeline.executor import ExecutorConfig, LocalExecutor, cycle_collector_paused, executor_config
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_logs"
 CONFIG = """
@@ -226,14 +226,20 @@ def _cycle_collector_on(shared: int, x: int) -> bool:
     return gc.isenabled()
 
 
+@cycle_collector_paused
+def _paused_task(shared: int, x: int) -> bool:
+    return gc.isenabled()
+
+
 @pytest.mark.parametrize("workers", [1, 2])  # in this process, and in pool workers
-def test_tasks_run_with_the_cycle_collector_paused(workers: int) -> None:
+def test_a_declared_task_runs_with_the_cycle_collector_paused(workers: int) -> None:
     with LocalExecutor(workers) as pool:
-        during = list(pool.map(_cycle_collector_on, range(4), label="gc", total=4))
-        assert during == [False] * 4 and gc.isenabled()  # on again once the tasks return
+        assert list(pool.map(_paused_task, range(4), label="gc", total=4)) == [False] * 4
+        assert gc.isenabled()  # on again once the tasks return
+        assert list(pool.map(_cycle_collector_on, range(2), label="plain", total=2)) == [True] * 2  # others keep it
         gc.disable()  # a caller's own setting is kept
         try:
-            assert list(pool.map(_cycle_collector_on, range(2), label="gc2", total=2)) == [False] * 2
+            assert list(pool.map(_paused_task, range(2), label="gc2", total=2)) == [False] * 2
             assert not gc.isenabled()
         finally:
             gc.enable()

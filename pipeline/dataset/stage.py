@@ -56,7 +56,13 @@ from pipeline.dataset.bucket import (
 from pipeline.dataset.filters import DEDUP_REASONS, FILTERS, LABEL_FILTERS, REJECTED_TURN
 from pipeline.dataset.targets import FORMATS
 from pipeline.errors import DatasetError, MissingInputError
-from pipeline.executor import Executor, LocalExecutor, memory_share, processes_with_tasks
+from pipeline.executor import (
+    Executor,
+    LocalExecutor,
+    cycle_collector_paused,
+    memory_share,
+    processes_with_tasks,
+)
 from pipeline.money import Money
 from pipeline.progress import StageProgress, stage_progress
 from pipeline.tokens import encoding_name_for, is_approximate
@@ -426,6 +432,7 @@ def _count(con: Any, sql: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+@cycle_collector_paused
 def _bucket_task(shared: tuple[Path, BucketParams], job: tuple[Sequence[Path], int]) -> BucketSummary:
     work, params = shared
     files, bucket = job
