@@ -121,8 +121,7 @@ def texts_features(texts: Sequence[str], ngram: int = 5) -> tuple[list[bytes], l
     path: each text's words joined as bytes once, `ShingleScheme.joined`, and the shingles of many
     texts hashed in vectorized calls, `similarity.joined_shingle_sets`)."""
     scheme, _ = _scheme(ngram)
-    joined = [scheme.joined(t) for t in texts]
-    return [xxhash.xxh3_128_digest(j) for j in joined], joined_shingle_sets(joined, ngram)
+    return _joined_features([scheme.joined(t) for t in texts], ngram)
 
 
 def segments_features(texts: Sequence[Sequence[str]], key_segment: int,
@@ -133,9 +132,13 @@ def segments_features(texts: Sequence[Sequence[str]], key_segment: int,
     hold one), so a text's joined words are its segments', in order."""
     scheme, _ = _scheme(ngram)
     segments = [[scheme.joined(s) for s in t] for t in texts]
-    joined = [b" ".join(filter(None, words)) for words in segments]
-    return ([xxhash.xxh3_128_digest(j) for j in joined], joined_shingle_sets(joined, ngram),
-            [xxhash.xxh3_128_digest(words[key_segment]) for words in segments])
+    keys, sets = _joined_features([b" ".join(filter(None, words)) for words in segments], ngram)
+    return keys, sets, [xxhash.xxh3_128_digest(words[key_segment]) for words in segments]
+
+
+def _joined_features(joined: list[bytes], ngram: int) -> tuple[list[bytes], list[np.ndarray]]:
+    """The exact keys and shingle hashes of texts' joined words (`ShingleScheme.joined`)."""
+    return [xxhash.xxh3_128_digest(j) for j in joined], joined_shingle_sets(joined, ngram)
 
 
 def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
