@@ -148,7 +148,10 @@ class TreeSampler(threading.Thread):
     # when the last PSS read plus the RSS grown since could be a new peak, when a process joined or
     # left the tree, or when the last read is `FULL_READ_S` old. A page that comes or goes changes
     # the PSS by at most its size, and a private (anonymous) page by exactly that: within one set of
-    # processes the bound is exact but for shared pages evicted between two reads.
+    # processes the bound is exact but for shared pages evicted between two reads. RSS that went
+    # adds nothing to the bound: a shared page going lowers the RSS by its size and the PSS by less
+    # (a tree whose RSS fell by more than its PSS made the bound negative, and a new phase's first
+    # sample was skipped).
     FULL_READ_S = 5.0
 
     def __init__(self, pid: int, interval_s: float = 0.25, limit_mb: float | None = None) -> None:
@@ -181,7 +184,7 @@ class TreeSampler(threading.Thread):
         rss = sum(_rss_mb(p) for p in tree)
         read_at, pss_then, rss_then, tree_then = self._last_read
         now = time.monotonic()
-        if (pss_then + rss - rss_then <= self.peak_of(key) and tree == tree_then
+        if (pss_then + max(rss - rss_then, 0.0) <= self.peak_of(key) and tree == tree_then
                 and now - read_at < self.FULL_READ_S):
             return None
         self.pss_reads += 1

@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
+from bench import measure
 from bench.measure import PhaseSampler, TreeSampler, _pss_mb
 from pipeline.progress import phase
 
@@ -61,3 +63,19 @@ def test_each_phase_gets_its_own_peak() -> None:
     assert sampler.phases["bench-test-a"]["samples"] == 1
     assert sampler.phases["bench-test-b"]["samples"] == 2
     assert sampler.phases["bench-test-b"]["peak_tree_mb"] == round(b, 1)
+
+
+def test_a_new_phase_is_read_after_the_rss_fell_by_more_than_the_pss(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shared pages unmapped: the RSS falls by their size, the PSS by less. The first sample of the
+    next phase must still be read (a bound of last PSS + RSS change went below zero and skipped it)."""
+    readings = {"rss": 400.0, "pss": 200.0}
+    monkeypatch.setattr(measure, "_rss_mb", lambda pid: readings["rss"])
+    monkeypatch.setattr(measure, "_pss_mb", lambda pid: readings["pss"])
+    sampler = PhaseSampler()
+    monkeypatch.setattr(sampler, "tree_pids", lambda: [sampler.pid])
+    with phase("bench-test-c"):
+        assert sampler.sample() == 200.0
+    readings.update(rss=100.0, pss=150.0)
+    with phase("bench-test-d"):
+        assert sampler.sample() == 150.0
+    assert sampler.phases["bench-test-d"]["peak_tree_mb"] == 150.0
