@@ -3,9 +3,9 @@
 Pipeline (memory stays bounded: the store is streamed in batches, the heavy work is per partition,
 DuckDB does the sorting and the joins):
 
-  1. variants  one pass over tools/system/early-history blocks that contain candidate dynamic spans
-               (audit/dynamic_spans.py): a block is DYNAMIC when its masked text occurs with more
-               than one raw value across requests.
+  1. variants  per date partition, over the distinct tools/system/early-history blocks that
+               contain candidate dynamic spans (audit/dynamic_spans.py): a block is DYNAMIC when its
+               masked text occurs with more than one raw value across requests (merged).
   2. prepare   per request (a map, parallelizable by batch): render and tokenize the prompt
                (audit/token_accounting.py, memoized by content hash), segment counts, rolling prefix hashes
                of B-token blocks and of content blocks, logged/ideal breakpoint positions, and the
@@ -51,7 +51,6 @@ from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_tab
 from audit.token_accounting import (
     REPLY_OVERHEAD,
     Block,
-    MessageColumns,
     TokenMemo,
     block_array,
     encoding_note,
@@ -98,9 +97,8 @@ class CacheConfig:
     memo_max_tokens: int = 40_000_000
     """Token arrays kept by a task's tokenization memo (~4 bytes each)."""
     rows_per_task: int = 4000
-    """Rows per task of the dynamic-span pass (distinct candidate rows) and the least requests per
-    simulation task (whole hash buckets). Outputs never depend on it. (The prepare pass runs a task
-    per date partition, reading `batch_rows` at a time.)"""
+    """The least requests per simulation task (whole hash buckets). Outputs never depend on it. (The
+    dynamic-span and prepare passes run a task per date partition, reading `batch_rows` at a time.)"""
     rows_per_sort: int = 250_000
     """The simulation's input is sorted by partition in slices of about this many requests (ranges
     of hash buckets, chained in order), so each sort fits DuckDB's memory limit (a 1 M-request
@@ -188,46 +186,40 @@ def _masked_key(b: Block, masked: str) -> int:
     return text_key(f"{b.segment}\x1f{b.role or ''}\x1f{masked}")
 
 
-def table_chunks(reader: Any, rows: int) -> Iterator[pa.Table]:
-    """A record-batch stream cut into tables of exactly `rows` rows (the last one shorter): the
-    task partitions depend on the row order only, never on the reader's batch sizes."""
-    held: list[pa.RecordBatch] = []
-    n = 0
-    for batch in reader:
-        while batch.num_rows:
-            take = min(rows - n, batch.num_rows)
-            held.append(batch.slice(0, take))
-            n += take
-            batch = batch.slice(take)
-            if n == rows:
-                yield pa.Table.from_batches(held)
-                held, n = [], 0
-    if n:
-        yield pa.Table.from_batches(held)
+@dataclass(frozen=True)
+class SpansContext:
+    """What every dynamic-span task shares: the settings and its DuckDB's share of the run's budget."""
 
-
-def column_batches(table: pa.Table, batch_rows: int) -> Iterator[tuple[list[dict[str, Any]], MessageColumns]]:
-    """A task's rows a slice at a time (`prompt_rows`)."""
-    for batch in table.to_batches(max_chunksize=batch_rows):
-        yield prompt_rows(batch)
+    cfg: CacheConfig
+    memory_limit: str
 
 
 @cycle_collector_paused
-def dynamic_blocks_task(cfg: CacheConfig, table: pa.Table) -> dict[int, int]:
-    """Task: one partition's candidate blocks -> {masked-text key: raw key, or _VARIES}."""
+def dynamic_blocks_task(ctx: SpansContext, part: StorePartition) -> dict[int, int]:
+    """Task: one date partition's candidate blocks -> {masked-text key: raw key, or _VARIES}.
+
+    The task reads its partition's distinct candidate rows (`cache_mask_candidates`), not every
+    request: a masked text's values are a set, which repeats do not change."""
+    cfg = ctx.cfg
     spans = SpanMemo()
     variants: dict[int, int] = {}
     k = int(cfg.mask_history_messages)
-    for requests, messages in column_batches(table, cfg.batch_rows):
-        for i, r in enumerate(requests):
-            # The first messages up to the last assistant turn; a trailing assistant stub keeps them
-            # in the history segment.
-            blocks = messages.blocks(i, r["system_text"], r["tools_json"], r["provider"],
-                                     limit=min(k, r["last_assistant"] or 0), trailing_assistant=True)
-            for _, b in _candidates(blocks, k):
-                masked = spans.masked(b)
-                if masked is not None:
-                    _note_variant(variants, masked[2], b.key)
+    with tempfile.TemporaryDirectory(prefix="logaudit-spans-") as tmp:
+        con = connect_partition(part, Path(tmp), ctx.memory_limit)
+        try:
+            for batch in query(con, "cache_mask_candidates", k=k).to_arrow_reader(cfg.batch_rows):
+                requests, messages = prompt_rows(batch)
+                for i, r in enumerate(requests):
+                    # The first messages up to the last assistant turn; a trailing assistant stub
+                    # keeps them in the history segment.
+                    blocks = messages.blocks(i, r["system_text"], r["tools_json"], r["provider"],
+                                             limit=min(k, r["last_assistant"] or 0), trailing_assistant=True)
+                    for _, b in _candidates(blocks, k):
+                        masked = spans.masked(b)
+                        if masked is not None:
+                            _note_variant(variants, masked[2], b.key)
+        finally:
+            con.close()
     return variants
 
 
@@ -249,23 +241,12 @@ def merge_variants(parts: Iterable[dict[int, int]]) -> dict[int, int]:
     return out
 
 
-def find_dynamic_blocks(con: Any, cfg: CacheConfig, executor: Executor | None = None) -> dict[int, int]:
-    """masked-text key -> raw key of its only value, or _VARIES when several raw values exist.
-
-    The tasks read the distinct candidate rows (`cache_mask_candidates`), not every request: a
-    masked text's values are a set, which repeats do not change."""
-    k = int(cfg.mask_history_messages)
-    temp_table(con, "mask_candidates", "cache_mask_candidates", k=k)
-    try:
-        n = int(con.sql("SELECT count(*) FROM mask_candidates").fetchall()[0][0])
-        reader = con.sql("SELECT * FROM mask_candidates").to_arrow_reader(cfg.batch_rows)
-        chunks = table_chunks(reader, cfg.rows_per_task)
-        if executor is None:
-            return merge_variants(dynamic_blocks_task(cfg, t) for t in chunks)
-        return merge_variants(executor.map(dynamic_blocks_task, chunks, shared=cfg,
-                                           label="audit.cache.dynamic_spans", total=max(1, -(-n // cfg.rows_per_task))))
-    finally:
-        con.execute("DROP TABLE IF EXISTS mask_candidates")
+def find_dynamic_blocks(partitions: list[StorePartition], cfg: CacheConfig, memory_limit: str,
+                        executor: Executor) -> dict[int, int]:
+    """masked-text key -> raw key of its only value, or _VARIES when several raw values exist: a
+    task per date partition of the store (`dynamic_blocks_task`), merged."""
+    return merge_variants(executor.map(dynamic_blocks_task, partitions, shared=SpansContext(cfg, memory_limit),
+                                       label="audit.cache.dynamic_spans", total=len(partitions)))
 
 
 # --- 2. prepare ----------------------------------------------------------------------------------
@@ -655,8 +636,8 @@ def simulate_cache(
 ) -> CacheSimRun:
     """Tokenize, hash and simulate every request of the store under each scenario.
 
-    The dynamic-span and prepare passes run as tasks over consecutive `rows_per_task` requests, and
-    each scenario's simulation as tasks over groups of whole hash-bucket partitions, on `executor`
+    The dynamic-span and prepare passes run a task per date partition of the store, and each
+    scenario's simulation as tasks over groups of whole hash-bucket partitions, on `executor`
     (default: the `[run]` section's, closed again at the end); results never depend on the
     executor or its number of workers.
 
@@ -683,41 +664,38 @@ def simulate_cache(
     timings: dict[str, float] = {}
     memo: dict[str, int] = dict.fromkeys(("hits", "misses", "distinct_held", "tokens_encoded"), 0)
     models: set[str] = set()
-    con = open_store(workdir, tables.driver_memory_limit(config, beside=executor))
-    try:
-        t0 = time.perf_counter()
-        with phase("dynamic_spans"):
-            variants = find_dynamic_blocks(con, cfg, executor)
-        timings["dynamic_spans"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    task_memory = memory_share(executor.memory_mb, processes_with_tasks(executor))
+    partitions = store_partitions(workdir, by_value=not executor.reads_driver_disk)
+    with phase("dynamic_spans"):
+        variants = find_dynamic_blocks(partitions, cfg, task_memory, executor)
+    timings["dynamic_spans"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        prepared_dir = work / "prepared"
-        prepared_dir.mkdir()
-        ctx = PrepareContext(cfg, prices, variants, memory_share(executor.memory_mb, processes_with_tasks(executor)),
-                             None if not executor.reads_driver_disk else str(prepared_dir))
-        requests = 0
-        prepared: list[Path] = []
-        with phase("prepare"):
-            partitions = store_partitions(workdir, by_value=not executor.reads_driver_disk)
-            for part in executor.map(prepare_task, partitions, shared=ctx, label="audit.cache.prepare",
-                                     total=len(partitions)):
-                path = prepared_dir / f"{part.name}.parquet"
-                if part.data is not None:  # a scratch folder: a killed run's is removed by the next
-                    path.write_bytes(part.data)
-                prepared.append(path)
-                requests += part.rows
-                for k, v in part.memo.items():
-                    memo[k] = memo.get(k, 0) + v
-                models.update(part.models)
-            # Each worker keeps what its prepare tasks' DuckDB and memos held (~0.4 GB at 1 M), which
-            # sat beside the simulation's sorts in the driver (tree peak 2,065 MB): fresh ones follow.
-            executor.release()
-            if not prepared:  # an empty store: the simulation's views still need a file with the schema
-                prepared.append(prepared_dir / "empty.parquet")
-                write_batches(PREPARED_SCHEMA, [], prepared[0])
-        timings["tokenize_and_hash"] = time.perf_counter() - t0
-    finally:
-        con.close()
+    t0 = time.perf_counter()
+    prepared_dir = work / "prepared"
+    prepared_dir.mkdir()
+    ctx = PrepareContext(cfg, prices, variants, task_memory,
+                         None if not executor.reads_driver_disk else str(prepared_dir))
+    requests = 0
+    prepared: list[Path] = []
+    with phase("prepare"):
+        for part in executor.map(prepare_task, partitions, shared=ctx, label="audit.cache.prepare",
+                                 total=len(partitions)):
+            path = prepared_dir / f"{part.name}.parquet"
+            if part.data is not None:  # a scratch folder: a killed run's is removed by the next
+                path.write_bytes(part.data)
+            prepared.append(path)
+            requests += part.rows
+            for k, v in part.memo.items():
+                memo[k] = memo.get(k, 0) + v
+            models.update(part.models)
+        # Each worker keeps what its prepare tasks' DuckDB and memos held (~0.4 GB at 1 M), which
+        # sat beside the simulation's sorts in the driver (tree peak 2,065 MB): fresh ones follow.
+        executor.release()
+        if not prepared:  # an empty store: the simulation's views still need a file with the schema
+            prepared.append(prepared_dir / "empty.parquet")
+            write_batches(PREPARED_SCHEMA, [], prepared[0])
+    timings["tokenize_and_hash"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     results = {}
