@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 
 from audit import dynamic_spans, tables
@@ -65,6 +66,7 @@ from pipeline.tokens import encoding_name_for, is_approximate, text_key
 from pipeline.workdir import versions
 from pipeline.workdir.store import (
     StorePartition,
+    StorePartitions,
     connect_partition,
     list_values,
     sql_literal,
@@ -148,11 +150,15 @@ _VARIES = -1
 class SpanMemo:
     """Per block (segment and content hash): its candidate spans, and the masked text and its key
     when it has any. Bounded; a block repeats across the requests of a task (system prompts, tool
-    schemas, early turns), so the regexes, the masking and its hash run once per distinct block."""
+    schemas, early turns), so the regexes, the masking and its hash run once per distinct block.
 
-    def __init__(self, max_entries: int = 200_000) -> None:
+    `known`: spans found before (`SpanTable.spans`), used instead of searching again."""
+
+    def __init__(self, max_entries: int = 200_000,
+                 known: dict[tuple[str, int], list[dynamic_spans.Span]] | None = None) -> None:
         self._masked: OrderedDict[tuple[str, int], tuple[list[dynamic_spans.Span], str, int] | None] = OrderedDict()
         self._max = max_entries
+        self._known = known or {}
 
     def masked(self, b: Block) -> tuple[list[dynamic_spans.Span], str, int] | None:
         """(spans, masked text, masked key) of a block with candidate spans, else None."""
@@ -161,7 +167,9 @@ class SpanMemo:
             return self._masked[k]
         except KeyError:
             pass
-        sp = dynamic_spans.find_spans(b.text)
+        sp = self._known.get(k)
+        if sp is None:
+            sp = dynamic_spans.find_spans(b.text)
         out = None
         if sp:
             text = dynamic_spans.mask(b.text, sp)
@@ -170,6 +178,52 @@ class SpanMemo:
         if len(self._masked) > self._max:
             self._masked.popitem(last=False)
         return out
+
+    def found(self) -> Iterator[tuple[tuple[str, int], list[dynamic_spans.Span], int]]:
+        """((segment, key), spans, masked key) of every block held that has spans."""
+        for k, v in self._masked.items():
+            if v is not None:
+                yield k, v[0], v[2]
+
+
+SPAN_TABLE_SCHEMA = pa.schema([
+    ("segment", pa.string()), ("key", pa.uint64()), ("masked_key", pa.uint64()),
+    ("starts", pa.list_(pa.int32())), ("ends", pa.list_(pa.int32())), ("kinds", pa.list_(pa.int8())),
+])
+
+
+@dataclass(frozen=True)
+class SpanTable:
+    """Blocks' candidate spans as found by a task, a row per block (SPAN_TABLE_SCHEMA): what the
+    dynamic-span pass hands the prepare pass of the same partition, so no block is searched twice."""
+
+    table: pa.Table
+
+    @classmethod
+    def of(cls, memo: SpanMemo) -> SpanTable:
+        cols: dict[str, list[Any]] = {name: [] for name in SPAN_TABLE_SCHEMA.names}
+        kind_index = {kind: i for i, kind in enumerate(dynamic_spans.KINDS)}
+        for (segment, key), spans, masked_key in memo.found():
+            cols["segment"].append(segment)
+            cols["key"].append(key)
+            cols["masked_key"].append(masked_key)
+            cols["starts"].append([sp.start for sp in spans])
+            cols["ends"].append([sp.end for sp in spans])
+            cols["kinds"].append([kind_index[sp.kind] for sp in spans])
+        return cls(pa.table(cols, schema=SPAN_TABLE_SCHEMA))
+
+    def where_masked_in(self, masked_keys: pa.Array) -> SpanTable:
+        return SpanTable(self.table.filter(pc.is_in(self.table.column("masked_key"), masked_keys)))
+
+    def spans(self) -> dict[tuple[str, int], list[dynamic_spans.Span]]:
+        kinds = dynamic_spans.KINDS
+        t = self.table
+        return {
+            (segment, key): [dynamic_spans.Span(a, b, kinds[c]) for a, b, c in zip(starts, ends, codes, strict=True)]
+            for segment, key, starts, ends, codes in zip(
+                t.column("segment").to_pylist(), t.column("key").to_pylist(), t.column("starts").to_pylist(),
+                t.column("ends").to_pylist(), t.column("kinds").to_pylist(), strict=True)
+        }
 
 
 def _candidates(blocks: list[Block], max_history: int) -> Iterator[tuple[int, Block]]:
@@ -194,9 +248,18 @@ class SpansContext:
     memory_limit: str
 
 
+@dataclass(frozen=True)
+class PartitionSpans:
+    """A dynamic-span task's output: {masked-text key: raw key, or _VARIES} and the spans it found."""
+
+    name: str
+    variants: dict[int, int]
+    spans: SpanTable
+
+
 @cycle_collector_paused
-def dynamic_blocks_task(ctx: SpansContext, part: StorePartition) -> dict[int, int]:
-    """Task: one date partition's candidate blocks -> {masked-text key: raw key, or _VARIES}.
+def dynamic_blocks_task(ctx: SpansContext, part: StorePartition) -> PartitionSpans:
+    """Task: one date partition's candidate blocks -> their variants and spans.
 
     The task reads its partition's distinct candidate rows (`cache_mask_candidates`), not every
     request: a masked text's values are a set, which repeats do not change."""
@@ -220,7 +283,7 @@ def dynamic_blocks_task(ctx: SpansContext, part: StorePartition) -> dict[int, in
                             _note_variant(variants, masked[2], b.key)
         finally:
             con.close()
-    return variants
+    return PartitionSpans(part.name, variants, SpanTable.of(spans))
 
 
 def _note_variant(variants: dict[int, int], masked: int, raw: int) -> None:
@@ -241,12 +304,16 @@ def merge_variants(parts: Iterable[dict[int, int]]) -> dict[int, int]:
     return out
 
 
-def find_dynamic_blocks(partitions: list[StorePartition], cfg: CacheConfig, memory_limit: str,
-                        executor: Executor) -> dict[int, int]:
+def find_dynamic_blocks(partitions: StorePartitions, cfg: CacheConfig, memory_limit: str,
+                        executor: Executor) -> tuple[dict[int, int], dict[str, SpanTable]]:
     """masked-text key -> raw key of its only value, or _VARIES when several raw values exist: a
-    task per date partition of the store (`dynamic_blocks_task`), merged."""
-    return merge_variants(executor.map(dynamic_blocks_task, partitions, shared=SpansContext(cfg, memory_limit),
-                                       label="audit.cache.dynamic_spans", total=len(partitions)))
+    task per date partition of the store (`dynamic_blocks_task`), merged; and per partition the
+    spans of its blocks whose masked text varies (the only ones the prepare pass moves)."""
+    parts = list(executor.map(dynamic_blocks_task, partitions, shared=SpansContext(cfg, memory_limit),
+                              label="audit.cache.dynamic_spans", total=len(partitions)))
+    variants = merge_variants(p.variants for p in parts)
+    varies = pa.array([m for m, raw in variants.items() if raw == _VARIES], pa.uint64())
+    return variants, {p.name: p.spans.where_masked_in(varies) for p in parts}
 
 
 # --- 2. prepare ----------------------------------------------------------------------------------
@@ -418,12 +485,21 @@ class PreparedPart:
     models: frozenset[str]
 
 
+@dataclass(frozen=True)
+class PrepareInput:
+    """A prepare task's input: a date partition and the spans its dynamic-span task found."""
+
+    part: StorePartition
+    spans: SpanTable
+
+
 @cycle_collector_paused
-def prepare_task(ctx: PrepareContext, part: StorePartition) -> PreparedPart:
+def prepare_task(ctx: PrepareContext, job: PrepareInput) -> PreparedPart:
     """Task: tokenize, hash and place breakpoints for one date partition of the store, read by the
     task itself (`cache_prepare_input`, a batch at a time, so memory follows `batch_rows`, not the
     day) with fresh memos: the rows, their order and the memo counts depend only on the partition."""
-    prep = Preparer(ctx.cfg, ctx.prices, ctx.variants, SpanMemo())
+    part = job.part
+    prep = Preparer(ctx.cfg, ctx.prices, ctx.variants, SpanMemo(known=job.spans.spans()))
     with tempfile.TemporaryDirectory(prefix="logaudit-prepare-") as tmp:
         con = connect_partition(part, Path(tmp), ctx.memory_limit)
         try:
@@ -668,7 +744,7 @@ def simulate_cache(
     task_memory = memory_share(executor.memory_mb, processes_with_tasks(executor))
     partitions = store_partitions(workdir, by_value=not executor.reads_driver_disk)
     with phase("dynamic_spans"):
-        variants = find_dynamic_blocks(partitions, cfg, task_memory, executor)
+        variants, spans = find_dynamic_blocks(partitions, cfg, task_memory, executor)
     timings["dynamic_spans"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -679,8 +755,8 @@ def simulate_cache(
     requests = 0
     prepared: list[Path] = []
     with phase("prepare"):
-        for part in executor.map(prepare_task, partitions, shared=ctx, label="audit.cache.prepare",
-                                 total=len(partitions)):
+        jobs = (PrepareInput(p, spans[p.name]) for p in partitions)
+        for part in executor.map(prepare_task, jobs, shared=ctx, label="audit.cache.prepare", total=len(partitions)):
             path = prepared_dir / f"{part.name}.parquet"
             if part.data is not None:  # a scratch folder: a killed run's is removed by the next
                 path.write_bytes(part.data)

@@ -18,6 +18,8 @@ from pipeline.similarity import PREFIX_BREAKER_SPANS
 
 # The candidate patterns live with the other dynamic-span sets in pipeline/similarity.py.
 _PATTERNS = tuple((kind, re.compile(p)) for kind, p in PREFIX_BREAKER_SPANS)
+KINDS = tuple(dict.fromkeys(kind for kind, _ in PREFIX_BREAKER_SPANS))
+"""The span kinds, in a fixed order (a span's kind travels as its index)."""
 
 
 @dataclass(frozen=True)

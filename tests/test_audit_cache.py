@@ -19,6 +19,7 @@ from audit.cache_sim import SimRow, simulate_partition
 from audit.dynamic_spans import find_spans
 from audit.prices import load_prices
 from audit.token_accounting import (
+    Block,
     TokenMemo,
     count_request_naive,
     request_blocks,
@@ -231,6 +232,30 @@ def test_long_non_ascii_text_keeps_unicode_digits() -> None:
     assert [text[s.start:s.end] for s in find_spans(text)] == ["٣", "42"]
 
 
+
+def test_spans_handed_to_the_prepare_pass_are_the_ones_it_would_find(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dynamic-span task's spans (`SpanTable`) reach the prepare pass's memo unchanged, every
+    kind and a non-ASCII text's character offsets included; only blocks whose masked text varies
+    travel, and a block that travelled is never searched again."""
+    texts = ["Now 2026-09-12T10:00:01Z, day 2026-09-12, at 10:30 PM, req 3fa85f64-5717-4562-b3fc-2c963f66afa6, "
+             "user user_1234, epoch 1760000000, turn 42.", "é ünïcode ٣ first, then 2026-10-01 and sess-9f2c", "none"]
+    blocks = [Block(seg, t, i, "system" if seg == "system" else "user", -1)
+              for i, (seg, t) in enumerate(zip(("system", "history", "system"), texts, strict=True))]
+    found = cache.SpanMemo()
+    expected = [found.masked(b) for b in blocks]
+    assert expected[2] is None and all(e is not None and e[0] for e in expected[:2])
+    table = cache.SpanTable.of(found)
+    assert table.table.num_rows == 2
+    varies = pa.array([expected[0][2]], pa.uint64())  # only the first block's masked text varies
+    handed = table.where_masked_in(varies).spans()
+    assert handed == {("system", 0): expected[0][0]}
+
+    searched: list[str] = []
+    real = dynamic_spans.find_spans
+    monkeypatch.setattr(dynamic_spans, "find_spans", lambda text: searched.append(text) or real(text))
+    again = cache.SpanMemo(known=table.spans())
+    assert [again.masked(b) for b in blocks] == expected
+    assert searched == [texts[2]]  # the block without spans was never in the table
 # --- planted stores, end to end ----------------------------------------------------------------------
 
 T = datetime(2026, 9, 1, 9, tzinfo=UTC)
