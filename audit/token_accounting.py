@@ -24,13 +24,14 @@ o200k_base and calibrated per model; `encoding_note` says which encoding approxi
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -56,9 +57,9 @@ _PSEUDO_BASE = 1 << 30
 _ROLE_IDS = {"system": 1, "developer": 1, "user": 2, "assistant": 3, "tool": 4, "function": 4}
 
 
-@dataclass(frozen=True)
-class Block:
-    """One content block of a rendered prompt."""
+class Block(NamedTuple):
+    """One content block of a rendered prompt (a named tuple: a frozen dataclass cost more to build
+    than the rest of a block, several per request)."""
 
     segment: str  # tools | system | history | new_turn
     text: str  # the text that is tokenized
@@ -67,11 +68,16 @@ class Block:
     provider_message: int  # index of the provider message this block came from (-1: not a message)
 
 
+@functools.cache
 def _pseudo(role: str | None) -> np.ndarray:
+    """A role's pseudo-tokens (one read-only array per role, shared)."""
     if role is None:
-        return np.zeros(0, dtype=np.uint32)
-    r = _ROLE_IDS.get(role, 5)
-    return np.array([_PSEUDO_BASE + r, _PSEUDO_BASE + 16, _PSEUDO_BASE + 17], dtype=np.uint32)[:MESSAGE_OVERHEAD]
+        out = np.zeros(0, dtype=np.uint32)
+    else:
+        r = _ROLE_IDS.get(role, 5)
+        out = np.array([_PSEUDO_BASE + r, _PSEUDO_BASE + 16, _PSEUDO_BASE + 17], dtype=np.uint32)[:MESSAGE_OVERHEAD]
+    out.flags.writeable = False
+    return out
 
 
 def _message_text(m: dict[str, Any]) -> str:
