@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_view, write_query
+from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_table, write_query
 from pipeline.config import from_section
 from pipeline.workdir.store import sql_literal
 
@@ -124,7 +124,8 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
             f"{sql_literal(out_dir / 'request_costs.parquet')})"
         )
         labeled = attach_labels(con, out_dir)
-        temp_view(con, "traffic_base", "traffic_base")
+        # Built once: every traffic query reads it (a view re-ran the store scan and both joins per query).
+        temp_table(con, "traffic_base", "traffic_base")
         for name in ("traffic_latency", "traffic_errors", "traffic_weekly", "traffic_daily"):
             write_query(con, name, out_dir / f"{name}.parquet")
         latency = fetch_dicts(con, "traffic_latency")

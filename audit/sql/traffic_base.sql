@@ -1,7 +1,7 @@
 -- name: traffic_base
 -- params: -
 -- description: Per-request traffic facts: failure class, latency (batch excluded: asynchronous),
---   spend and task type. Created as a view the other traffic queries read.
+--   spend and task type. Created as a temp table the other traffic queries read.
 SELECT
     r.request_id, r.ts, CAST(r.ts AS DATE) AS day, CAST(date_trunc('week', r.ts) AS DATE) AS week,
     r.model, coalesce(l.task_type, 'unlabeled') AS task_type,
