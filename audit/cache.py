@@ -1046,7 +1046,7 @@ def _write_tables(workdir: Path, out_dir: Path, cfg: CacheConfig, prices: PriceT
     con = open_store(workdir)  # the workers were released: the driver's full limit
     try:
         register_prices(con, prices)
-        attach_request_costs(con, out_dir)
+        attach_request_costs(con, out_dir, rollup=False)
         labeled = attach_labels(con, out_dir)
         con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({sql_literal([str(p) for p in sim.prepared])})")
         for scenario, path in sim.results.items():
@@ -1070,7 +1070,7 @@ def _write_tables(workdir: Path, out_dir: Path, cfg: CacheConfig, prices: PriceT
         tokens_by_model = fetch_dicts(con, "cache_tokens_by_model")
         breakers = fetch_dicts(con, "cache_prefix_breakers", min_request_share=cfg.breaker_min_request_share,
                                min_saving_share=cfg.breaker_min_saving_share)
-        window = fetch_dicts(con, "cost_totals")[0]
+        window = fetch_dicts(con, "cost_window")[0]
     finally:
         con.close()
     shutil.rmtree(sim.work_dir, ignore_errors=True)

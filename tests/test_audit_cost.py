@@ -193,5 +193,7 @@ def test_monthly_run_rate(sample_cost_cache_traffic: tuple[Path, dict], sample_t
     c = sections["cost"]
     days = sample_truth["window"]["days"]
     assert c["window"]["days"] == days
+    # the cache module projects per month over the same window (cost_window.sql, not the rollup)
+    assert sections["cache"]["projections_usd_per_month"]["window_days"] == days
     assert c["monthly_run_rate_usd"] == pytest.approx(sample_truth["spend"]["total_usd"] / days * 365.25 / 12, rel=1e-3)
     assert c["total_without_caching_usd"] > c["total_usd"]  # the sample caches, so caching saved money
