@@ -803,8 +803,12 @@ def simulate_cache(
             results[scenario] = work / f"sim_{scenario}.parquet"
             with phase(f"simulate.{scenario}"):
                 if scenario == "ideal_bp":
-                    _simulate_ideal_bp(scon, cfg, rules_of, factors, results, executor, simulated,
-                                       with_breakpoints)
+                    _simulate_over(scon, scenario, "as_logged", cfg, rules_of, factors, results, executor,
+                                   simulated, with_breakpoints)
+                elif scenario == "ideal":
+                    keys = [k for (k,) in query(scon, "cache_ideal_rule_keys").fetchall()]
+                    _simulate_over(scon, scenario, "ideal_bp", cfg, rules_of, factors, results, executor,
+                                   simulated, keys)
                 else:
                     _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario], executor,
                                        simulated)
@@ -969,26 +973,27 @@ def breakpoint_rule_keys(con: Any, rules_of: RulesOf) -> list[str]:
                    if rules_of.of(scope, rules, min_tokens).kind == "breakpoints"})
 
 
-def _simulate_ideal_bp(con: Any, cfg: CacheConfig, rules_of: RulesOf, factors: dict[str, float],
-                       results: dict[str, Path], executor: Executor, simulated: int,
-                       with_breakpoints: list[str]) -> None:
-    """The ideal-breakpoints scenario, re-simulating only the rows cached at breakpoints.
+def _simulate_over(con: Any, scenario: str, base: str, cfg: CacheConfig, rules_of: RulesOf,
+                   factors: dict[str, float], results: dict[str, Path], executor: Executor, simulated: int,
+                   rule_keys: list[str]) -> None:
+    """A scenario that differs from the `base` scenario (already simulated) only in the rows of
+    `rule_keys` (`scope || chr(31) || rules`): those rows re-simulated, every other row's `base`
+    result (`cache_sim_merge.sql`). Exact when the other rows have the same input in both and share
+    no cache entry with the re-simulated ones (entries are keyed by hashes seeded with the scope).
 
-    It differs from as_logged in the breakpoints alone: every other row (auto-prefix caching, which
-    ignores breakpoints, or no caching) has the same input, in the same partitions and order, and
-    its cache entries are kept apart from the breakpoint entries, so its result is its as_logged
-    one (`cache_sim_ideal_bp.sql`). At 1 M requests ~3/4 of the rows were simulated twice for it.
-    Runs after the as_logged scenario (`SCENARIOS` order), whose file it reads."""
-    path = results["ideal_bp"]
-    resimulated = path.with_name("sim_ideal_bp_breakpoints.parquet")
-    if with_breakpoints:
-        _simulate_scenario(con, "ideal_bp", cfg, rules_of, factors, resimulated, executor, simulated,
-                           with_breakpoints)
+    ideal_bp over as_logged: it differs in the breakpoints alone, and every row not cached at
+    breakpoints (auto-prefix caching ignores them, or no caching) keeps its result (at 1 M requests
+    ~3/4 of the rows were simulated twice for it). ideal over ideal_bp: only the scopes in which some
+    request has a dynamic span to move (`cache_ideal_rule_keys.sql`)."""
+    path = results[scenario]
+    resimulated = path.with_name(f"sim_{scenario}_resimulated.parquet")
+    if rule_keys:
+        _simulate_scenario(con, scenario, cfg, rules_of, factors, resimulated, executor, simulated, rule_keys)
     else:
         write_batches(SIM_SCHEMA, [], resimulated)
-    for view, file in (("sim_as_logged", results["as_logged"]), ("sim_resimulated", resimulated)):
+    for view, file in (("sim_base", results[base]), ("sim_resimulated", resimulated)):
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({sql_literal(file)})")
-    write_query(con, "cache_sim_ideal_bp", path)
+    write_query(con, "cache_sim_merge", path)
     resimulated.unlink()
 
 

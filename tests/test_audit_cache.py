@@ -439,6 +439,48 @@ def test_ideal_bp_resimulates_only_breakpoint_rows(tmp_path: Path) -> None:
     assert not list((tmp_path / "run").glob("sim_ideal_bp_*"))
 
 
+def test_ideal_resimulates_only_scopes_with_a_dynamic_span(tmp_path: Path) -> None:
+    """The ideal-ordering scenario re-simulates the scopes in which some request has a dynamic span
+    to move and takes every other row's ideal-breakpoints result: the same rows as re-simulating
+    every request. Planted: GPT-4o calls whose shared system prompt starts with the time of the
+    call (as logged they read nothing; with the time moved all but the first read the prompt),
+    beside Claude calls with a stable prompt and no cache_control, and GPT-4.1 calls with a stable
+    prompt: the Claude rows' ideal results (reads at the ideal breakpoint) and the GPT-4.1 rows'
+    (auto-prefix reads) come from ideal_bp."""
+    stable = long_text(5, 1500)
+    rows = []
+    for i in range(6):
+        ts = T + timedelta(minutes=i)
+        rows.append(row(request_id=f"dyn{i}", ts=ts, provider="openai", model="gpt-4o",
+                        system_text=f"Current time: {ts:%Y-%m-%dT%H:%M:%SZ}. {stable}",
+                        messages=[msg("user", f"question {i}")], status_code=200, **openai_usage(2100)))
+        rows.append(row(request_id=f"ant{i}", ts=ts, provider="anthropic", model="claude-sonnet-4-5",
+                        system_text=stable, messages=[msg("user", f"question {i}")], status_code=200,
+                        in_uncached=2100, out_total=10))
+        rows.append(row(request_id=f"oai{i}", ts=ts, provider="openai", model="gpt-4.1", system_text=stable,
+                        messages=[msg("user", f"question {i}")], status_code=200, **openai_usage(2100)))
+    wd = tmp_path / "store"
+    write_store(wd, rows)
+    run = cache.simulate_cache(wd, work_dir=tmp_path / "run")
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({[str(p) for p in run.prepared]})")
+    assert [k for (k,) in cache.query(con, "cache_ideal_rule_keys").fetchall()] == ["openai|gpt-4o\x1fopenai_auto"]
+    cfg = cache.cache_config({})
+    rules_of = cache.RulesOf(PRICES, run.calibration.rules if run.calibration else None)
+    factors = {s: f for s, f in cache.query(con, "cache_scope_factors").fetchall()}
+    everything = tmp_path / "every_row.parquet"
+    with LocalExecutor(1) as executor:
+        cache._simulate_scenario(con, "ideal", cfg, rules_of, factors, everything, executor, run.simulated)
+    assert _sim_rows(run.results["ideal"]) == _sim_rows(everything)
+    ideal_bp = {r[0]: r[1:] for r in _sim_rows(run.results["ideal_bp"])}
+    ideal = {r[0]: r[1:] for r in _sim_rows(run.results["ideal"])}
+    assert [ideal_bp[f"dyn{i}"][0] for i in range(6)] == [0] * 6
+    assert ideal["dyn0"][0] == 0 and all(ideal[f"dyn{i}"][0] >= 1024 for i in range(1, 6))
+    assert all(ideal[f"{m}{i}"] == ideal_bp[f"{m}{i}"] for m in ("ant", "oai") for i in range(6))
+    assert all(ideal[f"ant{i}"][0] > 1024 and ideal[f"oai{i}"][0] >= 1024 for i in range(1, 6))
+    assert not list((tmp_path / "run").glob("sim_*_resimulated*"))
+
+
 def test_ideal_bp_without_breakpoint_rows_is_the_as_logged_run(planted: tuple[Path, dict], tmp_path: Path) -> None:
     """No rule set caches at breakpoints: nothing is re-simulated, every row keeps its as-logged result."""
     only_openai = [r for r in planted_rows() if r["provider"] == "openai"]
