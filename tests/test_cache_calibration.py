@@ -170,3 +170,26 @@ def test_screened_grid_finds_the_same_rules(world: dict, tmp_path: Path) -> None
     full, _ = world["after"]
     got = {m["model"]: m["calibrated"] for m in section["calibration"]["models"]}
     assert got == {m["model"]: m["calibrated"] for m in full["calibration"]["models"]}
+
+
+def test_calibration_input_is_each_scopes_earliest_window(world: dict, tmp_path: Path) -> None:
+    """`cache_calibration_input` holds, per scope with reported cache fields, its earliest
+    `max_requests` simulated requests in time order (ties by request id): windows just inside, at
+    and just outside the smallest scope's size, and one that takes everything."""
+    import duckdb
+
+    run = cache.simulate_cache(world["workdir"], config=OFF, work_dir=tmp_path / "run")
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({[str(p) for p in run.prepared]})")
+    rows = con.sql("SELECT request_id, ts_ms, scope, simulated, has_cache_fields, reported_input, rules "
+                   "FROM prepared").fetchall()
+    evidence = {s for _, _, s, sim, has, rep, rules in rows if sim and has and rep is not None and rules != "none"}
+    by_scope: dict[str, list[tuple[int, str]]] = {}
+    for rid, ts, scope, sim, *_ in rows:
+        if sim and scope in evidence:
+            by_scope.setdefault(scope, []).append((ts, rid))
+    assert len(by_scope) >= 2
+    sizes = sorted(len(v) for v in by_scope.values())
+    for k in (1, sizes[0] - 1, sizes[0], sizes[0] + 1, sizes[-1]):
+        got = [(r[2], r[0]) for r in cache.query(con, "cache_calibration_input", max_requests=k).fetchall()]
+        assert got == [(s, rid) for s in sorted(by_scope) for _, rid in sorted(by_scope[s])[:k]], k

@@ -10,15 +10,15 @@ WITH evidence AS (
     WHERE simulated AND has_cache_fields AND reported_input IS NOT NULL AND rules <> 'none'
     GROUP BY scope
 ),
-ranked AS (
-    SELECT p.*, row_number() OVER (PARTITION BY p.scope ORDER BY p.ts_ms, p.request_id) AS rn
+firsts AS (  -- the window over keys only: over every column it sorted ~0.4 KB a request
+    SELECT p.request_id
     FROM prepared p JOIN evidence USING (scope)
     WHERE p.simulated
+    QUALIFY row_number() OVER (PARTITION BY p.scope ORDER BY p.ts_ms, p.request_id) <= $max_requests
 )
 SELECT
     request_id, ts_ms, scope, provider, model, rules, min_tokens, factor, approximate, reported_input,
     reported_read, has_cache_fields, est_total, n_blocks, token_hashes, block_ends, block_hashes,
     bp_blocks, bp_1h, bp_source, stable_end, history_end
-FROM ranked
-WHERE rn <= $max_requests
+FROM prepared SEMI JOIN firsts USING (request_id)
 ORDER BY scope, ts_ms, request_id
