@@ -400,6 +400,27 @@ def _sim_rows(path: Path) -> list[tuple]:
     return duckdb.sql(f"SELECT * FROM read_parquet('{path}') ORDER BY request_id").fetchall()
 
 
+def _simulated_store(rows: list[dict], tmp_path: Path) -> tuple[cache.CacheSimRun, duckdb.DuckDBPyConnection]:
+    """The cache simulation of a planted store, and a connection with its `prepared` rows."""
+    wd = tmp_path / "store"
+    write_store(wd, rows)
+    run = cache.simulate_cache(wd, work_dir=tmp_path / "run")
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({[str(p) for p in run.prepared]})")
+    return run, con
+
+
+def _every_row(run: cache.CacheSimRun, con: duckdb.DuckDBPyConnection, scenario: str, tmp_path: Path) -> Path:
+    """`scenario` simulated over every row (what a scenario that re-simulates some rows must equal)."""
+    rules_of = cache.RulesOf(PRICES, run.calibration.rules if run.calibration else None)
+    factors = {s: f for s, f in cache.query(con, "cache_scope_factors").fetchall()}
+    path = tmp_path / f"every_row_{scenario}.parquet"
+    with LocalExecutor(1) as executor:
+        cache._simulate_scenario(con, scenario, cache.cache_config({}), rules_of, factors, path, executor,
+                                 run.simulated)
+    return path
+
+
 def test_ideal_bp_resimulates_only_breakpoint_rows(tmp_path: Path) -> None:
     """The ideal-breakpoints scenario re-simulates the rows cached at breakpoints and takes every
     other row's as-logged result: the same rows as re-simulating every request, with fewer rows run.
@@ -415,22 +436,13 @@ def test_ideal_bp_resimulates_only_breakpoint_rows(tmp_path: Path) -> None:
                         in_uncached=2100, out_total=10))
         rows.append(row(request_id=f"oai{i}", ts=ts, provider="openai", model="gpt-4o", system_text=stable,
                         messages=[msg("user", f"question {i}")], status_code=200, **openai_usage(2100)))
-    wd = tmp_path / "store"
-    write_store(wd, rows)
-    run = cache.simulate_cache(wd, work_dir=tmp_path / "run")
-    con = duckdb.connect()
-    con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({[str(p) for p in run.prepared]})")
-    cfg = cache.cache_config({})
-    rules_of = cache.RulesOf(PRICES, run.calibration.rules if run.calibration else None)
-    factors = {s: f for s, f in cache.query(con, "cache_scope_factors").fetchall()}
-    keys = cache.breakpoint_rule_keys(con, rules_of)
+    run, con = _simulated_store(rows, tmp_path)
+    keys = cache.breakpoint_rule_keys(con, cache.RulesOf(PRICES, run.calibration.rules if run.calibration else None))
     assert keys == ["anthropic|claude-sonnet-4-5\x1fanthropic"]
-    subset = pa.Table.from_batches(list(cache.simulation_input(con, "ideal_bp", cfg, run.simulated, keys)))
+    subset = pa.Table.from_batches(list(cache.simulation_input(con, "ideal_bp", cache.cache_config({}),
+                                                               run.simulated, keys)))
     assert sorted(subset.column("request_id").to_pylist()) == [f"ant{i}" for i in range(6)]
-    everything = tmp_path / "every_row.parquet"
-    with LocalExecutor(1) as executor:
-        cache._simulate_scenario(con, "ideal_bp", cfg, rules_of, factors, everything, executor, run.simulated)
-    assert _sim_rows(run.results["ideal_bp"]) == _sim_rows(everything)
+    assert _sim_rows(run.results["ideal_bp"]) == _sim_rows(_every_row(run, con, "ideal_bp", tmp_path))
     logged = {r[0]: r[1:] for r in _sim_rows(run.results["as_logged"])}
     ideal_bp = {r[0]: r[1:] for r in _sim_rows(run.results["ideal_bp"])}
     assert [logged[f"ant{i}"][0] for i in range(6)] == [0] * 6
@@ -459,19 +471,9 @@ def test_ideal_resimulates_only_scopes_with_a_dynamic_span(tmp_path: Path) -> No
                         in_uncached=2100, out_total=10))
         rows.append(row(request_id=f"oai{i}", ts=ts, provider="openai", model="gpt-4.1", system_text=stable,
                         messages=[msg("user", f"question {i}")], status_code=200, **openai_usage(2100)))
-    wd = tmp_path / "store"
-    write_store(wd, rows)
-    run = cache.simulate_cache(wd, work_dir=tmp_path / "run")
-    con = duckdb.connect()
-    con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet({[str(p) for p in run.prepared]})")
+    run, con = _simulated_store(rows, tmp_path)
     assert [k for (k,) in cache.query(con, "cache_ideal_rule_keys").fetchall()] == ["openai|gpt-4o\x1fopenai_auto"]
-    cfg = cache.cache_config({})
-    rules_of = cache.RulesOf(PRICES, run.calibration.rules if run.calibration else None)
-    factors = {s: f for s, f in cache.query(con, "cache_scope_factors").fetchall()}
-    everything = tmp_path / "every_row.parquet"
-    with LocalExecutor(1) as executor:
-        cache._simulate_scenario(con, "ideal", cfg, rules_of, factors, everything, executor, run.simulated)
-    assert _sim_rows(run.results["ideal"]) == _sim_rows(everything)
+    assert _sim_rows(run.results["ideal"]) == _sim_rows(_every_row(run, con, "ideal", tmp_path))
     ideal_bp = {r[0]: r[1:] for r in _sim_rows(run.results["ideal_bp"])}
     ideal = {r[0]: r[1:] for r in _sim_rows(run.results["ideal"])}
     assert [ideal_bp[f"dyn{i}"][0] for i in range(6)] == [0] * 6
