@@ -48,7 +48,6 @@ load_sql = SQL.load
 query = SQL.query
 fetch_dicts = SQL.fetch_dicts
 temp_table = SQL.temp_table
-temp_view = SQL.temp_view
 
 
 def write_query(con: duckdb.DuckDBPyConnection, name: str, path: Path, **params: Any) -> int:

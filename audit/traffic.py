@@ -33,7 +33,6 @@ import numpy as np
 
 from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_table, write_query
 from pipeline.config import from_section
-from pipeline.workdir.store import sql_literal
 
 WEEKS_AHEAD = 26
 DAYS_PER_MONTH = 365.25 / 12
@@ -117,12 +116,11 @@ def run(workdir: Path, out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         from audit import cost
 
         cost.run(workdir, out_dir, config)
+    from audit.cost import attach_request_costs
+
     con = open_store(workdir, config=config)
     try:
-        con.execute(
-            "CREATE VIEW request_costs AS SELECT * FROM read_parquet("
-            f"{sql_literal(out_dir / 'request_costs.parquet')})"
-        )
+        attach_request_costs(con, out_dir, rollup=False)
         labeled = attach_labels(con, out_dir)
         # Built once: every traffic query reads it (a view re-ran the store scan and both joins per query).
         temp_table(con, "traffic_base", "traffic_base")

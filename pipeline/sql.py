@@ -144,10 +144,6 @@ class SqlDir:
         q, bound = self.bind(name, params)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {q.body}", bound)
 
-    def temp_view(self, con: duckdb.DuckDBPyConnection, view: str, name: str) -> None:
-        """`CREATE OR REPLACE TEMP VIEW <view> AS <the file's query>`; a view cannot take parameters."""
-        q, _ = self.bind(name, {})
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {q.body}")
 
 
 @contextmanager
