@@ -40,6 +40,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from audit.signals import SignalsConfig, detect_signals
 from audit.tables import (
@@ -343,63 +344,67 @@ def assign_task_types(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, workdir:
     )
     temp_table_from_arrow(con, "fp_family", fp_family)
 
-    # Family -> split by user template where one system prompt serves several templates.
-    keys: dict[str, str] = _family_splits(con, cfg)  # (family|skeleton) -> group key
-    group_of: dict[str, str] = {}
-    basis_of_group: dict[str, str] = {}
-    for rid, fam, skel in SQL.rows(con, "tasks_family_requests"):
-        split_key = keys.get(f"{fam}|{skel}") or keys.get(f"{fam}|*")
-        group = split_key or fam
-        group_of[rid] = group
-        basis_of_group[group] = "system_prompt+user_template" if split_key else "system_prompt"
+    # Family -> split by user template where one system prompt serves several templates. The
+    # groups are a TEMP TABLE (`request_groups`): a million requests never pass through Python.
+    temp_table_from_arrow(con, "family_splits", _family_splits(con, cfg))
+    temp_table(con, "request_groups", "tasks_request_groups")
+    basis_of_group = {g: "system_prompt+user_template" if split else "system_prompt"
+                      for g, split in con.sql("SELECT DISTINCT grp, split FROM request_groups").fetchall()}
     tool_names: dict[str, str] = {}
     if cfg.tool_split:
-        split, tool_names = _tool_splits(con, cfg, group_of)
-        for rid, group in split.items():
-            basis_of_group[group] = basis_of_group[group_of[rid]] + "+tool_set"
-            group_of[rid] = group
+        split_of, tool_names, parent_of = _tool_splits(con, cfg)
+        for group, parent in parent_of.items():
+            basis_of_group[group] = basis_of_group[parent] + "+tool_set"
+        moved = pa.table({"request_id": list(split_of), "grp": list(split_of.values())},
+                         schema=pa.schema([("request_id", pa.string()), ("grp", pa.string())]))
+        with arrow_tables(con, moved_view=moved):
+            con.execute("UPDATE request_groups SET grp = m.grp FROM moved_view m "
+                        "WHERE request_groups.request_id = m.request_id")
 
-    content_groups = _content_groups(con, cfg)
-    for rid, group in content_groups.items():
-        group_of[rid] = group
-        basis_of_group[group] = "content"
+    content = _content_groups(con, cfg)  # requests without a stable family: never in request_groups
+    with arrow_tables(con, content_view=content):
+        con.execute("INSERT INTO request_groups SELECT request_id, grp, false FROM content_view")
+    basis_of_group.update(dict.fromkeys(pc.unique(content["grp"]).to_pylist(), "content"))
 
-    sizes = Counter(group_of.values())
+    sizes = dict(con.sql("SELECT grp, count(*) FROM request_groups GROUP BY grp").fetchall())
     ordered = sorted((g for g, n in sizes.items() if n >= cfg.min_type_requests), key=lambda g: (-sizes[g], g))
     width = max(2, len(str(len(ordered))))
     type_of_group = {g: f"task_{i + 1:0{width}d}" for i, g in enumerate(ordered)}
-    labels = _labels(con, fams, ordered, group_of, basis_of_group)
+    labels = _labels(con, fams, ordered, basis_of_group)
     for g, names in tool_names.items():
         if g in labels:
             labels[g] = f"{labels[g]} [tools: {names}]"
 
-    # (task type, label, basis) per group: a typed group has all three, every other group is `other`.
-    typed = {g: (type_of_group[g], labels[g], basis_of_group[g]) for g in ordered}
-    assigned = [typed.get(g, (OTHER, OTHER_LABEL, OTHER)) for g in group_of.values()]
-    table = pa.table(
+    # (task type, label, basis) per typed group; every other group, and every request in none, is `other`.
+    typed = pa.table(
         {
-            "request_id": list(group_of),
-            "task_type": [a[0] for a in assigned],
-            "task_label": [a[1] for a in assigned],
-            "basis": [a[2] for a in assigned],
-        }
+            "grp": ordered,
+            "task_type": [type_of_group[g] for g in ordered],
+            "task_label": [labels[g] for g in ordered],
+            "basis": [basis_of_group[g] for g in ordered],
+        },
+        schema=pa.schema([("grp", pa.string()), ("task_type", pa.string()), ("task_label", pa.string()),
+                          ("basis", pa.string())]),
     )
-    with arrow_tables(con, task_assignment_view=table):
-        temp_table(con, "task_assignment", "tasks_assignment", other_label=OTHER_LABEL)
-    basis_counts = Counter(table["basis"].to_pylist())
+    temp_table_from_arrow(con, "task_groups", typed)
+    temp_table(con, "task_assignment", "tasks_assignment", other_label=OTHER_LABEL)
+    counted = con.sql(f"SELECT coalesce(t.basis, '{OTHER}'), count(*) FROM request_groups g "
+                      "LEFT JOIN task_groups t USING (grp) GROUP BY 1").fetchall()
+    basis_counts = {basis: int(n) for basis, n in sorted(counted, key=lambda r: (-r[1], r[0]))}
     n_other = query(con, "tasks_other_requests").fetchall()[0][0]
     versions = _versions(con, cfg, fams)
-    return TaskAssignment(types=len(ordered), requests_other=int(n_other), basis_counts=dict(basis_counts),
+    return TaskAssignment(types=len(ordered), requests_other=int(n_other), basis_counts=basis_counts,
                           versions=versions)
 
 
-def _family_splits(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[str, str]:
-    """`family|skeleton` -> sub-group key, for families carrying several disjoint large templates."""
+def _family_splits(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> pa.Table:
+    """The sub-groups of families carrying several disjoint large templates: (family, skeleton,
+    grp) per large template, and (family, NULL, grp of the largest) for the family's other requests."""
     rows = query(con, "tasks_family_templates").fetchall()
     by_family: dict[str, list[tuple[str | None, int, set[int]]]] = defaultdict(list)
     for fam, skel, n, lines in rows:
         by_family[fam].append((skel, int(n), set(lines or [])))
-    keys: dict[str, str] = {}
+    out: dict[str, list[Any]] = {"family": [], "skeleton": [], "grp": []}
     for fam, skels in by_family.items():
         total = sum(n for _, n, _ in skels)
         big = sorted(
@@ -411,11 +416,12 @@ def _family_splits(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[str
             continue
         if any(a[2] & b[2] for i, a in enumerate(big) for b in big[i + 1 :]):
             continue  # templates sharing a line are variants of one template (e.g. a repeated slot value)
-        for skel, _, _ in big:
-            keys[f"{fam}|{skel}"] = f"{fam}/{skel}"
         # every other request of the family (minor templates, free text) joins the largest template
-        keys[f"{fam}|*"] = f"{fam}/{big[0][0]}"
-    return keys
+        for skel in [*(s[0] for s in big), None]:
+            out["family"].append(fam)
+            out["skeleton"].append(skel)
+            out["grp"].append(f"{fam}/{skel if skel is not None else big[0][0]}")
+    return pa.table(out, schema=pa.schema([("family", pa.string()), ("skeleton", pa.string()), ("grp", pa.string())]))
 
 
 @dataclass
@@ -425,9 +431,10 @@ class _ToolSet:
     ids: list[str] = field(default_factory=list)
 
 
-def _tool_splits(con: duckdb.DuckDBPyConnection, cfg: TasksConfig,
-                 group_of: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(request id -> sub-group, sub-group -> its tool names) for system-prompt groups that serve several tasks by tool set.
+def _tool_splits(con: duckdb.DuckDBPyConnection,
+                 cfg: TasksConfig) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """(request id -> sub-group, sub-group -> its tool names, sub-group -> the group it split) for
+    the groups of TEMP TABLE `request_groups` that serve several tasks by tool set.
 
     Agent frameworks share a base system prompt and vary the tools. Within one group, requests are
     keyed by their tool set (the names, order-insensitive: a schema edited under the same names is a
@@ -436,17 +443,14 @@ def _tool_splits(con: duckdb.DuckDBPyConnection, cfg: TasksConfig,
     set's requests fall inside the newer one's active period). The group is split only when at
     least two merged sets are large (`min_type_requests` and `tool_split_min_share`) and the split
     is stable: sessions keep one tool set (`tool_split_min_stability`)."""
-    rows = query(con, "tasks_tool_sets").fetchall()
+    rows = query(con, "tasks_tool_sets", min_rows=2 * cfg.min_type_requests).fetchall()
     by_group: dict[str, list[tuple[str, int, str | None, str | None]]] = defaultdict(list)
-    for rid, ts_ms, session, names in rows:
-        group = group_of.get(rid)
-        if group is not None:
-            by_group[group].append((rid, int(ts_ms or 0), session, names))
+    for rid, group, ts_ms, session, names in rows:
+        by_group[group].append((rid, int(ts_ms or 0), session, names))
     out: dict[str, str] = {}
     names_of: dict[str, str] = {}
+    parent_of: dict[str, str] = {}
     for group, reqs in by_group.items():
-        if len(reqs) < 2 * cfg.min_type_requests:
-            continue
         # Same names = one set (a schema edit is a new version of the same tools).
         sets: dict[str, _ToolSet] = {}
         for rid, ts_ms, _, names in reqs:
@@ -485,7 +489,8 @@ def _tool_splits(con: duckdb.DuckDBPyConnection, cfg: TasksConfig,
             out[rid] = f"{group}/tools{part_of.get(rid, 0)}"
         for n, lab in enumerate(big_labels):
             names_of[f"{group}/tools{n}"] = ", ".join(sorted(part_names[lab])) or "none"
-    return out, names_of
+            parent_of[f"{group}/tools{n}"] = group
+    return out, names_of, parent_of
 
 
 def _grown_version(a: _ToolSet, b: _ToolSet, max_overlap: float) -> bool:
@@ -498,8 +503,8 @@ def _grown_version(a: _ToolSet, b: _ToolSet, max_overlap: float) -> bool:
     return inside <= max_overlap * len(older.ts)
 
 
-def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[str, str]:
-    """Group requests without a stable system prompt by recurring prompt content."""
+def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> pa.Table:
+    """Group requests without a stable system prompt by recurring prompt content: (request_id, grp)."""
     temp_table(con, "content_requests", "tasks_content_requests")
     docs = query(con, "tasks_content_documents").to_arrow_table()
     doc_hashes = docs["doc_hash"].to_numpy()
@@ -522,9 +527,7 @@ def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[st
     del shingles
 
     rows = query(con, "tasks_content_links").to_arrow_table()
-    ids = rows.column(0).to_pylist()
-    n = len(ids)
-    uf_req = UnionFind(n)
+    uf_req = UnionFind(rows.num_rows)
     first_with_key: dict[tuple[str, Any], int] = {}
 
     def link(i: int, key: tuple[str, Any]) -> None:
@@ -544,7 +547,8 @@ def _content_groups(con: duckdb.DuckDBPyConnection, cfg: TasksConfig) -> dict[st
             link(i, ("skeleton", skel))
         if cfg.link_sessions and session:
             link(i, ("session", session))
-    return {rid: f"C{lab}" for rid, lab in zip(ids, uf_req.labels().tolist(), strict=True)}
+    return pa.table({"request_id": rows.column(0), "grp": [f"C{lab}" for lab in uf_req.labels().tolist()]},
+                    schema=pa.schema([("request_id", pa.string()), ("grp", pa.string())]))
 
 
 # --- labels and versions -------------------------------------------------------------------------
@@ -575,7 +579,6 @@ def _labels(
     con: duckdb.DuckDBPyConnection,
     fams: SystemFamilies,
     groups: list[str],
-    group_of: dict[str, str],
     basis_of_group: dict[str, str],
 ) -> dict[str, str]:
     """A human-readable label per group: the first distinctive instruction line of its prompt."""
@@ -585,12 +588,8 @@ def _labels(
     # User-template / content groups: the most common first line of the first user message.
     wanted = {g for g in groups if basis_of_group[g] != "system_prompt"}
     first_lines: dict[str, str] = {}
-    if wanted:
-        pairs = pa.table({"request_id": list(group_of), "grp": list(group_of.values())})
-        con.register("group_view", pairs)
-        rows = query(con, "tasks_group_first_lines", groups=sorted(wanted)).fetchall()
-        con.unregister("group_view")
-        first_lines = {g: line for g, line in rows}
+    if wanted:  # the groups of TEMP TABLE request_groups
+        first_lines = dict(query(con, "tasks_group_first_lines", groups=sorted(wanted)).fetchall())
     sentence_owner: dict[str, set[str]] = defaultdict(set)
     texts: dict[str, str] = {}
     for g in groups:

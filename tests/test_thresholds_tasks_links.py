@@ -16,12 +16,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from planted_store import msg, row, write_store
 from test_thresholds_tasks import T0, TEMPLATES, prompt, word
 
 from audit import tasks
+from audit.tables import query
 from pipeline.similarity import TEMPLATE_SHINGLES, jaccard, mask_dynamic, words
 
 VOCAB = [word("u", i) for i in range(3000)]
@@ -239,3 +242,35 @@ def test_index_cap_links_only_the_first_template(capped: tuple[dict[str, str], d
     assert len(rewrite) == len(summarise) == 1 and {tasks.OTHER} in (rewrite, summarise) and rewrite != summarise
     (t,) = rewrite | summarise - {tasks.OTHER}
     assert (types[t]["requests"], types[t]["basis"]) == (10, "content")
+
+
+# --- which groups the split by tool set reads (tasks_tool_sets.sql) -----------------------------------
+
+
+def test_tool_set_input_is_the_groups_that_could_split() -> None:
+    """Only groups with at least 2 x min_type_requests requests AND two tool sets reach Python (no
+    tools counts as a set; NULL and '' are the same set); their rows come in request order."""
+    groups = {  # group -> tool sets of its requests
+        "two_sets_20": ["a"] * 10 + ["b"] * 10,  # 20 requests, two sets: read
+        "two_sets_19": ["a"] * 10 + ["b"] * 9,  # one request short
+        "one_set_40": ["a"] * 40,  # large, one set
+        "none_and_a_20": [None] * 10 + ["a"] * 10,  # no tools is a set of its own
+        "null_and_empty_20": [None] * 10 + [""] * 10,  # the same (empty) set twice
+    }
+    ids, grps, names = [], [], []
+    for g, sets in groups.items():
+        for i, s in enumerate(sets):
+            ids.append(f"{g}-{i:02d}")
+            grps.append(g)
+            names.append(s)
+    order = list(reversed(range(len(ids))))  # stored out of request order
+    con = duckdb.connect()
+    con.register("g_view", pa.table({"request_id": [ids[i] for i in order], "grp": [grps[i] for i in order]}))
+    con.register("f_view", pa.table({"request_id": ids, "ts": pa.array([T0] * len(ids), pa.timestamp("us")),
+                                     "session_id": [None] * len(ids), "tool_names_key": names}))
+    con.execute("CREATE TEMP TABLE request_groups AS SELECT * FROM g_view")
+    con.execute("CREATE TEMP TABLE features AS SELECT * FROM f_view")
+    rows = query(con, "tasks_tool_sets", min_rows=20).fetchall()
+    assert sorted({r[1] for r in rows}) == ["none_and_a_20", "two_sets_20"]
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    assert len(rows) == 40
