@@ -657,3 +657,31 @@ def test_real_logs_simulated_vs_reported(real_logs: Path, tmp_path: Path) -> Non
             assert sum(r["as_logged_read"] for r in rs) / inp == pytest.approx(reported, abs=0.25), model
     assert checked >= 1
     assert section["caveats"]["prompt_incomplete_requests"] > 0
+
+
+def test_breakpoint_rows_keep_only_their_first_token_hash(tmp_path: Path) -> None:
+    """Breakpoint caching reads block hashes: its rows carry only the first token hash (their
+    partition key), the auto-prefix rows every one. A calibration never moves a row to another kind
+    of rules (which would need the hashes dropped): a scope calibrated to another kind keeps the
+    row's documented rules, one of the same kind replaces them."""
+    stable = long_text(3, 1500)
+    rows = []
+    for i in range(3):
+        ts = T + timedelta(minutes=i)
+        rows.append(row(request_id=f"ant{i}", ts=ts, provider="anthropic", model="claude-sonnet-4-5",
+                        system_text=stable, messages=[msg("user", f"question {i}")], status_code=200,
+                        in_uncached=2100, out_total=10))
+        rows.append(row(request_id=f"oai{i}", ts=ts, provider="openai", model="gpt-4o", system_text=stable,
+                        messages=[msg("user", f"question {i}")], status_code=200, **openai_usage(2100)))
+    run, con = _simulated_store(rows, tmp_path)
+    got = {rid: (n, ends[-1]) for rid, n, ends in
+           con.sql("SELECT request_id, len(token_hashes), block_ends FROM prepared").fetchall()}
+    assert all(got[f"ant{i}"][0] == 1 for i in range(3)), got
+    assert all(got[f"oai{i}"][0] == got[f"oai{i}"][1] // 64 > 20 for i in range(3)), got
+    auto = PRICES.rules["openai_auto"]
+    breakpoints = dataclasses.replace(PRICES.rules["anthropic"], ttl_minutes=60.0)
+    rules_of = cache.RulesOf(PRICES, {"anthropic|claude-sonnet-4-5": auto, "openai|gpt-4o": breakpoints})
+    assert rules_of.of("anthropic|claude-sonnet-4-5", "anthropic", 1024).kind == "breakpoints"
+    assert rules_of.of("openai|gpt-4o", "openai_auto", 1024).kind == "auto_prefix"
+    rules_of = cache.RulesOf(PRICES, {"anthropic|claude-sonnet-4-5": breakpoints})
+    assert rules_of.of("anthropic|claude-sonnet-4-5", "anthropic", 1024) is breakpoints

@@ -2,7 +2,7 @@
 (rolling token hashes resumed from the longest block prefix hashed before) against
 `rolling_token_hashes` from the first token, on planted prompts whose block ends fall just before,
 on and just after the 64-token block boundaries; timestamps read as integers against `datetime`;
-`ListColumn` against `to_pylist`."""
+`ListColumn` against `to_pylist`; `first_token_hash` against the first rolling hash."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from audit.cache import PrefixHashes, rolling_token_hashes
+from audit.cache import PrefixHashes, first_token_hash, rolling_token_hashes
 from pipeline.tokens import text_key
 
 B = 64
@@ -158,3 +158,13 @@ def test_list_column_equals_to_pylist(values: list[list[int] | None]) -> None:
     assert rows(chunked) == expected(chunked)
     bools = pa.array([[True, False], None, [False]], type=pa.list_(pa.bool_()))
     assert rows(bools) == expected(bools)
+
+
+@pytest.mark.parametrize("sizes", [[63], [64], [65], [30, 33], [30, 34], [30, 35], [0, 64], [10, 0, 54, 7], [200]])
+def test_first_token_hash_is_the_first_rolling_hash(sizes: list[int]) -> None:
+    """Breakpoint rows keep only the first token hash (their partition key): blocks that end just
+    before, on and after the first 64-token boundary, empty blocks, one long block."""
+    rng = np.random.default_rng(len(sizes) * 100 + sum(sizes))
+    arrays = [rng.integers(0, 200_000, n).astype(np.uint32) for n in sizes]
+    assert first_token_hash(arrays, 7, B) == rolling_token_hashes(arrays, 7, B)[:1]
+    assert first_token_hash(arrays, 7, B) == ([] if sum(sizes) < B else [rolling_token_hashes(arrays, 7, B)[0]])
