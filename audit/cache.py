@@ -46,9 +46,18 @@ import pyarrow.compute as pc
 import xxhash
 
 from audit import dynamic_spans, tables
-from audit.cache_sim import SimRow, simulate_partition
+from audit.cache_sim import SimResult, SimRow, simulate_partition
 from audit.prices import CacheRules, PriceTable, base_model_name
-from audit.tables import attach_labels, fetch_dicts, open_store, query, temp_table, write_batches, write_query
+from audit.tables import (
+    attach_labels,
+    fetch_dicts,
+    open_store,
+    query,
+    temp_table,
+    write_batches,
+    write_parallel,
+    write_query,
+)
 from audit.token_accounting import (
     REPLY_OVERHEAD,
     Block,
@@ -819,20 +828,14 @@ def simulate_cache(
             timings["calibrate"] = time.perf_counter() - t0
             t0 = time.perf_counter()
         rules_of = RulesOf(prices, calibration.rules if calibration else None)
-        with_breakpoints = breakpoint_rule_keys(scon, rules_of)
-        for scenario in SCENARIOS:
-            results[scenario] = work / f"sim_{scenario}.parquet"
-            with phase(f"simulate.{scenario}"):
-                if scenario == "ideal_bp":
-                    _simulate_over(scon, scenario, "as_logged", cfg, rules_of, factors, results, executor,
-                                   simulated, with_breakpoints)
-                elif scenario == "ideal":
-                    keys = [k for (k,) in query(scon, "cache_ideal_rule_keys").fetchall()]
-                    _simulate_over(scon, scenario, "ideal_bp", cfg, rules_of, factors, results, executor,
-                                   simulated, keys)
-                else:
-                    _simulate_scenario(scon, scenario, cfg, rules_of, factors, results[scenario], executor,
-                                       simulated)
+        results = {scenario: work / f"sim_{scenario}.parquet" for scenario in SCENARIOS}
+        with phase("simulate.as_logged"):  # and ideal_bp, which differs in the breakpoints alone
+            _simulate_scenario(scon, "as_logged", cfg, rules_of, factors,
+                               {"as_logged": results["as_logged"], "ideal_bp": results["ideal_bp"]}, executor,
+                               simulated)
+        with phase("simulate.ideal"):
+            keys = [k for (k,) in query(scon, "cache_ideal_rule_keys").fetchall()]
+            _simulate_over(scon, "ideal", "ideal_bp", cfg, rules_of, factors, results, executor, simulated, keys)
     finally:
         scon.close()
     timings["simulate"] = time.perf_counter() - t0
@@ -935,29 +938,53 @@ class RulesOf:
 
 @dataclass(frozen=True)
 class SimulateContext:
-    """What every simulation task of one scenario shares (read-only)."""
+    """What every simulation task of one pass shares (read-only). `with_ideal_bp`: the as-logged
+    pass also yields the ideal-breakpoints scenario, which differs from it in the breakpoints alone."""
 
     scenario: str
     cfg: CacheConfig
     rules_of: RulesOf
     factors: dict[str, float]
+    with_ideal_bp: bool = False
 
 
 @cycle_collector_paused
-def simulate_task(ctx: SimulateContext, table: pa.Table) -> pa.Table:
-    """Task: simulate whole partitions (hash buckets; rows in `cache_sim_input` order) -> SIM_SCHEMA."""
-    out: list[tuple[str, int, int, int]] = []
+def simulate_task(ctx: SimulateContext, table: pa.Table) -> list[pa.Table]:
+    """Task: simulate whole partitions (hash buckets; rows in `cache_sim_input` order) -> SIM_SCHEMA.
 
-    def rows() -> Iterator[tuple[int, SimRow]]:
-        for batch in table.to_batches(max_chunksize=ctx.cfg.batch_rows):
+    With `ctx.with_ideal_bp`, a second table: the ideal-breakpoints scenario. Only rows cached at
+    breakpoints read breakpoints, so they alone are replayed with the ideal ones, in the same order
+    (they share no entry with the other rows: `audit/cache_sim.py` keeps the two regimes apart), and
+    every other row's result is its as-logged one."""
+    out: list[SimResult] = []
+    ideal_bp: list[SimResult] = []
+    cfg = ctx.cfg
+
+    def rows() -> Iterator[tuple[int, SimRow, SimRow | None]]:
+        for batch in table.to_batches(max_chunksize=cfg.batch_rows):
             t = pa.Table.from_batches([batch])
-            yield from zip(t.column("part").to_pylist(), sim_rows(t, ctx.scenario, ctx.cfg, ctx.rules_of, ctx.factors),
-                           strict=True)
+            sims = sim_rows(t, ctx.scenario, cfg, ctx.rules_of, ctx.factors)
+            moved = _ideal_bp_rows(t, sims, cfg) if ctx.with_ideal_bp else [None] * len(sims)
+            yield from zip(t.column("part").to_pylist(), sims, moved, strict=True)
 
-    for _, part in itertools.groupby(rows(), key=lambda x: x[0]):
-        for res in simulate_partition((row for _, row in part), ctx.cfg.block_tokens):
-            out.append((res.request_id, res.read, res.write_5m, res.write_1h))
-    return pa.Table.from_batches([_sim_batch(out)] if out else [], schema=SIM_SCHEMA)
+    for _, group in itertools.groupby(rows(), key=lambda x: x[0]):
+        part = list(group)
+        logged = list(simulate_partition((row for _, row, _ in part), cfg.block_tokens))
+        out.extend(logged)
+        if ctx.with_ideal_bp:
+            replayed = simulate_partition((row for _, _, row in part if row is not None), cfg.block_tokens)
+            ideal_bp.extend(next(replayed) if row is not None else res
+                            for (_, _, row), res in zip(part, logged, strict=True))
+    return [_sim_table(out), *([_sim_table(ideal_bp)] if ctx.with_ideal_bp else [])]
+
+
+def _ideal_bp_rows(table: pa.Table, sims: list[SimRow], cfg: CacheConfig) -> list[SimRow | None]:
+    """Each as-logged row cached at breakpoints with the ideal breakpoints added; None for the others."""
+    n_blocks, stable_end, history_end = (table.column(n).to_pylist() for n in ("n_blocks", "stable_end", "history_end"))
+    return [dataclasses.replace(r, breakpoints=_with_ideal(r.breakpoints, n_blocks[i], stable_end[i], history_end[i],
+                                                           cfg.ideal_breakpoints))
+            if r.rules.kind == "breakpoints" else None
+            for i, r in enumerate(sims)]
 
 
 def partition_chunks(reader: Any, rows: int, key: str = "part") -> Iterator[pa.Table]:
@@ -990,14 +1017,6 @@ def simulation_input(con: Any, scenario: str, cfg: CacheConfig, simulated: int,
                          rule_keys=rule_keys).to_arrow_reader(cfg.batch_rows)
 
 
-def breakpoint_rule_keys(con: Any, rules_of: RulesOf) -> list[str]:
-    """`scope || chr(31) || rules` of the simulated rows whose rule set (calibrated or documented)
-    caches at breakpoints."""
-    rows = con.sql("SELECT DISTINCT scope, rules, min_tokens FROM prepared WHERE simulated").fetchall()
-    return sorted({f"{scope}\x1f{rules}" for scope, rules, min_tokens in rows
-                   if rules_of.of(scope, rules, min_tokens).kind == "breakpoints"})
-
-
 def _simulate_over(con: Any, scenario: str, base: str, cfg: CacheConfig, rules_of: RulesOf,
                    factors: dict[str, float], results: dict[str, Path], executor: Executor, simulated: int,
                    rule_keys: list[str]) -> None:
@@ -1006,14 +1025,13 @@ def _simulate_over(con: Any, scenario: str, base: str, cfg: CacheConfig, rules_o
     result (`cache_sim_merge.sql`). Exact when the other rows have the same input in both and share
     no cache entry with the re-simulated ones (entries are keyed by hashes seeded with the scope).
 
-    ideal_bp over as_logged: it differs in the breakpoints alone, and every row not cached at
-    breakpoints (auto-prefix caching ignores them, or no caching) keeps its result (at 1 M requests
-    ~3/4 of the rows were simulated twice for it). ideal over ideal_bp: only the scopes in which some
-    request has a dynamic span to move (`cache_ideal_rule_keys.sql`)."""
+    ideal over ideal_bp: only the scopes in which some request has a dynamic span to move
+    (`cache_ideal_rule_keys.sql`); the other scopes' rows have the same input in both."""
     path = results[scenario]
     resimulated = path.with_name(f"sim_{scenario}_resimulated.parquet")
     if rule_keys:
-        _simulate_scenario(con, scenario, cfg, rules_of, factors, resimulated, executor, simulated, rule_keys)
+        _simulate_scenario(con, scenario, cfg, rules_of, factors, {scenario: resimulated}, executor, simulated,
+                           rule_keys)
     else:
         write_batches(SIM_SCHEMA, [], resimulated)
     for view, file in (("sim_base", results[base]), ("sim_resimulated", resimulated)):
@@ -1023,19 +1041,23 @@ def _simulate_over(con: Any, scenario: str, base: str, cfg: CacheConfig, rules_o
 
 
 def _simulate_scenario(con: Any, scenario: str, cfg: CacheConfig, rules_of: RulesOf, factors: dict[str, float],
-                       path: Path, executor: Executor, simulated: int, rule_keys: list[str] | None = None) -> None:
-    """One scenario as tasks over groups of whole hash-bucket partitions (results in input order)."""
+                       paths: dict[str, Path], executor: Executor, simulated: int,
+                       rule_keys: list[str] | None = None) -> None:
+    """One pass of simulation tasks over groups of whole hash-bucket partitions: `scenario` to
+    `paths[scenario]`, and from the as-logged pass `paths["ideal_bp"]` when asked (results in
+    input order)."""
     reader = simulation_input(con, scenario, cfg, simulated, rule_keys)
+    names = [scenario, *(["ideal_bp"] if scenario == "as_logged" and "ideal_bp" in paths else [])]
     results = executor.map(simulate_task, partition_chunks(reader, cfg.rows_per_task),
-                           shared=SimulateContext(scenario, cfg, rules_of, factors),
+                           shared=SimulateContext(scenario, cfg, rules_of, factors, with_ideal_bp=len(names) > 1),
                            label=f"audit.cache.simulate.{scenario}")
-    write_batches(SIM_SCHEMA, (b for t in results for b in t.to_batches()), path)
+    write_parallel(SIM_SCHEMA, [paths[n] for n in names], results)
 
 
-def _sim_batch(rows: list[tuple[str, int, int, int]]) -> pa.RecordBatch:
-    cols = list(zip(*rows, strict=True))
-    return pa.RecordBatch.from_arrays([pa.array(c, type=t.type) for c, t in zip(cols, SIM_SCHEMA, strict=True)],
-                                      schema=SIM_SCHEMA)
+def _sim_table(results: list[SimResult]) -> pa.Table:
+    return pa.table({"request_id": [r.request_id for r in results], "read": [r.read for r in results],
+                     "write_5m": [r.write_5m for r in results], "write_1h": [r.write_1h for r in results]},
+                    schema=SIM_SCHEMA)
 
 
 def _with_ideal(bps: list[tuple[int, bool]], n_blocks: int | None, stable_end: int | None, history_end: int | None,

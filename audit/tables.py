@@ -4,7 +4,9 @@ the results to `WORKDIR/audit/*.parquet` atomically.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +60,27 @@ def write_query(con: duckdb.DuckDBPyConnection, name: str, path: Path, **params:
 
 def write_batches(schema: pa.Schema, batches: Any, path: Path) -> int:
     """Write record batches to `path` atomically: readers see the old file or the whole new one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    rows = 0
+    return write_parallel(schema, [path], ([b] for b in batches))[0]
+
+
+def write_parallel(schema: pa.Schema, paths: list[Path], items: Iterable[Sequence[Any]]) -> list[int]:
+    """Write the i-th record batch or table of each item to `paths[i]`, every file atomically (tmp
+    name, then rename), so several outputs of one stream never wait in memory. Returns rows per file."""
+    tmps = [Path(p).with_name(f".{Path(p).name}.tmp{os.getpid()}") for p in paths]
+    rows = [0] * len(paths)
     try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in batches:
-                if batch.num_rows:
-                    writer.write_batch(batch)
-                    rows += batch.num_rows
-        os.replace(tmp, path)
+        with contextlib.ExitStack() as stack:
+            writers = [stack.enter_context(pq.ParquetWriter(t, schema, compression="zstd")) for t in tmps]
+            for item in items:
+                for i, (writer, part) in enumerate(zip(writers, item, strict=True)):
+                    if part.num_rows:
+                        writer.write(part)
+                        rows[i] += part.num_rows
+        for tmp, path in zip(tmps, paths, strict=True):
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
     return rows
 
 

@@ -416,17 +416,17 @@ def _every_row(run: cache.CacheSimRun, con: duckdb.DuckDBPyConnection, scenario:
     factors = {s: f for s, f in cache.query(con, "cache_scope_factors").fetchall()}
     path = tmp_path / f"every_row_{scenario}.parquet"
     with LocalExecutor(1) as executor:
-        cache._simulate_scenario(con, scenario, cache.cache_config({}), rules_of, factors, path, executor,
+        cache._simulate_scenario(con, scenario, cache.cache_config({}), rules_of, factors, {scenario: path}, executor,
                                  run.simulated)
     return path
 
 
-def test_ideal_bp_resimulates_only_breakpoint_rows(tmp_path: Path) -> None:
-    """The ideal-breakpoints scenario re-simulates the rows cached at breakpoints and takes every
-    other row's as-logged result: the same rows as re-simulating every request, with fewer rows run.
-    Planted: Anthropic calls sharing a long system prompt without cache_control (as logged they
-    read nothing, with the ideal breakpoints all but the first read it) beside OpenAI calls sharing
-    one (auto-prefix: they read it in every scenario)."""
+def test_ideal_bp_replays_only_breakpoint_rows_in_the_as_logged_pass(tmp_path: Path) -> None:
+    """The ideal-breakpoints scenario comes from the as-logged pass: the rows cached at breakpoints
+    replayed with the ideal breakpoints, every other row's as-logged result. The same rows as
+    simulating ideal_bp over every request. Planted: Anthropic calls sharing a long system prompt
+    without cache_control (as logged they read nothing, with the ideal breakpoints all but the first
+    read it) beside OpenAI calls sharing one (auto-prefix: they read it in every scenario)."""
     stable = long_text(3, 1500)
     rows = []
     for i in range(6):
@@ -437,17 +437,15 @@ def test_ideal_bp_resimulates_only_breakpoint_rows(tmp_path: Path) -> None:
         rows.append(row(request_id=f"oai{i}", ts=ts, provider="openai", model="gpt-4o", system_text=stable,
                         messages=[msg("user", f"question {i}")], status_code=200, **openai_usage(2100)))
     run, con = _simulated_store(rows, tmp_path)
-    keys = cache.breakpoint_rule_keys(con, cache.RulesOf(PRICES, run.calibration.rules if run.calibration else None))
-    assert keys == ["anthropic|claude-sonnet-4-5\x1fanthropic"]
-    subset = pa.Table.from_batches(list(cache.simulation_input(con, "ideal_bp", cache.cache_config({}),
-                                                               run.simulated, keys)))
-    assert sorted(subset.column("request_id").to_pylist()) == [f"ant{i}" for i in range(6)]
     assert _sim_rows(run.results["ideal_bp"]) == _sim_rows(_every_row(run, con, "ideal_bp", tmp_path))
     logged = {r[0]: r[1:] for r in _sim_rows(run.results["as_logged"])}
     ideal_bp = {r[0]: r[1:] for r in _sim_rows(run.results["ideal_bp"])}
     assert [logged[f"ant{i}"][0] for i in range(6)] == [0] * 6
     assert ideal_bp["ant0"][0] == 0 and all(ideal_bp[f"ant{i}"][0] > 1024 for i in range(1, 6))
     assert logged["oai0"][0] == 0 and all(ideal_bp[f"oai{i}"] == logged[f"oai{i}"] != (0, 0, 0) for i in range(1, 6))
+    # one pass writes both files, in the same (input) order
+    assert (pq.read_table(run.results["ideal_bp"]).column("request_id").to_pylist()
+            == pq.read_table(run.results["as_logged"]).column("request_id").to_pylist())
     assert not list((tmp_path / "run").glob("sim_ideal_bp_*"))
 
 
