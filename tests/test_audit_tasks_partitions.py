@@ -107,11 +107,15 @@ def test_a_partition_task_depends_only_on_its_input(store: Path, tmp_path: Path)
 
 
 def test_partitions_travel_by_path_only_where_the_task_can_read_the_drivers_disk(store: Path) -> None:
-    """A local pool's tasks read the store's files; Ray's get them by value (no shared disk assumed)."""
+    """A local pool's tasks read the store's files; Ray's get them by value (no shared disk assumed).
+    Both list every partition once, largest first (the pool's tail is its smallest tasks)."""
     assert LocalExecutor.reads_driver_disk and not RayExecutor.reads_driver_disk
     by_path = list(workdir_store.store_partitions(store, by_value=False))
     by_value = list(workdir_store.store_partitions(store, by_value=True))
-    assert [p.name for p in by_path] == [name for name, _ in date_partitions(store)] == [p.name for p in by_value]
+    assert [p.name for p in by_path] == [p.name for p in by_value]
+    assert sorted(p.name for p in by_path) == [name for name, _ in date_partitions(store)]
+    sizes = [sum(Path(f).stat().st_size for f in p.files) for p in by_path]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
     for path_part, value_part in zip(by_path, by_value, strict=True):
         assert all(isinstance(f, str) and Path(f).is_file() for f in path_part.files)
         assert [Path(f).read_bytes() for f in path_part.files] == list(value_part.files)
