@@ -4,7 +4,8 @@
 --   (`level` says which); cost_by_model and cost_totals select one level each. Money is summed
 --   exactly (DECIMAL(38, 18)), so both levels add the same amounts the same way; the logged
 --   cost_reported_usd is unbounded, so it is summed as a float in a fixed order
---   (docs/architecture.md "Deterministic figures").
+--   (docs/architecture.md "Deterministic figures"), over the rows that have one: the ordered sum
+--   sorts what it is given, and most logs carry no reported cost (1 M requests: 1.6 -> 0.3 s).
 SELECT
     CASE WHEN GROUPING(model) = 0 THEN 'model' ELSE 'overall' END AS level,
     model,
@@ -26,11 +27,13 @@ SELECT
     coalesce(CAST(sum(CAST(batch_discount_usd AS DECIMAL(38, 18))) AS DOUBLE), 0) AS batch_discount_usd,
     coalesce(CAST(sum(CAST(cost_usd AS DECIMAL(38, 18))) AS DOUBLE), 0) AS cost_usd,
     coalesce(CAST(sum(CAST(cost_uncached_usd AS DECIMAL(38, 18))) AS DOUBLE), 0) AS cost_uncached_usd,
-    sum(cost_reported_usd ORDER BY request_id, cost_reported_usd) AS cost_reported_usd,
+    sum(cost_reported_usd ORDER BY request_id, cost_reported_usd) FILTER (WHERE cost_reported_usd IS NOT NULL)
+        AS cost_reported_usd,
     min(ts) AS first_ts,
     max(ts) AS last_ts,
     count(*) FILTER (WHERE cost_reported_usd IS NOT NULL AND priced) AS rows_with_reported_cost,
-    sum(cost_reported_usd ORDER BY request_id, cost_reported_usd) FILTER (WHERE priced) AS reported_cost_usd,
+    sum(cost_reported_usd ORDER BY request_id, cost_reported_usd) FILTER (WHERE priced AND cost_reported_usd IS NOT NULL)
+        AS reported_cost_usd,
     CAST(sum(CAST(cost_usd AS DECIMAL(38, 18))) FILTER (WHERE cost_reported_usd IS NOT NULL AND priced) AS DOUBLE)
         AS recomputed_cost_usd_same_rows
 FROM request_costs
