@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import xxhash
 
 from audit import dynamic_spans, tables
-from audit.cache_sim import SimResult, SimRow, simulate_partition
+from audit.cache_sim import PartitionSim, SimResult, SimRow
 from audit.prices import CacheRules, PriceTable, base_model_name
 from audit.tables import (
     attach_labels,
@@ -969,13 +969,12 @@ def simulate_task(ctx: SimulateContext, table: pa.Table) -> list[pa.Table]:
             yield from zip(t.column("part").to_pylist(), sims, moved, strict=True)
 
     for _, group in itertools.groupby(rows(), key=lambda x: x[0]):
-        part = list(group)
-        logged = list(simulate_partition((row for _, row, _ in part), cfg.block_tokens))
-        out.extend(logged)
-        if ctx.with_ideal_bp:
-            replayed = simulate_partition((row for _, _, row in part if row is not None), cfg.block_tokens)
-            ideal_bp.extend(next(replayed) if row is not None else res
-                            for (_, _, row), res in zip(part, logged, strict=True))
+        logged, ideal = PartitionSim(cfg.block_tokens), PartitionSim(cfg.block_tokens)
+        for _, row, moved in group:  # a row at a time: one hash bucket can hold a tenth of the log
+            res = logged.step(row)
+            out.append(res)
+            if ctx.with_ideal_bp:
+                ideal_bp.append(ideal.step(moved) if moved is not None else res)
     return [_sim_table(out), *([_sim_table(ideal_bp)] if ctx.with_ideal_bp else [])]
 
 

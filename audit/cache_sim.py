@@ -67,19 +67,33 @@ def simulate_partition(rows: Iterable[SimRow], block_tokens: int,
                        rules: CacheRules | None = None) -> Iterator[SimResult]:
     """Simulate the prompt caches of one partition; `rows` must be in time order. `rules`, when
     given, replaces every row's own (the calibration replays one model's rows under candidates)."""
-    auto: dict[int, int] = {}  # prefix hash -> expiry (ms)
-    marks: dict[int, tuple[int, int]] = {}  # breakpoint prefix hash -> (expiry ms, ttl ms)
-    for n, row in enumerate(rows):
-        if n and n % PRUNE_EVERY == 0:
-            _prune(auto, marks, row.ts_ms)
-        row_rules = rules or row.rules
+    sim = PartitionSim(block_tokens, rules)
+    for row in rows:
+        yield sim.step(row)
+
+
+class PartitionSim:
+    """One partition's caches, fed a row at a time in time order (`simulate_partition` feeds a
+    whole partition; the as-logged pass feeds two of them in lock step)."""
+
+    def __init__(self, block_tokens: int, rules: CacheRules | None = None) -> None:
+        self.block_tokens = block_tokens
+        self.rules = rules
+        self.auto: dict[int, int] = {}  # prefix hash -> expiry (ms)
+        self.marks: dict[int, tuple[int, int]] = {}  # breakpoint prefix hash -> (expiry ms, ttl ms)
+        self.n = 0
+
+    def step(self, row: SimRow) -> SimResult:
+        if self.n and self.n % PRUNE_EVERY == 0:
+            _prune(self.auto, self.marks, row.ts_ms)
+        self.n += 1
+        row_rules = self.rules or row.rules
         kind = row_rules.kind
         if kind == "auto_prefix":
-            yield _auto_prefix(row, row_rules, auto, block_tokens)
-        elif kind == "breakpoints":
-            yield _breakpoints(row, row_rules, marks)
-        else:
-            yield SimResult(row.request_id, 0, 0, 0)
+            return _auto_prefix(row, row_rules, self.auto, self.block_tokens)
+        if kind == "breakpoints":
+            return _breakpoints(row, row_rules, self.marks)
+        return SimResult(row.request_id, 0, 0, 0)
 
 
 def _prune(auto: dict[int, int], marks: dict[int, tuple[int, int]], now: int) -> None:
