@@ -1009,7 +1009,7 @@ def simulation_input(con: Any, scenario: str, cfg: CacheConfig, simulated: int,
                      rule_keys: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """`cache_sim_input` in partition order, sorted in slices of about `rows_per_sort` requests
     (equal ranges of hash buckets, which hold about equal shares of the requests) and chained.
-    `rule_keys` (`breakpoint_rule_keys`), when given, keeps only the rows of those scopes and rules."""
+    `rule_keys` (`cache_ideal_rule_keys.sql`), when given, keeps only the rows of those scopes and rules."""
     slices = max(1, -(-simulated // cfg.rows_per_sort))
     width = -(-(cfg.buckets + 1) // slices)  # parts run from -1 (no complete block) to buckets - 1
     for lo in range(-1, cfg.buckets, width):

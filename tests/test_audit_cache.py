@@ -421,22 +421,28 @@ def _every_row(run: cache.CacheSimRun, con: duckdb.DuckDBPyConnection, scenario:
     return path
 
 
-def test_ideal_bp_replays_only_breakpoint_rows_in_the_as_logged_pass(tmp_path: Path) -> None:
-    """The ideal-breakpoints scenario comes from the as-logged pass: the rows cached at breakpoints
-    replayed with the ideal breakpoints, every other row's as-logged result. The same rows as
-    simulating ideal_bp over every request. Planted: Anthropic calls sharing a long system prompt
-    without cache_control (as logged they read nothing, with the ideal breakpoints all but the first
-    read it) beside OpenAI calls sharing one (auto-prefix: they read it in every scenario)."""
+def _shared_prompt_rows(n: int) -> list[dict]:
+    """n Anthropic calls sharing a long system prompt without cache_control, beside n OpenAI calls
+    sharing it (auto-prefix), a minute apart: ant0.., oai0.."""
     stable = long_text(3, 1500)
     rows = []
-    for i in range(6):
+    for i in range(n):
         ts = T + timedelta(minutes=i)
         rows.append(row(request_id=f"ant{i}", ts=ts, provider="anthropic", model="claude-sonnet-4-5",
                         system_text=stable, messages=[msg("user", f"question {i}")], status_code=200,
                         in_uncached=2100, out_total=10))
         rows.append(row(request_id=f"oai{i}", ts=ts, provider="openai", model="gpt-4o", system_text=stable,
                         messages=[msg("user", f"question {i}")], status_code=200, **openai_usage(2100)))
-    run, con = _simulated_store(rows, tmp_path)
+    return rows
+
+
+def test_ideal_bp_replays_only_breakpoint_rows_in_the_as_logged_pass(tmp_path: Path) -> None:
+    """The ideal-breakpoints scenario comes from the as-logged pass: the rows cached at breakpoints
+    replayed with the ideal breakpoints, every other row's as-logged result. The same rows as
+    simulating ideal_bp over every request. Planted: Anthropic calls sharing a long system prompt
+    without cache_control (as logged they read nothing, with the ideal breakpoints all but the first
+    read it) beside OpenAI calls sharing one (auto-prefix: they read it in every scenario)."""
+    run, con = _simulated_store(_shared_prompt_rows(6), tmp_path)
     assert _sim_rows(run.results["ideal_bp"]) == _sim_rows(_every_row(run, con, "ideal_bp", tmp_path))
     logged = {r[0]: r[1:] for r in _sim_rows(run.results["as_logged"])}
     ideal_bp = {r[0]: r[1:] for r in _sim_rows(run.results["ideal_bp"])}
@@ -662,16 +668,7 @@ def test_breakpoint_rows_keep_only_their_first_token_hash(tmp_path: Path) -> Non
     partition key), the auto-prefix rows every one. A calibration never moves a row to another kind
     of rules (which would need the hashes dropped): a scope calibrated to another kind keeps the
     row's documented rules, one of the same kind replaces them."""
-    stable = long_text(3, 1500)
-    rows = []
-    for i in range(3):
-        ts = T + timedelta(minutes=i)
-        rows.append(row(request_id=f"ant{i}", ts=ts, provider="anthropic", model="claude-sonnet-4-5",
-                        system_text=stable, messages=[msg("user", f"question {i}")], status_code=200,
-                        in_uncached=2100, out_total=10))
-        rows.append(row(request_id=f"oai{i}", ts=ts, provider="openai", model="gpt-4o", system_text=stable,
-                        messages=[msg("user", f"question {i}")], status_code=200, **openai_usage(2100)))
-    run, con = _simulated_store(rows, tmp_path)
+    run, con = _simulated_store(_shared_prompt_rows(3), tmp_path)
     got = {rid: (n, ends[-1]) for rid, n, ends in
            con.sql("SELECT request_id, len(token_hashes), block_ends FROM prepared").fetchall()}
     assert all(got[f"ant{i}"][0] == 1 for i in range(3)), got
