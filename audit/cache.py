@@ -919,6 +919,7 @@ class RulesOf:
         self.prices = prices
         self.calibrated = calibrated or {}
         self._documented: dict[tuple[str, int], CacheRules] = {}
+        self._of: dict[tuple[str, str, int], CacheRules] = {}  # per row of every scenario: one lookup
 
     def documented(self, name: str, min_tokens: int) -> CacheRules:
         k = (name, min_tokens)
@@ -930,11 +931,16 @@ class RulesOf:
         return self.of(r["scope"], r["rules"], r["min_tokens"])
 
     def of(self, scope: str, rules: str, min_tokens: int) -> CacheRules:
-        documented = self.documented(rules, min_tokens)
-        calibrated = self.calibrated.get(scope)
-        # A calibration tunes its kind of rules (a scope whose rows mix kinds keeps each row's own):
-        # the prepare pass keeps only the hashes the row's kind reads (`Preparer._token_hashes`).
-        return calibrated if calibrated is not None and calibrated.kind == documented.kind else documented
+        k = (scope, rules, min_tokens)
+        found = self._of.get(k)
+        if found is None:
+            documented = self.documented(rules, min_tokens)
+            calibrated = self.calibrated.get(scope)
+            # A calibration tunes its kind of rules (a scope whose rows mix kinds keeps each row's
+            # own): the prepare pass keeps only the hashes the row's kind reads (`Preparer._token_hashes`).
+            found = self._of[k] = (calibrated if calibrated is not None and calibrated.kind == documented.kind
+                                   else documented)
+        return found
 
 
 @dataclass(frozen=True)
@@ -969,11 +975,12 @@ def simulate_task(ctx: SimulateContext, table: pa.Table) -> list[pa.Table]:
             yield from zip(t.column("part").to_pylist(), sims, moved, strict=True)
 
     for _, group in itertools.groupby(rows(), key=lambda x: x[0]):
-        logged, ideal = PartitionSim(cfg.block_tokens), PartitionSim(cfg.block_tokens)
+        logged = PartitionSim(cfg.block_tokens)
+        ideal = PartitionSim(cfg.block_tokens) if ctx.with_ideal_bp else None
         for _, row, moved in group:  # a row at a time: one hash bucket can hold a tenth of the log
             res = logged.step(row)
             out.append(res)
-            if ctx.with_ideal_bp:
+            if ideal is not None:
                 ideal_bp.append(ideal.step(moved) if moved is not None else res)
     return [_sim_table(out), *([_sim_table(ideal_bp)] if ctx.with_ideal_bp else [])]
 

@@ -28,7 +28,6 @@ Entry points (also for `make bench`): `build_features(con, cfg)`, `assign_task_t
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 import tempfile
@@ -231,19 +230,19 @@ def build_features(con: duckdb.DuckDBPyConnection, cfg: TasksConfig, executor: E
         payloads = store_partitions(workdir, by_value=not executor.reads_driver_disk)
         for table in ("features", "user_lines"):
             (work / table).mkdir(parents=True, exist_ok=True)
-        done: dict[str, PartitionFeatures] = {}
+        prompts: dict[str, tuple[pa.Table, pa.Table]] = {}  # partition -> its prompt forms and masks
         for part in executor.map(features_task, payloads, shared=ctx, label="audit.tasks.features",
                                  total=len(payloads)):
             for table, data in (("features", part.features), ("user_lines", part.user_lines)):
                 (work / table / f"{part.name}.parquet").write_bytes(data)
-            done[part.name] = dataclasses.replace(part, features=b"", user_lines=b"")
-        names = sorted(done)  # name (date) order: the partitions ran largest first
+            prompts[part.name] = (part.forms.append_column("partition", pa.array([part.name] * part.forms.num_rows,
+                                                                                 pa.string())), part.masks)
+        names = sorted(prompts)  # name (date) order: the partitions ran largest first
         for table in ("features", "user_lines"):
             files = [str(work / table / f"{name}.parquet") for name in names]
             con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({sql_literal(files)})")
-        forms = pa.concat_tables(done[n].forms.append_column("partition", pa.array([n] * done[n].forms.num_rows,
-                                                                                   pa.string())) for n in names)
-        masks = pa.concat_tables(done[n].masks for n in names)
+        forms = pa.concat_tables(prompts[n][0] for n in names)
+        masks = pa.concat_tables(prompts[n][1] for n in names)
     temp_table_from_arrow(con, "prompt_forms", forms)
     temp_table_from_arrow(con, "prompt_masks", masks)
     temp_table(con, "user_skeletons", "tasks_user_skeletons", min_line_messages=cfg.template_min_messages)
