@@ -346,6 +346,7 @@ PREPARED_SCHEMA = pa.schema([
     ("history_end", pa.int32()),
     ("dynamic_spans", pa.int32()), ("breaker_segment", pa.string()), ("breaker_kind", pa.string()),
     ("breaker_offset", pa.int32()), ("breaker_stable_after", pa.int32()), ("breaker_example", pa.string()),
+    ("turn_key", pa.uint64()), ("turn_tokens", pa.int32()),
 ])
 
 
@@ -612,6 +613,13 @@ class Preparer:
             return out
         arrays = [block_array(self.memo, encoding, b) for b in blocks]
         lengths = [len(a) for a in arrays]
+        turn = blocks[-1]
+        if turn.segment == "new_turn" and turn.text:
+            # the new turn's text is tokenized here once: the dataset reads its count by content key
+            # (cache_requests.new_turn_*) instead of tokenizing the same text again
+            key = text_key(turn.text)
+            out["turn_key"] = key
+            out["turn_tokens"] = len(self.memo.tokens(encoding, turn.text, key))
         seg = {"tools": 0, "system": 0, "history": 0, "new_turn": REPLY_OVERHEAD}
         for b, n in zip(blocks, lengths, strict=True):
             seg[b.segment] += n

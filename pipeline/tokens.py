@@ -160,6 +160,13 @@ class TokenCounter:
         self.hits = 0
         self.misses = 0
 
+    def prime(self, keys: list[int], counts: list[int]) -> None:
+        """Counts known from elsewhere, by content key (`text_key`): the audit tokenized these texts
+        with this encoding. `count` of such a text is then a lookup; a text not primed is tokenized."""
+        if len(self._counts) + len(keys) > self._max:
+            self._counts.clear()
+        self._counts.update(zip(keys, counts, strict=True))
+
     def count(self, text: str | None) -> int:
         if not text:
             return 0

@@ -44,7 +44,8 @@ AUDIT_TABLES: dict[str, tuple[str, ...]] = {
 
 # The columns of per-request tables a reader needs (wider tables may carry more).
 AUDIT_TABLE_READ_COLUMNS: dict[str, tuple[str, ...]] = {
-    "cache_requests": ("request_id", "simulated", "input_tokens", "ideal_read"),
+    "cache_requests": ("request_id", "simulated", "input_tokens", "ideal_read", "encoding", "new_turn_key",
+                       "new_turn_tokens"),
 }
 
 SUMMARY_SECTIONS = ("cost", "tasks", "cache", "traffic")

@@ -2,7 +2,8 @@
 -- params: -
 -- description: One row per request: calibrated token segments, simulated cache reads/writes per
 --   scenario next to the provider-reported ones, the first prefix breaker, and the cost of each
---   scenario (the request's input repriced with the simulated reads and writes).
+--   scenario (the request's input repriced with the simulated reads and writes), and the new
+--   turn's token count by content key.
 WITH scope_factor AS (
     SELECT scope, median(factor) AS factor
     FROM prepared
@@ -42,6 +43,9 @@ joined AS (
         CAST(round(p.breaker_offset * p.k) AS BIGINT) AS breaker_offset,
         CAST(round(p.breaker_stable_after * p.k) AS BIGINT) AS breaker_stable_after,
         p.breaker_example,
+        -- the last message when it is the new turn: its content hash and token count under `encoding`
+        -- (the dataset's token counts read these instead of tokenizing the text again)
+        p.turn_key AS new_turn_key, p.turn_tokens AS new_turn_tokens,
         rc.priced, rc.cost_usd, rc.cost_uncached_usd, rc.out_total,
         pv.input AS price_input, pv.cached_input AS price_cached_input, pv.cache_write_5m AS price_write_5m,
         pv.cache_write_1h AS price_write_1h, pv.output AS price_output, pv.per_tokens,

@@ -63,6 +63,8 @@ from schemas.logs import REPEATED_TEXT_COLUMNS
 UNLABELED = "unlabeled"
 # Columns `dataset_partition_labeled.sql` joins from audit/request_labels.parquet (those it has).
 LABEL_FIELDS = ("task_type", "regenerated", "edited", "feedback_rating")
+# Columns partition.sql joins from audit/cache_requests.parquet: the new turn's token count by content key.
+TURN_COUNT_FIELDS = ("turn_encoding", "turn_key", "turn_tokens")
 
 EXAMPLE_SCHEMA = pa.schema([
     ("uid", pa.int64()),  # bucket << 32 | position in the bucket: unique, and needs no global pass
@@ -135,6 +137,7 @@ class BucketSummary:
     pii_found: dict[str, int] = field(default_factory=dict)
     signature_seconds: float = 0.0  # shingling + hashing + signatures (what bench compares)
     rejected_turn_examples: int = 0  # examples holding a weight-0 turn: dropped, or kept with the weight
+    audit_token_counts: int = 0  # texts whose token count came from the audit (not tokenized again)
 
 
 # Per-process memos: repeated system prompts and tool results are tokenized and scanned once per
@@ -306,6 +309,18 @@ def whitespace() -> str:
     return "".join(ch for ch in map(chr, range(0x110000)) if ch.isspace())
 
 
+def prime_audit_counts(counter: TokenCounter, rows: pa.Table, encoding: str) -> int:
+    """Give `counter` the token counts the audit found for these rows' new turns under `encoding`
+    (TURN_COUNT_FIELDS; a count under another encoding is not this one's). The same texts are then
+    not tokenized a second time; the counts are the same either way. Returns how many were given."""
+    if "turn_key" not in rows.column_names or not rows.num_rows:
+        return 0
+    same = pc.fill_null(pc.equal(rows.column("turn_encoding").cast(pa.string()), encoding), False)
+    given = rows.select(["turn_key", "turn_tokens"]).filter(pc.and_(same, pc.is_valid(rows.column("turn_key"))))
+    counter.prime(given.column("turn_key").to_pylist(), given.column("turn_tokens").to_pylist())
+    return given.num_rows
+
+
 def json_task_types(stats: JsonStats, min_share: float) -> frozenset[str]:
     """Task types whose successful answers are JSON at least `min_share` of the time."""
     return frozenset(t for t, (n, j) in stats.items() if n >= 5 and j / n >= min_share)
@@ -316,6 +331,8 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
     fmt = FORMATS[params.format]
     counter = _counter(params.encoding)
     table = _read_rows(files)
+    audit_counts = prime_audit_counts(counter, table, params.encoding)
+    table = table.drop_columns([c for c in TURN_COUNT_FIELDS if c in table.column_names])
     ts_type = table.schema.field("ts").type
     rows = table_rows(table.drop_columns(["messages"]))
     messages = request_messages(table.column("messages"))
@@ -442,7 +459,8 @@ def build_bucket(files: Sequence[Path], bucket: int, out_dir: Path, params: Buck
                    use_dictionary=["task_type", "reason", "detail"])
     del example_rows, request_rows
     pa.default_memory_pool().release_unused()
-    return BucketSummary(bucket, len(cands), len(examples), dict(pii_found), sig_seconds, rejected_turn_examples)
+    return BucketSummary(bucket, len(cands), len(examples), dict(pii_found), sig_seconds, rejected_turn_examples,
+                         audit_counts)
 
 
 def _rejected_turns(examples: list[Example], supports_weight: bool, format_name: str, reasons: dict[str, str],

@@ -86,6 +86,10 @@ LABEL_COLUMNS = ("request_id", "task_type", "regenerated", "edited", "feedback_r
 # always has the label columns it selects.
 EMPTY_LABELS = pa.schema([("request_id", pa.string()), ("task_type", pa.string()), ("regenerated", pa.bool_()),
                           ("edited", pa.bool_()), ("feedback_rating", pa.float64())]).empty_table()
+# The same for the audit's token counts of each request's new turn (audit/cache_requests.parquet).
+TURN_COUNT_COLUMNS = ("request_id", "encoding", "new_turn_key", "new_turn_tokens")
+EMPTY_TURN_COUNTS = pa.schema([("request_id", pa.string()), ("encoding", pa.string()), ("new_turn_key", pa.uint64()),
+                               ("new_turn_tokens", pa.int32())]).empty_table()
 
 
 @dataclass(frozen=True)
@@ -336,6 +340,15 @@ def _labels_info(workdir: Path) -> dict[str, Any]:
     return {"present": True, "path": str(path), "columns": columns, "sha256": _sha256(path)}
 
 
+def _turn_counts_file(workdir: Path) -> Path | None:
+    """audit/cache_requests.parquet when it holds the new turns' token counts (an audit before they
+    were added does not: every text is then tokenized here)."""
+    path = workdir_paths(workdir).audit_table("cache_requests")
+    if not path.is_file() or not set(TURN_COUNT_COLUMNS) <= set(pq.read_schema(path).names):
+        return None
+    return path
+
+
 def _task_labels(workdir: Path) -> dict[str, str]:
     """Human-readable task-type labels from audit/task_types.parquet, when the audit wrote it."""
     path = workdir_paths(workdir).audit_table("task_types")
@@ -351,6 +364,7 @@ class PartitionParams:
 
     rows: Path  # work/rows: the buckets' folders
     label_files: tuple[str, ...]
+    turn_count_files: tuple[str, ...]
     buckets: int
     whitespace: str
     memory_limit: str
@@ -368,11 +382,16 @@ def _partition(workdir: Path, work: Path, cfg: DatasetConfig, labels: Path | Non
     empty = work / "no_labels.parquet"
     pq.write_table(EMPTY_LABELS, empty)
     label_files = (str(labels), str(empty)) if labels else (str(empty),)
+    no_counts = work / "no_turn_counts.parquet"
+    pq.write_table(EMPTY_TURN_COUNTS, no_counts)
+    counts = _turn_counts_file(workdir)
+    turn_count_files = (str(counts), str(no_counts)) if counts else (str(no_counts),)
     partitions = [(name, [(str(f), pq.read_metadata(f).num_rows) for f in files])
                   for name, files in date_partitions(workdir)]
     n_rows = sum(n for _, files in partitions for _, n in files)
     params = PartitionParams(
-        rows=work / "rows", label_files=label_files, buckets=max(1, math.ceil(n_rows / cfg.rows_per_bucket)),
+        rows=work / "rows", label_files=label_files, turn_count_files=turn_count_files,
+        buckets=max(1, math.ceil(n_rows / cfg.rows_per_bucket)),
         whitespace=whitespace(), memory_limit=memory_share(executor.memory_mb, processes_with_tasks(executor)),
     )
     jobs = _partition_jobs(partitions, n_rows, executor.workers)
@@ -417,7 +436,7 @@ def _partition_task(params: PartitionParams, job: tuple[str, tuple[str, ...]]) -
             assemble.execute(con, "rtrim_fast_macro")
             assemble.execute(con, "strip_prefix_macro")
             rows = assemble.query(con, "partition", whitespace=params.whitespace, buckets=params.buckets,
-                                  label_files=list(params.label_files))
+                                  label_files=list(params.label_files), turn_count_files=list(params.turn_count_files))
             stats: JsonStats = {}
             buckets = write_buckets(counting_json_stats(rows.to_arrow_reader(2048), stats), params.rows, prefix=name)
             return buckets, stats
@@ -584,6 +603,8 @@ def _manifest(con: Any, workdir: Path, cfg: DatasetConfig, active: tuple[str, ..
             "eval": tokens_eval,
             "train_assistant": train_assistant,
             "max_example": max_example,
+            # new turns counted once, by the audit (cache_requests.new_turn_*), not tokenized again here
+            "counts_from_audit": sum(s.audit_token_counts for s in summaries),
         },
         "estimate": {
             "epochs": epochs,

@@ -1,5 +1,5 @@
 -- name: partition
--- params: whitespace, buckets, label_files
+-- params: whitespace, buckets, label_files, turn_count_files
 -- description: The request columns the dataset stage reads (of the `requests` in view: one date
 --   partition per task), joined with the audit's labels (the last row per request_id, among the
 --   labels of these requests only; null label columns when the audit did not run), each with the bucket of its
@@ -9,7 +9,9 @@
 --   and the second turn too unless the first is an assistant turn (a request with no prompt is
 --   its response alone, and a conversation opening with that answer must meet it). Texts enter as
 --   strip_prefix (strip_prefix_macro.sql): equal once stripped, always the same bucket. `failed` is
---   the store's one outcome rule (request_failed, pipeline/workdir/sql/request_outcome.sql).
+--   the store's one outcome rule (request_failed, pipeline/workdir/sql/request_outcome.sql). The
+--   audit's token count of the request's new turn (turn_*; null without it) saves tokenizing that
+--   text again (bucket.prime_audit_counts).
 WITH r AS (
     SELECT *, coalesce(len(messages), 0) AS n_messages FROM requests
 ),
@@ -26,6 +28,7 @@ SELECT t.request_id, t.ts, t.provider, t.endpoint, t.model, t.user_id, t.session
        t.finish_reason_raw, t.feedback_score,
        request_failed(t.finish_reason, t.error_type, t.status_code) AS failed,
        l.task_type, l.regenerated, l.edited, l.feedback_rating,
+       k.turn_encoding, k.turn_key, k.turn_tokens,
        hash(
            strip_prefix(coalesce(t.system_text, ''), $whitespace),
            t.role0,
@@ -40,3 +43,11 @@ LEFT JOIN (
     WHERE request_id IN (SELECT request_id FROM requests)
     QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY file_row_number DESC) = 1
 ) l ON l.label_request_id = t.request_id
+LEFT JOIN (
+    SELECT request_id AS turn_request_id, encoding AS turn_encoding, new_turn_key AS turn_key,
+           new_turn_tokens AS turn_tokens
+    FROM read_parquet($turn_count_files, union_by_name = true)
+    WHERE new_turn_key IS NOT NULL AND request_id IN (SELECT request_id FROM requests)
+    -- one row per request (a request id is unique in the store; never let a repeat duplicate a row)
+    QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY new_turn_key) = 1
+) k ON k.turn_request_id = t.request_id
