@@ -28,7 +28,7 @@ SELECT t.request_id, t.ts, t.provider, t.endpoint, t.model, t.user_id, t.session
        t.finish_reason_raw, t.feedback_score,
        request_failed(t.finish_reason, t.error_type, t.status_code) AS failed,
        l.task_type, l.regenerated, l.edited, l.feedback_rating,
-       k.turn_encoding, k.turn_key, k.turn_tokens,
+       k.turn.e AS turn_encoding, k.turn.k AS turn_key, k.turn.n AS turn_tokens,
        hash(
            strip_prefix(coalesce(t.system_text, ''), $whitespace),
            t.role0,
@@ -44,10 +44,11 @@ LEFT JOIN (
     QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY file_row_number DESC) = 1
 ) l ON l.label_request_id = t.request_id
 LEFT JOIN (
-    SELECT request_id AS turn_request_id, encoding AS turn_encoding, new_turn_key AS turn_key,
-           new_turn_tokens AS turn_tokens
+    -- keyed by the id's hash, not the id (the join's memory: a pair is a fact about a text, so one
+    -- that a hash collision brought to another request is still true)
+    SELECT hash(request_id) AS turn_request, arg_min({'e': encoding, 'k': new_turn_key, 'n': new_turn_tokens},
+                                                     new_turn_key) AS turn
     FROM read_parquet($turn_count_files, union_by_name = true)
-    WHERE new_turn_key IS NOT NULL AND request_id IN (SELECT request_id FROM requests)
-    -- one row per request (a request id is unique in the store; never let a repeat duplicate a row)
-    QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY new_turn_key) = 1
-) k ON k.turn_request_id = t.request_id
+    WHERE new_turn_key IS NOT NULL AND hash(request_id) IN (SELECT hash(request_id) FROM requests)
+    GROUP BY 1
+) k ON k.turn_request = hash(t.request_id)
