@@ -87,7 +87,6 @@ LABEL_COLUMNS = ("request_id", "task_type", "regenerated", "edited", "feedback_r
 EMPTY_LABELS = pa.schema([("request_id", pa.string()), ("task_type", pa.string()), ("regenerated", pa.bool_()),
                           ("edited", pa.bool_()), ("feedback_rating", pa.float64())]).empty_table()
 # The same for the audit's token counts of each request's new turn (audit/cache_requests.parquet).
-TURN_COUNT_COLUMNS = ("request_id", "encoding", "new_turn_key", "new_turn_tokens")
 EMPTY_TURN_COUNTS = pa.schema([("request_id", pa.string()), ("encoding", pa.string()), ("new_turn_key", pa.uint64()),
                                ("new_turn_tokens", pa.int32())]).empty_table()
 
@@ -344,7 +343,7 @@ def _turn_counts_file(workdir: Path) -> Path | None:
     """audit/cache_requests.parquet when it holds the new turns' token counts (an audit before they
     were added does not: every text is then tokenized here)."""
     path = workdir_paths(workdir).audit_table("cache_requests")
-    if not path.is_file() or not set(TURN_COUNT_COLUMNS) <= set(pq.read_schema(path).names):
+    if not path.is_file() or not set(EMPTY_TURN_COUNTS.column_names) <= set(pq.read_schema(path).names):
         return None
     return path
 
@@ -379,13 +378,8 @@ def _partition(workdir: Path, work: Path, cfg: DatasetConfig, labels: Path | Non
     `json_stats`, counted as they pass (sums: the same whatever the tasks)."""
     if not has_requests(workdir):
         raise MissingInputError(missing_store_message(workdir))
-    empty = work / "no_labels.parquet"
-    pq.write_table(EMPTY_LABELS, empty)
-    label_files = (str(labels), str(empty)) if labels else (str(empty),)
-    no_counts = work / "no_turn_counts.parquet"
-    pq.write_table(EMPTY_TURN_COUNTS, no_counts)
-    counts = _turn_counts_file(workdir)
-    turn_count_files = (str(counts), str(no_counts)) if counts else (str(no_counts),)
+    label_files = _with_empty(labels, EMPTY_LABELS, work / "no_labels.parquet")
+    turn_count_files = _with_empty(_turn_counts_file(workdir), EMPTY_TURN_COUNTS, work / "no_turn_counts.parquet")
     partitions = [(name, [(str(f), pq.read_metadata(f).num_rows) for f in files])
                   for name, files in date_partitions(workdir)]
     n_rows = sum(n for _, files in partitions for _, n in files)
@@ -402,6 +396,13 @@ def _partition(workdir: Path, work: Path, cfg: DatasetConfig, labels: Path | Non
         filled.update(buckets)
         add_json_stats(stats, part_stats)
     return sorted(filled), stats
+
+
+def _with_empty(path: Path | None, empty: pa.Table, empty_path: Path) -> tuple[str, ...]:
+    """An audit table the partition query reads (when there is one) beside a typed empty file, so
+    the query always has the columns it selects (`read_parquet(..., union_by_name = true)`)."""
+    pq.write_table(empty, empty_path)
+    return (str(path), str(empty_path)) if path else (str(empty_path),)
 
 
 def _partition_jobs(partitions: list[tuple[str, list[tuple[str, int]]]], n_rows: int,
