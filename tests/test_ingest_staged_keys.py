@@ -16,7 +16,7 @@ from schemas.logs import REQUEST_SCHEMA
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 PROMPT_A = "You are a support agent. " * 400  # ~10 KB, as the bench's system prompts
-PROMPT_B = PROMPT_A + "Answer in French."
+PROMPT_B = PROMPT_A + "Réponds en français, sans émoji 🙂."  # UTF-8 beyond ASCII: md5 of the same bytes
 
 
 def _row(i: int, system: str | None, **extra: Any) -> dict[str, Any]:
@@ -34,16 +34,19 @@ def test_staged_fingerprints_are_record_fp_of_every_row() -> None:
     rows = [_row(i, [PROMPT_A, PROMPT_B, None, "", PROMPT_A][i % 5]) for i in range(40)]
     rows += [_row(40, PROMPT_B, is_batch=True), _row(41, None, is_batch=True, response_id="msg_1")]
     table = pa.Table.from_pylist(rows, schema=REQUEST_SCHEMA)
+    # staged as two files of the batch, the second's rows in two row groups: the prompts' digests
+    # are found chunk by chunk
+    parts = [table.slice(0, 17), table.slice(17, 11), table.slice(28)]
     con = _connection(threads=1)
     try:
-        keys = _staged_keys(con, [("u000001-000000.parquet", [table])])
+        keys = _staged_keys(con, [("u000001-000000.parquet", parts[:1]), ("u000001-000001.parquet", parts[1:])])
         con.register("staged", table)
         expected = con.sql(
             "SELECT record_fp(source_format, response_id, ts, model, response_text, error_type, system_text, messages), "
             "batch_request_fp(system_text, messages, request_params, tools_json) FROM staged").fetchall()
     finally:
         con.close()
-    assert keys.column("_row").to_pylist() == list(range(len(rows)))
+    assert keys.column("_row").to_pylist() == list(range(17)) + list(range(len(rows) - 17))
     assert keys.column("request_id").to_pylist() == [r["request_id"] for r in rows]
     assert keys.column("_fp").to_pylist() == [fp for fp, _ in expected]
     assert len(set(keys.column("_fp").to_pylist()[:5])) == 5  # the prompt changes the fingerprint

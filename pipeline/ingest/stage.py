@@ -59,7 +59,7 @@ from pipeline.ingest.reader import (
 from pipeline.ingest.rows import RecordError, Row, Skip
 from pipeline.progress import is_enabled, phase
 from pipeline.workdir.lock import holds_writer_lock
-from schemas import REQUEST_SCHEMA, SCHEMA_VERSION
+from schemas import SCHEMA_VERSION
 
 BATCH_ROWS = 5000
 SNIPPET_CHARS = 300
@@ -622,12 +622,12 @@ def _flush(buffer: list[Row], staged: writer.Spool, stats: list[FileStats], solo
     if not buffer:
         return
     try:
-        staged.write_rows(pa.Table.from_pylist(buffer, schema=REQUEST_SCHEMA), solo=solo)
+        staged.write_rows(writer.rows_to_table(buffer), solo=solo)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         good = []
         for row in buffer:
             try:
-                pa.Table.from_pylist([row], schema=REQUEST_SCHEMA)
+                writer.rows_to_table([row])
                 good.append(row)
             except (pa.ArrowException, TypeError, ValueError, OverflowError) as e:
                 fs = next((s for s in reversed(stats) if s.path == row.get("source_file")), None)
@@ -641,7 +641,7 @@ def _flush(buffer: list[Row], staged: writer.Spool, stats: list[FileStats], solo
                             row.get("source_format"), "schema_mismatch", f"{type(e).__name__}: {e}", "")
                 )
         if good:
-            staged.write_rows(pa.Table.from_pylist(good, schema=REQUEST_SCHEMA), solo=solo)
+            staged.write_rows(writer.rows_to_table(good), solo=solo)
     buffer.clear()
 
 

@@ -32,11 +32,13 @@ reads it and the commit's memory does not depend on the largest record.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import operator
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -335,12 +337,33 @@ def _staged_keys(con: duckdb.DuckDBPyConnection, files: list[tuple[str, list[pa.
         rows.append(pa.array(range(n), pa.int64()))
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     staged = table.append_column("filename", pa.chunked_array(names, pa.string())).append_column(
-        "file_row_number", pa.chunked_array(rows, pa.int64()))
+        "file_row_number", pa.chunked_array(rows, pa.int64())).append_column(
+        "system_md5", _system_md5s(table.column("system_text")))
     con.register("staged_rows", staged)
     try:
         return SQL.query(con, "staged_keys", undated=UNDATED).order("_file, _row").to_arrow_table()
     finally:
         con.unregister("staged_rows")
+
+
+def _system_md5s(system_text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """md5 (hex) of each row's system prompt, computed once per distinct prompt: a batch repeats a
+    few hundred ~10 KB prompts over thousands of rows. Arrow's hash kernel finds the distinct ones
+    (DuckDB's DISTINCT plus a join back on the text cost three times as much), hashlib hashes their
+    UTF-8 bytes, which is what DuckDB's `md5` hashes."""
+    digests: dict[str, str] = {}
+
+    def md5(text: str) -> str:
+        if text not in digests:
+            digests[text] = hashlib.md5(text.encode("utf-8")).hexdigest()
+        return digests[text]
+
+    chunks = []
+    for chunk in system_text.chunks:
+        encoded = pc.dictionary_encode(chunk)  # nulls stay null indices
+        distinct = pa.array([md5(text) for text in encoded.dictionary.to_pylist()], pa.string())
+        chunks.append(pc.take(distinct, encoded.indices))
+    return pa.chunked_array(chunks, pa.string())
 
 
 def _dedupe_and_write(staged: StagedRun, prev: Path | None, out: Path, executor: Executor) -> dict[str, Any]:
@@ -717,5 +740,18 @@ def collect_garbage(workdir: Path) -> None:
     versions.remove_leftovers(Path(workdir) / STORE_DIR)
 
 
-def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(list(rows), schema=REQUEST_SCHEMA)
+_ROW_VALUES = operator.itemgetter(*REQUEST_SCHEMA.names)
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """`pa.Table.from_pylist(rows, schema=REQUEST_SCHEMA)`, reading each row's values once, in the
+    schema's order (every row has every column: `rows.new_row`), then converting column by column.
+    `from_pylist` looks every column up in every row, 46 passes over thousands of dicts that have
+    left the CPU's caches since they were parsed: ~3 µs a row more (17.3 vs 13.9 µs at ingest)."""
+    try:
+        values = list(map(_ROW_VALUES, rows))
+    except KeyError:  # a row without some column: None there, as from_pylist reads it
+        return pa.Table.from_pylist(rows, schema=REQUEST_SCHEMA)
+    columns = zip(*values, strict=True) if values else ([] for _ in REQUEST_SCHEMA)
+    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, REQUEST_SCHEMA, strict=True)],
+                                schema=REQUEST_SCHEMA)
