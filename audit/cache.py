@@ -78,6 +78,8 @@ from pipeline.workdir.store import (
     StorePartitions,
     connect_partition,
     list_values,
+    outcome_connection,
+    partition_batches,
     sql_literal,
     store_partitions,
 )
@@ -517,24 +519,45 @@ class PrepareInput:
 @cycle_collector_paused
 def prepare_task(ctx: PrepareContext, job: PrepareInput) -> PreparedPart:
     """Task: tokenize, hash and place breakpoints for one date partition of the store, read by the
-    task itself (`cache_prepare_input`, a batch at a time, so memory follows `batch_rows`, not the
+    task itself (`partition_batches`, a batch at a time, so memory follows `batch_rows`, not the
     day) with fresh memos: the rows, their order and the memo counts depend only on the partition."""
     part = job.part
     prep = Preparer(ctx.cfg, ctx.prices, ctx.variants, SpanMemo(known=job.spans.spans()))
     with tempfile.TemporaryDirectory(prefix="logaudit-prepare-") as tmp:
-        con = connect_partition(part, Path(tmp), ctx.memory_limit)
+        con = outcome_connection(ctx.memory_limit)
         try:
-            reader = query(con, "cache_prepare_input").to_arrow_reader(ctx.cfg.batch_rows)
+            batches = (with_failed(con, b) for b in partition_batches(part, Path(tmp), PREPARE_INPUT_COLUMNS,
+                                                                      ctx.cfg.batch_rows))
             target = Path(ctx.out_dir or tmp) / f"{part.name}.parquet"
-            rows = write_batches(PREPARED_SCHEMA, (prepare_batch(prep, b) for b in reader), target)
+            rows = write_batches(PREPARED_SCHEMA, (prepare_batch(prep, b) for b in batches), target)
         finally:
             con.close()
         data = None if ctx.out_dir else target.read_bytes()
     return PreparedPart(part.name, rows, data, prep.memo.stats(), frozenset(prep.models))
 
 
+# What the preparation reads of each request (plus `failed`: `with_failed`). Straight from the
+# partition's Parquet files, not through a DuckDB view: DuckDB's Arrow export copied each row's
+# system prompt (~8 KB), the files keep one copy per row group (`partition_batches`).
+PREPARE_INPUT_COLUMNS = ["request_id", "ts", "provider", "model", "model_resolved", "system_text", "messages",
+                         "tools_json", "cache_breakpoints", "in_uncached", "in_cache_read", "in_cache_write_5m",
+                         "in_cache_write_1h", "in_cache_write_unspecified", "usage_missing", "finish_reason",
+                         "error_type", "status_code"]
+
+
+def with_failed(con: Any, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with `failed` (`cache_prepare_input.sql`, the store's outcome rule) appended."""
+    con.register("batch", batch.select(["finish_reason", "error_type", "status_code"]))
+    try:
+        failed = query(con, "cache_prepare_input").to_arrow_table().column("failed").combine_chunks()
+    finally:
+        con.unregister("batch")
+    return batch.append_column("failed", failed)
+
+
 def prepare_batch(prep: Preparer, batch: pa.RecordBatch) -> pa.RecordBatch:
-    """One batch of `cache_prepare_input` as rows of PREPARED_SCHEMA, in its order."""
+    """One batch of the partition's rows (`PREPARE_INPUT_COLUMNS` and `failed`) as rows of
+    PREPARED_SCHEMA, in its order."""
     requests, messages = prompt_rows(batch)
     # Cache misses are encoded one text at a time: the tasks already fill every core, and
     # tiktoken's `encode_ordinary_batch` (a thread pool per call, a future per text) cost more in
@@ -628,7 +651,7 @@ class Preparer:
         out["est_total"] = total
         out["n_blocks"] = len(blocks)
         out["factor"] = out["reported_input"] / total if out["reported_input"] and total else None
-        if r["failed"]:  # the store's outcome rule (request_failed), computed by cache_prepare_input.sql
+        if r["failed"]:  # the store's outcome rule (request_failed), computed by `with_failed`
             # A failed call (rate limited, server error) processed no prompt: it neither reads nor
             # writes a cache entry.
             out.update(simulated=False, skip_reason="failed_call")

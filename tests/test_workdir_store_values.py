@@ -4,11 +4,19 @@ with each distinct value of a repeated text column converted once and shared."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from pipeline.workdir.store import column_values, table_rows
+from pipeline.workdir.store import (
+    StorePartition,
+    column_values,
+    connect_partition,
+    partition_batches,
+    table_rows,
+)
 from schemas.logs import REPEATED_TEXT_COLUMNS, REQUEST_SCHEMA
 
 
@@ -103,3 +111,53 @@ def test_list_values_of_a_sliced_column_index_its_own_rows() -> None:
     array = pa.array([[1, 2], None, [3], [], [4, 5, 6]], pa.list_(pa.int64())).slice(2)
     offsets, values = list_values(array)
     assert offsets == [0, 1, 1, 4] and values.to_pylist() == [3, 4, 5, 6]
+
+
+def test_a_slice_of_a_larger_dictionary_reads_its_own_values() -> None:
+    """A batch read from a row group keeps the row group's whole dictionary (`partition_batches`):
+    only the values the slice uses are converted, nulls in the indices included."""
+    table = _table()
+    encoded = pc.dictionary_encode(table.column("system_text").combine_chunks())  # nulls: null indices
+    for start, length in ((0, 2), (1, 1), (3, 2), (4, 2), (1, 0)):
+        piece = encoded.slice(start, length)
+        assert len(piece.dictionary) > len(piece)
+        values = column_values(piece, repeated=True)
+        assert values == table.column("system_text").to_pylist()[start:start + length]
+
+
+def _store_file(path: Path, rows: list[dict], drop: tuple[str, ...] = ()) -> None:
+    table = pa.Table.from_pylist(rows, schema=REQUEST_SCHEMA)
+    pq.write_table(table.drop_columns(list(drop)), path, row_group_size=3)
+
+
+def test_partition_batches_read_the_files_as_the_partition_view_does(tmp_path: Path) -> None:
+    """Rows in the order DuckDB's `requests` view over the partition reads them (file by file), at
+    most `batch_rows` a batch, the repeated texts dictionary-encoded, and a column a file lacks null
+    (`union_by_name`), whether the files come by path or by value."""
+    from pipeline.ingest.rows import new_row
+
+    prompt = "You are the triage model. " * 300
+    folder = tmp_path / "store" / "date=2026-12-01"
+    folder.mkdir(parents=True)
+    rows = [new_row(request_id=f"r{i}", ts=datetime(2026, 12, 1, i, tzinfo=UTC), model="gpt-4o",
+                    system_text=[prompt, None, "short"][i % 3], tools_json='[{"name":"a"}]' if i % 2 else None,
+                    status_code=[200, 429, None][i % 3], messages=[{"role": "user", "content": f"q{i}"}])
+            for i in range(11)]
+    _store_file(folder / "part-0000.parquet", rows[:7])
+    _store_file(folder / "part-0001.parquet", rows[7:], drop=("status_code", "tools_json"))  # an older file
+    columns = ["request_id", "system_text", "tools_json", "status_code", "messages"]
+    by_path = StorePartition("date=2026-12-01", tuple(str(p) for p in sorted(folder.glob("*.parquet"))))
+    by_value = StorePartition("date=2026-12-01", tuple(p.read_bytes() for p in sorted(folder.glob("*.parquet"))))
+    con = connect_partition(by_path, tmp_path / "view", "256MB")
+    try:
+        expected = con.sql(f"SELECT {', '.join(columns)} FROM requests").to_arrow_table().to_pylist()
+    finally:
+        con.close()
+    assert [r["status_code"] for r in expected][7:] == [None] * 4
+    for part, tmp in ((by_path, tmp_path / "a"), (by_value, tmp_path / "b")):
+        tmp.mkdir()
+        batches = list(partition_batches(part, tmp, columns, batch_rows=2))
+        assert max(b.num_rows for b in batches) == 2
+        assert all(b.schema.names == columns for b in batches)
+        assert pa.types.is_dictionary(batches[0].schema.field("system_text").type)
+        assert [r for b in batches for r in table_rows(b)] == expected

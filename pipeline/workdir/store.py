@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline.errors import MissingInputError
 from pipeline.sql import SqlDir
 from pipeline.workdir import versions
-from schemas.logs import REPEATED_TEXT_COLUMNS
+from schemas.logs import REPEATED_TEXT_COLUMNS, REQUEST_SCHEMA
 
 STORE_DIR = ".store"
 # Store-wide SQL: the request-outcome macros every connection gets.
@@ -140,6 +142,26 @@ def connect_partition(part: StorePartition, tmp: Path, memory_limit: str) -> duc
     are written under `tmp` (a folder of the task's own, in the store's `date=D/` layout) first.
     One thread and the files in order make the rows' order depend only on the partition. DuckDB
     spills beyond `memory_limit` to `tmp`."""
+    con = connect_requests(partition_files(part, tmp), memory_limit=memory_limit, threads=1,
+                           temp_directory=tmp / "duckdb_tmp")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def outcome_connection(memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """A one-thread DuckDB with the request-outcome macros and no view: for a task that reads its
+    partition's files itself (`partition_batches`) and applies the store's outcome rule to them."""
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    con.execute("SET memory_limit = $limit", {"limit": memory_limit})
+    con.execute("SET enable_progress_bar = false")
+    SQL.execute(con, "request_outcome")
+    return con
+
+
+def partition_files(part: StorePartition, tmp: Path) -> list[str]:
+    """The partition's Parquet files as paths, in order; files that came by value are written under
+    `tmp` (a folder of the task's own, in the store's `date=D/` layout) first."""
     folder = tmp / part.name
     files = []
     for i, data in enumerate(part.files):
@@ -150,9 +172,27 @@ def connect_partition(part: StorePartition, tmp: Path, memory_limit: str) -> duc
         path = folder / f"part-{i:04d}.parquet"
         path.write_bytes(data)
         files.append(str(path))
-    con = connect_requests(files, memory_limit=memory_limit, threads=1, temp_directory=tmp / "duckdb_tmp")
-    con.execute("SET enable_progress_bar = false")
-    return con
+    return files
+
+
+def partition_batches(part: StorePartition, tmp: Path, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The partition's `columns` (of REQUEST_SCHEMA) as record batches of at most `batch_rows`, read
+    straight from its Parquet files in the order `connect_partition`'s view reads them (file by file,
+    row by row), with the repeated text columns (`REPEATED_TEXT_COLUMNS`) dictionary-encoded as
+    stored: a prompt sent by thousands of requests is decoded once per row group, where DuckDB's
+    Arrow export copied it into every row (~8 KB a row, most of the prepare task's reading). A
+    column a file lacks (written before the column existed) is null, as `union_by_name` reads it."""
+    for path in partition_files(part, tmp):
+        stored = set(pq.read_schema(path).names)
+        present = [c for c in columns if c in stored]
+        file = pq.ParquetFile(path, read_dictionary=[c for c in present if c in REPEATED_TEXT_COLUMNS])
+        for batch in file.iter_batches(batch_size=batch_rows, columns=present, use_threads=False):
+            if len(present) < len(columns):
+                batch = pa.RecordBatch.from_arrays(
+                    [batch.column(c) if c in present else pa.nulls(batch.num_rows, REQUEST_SCHEMA.field(c).type)
+                     for c in columns], names=columns)
+            yield batch
+
 
 def missing_store_message(workdir: Path) -> str:
     """Why there is nothing to read in `workdir`, and what to run: never ingested, or everything
@@ -199,8 +239,14 @@ def column_values(column: pa.Array | pa.ChunkedArray, repeated: bool = False) ->
         column = column.combine_chunks()  # dictionary chunks: one unified dictionary
     if not pa.types.is_dictionary(column.type):  # (the dataset's bucket files come encoded)
         column = pc.dictionary_encode(column, null_encoding="encode")
-    values = column.dictionary.to_pylist()
-    indices = column.indices
+    dictionary, indices = column.dictionary, column.indices
+    if len(dictionary) > len(indices):  # a slice of a row group's dictionary (partition_batches): its values only
+        used, codes = np.unique(pc.fill_null(indices, -1).to_numpy(), return_inverse=True)
+        values = dictionary.take(pa.array(used[used >= 0])).to_pylist()
+        if len(used) and used[0] < 0:
+            values.insert(0, None)
+        return [values[i] for i in codes.tolist()]
+    values = dictionary.to_pylist()
     if indices.null_count:  # an encoded column's nulls sit in its indices, not in its dictionary
         indices = pc.fill_null(indices, len(values))
         values.append(None)
