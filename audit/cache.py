@@ -83,6 +83,7 @@ from pipeline.workdir.store import (
     sql_literal,
     store_partitions,
 )
+from schemas.logs import OUTCOME_COLUMNS
 
 SCENARIOS = ("as_logged", "ideal_bp", "ideal")
 # Reported input / estimate within this range: the logged prompt accounts for what was billed.
@@ -541,13 +542,12 @@ def prepare_task(ctx: PrepareContext, job: PrepareInput) -> PreparedPart:
 # system prompt (~8 KB), the files keep one copy per row group (`partition_batches`).
 PREPARE_INPUT_COLUMNS = ["request_id", "ts", "provider", "model", "model_resolved", "system_text", "messages",
                          "tools_json", "cache_breakpoints", "in_uncached", "in_cache_read", "in_cache_write_5m",
-                         "in_cache_write_1h", "in_cache_write_unspecified", "usage_missing", "finish_reason",
-                         "error_type", "status_code"]
+                         "in_cache_write_1h", "in_cache_write_unspecified", "usage_missing", *OUTCOME_COLUMNS]
 
 
 def with_failed(con: Any, batch: pa.RecordBatch) -> pa.RecordBatch:
     """The batch with `failed` (`cache_prepare_input.sql`, the store's outcome rule) appended."""
-    con.register("batch", batch.select(["finish_reason", "error_type", "status_code"]))
+    con.register("batch", batch)  # DuckDB scans the columns the rule reads, in place
     try:
         failed = query(con, "cache_prepare_input").to_arrow_table().column("failed").combine_chunks()
     finally:

@@ -120,6 +120,10 @@ UNDATED = "undated"
 # Text columns whose values repeat across thousands of requests (a system prompt, the tool schemas):
 # readers convert each distinct value once (`pipeline.workdir.store.column_values`).
 REPEATED_TEXT_COLUMNS = frozenset({"system_text", "tools_json"})
+# The columns the store's one outcome rule reads (request_failed and the other macros of
+# pipeline/workdir/sql/request_outcome.sql): a reader that selects columns itself selects these
+# for the rule, and never reads them otherwise.
+OUTCOME_COLUMNS = ("finish_reason", "error_type", "status_code")
 
 USAGE_INPUT_BUCKETS = (
     "in_uncached",

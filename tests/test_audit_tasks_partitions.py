@@ -129,13 +129,19 @@ def test_feature_and_prepare_tasks_take_their_share_of_the_run_budget(store: Pat
 
     seen: list[str] = []
     real_connect = workdir_store.connect_requests
+    real_outcome = workdir_store.outcome_connection
 
     def spy(files: list[str], **kwargs: object) -> object:
         if kwargs.get("threads") == 1:  # a task's connection (`connect_partition`), not the driver's store
             seen.append(str(kwargs["memory_limit"]))
         return real_connect(files, **kwargs)
 
+    def outcome_spy(memory_limit: str) -> object:  # the prepare task reads its files itself
+        seen.append(memory_limit)
+        return real_outcome(memory_limit)
+
     monkeypatch.setattr(workdir_store, "connect_requests", spy)
+    monkeypatch.setattr(cache, "outcome_connection", outcome_spy)
     con = connect_store(store)
     try:
         with LocalExecutor(1, memory_mb=3000) as executor:  # tasks run in this process: the spy sees them
