@@ -138,10 +138,9 @@ def store_partitions(workdir: Path, by_value: bool) -> StorePartitions:
 
 
 def connect_partition(part: StorePartition, tmp: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
-    """A task's one-thread DuckDB over its partition as the `requests` view: files that came by value
-    are written under `tmp` (a folder of the task's own, in the store's `date=D/` layout) first.
-    One thread and the files in order make the rows' order depend only on the partition. DuckDB
-    spills beyond `memory_limit` to `tmp`."""
+    """A task's one-thread DuckDB over its partition's files (`partition_files`) as the `requests`
+    view. One thread and the files in order make the rows' order depend only on the partition.
+    DuckDB spills beyond `memory_limit` to `tmp`."""
     con = connect_requests(partition_files(part, tmp), memory_limit=memory_limit, threads=1,
                            temp_directory=tmp / "duckdb_tmp")
     con.execute("SET enable_progress_bar = false")
