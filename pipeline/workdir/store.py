@@ -80,16 +80,27 @@ def connect_requests(files: str | list[str], *, memory_limit: str, temp_director
     """`connect_store`'s connection over some of the store's Parquet files (a glob, or a list such
     as one date partition's files copied by a task: `WORKDIR/requests/date=D/*.parquet` layout, so
     the `date` column is the same)."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    con.execute(f"SET temp_directory = {sql_literal(temp_directory)}")
+    con = outcome_connection(memory_limit, threads=threads, temp_directory=temp_directory)
     con.execute(
         "CREATE VIEW requests AS SELECT * FROM read_parquet("
         f"{sql_literal(files)}, hive_partitioning = true, union_by_name = true)"
     )
+    return con
+
+
+def outcome_connection(memory_limit: str, threads: int | None = 1,
+                       temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """The one way a store connection is opened: UTC, `memory_limit` (spilling to `temp_directory`),
+    `threads` (None: DuckDB's default), the request-outcome macros. Without a view it serves a task
+    that reads its partition's files itself (`partition_batches`) and applies the store's outcome
+    rule to them; `connect_requests` adds the `requests` view."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET memory_limit = $limit", {"limit": memory_limit})
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if temp_directory is not None:
+        con.execute(f"SET temp_directory = {sql_literal(temp_directory)}")
     SQL.execute(con, "request_outcome")
     return con
 
@@ -144,17 +155,6 @@ def connect_partition(part: StorePartition, tmp: Path, memory_limit: str) -> duc
     con = connect_requests(partition_files(part, tmp), memory_limit=memory_limit, threads=1,
                            temp_directory=tmp / "duckdb_tmp")
     con.execute("SET enable_progress_bar = false")
-    return con
-
-
-def outcome_connection(memory_limit: str) -> duckdb.DuckDBPyConnection:
-    """A one-thread DuckDB with the request-outcome macros and no view: for a task that reads its
-    partition's files itself (`partition_batches`) and applies the store's outcome rule to them."""
-    con = duckdb.connect()
-    con.execute("SET threads = 1")
-    con.execute("SET memory_limit = $limit", {"limit": memory_limit})
-    con.execute("SET enable_progress_bar = false")
-    SQL.execute(con, "request_outcome")
     return con
 
 
