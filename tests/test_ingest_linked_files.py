@@ -13,6 +13,7 @@ import pytest
 from pipeline.ingest import ingest, writer
 from pipeline.workdir.store import connect_store
 from schemas import UNDATED
+from schemas.logs import REQUEST_SCHEMA
 from tests.test_workdir_lock import RECORD
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,3 +120,36 @@ def test_only_a_large_enough_file_of_new_rows_under_their_own_ids_is_linked(
     ids = stored_rows(workdir).column("request_id").to_pylist()
     assert sorted(i for i in ids if i.startswith("d3")) == ["d3-a", "d3-b", "d3-c"]
     assert sum(i.startswith("d4-a~") for i in ids) == 1 and "d4-a" in ids
+
+
+def test_a_staged_file_keeps_one_copy_of_each_system_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 distinct ~8 KB system prompts a day (2.5 MB, past the Parquet writer's 1 MB dictionary
+    limit) sent by 2,400 requests a day over two days: each linked file stores each prompt of its
+    rows once (given strings, the writer dropped its dictionary after its first 1,024 rows and
+    stored a copy per row) and only its own rows' prompts (a day's file is a slice of a batch
+    holding both days), and reads back as strings, the store's schema, with the same rows as a
+    store of unlinked files."""
+    prompts = [f"Prompt {p:03d}. " + "You answer support questions for one product line. " * 160 for p in range(450)]
+    logs = tmp_path / "logs.jsonl"
+    with open(logs, "w", encoding="utf-8") as f:
+        for i in range(4800):
+            day, p = (1, i % 300) if i < 2400 else (2, 150 + i % 300)  # day 1: prompts 0-299, day 2: 150-449
+            system = '"messages":[{"role":"system","content":"' + prompts[p] + '"},'
+            f.write(RECORD.replace('"messages":[', system) % (f"r{i:04d}", day, i, i) + "\n")
+    ingest_with(monkeypatch, 100, [logs], tmp_path / "linked")
+    files = linked(tmp_path / "linked")
+    assert len(files) == 2
+    column = REQUEST_SCHEMA.get_field_index("system_text")
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        stored_bytes = sum(meta.row_group(g).column(column).total_uncompressed_size for g in range(meta.num_row_groups))
+        texts = pq.read_table(f, columns=["system_text"]).column(0).to_pylist()
+        distinct = set(texts)
+        assert len(texts) == 2400 and len(distinct) == 300
+        assert stored_bytes < 1.1 * sum(len(t) for t in distinct) + 8 * len(texts)  # not 2,400 copies
+        dictionary = pq.ParquetFile(f, read_dictionary=["system_text"]).read(columns=["system_text"]).column(0)
+        assert sorted(dictionary.chunk(0).dictionary.to_pylist()) == sorted(distinct)  # its own prompts only
+        read = pq.read_schema(f)  # strings, not the dictionary the prompts were written from
+        assert {c.name: c.type for c in read} == {c.name: c.type for c in REQUEST_SCHEMA if c.name in read.names}
+    ingest_with(monkeypatch, LINK_NONE, [logs], tmp_path / "merged")
+    assert stored_rows(tmp_path / "linked").equals(stored_rows(tmp_path / "merged"))

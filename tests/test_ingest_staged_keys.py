@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.ingest.rows import new_row
 from pipeline.ingest.writer import _connection, _in_time_order, _staged_keys
+from pipeline.workdir.store import dictionary_encoded
 from schemas.logs import REQUEST_SCHEMA
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
@@ -27,16 +28,21 @@ def _row(i: int, system: str | None, **extra: Any) -> dict[str, Any]:
     )
 
 
-def test_staged_fingerprints_are_record_fp_of_every_row() -> None:
+@pytest.mark.parametrize("staged_as", ["strings", "dictionary"])
+def test_staged_fingerprints_are_record_fp_of_every_row(staged_as: str) -> None:
     """Repeated, distinct and missing system prompts, and batch halves (whose request fingerprint
     reads the system text itself): the md5 of each distinct prompt, computed once, gives exactly
-    `record_fp` and `batch_request_fp` row by row, in row order."""
+    `record_fp` and `batch_request_fp` row by row, in row order, whether the staged prompts are
+    strings or dictionary-encoded per file (as `Spool` writes them)."""
     rows = [_row(i, [PROMPT_A, PROMPT_B, None, "", PROMPT_A][i % 5]) for i in range(40)]
     rows += [_row(40, PROMPT_B, is_batch=True), _row(41, None, is_batch=True, response_id="msg_1")]
     table = pa.Table.from_pylist(rows, schema=REQUEST_SCHEMA)
     # staged as two files of the batch, the second's rows in two row groups: the prompts' digests
     # are found chunk by chunk
     parts = [table.slice(0, 17), table.slice(17, 11), table.slice(28)]
+    if staged_as == "dictionary":
+        parts = [dictionary_encoded(p) for p in parts]
+        assert pa.types.is_dictionary(parts[0].schema.field("system_text").type)
     con = _connection(threads=1)
     try:
         keys = _staged_keys(con, [("u000001-000000.parquet", parts[:1]), ("u000001-000001.parquet", parts[1:])])

@@ -57,8 +57,7 @@ from pipeline.dataset.filters import (
 from pipeline.dataset.redact import CachedRedactor
 from pipeline.dataset.targets import FORMATS, dumps, loads, record_dialog_text
 from pipeline.tokens import TokenCounter
-from pipeline.workdir.store import table_rows
-from schemas.logs import REPEATED_TEXT_COLUMNS
+from pipeline.workdir.store import dictionary_encoded, table_rows
 
 UNLABELED = "unlabeled"
 # Columns `dataset_partition_labeled.sql` joins from audit/request_labels.parquet (those it has).
@@ -165,7 +164,7 @@ def write_buckets(batches: Iterable[pa.RecordBatch], folder: Path, max_open: int
 
     Arrow IPC streams. The batches (a DuckDB reader's) are gathered into chunks of about `chunk_bytes`; each
     chunk is sorted by bucket, cut once, and every bucket's slice written as one batch, its repeated
-    texts dictionary-encoded (`_dictionary_encoded`). Memory is one chunk and its sorted copy,
+    texts dictionary-encoded (`dictionary_encoded`). Memory is one chunk and its sorted copy,
     whatever the number of rows per bucket (DuckDB's own partitioned Parquet writer buffers a row
     group per partition and ran out of memory at ~10 KB per request). Why chunks: the reader's
     batches are small (2,048 rows), and cutting each of them into a slice per bucket made the cost
@@ -203,7 +202,7 @@ def write_buckets(batches: Iterable[pa.RecordBatch], folder: Path, max_open: int
         rows = chunk.remove_column(col).to_batches()[0]
         bounds = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(keys)]
         for start, end in zip(bounds[:-1], bounds[1:], strict=False):
-            write(int(keys[start]), _dictionary_encoded(rows.slice(start, end - start)))
+            write(int(keys[start]), dictionary_encoded(rows.slice(start, end - start)))
 
     try:
         gathered: list[pa.RecordBatch] = []
@@ -223,16 +222,6 @@ def write_buckets(batches: Iterable[pa.RecordBatch], folder: Path, max_open: int
             writer.close()
             sink.close()
     return sorted(parts)
-
-
-def _dictionary_encoded(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The batch with its repeated text columns (`REPEATED_TEXT_COLUMNS`) dictionary-encoded: a
-    bucket holds the conversations that start alike, so its system prompts repeat (111 distinct in
-    999 rows at 1 M), and they were 80% of the bytes the partition step compressed and wrote."""
-    for i, name in enumerate(batch.schema.names):
-        if name in REPEATED_TEXT_COLUMNS and not pa.types.is_dictionary(batch.schema.field(i).type):
-            batch = batch.set_column(i, name, pc.dictionary_encode(batch.column(i)))
-    return batch
 
 
 def bucket_file_name(bucket: int) -> str:

@@ -56,7 +56,7 @@ from pipeline.ingest.formats import PendingLine
 from pipeline.progress import phase
 from pipeline.sql import SqlDir
 from pipeline.workdir import versions
-from pipeline.workdir.store import STORE_DIR, current_version, sql_literal
+from pipeline.workdir.store import STORE_DIR, current_version, dictionary_encoded, sql_literal
 from schemas import PARTITION_COLUMN, REQUEST_SCHEMA, UNDATED
 
 LINKS = ("requests", "rejects", "ingest_manifest.json")
@@ -171,7 +171,7 @@ class Spool:
         file of its own, which the commit can move into the store as it is; the smaller runs share
         one file, a row group per day (so an unsorted input never makes a file per day per batch).
         The keys of every file of the batch go into one keys file, computed in one query."""
-        runs = _day_runs(table)
+        runs = [dictionary_encoded(run) for run in _day_runs(table)]  # encoded per file: a dictionary of its rows only
         files = [(self._next_name(""), [run]) for run in runs if run.num_rows >= LINK_MIN_ROWS]
         shared = [run for run in runs if run.num_rows < LINK_MIN_ROWS]
         if shared:
@@ -189,7 +189,9 @@ class Spool:
         path = self.folder / folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")  # a killed writer leaves no half file under the real name
-        with pq.ParquetWriter(tmp, row_groups[0].schema, compression="zstd") as out:
+        # No Arrow schema in the footer: a reader sees the staged prompts as strings, as in the
+        # files DuckDB writes, not as the dictionary they were written from.
+        with pq.ParquetWriter(tmp, row_groups[0].schema, compression="zstd", store_schema=False) as out:
             for group in row_groups:
                 out.write_table(group)
         os.replace(tmp, path)
@@ -360,7 +362,7 @@ def _system_md5s(system_text: pa.ChunkedArray) -> pa.ChunkedArray:
 
     chunks = []
     for chunk in system_text.chunks:
-        encoded = pc.dictionary_encode(chunk)  # nulls stay null indices
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)  # nulls: null indices
         distinct = pa.array([md5(text) for text in encoded.dictionary.to_pylist()], pa.string())
         chunks.append(pc.take(distinct, encoded.indices))
     return pa.chunked_array(chunks, pa.string())
