@@ -190,10 +190,14 @@ class Spool:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")  # a killed writer leaves no half file under the real name
         # No Arrow schema in the footer: a reader sees the staged prompts as strings, as in the
-        # files DuckDB writes, not as the dictionary they were written from.
-        with pq.ParquetWriter(tmp, row_groups[0].schema, compression="zstd", store_schema=False) as out:
+        # files DuckDB writes, not as the dictionary they were written from. Without it the
+        # schema's own metadata (a solo row's keys) must be added to the footer by hand.
+        schema = row_groups[0].schema
+        with pq.ParquetWriter(tmp, schema, compression="zstd", store_schema=False) as out:
             for group in row_groups:
                 out.write_table(group)
+            if schema.metadata:
+                out.add_key_value_metadata(schema.metadata)
         os.replace(tmp, path)
 
     def write_reject(self, reject: dict[str, Any]) -> None:
