@@ -164,7 +164,8 @@ def write_buckets(batches: Iterable[pa.RecordBatch], folder: Path, max_open: int
 
     Arrow IPC streams. The batches (a DuckDB reader's) are gathered into chunks of about `chunk_bytes`; each
     chunk is sorted by bucket, cut once, and every bucket's slice written as one batch, its repeated
-    texts dictionary-encoded (`dictionary_encoded`). Memory is one chunk and its sorted copy,
+    texts dictionary-encoded (`dictionary_encoded`: a bucket's conversations start alike, 111 distinct
+    system prompts in 999 rows at 1 M, 80% of the bytes written before). Memory is one chunk and its sorted copy,
     whatever the number of rows per bucket (DuckDB's own partitioned Parquet writer buffers a row
     group per partition and ran out of memory at ~10 KB per request). Why chunks: the reader's
     batches are small (2,048 rows), and cutting each of them into a slice per bucket made the cost
