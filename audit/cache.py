@@ -527,7 +527,6 @@ def prepare_task(ctx: PrepareContext, job: PrepareInput) -> PreparedPart:
     with tempfile.TemporaryDirectory(prefix="logaudit-prepare-") as tmp:
         con = outcome_connection(ctx.memory_limit)
         try:
-            con.execute("SET enable_progress_bar = false")  # as `connect_partition`'s: the executor reports
             batches = (with_failed(con, b) for b in partition_batches(part, Path(tmp), PREPARE_INPUT_COLUMNS,
                                                                       ctx.cfg.batch_rows))
             target = Path(ctx.out_dir or tmp) / f"{part.name}.parquet"

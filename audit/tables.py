@@ -37,11 +37,9 @@ def driver_memory_limit(config: dict[str, Any] | None = None, beside: Executor |
 
 def open_store(workdir: Path, memory_limit: str | None = None, *,
                config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
-    """`connect_store` without DuckDB's progress bar (it would interleave with the CLI output),
-    limited to `memory_limit` (default: the driver's share alone of `config`'s budget)."""
-    con = connect_store(workdir, memory_limit=memory_limit or driver_memory_limit(config))
-    con.execute("SET enable_progress_bar = false")
-    return con
+    """`connect_store` limited to `memory_limit` (default: the driver's share alone of `config`'s
+    budget)."""
+    return connect_store(workdir, memory_limit=memory_limit or driver_memory_limit(config))
 
 
 # The audit's SQL files, run through the one runner (pipeline/sql.py).

@@ -432,7 +432,6 @@ def _partition_task(params: PartitionParams, job: tuple[str, tuple[str, ...]]) -
         con = connect_requests(list(files), memory_limit=params.memory_limit, threads=1,
                                temp_directory=Path(tmp) / "duckdb_tmp")
         try:
-            con.execute("SET enable_progress_bar = false")
             con.execute("SET preserve_insertion_order = false")  # each bucket is sorted by its reader
             assemble.execute(con, "rtrim_fast_macro")
             assemble.execute(con, "strip_prefix_macro")

@@ -93,11 +93,13 @@ def connect_requests(files: str | list[str], *, memory_limit: str, temp_director
 def outcome_connection(memory_limit: str, threads: int | None = 1,
                        temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
     """The one way a store connection is opened: UTC, `memory_limit` (spilling to `temp_directory`),
-    `threads` (None: DuckDB's default), the request-outcome macros. Without a view it serves a task
-    that reads its partition's files itself (`partition_batches`) and applies the store's outcome
-    rule to them; `connect_requests` adds the `requests` view."""
+    `threads` (None: DuckDB's default), the request-outcome macros, and no DuckDB progress bar (it
+    would interleave with the CLI's output; tasks report progress through the executor). Without a
+    view it serves a task that reads its partition's files itself (`partition_batches`) and applies
+    the store's outcome rule to them; `connect_requests` adds the `requests` view."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     con.execute("SET memory_limit = $limit", {"limit": memory_limit})
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -154,10 +156,8 @@ def connect_partition(part: StorePartition, tmp: Path, memory_limit: str) -> duc
     """A task's one-thread DuckDB over its partition's files (`partition_files`) as the `requests`
     view. One thread and the files in order make the rows' order depend only on the partition.
     DuckDB spills beyond `memory_limit` to `tmp`."""
-    con = connect_requests(partition_files(part, tmp), memory_limit=memory_limit, threads=1,
-                           temp_directory=tmp / "duckdb_tmp")
-    con.execute("SET enable_progress_bar = false")
-    return con
+    return connect_requests(partition_files(part, tmp), memory_limit=memory_limit, threads=1,
+                            temp_directory=tmp / "duckdb_tmp")
 
 
 def partition_files(part: StorePartition, tmp: Path) -> list[str]:
@@ -184,9 +184,10 @@ def partition_batches(part: StorePartition, tmp: Path, columns: list[str], batch
     Arrow export copied it into every row (~8 KB a row, most of the prepare task's reading). A
     column a file lacks (written before the column existed) is null, as `union_by_name` reads it."""
     for path in partition_files(part, tmp):
-        stored = set(pq.read_schema(path).names)
+        footer = pq.read_metadata(path)  # read once: which columns the file has, then its reader's
+        stored = set(footer.schema.to_arrow_schema().names)
         present = [c for c in columns if c in stored]
-        file = pq.ParquetFile(path, read_dictionary=[c for c in present if c in REPEATED_TEXT_COLUMNS])
+        file = pq.ParquetFile(path, metadata=footer, read_dictionary=[c for c in present if c in REPEATED_TEXT_COLUMNS])
         for batch in file.iter_batches(batch_size=batch_rows, columns=present, use_threads=False):
             if len(present) < len(columns):
                 batch = pa.RecordBatch.from_arrays(
